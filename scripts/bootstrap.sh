@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian 12 machine with the .NET SDK ready to build, test and run RsCapRet.Pipeline.
+# Idempotent: every step checks before it acts, so re-running is cheap and safe.
+#   1. apt packages (PostgreSQL 15 + PostGIS 3, GDAL, patchelf, g++, sentencepiece, pgvector build deps)
+#   2. pgvector 0.8.0 built from Debian's (trixie) source package against PostgreSQL 15
+#   3. NuGet restore + TorchSharp native compat fix where libstdc++ lacks GLIBCXX_3.4.32
+#   4. a local PostgreSQL cluster under .data/pg (loopback, non-root), database, migrations
+# Afterwards `source .data/db.env` gives RSCAPRET_DB.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# ---------------------------------------------------------------- 1. apt packages
+APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3 postgresql-server-dev-15 postgresql-client-15
+  gdal-bin libgdal32 patchelf g++ make dpkg-dev sentencepiece ca-certificates)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing apt packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  # The Debian package creates and starts a system cluster we don't use; keep it from being created.
+  $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/rscapret.conf >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+PG_BIN=/usr/lib/postgresql/15/bin
+
+# ---------------------------------------------------------------- 2. pgvector 0.8.0
+PGVECTOR_VERSION=0.8.0
+if [ ! -f "/usr/share/postgresql/15/extension/vector--${PGVECTOR_VERSION}.sql" ]; then
+  log "building pgvector ${PGVECTOR_VERSION} from Debian source"
+  SRC_LIST=/etc/apt/sources.list.d/rscapret-trixie-src.list
+  if [ ! -f "$SRC_LIST" ]; then
+    echo "deb-src http://deb.debian.org/debian trixie main" | $SUDO tee "$SRC_LIST" >/dev/null
+    $SUDO apt-get update -qq
+  fi
+  BUILD=$(mktemp -d)
+  (cd "$BUILD" && apt-get source -qq "pgvector=${PGVECTOR_VERSION}-*" >/dev/null 2>&1 || (cd "$BUILD" && apt-get source -qq pgvector >/dev/null))
+  dir=$(find "$BUILD" -maxdepth 1 -type d -name 'pgvector-*' | head -n1)
+  [ -n "$dir" ] || { log "apt-get source pgvector produced no source tree"; exit 1; }
+  make -s -C "$dir" PG_CONFIG=$PG_BIN/pg_config OPTFLAGS="" >/dev/null
+  $SUDO make -s -C "$dir" PG_CONFIG=$PG_BIN/pg_config install >/dev/null
+  rm -rf "$BUILD"
+  [ -f "/usr/share/postgresql/15/extension/vector--${PGVECTOR_VERSION}.sql" ] || { log "pgvector ${PGVECTOR_VERSION} did not install"; exit 1; }
+fi
+
+# ---------------------------------------------------------------- 3. restore + TorchSharp compat fix
+log "restoring NuGet packages"
+dotnet restore RsCapRet.Pipeline.sln -v q >/dev/null
+bash "$ROOT/scripts/compat/torchsharp-glibcxx.sh"
+
+# ---------------------------------------------------------------- 4. local PostgreSQL
+bash "$ROOT/scripts/db.sh" start
+log "ready"
