@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Local PostgreSQL 15 (+ PostGIS, pgvector) for development, tests and the demo: a cluster of its own under
+# $RSCAPRET_DATA_DIR (default .data/ in the checkout), listening on loopback only, run by a non-root user.
+#   scripts/db.sh start    init (once) + start + create database + write .data/db.env   (idempotent)
+#   scripts/db.sh stop | status | env
+# The password is generated once and kept in .data/db.env (mode 600); nothing is hard-coded.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA_DIR="${RSCAPRET_DATA_DIR:-$ROOT/.data}"
+PGDATA_DIR="$DATA_DIR/pg"
+SOCKET_DIR="$DATA_DIR/pg-run"
+ENV_FILE="$DATA_DIR/db.env"
+PORT="${RSCAPRET_PG_PORT:-55432}"
+DB_NAME="${RSCAPRET_DB_NAME:-rscapret}"
+DB_USER=rscapret
+PG_BIN=/usr/lib/postgresql/15/bin
+log() { printf '[db] %s\n' "$*" >&2; }
+
+# PostgreSQL refuses to run as root: as root, run it as the 'postgres' system user the Debian package made.
+if [ "$(id -u)" -eq 0 ]; then
+  RUN_AS=postgres
+  as_pg() { runuser -u "$RUN_AS" -- "$@"; }
+else
+  RUN_AS="$(id -un)"
+  as_pg() { "$@"; }
+fi
+
+ensure_env_file() {
+  mkdir -p "$DATA_DIR"
+  if [ ! -f "$ENV_FILE" ]; then
+    local pw; pw=$(openssl rand -hex 16)
+    umask 077
+    printf "export RSCAPRET_DB='Host=127.0.0.1;Port=%s;Database=%s;Username=%s;Password=%s'\n" \
+      "$PORT" "$DB_NAME" "$DB_USER" "$pw" > "$ENV_FILE"
+    printf '%s\n' "$pw" > "$DATA_DIR/db.password"
+  fi
+}
+
+init_cluster() {
+  [ -f "$PGDATA_DIR/PG_VERSION" ] && return 0
+  log "initialising cluster in $PGDATA_DIR (run as $RUN_AS)"
+  mkdir -p "$PGDATA_DIR" "$SOCKET_DIR"
+  chown "$RUN_AS" "$PGDATA_DIR" "$SOCKET_DIR"
+  chmod 700 "$PGDATA_DIR"
+  local pwfile; pwfile=$(mktemp); cp "$DATA_DIR/db.password" "$pwfile"; chown "$RUN_AS" "$pwfile"
+  as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U "$DB_USER" --pwfile="$pwfile" --auth=scram-sha-256 \
+    --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+  rm -f "$pwfile"
+  cat >> "$PGDATA_DIR/postgresql.conf" <<CONF
+# RsCapRet local cluster
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$SOCKET_DIR'
+max_connections = 200
+shared_buffers = 512MB
+maintenance_work_mem = 1GB
+fsync = on
+CONF
+}
+
+is_running() { as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
+
+start() {
+  [ -x "$PG_BIN/initdb" ] || { log "PostgreSQL 15 is not installed: run scripts/bootstrap.sh"; exit 1; }
+  ensure_env_file
+  init_cluster
+  mkdir -p "$SOCKET_DIR"; chown "$RUN_AS" "$SOCKET_DIR"
+  if ! is_running; then
+    log "starting PostgreSQL on 127.0.0.1:$PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 60 start >/dev/null
+  fi
+  export PGPASSWORD; PGPASSWORD=$(cat "$DATA_DIR/db.password")
+  if ! psql -h 127.0.0.1 -p "$PORT" -U "$DB_USER" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep -q 1; then
+    log "creating database $DB_NAME"
+    psql -h 127.0.0.1 -p "$PORT" -U "$DB_USER" -d postgres -qc "CREATE DATABASE \"$DB_NAME\"" >/dev/null
+  fi
+  log "connection string in $ENV_FILE (source it for RSCAPRET_DB)"
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) if [ -f "$PGDATA_DIR/PG_VERSION" ] && is_running; then as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop >/dev/null; log "stopped"; fi ;;
+  status) if [ -f "$PGDATA_DIR/PG_VERSION" ] && is_running; then log "running on 127.0.0.1:$PORT"; else log "not running"; exit 3; fi ;;
+  env) ensure_env_file; cat "$ENV_FILE" ;;
+  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,28 @@
+using NetTopologySuite.Geometries;
+
+namespace RsCapRet.Storage;
+
+/// <summary>What identifies a model in the catalogue (see migrations/0002).</summary>
+public sealed record ModelIdentity(string Name, string Version, string LlmBackbone, string VisionBackbone,
+    string HeadsSha256, int SharedDim = 256);
+
+/// <summary>A scene file as the catalogue knows it before ingestion.</summary>
+public sealed record SceneFile(string Path, string ContentSha256, long SizeBytes);
+
+/// <summary>Scene-level facts found while ingesting, written together with the tiles.</summary>
+public sealed record SceneMetadata(int WidthPx, int HeightPx, int BandCount, string? CrsWkt, int? CrsEpsg,
+    Polygon? Footprint, DateTimeOffset? AcquiredAt);
+
+/// <summary>One tile ready to store: grid position, pixel window, footprints, caption and 256-d vector.</summary>
+public sealed record TileRecord(int GridRow, int GridCol, int PxX, int PxY, int PxWidth, int PxHeight,
+    Polygon Footprint, Polygon FootprintNative, float NodataFraction, string? Caption, float[] Embedding);
+
+public enum SceneStatus { Pending, Ingesting, Done, Empty, Failed }
+
+public sealed record SceneRow(long Id, string Path, string ContentSha256, int ModelId, SceneStatus Status,
+    string? Error, int TileCount, int SkippedTiles);
+
+/// <summary>A retrieval hit: tile, its scene, cosine distance (0 = same direction) and what was stored.</summary>
+public sealed record TileHit(long TileId, long SceneId, string ScenePath, int GridRow, int GridCol,
+    int PxX, int PxY, int PxWidth, int PxHeight, Polygon Footprint, string? Caption, double Distance,
+    DateTimeOffset? AcquiredAt);

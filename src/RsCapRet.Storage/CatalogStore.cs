@@ -1,0 +1,185 @@
+using NetTopologySuite.Geometries;
+using Npgsql;
+using NpgsqlTypes;
+using Pgvector;
+
+namespace RsCapRet.Storage;
+
+/// <summary>
+/// Reads and writes models, scenes and tiles. A scene's tiles are written in one transaction together with the
+/// scene's final status, so a crash mid-scene leaves no tiles and a scene that does not look complete.
+/// </summary>
+public sealed class CatalogStore(NpgsqlDataSource dataSource)
+{
+    public NpgsqlDataSource DataSource { get; } = dataSource;
+
+    /// <summary>Returns the id of the model, registering it on first use.</summary>
+    public async Task<int> RegisterModelAsync(ModelIdentity model, CancellationToken ct = default)
+    {
+        if (model.SharedDim != 256)
+            throw new ArgumentException($"Model '{model.Name}' has shared dimension {model.SharedDim}; the catalogue stores 256-d vectors.");
+        await using var cmd = DataSource.CreateCommand("""
+            INSERT INTO models (name, version, llm_backbone, vision_backbone, heads_sha256, shared_dim)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (name, version, heads_sha256) DO UPDATE SET name = EXCLUDED.name
+            RETURNING id
+            """);
+        cmd.Parameters.Add(new() { Value = model.Name });
+        cmd.Parameters.Add(new() { Value = model.Version });
+        cmd.Parameters.Add(new() { Value = model.LlmBackbone });
+        cmd.Parameters.Add(new() { Value = model.VisionBackbone });
+        cmd.Parameters.Add(new() { Value = model.HeadsSha256 });
+        cmd.Parameters.Add(new() { Value = model.SharedDim });
+        return (int)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>
+    /// Claims a scene for ingestion by this worker. Returns null when this content was already ingested with this
+    /// model (done/empty) or another worker holds it (status 'ingesting' updated within <paramref name="lease"/>).
+    /// A failed or abandoned scene is claimed again, which makes jobs safe to retry.
+    /// </summary>
+    public async Task<long?> TryClaimSceneAsync(SceneFile file, int modelId, TimeSpan lease, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("""
+            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status)
+            VALUES ($1, $2, $3, $4, 'ingesting')
+            ON CONFLICT (content_sha256, model_id) DO UPDATE
+               SET status = 'ingesting', path = EXCLUDED.path, error = NULL, updated_at = now()
+             WHERE scenes.status IN ('pending', 'failed')
+                OR (scenes.status = 'ingesting' AND scenes.updated_at < now() - $5)
+            RETURNING id
+            """);
+        cmd.Parameters.Add(new() { Value = file.Path });
+        cmd.Parameters.Add(new() { Value = file.ContentSha256 });
+        cmd.Parameters.Add(new() { Value = file.SizeBytes });
+        cmd.Parameters.Add(new() { Value = modelId });
+        cmd.Parameters.Add(new() { Value = lease });
+        var id = await cmd.ExecuteScalarAsync(ct);
+        return id is long l ? l : null;
+    }
+
+    /// <summary>Keeps a claimed scene's lease alive during a long ingestion.</summary>
+    public async Task HeartbeatAsync(long sceneId, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET updated_at = now() WHERE id = $1 AND status = 'ingesting'");
+        cmd.Parameters.Add(new() { Value = sceneId });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>
+    /// Replaces the scene's tiles (binary COPY) and marks it done (or empty when there are none), atomically.
+    /// </summary>
+    public async Task CompleteSceneAsync(long sceneId, SceneMetadata meta, IReadOnlyList<TileRecord> tiles, int modelId,
+        int skippedTiles, CancellationToken ct = default)
+    {
+        await using var conn = await DataSource.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var del = new NpgsqlCommand("DELETE FROM tiles WHERE scene_id = $1", conn, tx))
+        {
+            del.Parameters.Add(new() { Value = sceneId });
+            await del.ExecuteNonQueryAsync(ct);
+        }
+        if (tiles.Count > 0)
+        {
+            await using var writer = await conn.BeginBinaryImportAsync("""
+                COPY tiles (scene_id, model_id, grid_row, grid_col, px_x, px_y, px_width, px_height,
+                            footprint, footprint_native, nodata_fraction, caption, embedding) FROM STDIN (FORMAT BINARY)
+                """, ct);
+            foreach (var t in tiles)
+            {
+                if (t.Embedding.Length != 256)
+                    throw new ArgumentException($"Tile ({t.GridRow},{t.GridCol}) has a {t.Embedding.Length}-d vector; 256 expected.");
+                await writer.StartRowAsync(ct);
+                await writer.WriteAsync(sceneId, NpgsqlDbType.Bigint, ct);
+                await writer.WriteAsync(modelId, NpgsqlDbType.Integer, ct);
+                await writer.WriteAsync(t.GridRow, NpgsqlDbType.Integer, ct);
+                await writer.WriteAsync(t.GridCol, NpgsqlDbType.Integer, ct);
+                await writer.WriteAsync(t.PxX, NpgsqlDbType.Integer, ct);
+                await writer.WriteAsync(t.PxY, NpgsqlDbType.Integer, ct);
+                await writer.WriteAsync(t.PxWidth, NpgsqlDbType.Integer, ct);
+                await writer.WriteAsync(t.PxHeight, NpgsqlDbType.Integer, ct);
+                await writer.WriteAsync((Geometry)t.Footprint, NpgsqlDbType.Geometry, ct);
+                await writer.WriteAsync((Geometry)t.FootprintNative, NpgsqlDbType.Geometry, ct);
+                await writer.WriteAsync(t.NodataFraction, NpgsqlDbType.Real, ct);
+                if (t.Caption is null) await writer.WriteNullAsync(ct); else await writer.WriteAsync(t.Caption, NpgsqlDbType.Text, ct);
+                await writer.WriteAsync(new Vector(t.Embedding), "vector", ct);
+            }
+            await writer.CompleteAsync(ct);
+        }
+        await using (var upd = new NpgsqlCommand("""
+            UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
+                   width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,
+                   footprint = $10, acquired_at = $11, updated_at = now()
+             WHERE id = $1
+            """, conn, tx))
+        {
+            upd.Parameters.Add(new() { Value = sceneId });
+            upd.Parameters.Add(new() { Value = tiles.Count > 0 ? "done" : "empty" });
+            upd.Parameters.Add(new() { Value = tiles.Count });
+            upd.Parameters.Add(new() { Value = skippedTiles });
+            upd.Parameters.Add(new() { Value = meta.WidthPx });
+            upd.Parameters.Add(new() { Value = meta.HeightPx });
+            upd.Parameters.Add(new() { Value = meta.BandCount });
+            upd.Parameters.Add(new() { Value = (object?)meta.CrsWkt ?? DBNull.Value });
+            upd.Parameters.Add(new() { Value = (object?)meta.CrsEpsg ?? DBNull.Value });
+            upd.Parameters.Add(new() { Value = (object?)meta.Footprint ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
+            upd.Parameters.Add(new() { Value = (object?)meta.AcquiredAt?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            await upd.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>Records a scene's failure (its tiles, if any from an earlier run, stay untouched).</summary>
+    public async Task FailSceneAsync(long sceneId, string error, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET status = 'failed', error = $2, updated_at = now() WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = sceneId });
+        cmd.Parameters.Add(new() { Value = error });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<SceneRow?> GetSceneAsync(long sceneId, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("""
+            SELECT id, path, content_sha256, model_id, status, error, tile_count, skipped_tiles FROM scenes WHERE id = $1
+            """);
+        cmd.Parameters.Add(new() { Value = sceneId });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        return new SceneRow(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt32(3),
+            Enum.Parse<SceneStatus>(r.GetString(4), ignoreCase: true), r.IsDBNull(5) ? null : r.GetString(5),
+            r.GetInt32(6), r.GetInt32(7));
+    }
+
+    /// <summary>
+    /// The k tiles nearest to <paramref name="query"/> by cosine distance, optionally only those whose footprint
+    /// intersects <paramref name="within"/> (EPSG:4326).
+    /// </summary>
+    public async Task<IReadOnlyList<TileHit>> NearestTilesAsync(float[] query, int k, int? modelId = null,
+        Geometry? within = null, CancellationToken ct = default)
+    {
+        if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
+        await using var cmd = DataSource.CreateCommand("""
+            SELECT t.id, t.scene_id, s.path, t.grid_row, t.grid_col, t.px_x, t.px_y, t.px_width, t.px_height,
+                   t.footprint, t.caption, t.embedding <=> $1 AS distance, s.acquired_at
+              FROM tiles t JOIN scenes s ON s.id = t.scene_id
+             WHERE s.status = 'done'
+               AND ($2::integer IS NULL OR t.model_id = $2)
+               AND ($3::geometry IS NULL OR ST_Intersects(t.footprint, $3))
+             ORDER BY t.embedding <=> $1
+             LIMIT $4
+            """);
+        cmd.Parameters.Add(new() { Value = new Vector(query) });
+        cmd.Parameters.Add(new() { Value = (object?)modelId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        cmd.Parameters.Add(new() { Value = (object?)within ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
+        cmd.Parameters.Add(new() { Value = k });
+        var hits = new List<TileHit>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+            hits.Add(new TileHit(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt32(3), r.GetInt32(4),
+                r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.GetFieldValue<Polygon>(9),
+                r.IsDBNull(10) ? null : r.GetString(10), r.GetDouble(11),
+                r.IsDBNull(12) ? null : new DateTimeOffset(r.GetDateTime(12), TimeSpan.Zero)));
+        return hits;
+    }
+}

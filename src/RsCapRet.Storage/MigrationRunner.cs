@@ -1,0 +1,113 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Npgsql;
+
+namespace RsCapRet.Storage;
+
+/// <summary>One numbered SQL file from migrations/ (NNNN_name.sql).</summary>
+public sealed record Migration(int Version, string Name, string Sql)
+{
+    public string Checksum => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Sql)));
+}
+
+/// <summary>
+/// Applies migrations/ in version order, each in its own transaction, and records them in
+/// schema_migrations. A session advisory lock serialises concurrent runners (several workers starting at
+/// once); an applied migration whose file has since changed is an error rather than silently skipped.
+/// </summary>
+public static partial class MigrationRunner
+{
+    private const long AdvisoryLockKey = 0x52734361705265; // "RsCapRe"
+
+    [GeneratedRegex(@"^(\d{4})_([a-z0-9_]+)\.sql$")]
+    private static partial Regex FileNamePattern();
+
+    /// <summary>The migrations embedded in this assembly (copied from the repository's migrations/ folder).</summary>
+    public static IReadOnlyList<Migration> Embedded()
+    {
+        var asm = typeof(MigrationRunner).Assembly;
+        var list = new List<Migration>();
+        foreach (var resource in asm.GetManifestResourceNames().Where(n => n.StartsWith("migrations/", StringComparison.Ordinal)))
+        {
+            var file = resource["migrations/".Length..];
+            var m = FileNamePattern().Match(file);
+            if (!m.Success) throw new InvalidOperationException($"Migration file name '{file}' is not of the form NNNN_name.sql.");
+            using var stream = asm.GetManifestResourceStream(resource)!;
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            list.Add(new Migration(int.Parse(m.Groups[1].Value), m.Groups[2].Value, reader.ReadToEnd()));
+        }
+        var duplicate = list.GroupBy(x => x.Version).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate != null) throw new InvalidOperationException($"Two migrations share version {duplicate.Key:D4}.");
+        return list.OrderBy(x => x.Version).ToList();
+    }
+
+    /// <summary>Applies pending migrations; returns the versions applied by this call (empty when up to date).</summary>
+    public static async Task<IReadOnlyList<int>> ApplyAsync(string connectionString, IReadOnlyList<Migration>? migrations = null,
+        CancellationToken ct = default)
+    {
+        migrations ??= Embedded();
+        await using var conn = new NpgsqlConnection(connectionString);
+        await conn.OpenAsync(ct);
+        await Exec(conn, "SELECT pg_advisory_lock(@k)", ct, ("k", AdvisoryLockKey));
+        try
+        {
+            await Exec(conn, """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version    integer     PRIMARY KEY,
+                    name       text        NOT NULL,
+                    checksum   text        NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now())
+                """, ct);
+            var applied = new Dictionary<int, string>();
+            await using (var cmd = new NpgsqlCommand("SELECT version, checksum FROM schema_migrations", conn))
+            await using (var r = await cmd.ExecuteReaderAsync(ct))
+                while (await r.ReadAsync(ct)) applied[r.GetInt32(0)] = r.GetString(1);
+
+            var done = new List<int>();
+            foreach (var m in migrations)
+            {
+                if (applied.TryGetValue(m.Version, out var checksum))
+                {
+                    if (checksum != m.Checksum)
+                        throw new InvalidOperationException(
+                            $"Migration {m.Version:D4}_{m.Name}.sql was changed after it was applied (checksum differs); " +
+                            "add a new migration instead of editing an applied one.");
+                    continue;
+                }
+                await using var tx = await conn.BeginTransactionAsync(ct);
+                try
+                {
+                    await using (var cmd = new NpgsqlCommand(m.Sql, conn, tx)) await cmd.ExecuteNonQueryAsync(ct);
+                    await using (var cmd = new NpgsqlCommand(
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (@v, @n, @c)", conn, tx))
+                    {
+                        cmd.Parameters.AddWithValue("v", m.Version);
+                        cmd.Parameters.AddWithValue("n", m.Name);
+                        cmd.Parameters.AddWithValue("c", m.Checksum);
+                        await cmd.ExecuteNonQueryAsync(ct);
+                    }
+                    await tx.CommitAsync(ct);
+                }
+                catch (PostgresException e)
+                {
+                    throw new InvalidOperationException($"Migration {m.Version:D4}_{m.Name}.sql failed: {e.MessageText}", e);
+                }
+                done.Add(m.Version);
+            }
+            return done;
+        }
+        finally
+        {
+            await Exec(conn, "SELECT pg_advisory_unlock(@k)", CancellationToken.None, ("k", AdvisoryLockKey));
+        }
+    }
+
+    private static async Task Exec(NpgsqlConnection conn, string sql, CancellationToken ct, params (string, object)[] args)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        foreach (var (n, v) in args) cmd.Parameters.AddWithValue(n, v);
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+}

@@ -1,0 +1,62 @@
+using Npgsql;
+using Pgvector.Npgsql;
+
+namespace RsCapRet.Storage;
+
+/// <summary>
+/// Entry point to the catalogue database: resolves the connection string (RSCAPRET_DB), migrates, and builds
+/// the Npgsql data source with the PostGIS (NetTopologySuite) and pgvector type mappings.
+/// </summary>
+public static class RsCapRetDatabase
+{
+    public const string ConnectionStringVariable = "RSCAPRET_DB";
+
+    /// <summary>RSCAPRET_DB from the environment, else the .data/db.env that scripts/db.sh writes.</summary>
+    public static string ResolveConnectionString(string? explicitValue = null)
+    {
+        if (!string.IsNullOrWhiteSpace(explicitValue)) return explicitValue;
+        var env = Environment.GetEnvironmentVariable(ConnectionStringVariable);
+        if (!string.IsNullOrWhiteSpace(env)) return env;
+        var root = Core.RepositoryPaths.TryFindRoot();
+        if (root != null)
+        {
+            var file = Path.Combine(root, ".data", "db.env");
+            if (File.Exists(file))
+            {
+                var fromFile = ParseEnvFile(file);
+                if (fromFile != null) return fromFile;
+            }
+        }
+        throw new InvalidOperationException(
+            $"No database configured: set {ConnectionStringVariable} to an Npgsql connection string " +
+            "(or run scripts/db.sh start, which writes .data/db.env).");
+    }
+
+    internal static string? ParseEnvFile(string path)
+    {
+        foreach (var raw in File.ReadAllLines(path))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith("export ", StringComparison.Ordinal)) line = line[7..].TrimStart();
+            if (!line.StartsWith(ConnectionStringVariable + "=", StringComparison.Ordinal)) continue;
+            return line[(ConnectionStringVariable.Length + 1)..].Trim().Trim('\'', '"');
+        }
+        return null;
+    }
+
+    /// <summary>Applies pending migrations, then returns a data source with the spatial and vector mappings.</summary>
+    public static async Task<NpgsqlDataSource> OpenAsync(string connectionString, bool migrate = true, CancellationToken ct = default)
+    {
+        // Migrate over a plain connection first: the typed data source must see the extension types at start-up.
+        if (migrate) await MigrationRunner.ApplyAsync(connectionString, ct: ct);
+        return CreateDataSource(connectionString);
+    }
+
+    public static NpgsqlDataSource CreateDataSource(string connectionString)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        builder.UseNetTopologySuite();
+        builder.UseVector();
+        return builder.Build();
+    }
+}

@@ -1,0 +1,119 @@
+using NetTopologySuite.Geometries;
+using Npgsql;
+using RsCapRet.Storage;
+using RsCapRet.TestSupport;
+
+namespace RsCapRet.Storage.Tests;
+
+public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
+{
+    private static readonly GeometryFactory Wgs84 = new(new PrecisionModel(), 4326);
+
+    private static Polygon Box(double minX, double minY, double maxX, double maxY, GeometryFactory? f = null) =>
+        (f ?? Wgs84).CreatePolygon([new(minX, minY), new(maxX, minY), new(maxX, maxY), new(minX, maxY), new(minX, minY)]);
+
+    /// <summary>A unit 256-d vector pointing mostly along axis <paramref name="axis"/>.</summary>
+    private static float[] Direction(int axis, float leak = 0.1f)
+    {
+        var v = new float[256];
+        v[axis] = 1f;
+        v[(axis + 1) % 256] = leak;
+        return v;
+    }
+
+    private async Task<int> ModelAsync(CatalogStore store, string hash = "abc") =>
+        await store.RegisterModelAsync(new ModelIdentity("test-model", "1", "llm", "vision", hash));
+
+    [Fact]
+    public async Task ExtensionsPostgisAndVectorArePresent()
+    {
+        await using var cmd = db.DataSource.CreateCommand("SELECT extname, extversion FROM pg_extension WHERE extname IN ('postgis','vector') ORDER BY 1");
+        await using var r = await cmd.ExecuteReaderAsync();
+        var found = new Dictionary<string, string>();
+        while (await r.ReadAsync()) found[r.GetString(0)] = r.GetString(1);
+        Assert.True(found.ContainsKey("postgis"), "postgis extension missing");
+        Assert.True(found.ContainsKey("vector"), "vector extension missing");
+        Assert.StartsWith("0.8", found["vector"]);
+    }
+
+    [Fact]
+    public async Task MigrationsAreRecordedOnceAndReRunIsANoOp()
+    {
+        var embedded = MigrationRunner.Embedded();
+        Assert.Equal(embedded.Select(m => m.Version), db.AppliedOnCreate);
+        Assert.Empty(await MigrationRunner.ApplyAsync(db.ConnectionString));
+        await using var cmd = db.DataSource.CreateCommand("SELECT count(*), count(DISTINCT version) FROM schema_migrations");
+        await using var r = await cmd.ExecuteReaderAsync();
+        await r.ReadAsync();
+        Assert.Equal(embedded.Count, r.GetInt64(0));
+        Assert.Equal(embedded.Count, r.GetInt64(1));
+    }
+
+    [Fact]
+    public async Task ChangedAppliedMigrationIsRefused()
+    {
+        var tampered = MigrationRunner.Embedded().Select(m => m.Version == 1 ? m with { Sql = m.Sql + "\n-- edited" } : m).ToList();
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => MigrationRunner.ApplyAsync(db.ConnectionString, tampered));
+        Assert.Contains("0001_extensions.sql was changed", ex.Message);
+    }
+
+    [Fact]
+    public async Task NearestWithBboxReturnsOnlyIntersectingTilesInDistanceOrder()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var modelId = await ModelAsync(store);
+        var sceneId = (await store.TryClaimSceneAsync(new SceneFile("/data/a.tif", "sha-knn", 10), modelId, TimeSpan.FromMinutes(5)))!.Value;
+        var utm = new GeometryFactory(new PrecisionModel(), 26914);
+        // Tiles 0..5 along a row of 1°-wide cells; tile i points along axis i.
+        var tiles = Enumerable.Range(0, 6).Select(i => new TileRecord(0, i, i * 256, 0, 256, 256,
+            Box(-98 + i, 47, -97 + i, 48), Box(i * 1000, 0, i * 1000 + 1000, 1000, utm), 0f, $"tile {i}", Direction(i))).ToList();
+        await store.CompleteSceneAsync(sceneId, new SceneMetadata(1536, 256, 3, null, 26914, Box(-98, 47, -92, 48), null), tiles, modelId, 0);
+
+        // The query points along axis 1 with some of axis 4; the bbox covers tiles 3..5 only.
+        var query = new float[256]; query[1] = 1f; query[4] = 0.5f;
+        var hits = await store.NearestTilesAsync(query, 10, modelId, Box(-94.5, 47.2, -91.5, 47.8));
+        Assert.Equal([4, 3, 5], hits.Select(h => h.GridCol));
+        Assert.All(hits, h => Assert.True(h.Footprint.Intersects(Box(-94.5, 47.2, -91.5, 47.8))));
+        Assert.True(hits[0].Distance < hits[1].Distance);
+        Assert.Equal("tile 4", hits[0].Caption);
+
+        var unfiltered = await store.NearestTilesAsync(query, 2, modelId);
+        Assert.Equal([1, 4], unfiltered.Select(h => h.GridCol));
+        Assert.Equal(SceneStatus.Done, (await store.GetSceneAsync(sceneId))!.Status);
+    }
+
+    [Fact]
+    public async Task SameContentIsClaimedOnceAndFailedScenesCanBeRetried()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var modelId = await ModelAsync(store);
+        var file = new SceneFile("/data/b.tif", "sha-claim", 10);
+        var first = await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5));
+        Assert.NotNull(first);
+        Assert.Null(await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5))); // held by the first worker
+        await store.FailSceneAsync(first!.Value, "boom");
+        Assert.Equal(first, await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5))); // retry reclaims
+        await store.CompleteSceneAsync(first.Value, new SceneMetadata(1, 1, 3, null, null, null, null), [], modelId, 4);
+        var row = await store.GetSceneAsync(first.Value);
+        Assert.Equal(SceneStatus.Empty, row!.Status);
+        Assert.Equal(4, row.SkippedTiles);
+        Assert.Null(await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5))); // already ingested
+    }
+
+    [Fact]
+    public async Task FailedCopyLeavesNoTilesAndSceneNotDone()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var modelId = await ModelAsync(store);
+        var sceneId = (await store.TryClaimSceneAsync(new SceneFile("/data/c.tif", "sha-atomic", 10), modelId, TimeSpan.FromMinutes(5)))!.Value;
+        var utm = new GeometryFactory(new PrecisionModel(), 26914);
+        var good = new TileRecord(0, 0, 0, 0, 1, 1, Box(0, 0, 1, 1), Box(0, 0, 1, 1, utm), 0, "ok", Direction(0));
+        var bad = good with { GridCol = 1, Embedding = new float[12] };
+        await Assert.ThrowsAsync<ArgumentException>(() =>
+            store.CompleteSceneAsync(sceneId, new SceneMetadata(1, 1, 3, null, null, null, null), [good, bad], modelId, 0));
+        await using var cmd = db.DataSource.CreateCommand("SELECT count(*) FROM tiles WHERE scene_id = $1");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = sceneId });
+        Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
+        Assert.Equal(SceneStatus.Ingesting, (await store.GetSceneAsync(sceneId))!.Status);
+    }
+}
