@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine with the .NET SDK: bootstrap (idempotent), build, test.
+# Prints the per-assembly results and, as its last line, "N passed, N failed".
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap.sh || { echo "bootstrap failed" >&2; echo "0 passed, 1 failed"; exit 1; }
+# shellcheck disable=SC1091
+source .data/db.env
+export RSCAPRET_DB
+
+LOG_DIR=".data/test-results"
+rm -rf "$LOG_DIR"; mkdir -p "$LOG_DIR"
+dotnet build RsCapRet.Pipeline.sln -c Release -v q -nologo > "$LOG_DIR/build.log" 2>&1
+if [ $? -ne 0 ]; then
+  grep -E ': error ' "$LOG_DIR/build.log" | sort -u >&2
+  echo "build failed (see $LOG_DIR/build.log)" >&2; echo "0 passed, 1 failed"; exit 1
+fi
+
+dotnet test RsCapRet.Pipeline.sln -c Release --no-build -nologo 2>&1 | tee "$LOG_DIR/test.log"
+status=${PIPESTATUS[0]}
+
+# Sum the per-assembly summary lines: "Passed!  - Failed: 0, Passed: 6, Skipped: 0, Total: 6, ..."
+read -r passed failed skipped < <(grep -E '^(Passed|Failed)! +- Failed:' "$LOG_DIR/test.log" | awk -F'[:,]' '
+  { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')
+assemblies=$(grep -cE '^(Passed|Failed)! +- Failed:' "$LOG_DIR/test.log")
+expected=$(find tests -name '*.Tests.csproj' | wc -l)
+if [ "$assemblies" -lt "$expected" ]; then
+  echo "only $assemblies of $expected test assemblies reported results" >&2
+  [ "$status" -ne 0 ] || status=1
+  failed=$((failed + expected - assemblies))
+fi
+[ "$status" -eq 0 ] && [ "$failed" -gt 0 ] && status=1
+if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi
+exit "$status"

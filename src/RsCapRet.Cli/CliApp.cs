@@ -1,0 +1,31 @@
+using System.CommandLine;
+using RsCapRet.Cli.Commands;
+
+namespace RsCapRet.Cli;
+
+/// <summary>The `rscapret` command: one sub-command per job users run by hand or from scripts.</summary>
+public static class CliApp
+{
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("RsCapRet.Pipeline: caption, embed and search remote-sensing imagery (RS-CapRet) in PostGIS + pgvector.");
+        foreach (var command in new[]
+                 {
+                     DbCommands.Build(),
+                 })
+            root.Subcommands.Add(command);
+        return root;
+    }
+
+    public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    {
+        var config = new InvocationConfiguration
+        {
+            Output = stdout ?? Console.Out,
+            Error = stderr ?? Console.Error,
+            // Our actions report their own errors (CommandAction.Run); anything else is a bug worth a trace.
+            EnableDefaultExceptionHandler = true,
+        };
+        return await BuildRoot().Parse(args).InvokeAsync(config);
+    }
+}

@@ -1,0 +1,59 @@
+using System.CommandLine;
+using Npgsql;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Cli.Commands;
+
+/// <summary>`rscapret db migrate|status`: the catalogue database (connection from RSCAPRET_DB or --db).</summary>
+public static class DbCommands
+{
+    public static readonly Option<string?> DbOption = new("--db")
+    {
+        Description = "Npgsql connection string (default: $RSCAPRET_DB, else .data/db.env written by scripts/db.sh)",
+    };
+
+    public static Command Build()
+    {
+        var db = new Command("db", "Manage the catalogue database");
+
+        var migrate = new Command("migrate", "Apply pending SQL migrations from migrations/") { DbOption };
+        CommandAction.Set(migrate, async (parse, output, ct) =>
+        {
+            var applied = await MigrationRunner.ApplyAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbOption)), ct: ct);
+            await output.WriteLineAsync(applied.Count == 0
+                ? "database is up to date"
+                : $"applied migrations: {string.Join(", ", applied.Select(v => v.ToString("D4")))}");
+            return 0;
+        });
+
+        var status = new Command("status", "Show applied migrations, extensions and catalogue counts") { DbOption };
+        CommandAction.Set(status, async (parse, output, ct) =>
+        {
+            var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbOption));
+            await using var conn = new NpgsqlConnection(cs);
+            await conn.OpenAsync(ct);
+            await output.WriteLineAsync($"server: {conn.Host}:{conn.Port} database {conn.Database} (PostgreSQL {conn.PostgreSqlVersion})");
+            await using (var cmd = new NpgsqlCommand("SELECT extname || ' ' || extversion FROM pg_extension WHERE extname IN ('postgis','vector') ORDER BY 1", conn))
+            await using (var r = await cmd.ExecuteReaderAsync(ct))
+                while (await r.ReadAsync(ct)) await output.WriteLineAsync($"extension: {r.GetString(0)}");
+            var pending = MigrationRunner.Embedded().Select(m => m.Version).ToHashSet();
+            await using (var cmd = new NpgsqlCommand("SELECT to_regclass('schema_migrations') IS NOT NULL", conn))
+                if ((bool)(await cmd.ExecuteScalarAsync(ct))!)
+                {
+                    await using var list = new NpgsqlCommand("SELECT version, name, applied_at FROM schema_migrations ORDER BY version", conn);
+                    await using var r = await list.ExecuteReaderAsync(ct);
+                    while (await r.ReadAsync(ct))
+                    {
+                        pending.Remove(r.GetInt32(0));
+                        await output.WriteLineAsync($"migration {r.GetInt32(0):D4}_{r.GetString(1)} applied {r.GetDateTime(2):u}");
+                    }
+                }
+            await output.WriteLineAsync(pending.Count == 0 ? "no pending migrations" : $"pending migrations: {string.Join(", ", pending.Order().Select(v => v.ToString("D4")))}");
+            return 0;
+        });
+
+        db.Subcommands.Add(migrate);
+        db.Subcommands.Add(status);
+        return db;
+    }
+}

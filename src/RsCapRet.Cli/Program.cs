@@ -1,0 +1,3 @@
+using RsCapRet.Cli;
+
+return await CliApp.RunAsync(args);
