@@ -1,0 +1,44 @@
+using Hangfire;
+using Hangfire.PostgreSql;
+using Npgsql;
+
+namespace RsCapRet.Jobs;
+
+/// <summary>
+/// Hangfire on the catalogue's PostgreSQL (schema "hangfire"): every worker process, on this machine or others,
+/// pulls from the same queues, and Hangfire's distributed locks keep a job on one worker at a time.
+/// </summary>
+public static class HangfireSetup
+{
+    public const string Schema = "hangfire";
+
+    public static IGlobalConfiguration UseRsCapRetStorage(this IGlobalConfiguration config, string connectionString) =>
+        config
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings()
+            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString),
+                new PostgreSqlStorageOptions { SchemaName = Schema, PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(2) })
+            .UseFilter(TransientRetry.Filter());
+}
+
+/// <summary>
+/// Retry as a filter: transient failures (database or network hiccups, I/O timeouts) are retried with back-off;
+/// bad input (corrupt raster, unknown CRS, bad checkpoint) fails at once with its message — retrying cannot fix it.
+/// </summary>
+public static class TransientRetry
+{
+    public static readonly Type[] TransientExceptionTypes =
+        [typeof(NpgsqlException), typeof(TimeoutException), typeof(HttpRequestException), typeof(TransientJobException)];
+
+    public static AutomaticRetryAttribute Filter() => new()
+    {
+        Attempts = 5,
+        DelaysInSeconds = [10, 60, 300, 900, 3600],
+        OnlyOn = TransientExceptionTypes,
+        OnAttemptsExceeded = AttemptsExceededAction.Fail,
+    };
+}
+
+/// <summary>A failure a later attempt may not meet (e.g. an archive share that was briefly unreachable).</summary>
+public sealed class TransientJobException(string message, Exception? inner = null) : Exception(message, inner);
