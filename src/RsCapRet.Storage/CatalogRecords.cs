@@ -26,3 +26,11 @@ public sealed record SceneRow(long Id, string Path, string ContentSha256, int Mo
 public sealed record TileHit(long TileId, long SceneId, string ScenePath, int GridRow, int GridCol,
     int PxX, int PxY, int PxWidth, int PxHeight, Polygon Footprint, string? Caption, double Distance,
     DateTimeOffset? AcquiredAt);
+
+/// <summary>
+/// Optional search filters. <see cref="Area"/> and <see cref="Near"/> are EPSG:4326 geometries (lon/lat);
+/// <see cref="Exact"/> ranks every filtered row without the ANN index (for validation).
+/// </summary>
+public sealed record SearchFilter(Geometry? Area = null, Point? Near = null, double? RadiusMetres = null,
+    DateTimeOffset? AcquiredAfter = null, DateTimeOffset? AcquiredBefore = null, int? ModelId = null,
+    long? SceneId = null, bool Exact = false);

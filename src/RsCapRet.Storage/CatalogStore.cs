@@ -152,27 +152,31 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// The k tiles nearest to <paramref name="query"/> by cosine distance, optionally only those whose footprint
-    /// intersects <paramref name="within"/> (EPSG:4326).
+    /// The k tiles nearest to <paramref name="query"/> by cosine distance under <paramref name="filter"/>, through
+    /// the rscapret_search SQL function (migrations/0003) that analysts use too.
     /// </summary>
-    public async Task<IReadOnlyList<TileHit>> NearestTilesAsync(float[] query, int k, int? modelId = null,
-        Geometry? within = null, CancellationToken ct = default)
+    public async Task<IReadOnlyList<TileHit>> SearchAsync(float[] query, int k, SearchFilter? filter = null,
+        CancellationToken ct = default)
     {
+        filter ??= new SearchFilter();
+        if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         await using var cmd = DataSource.CreateCommand("""
-            SELECT t.id, t.scene_id, s.path, t.grid_row, t.grid_col, t.px_x, t.px_y, t.px_width, t.px_height,
-                   t.footprint, t.caption, t.embedding <=> $1 AS distance, s.acquired_at
-              FROM tiles t JOIN scenes s ON s.id = t.scene_id
-             WHERE s.status = 'done'
-               AND ($2::integer IS NULL OR t.model_id = $2)
-               AND ($3::geometry IS NULL OR ST_Intersects(t.footprint, $3))
-             ORDER BY t.embedding <=> $1
-             LIMIT $4
+            SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
+                   footprint, caption, distance, acquired_at
+              FROM rscapret_search(query => $1, k => $2, area => $3, near => $4, radius_m => $5,
+                                   acquired_after => $6, acquired_before => $7, model => $8, scene => $9, exact => $10)
             """);
         cmd.Parameters.Add(new() { Value = new Vector(query) });
-        cmd.Parameters.Add(new() { Value = (object?)modelId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
-        cmd.Parameters.Add(new() { Value = (object?)within ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
         cmd.Parameters.Add(new() { Value = k });
+        cmd.Parameters.Add(new() { Value = (object?)filter.Area ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
+        cmd.Parameters.Add(new() { Value = (object?)filter.Near ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
+        cmd.Parameters.Add(new() { Value = (object?)filter.RadiusMetres ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+        cmd.Parameters.Add(new() { Value = (object?)filter.AcquiredAfter?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        cmd.Parameters.Add(new() { Value = (object?)filter.AcquiredBefore?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        cmd.Parameters.Add(new() { Value = (object?)filter.ModelId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        cmd.Parameters.Add(new() { Value = (object?)filter.SceneId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        cmd.Parameters.Add(new() { Value = filter.Exact });
         var hits = new List<TileHit>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))

@@ -71,13 +71,13 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
 
         // The query points along axis 1 with some of axis 4; the bbox covers tiles 3..5 only.
         var query = new float[256]; query[1] = 1f; query[4] = 0.5f;
-        var hits = await store.NearestTilesAsync(query, 10, modelId, Box(-94.5, 47.2, -91.5, 47.8));
+        var hits = await store.SearchAsync(query, 10, new SearchFilter(Area: Box(-94.5, 47.2, -91.5, 47.8), ModelId: modelId));
         Assert.Equal([4, 3, 5], hits.Select(h => h.GridCol));
         Assert.All(hits, h => Assert.True(h.Footprint.Intersects(Box(-94.5, 47.2, -91.5, 47.8))));
         Assert.True(hits[0].Distance < hits[1].Distance);
         Assert.Equal("tile 4", hits[0].Caption);
 
-        var unfiltered = await store.NearestTilesAsync(query, 2, modelId);
+        var unfiltered = await store.SearchAsync(query, 2, new SearchFilter(ModelId: modelId));
         Assert.Equal([1, 4], unfiltered.Select(h => h.GridCol));
         Assert.Equal(SceneStatus.Done, (await store.GetSceneAsync(sceneId))!.Status);
     }
