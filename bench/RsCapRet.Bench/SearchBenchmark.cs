@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using NetTopologySuite.Geometries;
+using Npgsql;
+using NpgsqlTypes;
+using Pgvector;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Bench;
+
+/// <summary>
+/// Synthetic catalogue of realistic shape (256-d vectors, 224-px tiles spread over three UTM zones) in a fresh
+/// database; measures p50/p95 latency of vector queries with and without a bbox filter, recall@10 of the
+/// HNSW path against exact search, and whether filtered queries return k rows.
+/// </summary>
+public static class SearchBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        int tiles = IntArg(args, "--tiles", 100_000), queries = IntArg(args, "--queries", 200), k = IntArg(args, "--k", 10);
+        var keep = args.Contains("--keep");
+        var admin = RsCapRetDatabase.ResolveConnectionString();
+        var dbName = $"rscapret_bench_{tiles}";
+        var cs = new NpgsqlConnectionStringBuilder(admin) { Database = dbName }.ConnectionString;
+
+        await using (var conn = new NpgsqlConnection(admin))
+        {
+            await conn.OpenAsync();
+            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{dbName}'", conn);
+            if (await exists.ExecuteScalarAsync() is null)
+            {
+                await using var create = new NpgsqlCommand($"CREATE DATABASE \"{dbName}\"", conn);
+                await create.ExecuteNonQueryAsync();
+            }
+        }
+        await using var ds = await RsCapRetDatabase.OpenAsync(cs);
+        var store = new CatalogStore(ds);
+        var modelId = await store.RegisterModelAsync(new ModelIdentity("bench", "1", "synthetic", "synthetic", "synthetic"));
+        await using (var count = ds.CreateCommand("SELECT count(*) FROM tiles"))
+            if ((long)(await count.ExecuteScalarAsync())! < tiles)
+                await LoadAsync(ds, store, modelId, tiles);
+
+        var rng = new Random(12345);
+        // Clustered data: queries near real tiles, as text queries land near the images they describe.
+        var centres = Centres();
+        var places = new List<(double X, double Y)>();
+        await using (var sample = ds.CreateCommand($"SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(footprint) c FROM tiles ORDER BY random() LIMIT {queries}) s"))
+        await using (var r = await sample.ExecuteReaderAsync())
+            while (await r.ReadAsync()) places.Add((r.GetDouble(0), r.GetDouble(1)));
+        var (plain, bbox, rows, recall) = (new List<double>(), new List<double>(), new List<int>(), 0.0);
+        for (var q = 0; q < queries; q++)
+        {
+            var query = Noisy(centres[rng.Next(centres.Length)], rng, 0.6f);
+            var sw = Stopwatch.StartNew();
+            var approx = await store.SearchAsync(query, k);
+            plain.Add(sw.Elapsed.TotalMilliseconds);
+
+            // A bbox of about 600 m around a real tile: ~50-100 of the catalogue's tiles, a selective filter.
+            var (lon, lat) = places[q % places.Count];
+            var box = Box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
+            sw.Restart();
+            var filtered = await store.SearchAsync(query, k, new SearchFilter(Area: box));
+            bbox.Add(sw.Elapsed.TotalMilliseconds);
+            rows.Add(filtered.Count);
+
+            if (q < Math.Min(queries, 50))
+            {
+                var exact = await store.SearchAsync(query, k, new SearchFilter(Exact: true));
+                recall += approx.Select(h => h.TileId).Intersect(exact.Select(h => h.TileId)).Count() / (double)k;
+            }
+        }
+        recall /= Math.Min(queries, 50);
+        Console.WriteLine($"tiles={tiles:N0} queries={queries} k={k}");
+        Console.WriteLine($"vector only : p50 {Pct(plain, 50):F2} ms  p95 {Pct(plain, 95):F2} ms");
+        Console.WriteLine($"vector+bbox : p50 {Pct(bbox, 50):F2} ms  p95 {Pct(bbox, 95):F2} ms  (queries returning k rows: {rows.Count(r => r == k)}/{rows.Count})");
+        Console.WriteLine($"recall@{k} (HNSW vs exact, {Math.Min(queries, 50)} queries): {recall:F3}");
+        if (!keep)
+        {
+            await ds.DisposeAsync();
+            NpgsqlConnection.ClearAllPools();
+            await using var conn = new NpgsqlConnection(admin);
+            await conn.OpenAsync();
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{dbName}\" WITH (FORCE)", conn);
+            await drop.ExecuteNonQueryAsync();
+        }
+        return 0;
+    }
+
+    private static async Task LoadAsync(NpgsqlDataSource ds, CatalogStore store, int modelId, int tiles)
+    {
+        Console.WriteLine($"loading {tiles:N0} synthetic tiles ...");
+        var sw = Stopwatch.StartNew();
+        await using (var drop = ds.CreateCommand("DROP INDEX IF EXISTS tiles_embedding_hnsw")) await drop.ExecuteNonQueryAsync();
+        var rng = new Random(42);
+        var centres = Centres();
+        const int perScene = 10_000;
+        for (var s = 0; s * perScene < tiles; s++)
+        {
+            var n = Math.Min(perScene, tiles - s * perScene);
+            var zone = s % 3; // UTM 14N, 15N, 16N
+            double lon0 = -99 + zone * 6 + rng.NextDouble() * 4, lat0 = 40 + rng.NextDouble() * 6;
+            var id = (await store.TryClaimSceneAsync(new SceneFile($"/archive/scene_{s}.tif", $"bench-{s}", 1), modelId, TimeSpan.FromHours(1)))!.Value;
+            var side = (int)Math.Ceiling(Math.Sqrt(n));
+            var utm = new GeometryFactory(new PrecisionModel(), 32614 + zone);
+            var list = new List<TileRecord>(n);
+            for (var i = 0; i < n; i++)
+            {
+                int r = i / side, c = i % side;
+                double step = 224 * 0.3 / 111_000.0; // 224 px at 0.3 m, in degrees (roughly)
+                double x = lon0 + c * step, y = lat0 + r * step;
+                list.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, Box(x, y, x + step, y + step),
+                    Box(c * 67.2, r * 67.2, (c + 1) * 67.2, (r + 1) * 67.2, utm), 0, null,
+                    Noisy(centres[rng.Next(centres.Length)], rng, 0.8f)));
+            }
+            await store.CompleteSceneAsync(id, new SceneMetadata(side * 224, side * 224, 3, null, 32614 + zone, null,
+                new DateTimeOffset(2018 + s % 5, 6, 1, 0, 0, 0, TimeSpan.Zero)), list, modelId, 0);
+        }
+        Console.WriteLine($"  copied in {sw.Elapsed.TotalSeconds:F0} s; building HNSW index ...");
+        sw.Restart();
+        await using (var idx = ds.CreateCommand("SET maintenance_work_mem = '2GB'; CREATE INDEX tiles_embedding_hnsw ON tiles USING hnsw (embedding vector_cosine_ops)"))
+        {
+            idx.CommandTimeout = 0;
+            await idx.ExecuteNonQueryAsync();
+        }
+        await using (var an = ds.CreateCommand("ANALYZE tiles; ANALYZE scenes")) await an.ExecuteNonQueryAsync();
+        Console.WriteLine($"  index built in {sw.Elapsed.TotalSeconds:F0} s");
+    }
+
+    private static float[][] Centres()
+    {
+        var rng = new Random(1);
+        return Enumerable.Range(0, 500).Select(_ => Enumerable.Range(0, 256).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray()).ToArray();
+    }
+
+    private static float[] Noisy(float[] centre, Random rng, float noise) =>
+        centre.Select(v => v + noise * (float)(rng.NextDouble() * 2 - 1)).ToArray();
+
+    private static readonly GeometryFactory Wgs84 = new(new PrecisionModel(), 4326);
+
+    private static Polygon Box(double minX, double minY, double maxX, double maxY, GeometryFactory? f = null) =>
+        (f ?? Wgs84).CreatePolygon([new(minX, minY), new(maxX, minY), new(maxX, maxY), new(minX, maxY), new(minX, minY)]);
+
+    private static double Pct(List<double> xs, int p)
+    {
+        var s = xs.Order().ToArray();
+        return s[Math.Clamp((int)Math.Ceiling(p / 100.0 * s.Length) - 1, 0, s.Length - 1)];
+    }
+
+    private static int IntArg(string[] args, string name, int dflt)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : dflt;
+    }
+}
