@@ -1,0 +1,32 @@
+using System.Runtime.InteropServices;
+
+using RsCapRet.Raster;
+
+namespace RsCapRet.Raster.Gdal;
+
+/// <summary>GDAL initialisation and error reporting: GDAL's errors become exceptions naming the file.</summary>
+internal static class GdalRuntime
+{
+    private static readonly Lazy<bool> Initialised = new(() =>
+    {
+        GdalNative.GDALAllRegister();
+        // Errors are read back with CPLGetLastErrorMsg and thrown; keep GDAL from also printing them to stderr.
+        GdalNative.CPLSetErrorHandler(NativeLibrary.GetExport(GdalNative.LibraryHandle, "CPLQuietErrorHandler"));
+        return true;
+    });
+
+    public static void EnsureInitialised() => _ = Initialised.Value;
+
+    public static string Version => GdalNative.Utf8(GdalNative.GDALVersionInfo("RELEASE_NAME")) ?? "unknown";
+
+    public static string LastError(string fallback)
+    {
+        var msg = GdalNative.Utf8(GdalNative.CPLGetLastErrorMsg());
+        return string.IsNullOrWhiteSpace(msg) ? fallback : msg.Trim();
+    }
+
+    public static void Check(int cplErr, string path, string what)
+    {
+        if (cplErr >= GdalNative.CE_Failure) throw new RasterException(path, $"{what}: {LastError("GDAL reported a failure")}");
+    }
+}

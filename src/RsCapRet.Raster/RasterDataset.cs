@@ -1,0 +1,153 @@
+using System.Runtime.InteropServices;
+using RsCapRet.Core;
+using RsCapRet.Raster.Gdal;
+
+namespace RsCapRet.Raster;
+
+/// <summary>One band as GDAL describes it (1-based index).</summary>
+public sealed record RasterBandInfo(int Index, GdalDataType DataType, ColorInterpretation ColorInterpretation,
+    string ColorInterpretationName, double? NoData, int MaskFlags)
+{
+    public bool IsAlpha => ColorInterpretation == ColorInterpretation.Alpha;
+    /// <summary>True when the band has a real mask (a per-dataset mask or alpha), not just "all valid" or nodata.</summary>
+    public bool HasMask => (MaskFlags & (GdalNative.GMF_ALL_VALID | GdalNative.GMF_NODATA)) == 0;
+}
+
+/// <summary>A coordinate reference system: WKT, and the EPSG code where GDAL can identify one.</summary>
+public sealed record CrsInfo(string Wkt, int? Epsg);
+
+/// <summary>
+/// A raster file opened read-only through GDAL: size, bands, geotransform, CRS and windowed reads.
+/// Not thread-safe (GDAL dataset handles are not); open one per worker.
+/// </summary>
+public sealed class RasterDataset : IDisposable
+{
+    private readonly SafeDatasetHandle _handle;
+
+    public string Path { get; }
+    public int Width { get; }
+    public int Height { get; }
+    public IReadOnlyList<RasterBandInfo> Bands { get; }
+    /// <summary>GDAL's affine geotransform (x0, dx/dcol, dx/drow, y0, dy/dcol, dy/drow), or null when the file has none.</summary>
+    public double[]? GeoTransform { get; }
+    public CrsInfo? Crs { get; }
+    public string DriverName { get; }
+
+    private RasterDataset(string path, SafeDatasetHandle handle)
+    {
+        Path = path;
+        _handle = handle;
+        Width = GdalNative.GDALGetRasterXSize(handle);
+        Height = GdalNative.GDALGetRasterYSize(handle);
+        DriverName = GdalNative.Utf8(GdalNative.GDALGetDriverShortName(GdalNative.GDALGetDatasetDriver(handle))) ?? "?";
+        var bands = new List<RasterBandInfo>();
+        for (var i = 1; i <= GdalNative.GDALGetRasterCount(handle); i++)
+        {
+            var band = GdalNative.GDALGetRasterBand(handle, i);
+            var nodata = GdalNative.GDALGetRasterNoDataValue(band, out var hasNoData);
+            var ci = GdalNative.GDALGetRasterColorInterpretation(band);
+            bands.Add(new RasterBandInfo(i, (GdalDataType)GdalNative.GDALGetRasterDataType(band),
+                Enum.IsDefined(typeof(ColorInterpretation), ci) ? (ColorInterpretation)ci : ColorInterpretation.Undefined,
+                GdalNative.Utf8(GdalNative.GDALGetColorInterpretationName(ci)) ?? "Undefined",
+                hasNoData != 0 ? nodata : null, GdalNative.GDALGetMaskFlags(band)));
+        }
+        Bands = bands;
+        var gt = new double[6];
+        GeoTransform = GdalNative.GDALGetGeoTransform(handle, gt) == GdalNative.CE_None ? gt : null;
+        Crs = ReadCrs(handle);
+    }
+
+    /// <summary>Opens <paramref name="path"/> read-only; clear errors for a missing file or one GDAL can't read as a raster.</summary>
+    public static RasterDataset Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        var full = System.IO.Path.GetFullPath(path);
+        if (!File.Exists(full) && !path.StartsWith("/vsi", StringComparison.Ordinal))
+            throw new RasterException(path, Directory.Exists(full) ? "is a directory, not a raster file" : "does not exist");
+        GdalRuntime.EnsureInitialised();
+        GdalNative.CPLErrorReset();
+        var raw = GdalNative.GDALOpenEx(full, GdalNative.OF_RASTER | GdalNative.OF_READONLY, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero);
+        if (raw == IntPtr.Zero)
+            throw new RasterException(path, "GDAL cannot open it as a raster: " + GdalRuntime.LastError("unrecognised format or unreadable file"));
+        var handle = new SafeDatasetHandle();
+        Marshal.InitHandle(handle, raw);
+        try
+        {
+            var ds = new RasterDataset(path, handle);
+            if (ds.Width <= 0 || ds.Height <= 0 || ds.Bands.Count == 0)
+                throw new RasterException(path, $"has no raster data ({ds.Width}x{ds.Height}, {ds.Bands.Count} bands)");
+            return ds;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="window"/> of band <paramref name="band"/> (1-based) into <paramref name="buffer"/> at
+    /// <paramref name="bufWidth"/> x <paramref name="bufHeight"/> (a different size resamples through GDAL), converting
+    /// to the buffer's element type. <paramref name="pixelStride"/>/<paramref name="lineStride"/> (in elements) allow
+    /// writing straight into an interleaved buffer.
+    /// </summary>
+    public unsafe void Read<T>(int band, PixelWindow window, Span<T> buffer, int bufWidth, int bufHeight,
+        ResampleAlgorithm resample = ResampleAlgorithm.Nearest, int pixelStride = 1, int lineStride = 0) where T : unmanaged
+    {
+        if (band < 1 || band > Bands.Count) throw new ArgumentOutOfRangeException(nameof(band), band, $"{Path} has bands 1..{Bands.Count}.");
+        if (window.X < 0 || window.Y < 0 || window.Width <= 0 || window.Height <= 0 || window.X + window.Width > Width || window.Y + window.Height > Height)
+            throw new ArgumentOutOfRangeException(nameof(window), window, $"Window lies outside {Path} ({Width}x{Height}).");
+        if (lineStride == 0) lineStride = bufWidth * pixelStride;
+        var needed = (long)(bufHeight - 1) * lineStride + (long)(bufWidth - 1) * pixelStride + 1;
+        if (buffer.Length < needed) throw new ArgumentException($"Buffer holds {buffer.Length} elements; {needed} needed.", nameof(buffer));
+        var extra = GdalNative.RasterIOExtraArg.Create(resample);
+        GdalNative.CPLErrorReset();
+        fixed (T* p = buffer)
+        {
+            var err = GdalNative.GDALRasterIOEx(GdalNative.GDALGetRasterBand(_handle, band), GdalNative.GF_Read,
+                window.X, window.Y, window.Width, window.Height, p, bufWidth, bufHeight, (int)DataTypeOf<T>(),
+                (long)pixelStride * sizeof(T), (long)lineStride * sizeof(T), ref extra);
+            GdalRuntime.Check(err, Path, $"reading band {band} window {window}");
+        }
+    }
+
+    /// <summary>Reads the GDAL mask of band <paramref name="band"/> (0 = invalid, 255 = valid) for a window.</summary>
+    public unsafe void ReadMask(int band, PixelWindow window, Span<byte> buffer, int bufWidth, int bufHeight)
+    {
+        var mask = GdalNative.GDALGetMaskBand(GdalNative.GDALGetRasterBand(_handle, band));
+        var extra = GdalNative.RasterIOExtraArg.Create(ResampleAlgorithm.Nearest);
+        GdalNative.CPLErrorReset();
+        fixed (byte* p = buffer)
+        {
+            var err = GdalNative.GDALRasterIOEx(mask, GdalNative.GF_Read, window.X, window.Y, window.Width, window.Height,
+                p, bufWidth, bufHeight, (int)GdalDataType.Byte, 1, bufWidth, ref extra);
+            GdalRuntime.Check(err, Path, $"reading the mask of band {band}");
+        }
+    }
+
+    /// <summary>A dataset-level metadata item (e.g. TIFFTAG_DATETIME), or null.</summary>
+    public string? Metadata(string name, string? domain = null) =>
+        GdalNative.Utf8(GdalNative.GDALGetMetadataItem(_handle.DangerousGetHandle(), name, domain));
+
+    internal SafeDatasetHandle Handle => _handle;
+
+    public void Dispose() => _handle.Dispose();
+
+    internal static GdalDataType DataTypeOf<T>() where T : unmanaged =>
+        typeof(T) == typeof(byte) ? GdalDataType.Byte :
+        typeof(T) == typeof(ushort) ? GdalDataType.UInt16 :
+        typeof(T) == typeof(short) ? GdalDataType.Int16 :
+        typeof(T) == typeof(uint) ? GdalDataType.UInt32 :
+        typeof(T) == typeof(int) ? GdalDataType.Int32 :
+        typeof(T) == typeof(float) ? GdalDataType.Float32 :
+        typeof(T) == typeof(double) ? GdalDataType.Float64 :
+        throw new NotSupportedException($"No GDAL data type for {typeof(T).Name}.");
+
+    private static CrsInfo? ReadCrs(SafeDatasetHandle handle)
+    {
+        var borrowed = GdalNative.GDALGetSpatialRef(handle);
+        if (borrowed == IntPtr.Zero) return null;
+        using var srs = SpatialReference.CloneOf(borrowed);
+        return new CrsInfo(srs.ToWkt(), srs.Epsg());
+    }
+}

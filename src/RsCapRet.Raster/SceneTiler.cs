@@ -1,0 +1,309 @@
+using System.Globalization;
+using RsCapRet.Core;
+using RsCapRet.Raster.Gdal;
+
+namespace RsCapRet.Raster;
+
+/// <summary>How a scene's bands become 8-bit RGB.</summary>
+public enum StretchMode
+{
+    /// <summary>Byte imagery is used as stored (what captioning datasets look like); other types get the percentile stretch.</summary>
+    Auto,
+    /// <summary>Per-scene, per-band percentile stretch (low..high percent to 0..255), whatever the data type.</summary>
+    Percentile,
+    /// <summary>Values clamped to 0..255 as they are.</summary>
+    None,
+}
+
+/// <summary>Options of <see cref="SceneTiler"/>; defaults suit a model with 224-px inputs.</summary>
+public sealed record TilingOptions
+{
+    /// <summary>Tile edge in output pixels (the model's input size).</summary>
+    public int TileSize { get; init; } = 224;
+    /// <summary>Overlap between neighbouring tiles, in output pixels.</summary>
+    public int Overlap { get; init; }
+    /// <summary>Ground sample distance (CRS units per pixel, metres for projected CRSs) tiles are resampled to; null = native.</summary>
+    public double? TargetGsd { get; init; }
+    /// <summary>1-based band numbers for R, G, B (e.g. 4,3,2); null = from colour interpretation, else bands 1-3.</summary>
+    public IReadOnlyList<int>? Bands { get; init; }
+    /// <summary>Tiles whose fraction of nodata/masked/outside pixels exceeds this are skipped (and counted).</summary>
+    public double MaxNodataFraction { get; init; } = 0.5;
+    public StretchMode Stretch { get; init; } = StretchMode.Auto;
+    public double StretchLowPercent { get; init; } = 2;
+    public double StretchHighPercent { get; init; } = 98;
+    /// <summary>Accept scenes without a CRS (footprints are then in pixel coordinates, SRID 0, and no WGS84 footprint).</summary>
+    public bool AllowMissingCrs { get; init; }
+
+    public void Validate()
+    {
+        if (TileSize is < 8 or > 8192) throw new ArgumentOutOfRangeException(nameof(TileSize), TileSize, "Tile size must be 8..8192 px.");
+        if (Overlap < 0 || Overlap >= TileSize) throw new ArgumentOutOfRangeException(nameof(Overlap), Overlap, "Overlap must be 0..tile size-1.");
+        if (TargetGsd is <= 0) throw new ArgumentOutOfRangeException(nameof(TargetGsd), TargetGsd, "Target GSD must be positive.");
+        if (MaxNodataFraction is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(MaxNodataFraction), MaxNodataFraction, "Must be 0..1.");
+        if (!(StretchLowPercent >= 0 && StretchLowPercent < StretchHighPercent && StretchHighPercent <= 100))
+            throw new ArgumentOutOfRangeException(nameof(StretchLowPercent), "Stretch percentiles must satisfy 0 <= low < high <= 100.");
+        if (Bands != null && Bands.Count != 3) throw new ArgumentException("Exactly three bands (R,G,B) must be named.", nameof(Bands));
+    }
+}
+
+/// <summary>Scene-level facts: what was opened and how it is tiled.</summary>
+public sealed record SceneInfo(string Path, string Driver, int Width, int Height, int BandCount, IReadOnlyList<int> RgbBands,
+    int? AlphaBand, CrsInfo? Crs, double[]? GeoTransform, double NativeGsd, double TileGsd, int GridRows, int GridCols,
+    Footprint FootprintNative, Footprint? FootprintWgs84, DateTimeOffset? AcquiredAt,
+    IReadOnlyList<(double Low, double High)> StretchRanges);
+
+/// <summary>One tile ready for the model: grid position, source window, RGB pixels, footprints, nodata share.</summary>
+public sealed record RasterTile(int GridRow, int GridCol, PixelWindow Window, RgbImage Image,
+    Footprint FootprintNative, Footprint? FootprintWgs84, double NodataFraction);
+
+/// <summary>
+/// Turns a raster into model-ready RGB tiles with windowed (optionally resampled) GDAL reads only, so memory is
+/// bounded by the tile size whatever the scene size. Band choice, 8-bit stretch, nodata/alpha handling, the tile
+/// grid and footprints (native CRS and EPSG:4326) are decided here.
+/// Edge tiles keep the full tile size: the part beyond the raster is padding and counts as nodata.
+/// </summary>
+public sealed class SceneTiler : IDisposable
+{
+    private readonly RasterDataset _ds;
+    private readonly TilingOptions _options;
+    private readonly CoordinateTransform? _toWgs84;
+    private readonly int _srid;
+    private readonly int _sourceTile, _sourceStride;
+
+    public SceneInfo Info { get; }
+    /// <summary>Tiles skipped so far by <see cref="Tiles"/> (nodata above the threshold).</summary>
+    public int SkippedTiles { get; private set; }
+
+    private SceneTiler(RasterDataset ds, TilingOptions options)
+    {
+        _ds = ds;
+        _options = options;
+        var path = ds.Path;
+        if (ds.Crs is null && !options.AllowMissingCrs)
+            throw new RasterException(path, "has no coordinate reference system, so its tiles cannot be placed on the map " +
+                                            "(georeference it, or pass --no-crs to index it in pixel coordinates)");
+        if (ds.GeoTransform is null && !options.AllowMissingCrs)
+            throw new RasterException(path, "has no geotransform, so its tiles cannot be placed on the map (pass --no-crs to index it in pixel coordinates)");
+
+        var (rgb, alpha) = ChooseBands(ds, options.Bands);
+        foreach (var b in rgb.Distinct())
+            if (ds.Bands[b - 1].DataType is GdalDataType.CInt16 or GdalDataType.CInt32 or GdalDataType.CFloat32 or GdalDataType.CFloat64 or GdalDataType.Unknown)
+                throw new RasterException(path, $"band {b} has data type {ds.Bands[b - 1].DataType}, which cannot be shown as an image");
+
+        var gt = ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
+        var nativeGsd = Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]);
+        var scale = options.TargetGsd is { } target ? target / nativeGsd : 1.0;
+        _sourceTile = Math.Max(1, (int)Math.Round(options.TileSize * scale));
+        _sourceStride = Math.Max(1, (int)Math.Round((options.TileSize - options.Overlap) * scale));
+        var cols = GridCount(ds.Width, _sourceTile, _sourceStride);
+        var rows = GridCount(ds.Height, _sourceTile, _sourceStride);
+
+        if (ds.Crs != null)
+        {
+            using var native = SpatialReference.FromWkt(ds.Crs.Wkt);
+            using var wgs84 = SpatialReference.FromEpsg(4326);
+            _toWgs84 = new CoordinateTransform(native, wgs84, path);
+            _srid = ds.Crs.Epsg ?? 0;
+        }
+        var full = new PixelWindow(0, 0, ds.Width, ds.Height);
+        Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
+            nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTime(ds),
+            StretchRanges(ds, rgb, alpha, options));
+    }
+
+    public static SceneTiler Open(string path, TilingOptions? options = null)
+    {
+        options ??= new TilingOptions();
+        options.Validate();
+        var ds = RasterDataset.Open(path);
+        try { return new SceneTiler(ds, options); }
+        catch { ds.Dispose(); throw; }
+    }
+
+    private static int GridCount(int size, int tile, int stride) => size <= tile ? 1 : (size - tile + stride - 1) / stride + 1;
+
+    /// <summary>The tiles, row by row; skipped tiles are counted in <see cref="SkippedTiles"/>.</summary>
+    public IEnumerable<RasterTile> Tiles()
+    {
+        SkippedTiles = 0;
+        for (var r = 0; r < Info.GridRows; r++)
+        for (var c = 0; c < Info.GridCols; c++)
+        {
+            var tile = ReadTile(r, c);
+            if (tile is null) SkippedTiles++;
+            else yield return tile;
+        }
+    }
+
+    /// <summary>Reads one grid cell, or null when its nodata share exceeds the threshold.</summary>
+    public RasterTile? ReadTile(int row, int col)
+    {
+        if (row < 0 || row >= Info.GridRows || col < 0 || col >= Info.GridCols)
+            throw new ArgumentOutOfRangeException(nameof(row), $"Tile ({row},{col}) is outside the {Info.GridRows}x{Info.GridCols} grid.");
+        int n = _options.TileSize, x0 = col * _sourceStride, y0 = row * _sourceStride;
+        var clipped = new PixelWindow(x0, y0, Math.Min(_sourceTile, _ds.Width - x0), Math.Min(_sourceTile, _ds.Height - y0));
+        // The clipped window fills the matching share of the output tile; the rest is padding.
+        var outW = Math.Max(1, (int)Math.Round((double)clipped.Width / _sourceTile * n));
+        var outH = Math.Max(1, (int)Math.Round((double)clipped.Height / _sourceTile * n));
+        var resample = _sourceTile == n ? ResampleAlgorithm.Nearest : _sourceTile > n ? ResampleAlgorithm.Average : ResampleAlgorithm.Bilinear;
+
+        var valid = new bool[n * n];
+        var values = new float[outW * outH];
+        var image = RgbImage.Create(n, n);
+        for (var i = 0; i < outH; i++) for (var j = 0; j < outW; j++) valid[i * n + j] = true;
+        // Validity: GDAL's mask (nodata, per-dataset masks) of each chosen band and the alpha band.
+        var mask = new byte[outW * outH];
+        foreach (var b in Info.RgbBands.Append(Info.AlphaBand ?? 0).Where(b => b > 0).Distinct())
+        {
+            if ((_ds.Bands[b - 1].MaskFlags & GdalNative.GMF_ALL_VALID) != 0 && b != Info.AlphaBand) continue;
+            if (b == Info.AlphaBand) _ds.Read(b, clipped, mask.AsSpan(), outW, outH, ResampleAlgorithm.Nearest);
+            else _ds.ReadMask(b, clipped, mask, outW, outH);
+            for (var i = 0; i < outH; i++) for (var j = 0; j < outW; j++) if (mask[i * outW + j] == 0) valid[i * n + j] = false;
+        }
+        for (var channel = 0; channel < 3; channel++)
+        {
+            _ds.Read(Info.RgbBands[channel], clipped, values.AsSpan(), outW, outH, resample);
+            var (lo, hi) = Info.StretchRanges[channel];
+            var span = hi > lo ? 255.0 / (hi - lo) : 0;
+            for (var i = 0; i < outH; i++)
+            for (var j = 0; j < outW; j++)
+            {
+                var v = values[i * outW + j];
+                if (float.IsNaN(v) || float.IsInfinity(v)) { valid[i * n + j] = false; continue; }
+                image.Pixels[(i * n + j) * 3 + channel] = (byte)Math.Clamp(Math.Round((v - lo) * span), 0, 255);
+            }
+        }
+        var invalid = 0;
+        for (var k = 0; k < valid.Length; k++)
+        {
+            if (valid[k]) continue;
+            invalid++;
+            image.Pixels[k * 3] = image.Pixels[k * 3 + 1] = image.Pixels[k * 3 + 2] = 0;
+        }
+        var fraction = (double)invalid / valid.Length;
+        if (fraction > _options.MaxNodataFraction) return null;
+        var window = new PixelWindow(x0, y0, _sourceTile, _sourceTile);
+        return new RasterTile(row, col, window, image, NativeFootprint(window), Wgs84Footprint(window), fraction);
+    }
+
+    /// <summary>The window's four corners through the full affine geotransform (rotation terms included).</summary>
+    private (double[] X, double[] Y) Corners(PixelWindow w)
+    {
+        var gt = _ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
+        double[] px = [w.X, w.X + w.Width, w.X + w.Width, w.X, w.X];
+        double[] py = [w.Y, w.Y, w.Y + w.Height, w.Y + w.Height, w.Y];
+        var x = new double[5];
+        var y = new double[5];
+        for (var i = 0; i < 5; i++)
+        {
+            x[i] = gt[0] + px[i] * gt[1] + py[i] * gt[2];
+            y[i] = gt[3] + px[i] * gt[4] + py[i] * gt[5];
+        }
+        return (x, y);
+    }
+
+    private Footprint NativeFootprint(PixelWindow w)
+    {
+        var (x, y) = Corners(w);
+        return new Footprint(_ds.Crs is null ? 0 : _srid, Ring(x, y));
+    }
+
+    private Footprint? Wgs84Footprint(PixelWindow w)
+    {
+        if (_toWgs84 is null) return null;
+        var (x, y) = Corners(w);
+        _toWgs84.Transform(x, y);
+        return new Footprint(4326, Ring(x, y));
+    }
+
+    /// <summary>Counter-clockwise ring (GIS convention for exteriors), closed.</summary>
+    private static (double X, double Y)[] Ring(double[] x, double[] y)
+    {
+        var ring = x.Zip(y, (a, b) => (a, b)).ToArray();
+        double area2 = 0;
+        for (var i = 0; i < 4; i++) area2 += ring[i].a * ring[i + 1].b - ring[i + 1].a * ring[i].b;
+        if (area2 < 0) Array.Reverse(ring);
+        return ring;
+    }
+
+    internal static (IReadOnlyList<int> Rgb, int? Alpha) ChooseBands(RasterDataset ds, IReadOnlyList<int>? requested)
+    {
+        var alpha = ds.Bands.FirstOrDefault(b => b.IsAlpha)?.Index;
+        if (requested != null)
+        {
+            foreach (var b in requested)
+                if (b < 1 || b > ds.Bands.Count) throw new RasterException(ds.Path, $"has no band {b} (it has {ds.Bands.Count})");
+            return (requested.ToArray(), alpha);
+        }
+        int? Find(ColorInterpretation ci) => ds.Bands.FirstOrDefault(b => b.ColorInterpretation == ci)?.Index;
+        if (Find(ColorInterpretation.Red) is { } r && Find(ColorInterpretation.Green) is { } g && Find(ColorInterpretation.Blue) is { } bl)
+            return ([r, g, bl], alpha);
+        var data = ds.Bands.Where(b => !b.IsAlpha).Select(b => b.Index).ToArray();
+        if (data.Length == 0) throw new RasterException(ds.Path, "has only alpha bands");
+        if (ds.Bands[data[0] - 1].ColorInterpretation == ColorInterpretation.Palette)
+            throw new RasterException(ds.Path, "is a paletted image; expand it to RGB first (gdal_translate -expand rgb)");
+        return (data.Length >= 3 ? data[..3] : [data[0], data[0], data[0]], alpha);
+    }
+
+    /// <summary>
+    /// Per-band stretch ranges from a decimated read of the whole scene (at most ~1 Mpx, so memory stays bounded),
+    /// excluding nodata, masked and NaN pixels.
+    /// </summary>
+    private static IReadOnlyList<(double, double)> StretchRanges(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, TilingOptions options)
+    {
+        var stretch = options.Stretch == StretchMode.Auto
+            ? rgb.All(b => ds.Bands[b - 1].DataType == GdalDataType.Byte) ? StretchMode.None : StretchMode.Percentile
+            : options.Stretch;
+        if (stretch == StretchMode.None) return rgb.Select(_ => (0.0, 255.0)).ToArray();
+
+        var factor = Math.Max(1.0, Math.Sqrt((double)ds.Width * ds.Height / 1_000_000));
+        int w = Math.Max(1, (int)(ds.Width / factor)), h = Math.Max(1, (int)(ds.Height / factor));
+        var full = new PixelWindow(0, 0, ds.Width, ds.Height);
+        var values = new float[w * h];
+        var mask = new byte[w * h];
+        var ranges = new List<(double, double)>();
+        foreach (var b in rgb)
+        {
+            ds.Read(b, full, values.AsSpan(), w, h, ResampleAlgorithm.Nearest);
+            ds.ReadMask(b, full, mask, w, h);
+            var alphaMask = new byte[w * h];
+            if (alpha is { } a) ds.Read(a, full, alphaMask.AsSpan(), w, h, ResampleAlgorithm.Nearest);
+            var sample = new List<float>(values.Length);
+            for (var i = 0; i < values.Length; i++)
+                if (mask[i] != 0 && (alpha is null || alphaMask[i] != 0) && float.IsFinite(values[i])) sample.Add(values[i]);
+            if (sample.Count == 0) { ranges.Add((0, 255)); continue; }
+            sample.Sort();
+            double lo = Percentile(sample, options.StretchLowPercent), hi = Percentile(sample, options.StretchHighPercent);
+            if (hi <= lo) hi = lo + 1; // a flat band maps to black rather than dividing by zero
+            ranges.Add((lo, hi));
+        }
+        return ranges;
+    }
+
+    private static double Percentile(List<float> sorted, double p)
+    {
+        var pos = p / 100 * (sorted.Count - 1);
+        int i = (int)Math.Floor(pos), j = Math.Min(i + 1, sorted.Count - 1);
+        return sorted[i] + (sorted[j] - sorted[i]) * (pos - i);
+    }
+
+    /// <summary>Acquisition time from common metadata items (TIFFTAG_DATETIME, ACQUISITIONDATETIME), when present.</summary>
+    private static DateTimeOffset? AcquisitionTime(RasterDataset ds)
+    {
+        foreach (var key in new[] { "ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "TIFFTAG_DATETIME" })
+        {
+            var v = ds.Metadata(key) ?? ds.Metadata(key, "IMAGERY");
+            if (string.IsNullOrWhiteSpace(v)) continue;
+            string[] formats = ["yyyy:MM:dd HH:mm:ss", "yyyy-MM-ddTHH:mm:ssZ", "yyyy-MM-ddTHH:mm:ss.fffZ", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"];
+            if (DateTimeOffset.TryParseExact(v.Trim(), formats, CultureInfo.InvariantCulture,
+                    DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t)) return t;
+        }
+        return null;
+    }
+
+    public void Dispose()
+    {
+        _toWgs84?.Dispose();
+        _ds.Dispose();
+    }
+}
