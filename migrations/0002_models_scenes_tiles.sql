@@ -52,8 +52,8 @@ CREATE TABLE tiles (
     px_y             integer     NOT NULL,
     px_width         integer     NOT NULL,
     px_height        integer     NOT NULL,
-    footprint        geometry(Polygon, 4326) NOT NULL,
-    footprint_native geometry(Polygon)       NOT NULL,  -- SRID = the scene's EPSG (0 when unknown)
+    footprint        geometry(Polygon, 4326),           -- null only for scenes ingested without a CRS (--no-crs)
+    footprint_native geometry(Polygon)       NOT NULL,  -- SRID = the scene's EPSG (0 when unknown or pixel space)
     nodata_fraction  real        NOT NULL DEFAULT 0,
     caption          text,
     embedding        vector(256) NOT NULL,

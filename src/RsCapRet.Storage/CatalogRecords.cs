@@ -15,7 +15,7 @@ public sealed record SceneMetadata(int WidthPx, int HeightPx, int BandCount, str
 
 /// <summary>One tile ready to store: grid position, pixel window, footprints, caption and 256-d vector.</summary>
 public sealed record TileRecord(int GridRow, int GridCol, int PxX, int PxY, int PxWidth, int PxHeight,
-    Polygon Footprint, Polygon FootprintNative, float NodataFraction, string? Caption, float[] Embedding);
+    Polygon? Footprint, Polygon FootprintNative, float NodataFraction, string? Caption, float[] Embedding);
 
 public enum SceneStatus { Pending, Ingesting, Done, Empty, Failed }
 
@@ -24,7 +24,7 @@ public sealed record SceneRow(long Id, string Path, string ContentSha256, int Mo
 
 /// <summary>A retrieval hit: tile, its scene, cosine distance (0 = same direction) and what was stored.</summary>
 public sealed record TileHit(long TileId, long SceneId, string ScenePath, int GridRow, int GridCol,
-    int PxX, int PxY, int PxWidth, int PxHeight, Polygon Footprint, string? Caption, double Distance,
+    int PxX, int PxY, int PxWidth, int PxHeight, Polygon? Footprint, string? Caption, double Distance,
     DateTimeOffset? AcquiredAt);
 
 /// <summary>

@@ -98,7 +98,7 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
                 await writer.WriteAsync(t.PxY, NpgsqlDbType.Integer, ct);
                 await writer.WriteAsync(t.PxWidth, NpgsqlDbType.Integer, ct);
                 await writer.WriteAsync(t.PxHeight, NpgsqlDbType.Integer, ct);
-                await writer.WriteAsync((Geometry)t.Footprint, NpgsqlDbType.Geometry, ct);
+                if (t.Footprint is null) await writer.WriteNullAsync(ct); else await writer.WriteAsync((Geometry)t.Footprint, NpgsqlDbType.Geometry, ct);
                 await writer.WriteAsync((Geometry)t.FootprintNative, NpgsqlDbType.Geometry, ct);
                 await writer.WriteAsync(t.NodataFraction, NpgsqlDbType.Real, ct);
                 if (t.Caption is null) await writer.WriteNullAsync(ct); else await writer.WriteAsync(t.Caption, NpgsqlDbType.Text, ct);
@@ -138,12 +138,17 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
-    public async Task<SceneRow?> GetSceneAsync(long sceneId, CancellationToken ct = default)
+    public Task<SceneRow?> GetSceneAsync(long sceneId, CancellationToken ct = default) =>
+        ReadSceneAsync("id = $1", [sceneId], ct);
+
+    public Task<SceneRow?> FindSceneAsync(string contentSha256, int modelId, CancellationToken ct = default) =>
+        ReadSceneAsync("content_sha256 = $1 AND model_id = $2", [contentSha256, modelId], ct);
+
+    private async Task<SceneRow?> ReadSceneAsync(string where, object[] args, CancellationToken ct)
     {
-        await using var cmd = DataSource.CreateCommand("""
-            SELECT id, path, content_sha256, model_id, status, error, tile_count, skipped_tiles FROM scenes WHERE id = $1
-            """);
-        cmd.Parameters.Add(new() { Value = sceneId });
+        await using var cmd = DataSource.CreateCommand(
+            $"SELECT id, path, content_sha256, model_id, status, error, tile_count, skipped_tiles FROM scenes WHERE {where}");
+        foreach (var a in args) cmd.Parameters.Add(new() { Value = a });
         await using var r = await cmd.ExecuteReaderAsync(ct);
         if (!await r.ReadAsync(ct)) return null;
         return new SceneRow(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt32(3),
@@ -181,7 +186,7 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
             hits.Add(new TileHit(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt32(3), r.GetInt32(4),
-                r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.GetFieldValue<Polygon>(9),
+                r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.IsDBNull(9) ? null : r.GetFieldValue<Polygon>(9),
                 r.IsDBNull(10) ? null : r.GetString(10), r.GetDouble(11),
                 r.IsDBNull(12) ? null : new DateTimeOffset(r.GetDateTime(12), TimeSpan.Zero)));
         return hits;

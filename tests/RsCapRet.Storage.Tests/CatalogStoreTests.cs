@@ -73,7 +73,7 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
         var query = new float[256]; query[1] = 1f; query[4] = 0.5f;
         var hits = await store.SearchAsync(query, 10, new SearchFilter(Area: Box(-94.5, 47.2, -91.5, 47.8), ModelId: modelId));
         Assert.Equal([4, 3, 5], hits.Select(h => h.GridCol));
-        Assert.All(hits, h => Assert.True(h.Footprint.Intersects(Box(-94.5, 47.2, -91.5, 47.8))));
+        Assert.All(hits, h => Assert.True(h.Footprint!.Intersects(Box(-94.5, 47.2, -91.5, 47.8))));
         Assert.True(hits[0].Distance < hits[1].Distance);
         Assert.Equal("tile 4", hits[0].Caption);
 

@@ -65,7 +65,7 @@ public class SearchTests(SearchFixture fx) : IClassFixture<SearchFixture>
         var box = Box(0.105, 0.105, 0.205, 0.155);
         var hits = await Store.SearchAsync(RandomQuery(1), 20, new SearchFilter(Area: box));
         Assert.Equal(20, hits.Count);
-        Assert.All(hits, h => Assert.True(h.Footprint.Intersects(box), $"tile {h.TileId} outside the bbox"));
+        Assert.All(hits, h => Assert.True(h.Footprint!.Intersects(box), $"tile {h.TileId} outside the bbox"));
         Assert.Equal(hits.Select(h => h.Distance).Order(), hits.Select(h => h.Distance));
     }
 
@@ -110,7 +110,7 @@ public class SearchTests(SearchFixture fx) : IClassFixture<SearchFixture>
         var near = await Store.SearchAsync(RandomQuery(4), 50, new SearchFilter(Near: centre, RadiusMetres: 2000));
         Assert.NotEmpty(near);
         // ~0.018° at the equator is 2 km: every hit's footprint lies within that of the point.
-        Assert.All(near, h => Assert.True(h.Footprint.Distance(centre) <= 0.0181, $"tile {h.TileId} is {h.Footprint.Distance(centre):F4}° away"));
+        Assert.All(near, h => Assert.True(h.Footprint!.Distance(centre) <= 0.0181, $"tile {h.TileId} is {h.Footprint!.Distance(centre):F4}° away"));
     }
 
     [Fact]

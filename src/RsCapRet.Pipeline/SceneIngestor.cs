@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using NetTopologySuite.Geometries;
+using RsCapRet.Core;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Pipeline;
+
+public enum IngestOutcome { Ingested, Empty, AlreadyIngested, HeldByAnotherWorker, Failed }
+
+public sealed record IngestOptions
+{
+    public TilingOptions Tiling { get; init; } = new();
+    public int BatchSize { get; init; } = 16;
+    public bool Caption { get; init; } = true;
+    /// <summary>How long a claimed scene may go without a heartbeat before another worker may take it over.</summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(30);
+}
+
+public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outcome, int Tiles, int SkippedTiles,
+    TimeSpan Elapsed, string? Error = null);
+
+/// <summary>
+/// The ingest path: scene file -> tiles (Raster) -> batched captions + vectors (encoder) -> one transaction (Storage).
+/// Idempotent by content: the same bytes with the same model are ingested once; a failure records the error on
+/// the scene's own row and leaves every other scene untouched.
+/// </summary>
+public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
+{
+    public async Task<IngestResult> IngestAsync(string path, IngestOptions? options = null, Action<string>? progress = null,
+        CancellationToken ct = default)
+    {
+        options ??= new IngestOptions();
+        var sw = Stopwatch.StartNew();
+        var tiling = options.Tiling with { TileSize = encoder.InputSize };
+        var file = await DescribeFileAsync(path, ct);
+        var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
+        var sceneId = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
+        if (sceneId is null)
+        {
+            var held = await store.FindSceneAsync(file.ContentSha256, modelId, ct);
+            return new IngestResult(path, held?.Id, held?.Status == SceneStatus.Ingesting ? IngestOutcome.HeldByAnotherWorker : IngestOutcome.AlreadyIngested,
+                held?.TileCount ?? 0, held?.SkippedTiles ?? 0, sw.Elapsed);
+        }
+
+        try
+        {
+            using var tiler = SceneTiler.Open(path, tiling);
+            var info = tiler.Info;
+            progress?.Invoke($"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
+                             $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px at {info.TileGsd:0.###} units/px");
+            var records = new List<TileRecord>();
+            var batch = new List<RasterTile>(options.BatchSize);
+            foreach (var tile in tiler.Tiles())
+            {
+                ct.ThrowIfCancellationRequested();
+                batch.Add(tile);
+                if (batch.Count == options.BatchSize) await Flush();
+            }
+            await Flush();
+
+            var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
+                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt);
+            await store.CompleteSceneAsync(sceneId.Value, meta, records, modelId, tiler.SkippedTiles, ct);
+            progress?.Invoke($"{path}: {records.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s");
+            return new IngestResult(path, sceneId, records.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
+                records.Count, tiler.SkippedTiles, sw.Elapsed);
+
+            async Task Flush()
+            {
+                if (batch.Count == 0) return;
+                var encoded = encoder.Encode(batch.Select(t => t.Image).ToList(), options.Caption, ct);
+                if (encoded.Count != batch.Count) throw new InvalidOperationException($"The encoder returned {encoded.Count} results for {batch.Count} tiles.");
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var t = batch[i];
+                    records.Add(new TileRecord(t.GridRow, t.GridCol, t.Window.X, t.Window.Y, t.Window.Width, t.Window.Height,
+                        t.FootprintWgs84 is { } w ? Geometries.ToPolygon(w) : null, Geometries.ToPolygon(t.FootprintNative),
+                        (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding));
+                }
+                progress?.Invoke($"{path}: {records.Count} tiles encoded");
+                batch.Clear();
+                await store.HeartbeatAsync(sceneId.Value, ct);
+            }
+        }
+        catch (Exception e)
+        {
+            // Record the failure on this scene only; CancellationToken.None so a cancelled job still says why.
+            await store.FailSceneAsync(sceneId.Value, e is OperationCanceledException ? "cancelled" : e.Message, CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>Size and SHA-256 of the file, streamed (scenes can be many GB).</summary>
+    public static async Task<SceneFile> DescribeFileAsync(string path, CancellationToken ct = default)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full)) throw new RasterException(path, Directory.Exists(full) ? "is a directory, not a raster file" : "does not exist");
+        await using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous);
+        var hash = await SHA256.HashDataAsync(stream, ct);
+        return new SceneFile(full, Convert.ToHexStringLower(hash), stream.Length);
+    }
+}
+
+/// <summary>Footprint (plain ring) to NetTopologySuite polygon with its SRID.</summary>
+public static class Geometries
+{
+    public static Polygon ToPolygon(Footprint f)
+    {
+        var factory = new GeometryFactory(new PrecisionModel(), f.Srid);
+        return factory.CreatePolygon(f.Ring.Select(p => new Coordinate(p.X, p.Y)).ToArray());
+    }
+}
