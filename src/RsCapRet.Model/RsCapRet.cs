@@ -1,0 +1,367 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using RsCapRet.Model.Checkpoints;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace RsCapRet.Model;
+
+/// <summary>
+/// An RS-CapRet model folder's rscapret.json: where the frozen backbones are, and the heads' shapes. Paths are
+/// relative to the folder unless absolute, so a 7B LLM is referenced, never copied or re-saved.
+/// </summary>
+public sealed record RsCapRetConfig
+{
+    [JsonPropertyName("name")] public string Name { get; init; } = "rs-capret";
+    [JsonPropertyName("version")] public string Version { get; init; } = "1";
+    [JsonPropertyName("llm")] public string Llm { get; init; } = "llm";
+    [JsonPropertyName("vision")] public string Vision { get; init; } = "vision";
+    [JsonPropertyName("tokenizer")] public string Tokenizer { get; init; } = "tokenizer.model";
+    [JsonPropertyName("heads")] public string Heads { get; init; } = "heads.safetensors";
+    [JsonPropertyName("visual_prefix_tokens")] public int VisualPrefixTokens { get; init; } = 1;
+    [JsonPropertyName("shared_dim")] public int SharedDim { get; init; } = 256;
+    /// <summary>Id of [RET]. When it equals the LLM's vocabulary size, the row is added (from the heads checkpoint).</summary>
+    [JsonPropertyName("ret_token_id")] public int RetTokenId { get; init; }
+    [JsonPropertyName("image_size")] public int? ImageSize { get; init; }
+
+    public const string FileName = "rscapret.json";
+
+    public static RsCapRetConfig Load(string modelDirectory)
+    {
+        var path = Path.Combine(modelDirectory, FileName);
+        var cfg = ModelConfigs.Read<RsCapRetConfig>(path);
+        if (cfg.VisualPrefixTokens < 1) throw new CheckpointException(path, "visual_prefix_tokens must be at least 1");
+        if (cfg.SharedDim < 1) throw new CheckpointException(path, "shared_dim must be positive");
+        return cfg;
+    }
+
+    public string Resolve(string modelDirectory, string relative) =>
+        Path.IsPathRooted(relative) ? relative : Path.GetFullPath(Path.Combine(modelDirectory, relative));
+
+    public void Save(string modelDirectory) =>
+        File.WriteAllText(Path.Combine(modelDirectory, FileName), JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true }));
+}
+
+/// <summary>The trainable RS-CapRet heads: visual prefix, image->shared, [RET]->shared, logit scale.</summary>
+public sealed class RsCapRetHeads : nn.Module
+{
+    internal readonly Linear visual_prefix, image_to_shared, ret_to_shared;
+    internal readonly Parameter logit_scale;
+    public int PrefixTokens { get; }
+    public int LlmHidden { get; }
+
+    public RsCapRetHeads(int visionHidden, int llmHidden, int prefixTokens, int sharedDim) : base(nameof(RsCapRetHeads))
+    {
+        PrefixTokens = prefixTokens;
+        LlmHidden = llmHidden;
+        visual_prefix = nn.Linear(visionHidden, prefixTokens * llmHidden);
+        image_to_shared = nn.Linear(visionHidden, sharedDim);
+        ret_to_shared = nn.Linear(llmHidden, sharedDim);
+        logit_scale = new Parameter(tensor(new[] { (float)Math.Log(1 / 0.07) }));
+        RegisterComponents();
+    }
+
+    public Tensor LogitScale => logit_scale;
+}
+
+/// <summary>One piece of an interleaved prompt: an image (pixel values [3,H,W]) or token ids.</summary>
+public abstract record PromptSegment;
+public sealed record ImageSegment(Tensor PixelValues) : PromptSegment;
+public sealed record TextSegment(IReadOnlyList<int> TokenIds) : PromptSegment;
+
+public sealed record GenerationOptions
+{
+    public int MaxNewTokens { get; init; } = 32;
+    /// <summary>1 = greedy; more = beam search with this many beams per image.</summary>
+    public int BeamWidth { get; init; } = 1;
+    /// <summary>Beam scores are divided by length^LengthPenalty when hypotheses finish.</summary>
+    public double LengthPenalty { get; init; } = 1.0;
+}
+
+/// <summary>A dialogue turn's result: generated ids, and the 256-d vector when the model emitted [RET].</summary>
+public sealed record DialogueReply(int[] TokenIds, float[]? RetrievalVector);
+
+/// <summary>
+/// RS-CapRet: a frozen CLIP vision encoder and a frozen Llama decoder joined by small trained heads.
+/// Captioning feeds the visual prefix (N tokens) before the text; retrieval projects the LLM's last hidden state at
+/// [RET] and the image's pooled output into one shared space where cosine similarity ranks.
+/// </summary>
+public sealed class RsCapRetModel : nn.Module
+{
+    internal readonly LlamaForCausalLM llm;
+    internal readonly ClipVisionModel vision;
+    internal readonly RsCapRetHeads heads;
+
+    public int RetTokenId { get; }
+    public int BosTokenId => llm.Config.BosTokenId;
+    public int EosTokenId => llm.Config.EosTokenId;
+    public int ImageSize => vision.Config.ImageSize;
+    public int SharedDim => (int)heads.image_to_shared.weight!.shape[0];
+    public LlamaForCausalLM Llm => llm;
+    public ClipVisionModel Vision => vision;
+    public RsCapRetHeads Heads => heads;
+
+    public RsCapRetModel(LlamaForCausalLM llm, ClipVisionModel vision, RsCapRetHeads heads, int retTokenId) : base(nameof(RsCapRetModel))
+    {
+        this.llm = llm;
+        this.vision = vision;
+        this.heads = heads;
+        RetTokenId = retTokenId;
+        if (retTokenId < 0 || retTokenId >= llm.VocabSize)
+            throw new ArgumentOutOfRangeException(nameof(retTokenId), retTokenId, $"[RET] id must be inside the LLM vocabulary (0..{llm.VocabSize - 1}).");
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Loads a model folder: rscapret.json, the backbones it names, and heads.safetensors (heads plus, when
+    /// [RET] is a new token, its embedding and LM-head rows).
+    /// </summary>
+    public static RsCapRetModel Load(string modelDirectory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        var cfg = RsCapRetConfig.Load(modelDirectory);
+        var llm = LlamaForCausalLM.FromPretrained(cfg.Resolve(modelDirectory, cfg.Llm));
+        var vision = ClipVisionModel.FromPretrained(cfg.Resolve(modelDirectory, cfg.Vision));
+        var headsPath = cfg.Resolve(modelDirectory, cfg.Heads);
+        using var ckpt = Checkpoint.Open(headsPath);
+        if (cfg.RetTokenId == llm.VocabSize)
+            llm.GrowVocabulary(ckpt.Read("ret_embedding", ScalarType.Float32), ckpt.Read("ret_lm_head", ScalarType.Float32));
+        var heads = new RsCapRetHeads(vision.Config.HiddenSize, llm.Config.HiddenSize, cfg.VisualPrefixTokens, cfg.SharedDim);
+        ckpt.LoadInto(heads);
+        var model = new RsCapRetModel(llm, vision, heads, cfg.RetTokenId);
+        model.eval();
+        return (RsCapRetModel)model.to(dtype).to(device ?? CPU);
+    }
+
+    /// <summary>Writes heads.safetensors (and the [RET] rows when [RET] was added) and rscapret.json.</summary>
+    public void SaveHeads(string modelDirectory, RsCapRetConfig config)
+    {
+        Directory.CreateDirectory(modelDirectory);
+        var tensors = heads.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        if (config.RetTokenId == llm.VocabSize - 1 && config.RetTokenId >= OriginalVocabSize(config, modelDirectory))
+        {
+            tensors.Add(("ret_embedding", llm.EmbeddingWeight.narrow(0, RetTokenId, 1)));
+            tensors.Add(("ret_lm_head", llm.LmHeadWeight.narrow(0, RetTokenId, 1)));
+        }
+        SafetensorsWriter.Write(config.Resolve(modelDirectory, config.Heads), tensors, new Dictionary<string, string> { ["format"] = "rscapret-heads" });
+        config.Save(modelDirectory);
+    }
+
+    private static int OriginalVocabSize(RsCapRetConfig config, string modelDirectory) =>
+        LlamaConfig.Load(Path.Combine(config.Resolve(modelDirectory, config.Llm), "config.json")).VocabSize;
+
+    /// <summary>SHA-256 of the heads file: the identity of a trained model in the catalogue.</summary>
+    public static string HeadsSha256(string modelDirectory)
+    {
+        var cfg = RsCapRetConfig.Load(modelDirectory);
+        using var fs = File.OpenRead(cfg.Resolve(modelDirectory, cfg.Heads));
+        return Convert.ToHexStringLower(SHA256.HashData(fs));
+    }
+
+    private Device Device => heads.visual_prefix.weight!.device;
+
+    /// <summary>The vision encoder's pooled output (post-layernorm CLS) for pixel values [B,3,H,W].</summary>
+    public Tensor PooledImage(Tensor pixels)
+    {
+        using var output = vision.Forward(pixels.to(Device));
+        return output.PooledOutput.alias();
+    }
+
+    /// <summary>Visual prefix embeddings [B, N, hidden] in the LLM's input space.</summary>
+    public Tensor VisualPrefix(Tensor pooled) =>
+        heads.visual_prefix.forward(pooled).view(pooled.shape[0], heads.PrefixTokens, heads.LlmHidden).to_type(llm.EmbeddingWeight.dtype);
+
+    /// <summary>Logits of [visual prefix][caption tokens] — what the captioning loss is computed on.</summary>
+    public Tensor CaptionLogits(Tensor pixels, Tensor captionIds, Tensor? captionMask = null)
+    {
+        using var scope = NewDisposeScope();
+        var prefix = VisualPrefix(PooledImage(pixels));
+        var embeds = cat([prefix, llm.EmbedTokens(captionIds.to(Device))], 1);
+        Tensor? mask = captionMask is null ? null : cat([ones(prefix.shape[0], prefix.shape[1], ScalarType.Int64, Device), captionMask.to(Device)], 1);
+        using var output = llm.ForwardEmbeds(embeds, mask);
+        return output.Logits.alias().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// L2-normalised shared-space vectors of texts: token ids [B,T] containing [RET] (the last [RET] of each row is
+    /// used), text-only pass. <paramref name="mask"/> marks real tokens (right padding).
+    /// </summary>
+    public Tensor RetEmbedding(Tensor ids, Tensor? mask = null)
+    {
+        using var scope = NewDisposeScope();
+        ids = ids.to(Device);
+        using var output = llm.Forward(ids, mask?.to(Device));
+        var positions = RetPositions(ids);
+        var h = output.LastHiddenState[arange(ids.shape[0], device: Device), positions];
+        return F.normalize(heads.ret_to_shared.forward(h.to_type(ScalarType.Float32)), dim: -1).MoveToOuterDisposeScope();
+    }
+
+    private Tensor RetPositions(Tensor ids)
+    {
+        var isRet = ids.eq(RetTokenId);
+        if (!isRet.any(1).all().item<bool>()) throw new ArgumentException("Every retrieval sequence must contain the [RET] token.");
+        // Index of the last [RET]: argmax over position * isRet.
+        var pos = arange(ids.shape[1], device: ids.device).unsqueeze(0) * isRet.to_type(ScalarType.Int64);
+        return pos.argmax(1);
+    }
+
+    /// <summary>L2-normalised shared-space vectors of images (pixel values [B,3,H,W]).</summary>
+    public Tensor ImageEmbedding(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var pooled = PooledImage(pixels);
+        return F.normalize(heads.image_to_shared.forward(pooled.to_type(ScalarType.Float32)), dim: -1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>exp(logit_scale) * image @ text^T for normalised vectors.</summary>
+    public Tensor LogitsPerImage(Tensor imageEmbeds, Tensor retEmbeds) =>
+        heads.logit_scale.exp() * matmul(imageEmbeds, retEmbeds.t());
+
+    /// <summary>InfoNCE: the mean of image->text and text->image cross-entropies with matching pairs on the diagonal.</summary>
+    public static Tensor InfoNce(Tensor logitsPerImage)
+    {
+        using var scope = NewDisposeScope();
+        var labels = arange(logitsPerImage.shape[0], device: logitsPerImage.device);
+        var loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    // ------------------------------------------------------------------------------------------ generation
+
+    /// <summary>
+    /// Captions for a batch of images: the visual prefix, then BOS, then tokens until EOS or the limit. [RET] is
+    /// never generated. Returns generated ids per image (without BOS/EOS).
+    /// </summary>
+    public IReadOnlyList<int[]> GenerateCaptions(Tensor pixels, GenerationOptions? options = null)
+    {
+        options ??= new GenerationOptions();
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var b = pixels.shape[0];
+        var prefix = VisualPrefix(PooledImage(pixels));
+        var bos = llm.EmbedTokens(full(b, 1, BosTokenId, ScalarType.Int64, Device));
+        var start = cat([prefix, bos], 1);
+        if (options.BeamWidth <= 1) return Greedy(start, options.MaxNewTokens, suppressRet: true).Select(r => r.Ids).ToList();
+        var results = new List<int[]>();
+        for (var i = 0; i < b; i++) results.Add(Beam(start.narrow(0, i, 1), options));
+        return results;
+    }
+
+    /// <summary>
+    /// Continues an interleaved prompt (images and text, e.g. a dialogue) greedily. Generation stops at EOS or when
+    /// the model emits [RET]; then the reply carries the [RET] vector for the caller to retrieve with.
+    /// </summary>
+    public DialogueReply Continue(IReadOnlyList<PromptSegment> prompt, int maxNewTokens = 64)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var embeds = EmbedPrompt(prompt);
+        var (ids, retHidden) = Greedy(embeds, maxNewTokens, suppressRet: false)[0];
+        float[]? vector = null;
+        if (retHidden is not null)
+            vector = F.normalize(heads.ret_to_shared.forward(retHidden.to_type(ScalarType.Float32)), dim: -1).cpu().data<float>().ToArray();
+        return new DialogueReply(ids, vector);
+    }
+
+    /// <summary>Embeds an interleaved prompt into one sequence [1, T, hidden] (images become their visual prefix).</summary>
+    public Tensor EmbedPrompt(IReadOnlyList<PromptSegment> prompt)
+    {
+        if (prompt.Count == 0) throw new ArgumentException("The prompt is empty.", nameof(prompt));
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>();
+        foreach (var seg in prompt)
+            parts.Add(seg switch
+            {
+                ImageSegment img => VisualPrefix(PooledImage(img.PixelValues.dim() == 3 ? img.PixelValues.unsqueeze(0) : img.PixelValues)),
+                TextSegment txt when txt.TokenIds.Count > 0 => llm.EmbedTokens(tensor(txt.TokenIds.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0)),
+                TextSegment => throw new ArgumentException("A text segment has no tokens."),
+                _ => throw new ArgumentException($"Unknown prompt segment {seg.GetType().Name}."),
+            });
+        return cat(parts, 1).MoveToOuterDisposeScope();
+    }
+
+    private List<(int[] Ids, Tensor? RetHidden)> Greedy(Tensor startEmbeds, int maxNewTokens, bool suppressRet)
+    {
+        var b = (int)startEmbeds.shape[0];
+        var generated = Enumerable.Range(0, b).Select(_ => new List<int>()).ToArray();
+        var finished = new bool[b];
+        Tensor? retHidden = null;
+        using var cache = new KvCache(llm.Config.NumHiddenLayers);
+        var input = startEmbeds;
+        for (var step = 0; step < maxNewTokens; step++)
+        {
+            using var stepScope = NewDisposeScope();
+            using var output = llm.ForwardEmbeds(input, cache: cache);
+            var logits = output.Logits.select(1, -1).to_type(ScalarType.Float32);
+            if (suppressRet) logits[TensorIndex.Colon, RetTokenId] = float.NegativeInfinity;
+            var next = logits.argmax(-1).cpu().data<long>().ToArray();
+            for (var i = 0; i < b; i++)
+            {
+                if (finished[i]) continue;
+                if (next[i] == EosTokenId) { finished[i] = true; continue; }
+                generated[i].Add((int)next[i]);
+                if (!suppressRet && next[i] == RetTokenId) finished[i] = true;
+            }
+            if (finished.All(f => f)) break;
+            var nextIds = tensor(next.Select((t, i) => finished[i] ? (long)EosTokenId : t).ToArray(), device: Device).unsqueeze(1);
+            input = llm.EmbedTokens(nextIds);
+            input.MoveToOuterDisposeScope();
+        }
+        // For dialogue: the [RET] representation is the hidden state when [RET] is the input token.
+        if (!suppressRet && b == 1 && generated[0].Count > 0 && generated[0][^1] == RetTokenId)
+        {
+            using var output = llm.ForwardEmbeds(llm.EmbedTokens(tensor(new long[] { RetTokenId }, device: Device).unsqueeze(0)), cache: cache);
+            retHidden = output.LastHiddenState.select(1, -1).alias();
+        }
+        return generated.Select((g, i) => (g.ToArray(), i == 0 ? retHidden : null)).ToList();
+    }
+
+    private int[] Beam(Tensor startEmbeds, GenerationOptions options)
+    {
+        var k = options.BeamWidth;
+        var beams = new List<(List<int> Ids, double Score)> { (new List<int>(), 0.0) };
+        var done = new List<(int[] Ids, double Score)>();
+        using var cache = new KvCache(llm.Config.NumHiddenLayers);
+        var input = startEmbeds;
+        for (var step = 0; step < options.MaxNewTokens && beams.Count > 0; step++)
+        {
+            using var stepScope = NewDisposeScope();
+            using var output = llm.ForwardEmbeds(input, cache: cache);
+            var logp = F.log_softmax(output.Logits.select(1, -1).to_type(ScalarType.Float32), -1);
+            logp[TensorIndex.Colon, RetTokenId] = float.NegativeInfinity;
+            var (topv, topi) = logp.topk(k, -1);
+            var values = topv.cpu().data<float>().ToArray();
+            var indices = topi.cpu().data<long>().ToArray();
+            var candidates = new List<(int Beam, int Token, double Score)>();
+            for (var bIdx = 0; bIdx < beams.Count; bIdx++)
+                for (var j = 0; j < k; j++)
+                    candidates.Add((bIdx, (int)indices[bIdx * k + j], beams[bIdx].Score + values[bIdx * k + j]));
+            var next = new List<(List<int> Ids, double Score)>();
+            var rows = new List<long>();
+            foreach (var c in candidates.OrderByDescending(c => c.Score))
+            {
+                if (c.Token == EosTokenId)
+                {
+                    var ids = beams[c.Beam].Ids.ToArray();
+                    done.Add((ids, c.Score / Math.Pow(Math.Max(1, ids.Length + 1), options.LengthPenalty)));
+                    continue;
+                }
+                next.Add((new List<int>(beams[c.Beam].Ids) { c.Token }, c.Score));
+                rows.Add(c.Beam);
+                if (next.Count == k) break;
+            }
+            // Stop when the best finished hypothesis beats every live one even after normalisation.
+            if (done.Count >= k && next.Count > 0 && done.Max(d => d.Score) >= next.Max(n => n.Score / Math.Pow(n.Ids.Count + 1, options.LengthPenalty))) { beams.Clear(); break; }
+            beams = next;
+            if (beams.Count == 0) break;
+            var rowTensor = tensor(rows.ToArray(), device: Device);
+            cache.Select(rowTensor);
+            input = llm.EmbedTokens(tensor(beams.Select(bm => (long)bm.Ids[^1]).ToArray(), device: Device).unsqueeze(1));
+            input.MoveToOuterDisposeScope();
+        }
+        foreach (var (ids, score) in beams) done.Add((ids.ToArray(), score / Math.Pow(Math.Max(1, ids.Count), options.LengthPenalty)));
+        return done.OrderByDescending(d => d.Score).First().Ids;
+    }
+}
