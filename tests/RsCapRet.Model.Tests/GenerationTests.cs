@@ -1,0 +1,102 @@
+using RsCapRet.Model.Checkpoints;
+using static TorchSharp.torch;
+
+namespace RsCapRet.Model.Tests;
+
+public class GenerationTests
+{
+    private static string TinyA => Path.Combine(Fixtures.ParityRoot, "tiny-a");
+
+    /// <summary>Greedy decoding recomputed from scratch each step (no cache), as a reference for the cached path.</summary>
+    private static int[] NaiveGreedy(RsCapRetModel model, Tensor pixels, int steps)
+    {
+        var ids = new List<long> { model.BosTokenId };
+        var prefix = model.VisualPrefix(model.PooledImage(pixels));
+        for (var s = 0; s < steps; s++)
+        {
+            var embeds = cat([prefix, model.Llm.EmbedTokens(tensor(ids.ToArray()).unsqueeze(0))], 1);
+            using var output = model.Llm.ForwardEmbeds(embeds);
+            var logits = output.Logits.select(1, -1).squeeze(0);
+            logits[model.RetTokenId] = float.NegativeInfinity;
+            var next = logits.argmax().item<long>();
+            if (next == model.EosTokenId) break;
+            ids.Add(next);
+        }
+        return ids.Skip(1).Select(i => (int)i).ToArray();
+    }
+
+    [Fact]
+    public void CachedGreedyEqualsRecomputedGreedyAndBeamOfOneEqualsGreedy()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var expected = Checkpoint.Open(Path.Combine(TinyA, "expected.safetensors"));
+        using var model = RsCapRetParityTests.LoadFixtureModel(TinyA, expected);
+        var pixels = expected.Read("vision.pixel_values");
+        var greedy = model.GenerateCaptions(pixels, new GenerationOptions { MaxNewTokens = 12 });
+        Assert.Equal(3, greedy.Count);
+        for (var i = 0; i < 3; i++)
+        {
+            var naive = NaiveGreedy(model, pixels.narrow(0, i, 1), 12);
+            Assert.Equal(naive, greedy[i]);
+            Assert.DoesNotContain(model.RetTokenId, greedy[i]);
+        }
+        var beam1 = model.GenerateCaptions(pixels, new GenerationOptions { MaxNewTokens = 12, BeamWidth = 1 });
+        Assert.Equal(greedy, beam1);
+        var beam3 = model.GenerateCaptions(pixels, new GenerationOptions { MaxNewTokens = 12, BeamWidth = 3 });
+        Assert.Equal(3, beam3.Count);
+        Assert.All(beam3, ids => Assert.DoesNotContain(model.RetTokenId, ids));
+    }
+
+    [Fact]
+    public void BatchedRetEmbeddingWithPaddingEqualsSingleRows()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var expected = Checkpoint.Open(Path.Combine(TinyA, "expected.safetensors"));
+        using var model = RsCapRetParityTests.LoadFixtureModel(TinyA, expected);
+        var ids = expected.Read("rscapret.caption_ids");
+        var single = model.RetEmbedding(ids.narrow(0, 0, 1).narrow(1, 0, 6));
+        // Right-pad the row with zeros and mask them out: the [RET] vector must not change.
+        var padded = cat([ids.narrow(0, 0, 1), zeros(1, 3, ScalarType.Int64)], 1);
+        var mask = cat([ones(1, 6, ScalarType.Int64), zeros(1, 3, ScalarType.Int64)], 1);
+        Fixtures.AssertClose(model.RetEmbedding(padded, mask), single, "padded [RET] embedding", 1e-5);
+        Assert.Throws<ArgumentException>(() => model.RetEmbedding(ids.narrow(1, 0, 4))); // no [RET] in the rows
+    }
+
+    [Fact]
+    public void InterleavedPromptEmbedsImagesAsPrefixTokens()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var expected = Checkpoint.Open(Path.Combine(TinyA, "expected.safetensors"));
+        using var model = RsCapRetParityTests.LoadFixtureModel(TinyA, expected);
+        var pixels = expected.Read("vision.pixel_values");
+        var prompt = new PromptSegment[] { new ImageSegment(pixels[0]), new TextSegment([1, 31, 258]), new ImageSegment(pixels[1]), new TextSegment([51]) };
+        var embeds = model.EmbedPrompt(prompt);
+        Assert.Equal(new long[] { 1, 1 + 3 + 1 + 1, 64 }, embeds.shape);
+        var reply = model.Continue(prompt, maxNewTokens: 5);
+        Assert.InRange(reply.TokenIds.Length, 0, 5);
+        if (reply.TokenIds.Length > 0 && reply.TokenIds[^1] == model.RetTokenId) Assert.Equal(16, reply.RetrievalVector!.Length);
+        else Assert.Null(reply.RetrievalVector);
+    }
+
+    [Fact]
+    public void RepeatedInferenceKeepsTensorCountFlat()
+    {
+        using var expected = Checkpoint.Open(Path.Combine(TinyA, "expected.safetensors"));
+        using var model = RsCapRetParityTests.LoadFixtureModel(TinyA, expected);
+        using var pixels = expected.Read("vision.pixel_values");
+        void Once()
+        {
+            using var _ = no_grad();
+            model.GenerateCaptions(pixels, new GenerationOptions { MaxNewTokens = 4 });
+            using var e = model.ImageEmbedding(pixels);
+        }
+        Once();
+        var before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (var i = 0; i < 50; i++) Once();
+        var after = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        Assert.True(after - before <= 0, $"{after - before} tensors leaked over 50 calls");
+    }
+}
