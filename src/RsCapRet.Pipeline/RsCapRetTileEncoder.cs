@@ -1,0 +1,93 @@
+using RsCapRet.Core;
+using RsCapRet.Model;
+using RsCapRet.Model.Tokenizers;
+using RsCapRet.Storage;
+using static TorchSharp.torch;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>
+/// A loaded RS-CapRet model folder as the pipeline uses it: tiles -> captions + image vectors (ingest), and
+/// text -> [RET] vector (search). Not thread-safe: one per worker thread (torch parallelises inside a call).
+/// </summary>
+public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
+{
+    public RsCapRetModel Model { get; }
+    public LlamaTextTokenizer Tokenizer { get; }
+    public ImagePreprocessor Preprocessor { get; }
+    public ModelIdentity Identity { get; }
+    public int InputSize => Preprocessor.Size;
+    public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
+
+    private RsCapRetTileEncoder(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, ModelIdentity identity)
+    {
+        Model = model; Tokenizer = tokenizer; Preprocessor = pre; Identity = identity;
+    }
+
+    /// <summary>Loads a model folder (rscapret.json + backbones + heads + tokenizer) on <paramref name="device"/>.</summary>
+    public static RsCapRetTileEncoder Load(string modelDirectory, string? device = "auto", bool bf16 = false)
+    {
+        var dir = Path.GetFullPath(modelDirectory);
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{modelDirectory}: model folder does not exist");
+        var cfg = RsCapRetConfig.Load(dir);
+        var dev = TorchDevice.Resolve(device);
+        var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
+        var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
+        if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)
+            throw new InvalidOperationException($"{dir}: the tokenizer's BOS/EOS ({tokenizer.BosId}/{tokenizer.EosId}) differ from the LLM config's ({model.BosTokenId}/{model.EosTokenId})");
+        var identity = new ModelIdentity(cfg.Name, cfg.Version, cfg.Llm, cfg.Vision, RsCapRetModel.HeadsSha256(dir), cfg.SharedDim);
+        return new RsCapRetTileEncoder(model, tokenizer, new ImagePreprocessor(cfg.ImageSize ?? model.ImageSize), identity);
+    }
+
+    public IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var pixels = Preprocessor.Process(tiles);
+        var vectors = Model.ImageEmbedding(pixels).to_type(ScalarType.Float32).cpu();
+        ct.ThrowIfCancellationRequested();
+        IReadOnlyList<int[]>? ids = caption ? Model.GenerateCaptions(pixels, Generation) : null;
+        var result = new List<TileEncoding>(tiles.Count);
+        for (var i = 0; i < tiles.Count; i++)
+            result.Add(new TileEncoding(ids is null ? null : CleanCaption(Tokenizer.Decode(ids[i])), vectors[i].data<float>().ToArray()));
+        return result;
+    }
+
+    /// <summary>Captions for images (e.g. files given on the command line).</summary>
+    public IReadOnlyList<string> Caption(IReadOnlyList<RgbImage> images, GenerationOptions? options = null)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var ids = Model.GenerateCaptions(Preprocessor.Process(images), options ?? Generation);
+        return ids.Select(i => CleanCaption(Tokenizer.Decode(i))).ToList();
+    }
+
+    /// <summary>The L2-normalised [RET] vector of a text query.</summary>
+    public float[] EmbedText(string text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) throw new ArgumentException("The query text is empty.");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var ids = Tokenizer.EncodeForRetrieval(text.Trim());
+        var t = tensor(ids.Select(i => (long)i).ToArray()).unsqueeze(0);
+        return Model.RetEmbedding(t).to_type(ScalarType.Float32).cpu()[0].data<float>().ToArray();
+    }
+
+    /// <summary>The L2-normalised shared-space vector of an image (image-to-image search).</summary>
+    public float[] EmbedImage(RgbImage image)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        return Model.ImageEmbedding(Preprocessor.Process([image])).to_type(ScalarType.Float32).cpu()[0].data<float>().ToArray();
+    }
+
+    /// <summary>
+    /// Captions are display text: byte-fallback tokens can decode to control characters (PostgreSQL text cannot even
+    /// hold NUL), so those go, and whitespace runs collapse.
+    /// </summary>
+    public static string CleanCaption(string text) =>
+        string.Join(' ', new string(text.Where(c => !char.IsControl(c) || char.IsWhiteSpace(c)).ToArray())
+            .Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+
+    public void Dispose() => Model.Dispose();
+}
