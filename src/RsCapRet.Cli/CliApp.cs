@@ -12,7 +12,8 @@ public static class CliApp
         foreach (var command in new[]
                  {
                      DbCommands.Build(),
-                 })
+                     SearchCommands.Build(),
+                 }.Concat(SceneCommands.Build()).Concat(ModelCommands.Build()))
             root.Subcommands.Add(command);
         return root;
     }

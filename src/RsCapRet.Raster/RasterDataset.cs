@@ -66,7 +66,7 @@ public sealed class RasterDataset : IDisposable
             throw new RasterException(path, Directory.Exists(full) ? "is a directory, not a raster file" : "does not exist");
         GdalRuntime.EnsureInitialised();
         GdalNative.CPLErrorReset();
-        var raw = GdalNative.GDALOpenEx(full, GdalNative.OF_RASTER | GdalNative.OF_READONLY, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero);
+        var raw = GdalNative.GDALOpenEx(full, GdalNative.OF_RASTER | GdalNative.OF_READONLY | GdalNative.OF_VERBOSE_ERROR, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero);
         if (raw == IntPtr.Zero)
             throw new RasterException(path, "GDAL cannot open it as a raster: " + GdalRuntime.LastError("unrecognised format or unreadable file"));
         var handle = new SafeDatasetHandle();

@@ -1,0 +1,51 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using RsCapRet.Model;
+using RsCapRet.Raster;
+
+namespace RsCapRet.Cli.Commands;
+
+/// <summary>`rscapret caption IMAGE...` and `rscapret embed-text "..."`.</summary>
+public static class ModelCommands
+{
+    public static IEnumerable<Command> Build()
+    {
+        var model = CommonOptions.Model();
+        var device = CommonOptions.Device();
+        var bf16 = CommonOptions.Bf16();
+
+        var images = new Argument<string[]>("images") { Description = "Image files (any format GDAL reads)", Arity = ArgumentArity.OneOrMore };
+        var beam = new Option<int>("--beam") { Description = "Beam width (1 = greedy)", DefaultValueFactory = _ => 1 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 32 };
+        var caption = new Command("caption", "Caption images with an RS-CapRet model") { images, model, device, bf16, beam, maxTokens };
+        CommandAction.Set(caption, async (parse, output, ct) =>
+        {
+            var b = parse.GetValue(beam);
+            var m = parse.GetValue(maxTokens);
+            if (b is < 1 or > 16) throw new ArgumentException($"--beam must be 1..16, got {b}");
+            if (m is < 1 or > 512) throw new ArgumentException($"--max-tokens must be 1..512, got {m}");
+            var files = parse.GetValue(images)!;
+            var pictures = files.Select(RasterImage.ReadRgb).ToList();  // read all first: a bad file fails before the model loads
+            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));
+            for (var i = 0; i < files.Length; i += 16)
+            {
+                var batch = pictures.Skip(i).Take(16).ToList();
+                var captions = encoder.Caption(batch, new GenerationOptions { BeamWidth = b, MaxNewTokens = m });
+                for (var j = 0; j < batch.Count; j++) await output.WriteLineAsync($"{files[i + j]}\t{captions[j]}");
+            }
+            return 0;
+        });
+
+        var text = new Argument<string>("text") { Description = "Query text" };
+        var embed = new Command("embed-text", "Print the 256-d [RET] vector of a text (JSON array)") { text, model, device, bf16 };
+        CommandAction.Set(embed, async (parse, output, ct) =>
+        {
+            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));
+            var vector = encoder.EmbedText(parse.GetValue(text)!);
+            await output.WriteLineAsync("[" + string.Join(",", vector.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]");
+            return 0;
+        });
+        return [caption, embed];
+    }
+}

@@ -1,0 +1,106 @@
+using System.CommandLine;
+using System.Globalization;
+using RsCapRet.Pipeline;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Cli.Commands;
+
+/// <summary>`rscapret scene-info PATH` and `rscapret ingest PATH...`.</summary>
+public static class SceneCommands
+{
+    public static Option<string?> BandsOption() => new("--bands") { Description = "Bands for R,G,B, e.g. 4,3,2 (default: colour interpretation, else 1,2,3)" };
+    public static Option<int> OverlapOption() => new("--overlap") { Description = "Tile overlap in model pixels", DefaultValueFactory = _ => 0 };
+    public static Option<double?> GsdOption() => new("--gsd") { Description = "Resample tiles to this ground sample distance (CRS units/px, metres for projected CRSs)" };
+    public static Option<double> MaxNodataOption() => new("--max-nodata") { Description = "Skip tiles with more nodata than this fraction", DefaultValueFactory = _ => 0.5 };
+    public static Option<bool> NoCrsOption() => new("--no-crs") { Description = "Accept rasters without a CRS (pixel-space footprints, not on the map)" };
+
+    public static TilingOptions Tiling(ParseResult parse, Option<string?> bands, Option<int> overlap, Option<double?> gsd, Option<double> maxNodata, Option<bool> noCrs, int tileSize)
+    {
+        IReadOnlyList<int>? bandList = null;
+        if (parse.GetValue(bands) is { Length: > 0 } b)
+        {
+            var parts = b.Split(',');
+            var values = new int[parts.Length];
+            if (parts.Length != 3 || parts.Select((p, i) => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i])).Any(ok => !ok))
+                throw new ArgumentException($"--bands must be three band numbers such as 4,3,2, got '{b}'");
+            bandList = values;
+        }
+        return new TilingOptions
+        {
+            TileSize = tileSize, Overlap = parse.GetValue(overlap), TargetGsd = parse.GetValue(gsd), Bands = bandList,
+            MaxNodataFraction = parse.GetValue(maxNodata), AllowMissingCrs = parse.GetValue(noCrs),
+        };
+    }
+
+    public static IEnumerable<Command> Build()
+    {
+        var (bands, overlap, gsd, maxNodata, noCrs) = (BandsOption(), OverlapOption(), GsdOption(), MaxNodataOption(), NoCrsOption());
+        var path = new Argument<string>("path") { Description = "Raster file" };
+        var tileSize = new Option<int>("--tile-size") { Description = "Tile size in pixels", DefaultValueFactory = _ => 224 };
+        var info = new Command("scene-info", "Describe a raster and the tile grid ingestion would use") { path, tileSize, bands, overlap, gsd, maxNodata, noCrs };
+        CommandAction.Set(info, async (parse, output, ct) =>
+        {
+            using var tiler = SceneTiler.Open(parse.GetValue(path)!, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, parse.GetValue(tileSize)));
+            await output.WriteAsync(Describe(tiler.Info));
+            var kept = tiler.Tiles().Count();
+            await output.WriteLineAsync($"tiles: {kept} to caption, {tiler.SkippedTiles} skipped (more than {parse.GetValue(maxNodata):P0} nodata)");
+            return 0;
+        });
+
+        var paths = new Argument<string[]>("paths") { Description = "Raster files", Arity = ArgumentArity.OneOrMore };
+        var (model, device, bf16) = (CommonOptions.Model(), CommonOptions.Device(), CommonOptions.Bf16());
+        var batch = new Option<int>("--batch") { Description = "Tiles per model batch", DefaultValueFactory = _ => 16 };
+        var noCaptions = new Option<bool>("--no-captions") { Description = "Store vectors only (much faster)" };
+        var ingest = new Command("ingest", "Tile, caption, embed and store scenes (idempotent per file content and model)")
+            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, batch, noCaptions, DbCommands.DbOption };
+        CommandAction.Set(ingest, async (parse, output, ct) =>
+        {
+            var b = parse.GetValue(batch);
+            if (b is < 1 or > 1024) throw new ArgumentException($"--batch must be 1..1024, got {b}");
+            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));
+            await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
+            var ingestor = new SceneIngestor(new CatalogStore(ds), encoder);
+            var options = new IngestOptions
+            {
+                Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, encoder.InputSize), BatchSize = b, Caption = !parse.GetValue(noCaptions),
+            };
+            var failures = 0;
+            foreach (var p in parse.GetValue(paths)!)
+            {
+                try
+                {
+                    var r = await ingestor.IngestAsync(p, options, msg => output.WriteLine(msg), ct);
+                    await output.WriteLineAsync($"{p}: {r.Outcome.ToString().ToLowerInvariant()} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)");
+                }
+                catch (Exception e) when (e is RasterException or IOException or InvalidOperationException or ArgumentException)
+                {
+                    // One bad scene does not stop the others; its error is recorded on its own row.
+                    failures++;
+                    await parse.InvocationConfiguration.Error.WriteLineAsync($"error: {e.Message}");
+                }
+            }
+            return failures == 0 ? 0 : CommandAction.UserError;
+        });
+        return [info, ingest];
+    }
+
+    public static string Describe(SceneInfo i)
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine($"file: {i.Path} ({i.Driver})");
+        sb.AppendLine($"size: {i.Width} x {i.Height} px, {i.BandCount} bands; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
+        sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
+        if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
+        sb.AppendLine(FormattableString.Invariant($"gsd: {i.NativeGsd:0.###} native, tiles at {i.TileGsd:0.###}; grid {i.GridRows} rows x {i.GridCols} cols"));
+        if (i.FootprintWgs84 is { } f)
+        {
+            var xs = f.Ring.Select(p => p.X).ToArray();
+            var ys = f.Ring.Select(p => p.Y).ToArray();
+            sb.AppendLine(FormattableString.Invariant($"footprint (WGS84): lon {xs.Min():F5}..{xs.Max():F5}, lat {ys.Min():F5}..{ys.Max():F5}"));
+        }
+        if (i.AcquiredAt is { } t) sb.AppendLine($"acquired: {t:u}");
+        sb.AppendLine("stretch: " + string.Join("; ", i.StretchRanges.Select((r, k) => FormattableString.Invariant($"band {i.RgbBands[k]} {r.Low:0.##}..{r.High:0.##}"))));
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using NetTopologySuite.Geometries;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>A validated search request (shared by the command line and the HTTP API).</summary>
+public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
+{
+    public const int MaxK = 1000;
+    public const int MaxTextLength = 1000;
+    private static readonly GeometryFactory Wgs84 = new(new PrecisionModel(), 4326);
+
+    /// <summary>Parses and checks user input; throws <see cref="FormatException"/> with a message fit for users.</summary>
+    public static SearchQuery Parse(string? text, string? k, string? bbox, string? near, string? after, string? before, bool exact = false,
+        bool textRequired = true)
+    {
+        text = text?.Trim();
+        if (textRequired && string.IsNullOrEmpty(text)) throw new FormatException("The query text is empty.");
+        if (text is { Length: > MaxTextLength }) throw new FormatException($"The query text has {text.Length} characters; at most {MaxTextLength} are allowed.");
+        var kValue = 10;
+        if (!string.IsNullOrWhiteSpace(k) && (!int.TryParse(k, NumberStyles.Integer, CultureInfo.InvariantCulture, out kValue) || kValue < 1 || kValue > MaxK))
+            throw new FormatException($"k must be an integer between 1 and {MaxK}, got '{k}'.");
+        Geometry? area = null;
+        if (!string.IsNullOrWhiteSpace(bbox))
+        {
+            var v = Numbers(bbox, 4, "bbox", "minLon,minLat,maxLon,maxLat");
+            CheckLon(v[0], "bbox"); CheckLon(v[2], "bbox"); CheckLat(v[1], "bbox"); CheckLat(v[3], "bbox");
+            if (v[0] >= v[2] || v[1] >= v[3]) throw new FormatException($"bbox must have min < max on both axes, got '{bbox}'.");
+            area = Wgs84.ToGeometry(new Envelope(v[0], v[2], v[1], v[3]));
+        }
+        Point? point = null;
+        double? radius = null;
+        if (!string.IsNullOrWhiteSpace(near))
+        {
+            var v = Numbers(near, 3, "near", "lon,lat,metres");
+            CheckLon(v[0], "near"); CheckLat(v[1], "near");
+            if (v[2] <= 0 || v[2] > 20_000_000) throw new FormatException($"near: the radius must be in (0, 20000000] metres, got {v[2]}.");
+            point = Wgs84.CreatePoint(new Coordinate(v[0], v[1]));
+            radius = v[2];
+        }
+        var afterDate = Date(after, "after");
+        var beforeDate = Date(before, "before");
+        if (afterDate >= beforeDate) throw new FormatException("after must be earlier than before.");
+        return new SearchQuery(text, kValue, new SearchFilter(area, point, radius, afterDate, beforeDate, Exact: exact));
+    }
+
+    private static double[] Numbers(string s, int count, string name, string shape)
+    {
+        var parts = s.Split(',');
+        var values = new double[parts.Length];
+        if (parts.Length != count || parts.Select((p, i) => double.TryParse(p.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out values[i])).Any(ok => !ok)
+            || values.Any(x => !double.IsFinite(x)))
+            throw new FormatException($"{name} must be {count} numbers '{shape}', got '{s}'.");
+        return values;
+    }
+
+    private static void CheckLon(double v, string name) { if (v is < -180 or > 180) throw new FormatException($"{name}: longitude {v} is outside -180..180."); }
+    private static void CheckLat(double v, string name) { if (v is < -90 or > 90) throw new FormatException($"{name}: latitude {v} is outside -90..90."); }
+
+    private static DateTimeOffset? Date(string? s, string name)
+    {
+        if (string.IsNullOrWhiteSpace(s)) return null;
+        return DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var d)
+            ? d : throw new FormatException($"{name} must be a date such as 2020-01-31, got '{s}'.");
+    }
+}
+
+/// <summary>Search results as a table for terminals and as GeoJSON for GIS tools.</summary>
+public static class SearchOutput
+{
+    public static string Table(IReadOnlyList<TileHit> hits)
+    {
+        if (hits.Count == 0) return "no tiles found\n";
+        var sb = new StringBuilder();
+        sb.AppendLine($"{"#",3} {"score",6} {"tile",7} {"scene",-40} {"window",-18} {"centre (lon, lat)",-22} caption");
+        for (var i = 0; i < hits.Count; i++)
+        {
+            var h = hits[i];
+            var c = h.Footprint?.Centroid;
+            var centre = c is null ? "-" : FormattableString.Invariant($"{c.X:F5}, {c.Y:F5}");
+            var scene = Path.GetFileName(h.ScenePath);
+            if (scene.Length > 40) scene = "…" + scene[^39..];
+            sb.AppendLine(FormattableString.Invariant($"{i + 1,3} {1 - h.Distance,6:F3} {h.TileId,7} {scene,-40} {$"{h.PxWidth}x{h.PxHeight}+{h.PxX}+{h.PxY}",-18} {centre,-22} {h.Caption}"));
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>A GeoJSON FeatureCollection: footprint polygons (EPSG:4326) with caption, score and tile facts.</summary>
+    public static string GeoJson(IReadOnlyList<TileHit> hits, Func<TileHit, string>? thumbnailUrl = null)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("type", "FeatureCollection");
+            w.WriteStartArray("features");
+            for (var i = 0; i < hits.Count; i++)
+            {
+                var h = hits[i];
+                w.WriteStartObject();
+                w.WriteString("type", "Feature");
+                w.WriteNumber("id", h.TileId);
+                w.WritePropertyName("geometry");
+                if (h.Footprint is null) w.WriteNullValue();
+                else
+                {
+                    w.WriteStartObject();
+                    w.WriteString("type", "Polygon");
+                    w.WriteStartArray("coordinates");
+                    foreach (var ring in new[] { h.Footprint.ExteriorRing }.Concat(h.Footprint.InteriorRings))
+                    {
+                        w.WriteStartArray();
+                        foreach (var c in ring.Coordinates) { w.WriteStartArray(); w.WriteNumberValue(c.X); w.WriteNumberValue(c.Y); w.WriteEndArray(); }
+                        w.WriteEndArray();
+                    }
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
+                w.WriteStartObject("properties");
+                w.WriteNumber("rank", i + 1);
+                w.WriteNumber("tile_id", h.TileId);
+                w.WriteNumber("score", Math.Round(1 - h.Distance, 6));
+                w.WriteNumber("distance", Math.Round(h.Distance, 6));
+                if (h.Caption is null) w.WriteNull("caption"); else w.WriteString("caption", h.Caption);
+                w.WriteNumber("scene_id", h.SceneId);
+                w.WriteString("scene", h.ScenePath);
+                w.WriteStartObject("window");
+                w.WriteNumber("x", h.PxX); w.WriteNumber("y", h.PxY); w.WriteNumber("width", h.PxWidth); w.WriteNumber("height", h.PxHeight);
+                w.WriteEndObject();
+                w.WriteNumber("grid_row", h.GridRow);
+                w.WriteNumber("grid_col", h.GridCol);
+                if (h.AcquiredAt is { } t) w.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else w.WriteNull("acquired_at");
+                if (thumbnailUrl != null) w.WriteString("thumbnail_url", thumbnailUrl(h));
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+}
