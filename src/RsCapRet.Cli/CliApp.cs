@@ -13,6 +13,7 @@ public static class CliApp
                  {
                      DbCommands.Build(),
                      SearchCommands.Build(),
+                     TrainCommands.Build(),
                  }.Concat(SceneCommands.Build()).Concat(ModelCommands.Build()))
             root.Subcommands.Add(command);
         return root;

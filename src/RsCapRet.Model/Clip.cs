@@ -240,6 +240,19 @@ public sealed class ClipVisionModel : nn.Module
         return (tower, projection);
     }
 
+    /// <summary>Writes config.json and model.safetensors in Hugging Face CLIPVisionModel(WithProjection) layout.</summary>
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var json = JsonSerializer.SerializeToNode(Config with { ProjectionDim = visual_projection is null ? null : (int)visual_projection.weight!.shape[0] })!.AsObject();
+        json["architectures"] = new System.Text.Json.Nodes.JsonArray(visual_projection is null ? "CLIPVisionModel" : "CLIPVisionModelWithProjection");
+        json["model_type"] = "clip_vision_model";
+        foreach (var textOnly in new[] { "vocab_size", "max_position_embeddings", "eos_token_id" }) json.Remove(textOnly);
+        File.WriteAllText(Path.Combine(directory, "config.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"),
+            named_parameters().Select(p => (p.name, (Tensor)p.parameter)), new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
     public ClipVisionOutput Forward(Tensor pixelValues)
     {
         using var scope = NewDisposeScope();

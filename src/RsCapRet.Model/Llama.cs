@@ -27,8 +27,8 @@ public sealed record LlamaConfig
     [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 2;
     [JsonPropertyName("architectures")] public string[]? Architectures { get; init; }
 
-    public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
-    public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
+    [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
+    [JsonIgnore] public int HeadDim => HeadDimOverride ?? HiddenSize / NumAttentionHeads;
 
     public static LlamaConfig Load(string configPath)
     {
@@ -270,6 +270,19 @@ public sealed class LlamaForCausalLM : nn.Module
         }
         llm.eval();
         return (LlamaForCausalLM)llm.to(dtype).to(device ?? CPU);
+    }
+
+    /// <summary>Writes config.json and model.safetensors in Hugging Face LlamaForCausalLM layout.</summary>
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var config = Config with { Architectures = ["LlamaForCausalLM"] };
+        var json = JsonSerializer.SerializeToNode(config)!.AsObject();
+        json["model_type"] = "llama";
+        json["torch_dtype"] = "float32";
+        File.WriteAllText(Path.Combine(directory, "config.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"),
+            named_parameters().Select(p => (p.name, (Tensor)p.parameter)), new Dictionary<string, string> { ["format"] = "pt" });
     }
 
     public Tensor EmbedTokens(Tensor ids) => model.embed_tokens.forward(ids);

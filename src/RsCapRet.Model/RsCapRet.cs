@@ -65,6 +65,9 @@ public sealed class RsCapRetHeads : nn.Module
     }
 
     public Tensor LogitScale => logit_scale;
+
+    /// <summary>image_to_shared(pooled) before normalisation.</summary>
+    public Tensor image_to_shared_forward(Tensor pooled) => image_to_shared.forward(pooled.to_type(image_to_shared.weight!.dtype));
 }
 
 /// <summary>One piece of an interleaved prompt: an image (pixel values [3,H,W]) or token ids.</summary>

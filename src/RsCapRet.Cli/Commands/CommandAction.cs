@@ -26,7 +26,7 @@ public static class CommandAction
             }
         });
 
-    private static bool IsUserError(Exception e) => e is IOException or UnauthorizedAccessException or ArgumentException
+    private static bool IsUserError(Exception e) => e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException
         or InvalidOperationException or FormatException or System.Text.Json.JsonException or Npgsql.NpgsqlException
         || e.GetType().Name.EndsWith("Exception", StringComparison.Ordinal) && e.GetType().Namespace?.StartsWith("RsCapRet", StringComparison.Ordinal) == true;
 }

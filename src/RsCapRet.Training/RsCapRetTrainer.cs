@@ -1,0 +1,389 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using RsCapRet.Evaluation;
+using RsCapRet.Model;
+using RsCapRet.Model.Checkpoints;
+using RsCapRet.Model.Tokenizers;
+using RsCapRet.Raster;
+using RsCapRet.Training.Datasets;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace RsCapRet.Training;
+
+public sealed record EpochResult(int Epoch, int Step, double TrainLoss, double CaptionLoss, double ContrastiveLoss,
+    double ValCaptionLoss, RecallAtK ValTextToImage, RecallAtK ValImageToText, double Seconds);
+
+/// <summary>
+/// Trains RS-CapRet: captioning cross-entropy on [visual prefix][caption [RET] EOS] (half of the sequences hold two
+/// image+caption pairs, so the model sees interleaved input) plus InfoNCE between [RET] vectors of text-only passes
+/// and image vectors. Batches are a pure function of (seed, epoch, step), so a run resumed from its last
+/// checkpoint (weights + Adam state) continues exactly as it would have. The best epoch by validation
+/// text->image mR is exported as a model folder.
+/// </summary>
+public sealed class RsCapRetTrainer
+{
+    private readonly TrainConfig _cfg;
+    private readonly string _outDir;
+    private readonly Action<string> _log;
+
+    public RsCapRetTrainer(TrainConfig cfg, string outDir, Action<string> log)
+    {
+        _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
+    }
+
+    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, List<string>[] Raw, IReadOnlyList<CaptionedImage> Images);
+
+    public IReadOnlyList<EpochResult> Run(CancellationToken ct = default)
+    {
+        if (_cfg.Threads is { } th) torch.set_num_threads(th);
+        Directory.CreateDirectory(_outDir);
+        File.WriteAllText(Path.Combine(_outDir, "train-config.json"), _cfg.ToJson());
+        var device = TorchDevice.Resolve(_cfg.Device);
+        manual_seed(_cfg.Seed);
+        var tokenizer = LlamaTextTokenizer.Load(_cfg.Tokenizer);
+        using var model = BuildModel(tokenizer, device);
+        var pre = new ImagePreprocessor(model.ImageSize);
+        var train = LoadSplit(_cfg.TrainSplit, tokenizer, pre);
+        var val = LoadSplit(_cfg.ValSplit, tokenizer, pre);
+        _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
+
+        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
+        _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.numel()):N0} trainable");
+        var optimizer = optim.Adam(trainable, _cfg.LearningRate);
+
+        var stepsPerEpoch = train.Images.Count / _cfg.BatchSize;
+        var checkpointDir = Path.Combine(_outDir, "checkpoint");
+        var (startEpoch, startStep, history) = TryResume(model, optimizer, checkpointDir);
+        var best = history.Count == 0 ? double.NegativeInfinity : history.Max(h => h.ValTextToImage.Mean);
+        var sinceBest = history.Count == 0 ? 0 : history.Count - 1 - history.FindLastIndex(h => h.ValTextToImage.Mean == best);
+        var step = startStep;
+        for (var epoch = startEpoch; epoch < _cfg.Epochs && sinceBest < _cfg.EarlyStoppingPatience; epoch++)
+        {
+            var sw = Stopwatch.StartNew();
+            var order = Permutation(train.Images.Count, _cfg.Seed * 1000 + epoch);
+            double sumLoss = 0, sumCap = 0, sumCon = 0;
+            var n = 0;
+            for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
+            {
+                ct.ThrowIfCancellationRequested();
+                var idx = order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray();
+                var (loss, cap, con) = TrainStep(model, optimizer, train, idx, step, device);
+                sumLoss += loss; sumCap += cap; sumCon += con; n++;
+                if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} (caption {cap:F4}, contrastive {con:F4}) lr {LearningRate(step):E2}"));
+                if ((step + 1) % _cfg.CheckpointEvery == 0) SaveCheckpoint(model, optimizer, checkpointDir, epoch, step + 1, history);
+            }
+            var (valCap, t2i, i2t) = Validate(model, val, device);
+            var result = new EpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), sumCap / Math.Max(1, n), sumCon / Math.Max(1, n), valCap, t2i, i2t, sw.Elapsed.TotalSeconds);
+            history.Add(result);
+            _log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val caption loss {valCap:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
+            if (t2i.Mean > best)
+            {
+                best = t2i.Mean;
+                sinceBest = 0;
+                Export(model, tokenizer, Path.Combine(_outDir, "best"));
+                _log($"  new best (text->image mR {best:F2}): exported to {Path.Combine(_outDir, "best")}");
+            }
+            else sinceBest++;
+            SaveCheckpoint(model, optimizer, checkpointDir, epoch + 1, step, history);
+            WriteReport(history);
+        }
+        if (sinceBest >= _cfg.EarlyStoppingPatience) _log($"early stop: no improvement of val text->image mR for {sinceBest} epochs");
+        return history;
+    }
+
+    private double LearningRate(int step) => _cfg.LearningRate * Math.Min(1.0, (step + 1.0) / Math.Max(1, _cfg.WarmupSteps));
+
+    private RsCapRetModel BuildModel(LlamaTextTokenizer tokenizer, Device device)
+    {
+        RsCapRetModel model;
+        if (_cfg.Mode == "full")
+        {
+            var llmCfg = _cfg.LlmConfig! with { VocabSize = tokenizer.BaseVocabSize + 1, BosTokenId = tokenizer.BosId, EosTokenId = tokenizer.EosId };
+            var llm = new LlamaForCausalLM(llmCfg);
+            var vision = new ClipVisionModel(_cfg.VisionConfig!, projectionDim: null);
+            InitSmall(llm); InitSmall(vision);
+            var heads = new RsCapRetHeads(_cfg.VisionConfig!.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim);
+            model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize);
+        }
+        else
+        {
+            var llm = LlamaForCausalLM.FromPretrained(_cfg.Llm!);
+            var vision = ClipVisionModel.FromPretrained(_cfg.Vision!);
+            foreach (var p in llm.parameters().Concat(vision.parameters())) p.requires_grad = false;
+            var retId = llm.VocabSize;
+            if (tokenizer.BaseVocabSize != retId) throw new InvalidOperationException($"{_cfg.Tokenizer}: {tokenizer.BaseVocabSize} pieces, but the LLM has {retId} tokens");
+            using (no_grad())
+            {
+                var mean = llm.EmbeddingWeight.mean([0], keepdim: true);
+                llm.GrowVocabulary(mean, llm.LmHeadWeight.mean([0], keepdim: true));
+            }
+            // Only the [RET] rows of the embedding and LM head learn: the rest is masked out of their gradients.
+            llm.EmbeddingWeight.requires_grad = true;
+            llm.LmHeadWeight.requires_grad = true;
+            var heads = new RsCapRetHeads(vision.Config.HiddenSize, llm.Config.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim);
+            model = new RsCapRetModel(llm, vision, heads, retId);
+        }
+        model.to(device);
+        model.train();
+        return model;
+    }
+
+    /// <summary>GPT-style initialisation for models trained from scratch: N(0, 0.02) weights, zero biases.</summary>
+    private static void InitSmall(nn.Module module)
+    {
+        using var _ = no_grad();
+        foreach (var (name, p) in module.named_parameters())
+        {
+            if (name.EndsWith("norm.weight") || name.Contains("layer_norm") || name.Contains("layrnorm") || name.EndsWith("layernorm.weight")) continue;
+            if (name.EndsWith(".bias")) p.zero_();
+            else if (p.dim() >= 2 || name.EndsWith("class_embedding")) nn.init.normal_(p, 0, 0.02);
+        }
+    }
+
+    private Split LoadSplit(string split, LlamaTextTokenizer tokenizer, ImagePreprocessor pre)
+    {
+        var images = KarpathyDataset.Merge(_cfg.Datasets.Select(d => (d.Name, d.Path)), new HashSet<string> { split });
+        if (images.Count == 0) throw new InvalidOperationException($"No '{split}' images in the configured datasets.");
+        var pixels = empty(images.Count, 3, pre.Size, pre.Size);
+        var captions = new List<int[]>[images.Count];
+        var raw = new List<string>[images.Count];
+        Parallel.For(0, images.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
+        {
+            using var scope = NewDisposeScope();
+            pixels[i].copy_(pre.Process(RasterImage.ReadRgb(images[i].ImagePath)));
+        });
+        for (var i = 0; i < images.Count; i++)
+        {
+            raw[i] = images[i].Captions.ToList();
+            captions[i] = images[i].Captions.Select(c =>
+            {
+                var ids = tokenizer.EncodeCaptionForTraining(c).ToArray();
+                return ids.Length <= _cfg.MaxCaptionTokens ? ids : [.. ids[..(_cfg.MaxCaptionTokens - 2)], tokenizer.RetId, tokenizer.EosId];
+            }).ToList();
+        }
+        return new Split(pixels, captions, raw, images);
+    }
+
+    private (double Loss, double Caption, double Contrastive) TrainStep(RsCapRetModel model, Adam optimizer, Split data, int[] idx, int step, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var rng = new Random(HashCode.Combine(_cfg.Seed, step));
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = LearningRate(step);
+        optimizer.zero_grad();
+
+        var pixels = data.Pixels.index_select(0, tensor(idx.Select(i => (long)i).ToArray())).to(device);
+        if (_cfg.Augment) pixels = Augment(pixels, rng);
+        var chosen = idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Count)]).ToArray();
+        var pooled = model.PooledImage(pixels);
+        var prefix = model.VisualPrefix(pooled);
+
+        // Captioning: [prefix_i][caption_i] and, with probability p, [prefix_i][caption_i][prefix_j][caption_j].
+        var sequences = new List<(Tensor Embeds, long[] Labels)>();
+        for (var b = 0; b < idx.Length; b++)
+        {
+            var parts = new List<(int Image, int[] Ids)> { (b, chosen[b]) };
+            if (rng.NextDouble() < _cfg.ConcatProbability) { var j = (b + 1 + rng.Next(idx.Length - 1)) % idx.Length; parts.Add((j, chosen[j])); }
+            var embeds = new List<Tensor>();
+            var labels = new List<long>();
+            foreach (var (image, ids) in parts)
+            {
+                embeds.Add(prefix[image]);
+                labels.AddRange(Enumerable.Repeat(-100L, model.Heads.PrefixTokens));
+                embeds.Add(model.Llm.EmbedTokens(tensor(ids.Select(i => (long)i).ToArray(), device: device)));
+                for (var t = 0; t < ids.Length; t++) labels.Add(t + 1 < ids.Length ? ids[t + 1] : -100L);
+            }
+            // The position before each text block's BOS is the last prefix token; it predicts nothing.
+            sequences.Add((cat(embeds, 0), labels.ToArray()));
+        }
+        var maxLen = sequences.Max(s => s.Labels.Length);
+        var hidden = model.Llm.EmbeddingWeight.shape[1];
+        var batchEmbeds = zeros(idx.Length, maxLen, hidden, device: device);
+        var mask = zeros(idx.Length, maxLen, ScalarType.Int64, device);
+        var labelsAll = full(idx.Length, maxLen, -100L, ScalarType.Int64);
+        for (var b = 0; b < sequences.Count; b++)
+        {
+            var len = sequences[b].Labels.Length;
+            batchEmbeds[b, TensorIndex.Slice(0, len)] = sequences[b].Embeds;
+            mask[b, TensorIndex.Slice(0, len)] = 1;
+            labelsAll[b, TensorIndex.Slice(0, len)] = tensor(sequences[b].Labels);
+        }
+        using var output = model.Llm.ForwardEmbeds(batchEmbeds, mask);
+        var captionLoss = F.cross_entropy(output.Logits.reshape(-1, output.Logits.shape[2]), labelsAll.to(device).reshape(-1), ignore_index: -100);
+
+        // Contrastive: text-only passes [BOS caption [RET]] vs image vectors.
+        var textLen = chosen.Max(c => c.Length - 1);
+        var textIds = zeros(idx.Length, textLen, ScalarType.Int64);
+        var textMask = zeros(idx.Length, textLen, ScalarType.Int64);
+        for (var b = 0; b < idx.Length; b++)
+        {
+            var ids = chosen[b][..^1]; // drop EOS: the sequence ends at [RET]
+            textIds[b, TensorIndex.Slice(0, ids.Length)] = tensor(ids.Select(i => (long)i).ToArray());
+            textMask[b, TensorIndex.Slice(0, ids.Length)] = 1;
+        }
+        var ret = model.RetEmbedding(textIds, textMask);
+        var img = F.normalize(model.Heads.image_to_shared_forward(pooled), dim: -1);
+        var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret));
+
+        var loss = _cfg.CaptionLossWeight * captionLoss + _cfg.ContrastiveLossWeight * contrastive;
+        loss.backward();
+        if (_cfg.Mode == "heads") MaskToRetRow(model);
+        optimizer.step();
+        using (no_grad()) model.Heads.LogitScale.clamp_(0, Math.Log(100));
+        return (loss.item<float>(), captionLoss.item<float>(), contrastive.item<float>());
+    }
+
+    private static void MaskToRetRow(RsCapRetModel model)
+    {
+        foreach (var w in new[] { model.Llm.EmbeddingWeight, model.Llm.LmHeadWeight })
+        {
+            if (w.grad is not { } g) continue;
+            using var keep = zeros_like(g);
+            keep[model.RetTokenId] = 1;
+            g.mul_(keep);
+        }
+    }
+
+    /// <summary>Overhead imagery has no up: random flips and 90° rotations per image.</summary>
+    private static Tensor Augment(Tensor pixels, Random rng)
+    {
+        var outs = new List<Tensor>();
+        for (var i = 0; i < pixels.shape[0]; i++)
+        {
+            var x = pixels[i];
+            if (rng.Next(2) == 1) x = x.flip(2);
+            var k = rng.Next(4);
+            if (k > 0) x = x.rot90(k, (1, 2));
+            outs.Add(x);
+        }
+        return stack(outs);
+    }
+
+    private (double CaptionLoss, RecallAtK TextToImage, RecallAtK ImageToText) Validate(RsCapRetModel model, Split val, Device device)
+    {
+        model.eval();
+        try
+        {
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            var imgs = new List<Tensor>();
+            double capLoss = 0; var capN = 0;
+            for (var s = 0; s < val.Images.Count; s += 64)
+            {
+                var n = Math.Min(64, val.Images.Count - s);
+                var px = val.Pixels.narrow(0, s, n).to(device);
+                imgs.Add(model.ImageEmbedding(px));
+                // Validation caption loss on each image's first caption, no concatenation.
+                var ids = Enumerable.Range(s, n).Select(i => val.Captions[i][0]).ToArray();
+                var len = ids.Max(c => c.Length);
+                var idTensor = zeros(n, len, ScalarType.Int64);
+                var mask = zeros(n, len, ScalarType.Int64);
+                var labels = full(n, len + model.Heads.PrefixTokens, -100L, ScalarType.Int64);
+                for (var b = 0; b < n; b++)
+                {
+                    idTensor[b, TensorIndex.Slice(0, ids[b].Length)] = tensor(ids[b].Select(i => (long)i).ToArray());
+                    mask[b, TensorIndex.Slice(0, ids[b].Length)] = 1;
+                    labels[b, TensorIndex.Slice(model.Heads.PrefixTokens, model.Heads.PrefixTokens + ids[b].Length - 1)] = tensor(ids[b][1..].Select(i => (long)i).ToArray());
+                }
+                var logits = model.CaptionLogits(px, idTensor, mask);
+                capLoss += F.cross_entropy(logits.reshape(-1, logits.shape[2]), labels.to(device).reshape(-1), ignore_index: -100).item<float>() * n;
+                capN += n;
+            }
+            var imageVecs = cat(imgs, 0);
+            var texts = new List<(int Image, int[] Ids)>();
+            for (var i = 0; i < val.Images.Count; i++) foreach (var c in val.Captions[i]) texts.Add((i, c[..^1]));
+            var textVecs = new List<Tensor>();
+            for (var s = 0; s < texts.Count; s += 128)
+            {
+                var chunk = texts.Skip(s).Take(128).ToList();
+                var len = chunk.Max(t => t.Ids.Length);
+                var ids = zeros(chunk.Count, len, ScalarType.Int64);
+                var mask = zeros(chunk.Count, len, ScalarType.Int64);
+                for (var b = 0; b < chunk.Count; b++)
+                {
+                    ids[b, TensorIndex.Slice(0, chunk[b].Ids.Length)] = tensor(chunk[b].Ids.Select(i => (long)i).ToArray());
+                    mask[b, TensorIndex.Slice(0, chunk[b].Ids.Length)] = 1;
+                }
+                textVecs.Add(model.RetEmbedding(ids, mask));
+            }
+            var sim = matmul(cat(textVecs, 0), imageVecs.t()).cpu();
+            var matrix = new float[sim.shape[0], sim.shape[1]];
+            var flat = sim.data<float>().ToArray();
+            Buffer.BlockCopy(flat, 0, matrix, 0, flat.Length * sizeof(float));
+            var labelsT = texts.Select(t => t.Image).ToList();
+            return (capLoss / capN, RetrievalMetrics.TextToImage(matrix, labelsT), RetrievalMetrics.ImageToText(matrix, labelsT));
+        }
+        finally { model.train(); }
+    }
+
+    private void Export(RsCapRetModel model, LlamaTextTokenizer tokenizer, string dir)
+    {
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        Directory.CreateDirectory(dir);
+        var config = new RsCapRetConfig
+        {
+            Name = _cfg.Name, Version = _cfg.Version, VisualPrefixTokens = _cfg.VisualPrefixTokens, SharedDim = _cfg.SharedDim,
+            RetTokenId = model.RetTokenId, Tokenizer = "tokenizer.model", ImageSize = model.ImageSize,
+            Llm = _cfg.Mode == "full" ? "llm" : _cfg.Llm!, Vision = _cfg.Mode == "full" ? "vision" : _cfg.Vision!,
+        };
+        if (_cfg.Mode == "full")
+        {
+            model.Llm.SavePretrained(Path.Combine(dir, "llm"));
+            model.Vision.SavePretrained(Path.Combine(dir, "vision"));
+        }
+        File.Copy(_cfg.Tokenizer, Path.Combine(dir, "tokenizer.model"), true);
+        model.SaveHeads(dir, config);
+    }
+
+    private void SaveCheckpoint(RsCapRetModel model, Adam optimizer, string dir, int epoch, int step, List<EpochResult> history)
+    {
+        var tmp = dir + ".tmp";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        SafetensorsWriter.Write(Path.Combine(tmp, "model.safetensors"), model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)));
+        optimizer.save_state_dict(Path.Combine(tmp, "optimizer.bin"));
+        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(new CheckpointState(epoch, step, history)));
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        Directory.Move(tmp, dir);
+    }
+
+    private sealed record CheckpointState(int Epoch, int Step, List<EpochResult> History);
+
+    private (int Epoch, int Step, List<EpochResult> History) TryResume(RsCapRetModel model, Adam optimizer, string dir)
+    {
+        var stateFile = Path.Combine(dir, "state.json");
+        if (!File.Exists(stateFile)) return (0, 0, []);
+        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(stateFile))!;
+        using (var ckpt = Checkpoint.Open(Path.Combine(dir, "model.safetensors"))) ckpt.LoadInto(model);
+        optimizer.load_state_dict(Path.Combine(dir, "optimizer.bin"));
+        _log($"resumed from {dir}: epoch {state.Epoch}, step {state.Step}");
+        return (state.Epoch, state.Step, state.History);
+    }
+
+    private static int[] Permutation(int n, int seed)
+    {
+        var rng = new Random(seed);
+        var a = Enumerable.Range(0, n).ToArray();
+        rng.Shuffle(a);
+        return a;
+    }
+
+    /// <summary>history.csv and a loss/metric plot (SVG) in the run folder.</summary>
+    private void WriteReport(List<EpochResult> history)
+    {
+        var csv = new StringBuilder("epoch,step,train_loss,caption_loss,contrastive_loss,val_caption_loss,t2i_r1,t2i_r5,t2i_r10,t2i_mr,i2t_mr,seconds\n");
+        foreach (var h in history)
+            csv.AppendLine(FormattableString.Invariant($"{h.Epoch},{h.Step},{h.TrainLoss:F5},{h.CaptionLoss:F5},{h.ContrastiveLoss:F5},{h.ValCaptionLoss:F5},{h.ValTextToImage.R1:F2},{h.ValTextToImage.R5:F2},{h.ValTextToImage.R10:F2},{h.ValTextToImage.Mean:F2},{h.ValImageToText.Mean:F2},{h.Seconds:F1}"));
+        File.WriteAllText(Path.Combine(_outDir, "history.csv"), csv.ToString());
+        File.WriteAllText(Path.Combine(_outDir, "training.svg"), SvgPlot.Lines("RS-CapRet training", "epoch",
+        [
+            ("train loss", history.Select(h => (double)h.Epoch).ToArray(), history.Select(h => h.TrainLoss).ToArray(), false),
+            ("val caption loss", history.Select(h => (double)h.Epoch).ToArray(), history.Select(h => h.ValCaptionLoss).ToArray(), false),
+            ("val text→image mR (%)", history.Select(h => (double)h.Epoch).ToArray(), history.Select(h => h.ValTextToImage.Mean).ToArray(), true),
+        ]));
+    }
+}

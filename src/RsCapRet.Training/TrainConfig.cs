@@ -1,0 +1,78 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using RsCapRet.Model;
+
+namespace RsCapRet.Training;
+
+/// <summary>A dataset entry of a training config: a name and a Karpathy-style folder.</summary>
+public sealed record DatasetRef([property: JsonPropertyName("name")] string Name, [property: JsonPropertyName("path")] string Path);
+
+/// <summary>
+/// An RS-CapRet training run (JSON). "heads" mode is the paper's recipe (frozen backbones loaded from
+/// <see cref="Llm"/>/<see cref="Vision"/>; only the heads and the [RET] rows train); "full" trains every parameter
+/// of small backbones built from <see cref="LlmConfig"/>/<see cref="VisionConfig"/> (the embedded default model).
+/// </summary>
+public sealed record TrainConfig
+{
+    [JsonPropertyName("name")] public string Name { get; init; } = "rs-capret";
+    [JsonPropertyName("version")] public string Version { get; init; } = "1";
+    [JsonPropertyName("mode")] public string Mode { get; init; } = "heads";
+    [JsonPropertyName("datasets")] public DatasetRef[] Datasets { get; init; } = [];
+    [JsonPropertyName("train_split")] public string TrainSplit { get; init; } = "train";
+    [JsonPropertyName("val_split")] public string ValSplit { get; init; } = "val";
+    [JsonPropertyName("tokenizer")] public string Tokenizer { get; init; } = "";
+    [JsonPropertyName("llm")] public string? Llm { get; init; }
+    [JsonPropertyName("vision")] public string? Vision { get; init; }
+    [JsonPropertyName("llm_config")] public LlamaConfig? LlmConfig { get; init; }
+    [JsonPropertyName("vision_config")] public ClipTowerConfig? VisionConfig { get; init; }
+    [JsonPropertyName("visual_prefix_tokens")] public int VisualPrefixTokens { get; init; } = 1;
+    [JsonPropertyName("shared_dim")] public int SharedDim { get; init; } = 256;
+    [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 64;
+    [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 3e-4;
+    [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; init; } = 100;
+    [JsonPropertyName("epochs")] public int Epochs { get; init; } = 10;
+    [JsonPropertyName("caption_loss_weight")] public double CaptionLossWeight { get; init; } = 1;
+    [JsonPropertyName("contrastive_loss_weight")] public double ContrastiveLossWeight { get; init; } = 1;
+    [JsonPropertyName("concat_probability")] public double ConcatProbability { get; init; } = 0.5;
+    [JsonPropertyName("max_caption_tokens")] public int MaxCaptionTokens { get; init; } = 40;
+    [JsonPropertyName("seed")] public int Seed { get; init; } = 42;
+    [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 200;
+    [JsonPropertyName("early_stopping_patience")] public int EarlyStoppingPatience { get; init; } = 5;
+    [JsonPropertyName("augment")] public bool Augment { get; init; } = true;
+    [JsonPropertyName("device")] public string Device { get; init; } = "auto";
+    [JsonPropertyName("threads")] public int? Threads { get; init; }
+
+    public static TrainConfig Load(string path)
+    {
+        var cfg = ModelConfigs.Read<TrainConfig>(path);
+        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        string Abs(string p) => System.IO.Path.IsPathRooted(p) ? p : System.IO.Path.GetFullPath(System.IO.Path.Combine(dir, Expand(p)));
+        cfg = cfg with
+        {
+            Datasets = cfg.Datasets.Select(d => d with { Path = Abs(d.Path) }).ToArray(),
+            Tokenizer = Abs(cfg.Tokenizer),
+            Llm = cfg.Llm is null ? null : Abs(cfg.Llm),
+            Vision = cfg.Vision is null ? null : Abs(cfg.Vision),
+        };
+        cfg.Validate(path);
+        return cfg;
+    }
+
+    /// <summary>${RSCAPRET_SHARED} in paths, so configs can name the shared data folder.</summary>
+    private static string Expand(string p) => p.Replace("${RSCAPRET_SHARED}", RsCapRet.Core.RepositoryPaths.SharedDirectory());
+
+    public void Validate(string path)
+    {
+        void Fail(string m) => throw new FormatException($"{path}: {m}");
+        if (Mode is not ("heads" or "full")) Fail($"mode must be 'heads' or 'full', got '{Mode}'");
+        if (Datasets.Length == 0) Fail("no datasets");
+        if (Mode == "heads" && (Llm is null || Vision is null)) Fail("heads mode needs 'llm' and 'vision' checkpoint folders");
+        if (Mode == "full" && (LlmConfig is null || VisionConfig is null)) Fail("full mode needs 'llm_config' and 'vision_config'");
+        if (BatchSize < 2) Fail("batch_size must be at least 2 (the contrastive loss needs negatives)");
+        if (Epochs < 1) Fail("epochs must be at least 1");
+        if (LearningRate <= 0) Fail("learning_rate must be positive");
+        if (ConcatProbability is < 0 or > 1) Fail("concat_probability must be 0..1");
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
+}
