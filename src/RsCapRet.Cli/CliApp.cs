@@ -14,7 +14,7 @@ public static class CliApp
                      DbCommands.Build(),
                      SearchCommands.Build(),
                      TrainCommands.Build(),
-                 }.Concat(SceneCommands.Build()).Concat(ModelCommands.Build()))
+                 }.Concat(SceneCommands.Build()).Concat(ModelCommands.Build()).Concat(EvaluationCommands.Build()))
             root.Subcommands.Add(command);
         return root;
     }

@@ -1,0 +1,39 @@
+using System.CommandLine;
+using RsCapRet.Evaluation;
+using RsCapRet.Model;
+using RsCapRet.Training;
+
+namespace RsCapRet.Cli.Commands;
+
+/// <summary>`rscapret score-captions` and `rscapret evaluate`.</summary>
+public static class EvaluationCommands
+{
+    public static IEnumerable<Command> Build()
+    {
+        var refs = new Option<string>("--refs") { Description = "JSON object: image id -> list of reference captions", Required = true };
+        var cands = new Option<string>("--cands") { Description = "JSON object: image id -> candidate caption", Required = true };
+        var score = new Command("score-captions", "BLEU-1..4, ROUGE_L, CIDEr (coco-caption compatible; METEOR/SPICE with RSCAPRET_METEOR_JAR/RSCAPRET_SPICE_JAR)") { refs, cands };
+        CommandAction.Set(score, async (parse, output, ct) =>
+        {
+            await output.WriteLineAsync(CaptionScorer.ScoreFiles(parse.GetValue(refs)!, parse.GetValue(cands)!, MetricOptions.FromEnvironment()).ToJson());
+            return 0;
+        });
+
+        var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
+        var dataset = new Option<string>("--dataset") { Description = "Karpathy-style dataset folder (dataset.json + images/)", Required = true };
+        var split = new Option<string>("--split") { Description = "Split to evaluate", DefaultValueFactory = _ => "test" };
+        var outDir = new Option<string?>("--out") { Description = "Write captions.json, scores.json and report.md here" };
+        var beam = new Option<int>("--beam") { Description = "Beam width (1 = greedy)", DefaultValueFactory = _ => 1 };
+        var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split") { model, device, dataset, split, outDir, beam };
+        CommandAction.Set(evaluate, async (parse, output, ct) =>
+        {
+            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+            var report = ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
+                parse.GetValue(dataset)!, parse.GetValue(split)!, new GenerationOptions { BeamWidth = parse.GetValue(beam), MaxNewTokens = 40 },
+                MetricOptions.FromEnvironment(), msg => parse.InvocationConfiguration.Error.WriteLine(msg), parse.GetValue(outDir));
+            await output.WriteLineAsync(ModelEvaluator.Markdown(report));
+            return 0;
+        });
+        return [score, evaluate];
+    }
+}
