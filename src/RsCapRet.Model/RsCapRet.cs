@@ -26,6 +26,8 @@ public sealed record RsCapRetConfig
     /// <summary>Id of [RET]. When it equals the LLM's vocabulary size, the row is added (from the heads checkpoint).</summary>
     [JsonPropertyName("ret_token_id")] public int RetTokenId { get; init; }
     [JsonPropertyName("image_size")] public int? ImageSize { get; init; }
+    /// <summary>Ground sample distance (m/px) of the model's input images in training, when known.</summary>
+    [JsonPropertyName("gsd")] public double? Gsd { get; init; }
 
     public const string FileName = "rscapret.json";
 

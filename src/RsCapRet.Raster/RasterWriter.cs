@@ -48,8 +48,8 @@ public static class RasterWriter
         }
     }
 
-    /// <summary>Writes an RGB image as a 3-band Byte GeoTIFF.</summary>
-    public static void WriteRgb(string path, RgbImage image, double[]? geoTransform = null, int? epsg = null)
+    /// <summary>Writes an RGB image as a 3-band Byte GeoTIFF (lossless, or JPEG-in-TIFF at <paramref name="jpegQuality"/>).</summary>
+    public static void WriteRgb(string path, RgbImage image, double[]? geoTransform = null, int? epsg = null, int? jpegQuality = null)
     {
         var planes = Enumerable.Range(0, 3).Select(c =>
         {
@@ -59,7 +59,9 @@ public static class RasterWriter
         }).ToArray();
         WriteGeoTiff(path, image.Width, image.Height, planes, geoTransform, epsg,
             colorInterpretations: [ColorInterpretation.Red, ColorInterpretation.Green, ColorInterpretation.Blue],
-            creationOptions: ["COMPRESS=DEFLATE", "TILED=YES", "PHOTOMETRIC=RGB"]);
+            creationOptions: jpegQuality is { } q
+                ? ["COMPRESS=JPEG", $"JPEG_QUALITY={q}", "PHOTOMETRIC=YCBCR", "TILED=YES"]
+                : ["COMPRESS=DEFLATE", "TILED=YES", "PHOTOMETRIC=RGB"]);
     }
 
     private static IntPtr StringList(string[] items)

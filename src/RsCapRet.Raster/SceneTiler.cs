@@ -186,6 +186,25 @@ public sealed class SceneTiler : IDisposable
         return new RasterTile(row, col, window, image, NativeFootprint(window), Wgs84Footprint(window), fraction);
     }
 
+    /// <summary>Any window of the scene as an RGB image of <paramref name="size"/> x <paramref name="size"/> (thumbnails), stretched like the tiles.</summary>
+    public RgbImage ReadWindow(PixelWindow window, int size)
+    {
+        var clipped = new PixelWindow(Math.Max(0, window.X), Math.Max(0, window.Y),
+            Math.Min(window.X + window.Width, _ds.Width) - Math.Max(0, window.X), Math.Min(window.Y + window.Height, _ds.Height) - Math.Max(0, window.Y));
+        if (clipped.Width <= 0 || clipped.Height <= 0) throw new RasterException(_ds.Path, $"window {window} lies outside the {_ds.Width}x{_ds.Height} raster");
+        var image = RgbImage.Create(size, size);
+        var values = new float[size * size];
+        for (var channel = 0; channel < 3; channel++)
+        {
+            _ds.Read(Info.RgbBands[channel], clipped, values.AsSpan(), size, size, ResampleAlgorithm.Average);
+            var (lo, hi) = Info.StretchRanges[channel];
+            var span = hi > lo ? 255.0 / (hi - lo) : 0;
+            for (var k = 0; k < values.Length; k++)
+                image.Pixels[k * 3 + channel] = float.IsFinite(values[k]) ? (byte)Math.Clamp(Math.Round((values[k] - lo) * span), 0, 255) : (byte)0;
+        }
+        return image;
+    }
+
     /// <summary>The window's four corners through the full affine geotransform (rotation terms included).</summary>
     private (double[] X, double[] Y) Corners(PixelWindow w)
     {

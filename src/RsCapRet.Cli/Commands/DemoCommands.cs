@@ -1,0 +1,125 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using RsCapRet.Core;
+using RsCapRet.Pipeline;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+using RsCapRet.Training.Datasets;
+
+namespace RsCapRet.Cli.Commands;
+
+/// <summary>
+/// `rscapret demo`: the README's main job on the embedded defaults — database up to date, the bundled scenes
+/// ingested with the default model (idempotent), a few text queries answered with captions and footprints.
+/// `rscapret demo-mosaic`: builds the demo mosaic from a Karpathy split (used once to make samples/scenes).
+/// </summary>
+public static class DemoCommands
+{
+    public static readonly string[] UcmClasses =
+    [
+        "agricultural", "airplane", "baseballdiamond", "beach", "buildings", "chaparral", "denseresidential", "forest", "freeway",
+        "golfcourse", "harbor", "intersection", "mediumresidential", "mobilehomepark", "overpass", "parkinglot", "river", "runway",
+        "sparseresidential", "storagetanks", "tenniscourt",
+    ];
+
+    public static readonly string[] DemoQueries =
+        ["an airport with airplanes", "a baseball field", "storage tanks", "a dense residential area", "a river with trees on both sides"];
+
+    /// <summary>Cells of the demo mosaic: row, column, UCM image number and class (mosaic-index.json).</summary>
+    public sealed record MosaicCell(int Row, int Col, string Image, string Class);
+
+    public static IEnumerable<Command> Build()
+    {
+        var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
+        var demo = new Command("demo", "Ingest the bundled sample scenes with the default model and run example searches") { model, device, DbCommands.DbOption };
+        CommandAction.Set(demo, async (parse, output, ct) =>
+        {
+            var root = RepositoryPaths.FindRoot();
+            var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
+            await output.WriteLineAsync("== database");
+            var applied = await MigrationRunner.ApplyAsync(cs, ct: ct);
+            await output.WriteLineAsync(applied.Count == 0 ? "schema up to date" : $"applied migrations {string.Join(", ", applied.Select(v => v.ToString("D4")))}");
+            await using var ds = RsCapRetDatabase.CreateDataSource(cs);
+            var store = new CatalogStore(ds);
+
+            await output.WriteLineAsync("== model");
+            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+            await output.WriteLineAsync($"{encoder.Identity.Name} v{encoder.Identity.Version} ({CommonOptions.ResolveModel(parse.GetValue(model))}), input {encoder.InputSize} px");
+            var modelGsd = ModelGsd(CommonOptions.ResolveModel(parse.GetValue(model)));
+
+            await output.WriteLineAsync("== ingest");
+            var ingestor = new SceneIngestor(store, encoder);
+            foreach (var scene in Directory.EnumerateFiles(Path.Combine(root, "samples", "scenes"), "*.tif").Order(StringComparer.Ordinal))
+            {
+                // The mosaic is UCM imagery: meet the model at its training resolution. NAIP (5 m) is tiled natively.
+                var isMosaic = File.Exists(Path.ChangeExtension(scene, ".index.json"));
+                var tiling = new TilingOptions { TargetGsd = isMosaic ? modelGsd : null };
+                var r = await ingestor.IngestAsync(scene, new IngestOptions { Tiling = tiling }, msg => output.WriteLine("  " + msg), ct);
+                await output.WriteLineAsync($"{Path.GetFileName(scene)}: {r.Outcome.ToString().ToLowerInvariant()}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}");
+            }
+
+            var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
+            foreach (var q in DemoQueries)
+            {
+                await output.WriteLineAsync($"== search: \"{q}\" (top 3)");
+                var hits = await store.SearchAsync(encoder.EmbedText(q), 3, new SearchFilter(ModelId: modelId), ct);
+                await output.WriteAsync(SearchOutput.Table(hits));
+            }
+            await output.WriteLineAsync("""
+                == next
+                search yourself:   rscapret search "storage tanks" --bbox -122.5,37.6,-122.3,37.9 --k 5 [--format geojson]
+                dashboard and API: rscapret serve --urls http://127.0.0.1:5080  ->  http://127.0.0.1:5080/hangfire (jobs), /api/search?q=...
+                workers:           rscapret worker --queues model,default
+                """);
+            return 0;
+        });
+
+        var dataset = new Option<string>("--dataset") { Description = "UCM-Captions folder (dataset.json + images/)", Required = true };
+        var split = new Option<string>("--split") { Description = "Split to draw images from", DefaultValueFactory = _ => "val" };
+        var size = new Option<int>("--size") { Description = "Cells per side", DefaultValueFactory = _ => 6 };
+        var outFile = new Option<string>("--out") { Description = "GeoTIFF to write (a .index.json is written beside it)", Required = true };
+        var mosaic = new Command("demo-mosaic", "Build a georeferenced mosaic of UCM-Captions images (illustrative coordinates)") { dataset, split, size, outFile };
+        CommandAction.Set(mosaic, async (parse, output, ct) =>
+        {
+            var n = parse.GetValue(size);
+            var images = KarpathyDataset.Load(parse.GetValue(dataset)!, "ucm", new HashSet<string> { parse.GetValue(split)! });
+            // Round-robin over classes (UCM numbering: class = (N - 1) / 100), so every class appears.
+            var byClass = images.GroupBy(i => (int.Parse(Path.GetFileNameWithoutExtension(i.ImagePath), CultureInfo.InvariantCulture) - 1) / 100)
+                .OrderBy(g => g.Key).Select(g => new Queue<CaptionedImage>(g.OrderBy(i => i.ImagePath, StringComparer.Ordinal))).ToList();
+            var chosen = new List<(CaptionedImage Image, int Class)>();
+            for (var round = 0; chosen.Count < n * n; round++)
+                for (var c = 0; c < byClass.Count && chosen.Count < n * n; c++)
+                    if (byClass[c].Count > 0) chosen.Add((byClass[c].Dequeue(), c));
+            var rng = new Random(7);
+            chosen = chosen.OrderBy(_ => rng.Next()).ToList();
+            const int cell = 256;
+            var mosaicImage = RgbImage.Create(n * cell, n * cell);
+            var cells = new List<MosaicCell>();
+            for (var k = 0; k < chosen.Count; k++)
+            {
+                var img = RasterImage.ReadRgb(chosen[k].Image.ImagePath);
+                if (img.Width != cell || img.Height != cell) throw new InvalidDataException($"{chosen[k].Image.ImagePath}: {img.Width}x{img.Height}, 256x256 expected");
+                int r = k / n, c = k % n;
+                for (var y = 0; y < cell; y++)
+                    Array.Copy(img.Pixels, y * cell * 3, mosaicImage.Pixels, ((r * cell + y) * n * cell + c * cell) * 3, cell * 3);
+                cells.Add(new MosaicCell(r, c, Path.GetFileName(chosen[k].Image.ImagePath), UcmClasses[chosen[k].Class]));
+            }
+            // Illustrative placement: 0.3 m pixels in UTM zone 10N (EPSG:32610), San Francisco Bay area.
+            var path = parse.GetValue(outFile)!;
+            RasterWriter.WriteRgb(path, mosaicImage, [551000, 0.3, 0, 4182000, 0, -0.3], 32610, jpegQuality: 92);
+            File.WriteAllText(Path.ChangeExtension(path, ".index.json"), JsonSerializer.Serialize(cells, new JsonSerializerOptions { WriteIndented = true }));
+            await output.WriteLineAsync($"wrote {path} ({n * cell}x{n * cell} px, {cells.Count} images)");
+            return 0;
+        });
+        return [demo, mosaic];
+    }
+
+    /// <summary>The ground sample distance the model was trained at (rscapret.json "gsd"), if recorded.</summary>
+    public static double? ModelGsd(string modelDirectory)
+    {
+        var file = Path.Combine(modelDirectory, RsCapRet.Model.RsCapRetConfig.FileName);
+        using var doc = JsonDocument.Parse(File.ReadAllText(file));
+        return doc.RootElement.TryGetProperty("gsd", out var g) && g.ValueKind == JsonValueKind.Number ? g.GetDouble() : null;
+    }
+}

@@ -1,0 +1,192 @@
+using System.Collections.Concurrent;
+using System.ComponentModel;
+using Hangfire;
+using Npgsql;
+using RsCapRet.Model;
+using GenerationOptions = RsCapRet.Model.GenerationOptions;
+using RsCapRet.Pipeline;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Jobs;
+
+/// <summary>How to tile scenes in jobs; the JSON-friendly subset of <see cref="TilingOptions"/>.</summary>
+public sealed record IngestJobOptions(string? Bands = null, double? Gsd = null, int Overlap = 0, double MaxNodata = 0.5, bool NoCrs = false, bool Captions = true)
+{
+    public TilingOptions ToTiling() => new()
+    {
+        Bands = Bands is null ? null : Bands.Split(',').Select(b => int.Parse(b.Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+        TargetGsd = Gsd, Overlap = Overlap, MaxNodataFraction = MaxNodata, AllowMissingCrs = NoCrs,
+    };
+}
+
+/// <summary>
+/// Loaded models, one per folder per worker process: loading a model is costly, jobs are many. The device comes
+/// from RSCAPRET_DEVICE (default auto: CUDA on GPU workers).
+/// </summary>
+public sealed class ModelCache : IDisposable
+{
+    private readonly ConcurrentDictionary<string, Lazy<RsCapRetTileEncoder>> _models = new();
+    private readonly SemaphoreSlim _inference = new(1, 1);
+
+    public RsCapRetTileEncoder Get(string modelDirectory) =>
+        _models.GetOrAdd(Path.GetFullPath(modelDirectory), dir => new Lazy<RsCapRetTileEncoder>(() =>
+            RsCapRetTileEncoder.Load(dir, Environment.GetEnvironmentVariable("RSCAPRET_DEVICE") ?? "auto"))).Value;
+
+    /// <summary>A model is not thread-safe; jobs of one process take turns on it (torch uses every core anyway).</summary>
+    public async Task<T> WithModelAsync<T>(string modelDirectory, Func<RsCapRetTileEncoder, Task<T>> work, CancellationToken ct)
+    {
+        await _inference.WaitAsync(ct);
+        try { return await work(Get(modelDirectory)); }
+        finally { _inference.Release(); }
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in _models.Values.Where(m => m.IsValueCreated)) m.Value.Dispose();
+        _inference.Dispose();
+    }
+}
+
+/// <summary>Ingests one scene file with one model. Idempotent: the same content and model is done once.</summary>
+public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache models)
+{
+    [Queue(JobQueues.Model)]
+    [DisplayName("ingest {0}")]
+    public async Task<string> RunAsync(string path, string modelDirectory, IngestJobOptions? options, CancellationToken ct)
+    {
+        options ??= new IngestJobOptions();
+        if (!File.Exists(path) && Directory.Exists(Path.GetDirectoryName(path)))
+            throw new RasterException(path, "does not exist (moved or deleted since it was queued)");
+        var result = await models.WithModelAsync(modelDirectory, encoder =>
+            new SceneIngestor(new CatalogStore(dataSource), encoder).IngestAsync(path,
+                new IngestOptions { Tiling = options.ToTiling(), Caption = options.Captions }, ct: ct), ct);
+        return $"{result.Outcome}: scene {result.SceneId}, {result.Tiles} tiles, {result.SkippedTiles} skipped, {result.Elapsed.TotalSeconds:F1} s";
+    }
+}
+
+/// <summary>
+/// Scans an archive folder and queues an ingest job for each new or changed scene. Unchanged files (same size and
+/// modification time) are not re-hashed; files whose content was already ingested with this model are skipped.
+/// </summary>
+public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobClient jobs)
+{
+    [Queue(JobQueues.Default)]
+    [DisplayName("index {0} ({1})")]
+    public async Task<string> RunAsync(string root, string pattern, string modelDirectory, IngestJobOptions? options, CancellationToken ct)
+    {
+        if (!Directory.Exists(root)) throw new TransientJobException($"{root}: archive folder is not reachable");
+        var store = new CatalogStore(dataSource);
+        var identity = ModelIdentityOf(modelDirectory);
+        var modelId = await store.RegisterModelAsync(identity, ct);
+        int queued = 0, seen = 0;
+        foreach (var file in Directory.EnumerateFiles(root, pattern, SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            ct.ThrowIfCancellationRequested();
+            seen++;
+            var full = Path.GetFullPath(file);
+            var sha = await ContentHashAsync(full, ct);
+            var scene = await store.FindSceneAsync(sha, modelId, ct);
+            if (scene is { Status: SceneStatus.Done or SceneStatus.Empty or SceneStatus.Ingesting }) continue;
+            jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(full, modelDirectory, options, CancellationToken.None));
+            queued++;
+        }
+        return $"{seen} files seen, {queued} ingest jobs queued";
+    }
+
+    /// <summary>The catalogue identity of a model folder without loading its weights.</summary>
+    public static ModelIdentity ModelIdentityOf(string modelDirectory)
+    {
+        var cfg = RsCapRetConfig.Load(modelDirectory);
+        return new ModelIdentity(cfg.Name, cfg.Version, cfg.Llm, cfg.Vision, RsCapRetModel.HeadsSha256(modelDirectory), cfg.SharedDim);
+    }
+
+    private async Task<string> ContentHashAsync(string path, CancellationToken ct)
+    {
+        var info = new FileInfo(path);
+        var mtime = new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero);
+        await using (var cmd = dataSource.CreateCommand("SELECT content_sha256 FROM archive_files WHERE path = $1 AND size_bytes = $2 AND modified_at = $3"))
+        {
+            cmd.Parameters.Add(new() { Value = path });
+            cmd.Parameters.Add(new() { Value = info.Length });
+            cmd.Parameters.Add(new() { Value = mtime.UtcDateTime });
+            if (await cmd.ExecuteScalarAsync(ct) is string known) return known;
+        }
+        var sha = (await SceneIngestor.DescribeFileAsync(path, ct)).ContentSha256;
+        await using (var up = dataSource.CreateCommand("""
+            INSERT INTO archive_files (path, size_bytes, modified_at, content_sha256) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (path) DO UPDATE SET size_bytes = EXCLUDED.size_bytes, modified_at = EXCLUDED.modified_at,
+                   content_sha256 = EXCLUDED.content_sha256, seen_at = now()
+            """))
+        {
+            up.Parameters.Add(new() { Value = path });
+            up.Parameters.Add(new() { Value = info.Length });
+            up.Parameters.Add(new() { Value = mtime.UtcDateTime });
+            up.Parameters.Add(new() { Value = sha });
+            await up.ExecuteNonQueryAsync(ct);
+        }
+        return sha;
+    }
+}
+
+/// <summary>Registers the recurring jobs of jobs/*.json with Hangfire (and removes none: ids are stable).</summary>
+public static class RecurringJobDefinitions
+{
+    public static void Apply(IRecurringJobManager manager, IReadOnlyList<JobDefinition> definitions, string baseDirectory)
+    {
+        string Abs(string p) => Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(baseDirectory, p));
+        foreach (var d in definitions)
+        {
+            var options = new RecurringJobOptions { TimeZone = TimeZoneInfo.Utc };
+            switch (d.Job)
+            {
+                case "index-archive":
+                    var (root, glob, model) = (Abs(d.Arg("root")), d.Arg("glob"), Abs(d.Arg("model")));
+                    manager.AddOrUpdate<IndexArchiveJob>(d.Id, d.Queue, j => j.RunAsync(root, glob, model, null, CancellationToken.None), d.Cron, options);
+                    break;
+                case "ingest-scene":
+                    var (path, m) = (Abs(d.Arg("path")), Abs(d.Arg("model")));
+                    manager.AddOrUpdate<IngestSceneJob>(d.Id, d.Queue, j => j.RunAsync(path, m, null, CancellationToken.None), d.Cron, options);
+                    break;
+                case "train":
+                    var (config, outDir) = (Abs(d.Arg("config")), Abs(d.Arg("out")));
+                    manager.AddOrUpdate<TrainJob>(d.Id, d.Queue, j => j.Run(config, outDir, CancellationToken.None), d.Cron, options);
+                    break;
+                case "evaluate":
+                    var (em, ed, es, eo) = (Abs(d.Arg("model")), Abs(d.Arg("dataset")), d.Arg("split"), Abs(d.Arg("out")));
+                    manager.AddOrUpdate<EvaluateJob>(d.Id, d.Queue, j => j.RunAsync(em, ed, es, eo, CancellationToken.None), d.Cron, options);
+                    break;
+                default:
+                    throw new FormatException($"Job definition '{d.Id}': job '{d.Job}' cannot be scheduled as a recurring job by this version.");
+            }
+        }
+    }
+}
+
+/// <summary>Runs a training config to a run folder (resumes from its checkpoint when retried).</summary>
+public sealed class TrainJob
+{
+    [Queue(JobQueues.Model)]
+    [DisplayName("train {0}")]
+    [AutomaticRetry(Attempts = 0)]
+    public string Run(string configPath, string outDir, CancellationToken ct)
+    {
+        var history = new RsCapRet.Training.RsCapRetTrainer(RsCapRet.Training.TrainConfig.Load(configPath), outDir, _ => { }).Run(ct);
+        var best = history.MaxBy(h => h.ValTextToImage.Mean);
+        return best is null ? "no epoch completed" : $"best epoch {best.Epoch}: val text->image {best.ValTextToImage}";
+    }
+}
+
+/// <summary>Benchmark evaluation of a model on a dataset split; writes report files to the output folder.</summary>
+public sealed class EvaluateJob(ModelCache models)
+{
+    [Queue(JobQueues.Model)]
+    [DisplayName("evaluate {0} on {1} ({2})")]
+    public Task<string> RunAsync(string modelDirectory, string datasetDirectory, string split, string outDir, CancellationToken ct) =>
+        models.WithModelAsync(modelDirectory, encoder =>
+        {
+            var report = RsCapRet.Training.ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
+                datasetDirectory, split, new GenerationOptions { MaxNewTokens = 40 }, RsCapRet.Evaluation.MetricOptions.FromEnvironment(), outDir: outDir);
+            return Task.FromResult($"CIDEr {report.Captions.Corpus["CIDEr"]:F3}, text->image mR {report.TextToImage.Mean:F2}");
+        }, ct);
+}
