@@ -1,0 +1,121 @@
+using System.Net;
+using System.Text.Json;
+using Hangfire;
+using Hangfire.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using RsCapRet.Cli.Commands;
+using RsCapRet.Core;
+using RsCapRet.Jobs;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+using RsCapRet.TestSupport;
+
+namespace RsCapRet.Cli.Tests;
+
+/// <summary>Hangfire jobs on the live database with the tiny model, and the HTTP API, end to end.</summary>
+public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-jobs-");
+    public void Dispose() => _dir.Delete(true);
+
+    /// <summary>A small RGB GeoTIFF cut from the NAIP sample, offset so each call makes different content.</summary>
+    private string SmallScene(string name, int offset)
+    {
+        var path = Path.Combine(_dir.FullName, name);
+        using var ds = RasterDataset.Open(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "naip_m_4709963_se_14_1_20200831.tif"));
+        var bands = Enumerable.Range(1, 3).Select(b => { var buf = new byte[64 * 64]; ds.Read(b, new PixelWindow(200 + offset, 200, 64, 64), buf.AsSpan(), 64, 64); return buf; }).ToArray();
+        RasterWriter.WriteGeoTiff(path, 64, 64, bands, [485899 + 5 * (200 + offset), 5, 0, 5209246 - 1000, 0, -5], 26914);
+        return path;
+    }
+
+    private async Task<Dictionary<string, string>> SceneStatuses()
+    {
+        var result = new Dictionary<string, string>();
+        await using var cmd = db.DataSource.CreateCommand("SELECT path, status FROM scenes");
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) result[Path.GetFileName(r.GetString(0))] = r.GetString(1);
+        return result;
+    }
+
+    [Fact]
+    public async Task ArchiveIndexQueuesNewScenesWorkersIngestThemAndACorruptFileFailsAlone()
+    {
+        var archive = Directory.CreateDirectory(Path.Combine(_dir.FullName, "archive")).FullName;
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
+        File.Move(SmallScene("a.tif", 0), Path.Combine(archive, "a.tif"));
+        File.Move(SmallScene("b.tif", 64), Path.Combine(archive, "b.tif"));
+        await File.WriteAllBytesAsync(Path.Combine(archive, "broken.tif"), (await File.ReadAllBytesAsync(Path.Combine(archive, "a.tif")))[..400]);
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddRsCapRetJobs(db.ConnectionString).AddRsCapRetWorker(JobQueues.All, 2, "test-worker");
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            var client = host.Services.GetRequiredService<IBackgroundJobClient>();
+            client.Enqueue<IndexArchiveJob>(j => j.RunAsync(archive, "*.tif", model, null, CancellationToken.None));
+            var deadline = DateTime.UtcNow.AddSeconds(90);
+            Dictionary<string, string> statuses;
+            do
+            {
+                await Task.Delay(500);
+                statuses = await SceneStatuses();
+            } while (DateTime.UtcNow < deadline && !(statuses.GetValueOrDefault("a.tif") == "done" && statuses.GetValueOrDefault("b.tif") == "done" && statuses.GetValueOrDefault("broken.tif") == "failed"));
+            Assert.Equal("done", statuses.GetValueOrDefault("a.tif"));
+            Assert.Equal("done", statuses.GetValueOrDefault("b.tif"));
+            Assert.Equal("failed", statuses.GetValueOrDefault("broken.tif"));
+
+            // The broken file's job failed for good (bad input is not retried) with the file in its message.
+            var monitor = JobStorage.Current.GetMonitoringApi();
+            var failed = monitor.FailedJobs(0, 10);
+            Assert.Contains(failed, f => f.Value.ExceptionMessage?.Contains("broken.tif") == true);
+
+            // A second scan queues nothing new for the ingested scenes (the failed one is retried).
+            var indexJob = host.Services.GetRequiredService<IndexArchiveJob>();
+            var summary = await indexJob.RunAsync(archive, "*.tif", model, null, CancellationToken.None);
+            Assert.Equal("3 files seen, 1 ingest jobs queued", summary);
+        }
+        finally { await host.StopAsync(); }
+    }
+
+    [Fact]
+    public async Task HttpApiValidatesInputAndServesGeoJsonAndThumbnails()
+    {
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model-api"));
+        using (var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu"))
+            await new Pipeline.SceneIngestor(new CatalogStore(db.DataSource), encoder).IngestAsync(SmallScene("api.tif", 300));
+        var port = 5600 + Random.Shared.Next(300);
+        var app = HostCommands.BuildWebApp(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
+        await app.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            foreach (var bad in new[] { "/api/search?q=", "/api/search?q=farm&bbox=1,2,3", "/api/search?q=farm&bbox=10,10,5,5",
+                                        "/api/search?q=farm&k=0", "/api/search?q=farm&k=abc", "/api/search?q=farm&near=200,1,5", "/api/search?q=" + new string('x', 1001) })
+            {
+                var response = await http.GetAsync(bad);
+                Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+                Assert.Contains("error", await response.Content.ReadAsStringAsync());
+            }
+            var ok = await http.GetAsync("/api/search?q=a%20farm&k=3&bbox=-100,46,-98,48");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            using var doc = JsonDocument.Parse(await ok.Content.ReadAsStringAsync());
+            Assert.Equal("FeatureCollection", doc.RootElement.GetProperty("type").GetString());
+            var features = doc.RootElement.GetProperty("features");
+            Assert.Equal(3, features.GetArrayLength());
+            var first = features[0];
+            Assert.Equal("Polygon", first.GetProperty("geometry").GetProperty("type").GetString());
+            var ring = first.GetProperty("geometry").GetProperty("coordinates")[0];
+            Assert.Equal(ring[0].ToString(), ring[ring.GetArrayLength() - 1].ToString()); // closed ring
+            var thumb = first.GetProperty("properties").GetProperty("thumbnail_url").GetString()!;
+            var png = await http.GetByteArrayAsync(thumb);
+            Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, png[..4]);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/tiles/999999999")).StatusCode);
+            var tileId = first.GetProperty("id").GetInt64();
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"/api/tiles/{tileId}")).StatusCode);
+        }
+        finally { await app.StopAsync(); }
+    }
+}
