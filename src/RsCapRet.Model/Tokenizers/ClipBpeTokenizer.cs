@@ -1,19 +1,20 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace RsCapRet.Model.Tokenizers;
 
 /// <summary>
 /// CLIP's byte-level BPE text tokenizer (openai/CLIP simple_tokenizer.py, open_clip's tokenize) read from the
-/// Hugging Face files vocab.json + merges.txt. Microsoft.ML.Tokenizers has no CLIP tokenizer and its BPE model
-/// does not expose CLIP's pre-tokenizer, so the ~100 lines of BPE live here where they can be read against the
-/// reference.
+/// Hugging Face files vocab.json + merges.txt. Microsoft.ML.Tokenizers has no CLIP tokenizer; its BpeTokenizer
+/// takes a pre-tokenizer and a "&lt;/w&gt;" suffix, but CLIP's clean-up, byte symbols and Python's lower-casing and
+/// regex semantics would still live outside it, so the whole (small) BPE is here to be read against the reference.
 /// </summary>
 /// <remarks>
-/// Text clean-up follows the reference except for ftfy.fix_text (out of scope), and html unescaping uses
+/// Text clean-up follows the reference (html unescape twice, whitespace collapsed and stripped, Python's
+/// lower-casing) except for ftfy.fix_text (out of scope), and html unescaping uses
 /// <see cref="WebUtility.HtmlDecode"/>, which knows the HTML4 named entities ("&amp;amp;", "&amp;quot;", numeric
 /// references) but not Python's full HTML5 table or entities without the trailing ';'.
 /// </remarks>
@@ -22,11 +23,6 @@ public sealed class ClipBpeTokenizer
     public const string StartToken = "<|startoftext|>";
     public const string EndToken = "<|endoftext|>";
     private const string EndOfWord = "</w>";
-
-    // The reference pre-tokenizer: special tokens, English contractions, letter runs, single digits, punctuation runs.
-    private static readonly Regex WordPattern = new(
-        @"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
-        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Compiled);
 
     private static readonly char[] ByteToChar = BuildByteToChar();
     private static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(x => x.c, x => (byte)x.b);
@@ -79,12 +75,12 @@ public sealed class ClipBpeTokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>();
-        var cleaned = CleanWhitespace(WebUtility.HtmlDecode(WebUtility.HtmlDecode(text)).Trim()).ToLowerInvariant();
-        foreach (Match word in WordPattern.Matches(cleaned))
+        var cleaned = Clean(text);
+        foreach (var word in SplitWords(cleaned))
         {
             // Each UTF-8 byte becomes one printable symbol, so every word is spelled in the 256 base symbols.
             var symbols = new StringBuilder();
-            foreach (var b in Encoding.UTF8.GetBytes(word.Value)) symbols.Append(ByteToChar[b]);
+            foreach (var b in Encoding.UTF8.GetBytes(word)) symbols.Append(ByteToChar[b]);
             foreach (var token in Bpe(symbols.ToString()))
                 ids.Add(_encoder.TryGetValue(token, out var id) ? id : throw new InvalidDataException($"{VocabPath}: BPE produced '{token}', which the vocabulary lacks"));
         }
@@ -160,20 +156,116 @@ public sealed class ClipBpeTokenizer
         return parts.ToArray();
     });
 
-    // Runs of whitespace become one space (Python's str.isspace, which also counts U+001C..U+001F), ends stripped.
-    private static string CleanWhitespace(string text)
+    private static readonly string[] WholeWords = ["<|startoftext|>", "<|endoftext|>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"];
+
+    /// <summary>
+    /// The reference pre-tokenizer regex
+    /// <c>&lt;\|startoftext\|&gt;|&lt;\|endoftext\|&gt;|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+</c>,
+    /// scanned by hand over code points: .NET's Regex sees the two halves of a surrogate pair as non-letters,
+    /// Python's regex module sees the letter (e.g. math bold "𝐀").
+    /// </summary>
+    private static IEnumerable<string> SplitWords(string text)
+    {
+        var i = 0;
+        while (i < text.Length)
+        {
+            var whole = Array.Find(WholeWords, w => string.Compare(text, i, w, 0, w.Length, StringComparison.OrdinalIgnoreCase) == 0);
+            if (whole != null)
+            {
+                yield return text.Substring(i, whole.Length);
+                i += whole.Length;
+                continue;
+            }
+            var kind = KindAt(text, i, out var width);
+            if (kind == CharKind.Space) { i += width; continue; }
+            var start = i;
+            i += width;
+            // Letters and other symbols run on; a number is always a word of its own.
+            if (kind != CharKind.Number)
+                while (i < text.Length && KindAt(text, i, out var w) == kind) i += w;
+            yield return text[start..i];
+        }
+    }
+
+    private enum CharKind { Space, Letter, Number, Other }
+
+    private static CharKind KindAt(string text, int index, out int width)
+    {
+        // A lone surrogate reads as U+FFFD (a symbol), as UTF-8 encoding later writes it.
+        Rune.DecodeFromUtf16(text.AsSpan(index), out var rune, out width);
+        if (Rune.IsWhiteSpace(rune)) return CharKind.Space;
+        return Rune.GetUnicodeCategory(rune) switch
+        {
+            UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter
+                or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter => CharKind.Letter,
+            UnicodeCategory.DecimalDigitNumber or UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber => CharKind.Number,
+            _ => CharKind.Other,
+        };
+    }
+
+    /// <summary>The reference's basic_clean + whitespace_clean + lower(), without ftfy.</summary>
+    private static string Clean(string text)
+    {
+        var unescaped = WebUtility.HtmlDecode(WebUtility.HtmlDecode(text));
+        return PythonLower(PythonStrip(CollapseWhitespace(PythonStrip(unescaped))));
+    }
+
+    // regex's \s+ -> ' ': the Unicode White_Space set, which is exactly char.IsWhiteSpace.
+    private static string CollapseWhitespace(string text)
     {
         var sb = new StringBuilder(text.Length);
-        var pendingSpace = false;
+        var inSpace = false;
         foreach (var c in text)
         {
-            if (char.IsWhiteSpace(c) || c is >= '\u001c' and <= '\u001f') { pendingSpace = sb.Length > 0; continue; }
-            if (pendingSpace) sb.Append(' ');
-            pendingSpace = false;
-            sb.Append(c);
+            if (char.IsWhiteSpace(c)) { if (!inSpace) sb.Append(' '); inSpace = true; }
+            else { sb.Append(c); inSpace = false; }
         }
         return sb.ToString();
     }
+
+    // Python's str.strip() also strips U+001C..U+001F (str.isspace), which \s does not collapse.
+    private static string PythonStrip(string text)
+    {
+        static bool IsPythonSpace(char c) => char.IsWhiteSpace(c) || c is >= '\u001c' and <= '\u001f';
+        int start = 0, end = text.Length;
+        while (start < end && IsPythonSpace(text[start])) start++;
+        while (end > start && IsPythonSpace(text[end - 1])) end--;
+        return text[start..end];
+    }
+
+    // Python's str.lower() is .NET's invariant lower-casing plus the full mappings .NET leaves out:
+    // 'İ' -> "i\u0307" and the word-final sigma 'Σ' -> 'ς'.
+    private static string PythonLower(string text)
+    {
+        var lower = text.ToLowerInvariant();
+        if (text.IndexOfAny(['\u0130', '\u03a3']) < 0) return lower;
+        var sb = new StringBuilder(lower.Length + 4);
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] == '\u0130') sb.Append("i\u0307");
+            else if (text[i] == '\u03a3') sb.Append(IsFinalSigma(text, i) ? '\u03c2' : '\u03c3');
+            else sb.Append(lower[i]);
+        }
+        return sb.ToString();
+    }
+
+    // Unicode's Final_Sigma: a cased letter before (skipping case-ignorables) and none after.
+    private static bool IsFinalSigma(string text, int at)
+    {
+        var before = at - 1;
+        while (before >= 0 && IsCaseIgnorable(text[before])) before--;
+        if (before < 0 || !IsCased(text[before])) return false;
+        var after = at + 1;
+        while (after < text.Length && IsCaseIgnorable(text[after])) after++;
+        return after == text.Length || !IsCased(text[after]);
+    }
+
+    private static bool IsCased(char c) => char.GetUnicodeCategory(c) is UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter or UnicodeCategory.TitlecaseLetter;
+
+    private static bool IsCaseIgnorable(char c) =>
+        char.GetUnicodeCategory(c) is UnicodeCategory.NonSpacingMark or UnicodeCategory.EnclosingMark or UnicodeCategory.Format
+            or UnicodeCategory.ModifierLetter or UnicodeCategory.ModifierSymbol
+        || c is '\'' or '.' or ':' or '\u00b7' or '\u0387' or '\u2018' or '\u2019' or '\u2024' or '\u2027' or '\ufe13' or '\ufe52' or '\ufe55' or '\uff07' or '\uff0e' or '\uff1a';
 
     // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the rest map to U+0100 upwards.
     private static char[] BuildByteToChar()

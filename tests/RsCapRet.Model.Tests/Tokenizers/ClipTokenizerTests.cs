@@ -86,6 +86,22 @@ public class ClipTokenizerTests
     }
 
     [Fact]
+    public void CleanUpFollowsPythonRatherThanDotNetDefaults()
+    {
+        var tok = Tokenizer.Value;
+        // Python's lower(): word-final sigma and the dotted capital I's two-code-point lower case.
+        Assert.Equal("οδος σπιτια ", tok.Decode(tok.Encode("ΟΔΟΣ ΣΠΙΤΙΑ")));
+        Assert.Equal("i \u0307 stanbul ", tok.Decode(tok.Encode("İstanbul")));
+        // A letter outside the BMP belongs to the surrounding letter run, as in Python's regex.
+        Assert.Equal("a𝐀b ", tok.Decode(tok.Encode("a𝐀b")));
+        Assert.Equal("a 🛰 b ", tok.Decode(tok.Encode("a🛰b")));
+        // U+001C is stripped at the ends (str.strip) but is not whitespace inside (regex \s).
+        Assert.Equal("a \u001c b ", tok.Decode(tok.Encode("\u001ca\u001cb\u001c")));
+        // A lone surrogate becomes U+FFFD instead of failing.
+        Assert.Equal("a \ufffd ", tok.Decode(tok.Encode("a\ud800")));
+    }
+
+    [Fact]
     public void DecodeRejectsIdsOutsideTheVocabulary()
     {
         var tok = Tokenizer.Value;
