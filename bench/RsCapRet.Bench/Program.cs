@@ -6,7 +6,18 @@ switch (name)
 {
     case "search":
         return await SearchBenchmark.RunAsync(rest);
+    case "load":
+        return await ModelBenchmark.LoadAsync(rest);
+    case "load-child":
+        return ModelBenchmark.LoadChild(rest[0]);
+    case "caption":
+        return ModelBenchmark.Throughput(rest);
     default:
-        Console.Error.WriteLine("usage: RsCapRet.Bench <benchmark> [options]\n  search [--tiles N] [--queries Q] [--k K] [--keep]   vector search latency and recall (needs RSCAPRET_DB)");
+        Console.Error.WriteLine("""
+            usage: RsCapRet.Bench <benchmark> [options]
+              search  [--tiles N] [--queries Q] [--k K] [--keep]   vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB)
+              load    [--gb 2]                                     synthetic bf16 Llama checkpoint: load time, peak RSS / file size
+              caption [--model DIR]                                greedy captioning throughput, batch 1 and 16
+            """);
         return 2;
 }

@@ -27,7 +27,12 @@ public static partial class PtbTokenizer
         var tokens = new List<string>();
         foreach (Match m in Token().Matches(text))
         {
-            var t = m.Value switch { "(" => "-LRB-", ")" => "-RRB-", "{" => "-LCB-", "}" => "-RCB-", "\"" => "''", _ => m.Value };
+            // PTB escapes brackets; with -lowerCase they come out lower-cased, so coco's (upper-case) removal list
+            // does not remove them: "-lrb-" etc. stay in the scored text, as in coco-caption.
+            var t = m.Value switch
+            {
+                "(" => "-lrb-", ")" => "-rrb-", "{" => "-lcb-", "}" => "-rcb-", "[" => "-lsb-", "]" => "-rsb-", "\"" => "''", _ => m.Value,
+            };
             if (!Removed.Contains(t)) tokens.Add(t);
         }
         return string.Join(' ', tokens);

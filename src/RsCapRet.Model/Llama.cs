@@ -257,7 +257,12 @@ public sealed class LlamaForCausalLM : nn.Module
     public static LlamaForCausalLM FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var config = LlamaConfig.Load(Path.Combine(directory, "config.json"));
-        var llm = new LlamaForCausalLM(config);
+        // Build the module in the target dtype: a 7B model built in float32 first would need twice its memory.
+        var previous = get_default_dtype();
+        set_default_dtype(dtype);
+        LlamaForCausalLM llm;
+        try { llm = new LlamaForCausalLM(config); }
+        finally { set_default_dtype(previous); }
         using (var ckpt = Checkpoint.Open(directory))
         {
             if (config.TieWordEmbeddings && !ckpt.Contains("lm_head.weight"))

@@ -41,7 +41,7 @@ public class CaptionMetricsTests
     }
 
     [Theory]
-    [InlineData("Don't park (here), it's the airport's apron!", "do n't park here it 's the airport 's apron")]
+    [InlineData("Don't park (here), it's the airport's apron!", "do n't park -lrb- here -rrb- it 's the airport 's apron")]
     [InlineData("A well-known 3.5 km runway; 2 planes...", "a well-known 3.5 km runway 2 planes")]
     [InlineData("  Trees\tand \"houses\" ", "trees and houses")]
     public void PtbRulesForCommonCaptionShapes(string raw, string expected) => Assert.Equal(expected, PtbTokenizer.Tokenize(raw));

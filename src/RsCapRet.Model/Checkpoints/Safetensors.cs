@@ -160,6 +160,22 @@ public sealed unsafe class SafetensorsFile : IDisposable
         var dst = t.bytes;
         if (dst.Length != bytes) throw new CheckpointException(Path, $"tensor '{e.Name}' has {bytes} bytes, its destination {dst.Length}");
         new ReadOnlySpan<byte>(_data + e.Begin, (int)bytes).CopyTo(dst);
+        ReleasePages(_data + e.Begin, bytes);
+    }
+
+    // A mapped page that was read stays resident (and counts in the process's RSS) until unmapped. Loading copies
+    // each tensor once, so its pages are dropped right after: peak memory stays near the model's own size.
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise", SetLastError = false)]
+    private static extern int Madvise(IntPtr address, UIntPtr length, int advice);
+    private const int MADV_DONTNEED = 4;
+
+    private static void ReleasePages(byte* start, long length)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        const long page = 4096;
+        var first = ((long)start + page - 1) / page * page;        // whole pages inside the range only
+        var last = ((long)start + length) / page * page;
+        if (last > first) Madvise((IntPtr)first, (UIntPtr)(ulong)(last - first), MADV_DONTNEED);
     }
 
     public void Dispose()
