@@ -236,8 +236,9 @@ public sealed class RsCapRetModel : nn.Module
     // ------------------------------------------------------------------------------------------ generation
 
     /// <summary>
-    /// Captions for a batch of images: the visual prefix, then BOS, then tokens until EOS or the limit. [RET] is
-    /// never generated. Returns generated ids per image (without BOS/EOS).
+    /// Captions for a batch of images: the visual prefix, then BOS, then tokens until EOS, [RET] or the limit.
+    /// [RET] is never part of a caption: training puts it right after the caption, so the model choosing it means
+    /// the caption is complete (FROMAGe's convention). Returns generated ids per image (without BOS/EOS/[RET]).
     /// </summary>
     public IReadOnlyList<int[]> GenerateCaptions(Tensor pixels, GenerationOptions? options = null)
     {
@@ -300,12 +301,11 @@ public sealed class RsCapRetModel : nn.Module
             using var stepScope = NewDisposeScope();
             using var output = llm.ForwardEmbeds(input, cache: cache);
             var logits = output.Logits.select(1, -1).to_type(ScalarType.Float32);
-            if (suppressRet) logits[TensorIndex.Colon, RetTokenId] = float.NegativeInfinity;
             var next = logits.argmax(-1).cpu().data<long>().ToArray();
             for (var i = 0; i < b; i++)
             {
                 if (finished[i]) continue;
-                if (next[i] == EosTokenId) { finished[i] = true; continue; }
+                if (next[i] == EosTokenId || (suppressRet && next[i] == RetTokenId)) { finished[i] = true; continue; }
                 generated[i].Add((int)next[i]);
                 if (!suppressRet && next[i] == RetTokenId) finished[i] = true;
             }
@@ -335,7 +335,6 @@ public sealed class RsCapRetModel : nn.Module
             using var stepScope = NewDisposeScope();
             using var output = llm.ForwardEmbeds(input, cache: cache);
             var logp = F.log_softmax(output.Logits.select(1, -1).to_type(ScalarType.Float32), -1);
-            logp[TensorIndex.Colon, RetTokenId] = float.NegativeInfinity;
             var (topv, topi) = logp.topk(k, -1);
             var values = topv.cpu().data<float>().ToArray();
             var indices = topi.cpu().data<long>().ToArray();
@@ -347,7 +346,7 @@ public sealed class RsCapRetModel : nn.Module
             var rows = new List<long>();
             foreach (var c in candidates.OrderByDescending(c => c.Score))
             {
-                if (c.Token == EosTokenId)
+                if (c.Token == EosTokenId || c.Token == RetTokenId) // [RET] ends a caption and is not part of it
                 {
                     var ids = beams[c.Beam].Ids.ToArray();
                     done.Add((ids, c.Score / Math.Pow(Math.Max(1, ids.Length + 1), options.LengthPenalty)));

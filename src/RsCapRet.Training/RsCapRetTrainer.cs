@@ -327,7 +327,7 @@ public sealed class RsCapRetTrainer
         var config = new RsCapRetConfig
         {
             Name = _cfg.Name, Version = _cfg.Version, VisualPrefixTokens = _cfg.VisualPrefixTokens, SharedDim = _cfg.SharedDim,
-            RetTokenId = model.RetTokenId, Tokenizer = "tokenizer.model", ImageSize = model.ImageSize,
+            RetTokenId = model.RetTokenId, Tokenizer = "tokenizer.model", ImageSize = model.ImageSize, Gsd = _cfg.Gsd,
             Llm = _cfg.Mode == "full" ? "llm" : _cfg.Llm!, Vision = _cfg.Mode == "full" ? "vision" : _cfg.Vision!,
         };
         if (_cfg.Mode == "full")

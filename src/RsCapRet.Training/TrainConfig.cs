@@ -41,6 +41,8 @@ public sealed record TrainConfig
     [JsonPropertyName("augment")] public bool Augment { get; init; } = true;
     [JsonPropertyName("device")] public string Device { get; init; } = "auto";
     [JsonPropertyName("threads")] public int? Threads { get; init; }
+    /// <summary>Ground sample distance (m/px) of the model's input images, recorded in the exported rscapret.json.</summary>
+    [JsonPropertyName("gsd")] public double? Gsd { get; init; }
 
     public static TrainConfig Load(string path)
     {

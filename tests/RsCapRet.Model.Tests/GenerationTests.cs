@@ -17,9 +17,9 @@ public class GenerationTests
             var embeds = cat([prefix, model.Llm.EmbedTokens(tensor(ids.ToArray()).unsqueeze(0))], 1);
             using var output = model.Llm.ForwardEmbeds(embeds);
             var logits = output.Logits.select(1, -1).squeeze(0);
-            logits[model.RetTokenId] = float.NegativeInfinity;
             var next = logits.argmax().item<long>();
-            if (next == model.EosTokenId) break;
+            if (next == model.EosTokenId || next == model.RetTokenId) break; // [RET] ends a caption
+
             ids.Add(next);
         }
         return ids.Skip(1).Select(i => (int)i).ToArray();

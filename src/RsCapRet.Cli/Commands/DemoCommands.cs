@@ -79,18 +79,27 @@ public static class DemoCommands
         var split = new Option<string>("--split") { Description = "Split to draw images from", DefaultValueFactory = _ => "val" };
         var size = new Option<int>("--size") { Description = "Cells per side", DefaultValueFactory = _ => 6 };
         var outFile = new Option<string>("--out") { Description = "GeoTIFF to write (a .index.json is written beside it)", Required = true };
-        var mosaic = new Command("demo-mosaic", "Build a georeferenced mosaic of UCM-Captions images (illustrative coordinates)") { dataset, split, size, outFile };
+        var classes = new Option<string>("--classes")
+        {
+            Description = "UCM classes to draw from, round-robin (size*size cells)",
+            DefaultValueFactory = _ => "airplane,baseballdiamond,storagetanks,denseresidential,river,harbor,beach,golfcourse,tenniscourt,parkinglot,freeway,agricultural",
+        };
+        var mosaic = new Command("demo-mosaic", "Build a georeferenced mosaic of UCM-Captions images (illustrative coordinates)") { dataset, split, size, outFile, classes };
         CommandAction.Set(mosaic, async (parse, output, ct) =>
         {
             var n = parse.GetValue(size);
             var images = KarpathyDataset.Load(parse.GetValue(dataset)!, "ucm", new HashSet<string> { parse.GetValue(split)! });
             // Round-robin over classes (UCM numbering: class = (N - 1) / 100), so every class appears.
+            var wanted = parse.GetValue(classes)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(c => Array.IndexOf(UcmClasses, c) is var k and >= 0 ? k : throw new ArgumentException($"unknown UCM class '{c}'")).ToHashSet();
             var byClass = images.GroupBy(i => (int.Parse(Path.GetFileNameWithoutExtension(i.ImagePath), CultureInfo.InvariantCulture) - 1) / 100)
-                .OrderBy(g => g.Key).Select(g => new Queue<CaptionedImage>(g.OrderBy(i => i.ImagePath, StringComparer.Ordinal))).ToList();
+                .Where(g => wanted.Contains(g.Key)).OrderBy(g => g.Key)
+                .Select(g => (Class: g.Key, Images: new Queue<CaptionedImage>(g.OrderBy(i => i.ImagePath, StringComparer.Ordinal)))).ToList();
             var chosen = new List<(CaptionedImage Image, int Class)>();
             for (var round = 0; chosen.Count < n * n; round++)
                 for (var c = 0; c < byClass.Count && chosen.Count < n * n; c++)
-                    if (byClass[c].Count > 0) chosen.Add((byClass[c].Dequeue(), c));
+                    if (byClass[c].Images.Count > 0) chosen.Add((byClass[c].Images.Dequeue(), byClass[c].Class));
+                    else if (byClass.All(b => b.Images.Count == 0)) throw new ArgumentException("not enough images for the mosaic");
             var rng = new Random(7);
             chosen = chosen.OrderBy(_ => rng.Next()).ToList();
             const int cell = 256;
