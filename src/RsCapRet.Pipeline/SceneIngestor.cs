@@ -19,7 +19,15 @@ public sealed record IngestOptions
 }
 
 public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outcome, int Tiles, int SkippedTiles,
-    TimeSpan Elapsed, string? Error = null);
+    TimeSpan Elapsed, string? Error = null)
+{
+    public string OutcomeText => Outcome switch
+    {
+        IngestOutcome.AlreadyIngested => "already ingested",
+        IngestOutcome.HeldByAnotherWorker => "being ingested by another worker",
+        _ => Outcome.ToString().ToLowerInvariant(),
+    };
+}
 
 /// <summary>
 /// The ingest path: scene file -> tiles (Raster) -> batched captions + vectors (encoder) -> one transaction (Storage).

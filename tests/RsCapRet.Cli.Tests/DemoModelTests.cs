@@ -1,34 +1,37 @@
 using System.Text.Json;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
-using RsCapRet.Pipeline;
-using RsCapRet.Raster;
-using RsCapRet.Storage;
 using RsCapRet.TestSupport;
 
 namespace RsCapRet.Cli.Tests;
 
-/// <summary>The shipped default model on the bundled demo mosaic: text queries naming UCM classes find that class.</summary>
+/// <summary>The README's main command on the shipped default model and bundled scenes, against a fresh database.</summary>
 public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase>
 {
-    private static string Root => RepositoryPaths.FindRoot();
-
-    [Theory]
-    [InlineData("an airport with airplanes", "airplane")]
-    [InlineData("a baseball field", "baseballdiamond")]
-    [InlineData("storage tanks", "storagetanks")]
-    public async Task TopThreeTilesOfAClassQueryComeFromThatClass(string query, string expectedClass)
+    [Fact]
+    public async Task DemoIngestsTheBundledScenesOnceAndAnswersTheExampleQueries()
     {
-        var modelDir = Path.Combine(Root, "models", "default");
-        var mosaic = Path.Combine(Root, "samples", "scenes", "ucm_val_mosaic_epsg32610_0.3m.tif");
-        var cells = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(mosaic, ".index.json")))!
-            .ToDictionary(c => (c.Row, c.Col), c => c.Class);
-        using var encoder = RsCapRetTileEncoder.Load(modelDir, "cpu");
-        var store = new CatalogStore(db.DataSource);
-        var result = await new SceneIngestor(store, encoder).IngestAsync(mosaic,
-            new IngestOptions { Tiling = new TilingOptions { TargetGsd = DemoCommands.ModelGsd(modelDir) }, Caption = false });
-        Assert.Equal(36, result.Tiles); // one tile per mosaic cell at the model's training resolution
-        var hits = await store.SearchAsync(encoder.EmbedText(query), 3, new SearchFilter(SceneId: result.SceneId));
-        Assert.Equal(Enumerable.Repeat(expectedClass, 3), hits.Select(h => cells[(h.GridRow, h.GridCol)]));
+        var first = new StringWriter();
+        var err = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["demo", "--device", "cpu", "--db", db.ConnectionString], first, err));
+        var text = first.ToString();
+        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: ingested, 79 tiles", text);
+        Assert.Contains("ucm_val_mosaic_epsg32610_0.3m.tif: ingested, 36 tiles", text); // one tile per mosaic cell at the model's GSD
+        foreach (var q in DemoCommands.DemoQueries) Assert.Contains($"== search: \"{q}\" (top 3)", text);
+        Assert.DoesNotContain("no tiles found", text);
+
+        var second = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["demo", "--device", "cpu", "--db", db.ConnectionString], second, err));
+        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: already ingested", second.ToString());
+        Assert.Contains("ucm_val_mosaic_epsg32610_0.3m.tif: already ingested", second.ToString());
+    }
+
+    [Fact]
+    public void MosaicIndexDescribesEveryCell()
+    {
+        var index = Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "ucm_val_mosaic_epsg32610_0.3m.index.json");
+        var cells = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(index))!;
+        Assert.Equal(36, cells.Select(c => (c.Row, c.Col)).Distinct().Count());
+        Assert.All(cells.GroupBy(c => c.Class), g => Assert.Equal(3, g.Count()));
     }
 }

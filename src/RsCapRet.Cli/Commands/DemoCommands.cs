@@ -56,7 +56,7 @@ public static class DemoCommands
                 var isMosaic = File.Exists(Path.ChangeExtension(scene, ".index.json"));
                 var tiling = new TilingOptions { TargetGsd = isMosaic ? modelGsd : null };
                 var r = await ingestor.IngestAsync(scene, new IngestOptions { Tiling = tiling }, msg => output.WriteLine("  " + msg), ct);
-                await output.WriteLineAsync($"{Path.GetFileName(scene)}: {r.Outcome.ToString().ToLowerInvariant()}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}");
+                await output.WriteLineAsync($"{Path.GetFileName(scene)}: {r.OutcomeText}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}");
             }
 
             var modelId = await store.RegisterModelAsync(encoder.Identity, ct);

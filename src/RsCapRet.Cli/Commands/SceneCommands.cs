@@ -71,7 +71,7 @@ public static class SceneCommands
                 try
                 {
                     var r = await ingestor.IngestAsync(p, options, msg => output.WriteLine(msg), ct);
-                    await output.WriteLineAsync($"{p}: {r.Outcome.ToString().ToLowerInvariant()} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)");
+                    await output.WriteLineAsync($"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)");
                 }
                 catch (Exception e) when (e is RasterException or IOException or InvalidOperationException or ArgumentException)
                 {
