@@ -305,9 +305,10 @@ public sealed class LlamaForCausalLM : nn.Module
         using var _ = no_grad();
         var emb = cat([model.embed_tokens.weight!, embeddingRows.to(model.embed_tokens.weight!.dtype, model.embed_tokens.weight!.device)], 0);
         var head = cat([lm_head.weight!, lmHeadRows.to(lm_head.weight!.dtype, lm_head.weight!.device)], 0);
+        var newSize = (int)emb.shape[0]; // read before the Parameters take over the tensors' handles
         model.embed_tokens.weight = new Parameter(emb, requires_grad: model.embed_tokens.weight!.requires_grad);
         lm_head.weight = new Parameter(head, requires_grad: lm_head.weight!.requires_grad);
-        Config = Config with { VocabSize = (int)emb.shape[0] };
+        Config = Config with { VocabSize = newSize };
         return first;
     }
 

@@ -48,8 +48,8 @@ public sealed class RsCapRetTrainer
         var tokenizer = LlamaTextTokenizer.Load(_cfg.Tokenizer);
         using var model = BuildModel(tokenizer, device);
         var pre = new ImagePreprocessor(model.ImageSize);
-        var train = LoadSplit(_cfg.TrainSplit, tokenizer, pre);
-        var val = LoadSplit(_cfg.ValSplit, tokenizer, pre);
+        var train = LoadSplit(_cfg.TrainSplit, tokenizer, pre, _cfg.MaxTrainImages);
+        var val = LoadSplit(_cfg.ValSplit, tokenizer, pre, _cfg.MaxValImages);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
 
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();
@@ -71,6 +71,12 @@ public sealed class RsCapRetTrainer
             for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
             {
                 ct.ThrowIfCancellationRequested();
+                if (step == _cfg.MaxSteps)
+                {
+                    SaveCheckpoint(model, optimizer, checkpointDir, epoch, step, history);
+                    _log($"stopped at max_steps {step}; checkpoint in {checkpointDir}");
+                    return history;
+                }
                 var idx = order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray();
                 var (loss, cap, con) = TrainStep(model, optimizer, train, idx, step, device);
                 sumLoss += loss; sumCap += cap; sumCon += con; n++;
@@ -145,9 +151,10 @@ public sealed class RsCapRetTrainer
         }
     }
 
-    private Split LoadSplit(string split, LlamaTextTokenizer tokenizer, ImagePreprocessor pre)
+    private Split LoadSplit(string split, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, int? limit)
     {
         var images = KarpathyDataset.Merge(_cfg.Datasets.Select(d => (d.Name, d.Path)), new HashSet<string> { split });
+        if (limit is { } max) images = images.Take(max).ToList();
         if (images.Count == 0) throw new InvalidOperationException($"No '{split}' images in the configured datasets.");
         var pixels = empty(images.Count, 3, pre.Size, pre.Size);
         var captions = new List<int[]>[images.Count];

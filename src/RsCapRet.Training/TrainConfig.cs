@@ -43,6 +43,11 @@ public sealed record TrainConfig
     [JsonPropertyName("threads")] public int? Threads { get; init; }
     /// <summary>Ground sample distance (m/px) of the model's input images, recorded in the exported rscapret.json.</summary>
     [JsonPropertyName("gsd")] public double? Gsd { get; init; }
+    /// <summary>Stop after this many optimiser steps (smoke tests, time-boxed runs); a checkpoint is written there.</summary>
+    [JsonPropertyName("max_steps")] public int? MaxSteps { get; init; }
+    /// <summary>Use only the first N images of the train / val split (quick runs).</summary>
+    [JsonPropertyName("max_train_images")] public int? MaxTrainImages { get; init; }
+    [JsonPropertyName("max_val_images")] public int? MaxValImages { get; init; }
 
     public static TrainConfig Load(string path)
     {
