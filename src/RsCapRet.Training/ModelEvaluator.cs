@@ -83,6 +83,22 @@ public static class ModelEvaluator
         return report;
     }
 
+    /// <summary>
+    /// Published figures for comparison (labelled as such; test splits of the original papers). Only figures this
+    /// project has verified are listed; add rows as they are checked against the papers.
+    /// </summary>
+    private static string Published(string dataset) => dataset.Contains("ucm", StringComparison.OrdinalIgnoreCase)
+        ? """
+
+          Published figures (UCM-Captions test split, from the papers, not measured here):
+
+          | model | CIDEr | text→image mR |
+          | --- | --- | --- |
+          | RS-CapRet (Llama-2-7B + CLIP ViT-L/14) | 3.429 | 53.84 |
+          | MLCA-Net | 3.240 | – |
+          """
+        : "";
+
     public static string Markdown(EvaluationReport r)
     {
         var c = r.Captions.Corpus;
@@ -102,6 +118,7 @@ public static class ModelEvaluator
             | image→text | {r.ImageToText.R1:F2} | {r.ImageToText.R5:F2} | {r.ImageToText.R10:F2} | {r.ImageToText.Mean:F2} |
 
             {(r.Captions.NotAvailable.Count > 0 ? "Not available: " + string.Join("; ", r.Captions.NotAvailable) : "")}
+            {Published(r.Dataset)}
             """;
     }
 }
