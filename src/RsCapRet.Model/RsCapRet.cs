@@ -200,7 +200,7 @@ public sealed class RsCapRetModel : nn.Module
         using var output = llm.Forward(ids, mask?.to(Device));
         var positions = RetPositions(ids);
         var h = output.LastHiddenState[arange(ids.shape[0], device: Device), positions];
-        return F.normalize(heads.ret_to_shared.forward(h.to_type(ScalarType.Float32)), dim: -1).MoveToOuterDisposeScope();
+        return F.normalize(heads.ret_to_shared.forward(h.to_type(heads.ret_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).MoveToOuterDisposeScope();
     }
 
     private Tensor RetPositions(Tensor ids)
@@ -217,12 +217,12 @@ public sealed class RsCapRetModel : nn.Module
     {
         using var scope = NewDisposeScope();
         var pooled = PooledImage(pixels);
-        return F.normalize(heads.image_to_shared.forward(pooled.to_type(ScalarType.Float32)), dim: -1).MoveToOuterDisposeScope();
+        return F.normalize(heads.image_to_shared.forward(pooled.to_type(heads.image_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).MoveToOuterDisposeScope();
     }
 
     /// <summary>exp(logit_scale) * image @ text^T for normalised vectors.</summary>
     public Tensor LogitsPerImage(Tensor imageEmbeds, Tensor retEmbeds) =>
-        heads.logit_scale.exp() * matmul(imageEmbeds, retEmbeds.t());
+        heads.logit_scale.to_type(imageEmbeds.dtype).exp() * matmul(imageEmbeds, retEmbeds.t());
 
     /// <summary>InfoNCE: the mean of image->text and text->image cross-entropies with matching pairs on the diagonal.</summary>
     public static Tensor InfoNce(Tensor logitsPerImage)
@@ -267,7 +267,7 @@ public sealed class RsCapRetModel : nn.Module
         var (ids, retHidden) = Greedy(embeds, maxNewTokens, suppressRet: false)[0];
         float[]? vector = null;
         if (retHidden is not null)
-            vector = F.normalize(heads.ret_to_shared.forward(retHidden.to_type(ScalarType.Float32)), dim: -1).cpu().data<float>().ToArray();
+            vector = F.normalize(heads.ret_to_shared.forward(retHidden.to_type(heads.ret_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).cpu().data<float>().ToArray();
         return new DialogueReply(ids, vector);
     }
 

@@ -1,3 +1,4 @@
+using TorchSharp;
 using RsCapRet.Model.Checkpoints;
 using static TorchSharp.torch;
 
@@ -98,5 +99,29 @@ public class GenerationTests
         for (var i = 0; i < 50; i++) Once();
         var after = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         Assert.True(after - before <= 0, $"{after - before} tensors leaked over 50 calls");
+    }
+}
+
+public class Bf16InferenceTests
+{
+    [Fact]
+    public void Bf16ModelEmbedsAndCaptionsCloseToFloat32()
+    {
+        var tinyA = Path.Combine(Fixtures.ParityRoot, "tiny-a");
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var expected = Checkpoint.Open(Path.Combine(tinyA, "expected.safetensors"));
+        using var model = RsCapRetParityTests.LoadFixtureModel(tinyA, expected);
+        var pixels = expected.Read("vision.pixel_values");
+        var ids = expected.Read("rscapret.caption_ids");
+        var img32 = model.ImageEmbedding(pixels);
+        var ret32 = model.RetEmbedding(ids);
+        model.to(ScalarType.BFloat16);
+        var img16 = model.ImageEmbedding(pixels);
+        var ret16 = model.RetEmbedding(ids);
+        Assert.Equal(ScalarType.Float32, img16.dtype);   // vectors leave the model as float32 for storage
+        Fixtures.AssertClose(img16, img32, "bf16 image embedding", 0.05);
+        Fixtures.AssertClose(ret16, ret32, "bf16 [RET] embedding", 0.05);
+        Assert.Equal(3, model.GenerateCaptions(pixels, new GenerationOptions { MaxNewTokens = 4 }).Count);
     }
 }
