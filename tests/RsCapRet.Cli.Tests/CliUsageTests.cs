@@ -40,3 +40,36 @@ public class CliUsageTests
         Assert.DoesNotContain("   at ", err);
     }
 }
+
+public class DashboardCredentialsTests
+{
+    [Theory]
+    [InlineData("http://127.0.0.1:5080", 0)]
+    [InlineData("http://localhost:5080;http://[::1]:5080", 0)]
+    [InlineData("http://0.0.0.0:8080", 1)]
+    [InlineData("http://*:8080,http://127.0.0.1:1", 1)]
+    [InlineData("http://192.0.2.10:80", 1)]
+    public void NonLoopbackBindingsAreFound(string urls, int count) =>
+        Assert.Equal(count, RsCapRet.Cli.Commands.DashboardCredentials.NonLoopback(urls).Count);
+
+    [Fact]
+    public void BasicAuthChecksUserAndPassword()
+    {
+        var c = new RsCapRet.Cli.Commands.DashboardCredentials("ops", "s3cret");
+        string Header(string s) => "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(s));
+        Assert.True(c.Accepts(Header("ops:s3cret")));
+        Assert.False(c.Accepts(Header("ops:wrong")));
+        Assert.False(c.Accepts("Basic !!notbase64"));
+        Assert.False(c.Accepts(null));
+    }
+
+    [Fact]
+    public async Task ServeOnAPublicAddressWithoutCredentialsIsRefused()
+    {
+        if (RsCapRet.Cli.Commands.DashboardCredentials.FromEnvironment() is not null) return; // the operator configured them
+        var err = new StringWriter();
+        var code = await CliApp.RunAsync(["serve", "--urls", "http://0.0.0.0:5999", "--db", "Host=127.0.0.1;Port=1;Username=x;Password=x;Database=x"], new StringWriter(), err);
+        Assert.Equal(2, code);
+        Assert.Contains("RSCAPRET_DASHBOARD_USER", err.ToString());
+    }
+}

@@ -43,9 +43,14 @@ public static class HostCommands
         var serve = new Command("serve", "Dashboard (/hangfire) and HTTP API (/api/search, /api/tiles/{id}, thumbnails)") { urls, withWorker, model, JobsDir, DbCommands.DbOption };
         CommandAction.Set(serve, async (parse, output, ct) =>
         {
+            var credentials = DashboardCredentials.FromEnvironment();
+            var publicUrls = DashboardCredentials.NonLoopback(parse.GetValue(urls)!);
+            if (publicUrls.Count > 0 && credentials is null)
+                throw new ArgumentException($"--urls {string.Join(",", publicUrls)} is reachable from other machines: set {DashboardCredentials.UserVariable} and " +
+                                            $"{DashboardCredentials.PasswordVariable} (basic authentication for the dashboard and the API), or bind to 127.0.0.1");
             var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
             await MigrationRunner.ApplyAsync(cs, ct: ct);
-            var app = BuildWebApp(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker));
+            var app = BuildWebApp(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker), credentials);
             var jobsDir = parse.GetValue(JobsDir) ?? Path.Combine(RepositoryPaths.TryFindRoot() ?? ".", "jobs");
             if (Directory.Exists(jobsDir))
             {
@@ -64,35 +69,55 @@ public static class HostCommands
         var pattern = new Option<string>("--pattern") { Description = "File pattern for index", DefaultValueFactory = _ => "*.tif" };
         var model2 = CommonOptions.Model();
         var enqueue = new Command("enqueue", "Queue ingest or archive-index jobs for the workers") { what, paths, pattern, model2, DbCommands.DbOption };
-        CommandAction.Set(enqueue, async (parse, output, ct) =>
+        CommandAction.Set(enqueue, (parse, output, ct) =>
+            Enqueue(parse, output, parse.GetValue(what)!, parse.GetValue(paths)!, parse.GetValue(pattern)!, parse.GetValue(model2), ct));
+        var archive = new Argument<string>("folder") { Description = "Archive folder to scan" };
+        var pattern2 = new Option<string>("--pattern") { Description = "File pattern", DefaultValueFactory = _ => "*.tif" };
+        var model3 = CommonOptions.Model();
+        var indexArchive = new Command("index-archive", "Queue a scan of an archive folder: new or changed scenes get ingest jobs") { archive, pattern2, model3, DbCommands.DbOption };
+        CommandAction.Set(indexArchive, (parse, output, ct) =>
+            Enqueue(parse, output, "index", [parse.GetValue(archive)!], parse.GetValue(pattern2)!, parse.GetValue(model3), ct));
+        return [worker, serve, enqueue, indexArchive];
+    }
+
+    private static async Task<int> Enqueue(ParseResult parse, TextWriter output, string kind, IEnumerable<string> paths, string pattern, string? model, CancellationToken ct)
+    {
+        var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
+        await MigrationRunner.ApplyAsync(cs, ct: ct);
+        var modelDir = CommonOptions.ResolveModel(model);
+        IndexArchiveJob.ModelIdentityOf(modelDir); // a broken model folder fails here, not in every job
+        var client = new BackgroundJobClient(new Hangfire.PostgreSql.PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(cs, new Hangfire.PostgreSql.PostgreSqlStorageOptions { SchemaName = HangfireSetup.Schema }),
+            new Hangfire.PostgreSql.PostgreSqlStorageOptions { SchemaName = HangfireSetup.Schema }));
+        foreach (var p in paths.Select(Path.GetFullPath))
         {
-            var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
-            await MigrationRunner.ApplyAsync(cs, ct: ct);
-            var modelDir = CommonOptions.ResolveModel(parse.GetValue(model2));
-            IndexArchiveJob.ModelIdentityOf(modelDir); // a broken model folder fails here, not in every job
-            var client = new BackgroundJobClient(new Hangfire.PostgreSql.PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(cs, new Hangfire.PostgreSql.PostgreSqlStorageOptions { SchemaName = HangfireSetup.Schema }),
-                new Hangfire.PostgreSql.PostgreSqlStorageOptions { SchemaName = HangfireSetup.Schema }));
-            foreach (var p in parse.GetValue(paths)!.Select(Path.GetFullPath))
-            {
-                var id = parse.GetValue(what) == "ingest"
-                    ? client.Enqueue<IngestSceneJob>(j => j.RunAsync(p, modelDir, null, CancellationToken.None))
-                    : client.Enqueue<IndexArchiveJob>(j => j.RunAsync(p, parse.GetValue(pattern)!, modelDir, null, CancellationToken.None));
-                await output.WriteLineAsync($"queued job {id}: {parse.GetValue(what)} {p}");
-            }
-            return 0;
-        });
-        return [worker, serve, enqueue];
+            var id = kind == "ingest"
+                ? client.Enqueue<IngestSceneJob>(j => j.RunAsync(p, modelDir, null, CancellationToken.None))
+                : client.Enqueue<IndexArchiveJob>(j => j.RunAsync(p, pattern, modelDir, null, CancellationToken.None));
+            await output.WriteLineAsync($"queued job {id}: {kind} {p}");
+        }
+        return 0;
     }
 
     /// <summary>The web host: Hangfire dashboard (local requests only by default) and the search API.</summary>
-    public static WebApplication BuildWebApp(string connectionString, string urls, string modelDirectory, bool withWorker)
+    public static WebApplication BuildWebApp(string connectionString, string urls, string modelDirectory, bool withWorker,
+        DashboardCredentials? credentials = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(urls);
         builder.Services.AddRsCapRetJobs(connectionString);
         if (withWorker) builder.Services.AddRsCapRetWorker(JobQueues.All, 1);
         var app = builder.Build();
-        app.UseHangfireDashboard("/hangfire");
+        if (credentials is null) app.UseHangfireDashboard("/hangfire"); // Hangfire's default: local requests only
+        else
+        {
+            app.Use(async (ctx, next) =>
+            {
+                if (credentials.Accepts(ctx.Request.Headers.Authorization)) { await next(ctx); return; }
+                ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"rscapret\"";
+            });
+            app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [] }); // the middleware above guards it
+        }
         app.MapGet("/", () => Results.Redirect("/hangfire"));
 
         app.MapGet("/api/search", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
@@ -151,4 +176,35 @@ public static class TileLookup
             r.GetInt32(7), r.GetInt32(8), r.IsDBNull(9) ? null : r.GetFieldValue<NetTopologySuite.Geometries.Polygon>(9),
             r.IsDBNull(10) ? null : r.GetString(10), 0, r.IsDBNull(11) ? null : new DateTimeOffset(r.GetDateTime(11), TimeSpan.Zero));
     }
+}
+
+/// <summary>Basic-auth credentials for a host reachable from other machines (RSCAPRET_DASHBOARD_USER/_PASSWORD).</summary>
+public sealed record DashboardCredentials(string User, string Password)
+{
+    public const string UserVariable = "RSCAPRET_DASHBOARD_USER";
+    public const string PasswordVariable = "RSCAPRET_DASHBOARD_PASSWORD";
+
+    public static DashboardCredentials? FromEnvironment() =>
+        Environment.GetEnvironmentVariable(UserVariable) is { Length: > 0 } u && Environment.GetEnvironmentVariable(PasswordVariable) is { Length: > 0 } p
+            ? new DashboardCredentials(u, p) : null;
+
+    public bool Accepts(string? authorization)
+    {
+        if (authorization is null || !authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return false;
+        try
+        {
+            var pair = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(authorization[6..].Trim()));
+            var expected = System.Text.Encoding.UTF8.GetBytes($"{User}:{Password}");
+            return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(pair), expected);
+        }
+        catch (FormatException) { return false; }
+    }
+
+    /// <summary>The listen URLs whose host is not a loopback address.</summary>
+    public static IReadOnlyList<string> NonLoopback(string urls) =>
+        urls.Split(';', ',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(u =>
+        {
+            var host = Uri.TryCreate(u.Replace("://*", "://0.0.0.0").Replace("://+", "://0.0.0.0"), UriKind.Absolute, out var uri) ? uri.Host : u;
+            return !(host == "localhost" || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip)));
+        }).ToList();
 }

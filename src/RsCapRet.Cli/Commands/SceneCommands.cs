@@ -38,9 +38,17 @@ public static class SceneCommands
         var (bands, overlap, gsd, maxNodata, noCrs) = (BandsOption(), OverlapOption(), GsdOption(), MaxNodataOption(), NoCrsOption());
         var path = new Argument<string>("path") { Description = "Raster file" };
         var tileSize = new Option<int>("--tile-size") { Description = "Tile size in pixels", DefaultValueFactory = _ => 224 };
-        var info = new Command("scene-info", "Describe a raster and the tile grid ingestion would use") { path, tileSize, bands, overlap, gsd, maxNodata, noCrs };
+        var json = new Option<bool>("--json") { Description = "Machine-readable output (bands, CRS, pixel size, WGS84 footprint as GeoJSON)" };
+        var info = new Command("inspect", "Describe a raster (bands, nodata, CRS, pixel size, footprint) and the tile grid ingestion would use")
+            { path, tileSize, bands, overlap, gsd, maxNodata, noCrs, json };
+        info.Aliases.Add("scene-info");
         CommandAction.Set(info, async (parse, output, ct) =>
         {
+            if (parse.GetValue(json))
+            {
+                await output.WriteLineAsync(InspectJson(parse.GetValue(path)!));
+                return 0;
+            }
             using var tiler = SceneTiler.Open(parse.GetValue(path)!, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, parse.GetValue(tileSize)));
             await output.WriteAsync(Describe(tiler.Info));
             var kept = tiler.Tiles().Count();
@@ -83,6 +91,40 @@ public static class SceneCommands
             return failures == 0 ? 0 : CommandAction.UserError;
         });
         return [info, ingest];
+    }
+
+    /// <summary>What GDAL reports of a raster, as JSON; the footprint is a GeoJSON polygon in WGS84 (null without a CRS).</summary>
+    public static string InspectJson(string path)
+    {
+        using var ds = RasterDataset.Open(path);
+        using var tiler = SceneTiler.Open(path, new TilingOptions { AllowMissingCrs = true });
+        var i = tiler.Info;
+        var gt = ds.GeoTransform;
+        var doc = new System.Text.Json.Nodes.JsonObject
+        {
+            ["path"] = System.IO.Path.GetFullPath(path),
+            ["driver"] = ds.DriverName,
+            ["width"] = ds.Width,
+            ["height"] = ds.Height,
+            ["bands"] = new System.Text.Json.Nodes.JsonArray(ds.Bands.Select(b => (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
+            {
+                ["band"] = b.Index, ["data_type"] = b.DataType.ToString(), ["color_interpretation"] = b.ColorInterpretationName,
+                ["nodata"] = b.NoData is { } nd && double.IsFinite(nd) ? nd : null, ["nodata_is_nan"] = b.NoData is { } n2 && double.IsNaN(n2),
+            }).ToArray()),
+            ["rgb_bands"] = new System.Text.Json.Nodes.JsonArray(i.RgbBands.Select(b => (System.Text.Json.Nodes.JsonNode?)b).ToArray()),
+            ["crs_epsg"] = ds.Crs?.Epsg,
+            ["crs_wkt"] = ds.Crs?.Wkt,
+            ["geotransform"] = gt is null ? null : new System.Text.Json.Nodes.JsonArray(gt.Select(v => (System.Text.Json.Nodes.JsonNode?)v).ToArray()),
+            ["pixel_size"] = gt is null ? null : new System.Text.Json.Nodes.JsonArray(Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]), Math.Sqrt(gt[2] * gt[2] + gt[5] * gt[5])),
+            ["footprint_wgs84"] = i.FootprintWgs84 is { } f ? new System.Text.Json.Nodes.JsonObject
+            {
+                ["type"] = "Polygon",
+                ["coordinates"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonArray(
+                    f.Ring.Select(p => (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonArray(p.X, p.Y)).ToArray())),
+            } : null,
+            ["acquired_at"] = i.AcquiredAt?.ToString("O", CultureInfo.InvariantCulture),
+        };
+        return doc.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 
     public static string Describe(SceneInfo i)
