@@ -10,6 +10,10 @@ switch (name)
         return await ModelBenchmark.LoadAsync(rest);
     case "load-child":
         return ModelBenchmark.LoadChild(rest[0]);
+    case "ingest":
+        return await IngestBenchmark.RunAsync(rest);
+    case "ingest-child":
+        return await IngestBenchmark.ChildAsync(rest[0], rest[1], rest[2] == "1");
     case "caption":
         return ModelBenchmark.Throughput(rest);
     default:
@@ -18,6 +22,7 @@ switch (name)
               search  [--tiles N] [--queries Q] [--k K] [--keep]   vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB)
               load    [--gb 2]                                     synthetic bf16 Llama checkpoint: load time, peak RSS / file size
               caption [--model DIR]                                greedy captioning throughput, batch 1 and 16
+              ingest  [--size 20000] [--captions] [--model DIR]    pipeline vs model-only tiles/s, peak RSS on a large synthetic scene
             """);
         return 2;
 }

@@ -58,7 +58,8 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var info = tiler.Info;
             progress?.Invoke($"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
                              $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px at {info.TileGsd:0.###} units/px");
-            var records = new List<TileRecord>();
+            // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
+            await using var writer = await store.BeginSceneTilesAsync(sceneId.Value, modelId, ct);
             var batch = new List<RasterTile>(options.BatchSize);
             foreach (var tile in tiler.Tiles())
             {
@@ -70,16 +71,17 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
                 info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt);
-            await store.CompleteSceneAsync(sceneId.Value, meta, records, modelId, tiler.SkippedTiles, ct);
-            progress?.Invoke($"{path}: {records.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s");
-            return new IngestResult(path, sceneId, records.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
-                records.Count, tiler.SkippedTiles, sw.Elapsed);
+            await writer.CompleteAsync(meta, tiler.SkippedTiles, ct);
+            progress?.Invoke($"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s");
+            return new IngestResult(path, sceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
+                writer.Count, tiler.SkippedTiles, sw.Elapsed);
 
             async Task Flush()
             {
                 if (batch.Count == 0) return;
                 var encoded = encoder.Encode(batch.Select(t => t.Image).ToList(), options.Caption, ct);
                 if (encoded.Count != batch.Count) throw new InvalidOperationException($"The encoder returned {encoded.Count} results for {batch.Count} tiles.");
+                var records = new List<TileRecord>(batch.Count);
                 for (var i = 0; i < batch.Count; i++)
                 {
                     var t = batch[i];
@@ -87,7 +89,8 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                         t.FootprintWgs84 is { } w ? Geometries.ToPolygon(w) : null, Geometries.ToPolygon(t.FootprintNative),
                         (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding));
                 }
-                progress?.Invoke($"{path}: {records.Count} tiles encoded");
+                await writer.WriteAsync(records, ct);
+                progress?.Invoke($"{path}: {writer.Count} tiles encoded");
                 batch.Clear();
                 await store.HeartbeatAsync(sceneId.Value, ct);
             }

@@ -72,61 +72,39 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
     public async Task CompleteSceneAsync(long sceneId, SceneMetadata meta, IReadOnlyList<TileRecord> tiles, int modelId,
         int skippedTiles, CancellationToken ct = default)
     {
-        await using var conn = await DataSource.OpenConnectionAsync(ct);
-        await using var tx = await conn.BeginTransactionAsync(ct);
-        await using (var del = new NpgsqlCommand("DELETE FROM tiles WHERE scene_id = $1", conn, tx))
+        await using var writer = await BeginSceneTilesAsync(sceneId, modelId, ct);
+        await writer.WriteAsync(tiles, ct);
+        await writer.CompleteAsync(meta, skippedTiles, ct);
+    }
+
+    /// <summary>
+    /// Opens one transaction for the scene's tiles: earlier tiles of the scene are deleted, new ones stream in by
+    /// binary COPY batch after batch (memory stays bounded however large the scene), and
+    /// <see cref="SceneTileWriter.CompleteAsync"/> marks the scene done in the same transaction. Disposing without
+    /// completing rolls everything back, so a crash never leaves half a scene looking complete.
+    /// </summary>
+    public async Task<SceneTileWriter> BeginSceneTilesAsync(long sceneId, int modelId, CancellationToken ct = default)
+    {
+        var conn = await DataSource.OpenConnectionAsync(ct);
+        try
         {
-            del.Parameters.Add(new() { Value = sceneId });
-            await del.ExecuteNonQueryAsync(ct);
-        }
-        if (tiles.Count > 0)
-        {
-            await using var writer = await conn.BeginBinaryImportAsync("""
+            var tx = await conn.BeginTransactionAsync(ct);
+            await using (var del = new NpgsqlCommand("DELETE FROM tiles WHERE scene_id = $1", conn, tx))
+            {
+                del.Parameters.Add(new() { Value = sceneId });
+                await del.ExecuteNonQueryAsync(ct);
+            }
+            var importer = await conn.BeginBinaryImportAsync("""
                 COPY tiles (scene_id, model_id, grid_row, grid_col, px_x, px_y, px_width, px_height,
                             footprint, footprint_native, nodata_fraction, caption, embedding) FROM STDIN (FORMAT BINARY)
                 """, ct);
-            foreach (var t in tiles)
-            {
-                if (t.Embedding.Length != 256)
-                    throw new ArgumentException($"Tile ({t.GridRow},{t.GridCol}) has a {t.Embedding.Length}-d vector; 256 expected.");
-                await writer.StartRowAsync(ct);
-                await writer.WriteAsync(sceneId, NpgsqlDbType.Bigint, ct);
-                await writer.WriteAsync(modelId, NpgsqlDbType.Integer, ct);
-                await writer.WriteAsync(t.GridRow, NpgsqlDbType.Integer, ct);
-                await writer.WriteAsync(t.GridCol, NpgsqlDbType.Integer, ct);
-                await writer.WriteAsync(t.PxX, NpgsqlDbType.Integer, ct);
-                await writer.WriteAsync(t.PxY, NpgsqlDbType.Integer, ct);
-                await writer.WriteAsync(t.PxWidth, NpgsqlDbType.Integer, ct);
-                await writer.WriteAsync(t.PxHeight, NpgsqlDbType.Integer, ct);
-                if (t.Footprint is null) await writer.WriteNullAsync(ct); else await writer.WriteAsync((Geometry)t.Footprint, NpgsqlDbType.Geometry, ct);
-                await writer.WriteAsync((Geometry)t.FootprintNative, NpgsqlDbType.Geometry, ct);
-                await writer.WriteAsync(t.NodataFraction, NpgsqlDbType.Real, ct);
-                if (t.Caption is null) await writer.WriteNullAsync(ct); else await writer.WriteAsync(t.Caption, NpgsqlDbType.Text, ct);
-                await writer.WriteAsync(new Vector(t.Embedding), "vector", ct);
-            }
-            await writer.CompleteAsync(ct);
+            return new SceneTileWriter(conn, tx, importer, sceneId, modelId);
         }
-        await using (var upd = new NpgsqlCommand("""
-            UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
-                   width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,
-                   footprint = $10, acquired_at = $11, updated_at = now()
-             WHERE id = $1
-            """, conn, tx))
+        catch
         {
-            upd.Parameters.Add(new() { Value = sceneId });
-            upd.Parameters.Add(new() { Value = tiles.Count > 0 ? "done" : "empty" });
-            upd.Parameters.Add(new() { Value = tiles.Count });
-            upd.Parameters.Add(new() { Value = skippedTiles });
-            upd.Parameters.Add(new() { Value = meta.WidthPx });
-            upd.Parameters.Add(new() { Value = meta.HeightPx });
-            upd.Parameters.Add(new() { Value = meta.BandCount });
-            upd.Parameters.Add(new() { Value = (object?)meta.CrsWkt ?? DBNull.Value });
-            upd.Parameters.Add(new() { Value = (object?)meta.CrsEpsg ?? DBNull.Value });
-            upd.Parameters.Add(new() { Value = (object?)meta.Footprint ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
-            upd.Parameters.Add(new() { Value = (object?)meta.AcquiredAt?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-            await upd.ExecuteNonQueryAsync(ct);
+            await conn.DisposeAsync();
+            throw;
         }
-        await tx.CommitAsync(ct);
     }
 
     /// <summary>Records a scene's failure (its tiles, if any from an earlier run, stay untouched).</summary>
@@ -190,5 +168,94 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
                 r.IsDBNull(10) ? null : r.GetString(10), r.GetDouble(11),
                 r.IsDBNull(12) ? null : new DateTimeOffset(r.GetDateTime(12), TimeSpan.Zero)));
         return hits;
+    }
+}
+
+/// <summary>A scene's tiles being written in one transaction; see <see cref="CatalogStore.BeginSceneTilesAsync"/>.</summary>
+public sealed class SceneTileWriter : IAsyncDisposable
+{
+    private readonly NpgsqlConnection _conn;
+    private readonly NpgsqlTransaction _tx;
+    private NpgsqlBinaryImporter? _importer;
+    private readonly long _sceneId;
+    private readonly int _modelId;
+    private bool _completed;
+
+    public int Count { get; private set; }
+
+    internal SceneTileWriter(NpgsqlConnection conn, NpgsqlTransaction tx, NpgsqlBinaryImporter importer, long sceneId, int modelId)
+    {
+        _conn = conn; _tx = tx; _importer = importer; _sceneId = sceneId; _modelId = modelId;
+    }
+
+    public async Task WriteAsync(IEnumerable<TileRecord> tiles, CancellationToken ct = default)
+    {
+        var writer = _importer ?? throw new InvalidOperationException("The scene's tiles were already completed.");
+        foreach (var t in tiles)
+        {
+            if (t.Embedding.Length != 256)
+                throw new ArgumentException($"Tile ({t.GridRow},{t.GridCol}) has a {t.Embedding.Length}-d vector; 256 expected.");
+            await writer.StartRowAsync(ct);
+            await writer.WriteAsync(_sceneId, NpgsqlDbType.Bigint, ct);
+            await writer.WriteAsync(_modelId, NpgsqlDbType.Integer, ct);
+            await writer.WriteAsync(t.GridRow, NpgsqlDbType.Integer, ct);
+            await writer.WriteAsync(t.GridCol, NpgsqlDbType.Integer, ct);
+            await writer.WriteAsync(t.PxX, NpgsqlDbType.Integer, ct);
+            await writer.WriteAsync(t.PxY, NpgsqlDbType.Integer, ct);
+            await writer.WriteAsync(t.PxWidth, NpgsqlDbType.Integer, ct);
+            await writer.WriteAsync(t.PxHeight, NpgsqlDbType.Integer, ct);
+            if (t.Footprint is null) await writer.WriteNullAsync(ct); else await writer.WriteAsync((Geometry)t.Footprint, NpgsqlDbType.Geometry, ct);
+            await writer.WriteAsync((Geometry)t.FootprintNative, NpgsqlDbType.Geometry, ct);
+            await writer.WriteAsync(t.NodataFraction, NpgsqlDbType.Real, ct);
+            if (t.Caption is null) await writer.WriteNullAsync(ct); else await writer.WriteAsync(t.Caption, NpgsqlDbType.Text, ct);
+            await writer.WriteAsync(new Vector(t.Embedding), "vector", ct);
+            Count++;
+        }
+    }
+
+    /// <summary>Ends the COPY, records the scene's metadata and status (done, or empty without tiles), commits.</summary>
+    public async Task CompleteAsync(SceneMetadata meta, int skippedTiles, CancellationToken ct = default)
+    {
+        var writer = _importer ?? throw new InvalidOperationException("The scene's tiles were already completed.");
+        await writer.CompleteAsync(ct);
+        await writer.DisposeAsync();
+        _importer = null;
+        await using (var upd = new NpgsqlCommand("""
+            UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
+                   width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,
+                   footprint = $10, acquired_at = $11, updated_at = now()
+             WHERE id = $1
+            """, _conn, _tx))
+        {
+            upd.Parameters.Add(new() { Value = _sceneId });
+            upd.Parameters.Add(new() { Value = Count > 0 ? "done" : "empty" });
+            upd.Parameters.Add(new() { Value = Count });
+            upd.Parameters.Add(new() { Value = skippedTiles });
+            upd.Parameters.Add(new() { Value = meta.WidthPx });
+            upd.Parameters.Add(new() { Value = meta.HeightPx });
+            upd.Parameters.Add(new() { Value = meta.BandCount });
+            upd.Parameters.Add(new() { Value = (object?)meta.CrsWkt ?? DBNull.Value });
+            upd.Parameters.Add(new() { Value = (object?)meta.CrsEpsg ?? DBNull.Value });
+            upd.Parameters.Add(new() { Value = (object?)meta.Footprint ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
+            upd.Parameters.Add(new() { Value = (object?)meta.AcquiredAt?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            await upd.ExecuteNonQueryAsync(ct);
+        }
+        await _tx.CommitAsync(ct);
+        _completed = true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_importer != null)
+        {
+            // An unfinished COPY is cancelled by disposing it; the transaction then rolls back.
+            try { await _importer.DisposeAsync(); } catch (Exception e) when (e is NpgsqlException or InvalidOperationException) { }
+        }
+        if (!_completed)
+        {
+            try { await _tx.RollbackAsync(); } catch (Exception e) when (e is NpgsqlException or InvalidOperationException) { }
+        }
+        await _tx.DisposeAsync();
+        await _conn.DisposeAsync();
     }
 }

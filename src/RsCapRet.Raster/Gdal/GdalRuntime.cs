@@ -10,6 +10,9 @@ internal static class GdalRuntime
     private static readonly Lazy<bool> Initialised = new(() =>
     {
         GdalNative.GDALAllRegister();
+        // GDAL's block cache defaults to 5 % of RAM; tiling reads each block about once, so a modest cache keeps
+        // ingestion memory small and flat. GDAL_CACHEMAX in the environment still wins.
+        if (Environment.GetEnvironmentVariable("GDAL_CACHEMAX") is null) GdalNative.CPLSetConfigOption("GDAL_CACHEMAX", "128");
         // Errors are read back with CPLGetLastErrorMsg and thrown; keep GDAL from also printing them to stderr.
         GdalNative.CPLSetErrorHandler(NativeLibrary.GetExport(GdalNative.LibraryHandle, "CPLQuietErrorHandler"));
         return true;
