@@ -65,7 +65,7 @@ public static class IngestBenchmark
         var modelOnly = sample.Count / sw.Elapsed.TotalSeconds;
         sample = [];
         GC.Collect();
-        var before = PeakRss();
+        var before = ModelBenchmark.PeakRss();
 
         sw.Restart();
         var result = await new SceneIngestor(new CatalogStore(ds), encoder).IngestAsync(scene, new IngestOptions { Caption = captions });
@@ -73,7 +73,7 @@ public static class IngestBenchmark
         Console.WriteLine(FormattableString.Invariant($"model only: {modelOnly:F1} tiles/s ({encoder.InputSize} px tiles, batch 16)"));
         Console.WriteLine(FormattableString.Invariant($"pipeline  : {pipeline:F1} tiles/s ({result.Tiles} tiles in {sw.Elapsed.TotalSeconds:F0} s: read, encode, COPY, commit)"));
         Console.WriteLine(FormattableString.Invariant($"ratio pipeline / model only: {pipeline / modelOnly:F2}"));
-        Console.WriteLine(FormattableString.Invariant($"peak RSS: {PeakRss() / 1e6:F0} MB during ingestion (before: {before / 1e6:F0} MB); the scene holds {3.0 * size * size / 1e6:F0} MB of pixels"));
+        Console.WriteLine(FormattableString.Invariant($"peak RSS: {ModelBenchmark.PeakRss() / 1e6:F0} MB during ingestion (before: {before / 1e6:F0} MB); the scene holds {3.0 * size * size / 1e6:F0} MB of pixels"));
         await ds.DisposeAsync();
         NpgsqlConnection.ClearAllPools();
         await using (var conn = new NpgsqlConnection(admin))
@@ -82,14 +82,6 @@ public static class IngestBenchmark
             await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)", conn);
             await drop.ExecuteNonQueryAsync();
         }
-        return 0;
-    }
-
-    private static long PeakRss()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         return 0;
     }
 

@@ -71,7 +71,7 @@ public static class ModelBenchmark
         return 0;
     }
 
-    private static long PeakRss()
+    internal static long PeakRss()
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
             if (line.StartsWith("VmHWM:", StringComparison.Ordinal))

@@ -50,14 +50,7 @@ public static class ModelEvaluator
         {
             using var scope = NewDisposeScope();
             var chunk = texts.Skip(s).Take(128).Select(t => tokenizer.EncodeForRetrieval(t.Text)).ToList();
-            var len = chunk.Max(c => c.Count);
-            var ids = zeros(chunk.Count, len, ScalarType.Int64);
-            var mask = zeros(chunk.Count, len, ScalarType.Int64);
-            for (var b = 0; b < chunk.Count; b++)
-            {
-                ids[b, TensorIndex.Slice(0, chunk[b].Count)] = tensor(chunk[b].Select(i => (long)i).ToArray());
-                mask[b, TensorIndex.Slice(0, chunk[b].Count)] = 1;
-            }
+            var (ids, mask) = TokenBatch.PadRight(chunk);
             var vecs = model.RetEmbedding(ids, mask).cpu();
             for (var b = 0; b < chunk.Count; b++) textVecs.Add(vecs[b].data<float>().ToArray());
         }

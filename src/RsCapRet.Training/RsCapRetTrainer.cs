@@ -223,15 +223,7 @@ public sealed class RsCapRetTrainer
         var captionLoss = F.cross_entropy(output.Logits.reshape(-1, output.Logits.shape[2]), labelsAll.to(device).reshape(-1), ignore_index: -100);
 
         // Contrastive: text-only passes [BOS caption [RET]] vs image vectors.
-        var textLen = chosen.Max(c => c.Length - 1);
-        var textIds = zeros(idx.Length, textLen, ScalarType.Int64);
-        var textMask = zeros(idx.Length, textLen, ScalarType.Int64);
-        for (var b = 0; b < idx.Length; b++)
-        {
-            var ids = chosen[b][..^1]; // drop EOS: the sequence ends at [RET]
-            textIds[b, TensorIndex.Slice(0, ids.Length)] = tensor(ids.Select(i => (long)i).ToArray());
-            textMask[b, TensorIndex.Slice(0, ids.Length)] = 1;
-        }
+        var (textIds, textMask) = TokenBatch.PadRight(chosen.Select(c => (IReadOnlyList<int>)c[..^1]).ToList()); // drop EOS: ends at [RET]
         var ret = model.RetEmbedding(textIds, textMask);
         var img = F.normalize(model.Heads.image_to_shared_forward(pooled), dim: -1);
         var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret));
@@ -286,16 +278,10 @@ public sealed class RsCapRetTrainer
                 imgs.Add(model.ImageEmbedding(px));
                 // Validation caption loss on each image's first caption, no concatenation.
                 var ids = Enumerable.Range(s, n).Select(i => val.Captions[i][0]).ToArray();
-                var len = ids.Max(c => c.Length);
-                var idTensor = zeros(n, len, ScalarType.Int64);
-                var mask = zeros(n, len, ScalarType.Int64);
-                var labels = full(n, len + model.Heads.PrefixTokens, -100L, ScalarType.Int64);
+                var (idTensor, mask) = TokenBatch.PadRight(ids.Select(c => (IReadOnlyList<int>)c).ToList());
+                var labels = full(n, idTensor.shape[1] + model.Heads.PrefixTokens, -100L, ScalarType.Int64);
                 for (var b = 0; b < n; b++)
-                {
-                    idTensor[b, TensorIndex.Slice(0, ids[b].Length)] = tensor(ids[b].Select(i => (long)i).ToArray());
-                    mask[b, TensorIndex.Slice(0, ids[b].Length)] = 1;
                     labels[b, TensorIndex.Slice(model.Heads.PrefixTokens, model.Heads.PrefixTokens + ids[b].Length - 1)] = tensor(ids[b][1..].Select(i => (long)i).ToArray());
-                }
                 var logits = model.CaptionLogits(px, idTensor, mask);
                 capLoss += F.cross_entropy(logits.reshape(-1, logits.shape[2]), labels.to(device).reshape(-1), ignore_index: -100).item<float>() * n;
                 capN += n;
@@ -306,15 +292,7 @@ public sealed class RsCapRetTrainer
             var textVecs = new List<Tensor>();
             for (var s = 0; s < texts.Count; s += 128)
             {
-                var chunk = texts.Skip(s).Take(128).ToList();
-                var len = chunk.Max(t => t.Ids.Length);
-                var ids = zeros(chunk.Count, len, ScalarType.Int64);
-                var mask = zeros(chunk.Count, len, ScalarType.Int64);
-                for (var b = 0; b < chunk.Count; b++)
-                {
-                    ids[b, TensorIndex.Slice(0, chunk[b].Ids.Length)] = tensor(chunk[b].Ids.Select(i => (long)i).ToArray());
-                    mask[b, TensorIndex.Slice(0, chunk[b].Ids.Length)] = 1;
-                }
+                var (ids, mask) = TokenBatch.PadRight(texts.Skip(s).Take(128).Select(t => (IReadOnlyList<int>)t.Ids).ToList());
                 textVecs.Add(model.RetEmbedding(ids, mask));
             }
             var sim = matmul(cat(textVecs, 0), imageVecs.t()).cpu();
