@@ -17,9 +17,15 @@ public static class HangfireSetup
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
-            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString),
-                new PostgreSqlStorageOptions { SchemaName = Schema, PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(2) })
+            .UseStorage(CreateStorage(connectionString))
             .UseFilter(TransientRetry.Filter());
+
+    /// <summary>The job storage every host and client uses (workers, web host, `rscapret enqueue`).</summary>
+    public static PostgreSqlStorage CreateStorage(string connectionString) =>
+        new(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(connectionString, StorageOptions), StorageOptions);
+
+    private static readonly PostgreSqlStorageOptions StorageOptions =
+        new() { SchemaName = Schema, PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(2) };
 }
 
 /// <summary>

@@ -77,7 +77,7 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
     {
         if (!Directory.Exists(root)) throw new TransientJobException($"{root}: archive folder is not reachable");
         var store = new CatalogStore(dataSource);
-        var identity = ModelIdentityOf(modelDirectory);
+        var identity = RsCapRetTileEncoder.IdentityOf(modelDirectory);
         var modelId = await store.RegisterModelAsync(identity, ct);
         int queued = 0, seen = 0;
         foreach (var file in Directory.EnumerateFiles(root, pattern, SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -92,13 +92,6 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
             queued++;
         }
         return $"{seen} files seen, {queued} ingest jobs queued";
-    }
-
-    /// <summary>The catalogue identity of a model folder without loading its weights.</summary>
-    public static ModelIdentity ModelIdentityOf(string modelDirectory)
-    {
-        var cfg = RsCapRetConfig.Load(modelDirectory);
-        return new ModelIdentity(cfg.Name, cfg.Version, cfg.Llm, cfg.Vision, RsCapRetModel.HeadsSha256(modelDirectory), cfg.SharedDim);
     }
 
     private async Task<string> ContentHashAsync(string path, CancellationToken ct)

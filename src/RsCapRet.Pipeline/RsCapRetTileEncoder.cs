@@ -35,8 +35,14 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)
             throw new InvalidOperationException($"{dir}: the tokenizer's BOS/EOS ({tokenizer.BosId}/{tokenizer.EosId}) differ from the LLM config's ({model.BosTokenId}/{model.EosTokenId})");
-        var identity = new ModelIdentity(cfg.Name, cfg.Version, cfg.Llm, cfg.Vision, RsCapRetModel.HeadsSha256(dir), cfg.SharedDim);
-        return new RsCapRetTileEncoder(model, tokenizer, new ImagePreprocessor(cfg.ImageSize ?? model.ImageSize), identity);
+        return new RsCapRetTileEncoder(model, tokenizer, new ImagePreprocessor(cfg.ImageSize ?? model.ImageSize), IdentityOf(dir));
+    }
+
+    /// <summary>The catalogue identity of a model folder, read without loading its weights.</summary>
+    public static ModelIdentity IdentityOf(string modelDirectory)
+    {
+        var cfg = RsCapRetConfig.Load(modelDirectory);
+        return new ModelIdentity(cfg.Name, cfg.Version, cfg.Llm, cfg.Vision, RsCapRetModel.HeadsSha256(modelDirectory), cfg.SharedDim);
     }
 
     public IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct)

@@ -162,13 +162,29 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = filter.Exact });
         var hits = new List<TileHit>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct))
-            hits.Add(new TileHit(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt32(3), r.GetInt32(4),
-                r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.IsDBNull(9) ? null : r.GetFieldValue<Polygon>(9),
-                r.IsDBNull(10) ? null : r.GetString(10), r.GetDouble(11),
-                r.IsDBNull(12) ? null : new DateTimeOffset(r.GetDateTime(12), TimeSpan.Zero)));
+        while (await r.ReadAsync(ct)) hits.Add(ReadHit(r));
         return hits;
     }
+
+    /// <summary>One tile of a completed scene by id (distance 0), or null.</summary>
+    public async Task<TileHit?> GetTileAsync(long tileId, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("""
+            SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
+                   footprint, caption, 0::double precision, acquired_at
+              FROM tile_catalog WHERE tile_id = $1
+            """);
+        cmd.Parameters.Add(new() { Value = tileId });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? ReadHit(r) : null;
+    }
+
+    /// <summary>A hit from the column order rscapret_search returns.</summary>
+    private static TileHit ReadHit(NpgsqlDataReader r) =>
+        new(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt32(3), r.GetInt32(4),
+            r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.IsDBNull(9) ? null : r.GetFieldValue<Polygon>(9),
+            r.IsDBNull(10) ? null : r.GetString(10), r.GetDouble(11),
+            r.IsDBNull(12) ? null : new DateTimeOffset(r.GetDateTime(12), TimeSpan.Zero));
 }
 
 /// <summary>A scene's tiles being written in one transaction; see <see cref="CatalogStore.BeginSceneTilesAsync"/>.</summary>

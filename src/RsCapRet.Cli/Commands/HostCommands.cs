@@ -85,9 +85,8 @@ public static class HostCommands
         var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
         await MigrationRunner.ApplyAsync(cs, ct: ct);
         var modelDir = CommonOptions.ResolveModel(model);
-        IndexArchiveJob.ModelIdentityOf(modelDir); // a broken model folder fails here, not in every job
-        var client = new BackgroundJobClient(new Hangfire.PostgreSql.PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(cs, new Hangfire.PostgreSql.PostgreSqlStorageOptions { SchemaName = HangfireSetup.Schema }),
-            new Hangfire.PostgreSql.PostgreSqlStorageOptions { SchemaName = HangfireSetup.Schema }));
+        RsCapRetTileEncoder.IdentityOf(modelDir); // a broken model folder fails here, not in every job
+        var client = new BackgroundJobClient(HangfireSetup.CreateStorage(cs));
         foreach (var p in paths.Select(Path.GetFullPath))
         {
             var id = kind == "ingest"
@@ -140,13 +139,13 @@ public static class HostCommands
 
         app.MapGet("/api/tiles/{id:long}", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
         {
-            var tile = await TileLookup.FindAsync(ds, id, ct);
+            var tile = await new CatalogStore(ds).GetTileAsync(id, ct);
             return tile is null ? Results.NotFound(new { error = $"no tile {id}" }) : Results.Text(SearchOutput.GeoJson([tile]), "application/geo+json");
         });
 
         app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
         {
-            var tile = await TileLookup.FindAsync(ds, id, ct);
+            var tile = await new CatalogStore(ds).GetTileAsync(id, ct);
             if (tile is null) return Results.NotFound(new { error = $"no tile {id}" });
             try
             {
@@ -157,24 +156,6 @@ public static class HostCommands
             catch (RasterException e) { return Results.Problem(e.Message, statusCode: StatusCodes.Status410Gone); }
         });
         return app;
-    }
-}
-
-/// <summary>One tile by id, as a search hit (distance 0).</summary>
-public static class TileLookup
-{
-    public static async Task<TileHit?> FindAsync(NpgsqlDataSource ds, long id, CancellationToken ct)
-    {
-        await using var cmd = ds.CreateCommand("""
-            SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height, footprint, caption, acquired_at
-              FROM tile_catalog WHERE tile_id = $1
-            """);
-        cmd.Parameters.Add(new() { Value = id });
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        if (!await r.ReadAsync(ct)) return null;
-        return new TileHit(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5), r.GetInt32(6),
-            r.GetInt32(7), r.GetInt32(8), r.IsDBNull(9) ? null : r.GetFieldValue<NetTopologySuite.Geometries.Polygon>(9),
-            r.IsDBNull(10) ? null : r.GetString(10), 0, r.IsDBNull(11) ? null : new DateTimeOffset(r.GetDateTime(11), TimeSpan.Zero));
     }
 }
 
