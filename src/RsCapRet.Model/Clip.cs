@@ -27,7 +27,7 @@ public sealed record ClipTowerConfig
     [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; } = 77;
     [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 49407;
 
-    internal void Validate(string path)
+    public void Validate(string path)
     {
         if (HiddenSize % NumAttentionHeads != 0)
             throw new CheckpointException(path, $"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumAttentionHeads}");
@@ -368,6 +368,18 @@ public sealed class ClipModel : nn.Module
         var img = F.normalize(imageEmbeds, dim: -1);
         var txt = F.normalize(textEmbeds, dim: -1);
         return (logitScale.exp() * matmul(img, txt.t())).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Writes config.json and model.safetensors in Hugging Face CLIPModel layout (both towers, projections, logit scale).</summary>
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"),
+            named_parameters().Select(p => (p.name, (Tensor)p.parameter)), new Dictionary<string, string> { ["format"] = "pt" });
+        var json = JsonSerializer.SerializeToNode(Config)!.AsObject();
+        json["architectures"] = new System.Text.Json.Nodes.JsonArray("CLIPModel");
+        json["model_type"] = "clip";
+        File.WriteAllText(Path.Combine(directory, "config.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     /// <summary>Saves the vision tower (and projection) in Hugging Face CLIPVisionModelWithProjection layout.</summary>

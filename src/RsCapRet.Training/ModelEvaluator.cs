@@ -9,7 +9,15 @@ using static TorchSharp.torch;
 namespace RsCapRet.Training;
 
 public sealed record EvaluationReport(string Model, string Dataset, string Split, int Images, int Texts,
-    CaptionScores Captions, RecallAtK TextToImage, RecallAtK ImageToText, double Seconds);
+    CaptionScores Captions, RecallAtK TextToImage, RecallAtK ImageToText, double Seconds)
+{
+    /// <summary>The generated caption of each image id.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyDictionary<string, string> Candidates { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>Retrieval of a CLIP dual encoder on a split (no captions: CLIP does not generate text).</summary>
+public sealed record ClipRetrievalReport(string Model, string Dataset, string Split, int Images, int Texts,
+    RecallAtK TextToImage, RecallAtK ImageToText, double Seconds);
 
 /// <summary>
 /// Benchmark evaluation of an RS-CapRet model on a Karpathy split: captions (greedy or beam) scored with the
@@ -65,15 +73,23 @@ public static class ModelEvaluator
             }
         var labels = texts.Select(t => t.Image).ToList();
         var report = new EvaluationReport(modelName, name, split, images.Count, texts.Count, captionScores,
-            RetrievalMetrics.TextToImage(sim, labels), RetrievalMetrics.ImageToText(sim, labels), sw.Elapsed.TotalSeconds);
-        if (outDir != null)
-        {
-            Directory.CreateDirectory(outDir);
-            File.WriteAllText(Path.Combine(outDir, "captions.json"), JsonSerializer.Serialize(candidates, new JsonSerializerOptions { WriteIndented = true }));
-            File.WriteAllText(Path.Combine(outDir, "scores.json"), captionScores.ToJson());
-            File.WriteAllText(Path.Combine(outDir, "report.md"), Markdown(report));
-        }
+            RetrievalMetrics.TextToImage(sim, labels), RetrievalMetrics.ImageToText(sim, labels), sw.Elapsed.TotalSeconds) { Candidates = candidates };
+        if (outDir != null) WriteFiles(outDir, report, [], Markdown(report));
         return report;
+    }
+
+    /// <summary>captions.json + scores.json (when a captioning model was evaluated), report.json and report.md.</summary>
+    public static void WriteFiles(string outDir, EvaluationReport? report, IReadOnlyList<ClipRetrievalReport> clips, string markdown)
+    {
+        Directory.CreateDirectory(outDir);
+        var indented = new JsonSerializerOptions { WriteIndented = true };
+        if (report is not null)
+        {
+            File.WriteAllText(Path.Combine(outDir, "captions.json"), JsonSerializer.Serialize(report.Candidates, indented));
+            File.WriteAllText(Path.Combine(outDir, "scores.json"), report.Captions.ToJson());
+        }
+        File.WriteAllText(Path.Combine(outDir, "report.json"), JsonSerializer.Serialize(new { rscapret = report, clip = clips }, indented));
+        File.WriteAllText(Path.Combine(outDir, "report.md"), markdown);
     }
 
     /// <summary>
@@ -91,6 +107,31 @@ public static class ModelEvaluator
           | MLCA-Net | 3.240 | – |
           """
         : "";
+
+    /// <summary>One report for a captioning model and/or CLIP dual encoders evaluated on the same split.</summary>
+    public static string Markdown(EvaluationReport? report, IReadOnlyList<ClipRetrievalReport> clips, string datasetDirectory, string split)
+    {
+        if (clips.Count == 0) return report is null ? throw new ArgumentException("nothing was evaluated") : Markdown(report);
+        var name = report?.Dataset ?? clips[0].Dataset;
+        var rows = new System.Text.StringBuilder();
+        if (report is not null) rows.AppendLine(RetrievalRow($"{report.Model} (RS-CapRet [RET])", report.TextToImage, report.ImageToText));
+        foreach (var c in clips) rows.AppendLine(RetrievalRow($"{c.Model} (CLIP dual encoder)", c.TextToImage, c.ImageToText));
+        var head = report is null ? $"# Evaluation: retrieval on {name} ({split})\n\n{clips[0].Images} images, {clips[0].Texts} captions.\n" : Markdown(report);
+        return head + $"""
+
+            ## Retrieval side by side ({name}, {split})
+
+            | model | t→i R@1 | t→i R@5 | t→i R@10 | t→i mR | i→t R@1 | i→t R@5 | i→t R@10 | i→t mR |
+            | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+            {rows.ToString().TrimEnd()}
+
+            Published CLIP rows (paper Tables II and IV, RemoteCLIP) are not listed: none of them has been checked
+            against the papers here, and this report prints only verified published figures.
+            """;
+    }
+
+    private static string RetrievalRow(string model, RecallAtK t2i, RecallAtK i2t) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"| {model} | {t2i.R1:F2} | {t2i.R5:F2} | {t2i.R10:F2} | {t2i.Mean:F2} | {i2t.R1:F2} | {i2t.R5:F2} | {i2t.R10:F2} | {i2t.Mean:F2} |");
 
     public static string Markdown(EvaluationReport r)
     {

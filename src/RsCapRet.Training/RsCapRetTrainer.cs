@@ -48,8 +48,9 @@ public sealed class RsCapRetTrainer
         var tokenizer = LlamaTextTokenizer.Load(_cfg.Tokenizer);
         using var model = BuildModel(tokenizer, device);
         var pre = new ImagePreprocessor(model.ImageSize);
-        var train = LoadSplit(_cfg.TrainSplit, tokenizer, pre, _cfg.MaxTrainImages);
-        var val = LoadSplit(_cfg.ValSplit, tokenizer, pre, _cfg.MaxValImages);
+        var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages);
+        var val = LoadSplit(_cfg.ValSplit, _cfg.ValDatasets is { } names ? _cfg.Datasets.Where(d => names.Contains(d.Name)).ToArray() : _cfg.Datasets,
+            tokenizer, pre, _cfg.MaxValImages);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
 
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();
@@ -57,6 +58,7 @@ public sealed class RsCapRetTrainer
         var optimizer = optim.Adam(trainable, _cfg.LearningRate);
 
         var stepsPerEpoch = train.Images.Count / _cfg.BatchSize;
+        _totalSteps = stepsPerEpoch * _cfg.Epochs;
         var checkpointDir = Path.Combine(_outDir, "checkpoint");
         var (startEpoch, startStep, history) = TryResume(model, optimizer, checkpointDir);
         var best = history.Count == 0 ? double.NegativeInfinity : history.Max(h => h.ValTextToImage.Mean);
@@ -65,7 +67,7 @@ public sealed class RsCapRetTrainer
         for (var epoch = startEpoch; epoch < _cfg.Epochs && sinceBest < _cfg.EarlyStoppingPatience; epoch++)
         {
             var sw = Stopwatch.StartNew();
-            var order = Permutation(train.Images.Count, _cfg.Seed * 1000 + epoch);
+            var order = TrainingRun.Permutation(train.Images.Count, _cfg.Seed * 1000 + epoch);
             double sumLoss = 0, sumCap = 0, sumCon = 0;
             var n = 0;
             for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
@@ -102,7 +104,10 @@ public sealed class RsCapRetTrainer
         return history;
     }
 
-    private double LearningRate(int step) => _cfg.LearningRate * Math.Min(1.0, (step + 1.0) / Math.Max(1, _cfg.WarmupSteps));
+    private int _totalSteps;
+
+    private double LearningRate(int step) =>
+        TrainingRun.LearningRate(step, _cfg.LearningRate, _cfg.WarmupSteps, _cfg.LrSchedule, _cfg.MinLrRatio, _totalSteps);
 
     private RsCapRetModel BuildModel(LlamaTextTokenizer tokenizer, Device device)
     {
@@ -112,7 +117,7 @@ public sealed class RsCapRetTrainer
             var llmCfg = _cfg.LlmConfig! with { VocabSize = tokenizer.BaseVocabSize + 1, BosTokenId = tokenizer.BosId, EosTokenId = tokenizer.EosId };
             var llm = new LlamaForCausalLM(llmCfg);
             var vision = new ClipVisionModel(_cfg.VisionConfig!, projectionDim: null);
-            InitSmall(llm); InitSmall(vision);
+            TrainingRun.InitSmall(llm); TrainingRun.InitSmall(vision);
             var heads = new RsCapRetHeads(_cfg.VisionConfig!.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim);
             model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize);
         }
@@ -139,24 +144,10 @@ public sealed class RsCapRetTrainer
         return model;
     }
 
-    /// <summary>GPT-style initialisation for models trained from scratch: N(0, 0.02) weights, zero biases.</summary>
-    private static void InitSmall(nn.Module module)
+    private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, int? limit)
     {
-        using var _ = no_grad();
-        foreach (var (name, p) in module.named_parameters())
-        {
-            if (name.EndsWith("norm.weight") || name.Contains("layer_norm") || name.Contains("layrnorm") || name.EndsWith("layernorm.weight")) continue;
-            if (name.EndsWith(".bias")) p.zero_();
-            else if (p.dim() >= 2 || name.EndsWith("class_embedding")) nn.init.normal_(p, 0, 0.02);
-        }
-    }
-
-    private Split LoadSplit(string split, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, int? limit)
-    {
-        var images = KarpathyDataset.Merge(_cfg.Datasets.Select(d => (d.Name, d.Path)), new HashSet<string> { split });
-        if (limit is { } max) images = images.Take(max).ToList();
-        if (images.Count == 0) throw new InvalidOperationException($"No '{split}' images in the configured datasets.");
-        var pixels = empty(images.Count, 3, pre.Size, pre.Size);
+        var images = TrainingRun.LoadSplit(datasets, split, limit);
+        var pixels = TrainingRun.DecodeImages(images, pre);
         var captions = new List<int[]>[images.Count];
         var raw = new List<string>[images.Count];
         Parallel.For(0, images.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
@@ -184,7 +175,7 @@ public sealed class RsCapRetTrainer
         optimizer.zero_grad();
 
         var pixels = data.Pixels.index_select(0, tensor(idx.Select(i => (long)i).ToArray())).to(device);
-        if (_cfg.Augment) pixels = Augment(pixels, rng);
+        if (_cfg.Augment) pixels = TrainingRun.AugmentOverhead(pixels, rng);
         var chosen = idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Count)]).ToArray();
         var pooled = model.PooledImage(pixels);
         var prefix = model.VisualPrefix(pooled);
@@ -247,21 +238,6 @@ public sealed class RsCapRetTrainer
         }
     }
 
-    /// <summary>Overhead imagery has no up: random flips and 90° rotations per image.</summary>
-    private static Tensor Augment(Tensor pixels, Random rng)
-    {
-        var outs = new List<Tensor>();
-        for (var i = 0; i < pixels.shape[0]; i++)
-        {
-            var x = pixels[i];
-            if (rng.Next(2) == 1) x = x.flip(2);
-            var k = rng.Next(4);
-            if (k > 0) x = x.rot90(k, (1, 2));
-            outs.Add(x);
-        }
-        return stack(outs);
-    }
-
     private (double CaptionLoss, RecallAtK TextToImage, RecallAtK ImageToText) Validate(RsCapRetModel model, Split val, Device device)
     {
         model.eval();
@@ -295,10 +271,7 @@ public sealed class RsCapRetTrainer
                 var (ids, mask) = TokenBatch.PadRight(texts.Skip(s).Take(128).Select(t => (IReadOnlyList<int>)t.Ids).ToList());
                 textVecs.Add(model.RetEmbedding(ids, mask));
             }
-            var sim = matmul(cat(textVecs, 0), imageVecs.t()).cpu();
-            var matrix = new float[sim.shape[0], sim.shape[1]];
-            var flat = sim.data<float>().ToArray();
-            Buffer.BlockCopy(flat, 0, matrix, 0, flat.Length * sizeof(float));
+            var matrix = TrainingRun.ToMatrix(matmul(cat(textVecs, 0), imageVecs.t()));
             var labelsT = texts.Select(t => t.Image).ToList();
             return (capLoss / capN, RetrievalMetrics.TextToImage(matrix, labelsT), RetrievalMetrics.ImageToText(matrix, labelsT));
         }
@@ -324,37 +297,16 @@ public sealed class RsCapRetTrainer
         model.SaveHeads(dir, config);
     }
 
-    private void SaveCheckpoint(RsCapRetModel model, Adam optimizer, string dir, int epoch, int step, List<EpochResult> history)
-    {
-        var tmp = dir + ".tmp";
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
-        Directory.CreateDirectory(tmp);
-        SafetensorsWriter.Write(Path.Combine(tmp, "model.safetensors"), model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)));
-        optimizer.save_state_dict(Path.Combine(tmp, "optimizer.bin"));
-        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(new CheckpointState(epoch, step, history)));
-        if (Directory.Exists(dir)) Directory.Delete(dir, true);
-        Directory.Move(tmp, dir);
-    }
+    private void SaveCheckpoint(RsCapRetModel model, Adam optimizer, string dir, int epoch, int step, List<EpochResult> history) =>
+        TrainingRun.SaveCheckpoint(dir, model, optimizer, new CheckpointState(epoch, step, history));
 
     private sealed record CheckpointState(int Epoch, int Step, List<EpochResult> History);
 
     private (int Epoch, int Step, List<EpochResult> History) TryResume(RsCapRetModel model, Adam optimizer, string dir)
     {
-        var stateFile = Path.Combine(dir, "state.json");
-        if (!File.Exists(stateFile)) return (0, 0, []);
-        var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(stateFile))!;
-        using (var ckpt = Checkpoint.Open(Path.Combine(dir, "model.safetensors"))) ckpt.LoadInto(model);
-        optimizer.load_state_dict(Path.Combine(dir, "optimizer.bin"));
+        if (TrainingRun.TryResume<CheckpointState>(dir, model, optimizer) is not { } state) return (0, 0, []);
         _log($"resumed from {dir}: epoch {state.Epoch}, step {state.Step}");
         return (state.Epoch, state.Step, state.History);
-    }
-
-    private static int[] Permutation(int n, int seed)
-    {
-        var rng = new Random(seed);
-        var a = Enumerable.Range(0, n).ToArray();
-        rng.Shuffle(a);
-        return a;
     }
 
     /// <summary>history.csv and a loss/metric plot (SVG) in the run folder.</summary>

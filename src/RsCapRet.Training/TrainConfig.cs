@@ -20,6 +20,8 @@ public sealed record TrainConfig
     [JsonPropertyName("datasets")] public DatasetRef[] Datasets { get; init; } = [];
     [JsonPropertyName("train_split")] public string TrainSplit { get; init; } = "train";
     [JsonPropertyName("val_split")] public string ValSplit { get; init; } = "val";
+    /// <summary>Names of the datasets whose val split selects the model (default: all of them).</summary>
+    [JsonPropertyName("val_datasets")] public string[]? ValDatasets { get; init; }
     [JsonPropertyName("tokenizer")] public string Tokenizer { get; init; } = "";
     [JsonPropertyName("llm")] public string? Llm { get; init; }
     [JsonPropertyName("vision")] public string? Vision { get; init; }
@@ -30,6 +32,9 @@ public sealed record TrainConfig
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 64;
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 3e-4;
     [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; init; } = 100;
+    /// <summary>"constant" after warm-up (the paper), or "cosine" down to min_lr_ratio × lr at the last epoch.</summary>
+    [JsonPropertyName("lr_schedule")] public string LrSchedule { get; init; } = "constant";
+    [JsonPropertyName("min_lr_ratio")] public double MinLrRatio { get; init; } = 0.1;
     [JsonPropertyName("epochs")] public int Epochs { get; init; } = 10;
     [JsonPropertyName("caption_loss_weight")] public double CaptionLossWeight { get; init; } = 1;
     [JsonPropertyName("contrastive_loss_weight")] public double ContrastiveLossWeight { get; init; } = 1;
@@ -79,6 +84,10 @@ public sealed record TrainConfig
         if (Epochs < 1) Fail("epochs must be at least 1");
         if (LearningRate <= 0) Fail("learning_rate must be positive");
         if (ConcatProbability is < 0 or > 1) Fail("concat_probability must be 0..1");
+        if (LrSchedule is not ("constant" or "cosine")) Fail($"lr_schedule must be 'constant' or 'cosine', got '{LrSchedule}'");
+        if (MinLrRatio is < 0 or > 1) Fail("min_lr_ratio must be 0..1");
+        if (ValDatasets?.FirstOrDefault(v => Datasets.All(d => d.Name != v)) is { } unknown)
+            Fail($"val_datasets names '{unknown}', which is not one of the datasets ({string.Join(", ", Datasets.Select(d => d.Name))})");
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });

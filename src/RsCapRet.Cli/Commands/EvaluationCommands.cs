@@ -24,14 +24,28 @@ public static class EvaluationCommands
         var split = new Option<string>("--split") { Description = "Split to evaluate", DefaultValueFactory = _ => "test" };
         var outDir = new Option<string?>("--out") { Description = "Write captions.json, scores.json and report.md here" };
         var beam = new Option<int>("--beam") { Description = "Beam width (1 = greedy)", DefaultValueFactory = _ => 1 };
-        var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split") { model, device, dataset, split, outDir, beam };
+        var clip = new Option<string[]>("--clip") { Description = "CLIP dual-encoder folder(s) (Hugging Face CLIPModel + vocab.json/merges.txt) whose retrieval is reported beside the model's", AllowMultipleArgumentsPerToken = false };
+        var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split (a CLIP folder as --model: retrieval only)")
+            { model, device, dataset, split, outDir, beam, clip };
         CommandAction.Set(evaluate, async (parse, output, ct) =>
         {
-            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
-            var report = ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
-                parse.GetValue(dataset)!, parse.GetValue(split)!, new GenerationOptions { BeamWidth = parse.GetValue(beam), MaxNewTokens = 40 },
-                MetricOptions.FromEnvironment(), msg => parse.InvocationConfiguration.Error.WriteLine(msg), parse.GetValue(outDir));
-            await output.WriteLineAsync(ModelEvaluator.Markdown(report));
+            var (datasetDir, splitName, outPath) = (parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(outDir));
+            var dev = TorchDevice.Resolve(parse.GetValue(device)!);
+            var modelDir = parse.GetValue(model);
+            var clipDirs = (parse.GetValue(clip) ?? []).ToList();
+            EvaluationReport? report = null;
+            if (modelDir is not null && ClipEvaluator.IsClipFolder(modelDir)) clipDirs.Insert(0, modelDir);
+            else
+            {
+                using var encoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
+                report = ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
+                    datasetDir, splitName, new GenerationOptions { BeamWidth = parse.GetValue(beam), MaxNewTokens = 40 },
+                    MetricOptions.FromEnvironment(), msg => parse.InvocationConfiguration.Error.WriteLine(msg), null);
+            }
+            var clipReports = clipDirs.Select(d => ClipEvaluator.Evaluate(d, datasetDir, splitName, dev)).ToList();
+            var markdown = ModelEvaluator.Markdown(report, clipReports, datasetDir, splitName);
+            if (outPath is not null) ModelEvaluator.WriteFiles(outPath, report, clipReports, markdown);
+            await output.WriteLineAsync(markdown);
             return 0;
         });
         return [score, evaluate];

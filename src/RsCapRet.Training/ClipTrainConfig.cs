@@ -1,0 +1,84 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using RsCapRet.Model;
+
+namespace RsCapRet.Training;
+
+/// <summary>
+/// A contrastive CLIP fine-tuning run (JSON): start from a Hugging Face CLIPModel folder (<see cref="Clip"/>), or
+/// build a small dual encoder from <see cref="ClipConfig"/> and train it from scratch. The tokenizer folder holds
+/// CLIP's vocab.json and merges.txt (default: the <see cref="Clip"/> folder).
+/// </summary>
+public sealed record ClipTrainConfig
+{
+    [JsonPropertyName("name")] public string Name { get; init; } = "clip-rs";
+    [JsonPropertyName("datasets")] public DatasetRef[] Datasets { get; init; } = [];
+    [JsonPropertyName("train_split")] public string TrainSplit { get; init; } = "train";
+    [JsonPropertyName("val_split")] public string ValSplit { get; init; } = "val";
+    [JsonPropertyName("val_datasets")] public string[]? ValDatasets { get; init; }
+    [JsonPropertyName("clip")] public string? Clip { get; init; }
+    [JsonPropertyName("clip_config")] public ClipConfig? ClipConfig { get; init; }
+    [JsonPropertyName("tokenizer")] public string? Tokenizer { get; init; }
+    [JsonPropertyName("context_length")] public int ContextLength { get; init; } = 77;
+    [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 128;
+    [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 5e-4;
+    [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; } = 0.1;
+    [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; init; } = 100;
+    [JsonPropertyName("min_lr_ratio")] public double MinLrRatio { get; init; } = 0.0;
+    [JsonPropertyName("epochs")] public int Epochs { get; init; } = 10;
+    [JsonPropertyName("seed")] public int Seed { get; init; } = 42;
+    [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 200;
+    [JsonPropertyName("early_stopping_patience")] public int EarlyStoppingPatience { get; init; } = 5;
+    [JsonPropertyName("augment")] public bool Augment { get; init; } = true;
+    /// <summary>Smallest area fraction of the random resized crop (1 = no crops).</summary>
+    [JsonPropertyName("min_crop_scale")] public double MinCropScale { get; init; } = 0.5;
+    [JsonPropertyName("device")] public string Device { get; init; } = "auto";
+    [JsonPropertyName("threads")] public int? Threads { get; init; }
+    [JsonPropertyName("max_steps")] public int? MaxSteps { get; init; }
+    [JsonPropertyName("max_train_images")] public int? MaxTrainImages { get; init; }
+    [JsonPropertyName("max_val_images")] public int? MaxValImages { get; init; }
+
+    public string TokenizerDirectory => Tokenizer ?? Clip ?? throw new InvalidOperationException("no tokenizer folder");
+
+    public static ClipTrainConfig Load(string path)
+    {
+        var cfg = ModelConfigs.Read<ClipTrainConfig>(path);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        string Abs(string p)
+        {
+            p = p.Replace("${RSCAPRET_SHARED}", RsCapRet.Core.RepositoryPaths.SharedDirectory());
+            return Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(dir, p));
+        }
+        cfg = cfg with
+        {
+            Datasets = cfg.Datasets.Select(d => d with { Path = Abs(d.Path) }).ToArray(),
+            Clip = cfg.Clip is null ? null : Abs(cfg.Clip),
+            Tokenizer = cfg.Tokenizer is null ? null : Abs(cfg.Tokenizer),
+        };
+        cfg.Validate(path);
+        return cfg;
+    }
+
+    public void Validate(string path)
+    {
+        void Fail(string m) => throw new FormatException($"{path}: {m}");
+        if (Datasets.Length == 0) Fail("no datasets");
+        if ((Clip is null) == (ClipConfig is null)) Fail("give exactly one of 'clip' (a CLIPModel folder to fine-tune) and 'clip_config' (a model to train from scratch)");
+        if (Tokenizer is null && Clip is null) Fail("'tokenizer' (a folder with CLIP's vocab.json and merges.txt) is needed with 'clip_config'");
+        if (BatchSize < 2) Fail("batch_size must be at least 2 (the contrastive loss needs negatives)");
+        if (Epochs < 1) Fail("epochs must be at least 1");
+        if (LearningRate <= 0) Fail("learning_rate must be positive");
+        if (MinCropScale is <= 0 or > 1) Fail("min_crop_scale must be in (0, 1]");
+        if (ContextLength < 3) Fail("context_length must be at least 3");
+        if (ValDatasets?.FirstOrDefault(v => Datasets.All(d => d.Name != v)) is { } unknown)
+            Fail($"val_datasets names '{unknown}', which is not one of the datasets");
+        if (ClipConfig is { } c)
+        {
+            c.Text.Validate(path);
+            c.Vision.Validate(path);
+            if (c.Text.MaxPositionEmbeddings < ContextLength) Fail($"context_length {ContextLength} exceeds the text tower's max_position_embeddings {c.Text.MaxPositionEmbeddings}");
+        }
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
+}
