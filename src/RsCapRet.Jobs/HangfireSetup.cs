@@ -18,7 +18,10 @@ public static class HangfireSetup
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
             .UseStorage(CreateStorage(connectionString))
-            .UseFilter(TransientRetry.Filter());
+            .UseFilter(TransientRetry.Filter())
+            .UseJobProgressBars();
+
+    private static IGlobalConfiguration UseJobProgressBars(this IGlobalConfiguration config) => JobProgress.UseProgressBars(config);
 
     /// <summary>The job storage every host and client uses (workers, web host, `rscapret enqueue`).</summary>
     public static PostgreSqlStorage CreateStorage(string connectionString) =>

@@ -14,7 +14,7 @@ public sealed record JobDefinition(
     [property: JsonPropertyName("queue")] string Queue,
     [property: JsonPropertyName("args")] IReadOnlyDictionary<string, string> Args)
 {
-    public static readonly IReadOnlySet<string> KnownJobs = new HashSet<string> { "index-archive", "ingest-scene", "train", "evaluate" };
+    public static readonly IReadOnlySet<string> KnownJobs = new HashSet<string> { "index-archive", "ingest-scene", "train", "train-clip", "evaluate" };
 
     public string Arg(string name) => Args.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v)
         ? v

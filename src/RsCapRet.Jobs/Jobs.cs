@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.ComponentModel;
 using Hangfire;
+using Hangfire.Server;
 using Npgsql;
 using RsCapRet.Model;
 using GenerationOptions = RsCapRet.Model.GenerationOptions;
@@ -53,14 +54,16 @@ public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache model
 {
     [Queue(JobQueues.Model)]
     [DisplayName("ingest {0}")]
-    public async Task<string> RunAsync(string path, string modelDirectory, IngestJobOptions? options, CancellationToken ct)
+    public async Task<string> RunAsync(string path, string modelDirectory, IngestJobOptions? options, PerformContext? context, CancellationToken ct)
     {
         options ??= new IngestJobOptions();
         if (!File.Exists(path) && Directory.Exists(Path.GetDirectoryName(path)))
             throw new RasterException(path, "does not exist (moved or deleted since it was queued)");
+        var progress = new JobProgress(context);
         var result = await models.WithModelAsync(modelDirectory, encoder =>
             new SceneIngestor(new CatalogStore(dataSource), encoder).IngestAsync(path,
-                new IngestOptions { Tiling = options.ToTiling(), Caption = options.Captions }, ct: ct), ct);
+                new IngestOptions { Tiling = options.ToTiling(), Caption = options.Captions },
+                p => progress.Report(p.Done, p.GridTiles, "tiles", p.Message ?? $"{p.Stored} stored, {p.Skipped} skipped (nodata)", force: p.Message is not null), ct), ct);
         return $"{result.Outcome}: scene {result.SceneId}, {result.Tiles} tiles, {result.SkippedTiles} skipped, {result.Elapsed.TotalSeconds:F1} s";
     }
 }
@@ -88,7 +91,7 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
             var sha = await ContentHashAsync(full, ct);
             var scene = await store.FindSceneAsync(sha, modelId, ct);
             if (scene is { Status: SceneStatus.Done or SceneStatus.Empty or SceneStatus.Ingesting }) continue;
-            jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(full, modelDirectory, options, CancellationToken.None));
+            jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(full, modelDirectory, options, null, CancellationToken.None));
             queued++;
         }
         return $"{seen} files seen, {queued} ingest jobs queued";
@@ -139,15 +142,19 @@ public static class RecurringJobDefinitions
                     break;
                 case "ingest-scene":
                     var (path, m) = (Abs(d.Arg("path")), Abs(d.Arg("model")));
-                    manager.AddOrUpdate<IngestSceneJob>(d.Id, d.Queue, j => j.RunAsync(path, m, null, CancellationToken.None), d.Cron, options);
+                    manager.AddOrUpdate<IngestSceneJob>(d.Id, d.Queue, j => j.RunAsync(path, m, null, null, CancellationToken.None), d.Cron, options);
                     break;
                 case "train":
                     var (config, outDir) = (Abs(d.Arg("config")), Abs(d.Arg("out")));
-                    manager.AddOrUpdate<TrainJob>(d.Id, d.Queue, j => j.Run(config, outDir, CancellationToken.None), d.Cron, options);
+                    manager.AddOrUpdate<TrainJob>(d.Id, d.Queue, j => j.Run(config, outDir, null, CancellationToken.None), d.Cron, options);
+                    break;
+                case "train-clip":
+                    var (clipConfig, clipOut) = (Abs(d.Arg("config")), Abs(d.Arg("out")));
+                    manager.AddOrUpdate<TrainClipJob>(d.Id, d.Queue, j => j.Run(clipConfig, clipOut, null, CancellationToken.None), d.Cron, options);
                     break;
                 case "evaluate":
                     var (em, ed, es, eo) = (Abs(d.Arg("model")), Abs(d.Arg("dataset")), d.Arg("split"), Abs(d.Arg("out")));
-                    manager.AddOrUpdate<EvaluateJob>(d.Id, d.Queue, j => j.RunAsync(em, ed, es, eo, CancellationToken.None), d.Cron, options);
+                    manager.AddOrUpdate<EvaluateJob>(d.Id, d.Queue, j => j.RunAsync(em, ed, es, eo, null, CancellationToken.None), d.Cron, options);
                     break;
                 default:
                     throw new FormatException($"Job definition '{d.Id}': job '{d.Job}' cannot be scheduled as a recurring job by this version.");
@@ -162,11 +169,37 @@ public sealed class TrainJob
     [Queue(JobQueues.Model)]
     [DisplayName("train {0}")]
     [AutomaticRetry(Attempts = 0)]
-    public string Run(string configPath, string outDir, CancellationToken ct)
+    public string Run(string configPath, string outDir, PerformContext? context, CancellationToken ct)
     {
-        var history = new RsCapRet.Training.RsCapRetTrainer(RsCapRet.Training.TrainConfig.Load(configPath), outDir, _ => { }).Run(ct);
+        var progress = new JobProgress(context);
+        var trainer = new RsCapRet.Training.RsCapRetTrainer(RsCapRet.Training.TrainConfig.Load(configPath), outDir, _ => { })
+        {
+            StepProgress = (done, total) => progress.Report(done, total, "steps"),
+        };
+        var history = trainer.Run(ct);
         var best = history.MaxBy(h => h.ValTextToImage.Mean);
         return best is null ? "no epoch completed" : $"best epoch {best.Epoch}: val text->image {best.ValTextToImage}";
+    }
+}
+
+/// <summary>Contrastive CLIP fine-tuning to a run folder (resumes from its checkpoint when retried).</summary>
+public sealed class TrainClipJob
+{
+    [Queue(JobQueues.Model)]
+    [DisplayName("train-clip {0}")]
+    [AutomaticRetry(Attempts = 0)]
+    public string Run(string configPath, string outDir, PerformContext? context, CancellationToken ct)
+    {
+        var progress = new JobProgress(context);
+        var trainer = new RsCapRet.Training.ClipTrainer(RsCapRet.Training.ClipTrainConfig.Load(configPath), outDir, _ => { })
+        {
+            StepProgress = (done, total) => progress.Report(done, total, "steps"),
+        };
+        var history = trainer.Run(ct);
+        var before = history.FirstOrDefault(h => h.Epoch == 0);
+        var best = history.Where(h => h.Epoch > 0).MaxBy(h => h.ValTextToImage.Mean);
+        return best is null ? "no epoch completed"
+            : $"best epoch {best.Epoch}: val text->image {best.ValTextToImage} (before training: {before?.ValTextToImage})";
     }
 }
 
@@ -175,11 +208,13 @@ public sealed class EvaluateJob(ModelCache models)
 {
     [Queue(JobQueues.Model)]
     [DisplayName("evaluate {0} on {1} ({2})")]
-    public Task<string> RunAsync(string modelDirectory, string datasetDirectory, string split, string outDir, CancellationToken ct) =>
+    public Task<string> RunAsync(string modelDirectory, string datasetDirectory, string split, string outDir, PerformContext? context, CancellationToken ct) =>
         models.WithModelAsync(modelDirectory, encoder =>
         {
+            var progress = new JobProgress(context);
             var report = RsCapRet.Training.ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
-                datasetDirectory, split, new GenerationOptions { MaxNewTokens = 40 }, RsCapRet.Evaluation.MetricOptions.FromEnvironment(), outDir: outDir);
+                datasetDirectory, split, new GenerationOptions { MaxNewTokens = 40 }, RsCapRet.Evaluation.MetricOptions.FromEnvironment(), outDir: outDir,
+                progress: (done, total) => progress.Report(done, total, "images captioned"));
             return Task.FromResult($"CIDEr {report.Captions.Corpus["CIDEr"]:F3}, text->image mR {report.TextToImage.Mean:F2}");
         }, ct);
 }

@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using NetTopologySuite.Geometries;
@@ -34,9 +35,18 @@ public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outc
 /// Idempotent by content: the same bytes with the same model are ingested once; a failure records the error on
 /// the scene's own row and leaves every other scene untouched.
 /// </summary>
+/// <summary>
+/// Where a scene's ingestion stands: tiles stored and skipped (nodata) of the grid's tiles; <see cref="Message"/>
+/// is set on the first (scene description) and the last (summary) report.
+/// </summary>
+public sealed record IngestProgress(string Path, int Stored, int Skipped, int GridTiles, string? Message = null)
+{
+    public int Done => Stored + Skipped;
+}
+
 public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
 {
-    public async Task<IngestResult> IngestAsync(string path, IngestOptions? options = null, Action<string>? progress = null,
+    public async Task<IngestResult> IngestAsync(string path, IngestOptions? options = null, Action<IngestProgress>? progress = null,
         CancellationToken ct = default)
     {
         options ??= new IngestOptions();
@@ -56,29 +66,57 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         {
             using var tiler = SceneTiler.Open(path, tiling);
             var info = tiler.Info;
-            progress?.Invoke($"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
-                             $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px at {info.TileGsd:0.###} units/px");
+            var gridTiles = info.GridRows * info.GridCols;
+            progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
+                $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
+                $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px at {info.TileGsd:0.###} units/px"));
             // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
             await using var writer = await store.BeginSceneTilesAsync(sceneId.Value, modelId, ct);
-            var batch = new List<RasterTile>(options.BatchSize);
-            foreach (var tile in tiler.Tiles())
+            // GDAL reads the next batches on another thread while the model works on this one (two batches ahead at most).
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var batches = Channel.CreateBounded<List<RasterTile>>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
+            var reader = Task.Run(async () =>
             {
-                ct.ThrowIfCancellationRequested();
-                batch.Add(tile);
-                if (batch.Count == options.BatchSize) await Flush();
+                try
+                {
+                    var batch = new List<RasterTile>(options.BatchSize);
+                    foreach (var tile in tiler.Tiles())
+                    {
+                        stop.Token.ThrowIfCancellationRequested();
+                        batch.Add(tile);
+                        if (batch.Count < options.BatchSize) continue;
+                        await batches.Writer.WriteAsync(batch, stop.Token);
+                        batch = new List<RasterTile>(options.BatchSize);
+                    }
+                    if (batch.Count > 0) await batches.Writer.WriteAsync(batch, stop.Token);
+                    batches.Writer.Complete();
+                }
+                catch (Exception e) { batches.Writer.Complete(e); }
+            }, CancellationToken.None);
+            try
+            {
+                await foreach (var batch in batches.Reader.ReadAllAsync(ct))
+                {
+                    await WriteBatch(batch);
+                    progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles));
+                }
             }
-            await Flush();
+            finally
+            {
+                await stop.CancelAsync();   // on failure, stop the reader before the tiler is disposed
+                await reader;
+            }
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
                 info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt);
             await writer.CompleteAsync(meta, tiler.SkippedTiles, ct);
-            progress?.Invoke($"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s");
+            progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles,
+                $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s"));
             return new IngestResult(path, sceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
                 writer.Count, tiler.SkippedTiles, sw.Elapsed);
 
-            async Task Flush()
+            async Task WriteBatch(List<RasterTile> batch)
             {
-                if (batch.Count == 0) return;
                 var encoded = encoder.Encode(batch.Select(t => t.Image).ToList(), options.Caption, ct);
                 if (encoded.Count != batch.Count) throw new InvalidOperationException($"The encoder returned {encoded.Count} results for {batch.Count} tiles.");
                 var records = new List<TileRecord>(batch.Count);
@@ -90,8 +128,6 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                         (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding));
                 }
                 await writer.WriteAsync(records, ct);
-                progress?.Invoke($"{path}: {writer.Count} tiles encoded");
-                batch.Clear();
                 await store.HeartbeatAsync(sceneId.Value, ct);
             }
         }

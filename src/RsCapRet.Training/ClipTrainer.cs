@@ -28,6 +28,9 @@ public sealed class ClipTrainer
     private readonly string _outDir;
     private readonly Action<string> _log;
 
+    /// <summary>Called after every optimiser step with (steps done, steps planned): job progress.</summary>
+    public Action<int, int>? StepProgress { get; init; }
+
     public ClipTrainer(ClipTrainConfig cfg, string outDir, Action<string> log)
     {
         _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
@@ -86,6 +89,7 @@ public sealed class ClipTrainer
                 var lr = TrainingRun.LearningRate(step, _cfg.LearningRate, _cfg.WarmupSteps, "cosine", _cfg.MinLrRatio, totalSteps);
                 var loss = TrainStep(model, optimizer, train, order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray(), step, lr, device);
                 sumLoss += loss; n++;
+                StepProgress?.Invoke(step + 1, totalSteps);
                 if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} lr {lr:E2} scale {model.LogitScale.exp().item<float>():F1}"));
                 if ((step + 1) % _cfg.CheckpointEvery == 0) TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step + 1, history));
             }

@@ -27,7 +27,7 @@ public static class ModelEvaluator
 {
     public static EvaluationReport Evaluate(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre,
         string modelName, string datasetDirectory, string split, GenerationOptions generation, MetricOptions metrics,
-        Action<string>? log = null, string? outDir = null)
+        Action<string>? log = null, string? outDir = null, Action<int, int>? progress = null)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(datasetDirectory));
@@ -47,6 +47,7 @@ public static class ModelEvaluator
             var vecs = model.ImageEmbedding(pixels).cpu();
             for (var i = 0; i < batch.Count; i++) imageVecs.Add(vecs[i].data<float>().ToArray());
             log?.Invoke($"captioned {Math.Min(s + 32, images.Count)}/{images.Count}");
+            progress?.Invoke(Math.Min(s + 32, images.Count), images.Count);
         }
         // A caption the model left empty still gets scored (as zero), rather than failing the whole run.
         var scored = candidates.ToDictionary(kv => kv.Key, kv => kv.Value.Length == 0 ? "<empty>" : kv.Value);

@@ -31,6 +31,9 @@ public sealed class RsCapRetTrainer
     private readonly string _outDir;
     private readonly Action<string> _log;
 
+    /// <summary>Called after every optimiser step with (steps done, steps planned): job progress.</summary>
+    public Action<int, int>? StepProgress { get; init; }
+
     public RsCapRetTrainer(TrainConfig cfg, string outDir, Action<string> log)
     {
         _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
@@ -82,6 +85,7 @@ public sealed class RsCapRetTrainer
                 var idx = order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray();
                 var (loss, cap, con) = TrainStep(model, optimizer, train, idx, step, device);
                 sumLoss += loss; sumCap += cap; sumCon += con; n++;
+                StepProgress?.Invoke(step + 1, _totalSteps);
                 if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} (caption {cap:F4}, contrastive {con:F4}) lr {LearningRate(step):E2}"));
                 if ((step + 1) % _cfg.CheckpointEvery == 0) SaveCheckpoint(model, optimizer, checkpointDir, epoch, step + 1, history);
             }

@@ -1,4 +1,5 @@
 using RsCapRet.Cli;
+using RsCapRet.Cli.Commands;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -71,5 +72,32 @@ public class DashboardCredentialsTests
         var code = await CliApp.RunAsync(["serve", "--urls", "http://0.0.0.0:5999", "--db", "Host=127.0.0.1;Port=1;Username=x;Password=x;Database=x"], new StringWriter(), err);
         Assert.Equal(2, code);
         Assert.Contains("RSCAPRET_DASHBOARD_USER", err.ToString());
+    }
+}
+
+public sealed class ConsoleProgressTests
+{
+    [Fact]
+    public void TheBarShowsTilesDoneRateAndTimeLeft()
+    {
+        var bar = ConsoleProgress.Bar(done: 100, total: 400, stored: 90, elapsed: TimeSpan.FromSeconds(3), width: 20);
+        Assert.StartsWith("[#####---------------]", bar);
+        Assert.Contains("100/400 tiles", bar);
+        Assert.Contains("25%", bar);
+        Assert.Contains("30.0 tiles/s", bar);
+        Assert.Contains("ETA 0:10", bar);   // 300 tiles left at 30 tiles/s
+        Assert.StartsWith("[####################]", ConsoleProgress.Bar(7, 7, 7, TimeSpan.FromSeconds(1), width: 20));
+        Assert.Contains("ETA ?", ConsoleProgress.Bar(0, 10, 0, TimeSpan.Zero));
+    }
+
+    [Fact]
+    public void WithoutATerminalOnlyTheSceneLinesAreWritten()
+    {
+        var output = new StringWriter();
+        var progress = new ConsoleProgress(output, terminal: null);
+        progress.Report(new Pipeline.IngestProgress("a.tif", 0, 0, 4, "a.tif: 2x2 tiles"));
+        progress.Report(new Pipeline.IngestProgress("a.tif", 2, 1, 4));
+        progress.Report(new Pipeline.IngestProgress("a.tif", 3, 1, 4, "a.tif: 3 tiles stored"));
+        Assert.Equal(["a.tif: 2x2 tiles", "a.tif: 3 tiles stored"], output.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
     }
 }

@@ -72,6 +72,19 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             var failed = monitor.FailedJobs(0, 10);
             Assert.Contains(failed, f => f.Value.ExceptionMessage?.Contains("broken.tif") == true);
 
+            // Each finished ingest job left its progress (tiles done of the grid) where the dashboard reads it.
+            var succeeded = monitor.SucceededJobs(0, 20).Where(j => j.Value.Job?.Type == typeof(IngestSceneJob)).ToList();
+            Assert.Equal(2, succeeded.Count);
+            using (var connection = JobStorage.Current.GetConnection())
+                foreach (var job in succeeded)
+                {
+                    var p = JobProgress.Read(new Dictionary<string, string> { [JobProgress.Parameter] = connection.GetJobParameter(job.Key, JobProgress.Parameter) });
+                    Assert.NotNull(p);
+                    Assert.Equal("tiles", p.Unit);
+                    Assert.True(p.Total > 0 && p.Done == p.Total, $"job {job.Key}: progress {p.Done}/{p.Total}");
+                    Assert.Contains("tiles stored", p.Text);
+                }
+
             // A second scan queues nothing new for the ingested scenes (the failed one is retried).
             var indexJob = host.Services.GetRequiredService<IndexArchiveJob>();
             var summary = await indexJob.RunAsync(archive, "*.tif", model, null, CancellationToken.None);
@@ -115,6 +128,16 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/tiles/999999999")).StatusCode);
             var tileId = first.GetProperty("id").GetInt64();
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"/api/tiles/{tileId}")).StatusCode);
+
+            // A job's progress shows as a bar on its dashboard page (no worker here: the job waits in its queue).
+            var storage = app.Services.GetRequiredService<JobStorage>();
+            var jobId = new BackgroundJobClient(storage).Enqueue<IngestSceneJob>(j => j.RunAsync("/archive/x.tif", model, null, null, CancellationToken.None));
+            using (var connection = storage.GetConnection())
+                connection.SetJobParameter(jobId, JobProgress.Parameter, JsonSerializer.Serialize(new ProgressValue(120, 400, "tiles", "120 stored, 0 skipped (nodata)", DateTime.UtcNow)));
+            var page = await http.GetStringAsync($"/hangfire/jobs/details/{jobId}");
+            Assert.Contains("rscapret-progress", page);
+            Assert.Contains("120 / 400 tiles (30 %)", page);
+            Assert.Contains("width: 30.0%", page);
         }
         finally { await app.StopAsync(); }
     }

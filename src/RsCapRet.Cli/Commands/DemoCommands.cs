@@ -50,12 +50,13 @@ public static class DemoCommands
 
             await output.WriteLineAsync("== ingest");
             var ingestor = new SceneIngestor(store, encoder);
+            var bar = new ConsoleProgress(output, ConsoleProgress.Terminal(parse.InvocationConfiguration.Error), "  ");
             foreach (var scene in Directory.EnumerateFiles(Path.Combine(root, "samples", "scenes"), "*.tif").Order(StringComparer.Ordinal))
             {
                 // The mosaic is UCM imagery: meet the model at its training resolution. NAIP (5 m) is tiled natively.
                 var isMosaic = File.Exists(Path.ChangeExtension(scene, ".index.json"));
                 var tiling = new TilingOptions { TargetGsd = isMosaic ? modelGsd : null };
-                var r = await ingestor.IngestAsync(scene, new IngestOptions { Tiling = tiling }, msg => output.WriteLine("  " + msg), ct);
+                var r = await ingestor.IngestAsync(scene, new IngestOptions { Tiling = tiling }, bar.Report, ct);
                 await output.WriteLineAsync($"{Path.GetFileName(scene)}: {r.OutcomeText}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}");
             }
 

@@ -90,7 +90,7 @@ public static class HostCommands
         foreach (var p in paths.Select(Path.GetFullPath))
         {
             var id = kind == "ingest"
-                ? client.Enqueue<IngestSceneJob>(j => j.RunAsync(p, modelDir, null, CancellationToken.None))
+                ? client.Enqueue<IngestSceneJob>(j => j.RunAsync(p, modelDir, null, null, CancellationToken.None))
                 : client.Enqueue<IndexArchiveJob>(j => j.RunAsync(p, pattern, modelDir, null, CancellationToken.None));
             await output.WriteLineAsync($"queued job {id}: {kind} {p}");
         }

@@ -74,11 +74,12 @@ public static class SceneCommands
                 Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, encoder.InputSize), BatchSize = b, Caption = !parse.GetValue(noCaptions),
             };
             var failures = 0;
+            var bar = new ConsoleProgress(output, ConsoleProgress.Terminal(parse.InvocationConfiguration.Error));
             foreach (var p in parse.GetValue(paths)!)
             {
                 try
                 {
-                    var r = await ingestor.IngestAsync(p, options, msg => output.WriteLine(msg), ct);
+                    var r = await ingestor.IngestAsync(p, options, bar.Report, ct);
                     await output.WriteLineAsync($"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)");
                 }
                 catch (Exception e) when (e is RasterException or IOException or InvalidOperationException or ArgumentException)

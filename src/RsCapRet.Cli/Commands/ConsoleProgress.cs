@@ -1,0 +1,54 @@
+using System.Globalization;
+using RsCapRet.Pipeline;
+
+namespace RsCapRet.Cli.Commands;
+
+/// <summary>
+/// Ingestion progress on the command line: a redrawn bar on a terminal (stderr), and the scene's first and last
+/// lines on the output, so logs and pipes get the summary without hundreds of bar frames.
+/// </summary>
+public sealed class ConsoleProgress(TextWriter output, TextWriter? terminal, string indent = "")
+{
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+    private TimeSpan _lastDraw = TimeSpan.MinValue;
+    private bool _barShown;
+
+    /// <summary>stderr when it is a terminal, else null (no bar).</summary>
+    public static TextWriter? Terminal(TextWriter error) =>
+        ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected ? error : null;
+
+    public void Report(IngestProgress p)
+    {
+        if (p.Message is not null)
+        {
+            ClearBar();
+            if (p.Done == 0) _clock.Restart();
+            output.WriteLine(indent + p.Message);
+            return;
+        }
+        if (terminal is null || (_clock.Elapsed - _lastDraw).TotalMilliseconds < 200) return;
+        _lastDraw = _clock.Elapsed;
+        terminal.Write("\r" + Bar(p.Done, p.GridTiles, p.Stored, _clock.Elapsed));
+        terminal.Flush();
+        _barShown = true;
+    }
+
+    private void ClearBar()
+    {
+        if (!_barShown || terminal is null) return;
+        terminal.Write("\r" + new string(' ', 100) + "\r");
+        _barShown = false;
+    }
+
+    /// <summary>"[########----------------]  120/400 tiles  30%  52.1 tiles/s  ETA 0:05" (width 24).</summary>
+    public static string Bar(int done, int total, int stored, TimeSpan elapsed, int width = 24)
+    {
+        var fraction = total <= 0 ? 1.0 : Math.Clamp(done / (double)total, 0, 1);
+        var filled = (int)Math.Round(fraction * width);
+        var rate = elapsed.TotalSeconds > 0 ? stored / elapsed.TotalSeconds : 0;
+        var remaining = rate > 0 ? TimeSpan.FromSeconds((total - done) / Math.Max(rate, 1e-9)) : (TimeSpan?)null;
+        var eta = remaining is { } r ? $"ETA {(int)r.TotalMinutes}:{r.Seconds:00}" : "ETA ?";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"[{new string('#', filled)}{new string('-', width - filled)}] {done,5}/{total} tiles {fraction * 100,4:F0}%  {rate:F1} tiles/s  {eta}");
+    }
+}
