@@ -24,11 +24,31 @@ public static class HangfireSetup
     private static IGlobalConfiguration UseJobProgressBars(this IGlobalConfiguration config) => JobProgress.UseProgressBars(config);
 
     /// <summary>The job storage every host and client uses (workers, web host, `rscapret enqueue`).</summary>
-    public static PostgreSqlStorage CreateStorage(string connectionString) =>
-        new(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(connectionString, StorageOptions), StorageOptions);
+    public static PostgreSqlStorage CreateStorage(string connectionString)
+    {
+        var options = StorageOptions();
+        return new(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(connectionString, options), options);
+    }
 
-    private static readonly PostgreSqlStorageOptions StorageOptions =
-        new() { SchemaName = Schema, PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(2) };
+    /// <summary>
+    /// A live worker keeps refreshing the jobs it holds (sliding invisibility), so a job whose worker died (killed,
+    /// machine lost) goes back to its queue after <c>RSCAPRET_JOB_INVISIBILITY_SECONDS</c> (default 300) instead of
+    /// Hangfire's 30 minutes, however long healthy jobs run.
+    /// </summary>
+    private static PostgreSqlStorageOptions StorageOptions() => new()
+    {
+        SchemaName = Schema, PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(2),
+        UseSlidingInvisibilityTimeout = true,
+        InvisibilityTimeout = TimeSpan.FromSeconds(SecondsFromEnvironment("RSCAPRET_JOB_INVISIBILITY_SECONDS", 300)),
+    };
+
+    internal static int SecondsFromEnvironment(string name, int fallback)
+    {
+        var text = Environment.GetEnvironmentVariable(name);
+        if (string.IsNullOrWhiteSpace(text)) return fallback;
+        return int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
+            ? s : throw new FormatException($"{name}='{text}' is not a positive number of seconds");
+    }
 }
 
 /// <summary>

@@ -16,7 +16,7 @@ public sealed record IngestOptions
     public int BatchSize { get; init; } = 16;
     public bool Caption { get; init; } = true;
     /// <summary>How long a claimed scene may go without a heartbeat before another worker may take it over.</summary>
-    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(30);
+    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outcome, int Tiles, int SkippedTiles,
