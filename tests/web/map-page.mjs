@@ -67,9 +67,9 @@ try {
   check(zoomFitted > zoomBefore + 5, `map fitted to the results (zoom ${zoomBefore} -> ${zoomFitted})`);
 
   // Clicking the first result zooms to its footprint and highlights it.
+  const moved = page.evaluate(() => new Promise((resolve) => window.rscapretMap.map.once('moveend', resolve)));
   await page.click('#results li:first-child');
-  await page.waitForFunction((z) => window.rscapretMap.map.getZoom() !== z, zoomFitted);
-  await page.waitForTimeout(400); // let the zoom animation settle before the screenshot
+  await moved; // the zoom animation ended and the footprints were redrawn
   const zoomSelected = await page.evaluate(() => window.rscapretMap.map.getZoom());
   check(zoomSelected > zoomFitted, `zoom did not increase on selecting a result (${zoomFitted} -> ${zoomSelected})`);
   check(await page.locator('#results li.selected').count() === 1, 'the clicked result is marked selected');
