@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Makes a fresh Debian 12 machine with the .NET SDK ready to build, test and run RsCapRet.Pipeline.
 # Idempotent: every step checks before it acts, so re-running is cheap and safe.
-#   1. apt packages (PostgreSQL 15 + PostGIS 3, GDAL, patchelf, g++, sentencepiece, pgvector build deps)
+#   1. apt packages (PostgreSQL 15 + PostGIS 3, GDAL, patchelf, g++, sentencepiece, pgvector build deps,
+#      chromium + Node.js/npm for the map page's browser test)
 #   2. pgvector 0.8.0 built from Debian's (trixie) source package against PostgreSQL 15
 #   3. NuGet restore + TorchSharp native compat fix where libstdc++ lacks GLIBCXX_3.4.32
-#   4. a local PostgreSQL cluster under .data/pg (loopback, non-root), database, migrations
+#   4. npm ci in tests/web (playwright-core, no browser download) when its lock file changed
+#   5. a local PostgreSQL cluster under .data/pg (loopback, non-root), database, migrations
 # Afterwards `source .data/db.env` gives RSCAPRET_DB.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,7 +16,10 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # ---------------------------------------------------------------- 1. apt packages
 APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3 postgresql-server-dev-15 postgresql-client-15
-  gdal-bin libgdal32 patchelf g++ make dpkg-dev sentencepiece ca-certificates)
+  gdal-bin libgdal32 patchelf g++ make dpkg-dev sentencepiece ca-certificates chromium)
+# Node.js and npm for tests/web: Debian's, unless a node with npm is already installed (NodeSource's nodejs
+# bundles npm and conflicts with Debian's npm package).
+{ command -v node && command -v npm; } >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -53,6 +58,16 @@ log "restoring NuGet packages"
 dotnet restore RsCapRet.Pipeline.sln -v q >/dev/null
 bash "$ROOT/scripts/compat/torchsharp-glibcxx.sh"
 
-# ---------------------------------------------------------------- 4. local PostgreSQL
+# ---------------------------------------------------------------- 4. browser test driver (tests/web)
+# playwright-core only (it downloads no browser); the test runs Debian's /usr/bin/chromium.
+WEB_STAMP=tests/web/node_modules/.rscapret-lock.sha256
+lock_sum=$(sha256sum tests/web/package-lock.json | cut -d' ' -f1)
+if [ ! -d tests/web/node_modules/playwright-core ] || [ "$(cat "$WEB_STAMP" 2>/dev/null)" != "$lock_sum" ]; then
+  log "npm ci in tests/web"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/web --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$lock_sum" > "$WEB_STAMP"
+fi
+
+# ---------------------------------------------------------------- 5. local PostgreSQL
 bash "$ROOT/scripts/db.sh" start
 log "ready"

@@ -20,15 +20,7 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-jobs-");
     public void Dispose() => _dir.Delete(true);
 
-    /// <summary>A small RGB GeoTIFF cut from the NAIP sample, offset so each call makes different content.</summary>
-    private string SmallScene(string name, int offset)
-    {
-        var path = Path.Combine(_dir.FullName, name);
-        using var ds = RasterDataset.Open(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "naip_m_4709963_se_14_1_20200831.tif"));
-        var bands = Enumerable.Range(1, 3).Select(b => { var buf = new byte[64 * 64]; ds.Read(b, new PixelWindow(200 + offset, 200, 64, 64), buf.AsSpan(), 64, 64); return buf; }).ToArray();
-        RasterWriter.WriteGeoTiff(path, 64, 64, bands, [485899 + 5 * (200 + offset), 5, 0, 5209246 - 1000, 0, -5], 26914);
-        return path;
-    }
+    private string SmallScene(string name, int offset) => TestScenes.SmallScene(_dir.FullName, name, offset);
 
     private async Task<Dictionary<string, string>> SceneStatuses()
     {

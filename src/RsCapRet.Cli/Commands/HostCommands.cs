@@ -40,7 +40,7 @@ public static class HostCommands
         var urls = new Option<string>("--urls") { Description = "Listen addresses", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
         var withWorker = new Option<bool>("--with-worker") { Description = "Also run a worker on both queues in this process" };
         var model = CommonOptions.Model();
-        var serve = new Command("serve", "Dashboard (/hangfire) and HTTP API (/api/search, /api/tiles/{id}, thumbnails)") { urls, withWorker, model, JobsDir, DbCommands.DbOption };
+        var serve = new Command("serve", "Search page (/), dashboard (/hangfire) and HTTP API (/api/search, /api/tiles/{id}, thumbnails)") { urls, withWorker, model, JobsDir, DbCommands.DbOption };
         CommandAction.Set(serve, async (parse, output, ct) =>
         {
             var credentials = DashboardCredentials.FromEnvironment();
@@ -58,7 +58,7 @@ public static class HostCommands
                 RecurringJobDefinitions.Apply(app.Services.GetRequiredService<IRecurringJobManager>(), defs, Path.GetDirectoryName(Path.GetFullPath(jobsDir))!);
                 await output.WriteLineAsync($"recurring jobs: {string.Join(", ", defs.Select(d => $"{d.Id} ({d.Cron})"))}");
             }
-            await output.WriteLineAsync($"dashboard: {parse.GetValue(urls)}/hangfire   API: {parse.GetValue(urls)}/api/search?q=...");
+            await output.WriteLineAsync($"search page: {parse.GetValue(urls)}/   dashboard: {parse.GetValue(urls)}/hangfire   API: {parse.GetValue(urls)}/api/search?q=...");
             await app.RunAsync(ct);
             return 0;
         });
@@ -97,7 +97,7 @@ public static class HostCommands
         return 0;
     }
 
-    /// <summary>The web host: Hangfire dashboard (local requests only by default) and the search API.</summary>
+    /// <summary>The web host: the search page, Hangfire dashboard (local requests only by default) and the search API.</summary>
     public static WebApplication BuildWebApp(string connectionString, string urls, string modelDirectory, bool withWorker,
         DashboardCredentials? credentials = null)
     {
@@ -117,7 +117,7 @@ public static class HostCommands
             });
             app.UseHangfireDashboard("/hangfire", new DashboardOptions { Authorization = [] }); // the middleware above guards it
         }
-        app.MapGet("/", () => Results.Redirect("/hangfire"));
+        app.MapMapPage(); // GET /: the search page (links to /hangfire)
 
         app.MapGet("/api/search", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
         {

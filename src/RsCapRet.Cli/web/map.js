@@ -1,0 +1,152 @@
+// The search page: a text query to /api/search, results listed beside a Leaflet map of their footprints.
+// No base map (the host may have no internet): footprints are drawn over a light graticule.
+'use strict';
+(function () {
+  const FOOTPRINT = { color: '#ff00ff', weight: 3, opacity: 1, fillColor: '#ff00ff', fillOpacity: 0.12 };
+  const SELECTED = { color: '#ff00ff', weight: 6, opacity: 1, fillColor: '#ff00ff', fillOpacity: 0.35 };
+
+  const $ = (id) => document.getElementById(id);
+  const form = $('search'), q = $('q'), k = $('k'), inView = $('inView');
+  const statusEl = $('status'), errorEl = $('error'), list = $('results');
+
+  const map = L.map('map', { worldCopyJump: false, minZoom: 1, maxZoom: 22, zoomSnap: 0.25 }).setView([20, 0], 2);
+  const graticule = L.layerGroup().addTo(map);
+  let footprints = null;      // L.GeoJSON of the current results
+  let selected = null;        // { layer, item }
+
+  // Grid lines every 'step' degrees, a step that gives a handful of lines across the current view.
+  function drawGraticule() {
+    graticule.clearLayers();
+    const b = map.getBounds();
+    const span = Math.max(b.getEast() - b.getWest(), b.getNorth() - b.getSouth());
+    const steps = [30, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002, 0.0001];
+    const step = steps.find((s) => span / s >= 4) ?? steps[steps.length - 1];
+    const style = { color: '#b8c4ce', weight: 1, interactive: false };
+    const west = Math.max(-180, b.getWest()), east = Math.min(180, b.getEast());
+    const south = Math.max(-85, b.getSouth()), north = Math.min(85, b.getNorth());
+    for (let x = Math.ceil(west / step) * step; x <= east; x += step) L.polyline([[south, x], [north, x]], style).addTo(graticule);
+    for (let y = Math.ceil(south / step) * step; y <= north; y += step) L.polyline([[y, west], [y, east]], style).addTo(graticule);
+  }
+  map.on('moveend', drawGraticule);
+  drawGraticule();
+
+  const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+  function viewBbox() {
+    const b = map.getBounds();
+    return [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -90, 90), clamp(b.getEast(), -180, 180), clamp(b.getNorth(), -90, 90)]
+      .map((v) => v.toFixed(6)).join(',');
+  }
+
+  function showError(message) {
+    errorEl.textContent = message;
+    errorEl.hidden = false;
+  }
+
+  function clearResults() {
+    errorEl.hidden = true;
+    errorEl.textContent = '';
+    list.replaceChildren();
+    if (footprints) map.removeLayer(footprints);
+    footprints = null;
+    selected = null;
+  }
+
+  function select(layer, item, zoom) {
+    if (selected) { selected.layer.setStyle(FOOTPRINT); selected.item.classList.remove('selected'); }
+    selected = { layer, item };
+    layer.setStyle(SELECTED);
+    layer.bringToFront();
+    item.classList.add('selected');
+    if (zoom) map.fitBounds(layer.getBounds(), { padding: [80, 80] });
+    else item.scrollIntoView({ block: 'nearest' });
+  }
+
+  function resultItem(feature) {
+    const p = feature.properties;
+    const li = document.createElement('li');
+    li.dataset.tileId = p.tile_id;
+    const img = document.createElement('img');
+    img.src = p.thumbnail_url;
+    img.alt = 'thumbnail of tile ' + p.tile_id;
+    img.loading = 'lazy';
+    const text = document.createElement('div');
+    const caption = document.createElement('div');
+    caption.className = 'caption';
+    caption.textContent = p.caption ?? '(no caption)';
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    const scene = String(p.scene).split(/[\\/]/).pop();
+    meta.textContent = `#${p.rank} · score ${p.score.toFixed(3)} · ${scene} · ${p.window.width}×${p.window.height}+${p.window.x}+${p.window.y}`;
+    meta.title = p.scene;
+    text.append(caption, meta);
+    li.append(img, text);
+    return li;
+  }
+
+  async function search(params) {
+    clearResults();
+    statusEl.textContent = 'Searching…';
+    let response, body;
+    try {
+      response = await fetch('api/search?' + params.toString(), { headers: { Accept: 'application/geo+json, application/json' } });
+      const text = await response.text();
+      try { body = JSON.parse(text); } catch { body = { error: text || response.statusText }; }
+    } catch (e) {
+      statusEl.textContent = '';
+      showError('The search request failed: ' + e.message);
+      return;
+    }
+    statusEl.textContent = '';
+    if (!response.ok) {
+      // The API answers 400 with {"error": ...}; problem details carry "detail"/"title".
+      showError(`Error ${response.status}: ${body.error ?? body.detail ?? body.title ?? response.statusText}`);
+      return;
+    }
+    const features = body.features ?? [];
+    statusEl.textContent = features.length === 0 ? 'No tiles found.' : `${features.length} tile${features.length === 1 ? '' : 's'} found.`;
+    const items = new Map();
+    footprints = L.geoJSON(body, {
+      style: () => ({ ...FOOTPRINT, className: 'footprint' }),
+      filter: (f) => f.geometry != null,
+      onEachFeature: (feature, layer) => {
+        layer.bindTooltip(feature.properties.caption ?? '', { sticky: true });
+        layer.on('click', () => { const item = items.get(feature.properties.tile_id); if (item) select(layer, item, false); });
+      },
+    }).addTo(map);
+    const layersById = new Map();
+    footprints.eachLayer((layer) => layersById.set(layer.feature.properties.tile_id, layer));
+    for (const feature of features) {
+      const li = resultItem(feature);
+      items.set(feature.properties.tile_id, li);
+      const layer = layersById.get(feature.properties.tile_id);
+      if (layer) li.addEventListener('click', () => select(layer, li, true));
+      list.append(li);
+    }
+    if (layersById.size > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+  }
+
+  // The form's fields, also kept in the page address so a search can be bookmarked or shared.
+  function paramsFromForm() {
+    const params = new URLSearchParams({ q: q.value });
+    if (k.value !== '') params.set('k', k.value);
+    if (inView.checked) params.set('bbox', viewBbox());
+    return params;
+  }
+
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const params = paramsFromForm();
+    history.replaceState(null, '', '?' + params.toString());
+    search(params);
+  });
+
+  // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (filters passed as given).
+  const initial = new URLSearchParams(location.search);
+  if (initial.has('q')) {
+    q.value = initial.get('q');
+    if (initial.has('k')) k.value = initial.get('k');
+    search(initial);
+  }
+
+  window.rscapretMap = { map }; // for tests and the browser console
+})();

@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using RsCapRet.Cli.Commands;
+using RsCapRet.Core;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+using RsCapRet.TestSupport;
+
+namespace RsCapRet.Cli.Tests;
+
+/// <summary>
+/// The search page at / of `rscapret serve`: served from the binary, and driven in headless Chromium
+/// (tests/web/map-page.mjs, playwright-core with Debian's chromium) against a live database with an ingested scene.
+/// </summary>
+public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
+{
+    /// <summary>The footprint colour of web/map.js: the screenshot must show it inside the map.</summary>
+    private static readonly (byte R, byte G, byte B) FootprintColour = (0xff, 0x00, 0xff);
+
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-map-");
+    public void Dispose() => _dir.Delete(true);
+
+    private static int FreeLoopbackPort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        try { return ((IPEndPoint)listener.LocalEndpoint).Port; }
+        finally { listener.Stop(); }
+    }
+
+    private async Task<(Microsoft.AspNetCore.Builder.WebApplication App, string BaseUrl)> StartHostWithSceneAsync()
+    {
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
+        using (var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu"))
+            await new Pipeline.SceneIngestor(new CatalogStore(db.DataSource), encoder).IngestAsync(TestScenes.SmallScene(_dir.FullName, "map.tif", 300));
+        var baseUrl = $"http://127.0.0.1:{FreeLoopbackPort()}";
+        var app = HostCommands.BuildWebApp(db.ConnectionString, baseUrl, model, withWorker: false);
+        await app.StartAsync();
+        return (app, baseUrl);
+    }
+
+    [Fact]
+    public async Task MapPageAndItsAssetsAreServedFromTheBinary()
+    {
+        var (app, baseUrl) = await StartHostWithSceneAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(baseUrl) };
+            var page = await http.GetAsync("/");
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+            Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+            var html = await page.Content.ReadAsStringAsync();
+            Assert.Contains("href=\"hangfire\"", html);
+            Assert.DoesNotContain("http", html); // no CDN: every asset comes from this host
+            foreach (var (path, type) in new[] { ("/static/map.js", "text/javascript"), ("/static/map.css", "text/css"),
+                                                 ("/static/vendor/leaflet/leaflet.js", "text/javascript"), ("/static/vendor/leaflet/leaflet.css", "text/css") })
+            {
+                var response = await http.GetAsync(path);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal(type, response.Content.Headers.ContentType?.MediaType);
+                Assert.True((await response.Content.ReadAsByteArrayAsync()).Length > 100, path);
+            }
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/static/nothing.js")).StatusCode);
+        }
+        finally { await app.StopAsync(); }
+    }
+
+    [Fact]
+    public async Task MapPageInHeadlessChromiumListsResultsDrawsFootprintsZoomsAndShowsApiErrors()
+    {
+        var root = RepositoryPaths.FindRoot();
+        var driver = Path.Combine(root, "tests", "web", "map-page.mjs");
+        await AssertBrowserToolsInstalledAsync(root);
+
+        var (app, baseUrl) = await StartHostWithSceneAsync();
+        var screenshot = Path.Combine(AppContext.BaseDirectory, "map-page.png"); // left for inspection after a run
+        File.Delete(screenshot);
+        string stdout;
+        try
+        {
+            var (code, output, errors) = await RunAsync("node", [driver, baseUrl, screenshot], root, TimeSpan.FromSeconds(180));
+            Assert.True(code == 0, $"tests/web/map-page.mjs failed (exit {code}):\n{errors}\n{output}");
+            stdout = output;
+        }
+        finally { await app.StopAsync(); }
+
+        // The driver's facts: as many results and footprint paths as the API returned features; zoom in on selection.
+        using var facts = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        var f = facts.RootElement;
+        var features = f.GetProperty("features").GetInt32();
+        Assert.True(features >= 1);
+        Assert.Equal(features, f.GetProperty("results").GetInt32());
+        Assert.Equal(features, f.GetProperty("paths").GetInt32());
+        Assert.True(f.GetProperty("zoomSelected").GetDouble() > f.GetProperty("zoomFitted").GetDouble());
+        Assert.Contains("longitude 200 is outside -180..180", f.GetProperty("bboxError").GetString());
+
+        // The screenshot shows the footprint colour inside the map, and nowhere else on the page.
+        var map = f.GetProperty("map");
+        var (mx, my, mw, mh) = (map.GetProperty("x").GetInt32(), map.GetProperty("y").GetInt32(), map.GetProperty("width").GetInt32(), map.GetProperty("height").GetInt32());
+        using var png = RasterDataset.Open(screenshot);
+        Assert.True(png.Bands.Count >= 3, $"screenshot has {png.Bands.Count} bands");
+        Assert.True(mw > 200 && mh > 200 && mx + mw <= png.Width && my + mh <= png.Height, $"map at {mx},{my} {mw}x{mh} in a {png.Width}x{png.Height} screenshot");
+        var rgb = Enumerable.Range(1, 3).Select(b =>
+        {
+            var buf = new byte[png.Width * png.Height];
+            png.Read(b, new PixelWindow(0, 0, png.Width, png.Height), buf.AsSpan(), png.Width, png.Height);
+            return buf;
+        }).ToArray();
+        int inside = 0, outside = 0;
+        for (var y = 0; y < png.Height; y++)
+            for (var x = 0; x < png.Width; x++)
+            {
+                var i = y * png.Width + x;
+                if (Math.Abs(rgb[0][i] - FootprintColour.R) > 8 || Math.Abs(rgb[1][i] - FootprintColour.G) > 8 || Math.Abs(rgb[2][i] - FootprintColour.B) > 8) continue;
+                if (x >= mx && x < mx + mw && y >= my && y < my + mh) inside++; else outside++;
+            }
+        Assert.True(inside >= 500, $"{inside} footprint-coloured pixels in the map area of {screenshot}; expected the selected footprint's outline");
+        Assert.Equal(0, outside);
+    }
+
+    /// <summary>Fails (never skips) with what to install when node, Debian's chromium or tests/web's modules are missing.</summary>
+    private static async Task AssertBrowserToolsInstalledAsync(string root)
+    {
+        var missing = new List<string>();
+        try
+        {
+            var (code, _, _) = await RunAsync("node", ["--version"], root, TimeSpan.FromSeconds(30));
+            if (code != 0) missing.Add("node (apt-get install nodejs npm)");
+        }
+        catch (System.ComponentModel.Win32Exception) { missing.Add("node (apt-get install nodejs npm)"); }
+        var chromium = Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } c ? c : "/usr/bin/chromium";
+        if (!File.Exists(chromium)) missing.Add($"{chromium} (apt-get install chromium, or set CHROMIUM_PATH)");
+        if (!Directory.Exists(Path.Combine(root, "tests", "web", "node_modules", "playwright-core")))
+            missing.Add("tests/web/node_modules/playwright-core (npm ci --prefix tests/web)");
+        Assert.True(missing.Count == 0,
+            "The map page test drives headless Chromium and needs: " + string.Join("; ", missing) +
+            ". scripts/bootstrap.sh installs all of them.");
+    }
+
+    private static async Task<(int Code, string Output, string Errors)> RunAsync(string file, IEnumerable<string> args, string workingDirectory, TimeSpan timeout)
+    {
+        var psi = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        try { await process.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            return (-1, await output, $"timed out after {timeout.TotalSeconds} s\n" + await errors);
+        }
+        return (process.ExitCode, await output, await errors);
+    }
+}

@@ -1,0 +1,119 @@
+// Drives the search page of `rscapret serve` in headless Chromium (Debian's, not a Playwright download).
+//   node tests/web/map-page.mjs <baseUrl> <screenshot.png> [query]
+// Exits 0 when every check passes and prints one JSON line (the facts MapPageTests.cs checks further:
+// result count, map rectangle in the screenshot, zooms); otherwise prints what failed and exits 1.
+import { chromium } from 'playwright-core';
+
+const [baseUrl, screenshotPath, query = 'a farm'] = process.argv.slice(2);
+if (!baseUrl || !screenshotPath) {
+  console.error('usage: node map-page.mjs <baseUrl> <screenshot.png> [query]');
+  process.exit(2);
+}
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+function check(condition, message) {
+  if (!condition) throw new Error('check failed: ' + message);
+}
+
+const browser = await chromium.launch({ executablePath, headless: true });
+const problems = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, deviceScaleFactor: 1 });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  // The API's 400 answers are expected (the error checks below); Chromium logs them as failed loads.
+  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('status of 400')) problems.push('console error: ' + m.text()); });
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => { if (r.status() >= 400 && !r.url().includes('/api/search')) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
+
+  await page.goto(baseUrl + '/');
+  check(await page.title() === 'RsCapRet search', 'page title');
+  check(await page.locator('a[href="hangfire"]').count() === 1, 'link to the Hangfire dashboard');
+  await page.waitForFunction(() => window.L && window.rscapretMap);
+  const zoomBefore = await page.evaluate(() => window.rscapretMap.map.getZoom());
+
+  // Search: type, submit, and keep the API's own answer to compare the page with.
+  await page.fill('#q', query);
+  await page.fill('#k', '4');
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/api/search')),
+    page.click('button[type=submit]'),
+  ]);
+  check(response.status() === 200, `search answered HTTP ${response.status()}`);
+  const api = await response.json();
+  const featureCount = api.features.length;
+  check(featureCount > 0, 'the API returned no features for the query');
+  await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n, featureCount);
+  check(await page.locator('#error').isHidden(), 'no error shown after a good search');
+
+  // Every result has a caption and a thumbnail that loaded.
+  await page.waitForFunction(() => [...document.querySelectorAll('#results img')].every((i) => i.complete), null, { timeout: 30000 });
+  const items = await page.$$eval('#results li', (lis) => lis.map((li) => ({
+    caption: li.querySelector('.caption')?.textContent ?? '',
+    meta: li.querySelector('.meta')?.textContent ?? '',
+    thumbWidth: li.querySelector('img')?.naturalWidth ?? 0,
+  })));
+  items.forEach((it, i) => {
+    check(it.caption.trim().length > 0 && it.caption === (api.features[i].properties.caption ?? '(no caption)'), `result ${i + 1} caption`);
+    check(it.thumbWidth > 0, `result ${i + 1} thumbnail did not load`);
+    check(it.meta.includes(api.features[i].properties.scene.split('/').pop()), `result ${i + 1} names its scene`);
+    check(it.meta.includes(api.features[i].properties.score.toFixed(3)), `result ${i + 1} shows its score`);
+  });
+
+  // Footprints drawn in the map's overlay pane, one path per feature with a geometry.
+  const withGeometry = api.features.filter((f) => f.geometry).length;
+  const paths = await page.locator('.leaflet-overlay-pane path.footprint').count();
+  check(paths === withGeometry, `${paths} footprint paths in the map pane, expected ${withGeometry}`);
+  const zoomFitted = await page.evaluate(() => window.rscapretMap.map.getZoom());
+  check(zoomFitted > zoomBefore + 5, `map fitted to the results (zoom ${zoomBefore} -> ${zoomFitted})`);
+
+  // Clicking the first result zooms to its footprint and highlights it.
+  const moved = page.evaluate(() => new Promise((resolve) => window.rscapretMap.map.once('moveend', resolve)));
+  await page.click('#results li:first-child');
+  await moved; // the zoom animation ended and the footprints were redrawn
+  const zoomSelected = await page.evaluate(() => window.rscapretMap.map.getZoom());
+  check(zoomSelected > zoomFitted, `zoom did not increase on selecting a result (${zoomFitted} -> ${zoomSelected})`);
+  check(await page.locator('#results li.selected').count() === 1, 'the clicked result is marked selected');
+  const firstInView = await page.evaluate((f) => {
+    const ring = f.geometry.coordinates[0];
+    const lon = ring.reduce((s, c) => s + c[0], 0) / ring.length, lat = ring.reduce((s, c) => s + c[1], 0) / ring.length;
+    return window.rscapretMap.map.getBounds().contains([lat, lon]);
+  }, api.features[0]);
+  check(firstInView, 'the first footprint is in view after clicking its result');
+  const mapBox = await page.locator('#map').boundingBox();
+  await page.screenshot({ path: screenshotPath });
+
+  // "limit to map view" sends the view's bbox.
+  await page.check('#inView');
+  const [viewResponse] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/api/search')),
+    page.click('button[type=submit]'),
+  ]);
+  check(/[?&]bbox=-?\d/.test(viewResponse.url()), 'limit to map view sends bbox: ' + viewResponse.url());
+  check(viewResponse.status() === 200, `search in view answered HTTP ${viewResponse.status()}`);
+  const inView = (await viewResponse.json()).features.length;
+  await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n && document.querySelector('#status').textContent !== 'Searching…', inView);
+
+  // Errors from the API are shown in the page: a bbox out of range (from the address), then an empty query.
+  await page.goto(baseUrl + '/?q=farm&bbox=200,0,210,10');
+  await page.waitForSelector('#error:not([hidden])');
+  const bboxError = await page.textContent('#error');
+  check(bboxError.includes('400') && bboxError.includes('longitude 200 is outside -180..180'), 'bbox error shown: ' + bboxError);
+  check(await page.locator('#results li').count() === 0, 'no results listed with an error');
+  await page.fill('#q', '   ');
+  await page.uncheck('#inView');
+  await Promise.all([page.waitForResponse((r) => r.url().includes('/api/search')), page.click('button[type=submit]')]);
+  await page.waitForFunction(() => document.querySelector('#error').textContent.includes('empty'));
+
+  check(problems.length === 0, 'browser reported problems:\n  ' + problems.join('\n  '));
+  console.log(JSON.stringify({
+    features: featureCount, results: items.length, paths, zoomBefore, zoomFitted, zoomSelected, inView,
+    map: { x: Math.round(mapBox.x), y: Math.round(mapBox.y), width: Math.round(mapBox.width), height: Math.round(mapBox.height) },
+    bboxError,
+  }));
+} catch (e) {
+  console.error(e.stack || String(e));
+  if (problems.length) console.error('browser problems:\n  ' + problems.join('\n  '));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
