@@ -85,7 +85,7 @@ public static class ModelBenchmark
                        ?? Path.Combine(RepositoryPaths.FindRoot(), "models", "default");
         using var encoder = RsCapRetTileEncoder.Load(modelDir, "cpu");
         var images = Directory.EnumerateFiles(Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions", "images"), "*.jpg")
-            .Order(StringComparer.Ordinal).Take(32).Select(RasterImage.ReadRgb).ToList();
+            .Order(StringComparer.Ordinal).Take(32).Select(f => RasterImage.ReadRgb(f)).ToList();
         Console.WriteLine($"model: {modelDir} (input {encoder.InputSize} px), torch threads {get_num_threads()}");
         foreach (var batch in new[] { 1, 16 })
         {

@@ -47,6 +47,11 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
         return new SearchQuery(text, kValue, new SearchFilter(area, point, radius, afterDate, beforeDate, Exact: exact));
     }
 
+    /// <summary>A tile id for image-to-image search.</summary>
+    public static long ParseTileId(string? s) =>
+        long.TryParse(s?.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0
+            ? id : throw new FormatException($"tile must be a positive tile id, got '{s}'.");
+
     private static double[] Numbers(string s, int count, string name, string shape)
     {
         var parts = s.Split(',');

@@ -151,15 +151,45 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
                                    acquired_after => $6, acquired_before => $7, model => $8, scene => $9, exact => $10)
             """);
         cmd.Parameters.Add(new() { Value = new Vector(query) });
+        AddFilterParameters(cmd, k, filter, withModel: true);
+        return await ReadHitsAsync(cmd, ct);
+    }
+
+    /// <summary>
+    /// The k tiles that look most like tile <paramref name="tileId"/> (its stored image vector, its model), through
+    /// rscapret_search_by_tile (migrations/0005); the tile itself is left out. Null when no completed scene has that tile.
+    /// </summary>
+    public async Task<IReadOnlyList<TileHit>?> SearchByTileAsync(long tileId, int k, SearchFilter? filter = null, CancellationToken ct = default)
+    {
+        filter ??= new SearchFilter();
+        if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
+        await using var cmd = DataSource.CreateCommand("""
+            SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
+                   footprint, caption, distance, acquired_at
+              FROM rscapret_search_by_tile(tile => $1, k => $2, area => $3, near => $4, radius_m => $5,
+                                           acquired_after => $6, acquired_before => $7, scene => $8, exact => $9)
+            """);
+        cmd.Parameters.Add(new() { Value = tileId });
+        AddFilterParameters(cmd, k, filter, withModel: false);
+        try { return await ReadHitsAsync(cmd, ct); }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.NoDataFound) { return null; }
+    }
+
+    private static void AddFilterParameters(NpgsqlCommand cmd, int k, SearchFilter filter, bool withModel)
+    {
         cmd.Parameters.Add(new() { Value = k });
         cmd.Parameters.Add(new() { Value = (object?)filter.Area ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
         cmd.Parameters.Add(new() { Value = (object?)filter.Near ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
         cmd.Parameters.Add(new() { Value = (object?)filter.RadiusMetres ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
         cmd.Parameters.Add(new() { Value = (object?)filter.AcquiredAfter?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         cmd.Parameters.Add(new() { Value = (object?)filter.AcquiredBefore?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        cmd.Parameters.Add(new() { Value = (object?)filter.ModelId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        if (withModel) cmd.Parameters.Add(new() { Value = (object?)filter.ModelId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
         cmd.Parameters.Add(new() { Value = (object?)filter.SceneId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
         cmd.Parameters.Add(new() { Value = filter.Exact });
+    }
+
+    private static async Task<IReadOnlyList<TileHit>> ReadHitsAsync(NpgsqlCommand cmd, CancellationToken ct)
+    {
         var hits = new List<TileHit>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct)) hits.Add(ReadHit(r));

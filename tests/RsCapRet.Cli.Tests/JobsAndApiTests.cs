@@ -121,6 +121,27 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             var tileId = first.GetProperty("id").GetInt64();
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"/api/tiles/{tileId}")).StatusCode);
 
+            // Image-to-image: by stored tile id, and with an uploaded image (here the tile's own thumbnail).
+            var similar = await http.GetAsync($"/api/search?tile={tileId}&k=3");
+            Assert.Equal(HttpStatusCode.OK, similar.StatusCode);
+            using (var similarDoc = JsonDocument.Parse(await similar.Content.ReadAsStringAsync()))
+            {
+                var ids = similarDoc.RootElement.GetProperty("features").EnumerateArray().Select(f => f.GetProperty("id").GetInt64()).ToList();
+                Assert.Equal(3, ids.Count);
+                Assert.DoesNotContain(tileId, ids);
+            }
+            Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync("/api/search?tile=abc")).StatusCode);
+            Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync($"/api/search?tile={tileId}&q=farm")).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/search?tile=999999999")).StatusCode);
+            var byImage = await http.PostAsync("/api/search/image?k=3", new ByteArrayContent(png));
+            Assert.Equal(HttpStatusCode.OK, byImage.StatusCode);
+            using (var imageDoc = JsonDocument.Parse(await byImage.Content.ReadAsStringAsync()))
+                Assert.Contains(tileId, imageDoc.RootElement.GetProperty("features").EnumerateArray().Select(f => f.GetProperty("id").GetInt64()));
+            var garbage = await http.PostAsync("/api/search/image", new ByteArrayContent("not an image"u8.ToArray()));
+            Assert.Equal(HttpStatusCode.BadRequest, garbage.StatusCode);
+            Assert.Contains("cannot be read", await garbage.Content.ReadAsStringAsync());
+            Assert.Equal(HttpStatusCode.BadRequest, (await http.PostAsync("/api/search/image", new ByteArrayContent([]))).StatusCode);
+
             // A job's progress shows as a bar on its dashboard page (no worker here: the job waits in its queue).
             var storage = app.Services.GetRequiredService<JobStorage>();
             var jobId = new BackgroundJobClient(storage).Enqueue<IngestSceneJob>(j => j.RunAsync("/archive/x.tif", model, null, null, CancellationToken.None));

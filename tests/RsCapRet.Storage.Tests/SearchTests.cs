@@ -114,6 +114,35 @@ public class SearchTests(SearchFixture fx) : IClassFixture<SearchFixture>
     }
 
     [Fact]
+    public async Task ImageToImageByTileRanksOtherTilesByTheirDistanceToThatTile()
+    {
+        var some = (await Store.SearchAsync(RandomQuery(5), 1))[0];
+        var exact = await Store.SearchByTileAsync(some.TileId, 10, new SearchFilter(Exact: true));
+        Assert.NotNull(exact);
+        Assert.Equal(10, exact.Count);
+        Assert.DoesNotContain(exact, h => h.TileId == some.TileId);     // the query tile itself is left out
+        Assert.Equal(exact.Select(h => h.Distance).Order(), exact.Select(h => h.Distance));
+
+        // The same ranking as a vector search with the tile's stored vector.
+        float[] vector;
+        await using (var cmd = fx.Db.DataSource.CreateCommand("SELECT embedding::real[] FROM tiles WHERE id = $1"))
+        {
+            cmd.Parameters.Add(new() { Value = some.TileId });
+            vector = (float[])(await cmd.ExecuteScalarAsync())!;
+        }
+        var byVector = await Store.SearchAsync(vector, 11, new SearchFilter(Exact: true));
+        Assert.Equal(some.TileId, byVector[0].TileId);
+        Assert.Equal(byVector.Skip(1).Select(h => h.TileId), exact.Select(h => h.TileId));
+
+        // Filters apply as in text search, and the index path returns k rows too.
+        var box = Box(10.2005, 0.3005, 10.2395, 0.3395);
+        var filtered = await Store.SearchByTileAsync(some.TileId, 5, new SearchFilter(Area: box));
+        Assert.Equal(5, filtered!.Count);
+        Assert.All(filtered, h => Assert.True(h.Footprint!.Intersects(box)));
+        Assert.Null(await Store.SearchByTileAsync(999_999_999, 5));
+    }
+
+    [Fact]
     public async Task SqlFunctionRejectsBadArgumentsWithAMessage()
     {
         var ex = await Assert.ThrowsAsync<PostgresException>(async () =>

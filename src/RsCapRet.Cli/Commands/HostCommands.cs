@@ -97,6 +97,8 @@ public static class HostCommands
         return 0;
     }
 
+    private const long MaxUploadBytes = 20_000_000;
+
     /// <summary>The web host: the search page, Hangfire dashboard (local requests only by default) and the search API.</summary>
     public static WebApplication BuildWebApp(string connectionString, string urls, string modelDirectory, bool withWorker,
         DashboardCredentials? credentials = null)
@@ -119,22 +121,72 @@ public static class HostCommands
         }
         app.MapMapPage(); // GET /: the search page (links to /hangfire)
 
+        // Text (q=...) or image-to-image from a stored tile (tile=ID); same filters either way.
         app.MapGet("/api/search", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
         {
             SearchQuery query;
+            long? tile = null;
             try
             {
                 var q = req.Query;
-                query = SearchQuery.Parse(q["q"], q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true");
+                if (!string.IsNullOrEmpty(q["tile"]) && !string.IsNullOrEmpty(q["q"])) throw new FormatException("give either q (text) or tile (a tile id), not both.");
+                if (!string.IsNullOrEmpty(q["tile"])) tile = SearchQuery.ParseTileId(q["tile"]);
+                query = SearchQuery.Parse(q["q"], q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: tile is null);
             }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             var store = new CatalogStore(ds);
-            var hits = await models.WithModelAsync(modelDirectory, async encoder =>
+            IReadOnlyList<TileHit> hits;
+            if (tile is { } id)
+            {
+                if (await store.SearchByTileAsync(id, query.K, query.Filter, ct) is not { } found) return Results.NotFound(new { error = $"no tile {id}" });
+                hits = found;
+            }
+            else hits = await models.WithModelAsync(modelDirectory, async encoder =>
             {
                 var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
                 return await store.SearchAsync(encoder.EmbedText(query.Text!), query.K, query.Filter with { ModelId = modelId }, ct);
             }, ct);
             return Results.Text(SearchOutput.GeoJson(hits, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+        });
+
+        // Image-to-image with an uploaded image (the request body: PNG, JPEG, TIFF...), filters in the query string.
+        app.MapPost("/api/search/image", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        {
+            SearchQuery query;
+            try
+            {
+                var q = req.Query;
+                query = SearchQuery.Parse(null, q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: false);
+            }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            if (req.ContentLength is > MaxUploadBytes) return Results.BadRequest(new { error = $"the image is larger than {MaxUploadBytes / 1_000_000} MB" });
+            var upload = Path.Combine(Path.GetTempPath(), $"rscapret-upload-{Guid.NewGuid():N}");
+            try
+            {
+                await using (var file = File.Create(upload))
+                {
+                    var buffer = new byte[81920];
+                    long total = 0;
+                    int n;
+                    while ((n = await req.Body.ReadAsync(buffer, ct)) > 0)
+                    {
+                        if ((total += n) > MaxUploadBytes) return Results.BadRequest(new { error = $"the image is larger than {MaxUploadBytes / 1_000_000} MB" });
+                        await file.WriteAsync(buffer.AsMemory(0, n), ct);
+                    }
+                    if (total == 0) return Results.BadRequest(new { error = "the request body is empty: send the image as the body" });
+                }
+                RgbImage image;
+                try { image = RasterImage.ReadRgb(upload, maxSide: 4096); }
+                catch (RasterException e) { return Results.BadRequest(new { error = "the uploaded image cannot be read: " + e.Message.Replace(upload, "upload") }); }
+                var store = new CatalogStore(ds);
+                var hits = await models.WithModelAsync(modelDirectory, async encoder =>
+                {
+                    var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
+                    return await store.SearchAsync(encoder.EmbedImage(image), query.K, query.Filter with { ModelId = modelId }, ct);
+                }, ct);
+                return Results.Text(SearchOutput.GeoJson(hits, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+            }
+            finally { File.Delete(upload); }
         });
 
         app.MapGet("/api/tiles/{id:long}", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>

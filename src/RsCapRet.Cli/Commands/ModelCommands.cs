@@ -26,7 +26,7 @@ public static class ModelCommands
             if (b is < 1 or > 16) throw new ArgumentException($"--beam must be 1..16, got {b}");
             if (m is < 1 or > 512) throw new ArgumentException($"--max-tokens must be 1..512, got {m}");
             var files = parse.GetValue(images)!;
-            var pictures = files.Select(RasterImage.ReadRgb).ToList();  // read all first: a bad file fails before the model loads
+            var pictures = files.Select(f => RasterImage.ReadRgb(f, maxSide: 4096)).ToList();  // read all first: a bad file fails before the model loads
             using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));
             for (var i = 0; i < files.Length; i += 16)
             {

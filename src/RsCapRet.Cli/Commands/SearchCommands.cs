@@ -4,12 +4,17 @@ using RsCapRet.Storage;
 
 namespace RsCapRet.Cli.Commands;
 
-/// <summary>`rscapret search "text" [--bbox ...] [--near ...] [--after ...] [--k 10] [--format table|geojson]`.</summary>
+/// <summary>
+/// `rscapret search "text" | --tile ID | --image FILE [--bbox ...] [--near ...] [--after ...] [--k 10] [--format table|geojson]`:
+/// text-to-image through the [RET] vector, or image-to-image from a stored tile or an image file.
+/// </summary>
 public static class SearchCommands
 {
     public static Command Build()
     {
-        var text = new Argument<string>("text") { Description = "What the tiles should look like, e.g. \"storage tanks near a harbour\"" };
+        var text = new Argument<string?>("text") { Description = "What the tiles should look like, e.g. \"storage tanks near a harbour\"", Arity = ArgumentArity.ZeroOrOne };
+        var tile = new Option<string?>("--tile") { Description = "Tiles that look like this stored tile (its id, as search results show it)" };
+        var image = new Option<string?>("--image") { Description = "Tiles that look like this image (PNG, JPEG, GeoTIFF...; encoded by the model)" };
         var bbox = new Option<string?>("--bbox") { Description = "minLon,minLat,maxLon,maxLat (WGS84)" };
         var near = new Option<string?>("--near") { Description = "lon,lat,metres: tiles within that distance of the point" };
         var after = new Option<string?>("--after") { Description = "Only scenes acquired on or after this date" };
@@ -20,16 +25,32 @@ public static class SearchCommands
         var exact = new Option<bool>("--exact") { Description = "Exhaustive search without the ANN index (validation)" };
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var cmd = new Command("search", "Find tiles by text, with optional spatial and time filters")
-            { text, bbox, near, after, before, k, format, exact, model, device, DbCommands.DbOption };
+            { text, tile, image, bbox, near, after, before, k, format, exact, model, device, DbCommands.DbOption };
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
-            var query = SearchQuery.Parse(parse.GetValue(text), parse.GetValue(k), parse.GetValue(bbox), parse.GetValue(near),
-                parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact));
-            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+            var (textValue, tileValue, imageValue) = (parse.GetValue(text), parse.GetValue(tile), parse.GetValue(image));
+            var given = new[] { textValue, tileValue, imageValue }.Count(v => !string.IsNullOrWhiteSpace(v));
+            if (given != 1) throw new ArgumentException("give exactly one of: a query text, --tile ID, --image FILE");
+            var query = SearchQuery.Parse(textValue, parse.GetValue(k), parse.GetValue(bbox), parse.GetValue(near),
+                parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact), textRequired: false);
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             var store = new CatalogStore(ds);
-            var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
-            var hits = await store.SearchAsync(encoder.EmbedText(query.Text!), query.K, query.Filter with { ModelId = modelId }, ct);
+            IReadOnlyList<TileHit> hits;
+            if (tileValue is not null)
+            {
+                // The stored vector is the query: no model needed, and the tile's own model is searched.
+                var id = SearchQuery.ParseTileId(tileValue);
+                hits = await store.SearchByTileAsync(id, query.K, query.Filter, ct) ?? throw new ArgumentException($"no tile {id} in a completed scene");
+            }
+            else
+            {
+                using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+                var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
+                var vector = imageValue is not null
+                    ? encoder.EmbedImage(RsCapRet.Raster.RasterImage.ReadRgb(imageValue, maxSide: 4096))
+                    : encoder.EmbedText(query.Text!);
+                hits = await store.SearchAsync(vector, query.K, query.Filter with { ModelId = modelId }, ct);
+            }
             await output.WriteAsync(parse.GetValue(format) == "geojson" ? SearchOutput.GeoJson(hits) + "\n" : SearchOutput.Table(hits));
             return 0;
         });
