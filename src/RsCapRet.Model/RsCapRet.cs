@@ -165,7 +165,7 @@ public sealed class RsCapRetModel : nn.Module
         return Convert.ToHexStringLower(SHA256.HashData(fs));
     }
 
-    private Device Device => heads.visual_prefix.weight!.device;
+    public Device Device => heads.visual_prefix.weight!.device;
 
     /// <summary>The vision encoder's pooled output (post-layernorm CLS) for pixel values [B,3,H,W].</summary>
     public Tensor PooledImage(Tensor pixels)

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using RsCapRet.Pipeline;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Cli.Commands;
+
+/// <summary>`rscapret chat`: a terminal dialogue over images and text that retrieves tiles when the model emits [RET].</summary>
+public static class ChatCommands
+{
+    private const string Help = """
+        /image PATH   add an image to the conversation (the model describes it)
+        /find TEXT    retrieve tiles for TEXT ([RET] appended, as in training)
+        /reset        forget the conversation
+        /quit         leave
+        anything else is your turn: the model continues the conversation, and retrieves tiles when it answers with [RET]
+        """;
+
+    public static Command Build()
+    {
+        var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
+        var k = new Option<int>("--k") { Description = "Tiles shown per retrieval", DefaultValueFactory = _ => 3 };
+        var script = new Option<string?>("--script") { Description = "Read the turns from this file instead of the terminal (one per line)" };
+        var noDb = new Option<bool>("--no-db") { Description = "No catalogue: dialogue only, retrieval is not available" };
+        var cmd = new Command("chat", "Talk with the model over images and text; [RET] in its answers retrieves tiles from the catalogue")
+            { model, device, k, script, noDb, DbCommands.DbOption };
+        CommandAction.Set(cmd, async (parse, output, ct) =>
+        {
+            var topK = parse.GetValue(k);
+            if (topK is < 1 or > 50) throw new ArgumentException($"--k must be 1..50, got {topK}");
+            using var input = parse.GetValue(script) is { } file
+                ? (File.Exists(file) ? new StreamReader(file) : throw new ArgumentException($"{file}: script file does not exist"))
+                : null;
+            var reader = input ?? Console.In;
+            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+            Npgsql.NpgsqlDataSource? ds = null;
+            try
+            {
+                Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve = null;
+                if (!parse.GetValue(noDb))
+                {
+                    ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
+                    var store = new CatalogStore(ds);
+                    var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
+                    retrieve = (vector, n, token) => store.SearchAsync(vector, n, new SearchFilter(ModelId: modelId), token);
+                }
+                var session = new ChatSession(encoder, retrieve, topK);
+                await output.WriteLineAsync($"chat with {encoder.Identity.Name} v{encoder.Identity.Version}; /help lists the commands");
+                while (!ct.IsCancellationRequested)
+                {
+                    if (input is null) await output.WriteAsync("> ");
+                    var line = await reader.ReadLineAsync(ct);
+                    if (line is null) break;
+                    line = line.Trim();
+                    if (line.Length == 0) continue;
+                    if (input is not null) await output.WriteLineAsync("> " + line);
+                    try
+                    {
+                        if (line is "/quit" or "/exit") break;
+                        else if (line == "/help") await output.WriteLineAsync(Help);
+                        else if (line == "/reset") { session.Reset(); await output.WriteLineAsync("(conversation cleared)"); }
+                        else if (line.StartsWith("/image ", StringComparison.Ordinal))
+                            await output.WriteLineAsync("model: " + session.AddImage(RasterImage.ReadRgb(line[7..].Trim(), maxSide: 4096)));
+                        else if (line.StartsWith("/find ", StringComparison.Ordinal))
+                            await output.WriteAsync(SearchOutput.Table(await session.FindAsync(line[6..].Trim(), ct)));
+                        else if (line.StartsWith('/')) await output.WriteLineAsync($"unknown command '{line.Split(' ')[0]}'; /help lists the commands");
+                        else
+                        {
+                            var reply = await session.AskAsync(line, ct);
+                            await output.WriteLineAsync("model: " + (reply.Text.Length == 0 ? "(no text)" : reply.Text) + (reply.Retrieved ? " [RET]" : ""));
+                            if (reply.Retrieved)
+                                await output.WriteAsync(retrieve is null ? "(retrieval is not available without a catalogue)\n" : SearchOutput.Table(reply.Tiles));
+                        }
+                    }
+                    catch (Exception e) when (e is RasterException or ArgumentException or InvalidOperationException or IOException)
+                    {
+                        // A bad turn (unreadable image, empty text) is reported and the dialogue goes on.
+                        await output.WriteLineAsync($"error: {e.Message}");
+                    }
+                }
+                return 0;
+            }
+            finally { if (ds is not null) await ds.DisposeAsync(); }
+        });
+        return cmd;
+    }
+}

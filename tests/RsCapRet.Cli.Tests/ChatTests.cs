@@ -1,0 +1,55 @@
+using RsCapRet.Core;
+using RsCapRet.Pipeline;
+using RsCapRet.Storage;
+using RsCapRet.TestSupport;
+
+namespace RsCapRet.Cli.Tests;
+
+/// <summary>`rscapret chat` and its session on the tiny model, with a live catalogue to retrieve from.</summary>
+public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-chat-");
+    public void Dispose() => _dir.Delete(true);
+
+    private static string UcmImage(int n) => Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions", "images", $"{n}.jpg");
+
+    [Fact]
+    public async Task AScriptedDialogueDescribesImagesRetrievesTilesAndSurvivesBadTurns()
+    {
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
+        using (var encoder = RsCapRetTileEncoder.Load(model, "cpu"))
+            await new SceneIngestor(new CatalogStore(db.DataSource), encoder).IngestAsync(TestScenes.SmallScene(_dir.FullName, "chat.tif", 100));
+        var script = Path.Combine(_dir.FullName, "turns.txt");
+        await File.WriteAllLinesAsync(script, [$"/image {UcmImage(150)}", "/find a farm with fields", "what is next to it", "/image /no/such/file.png", "/bogus", "/reset", "/quit", "never read"]);
+        var (output, error) = (new StringWriter(), new StringWriter());
+        var code = await CliApp.RunAsync(["chat", "--model", model, "--device", "cpu", "--script", script, "--k", "2", "--db", db.ConnectionString], output, error);
+        var text = output.ToString();
+        Assert.True(code == 0, error.ToString() + text);
+        // /find prints the catalogue's table with k rows (the tiny scene has 4 tiles).
+        var table = text[text.IndexOf("> /find", StringComparison.Ordinal)..text.IndexOf("> what is next", StringComparison.Ordinal)];
+        Assert.Contains("score", table);
+        Assert.Equal(2, table.Split('\n').Count(l => l.Contains("chat.tif")));
+        Assert.Contains("> what is next to it\nmodel: ", text);
+        Assert.Contains("error: /no/such/file.png", text);
+        Assert.Contains("unknown command '/bogus'", text);
+        Assert.Contains("(conversation cleared)", text);
+        Assert.DoesNotContain("never read", text);
+    }
+
+    [Fact]
+    public async Task TheSessionKeepsTheNewestTurnsThatFitTheContextAndRetrievesOnRet()
+    {
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model2"));
+        using var encoder = RsCapRetTileEncoder.Load(model, "cpu");
+        var retrieved = new List<float[]>();
+        var session = new ChatSession(encoder, (v, k, _) => { retrieved.Add(v); return Task.FromResult<IReadOnlyList<TileHit>>([]); }) { MaxNewTokens = 8 };
+        var context = encoder.Model.Llm.Config.MaxPositionEmbeddings;
+        for (var i = 0; i < 40; i++) await session.AskAsync("a dense residential area with many houses and green trees");
+        // Forty turns of about twenty tokens each cannot all fit: the oldest went, the prompt still fits.
+        Assert.InRange(session.Turns, 1, context);
+        await session.FindAsync("a river");
+        Assert.NotEmpty(retrieved);
+        Assert.All(retrieved, v => Assert.Equal(1.0, Math.Sqrt(v.Sum(x => (double)x * x)), 3));
+        await Assert.ThrowsAsync<ArgumentException>(() => session.AskAsync("  "));
+    }
+}
