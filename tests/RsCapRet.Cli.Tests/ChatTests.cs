@@ -25,6 +25,8 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
         var code = await CliApp.RunAsync(["chat", "--model", model, "--device", "cpu", "--script", script, "--k", "2", "--db", db.ConnectionString], output, error);
         var text = output.ToString();
         Assert.True(code == 0, error.ToString() + text);
+        Assert.Contains($"> /image {UcmImage(150)}\nmodel: ", text);
+        Assert.DoesNotContain("context", text);
         // /find prints the catalogue's table with k rows (the tiny scene has 4 tiles).
         var table = text[text.IndexOf("> /find", StringComparison.Ordinal)..text.IndexOf("> what is next", StringComparison.Ordinal)];
         Assert.Contains("score", table);
