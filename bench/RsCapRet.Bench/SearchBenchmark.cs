@@ -39,11 +39,35 @@ public static class SearchBenchmark
             if ((long)(await count.ExecuteScalarAsync())! < tiles)
                 await LoadAsync(ds, store, modelId, tiles);
 
+        // Each --ef value (rscapret.ef_search for the session; "default" = the function's own choice) is measured
+        // on the same catalogue and the same queries, one after the other, so the rows compare side by side.
+        var efs = StringArg(args, "--ef", "default").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Console.WriteLine($"tiles={tiles:N0} queries={queries} k={k}");
+        foreach (var ef in efs)
+        {
+            var efCs = ef == "default" ? cs : new NpgsqlConnectionStringBuilder(cs) { Options = $"-c rscapret.ef_search={int.Parse(ef, System.Globalization.CultureInfo.InvariantCulture)}" }.ConnectionString;
+            await using var efDs = await RsCapRetDatabase.OpenAsync(efCs);
+            await MeasureAsync(new CatalogStore(efDs), ef, tiles, queries, k, efDs);
+        }
+        if (!keep)
+        {
+            await ds.DisposeAsync();
+            NpgsqlConnection.ClearAllPools();
+            await using var conn = new NpgsqlConnection(admin);
+            await conn.OpenAsync();
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{dbName}\" WITH (FORCE)", conn);
+            await drop.ExecuteNonQueryAsync();
+        }
+        return 0;
+    }
+
+    private static async Task MeasureAsync(CatalogStore store, string ef, int tiles, int queries, int k, NpgsqlDataSource ds)
+    {
         var rng = new Random(12345);
         // Clustered data: queries near real tiles, as text queries land near the images they describe.
         var centres = Centres();
         var places = new List<(double X, double Y)>();
-        await using (var sample = ds.CreateCommand($"SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(footprint) c FROM tiles ORDER BY random() LIMIT {queries}) s"))
+        await using (var sample = ds.CreateCommand($"SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(footprint) c FROM tiles WHERE id % {Math.Max(1, tiles / queries)} = 0 ORDER BY id LIMIT {queries}) s"))
         await using (var r = await sample.ExecuteReaderAsync())
             while (await r.ReadAsync()) places.Add((r.GetDouble(0), r.GetDouble(1)));
         var (plain, bbox, rows, recall) = (new List<double>(), new List<double>(), new List<int>(), 0.0);
@@ -69,20 +93,10 @@ public static class SearchBenchmark
             }
         }
         recall /= Math.Min(queries, 50);
-        Console.WriteLine($"tiles={tiles:N0} queries={queries} k={k}");
-        Console.WriteLine($"vector only : p50 {Pct(plain, 50):F2} ms  p95 {Pct(plain, 95):F2} ms");
-        Console.WriteLine($"vector+bbox : p50 {Pct(bbox, 50):F2} ms  p95 {Pct(bbox, 95):F2} ms  (queries returning k rows: {rows.Count(r => r == k)}/{rows.Count})");
-        Console.WriteLine($"recall@{k} (HNSW vs exact, {Math.Min(queries, 50)} queries): {recall:F3}");
-        if (!keep)
-        {
-            await ds.DisposeAsync();
-            NpgsqlConnection.ClearAllPools();
-            await using var conn = new NpgsqlConnection(admin);
-            await conn.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{dbName}\" WITH (FORCE)", conn);
-            await drop.ExecuteNonQueryAsync();
-        }
-        return 0;
+        Console.WriteLine($"[ef_search {ef}]");
+        Console.WriteLine($"  vector only : p50 {Pct(plain, 50):F2} ms  p95 {Pct(plain, 95):F2} ms");
+        Console.WriteLine($"  vector+bbox : p50 {Pct(bbox, 50):F2} ms  p95 {Pct(bbox, 95):F2} ms  (queries returning k rows: {rows.Count(r => r == k)}/{rows.Count})");
+        Console.WriteLine($"  recall@{k} (HNSW vs exact, {Math.Min(queries, 50)} queries): {recall:F3}");
     }
 
     private static async Task LoadAsync(NpgsqlDataSource ds, CatalogStore store, int modelId, int tiles)
@@ -143,6 +157,12 @@ public static class SearchBenchmark
     {
         var s = xs.Order().ToArray();
         return s[Math.Clamp((int)Math.Ceiling(p / 100.0 * s.Length) - 1, 0, s.Length - 1)];
+    }
+
+    private static string StringArg(string[] args, string name, string dflt)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : dflt;
     }
 
     private static int IntArg(string[] args, string name, int dflt)

@@ -82,6 +82,18 @@ try {
   const mapBox = await page.locator('#map').boundingBox();
   await page.screenshot({ path: screenshotPath });
 
+  // "similar tiles" on the first result searches by that tile: the answer leaves the tile itself out.
+  const firstId = api.features[0].properties.tile_id;
+  const [similarResponse] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/api/search') && r.url().includes('tile=')),
+    page.click('#results li:first-child button.similar'),
+  ]);
+  check(similarResponse.status() === 200, `similar tiles answered HTTP ${similarResponse.status()}`);
+  const similarIds = (await similarResponse.json()).features.map((f) => f.properties.tile_id);
+  check(similarIds.length > 0 && !similarIds.includes(firstId), `similar tiles of ${firstId}: ${similarIds}`);
+  await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n && document.querySelector('#status').textContent !== 'Searching…', similarIds.length);
+  check(new URL(page.url()).searchParams.get('tile') === String(firstId), 'the tile search is kept in the address: ' + page.url());
+
   // "limit to map view" sends the view's bbox.
   await page.check('#inView');
   const [viewResponse] = await Promise.all([

@@ -78,7 +78,19 @@
     const scene = String(p.scene).split(/[\\/]/).pop();
     meta.textContent = `#${p.rank} · score ${p.score.toFixed(3)} · ${scene} · ${p.window.width}×${p.window.height}+${p.window.x}+${p.window.y}`;
     meta.title = p.scene;
-    text.append(caption, meta);
+    // Image-to-image: tiles that look like this one (its stored vector; the tile itself is left out).
+    const similar = document.createElement('button');
+    similar.type = 'button';
+    similar.className = 'similar';
+    similar.textContent = 'similar tiles';
+    similar.addEventListener('click', (e) => {
+      e.stopPropagation();
+      const params = new URLSearchParams({ tile: String(p.tile_id) });
+      if (k.value !== '') params.set('k', k.value);
+      history.replaceState(null, '', '?' + params.toString());
+      search(params);
+    });
+    text.append(caption, meta, similar);
     li.append(img, text);
     return li;
   }
@@ -141,9 +153,10 @@
   });
 
   // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (filters passed as given).
+  // ?tile=ID runs an image-to-image search from that tile.
   const initial = new URLSearchParams(location.search);
-  if (initial.has('q')) {
-    q.value = initial.get('q');
+  if (initial.has('q') || initial.has('tile')) {
+    q.value = initial.get('q') ?? '';
     if (initial.has('k')) k.value = initial.get('k');
     search(initial);
   }
