@@ -176,7 +176,7 @@ public sealed class RsCapRetModel : nn.Module
 
     /// <summary>Visual prefix embeddings [B, N, hidden] in the LLM's input space.</summary>
     public Tensor VisualPrefix(Tensor pooled) =>
-        heads.visual_prefix.forward(pooled).view(pooled.shape[0], heads.PrefixTokens, heads.LlmHidden).to_type(llm.EmbeddingWeight.dtype);
+        heads.visual_prefix.forward(pooled.to_type(heads.visual_prefix.weight!.dtype)).view(pooled.shape[0], heads.PrefixTokens, heads.LlmHidden).to_type(llm.EmbeddingWeight.dtype);
 
     /// <summary>Logits of [visual prefix][caption tokens] — what the captioning loss is computed on.</summary>
     public Tensor CaptionLogits(Tensor pixels, Tensor captionIds, Tensor? captionMask = null)

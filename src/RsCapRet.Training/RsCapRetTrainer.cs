@@ -144,6 +144,13 @@ public sealed class RsCapRetTrainer
             model = new RsCapRetModel(llm, vision, heads, retId);
         }
         model.to(device);
+        if (_cfg.Mode == "heads" && (_cfg.Precision == "bf16" || (_cfg.Precision == "auto" && device.type == DeviceType.CUDA)))
+        {
+            // Frozen backbones in bfloat16 (the [RET] rows train in their matrices' dtype); heads stay float32.
+            model.Llm.to(ScalarType.BFloat16);
+            model.Vision.to(ScalarType.BFloat16);
+            _log("precision: bf16 backbones, float32 heads");
+        }
         model.train();
         return model;
     }
@@ -204,7 +211,7 @@ public sealed class RsCapRetTrainer
         }
         var maxLen = sequences.Max(s => s.Labels.Length);
         var hidden = model.Llm.EmbeddingWeight.shape[1];
-        var batchEmbeds = zeros(idx.Length, maxLen, hidden, device: device);
+        var batchEmbeds = zeros(idx.Length, maxLen, hidden, dtype: model.Llm.EmbeddingWeight.dtype, device: device);
         var mask = zeros(idx.Length, maxLen, ScalarType.Int64, device);
         var labelsAll = full(idx.Length, maxLen, -100L, ScalarType.Int64);
         for (var b = 0; b < sequences.Count; b++)
@@ -215,7 +222,7 @@ public sealed class RsCapRetTrainer
             labelsAll[b, TensorIndex.Slice(0, len)] = tensor(sequences[b].Labels);
         }
         using var output = model.Llm.ForwardEmbeds(batchEmbeds, mask);
-        var captionLoss = F.cross_entropy(output.Logits.reshape(-1, output.Logits.shape[2]), labelsAll.to(device).reshape(-1), ignore_index: -100);
+        var captionLoss = F.cross_entropy(output.Logits.to_type(ScalarType.Float32).reshape(-1, output.Logits.shape[2]), labelsAll.to(device).reshape(-1), ignore_index: -100);
 
         // Contrastive: text-only passes [BOS caption [RET]] vs image vectors.
         var (textIds, textMask) = TokenBatch.PadRight(chosen.Select(c => (IReadOnlyList<int>)c[..^1]).ToList()); // drop EOS: ends at [RET]
@@ -263,7 +270,7 @@ public sealed class RsCapRetTrainer
                 for (var b = 0; b < n; b++)
                     labels[b, TensorIndex.Slice(model.Heads.PrefixTokens, model.Heads.PrefixTokens + ids[b].Length - 1)] = tensor(ids[b][1..].Select(i => (long)i).ToArray());
                 var logits = model.CaptionLogits(px, idTensor, mask);
-                capLoss += F.cross_entropy(logits.reshape(-1, logits.shape[2]), labels.to(device).reshape(-1), ignore_index: -100).item<float>() * n;
+                capLoss += F.cross_entropy(logits.to_type(ScalarType.Float32).reshape(-1, logits.shape[2]), labels.to(device).reshape(-1), ignore_index: -100).item<float>() * n;
                 capN += n;
             }
             var imageVecs = cat(imgs, 0);

@@ -45,6 +45,11 @@ public sealed record TrainConfig
     [JsonPropertyName("early_stopping_patience")] public int EarlyStoppingPatience { get; init; } = 5;
     [JsonPropertyName("augment")] public bool Augment { get; init; } = true;
     [JsonPropertyName("device")] public string Device { get; init; } = "auto";
+    /// <summary>
+    /// "bf16": the frozen backbones of heads mode run in bfloat16 (the paper's setting; the heads and their Adam
+    /// state stay float32); "fp32"; "auto": bf16 on CUDA, fp32 on the CPU (where bf16 matmuls are slow).
+    /// </summary>
+    [JsonPropertyName("precision")] public string Precision { get; init; } = "auto";
     [JsonPropertyName("threads")] public int? Threads { get; init; }
     /// <summary>Ground sample distance (m/px) of the model's input images, recorded in the exported rscapret.json.</summary>
     [JsonPropertyName("gsd")] public double? Gsd { get; init; }
@@ -84,6 +89,8 @@ public sealed record TrainConfig
         if (Epochs < 1) Fail("epochs must be at least 1");
         if (LearningRate <= 0) Fail("learning_rate must be positive");
         if (ConcatProbability is < 0 or > 1) Fail("concat_probability must be 0..1");
+        if (Precision is not ("auto" or "fp32" or "bf16")) Fail($"precision must be 'auto', 'fp32' or 'bf16', got '{Precision}'");
+        if (Precision == "bf16" && Mode != "heads") Fail("precision 'bf16' is for heads mode (frozen backbones); full training runs in float32");
         if (LrSchedule is not ("constant" or "cosine")) Fail($"lr_schedule must be 'constant' or 'cosine', got '{LrSchedule}'");
         if (MinLrRatio is < 0 or > 1) Fail("min_lr_ratio must be 0..1");
         if (ValDatasets?.FirstOrDefault(v => Datasets.All(d => d.Name != v)) is { } unknown)

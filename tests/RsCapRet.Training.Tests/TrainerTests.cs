@@ -94,4 +94,30 @@ public sealed class TrainerTests : IDisposable
             Assert.True(after["vision." + name].equal(p).all().item<bool>(), $"frozen vision parameter {name} changed");
         Assert.Contains(after.Keys, k => k.StartsWith("heads."));
     }
+
+    [Fact]
+    public void PaperRecipeInBf16KeepsBackbonesInBf16AndFrozenAndTheHeadsInFloat32()
+    {
+        var cfg = new TrainConfig
+        {
+            Mode = "heads", Datasets = [new DatasetRef("ucm", Ucm)], Tokenizer = TestData("ucm-bpe-320.model"),
+            Llm = Path.Combine(TinyA, "llama"), Vision = Path.Combine(TinyA, "clip-vision"), Precision = "bf16",
+            SharedDim = 16, BatchSize = 4, Epochs = 1, WarmupSteps = 1, MaxSteps = 2, MaxTrainImages = 8, MaxValImages = 4,
+            Device = "cpu", Threads = 1, Seed = 5,
+        };
+        var outDir = Path.Combine(_dir.FullName, "heads-bf16");
+        var log = new List<string>();
+        var history = new RsCapRetTrainer(cfg, outDir, log.Add).Run();
+        Assert.Contains("precision: bf16 backbones, float32 heads", log);
+        var after = Weights(Path.Combine(outDir, "checkpoint"));
+        using var vision = ClipVisionModel.FromPretrained(cfg.Vision!);
+        foreach (var (name, p) in vision.named_parameters())
+        {
+            Assert.Equal(ScalarType.BFloat16, after["vision." + name].dtype);
+            Assert.True(after["vision." + name].equal(p.to_type(ScalarType.BFloat16)).all().item<bool>(), $"frozen vision parameter {name} changed");
+        }
+        Assert.All(after.Where(kv => kv.Key.StartsWith("heads.")), kv => Assert.Equal(ScalarType.Float32, kv.Value.dtype));
+        Assert.Equal(ScalarType.BFloat16, after["llm.model.embed_tokens.weight"].dtype);
+        Assert.Throws<FormatException>(() => (cfg with { Mode = "full", LlmConfig = new LlamaConfig(), VisionConfig = new ClipTowerConfig() }).Validate("cfg.json"));
+    }
 }
