@@ -60,12 +60,19 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             Assert.Equal("failed", statuses.GetValueOrDefault("broken.tif"));
 
             // The broken file's job failed for good (bad input is not retried) with the file in its message.
+            // The scene row says "failed" before Hangfire moves the job to its Failed state: wait for both.
             var monitor = JobStorage.Current.GetMonitoringApi();
-            var failed = monitor.FailedJobs(0, 10);
+            var failedDeadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < failedDeadline && !monitor.FailedJobs(0, 50).Any(f => f.Value.ExceptionMessage?.Contains("broken.tif") == true))
+                await Task.Delay(250);
+            var failed = monitor.FailedJobs(0, 50);
             Assert.Contains(failed, f => f.Value.ExceptionMessage?.Contains("broken.tif") == true);
 
             // Each finished ingest job left its progress (tiles done of the grid) where the dashboard reads it.
-            var succeeded = monitor.SucceededJobs(0, 20).Where(j => j.Value.Job?.Type == typeof(IngestSceneJob)).ToList();
+            List<KeyValuePair<string, Hangfire.Storage.Monitoring.SucceededJobDto>> Succeeded() =>
+                monitor.SucceededJobs(0, 20).Where(j => j.Value.Job?.Type == typeof(IngestSceneJob)).ToList();
+            while (DateTime.UtcNow < failedDeadline && Succeeded().Count < 2) await Task.Delay(250);
+            var succeeded = Succeeded();
             Assert.Equal(2, succeeded.Count);
             using (var connection = JobStorage.Current.GetConnection())
                 foreach (var job in succeeded)
@@ -144,13 +151,16 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
 
             // A job's progress shows as a bar on its dashboard page (no worker here: the job waits in its queue).
             var storage = app.Services.GetRequiredService<JobStorage>();
-            var jobId = new BackgroundJobClient(storage).Enqueue<IngestSceneJob>(j => j.RunAsync("/archive/x.tif", model, null, null, CancellationToken.None));
+            // Scheduled a year ahead and deleted below, so no worker of another test in this database ever runs it.
+            var jobClient = new BackgroundJobClient(storage);
+            var jobId = jobClient.Schedule<IngestSceneJob>(j => j.RunAsync("/archive/x.tif", model, null, null, CancellationToken.None), TimeSpan.FromDays(365));
             using (var connection = storage.GetConnection())
                 connection.SetJobParameter(jobId, JobProgress.Parameter, JsonSerializer.Serialize(new ProgressValue(120, 400, "tiles", "120 stored, 0 skipped (nodata)", DateTime.UtcNow)));
             var page = await http.GetStringAsync($"/hangfire/jobs/details/{jobId}");
             Assert.Contains("rscapret-progress", page);
             Assert.Contains("120 / 400 tiles (30 %)", page);
             Assert.Contains("width: 30.0%", page);
+            jobClient.Delete(jobId);
         }
         finally { await app.StopAsync(); }
     }
