@@ -55,7 +55,13 @@ fi
 
 # ---------------------------------------------------------------- 3. restore + TorchSharp compat fix
 log "restoring NuGet packages"
-dotnet restore RsCapRet.Pipeline.sln -v q >/dev/null
+mkdir -p "$ROOT/.data"
+# A restore can fail on a network hiccup: retry once, and show NuGet's own words if it fails again.
+if ! dotnet restore RsCapRet.Pipeline.sln -v q > "$ROOT/.data/restore.log" 2>&1; then
+  log "dotnet restore failed; retrying once"
+  sleep 5
+  dotnet restore RsCapRet.Pipeline.sln -v q > "$ROOT/.data/restore.log" 2>&1 || { tail -30 "$ROOT/.data/restore.log" >&2; exit 1; }
+fi
 bash "$ROOT/scripts/compat/torchsharp-glibcxx.sh"
 
 # ---------------------------------------------------------------- 4. browser test driver (tests/web)
