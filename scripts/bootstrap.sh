@@ -22,7 +22,7 @@ APT_PACKAGES=(postgresql-15 postgresql-15-postgis-3 postgresql-server-dev-15 pos
 { command -v node && command -v npm; } >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing apt packages: ${missing[*]}"
@@ -45,7 +45,7 @@ if [ ! -f "/usr/share/postgresql/15/extension/vector--${PGVECTOR_VERSION}.sql" ]
   fi
   BUILD=$(mktemp -d)
   (cd "$BUILD" && apt-get source -qq "pgvector=${PGVECTOR_VERSION}-*" >/dev/null 2>&1 || (cd "$BUILD" && apt-get source -qq pgvector >/dev/null))
-  dir=$(find "$BUILD" -maxdepth 1 -type d -name 'pgvector-*' | head -n1)
+  dir=$(find "$BUILD" -maxdepth 1 -type d -name 'pgvector-*' | sort | sed -n 1p)
   [ -n "$dir" ] || { log "apt-get source pgvector produced no source tree"; exit 1; }
   make -s -C "$dir" PG_CONFIG=$PG_BIN/pg_config OPTFLAGS="" >/dev/null
   $SUDO make -s -C "$dir" PG_CONFIG=$PG_BIN/pg_config install >/dev/null

@@ -70,7 +70,7 @@ start() {
     as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 60 start >/dev/null
   fi
   export PGPASSWORD; PGPASSWORD=$(cat "$DATA_DIR/db.password")
-  if ! psql -h 127.0.0.1 -p "$PORT" -U "$DB_USER" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep -q 1; then
+  if ! psql -h 127.0.0.1 -p "$PORT" -U "$DB_USER" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep 1 >/dev/null; then
     log "creating database $DB_NAME"
     psql -h 127.0.0.1 -p "$PORT" -U "$DB_USER" -d postgres -qc "CREATE DATABASE \"$DB_NAME\"" >/dev/null
   fi

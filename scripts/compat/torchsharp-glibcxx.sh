@@ -14,7 +14,8 @@ COMPAT=librscapret_glibcxx_compat.so
 NUGET_ROOT="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
 log() { printf '[torchsharp-compat] %s\n' "$*" >&2; }
 
-stdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/ {print $NF; exit}')
+# awk reads to the end (no early exit): under pipefail an early exit would SIGPIPE ldconfig and fail the script.
+stdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/ && !found {print $NF; found=1}')
 [ -n "$stdcxx" ] || stdcxx=/usr/lib/x86_64-linux-gnu/libstdc++.so.6
 if grep -qa "$VERSION" "$stdcxx"; then log "system libstdc++ has $VERSION: nothing to do"; exit 0; fi
 
@@ -29,7 +30,7 @@ g++ -O2 -shared -fPIC -o "$tool/$COMPAT" "$HERE/ios_base_library_init.cpp"
 
 for lib in "${libs[@]}"; do
   dir=$(dirname "$lib")
-  if readelf -d "$lib" | grep -q "\[$COMPAT\]" && [ -f "$dir/$COMPAT" ]; then log "already patched: $lib"; continue; fi
+  if readelf -d "$lib" | grep "\[$COMPAT\]" >/dev/null && [ -f "$dir/$COMPAT" ]; then log "already patched: $lib"; continue; fi
   [ -f "$lib.orig" ] || cp -p "$lib" "$lib.orig"
   "$tool/elf-weaken-verneed" "$lib" "$VERSION" >/dev/null
   patchelf --clear-symbol-version "$SYMBOL" "$lib"

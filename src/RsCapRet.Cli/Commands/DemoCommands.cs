@@ -70,7 +70,10 @@ public static class DemoCommands
             await output.WriteLineAsync("""
                 == next
                 search yourself:   rscapret search "storage tanks" --bbox -122.5,37.6,-122.3,37.9 --k 5 [--format geojson]
-                dashboard and API: rscapret serve --urls http://127.0.0.1:5080  ->  http://127.0.0.1:5080/hangfire (jobs), /api/search?q=...
+                map, dashboard, API: rscapret serve --urls http://127.0.0.1:5080  ->  http://127.0.0.1:5080/ (search page with the map),
+                                   /hangfire (jobs and their progress), /api/search?q=... (or ?tile=ID)
+                similar tiles:     rscapret search --tile ID   (an id from the tables above)
+                a dialogue:        rscapret chat   (/image PATH, then ask; the model's [RET] retrieves tiles)
                 workers:           rscapret worker --queues model,default
                 """);
             return 0;
