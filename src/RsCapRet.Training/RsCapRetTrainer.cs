@@ -39,7 +39,7 @@ public sealed class RsCapRetTrainer
         _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
     }
 
-    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, List<string>[] Raw, IReadOnlyList<CaptionedImage> Images);
+    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, IReadOnlyList<CaptionedImage> Images);
 
     public IReadOnlyList<EpochResult> Run(CancellationToken ct = default)
     {
@@ -160,22 +160,15 @@ public sealed class RsCapRetTrainer
         var images = TrainingRun.LoadSplit(datasets, split, limit);
         var pixels = TrainingRun.DecodeImages(images, pre);
         var captions = new List<int[]>[images.Count];
-        var raw = new List<string>[images.Count];
-        Parallel.For(0, images.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i =>
-        {
-            using var scope = NewDisposeScope();
-            pixels[i].copy_(pre.Process(RasterImage.ReadRgb(images[i].ImagePath)));
-        });
         for (var i = 0; i < images.Count; i++)
         {
-            raw[i] = images[i].Captions.ToList();
             captions[i] = images[i].Captions.Select(c =>
             {
                 var ids = tokenizer.EncodeCaptionForTraining(c).ToArray();
                 return ids.Length <= _cfg.MaxCaptionTokens ? ids : [.. ids[..(_cfg.MaxCaptionTokens - 2)], tokenizer.RetId, tokenizer.EosId];
             }).ToList();
         }
-        return new Split(pixels, captions, raw, images);
+        return new Split(pixels, captions, images);
     }
 
     private (double Loss, double Caption, double Contrastive) TrainStep(RsCapRetModel model, Adam optimizer, Split data, int[] idx, int step, Device device)
