@@ -26,8 +26,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     {
         var pixels = encoder.Preprocessor.Process([image]).to(encoder.Model.Device);
         Append(new ImageSegment(pixels), encoder.Model.Heads.PrefixTokens);
-        var reply = Continue(prefixBos: true);
-        return reply.Text;
+        return ContinueWithVector(prefixBos: true).Text;
     }
 
     /// <summary>A user turn: the text joins the prompt and the model continues it; [RET] in the answer retrieves.</summary>
@@ -58,12 +57,6 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         _history.Add((segment, tokens));
         // Oldest turns leave first so the prompt plus the answer fit the model's positions.
         while (_history.Sum(h => h.Tokens) > PromptLimit) _history.RemoveAt(0);
-    }
-
-    private ChatReply Continue(bool prefixBos)
-    {
-        var (text, _) = ContinueWithVector(prefixBos);
-        return new ChatReply(text, false, []);
     }
 
     private (string Text, float[]? Vector) ContinueWithVector(bool prefixBos)

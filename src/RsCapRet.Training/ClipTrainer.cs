@@ -50,8 +50,7 @@ public sealed class ClipTrainer
         using var model = BuildModel(tokenizer, device);
         var pre = new ImagePreprocessor(model.Config.Vision.ImageSize);
         var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages);
-        var valSets = _cfg.ValDatasets is { } names ? _cfg.Datasets.Where(d => names.Contains(d.Name)).ToArray() : _cfg.Datasets;
-        var val = LoadSplit(_cfg.ValSplit, valSets, tokenizer, pre, _cfg.MaxValImages);
+        var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; {model.parameters().Sum(p => p.numel()):N0} parameters");
 
         var optimizer = BuildOptimizer(model);
@@ -64,7 +63,7 @@ public sealed class ClipTrainer
         if (resumed is not null) _log($"resumed from {checkpointDir}: epoch {startEpoch}, step {step}");
         if (history.Count == 0)
         {
-            var (t2i0, i2t0) = Validate(model, val, tokenizer, device);
+            var (t2i0, i2t0) = Validate(model, val, device);
             history.Add(new ClipEpochResult(0, 0, double.NaN, model.LogitScale.exp().item<float>(), t2i0, i2t0, 0));
             _log($"before training: val text->image {t2i0}, image->text {i2t0}");
         }
@@ -93,7 +92,7 @@ public sealed class ClipTrainer
                 if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} lr {lr:E2} scale {model.LogitScale.exp().item<float>():F1}"));
                 if ((step + 1) % _cfg.CheckpointEvery == 0) TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step + 1, history));
             }
-            var (t2i, i2t) = Validate(model, val, tokenizer, device);
+            var (t2i, i2t) = Validate(model, val, device);
             var result = new ClipEpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), model.LogitScale.exp().item<float>(), t2i, i2t, sw.Elapsed.TotalSeconds);
             history.Add(result);
             _log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
@@ -154,15 +153,6 @@ public sealed class ClipTrainer
         return new Split(pixels, captions, images);
     }
 
-    /// <summary>Token rows cut to the longest text in the batch: the causal tower never looks past the end token.</summary>
-    private static Tensor TextBatch(IReadOnlyList<long[]> rows, Device device)
-    {
-        var len = rows.Max(r => Array.FindLastIndex(r, v => v != 0) + 1);
-        var flat = new long[rows.Count * len];
-        for (var i = 0; i < rows.Count; i++) Array.Copy(rows[i], 0, flat, i * len, len);
-        return tensor(flat, [rows.Count, len], device: device);
-    }
-
     private double TrainStep(ClipModel model, AdamW optimizer, Split data, int[] idx, int step, double lr, Device device)
     {
         using var scope = NewDisposeScope();
@@ -171,7 +161,7 @@ public sealed class ClipTrainer
         optimizer.zero_grad();
         var pixels = data.Pixels.index_select(0, tensor(idx.Select(i => (long)i).ToArray())).to(device);
         if (_cfg.Augment) pixels = TrainingRun.AugmentOverhead(pixels, rng, _cfg.MinCropScale);
-        var texts = TextBatch(idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Length)]).ToList(), device);
+        var texts = ClipEvaluator.TextBatch(idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Length)]).ToList(), device);
         var logits = ClipModel.LogitsPerImage(model.ImageEmbeds(pixels), model.TextEmbeds(texts), model.LogitScale);
         var loss = RsCapRetModel.InfoNce(logits);
         loss.backward();
@@ -180,7 +170,7 @@ public sealed class ClipTrainer
         return loss.item<float>();
     }
 
-    private static (RecallAtK TextToImage, RecallAtK ImageToText) Validate(ClipModel model, Split val, ClipBpeTokenizer tokenizer, Device device)
+    private static (RecallAtK TextToImage, RecallAtK ImageToText) Validate(ClipModel model, Split val, Device device)
     {
         model.eval();
         try
@@ -230,13 +220,20 @@ public static class ClipEvaluator
             imgs.Add(nn.functional.normalize(model.ImageEmbeds(pixels.narrow(0, s, Math.Min(64, pixels.shape[0] - s)).to(device)), dim: -1));
         var txts = new List<Tensor>();
         for (var s = 0; s < texts.Count; s += 128)
-        {
-            var rows = texts.Skip(s).Take(128).ToList();
-            var len = rows.Max(r => Array.FindLastIndex(r, v => v != 0) + 1);
-            var flat = rows.SelectMany(r => r.Take(len)).ToArray();
-            txts.Add(nn.functional.normalize(model.TextEmbeds(tensor(flat, [rows.Count, len], device: device)), dim: -1));
-        }
+            txts.Add(nn.functional.normalize(model.TextEmbeds(TextBatch(texts.Skip(s).Take(128).ToList(), device)), dim: -1));
         return TrainingRun.ToMatrix(matmul(cat(txts, 0), cat(imgs, 0).t()));
+    }
+
+    /// <summary>
+    /// Zero-padded CLIP token rows (start ... end, 0...) cut to the longest text among them: the causal tower pools at
+    /// the end token and never looks past it, so the padding beyond the batch's longest text is dead work.
+    /// </summary>
+    internal static Tensor TextBatch(IReadOnlyList<long[]> rows, Device device)
+    {
+        var len = rows.Max(r => Array.FindLastIndex(r, v => v != 0) + 1);
+        var flat = new long[rows.Count * len];
+        for (var i = 0; i < rows.Count; i++) Array.Copy(rows[i], 0, flat, i * len, len);
+        return tensor(flat, [rows.Count, len], device: device);
     }
 
     /// <summary>A Hugging Face CLIPModel folder: config.json with a text tower, and CLIP's tokenizer files.</summary>

@@ -110,7 +110,7 @@ public static class ModelEvaluator
         : "";
 
     /// <summary>One report for a captioning model and/or CLIP dual encoders evaluated on the same split.</summary>
-    public static string Markdown(EvaluationReport? report, IReadOnlyList<ClipRetrievalReport> clips, string datasetDirectory, string split)
+    public static string Markdown(EvaluationReport? report, IReadOnlyList<ClipRetrievalReport> clips, string split)
     {
         if (clips.Count == 0) return report is null ? throw new ArgumentException("nothing was evaluated") : Markdown(report);
         var name = report?.Dataset ?? clips[0].Dataset;

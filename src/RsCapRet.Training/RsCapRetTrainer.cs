@@ -52,8 +52,7 @@ public sealed class RsCapRetTrainer
         using var model = BuildModel(tokenizer, device);
         var pre = new ImagePreprocessor(model.ImageSize);
         var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages);
-        var val = LoadSplit(_cfg.ValSplit, _cfg.ValDatasets is { } names ? _cfg.Datasets.Where(d => names.Contains(d.Name)).ToArray() : _cfg.Datasets,
-            tokenizer, pre, _cfg.MaxValImages);
+        var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
 
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();

@@ -34,6 +34,10 @@ public static class TrainingRun
         return images;
     }
 
+    /// <summary>The datasets whose val split selects the model: those named in <paramref name="names"/>, or all.</summary>
+    public static IReadOnlyList<DatasetRef> ValidationDatasets(IReadOnlyList<DatasetRef> datasets, string[]? names) =>
+        names is null ? datasets : datasets.Where(d => names.Contains(d.Name)).ToList();
+
     /// <summary>The epoch's image order: a pure function of the seed, so a resumed run sees the same batches.</summary>
     public static int[] Permutation(int n, int seed)
     {

@@ -43,7 +43,7 @@ public static class EvaluationCommands
                     MetricOptions.FromEnvironment(), msg => parse.InvocationConfiguration.Error.WriteLine(msg), null);
             }
             var clipReports = clipDirs.Select(d => ClipEvaluator.Evaluate(d, datasetDir, splitName, dev)).ToList();
-            var markdown = ModelEvaluator.Markdown(report, clipReports, datasetDir, splitName);
+            var markdown = ModelEvaluator.Markdown(report, clipReports, splitName);
             if (outPath is not null) ModelEvaluator.WriteFiles(outPath, report, clipReports, markdown);
             await output.WriteLineAsync(markdown);
             return 0;

@@ -141,12 +141,8 @@ public static class HostCommands
                 if (await store.SearchByTileAsync(id, query.K, query.Filter, ct) is not { } found) return Results.NotFound(new { error = $"no tile {id}" });
                 hits = found;
             }
-            else hits = await models.WithModelAsync(modelDirectory, async encoder =>
-            {
-                var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
-                return await store.SearchAsync(encoder.EmbedText(query.Text!), query.K, query.Filter with { ModelId = modelId }, ct);
-            }, ct);
-            return Results.Text(SearchOutput.GeoJson(hits, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+            else hits = await SearchWithModelAsync(store, models, encoder => encoder.EmbedText(query.Text!), query, ct);
+            return GeoJsonResult(hits);
         });
 
         // Image-to-image with an uploaded image (the request body: PNG, JPEG, TIFF...), filters in the query string.
@@ -178,13 +174,7 @@ public static class HostCommands
                 RgbImage image;
                 try { image = RasterImage.ReadRgb(upload, maxSide: 4096); }
                 catch (RasterException e) { return Results.BadRequest(new { error = "the uploaded image cannot be read: " + e.Message.Replace(upload, "upload") }); }
-                var store = new CatalogStore(ds);
-                var hits = await models.WithModelAsync(modelDirectory, async encoder =>
-                {
-                    var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
-                    return await store.SearchAsync(encoder.EmbedImage(image), query.K, query.Filter with { ModelId = modelId }, ct);
-                }, ct);
-                return Results.Text(SearchOutput.GeoJson(hits, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+                return GeoJsonResult(await SearchWithModelAsync(new CatalogStore(ds), models, encoder => encoder.EmbedImage(image), query, ct));
             }
             finally { File.Delete(upload); }
         });
@@ -208,6 +198,18 @@ public static class HostCommands
             catch (RasterException e) { return Results.Problem(e.Message, statusCode: StatusCodes.Status410Gone); }
         });
         return app;
+
+        // The query vector comes from the serving model (text or image), and only that model's tiles are searched.
+        Task<IReadOnlyList<TileHit>> SearchWithModelAsync(CatalogStore store, ModelCache models, Func<RsCapRetTileEncoder, float[]> vectorOf,
+            SearchQuery query, CancellationToken ct) =>
+            models.WithModelAsync(modelDirectory, async encoder =>
+            {
+                var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
+                return await store.SearchAsync(vectorOf(encoder), query.K, query.Filter with { ModelId = modelId }, ct);
+            }, ct);
+
+        static IResult GeoJsonResult(IReadOnlyList<TileHit> hits) =>
+            Results.Text(SearchOutput.GeoJson(hits, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
     }
 }
 
