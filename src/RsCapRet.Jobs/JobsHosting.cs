@@ -1,5 +1,6 @@
 using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using RsCapRet.Storage;
 
@@ -17,7 +18,9 @@ public static class JobsHosting
         services.AddTransient<IndexArchiveJob>();
         services.AddTransient<TrainJob>();
         services.AddTransient<EvaluateJob>();
-        services.AddHangfire(cfg => cfg.UseRsCapRetStorage(connectionString));
+        services.AddHangfire((provider, cfg) => cfg
+            .UseRsCapRetStorage(connectionString)
+            .UseLogProvider(new HostLogProvider(provider.GetRequiredService<ILoggerFactory>())));
         return services;
     }
 

@@ -32,6 +32,23 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
     }
 
     [Fact]
+    public async Task HangfireStaysUsableInTheProcessAfterAHostIsDisposed()
+    {
+        // Hangfire's log provider is process-wide; a disposed host's logger factory must not break later clients.
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddRsCapRetJobs(db.ConnectionString);
+        using (var host = builder.Build())
+        {
+            host.Services.GetRequiredService<IGlobalConfiguration>();   // installs the host's log provider
+            await host.StartAsync();
+            await host.StopAsync();
+        }
+        var storage = HangfireSetup.CreateStorage(db.ConnectionString);
+        var id = new BackgroundJobClient(storage).Schedule<IndexArchiveJob>(j => j.RunAsync(_dir.FullName, "*.none", "unused", null, CancellationToken.None), TimeSpan.FromDays(1));
+        Assert.True(new BackgroundJobClient(storage).Delete(id));
+    }
+
+    [Fact]
     public async Task ArchiveIndexQueuesNewScenesWorkersIngestThemAndACorruptFileFailsAlone()
     {
         var archive = Directory.CreateDirectory(Path.Combine(_dir.FullName, "archive")).FullName;
