@@ -178,7 +178,7 @@ public sealed class RsCapRetTrainer
         optimizer.zero_grad();
 
         var pixels = data.Pixels.index_select(0, tensor(idx.Select(i => (long)i).ToArray())).to(device);
-        if (_cfg.Augment) pixels = TrainingRun.AugmentOverhead(pixels, rng);
+        if (_cfg.Augment) pixels = TrainingRun.AugmentOverhead(pixels, rng, _cfg.MinCropScale);
         var chosen = idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Count)]).ToArray();
         var pooled = model.PooledImage(pixels);
         var prefix = model.VisualPrefix(pooled);

@@ -44,6 +44,8 @@ public sealed record TrainConfig
     [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 200;
     [JsonPropertyName("early_stopping_patience")] public int EarlyStoppingPatience { get; init; } = 5;
     [JsonPropertyName("augment")] public bool Augment { get; init; } = true;
+    /// <summary>With augment: random square crops of at least this area fraction (1 = flips and rotations only).</summary>
+    [JsonPropertyName("min_crop_scale")] public double MinCropScale { get; init; } = 1.0;
     [JsonPropertyName("device")] public string Device { get; init; } = "auto";
     /// <summary>
     /// "bf16": the frozen backbones of heads mode run in bfloat16 (the paper's setting; the heads and their Adam
@@ -93,6 +95,7 @@ public sealed record TrainConfig
         if (Precision == "bf16" && Mode != "heads") Fail("precision 'bf16' is for heads mode (frozen backbones); full training runs in float32");
         if (LrSchedule is not ("constant" or "cosine")) Fail($"lr_schedule must be 'constant' or 'cosine', got '{LrSchedule}'");
         if (MinLrRatio is < 0 or > 1) Fail("min_lr_ratio must be 0..1");
+        if (MinCropScale is <= 0 or > 1) Fail("min_crop_scale must be in (0, 1]");
         if (ValDatasets?.FirstOrDefault(v => Datasets.All(d => d.Name != v)) is { } unknown)
             Fail($"val_datasets names '{unknown}', which is not one of the datasets ({string.Join(", ", Datasets.Select(d => d.Name))})");
     }
