@@ -225,11 +225,22 @@ public sealed class RsCapRetModel : nn.Module
         heads.logit_scale.to_type(imageEmbeds.dtype).exp() * matmul(imageEmbeds, retEmbeds.t());
 
     /// <summary>InfoNCE: the mean of image->text and text->image cross-entropies with matching pairs on the diagonal.</summary>
-    public static Tensor InfoNce(Tensor logitsPerImage)
+    public static Tensor InfoNce(Tensor logitsPerImage, Tensor? positives = null)
     {
         using var scope = NewDisposeScope();
-        var labels = arange(logitsPerImage.shape[0], device: logitsPerImage.device);
-        var loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        Tensor loss;
+        if (positives is null)
+        {
+            var labels = arange(logitsPerImage.shape[0], device: logitsPerImage.device);
+            loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        }
+        else
+        {
+            // Several positives per row (e.g. texts that are the same caption): the target spreads evenly over them.
+            var target = positives.to_type(logitsPerImage.dtype).to(logitsPerImage.device);
+            Tensor Direction(Tensor logits, Tensor t) => -(t / t.sum(1, keepdim: true) * F.log_softmax(logits, 1)).sum(1).mean();
+            loss = (Direction(logitsPerImage, target) + Direction(logitsPerImage.t(), target.t())) / 2;
+        }
         return loss.MoveToOuterDisposeScope();
     }
 

@@ -170,6 +170,17 @@ public sealed class RsCapRetTrainer
         return new Split(pixels, captions, images);
     }
 
+    /// <summary>[i, j] = 1 where the batch's texts i and j are the same caption (UCM repeats captions across images of a class).</summary>
+    public static Tensor SameCaption(IReadOnlyList<int[]> captions)
+    {
+        var n = captions.Count;
+        var same = new float[n * n];
+        for (var i = 0; i < n; i++)
+            for (var j = 0; j < n; j++)
+                same[i * n + j] = i == j || captions[i].AsSpan().SequenceEqual(captions[j]) ? 1 : 0;
+        return tensor(same, [n, n]);
+    }
+
     private (double Loss, double Caption, double Contrastive) TrainStep(RsCapRetModel model, Adam optimizer, Split data, int[] idx, int step, Device device)
     {
         using var scope = NewDisposeScope();
@@ -220,7 +231,7 @@ public sealed class RsCapRetTrainer
         var (textIds, textMask) = TokenBatch.PadRight(chosen.Select(c => (IReadOnlyList<int>)c[..^1]).ToList()); // drop EOS: ends at [RET]
         var ret = model.RetEmbedding(textIds, textMask);
         var img = F.normalize(model.Heads.image_to_shared_forward(pooled), dim: -1);
-        var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret));
+        var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret), _cfg.DuplicateCaptionsArePositives ? SameCaption(chosen) : null);
 
         var loss = _cfg.CaptionLossWeight * captionLoss + _cfg.ContrastiveLossWeight * contrastive;
         loss.backward();

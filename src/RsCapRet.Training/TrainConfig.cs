@@ -37,6 +37,8 @@ public sealed record TrainConfig
     [JsonPropertyName("min_lr_ratio")] public double MinLrRatio { get; init; } = 0.1;
     [JsonPropertyName("epochs")] public int Epochs { get; init; } = 10;
     [JsonPropertyName("caption_loss_weight")] public double CaptionLossWeight { get; init; } = 1;
+    /// <summary>Treat identical captions in a batch as positives of each other's images instead of negatives.</summary>
+    [JsonPropertyName("duplicate_captions_positive")] public bool DuplicateCaptionsArePositives { get; init; }
     [JsonPropertyName("contrastive_loss_weight")] public double ContrastiveLossWeight { get; init; } = 1;
     [JsonPropertyName("concat_probability")] public double ConcatProbability { get; init; } = 0.5;
     [JsonPropertyName("max_caption_tokens")] public int MaxCaptionTokens { get; init; } = 40;

@@ -1,0 +1,39 @@
+using RsCapRet.Model;
+using RsCapRet.Training;
+using static TorchSharp.torch;
+
+namespace RsCapRet.Training.Tests;
+
+/// <summary>InfoNCE with identical captions in the batch counted as positives (UCM repeats captions within a class).</summary>
+public sealed class DuplicateCaptionContrastiveTests
+{
+    [Fact]
+    public void SameCaptionMarksIdenticalTextsAndTheDiagonal()
+    {
+        var same = RsCapRetTrainer.SameCaption([[5, 6, 7], [5, 6, 7], [5, 6], [8]]).data<float>().ToArray();
+        Assert.Equal(new float[] { 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1 }, same);
+    }
+
+    [Fact]
+    public void WithOnlyTheDiagonalItIsPlainInfoNce()
+    {
+        var logits = randn(5, 5, generator: new TorchSharp.torch.Generator(3));
+        var plain = RsCapRetModel.InfoNce(logits).item<float>();
+        var withPositives = RsCapRetModel.InfoNce(logits, eye(5)).item<float>();
+        Assert.Equal(plain, withPositives, 5);
+    }
+
+    [Fact]
+    public void DuplicatesShareTheTargetInsteadOfBeingNegatives()
+    {
+        // Texts 0 and 1 are the same caption; every image scores its own text 2, the others 0.
+        var logits = tensor(new float[] { 2, 0, 0, 0, 2, 0, 0, 0, 2 }, [3, 3]);
+        var positives = RsCapRetTrainer.SameCaption([[1, 2], [1, 2], [3]]);
+        var z = Math.Log(Math.Exp(2) + 2);   // log-sum-exp of each row and column
+        // Rows/columns 0 and 1: half the target on the own pair (log p = 2 - z), half on the duplicate (log p = -z).
+        var duplicateTerm = -(0.5 * (2 - z) + 0.5 * -z);
+        var expected = (2 * duplicateTerm + (z - 2)) / 3;   // same in both directions
+        Assert.Equal(expected, RsCapRetModel.InfoNce(logits, positives).item<float>(), 5);
+        Assert.True(RsCapRetModel.InfoNce(logits, positives).item<float>() > RsCapRetModel.InfoNce(logits).item<float>());
+    }
+}
