@@ -113,7 +113,7 @@ public static class SearchBenchmark
             var n = Math.Min(perScene, tiles - s * perScene);
             var zone = s % 3; // UTM 14N, 15N, 16N
             double lon0 = -99 + zone * 6 + rng.NextDouble() * 4, lat0 = 40 + rng.NextDouble() * 6;
-            var id = (await store.TryClaimSceneAsync(new SceneFile($"/archive/scene_{s}.tif", $"bench-{s}", 1), modelId, TimeSpan.FromHours(1)))!.Value;
+            var claim = (await store.TryClaimSceneAsync(new SceneFile($"/archive/scene_{s}.tif", $"bench-{s}", 1), modelId, TimeSpan.FromHours(1)))!;
             var side = (int)Math.Ceiling(Math.Sqrt(n));
             var utm = new GeometryFactory(new PrecisionModel(), 32614 + zone);
             var list = new List<TileRecord>(n);
@@ -126,7 +126,7 @@ public static class SearchBenchmark
                     Box(c * 67.2, r * 67.2, (c + 1) * 67.2, (r + 1) * 67.2, utm), 0, null,
                     Noisy(centres[rng.Next(centres.Length)], rng, 0.8f)));
             }
-            await store.CompleteSceneAsync(id, new SceneMetadata(side * 224, side * 224, 3, null, 32614 + zone, null,
+            await store.CompleteSceneAsync(claim, new SceneMetadata(side * 224, side * 224, 3, null, 32614 + zone, null,
                 new DateTimeOffset(2018 + s % 5, 6, 1, 0, 0, 0, TimeSpan.Zero)), list, modelId, 0);
         }
         Console.WriteLine($"  copied in {sw.Elapsed.TotalSeconds:F0} s; building HNSW index ...");

@@ -54,8 +54,8 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         var tiling = options.Tiling with { TileSize = encoder.InputSize };
         var file = await DescribeFileAsync(path, ct);
         var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
-        var sceneId = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
-        if (sceneId is null)
+        var claim = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
+        if (claim is null)
         {
             var held = await store.FindSceneAsync(file.ContentSha256, modelId, ct);
             return new IngestResult(path, held?.Id, held?.Status == SceneStatus.Ingesting ? IngestOutcome.HeldByAnotherWorker : IngestOutcome.AlreadyIngested,
@@ -71,7 +71,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
                 $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px at {info.TileGsd:0.###} units/px"));
             // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
-            await using var writer = await store.BeginSceneTilesAsync(sceneId.Value, modelId, ct);
+            await using var writer = await store.BeginSceneTilesAsync(claim, modelId, ct);
             // GDAL reads the next batches on another thread while the model works on this one (two batches ahead at most).
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var batches = Channel.CreateBounded<List<RasterTile>>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
@@ -112,7 +112,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             await writer.CompleteAsync(meta, tiler.SkippedTiles, ct);
             progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles,
                 $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s"));
-            return new IngestResult(path, sceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
+            return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
                 writer.Count, tiler.SkippedTiles, sw.Elapsed);
 
             async Task WriteBatch(List<RasterTile> batch)
@@ -128,13 +128,16 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                         (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding));
                 }
                 await writer.WriteAsync(records, ct);
-                await store.HeartbeatAsync(sceneId.Value, ct);
+                await store.HeartbeatAsync(claim, ct);
             }
         }
         catch (Exception e)
         {
-            // Record the failure on this scene only; CancellationToken.None so a cancelled job still says why.
-            await store.FailSceneAsync(sceneId.Value, e is OperationCanceledException ? "cancelled" : e.Message, CancellationToken.None);
+            // Record the failure on this scene only; CancellationToken.None so a cancelled job still says why. When
+            // another worker took the scene over (this one stalled past its lease), the scene is theirs: no failure
+            // is recorded, whatever this run tripped over (lease check, or their tiles' unique keys).
+            if (!await store.FailSceneAsync(claim, e is OperationCanceledException ? "cancelled" : e.Message, CancellationToken.None))
+                return new IngestResult(path, claim.SceneId, IngestOutcome.HeldByAnotherWorker, 0, 0, sw.Elapsed);
             throw;
         }
     }

@@ -9,6 +9,16 @@ public sealed record ModelIdentity(string Name, string Version, string LlmBackbo
 /// <summary>A scene file as the catalogue knows it before ingestion.</summary>
 public sealed record SceneFile(string Path, string ContentSha256, long SizeBytes);
 
+/// <summary>A worker's claim on a scene: the token changes with every claim, so a taken-over claim can no longer write.</summary>
+public sealed record SceneClaim(long SceneId, Guid Token);
+
+/// <summary>This worker's lease on the scene expired and another worker claimed it; nothing of this run was committed.</summary>
+public sealed class SceneLeaseLostException(long sceneId)
+    : Exception($"Scene {sceneId} was claimed by another worker after this worker's lease expired; this run's tiles were rolled back.")
+{
+    public long SceneId { get; } = sceneId;
+}
+
 /// <summary>Scene-level facts found while ingesting, written together with the tiles.</summary>
 public sealed record SceneMetadata(int WidthPx, int HeightPx, int BandCount, string? CrsWkt, int? CrsEpsg,
     Polygon? Footprint, DateTimeOffset? AcquiredAt);

@@ -38,41 +38,42 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
     /// model (done/empty) or another worker holds it (status 'ingesting' updated within <paramref name="lease"/>).
     /// A failed or abandoned scene is claimed again, which makes jobs safe to retry.
     /// </summary>
-    public async Task<long?> TryClaimSceneAsync(SceneFile file, int modelId, TimeSpan lease, CancellationToken ct = default)
+    public async Task<SceneClaim?> TryClaimSceneAsync(SceneFile file, int modelId, TimeSpan lease, CancellationToken ct = default)
     {
         await using var cmd = DataSource.CreateCommand("""
-            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status)
-            VALUES ($1, $2, $3, $4, 'ingesting')
+            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, claim_token)
+            VALUES ($1, $2, $3, $4, 'ingesting', gen_random_uuid())
             ON CONFLICT (content_sha256, model_id) DO UPDATE
-               SET status = 'ingesting', path = EXCLUDED.path, error = NULL, updated_at = now()
+               SET status = 'ingesting', path = EXCLUDED.path, error = NULL, updated_at = now(), claim_token = gen_random_uuid()
              WHERE scenes.status IN ('pending', 'failed')
                 OR (scenes.status = 'ingesting' AND scenes.updated_at < now() - $5)
-            RETURNING id
+            RETURNING id, claim_token
             """);
         cmd.Parameters.Add(new() { Value = file.Path });
         cmd.Parameters.Add(new() { Value = file.ContentSha256 });
         cmd.Parameters.Add(new() { Value = file.SizeBytes });
         cmd.Parameters.Add(new() { Value = modelId });
         cmd.Parameters.Add(new() { Value = lease });
-        var id = await cmd.ExecuteScalarAsync(ct);
-        return id is long l ? l : null;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? new SceneClaim(r.GetInt64(0), r.GetGuid(1)) : null;
     }
 
-    /// <summary>Keeps a claimed scene's lease alive during a long ingestion.</summary>
-    public async Task HeartbeatAsync(long sceneId, CancellationToken ct = default)
+    /// <summary>Keeps a claimed scene's lease alive during a long ingestion; throws when another worker took it over.</summary>
+    public async Task HeartbeatAsync(SceneClaim claim, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET updated_at = now() WHERE id = $1 AND status = 'ingesting'");
-        cmd.Parameters.Add(new() { Value = sceneId });
-        await cmd.ExecuteNonQueryAsync(ct);
+        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET updated_at = now() WHERE id = $1 AND claim_token = $2 AND status = 'ingesting'");
+        cmd.Parameters.Add(new() { Value = claim.SceneId });
+        cmd.Parameters.Add(new() { Value = claim.Token });
+        if (await cmd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(claim.SceneId);
     }
 
     /// <summary>
     /// Replaces the scene's tiles (binary COPY) and marks it done (or empty when there are none), atomically.
     /// </summary>
-    public async Task CompleteSceneAsync(long sceneId, SceneMetadata meta, IReadOnlyList<TileRecord> tiles, int modelId,
+    public async Task CompleteSceneAsync(SceneClaim claim, SceneMetadata meta, IReadOnlyList<TileRecord> tiles, int modelId,
         int skippedTiles, CancellationToken ct = default)
     {
-        await using var writer = await BeginSceneTilesAsync(sceneId, modelId, ct);
+        await using var writer = await BeginSceneTilesAsync(claim, modelId, ct);
         await writer.WriteAsync(tiles, ct);
         await writer.CompleteAsync(meta, skippedTiles, ct);
     }
@@ -83,7 +84,7 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
     /// <see cref="SceneTileWriter.CompleteAsync"/> marks the scene done in the same transaction. Disposing without
     /// completing rolls everything back, so a crash never leaves half a scene looking complete.
     /// </summary>
-    public async Task<SceneTileWriter> BeginSceneTilesAsync(long sceneId, int modelId, CancellationToken ct = default)
+    public async Task<SceneTileWriter> BeginSceneTilesAsync(SceneClaim claim, int modelId, CancellationToken ct = default)
     {
         var conn = await DataSource.OpenConnectionAsync(ct);
         try
@@ -91,14 +92,14 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
             var tx = await conn.BeginTransactionAsync(ct);
             await using (var del = new NpgsqlCommand("DELETE FROM tiles WHERE scene_id = $1", conn, tx))
             {
-                del.Parameters.Add(new() { Value = sceneId });
+                del.Parameters.Add(new() { Value = claim.SceneId });
                 await del.ExecuteNonQueryAsync(ct);
             }
             var importer = await conn.BeginBinaryImportAsync("""
                 COPY tiles (scene_id, model_id, grid_row, grid_col, px_x, px_y, px_width, px_height,
                             footprint, footprint_native, nodata_fraction, caption, embedding) FROM STDIN (FORMAT BINARY)
                 """, ct);
-            return new SceneTileWriter(conn, tx, importer, sceneId, modelId);
+            return new SceneTileWriter(conn, tx, importer, claim, modelId);
         }
         catch
         {
@@ -107,13 +108,17 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
         }
     }
 
-    /// <summary>Records a scene's failure (its tiles, if any from an earlier run, stay untouched).</summary>
-    public async Task FailSceneAsync(long sceneId, string error, CancellationToken ct = default)
+    /// <summary>
+    /// Records a scene's failure (its tiles, if any from an earlier run, stay untouched). A claim that was taken over
+    /// changes nothing: the scene belongs to the other worker now. Returns whether the failure was recorded.
+    /// </summary>
+    public async Task<bool> FailSceneAsync(SceneClaim claim, string error, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET status = 'failed', error = $2, updated_at = now() WHERE id = $1");
-        cmd.Parameters.Add(new() { Value = sceneId });
+        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET status = 'failed', error = $3, updated_at = now() WHERE id = $1 AND claim_token = $2");
+        cmd.Parameters.Add(new() { Value = claim.SceneId });
+        cmd.Parameters.Add(new() { Value = claim.Token });
         cmd.Parameters.Add(new() { Value = error });
-        await cmd.ExecuteNonQueryAsync(ct);
+        return await cmd.ExecuteNonQueryAsync(ct) > 0;
     }
 
     public Task<SceneRow?> GetSceneAsync(long sceneId, CancellationToken ct = default) =>
@@ -223,15 +228,16 @@ public sealed class SceneTileWriter : IAsyncDisposable
     private readonly NpgsqlConnection _conn;
     private readonly NpgsqlTransaction _tx;
     private NpgsqlBinaryImporter? _importer;
+    private readonly SceneClaim _claim;
     private readonly long _sceneId;
     private readonly int _modelId;
     private bool _completed;
 
     public int Count { get; private set; }
 
-    internal SceneTileWriter(NpgsqlConnection conn, NpgsqlTransaction tx, NpgsqlBinaryImporter importer, long sceneId, int modelId)
+    internal SceneTileWriter(NpgsqlConnection conn, NpgsqlTransaction tx, NpgsqlBinaryImporter importer, SceneClaim claim, int modelId)
     {
-        _conn = conn; _tx = tx; _importer = importer; _sceneId = sceneId; _modelId = modelId;
+        _conn = conn; _tx = tx; _importer = importer; _claim = claim; _sceneId = claim.SceneId; _modelId = modelId;
     }
 
     public async Task WriteAsync(IEnumerable<TileRecord> tiles, CancellationToken ct = default)
@@ -270,7 +276,7 @@ public sealed class SceneTileWriter : IAsyncDisposable
             UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
                    width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,
                    footprint = $10, acquired_at = $11, updated_at = now()
-             WHERE id = $1
+             WHERE id = $1 AND claim_token = $12
             """, _conn, _tx))
         {
             upd.Parameters.Add(new() { Value = _sceneId });
@@ -284,7 +290,9 @@ public sealed class SceneTileWriter : IAsyncDisposable
             upd.Parameters.Add(new() { Value = (object?)meta.CrsEpsg ?? DBNull.Value });
             upd.Parameters.Add(new() { Value = (object?)meta.Footprint ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
             upd.Parameters.Add(new() { Value = (object?)meta.AcquiredAt?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-            await upd.ExecuteNonQueryAsync(ct);
+            upd.Parameters.Add(new() { Value = _claim.Token });
+            // Fenced: a worker whose lease was taken over rolls back (DisposeAsync) instead of committing a second copy.
+            if (await upd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(_sceneId);
         }
         await _tx.CommitAsync(ct);
         _completed = true;

@@ -62,12 +62,12 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
     {
         var store = new CatalogStore(db.DataSource);
         var modelId = await ModelAsync(store);
-        var sceneId = (await store.TryClaimSceneAsync(new SceneFile("/data/a.tif", "sha-knn", 10), modelId, TimeSpan.FromMinutes(5)))!.Value;
+        var claim = (await store.TryClaimSceneAsync(new SceneFile("/data/a.tif", "sha-knn", 10), modelId, TimeSpan.FromMinutes(5)))!;
         var utm = new GeometryFactory(new PrecisionModel(), 26914);
         // Tiles 0..5 along a row of 1°-wide cells; tile i points along axis i.
         var tiles = Enumerable.Range(0, 6).Select(i => new TileRecord(0, i, i * 256, 0, 256, 256,
             Box(-98 + i, 47, -97 + i, 48), Box(i * 1000, 0, i * 1000 + 1000, 1000, utm), 0f, $"tile {i}", Direction(i))).ToList();
-        await store.CompleteSceneAsync(sceneId, new SceneMetadata(1536, 256, 3, null, 26914, Box(-98, 47, -92, 48), null), tiles, modelId, 0);
+        await store.CompleteSceneAsync(claim, new SceneMetadata(1536, 256, 3, null, 26914, Box(-98, 47, -92, 48), null), tiles, modelId, 0);
 
         // The query points along axis 1 with some of axis 4; the bbox covers tiles 3..5 only.
         var query = new float[256]; query[1] = 1f; query[4] = 0.5f;
@@ -79,7 +79,7 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
 
         var unfiltered = await store.SearchAsync(query, 2, new SearchFilter(ModelId: modelId));
         Assert.Equal([1, 4], unfiltered.Select(h => h.GridCol));
-        Assert.Equal(SceneStatus.Done, (await store.GetSceneAsync(sceneId))!.Status);
+        Assert.Equal(SceneStatus.Done, (await store.GetSceneAsync(claim.SceneId))!.Status);
     }
 
     [Fact]
@@ -91,10 +91,11 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
         var first = await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5));
         Assert.NotNull(first);
         Assert.Null(await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5))); // held by the first worker
-        await store.FailSceneAsync(first!.Value, "boom");
-        Assert.Equal(first, await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5))); // retry reclaims
-        await store.CompleteSceneAsync(first.Value, new SceneMetadata(1, 1, 3, null, null, null, null), [], modelId, 4);
-        var row = await store.GetSceneAsync(first.Value);
+        Assert.True(await store.FailSceneAsync(first!, "boom"));
+        var retry = await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5)); // retry reclaims
+        Assert.Equal(first.SceneId, retry!.SceneId);
+        await store.CompleteSceneAsync(retry, new SceneMetadata(1, 1, 3, null, null, null, null), [], modelId, 4);
+        var row = await store.GetSceneAsync(first.SceneId);
         Assert.Equal(SceneStatus.Empty, row!.Status);
         Assert.Equal(4, row.SkippedTiles);
         Assert.Null(await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5))); // already ingested
@@ -105,15 +106,50 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
     {
         var store = new CatalogStore(db.DataSource);
         var modelId = await ModelAsync(store);
-        var sceneId = (await store.TryClaimSceneAsync(new SceneFile("/data/c.tif", "sha-atomic", 10), modelId, TimeSpan.FromMinutes(5)))!.Value;
+        var claim = (await store.TryClaimSceneAsync(new SceneFile("/data/c.tif", "sha-atomic", 10), modelId, TimeSpan.FromMinutes(5)))!;
+        var sceneId = claim.SceneId;
         var utm = new GeometryFactory(new PrecisionModel(), 26914);
         var good = new TileRecord(0, 0, 0, 0, 1, 1, Box(0, 0, 1, 1), Box(0, 0, 1, 1, utm), 0, "ok", Direction(0));
         var bad = good with { GridCol = 1, Embedding = new float[12] };
         await Assert.ThrowsAsync<ArgumentException>(() =>
-            store.CompleteSceneAsync(sceneId, new SceneMetadata(1, 1, 3, null, null, null, null), [good, bad], modelId, 0));
+            store.CompleteSceneAsync(claim, new SceneMetadata(1, 1, 3, null, null, null, null), [good, bad], modelId, 0));
         await using var cmd = db.DataSource.CreateCommand("SELECT count(*) FROM tiles WHERE scene_id = $1");
         cmd.Parameters.Add(new NpgsqlParameter { Value = sceneId });
         Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
         Assert.Equal(SceneStatus.Ingesting, (await store.GetSceneAsync(sceneId))!.Status);
+    }
+
+    [Fact]
+    public async Task AWorkerWhoseLeaseWasTakenOverCannotCommitHeartbeatOrFailTheScene()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var modelId = await ModelAsync(store);
+        var file = new SceneFile("/data/d.tif", "sha-fence", 10);
+        var utm = new GeometryFactory(new PrecisionModel(), 26914);
+        var tile = new TileRecord(0, 0, 0, 0, 1, 1, Box(0, 0, 1, 1), Box(0, 0, 1, 1, utm), 0, "stale", Direction(0));
+        var meta = new SceneMetadata(1, 1, 3, null, null, null, null);
+
+        var stale = (await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5)))!;
+        var staleWriter = await store.BeginSceneTilesAsync(stale, modelId);
+        await staleWriter.WriteAsync([tile]);
+        await Task.Delay(50);
+        var current = await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMilliseconds(1));   // the lease ran out: taken over
+        Assert.NotNull(current);
+        Assert.Equal(stale.SceneId, current.SceneId);
+        Assert.NotEqual(stale.Token, current.Token);
+
+        await Assert.ThrowsAsync<SceneLeaseLostException>(() => staleWriter.CompleteAsync(meta, 0));
+        await staleWriter.DisposeAsync();   // rolls back
+        await Assert.ThrowsAsync<SceneLeaseLostException>(() => store.HeartbeatAsync(stale));
+        Assert.False(await store.FailSceneAsync(stale, "stale worker's error"));
+        Assert.Equal(SceneStatus.Ingesting, (await store.GetSceneAsync(stale.SceneId))!.Status);
+
+        await store.HeartbeatAsync(current);
+        await store.CompleteSceneAsync(current, meta, [tile with { Caption = "current" }], modelId, 0);
+        var row = await store.GetSceneAsync(current.SceneId);
+        Assert.Equal(SceneStatus.Done, row!.Status);
+        await using var cmd = db.DataSource.CreateCommand("SELECT string_agg(caption, ',') FROM tiles WHERE scene_id = $1");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = current.SceneId });
+        Assert.Equal("current", (string)(await cmd.ExecuteScalarAsync())!);
     }
 }

@@ -25,7 +25,7 @@ public sealed class SearchFixture : IAsyncLifetime
 
     private async Task<long> Seed(CatalogStore store, Random rng, string name, double lonOffset, DateTimeOffset acquired)
     {
-        var id = (await store.TryClaimSceneAsync(new SceneFile($"/{name}.tif", "sha-" + name, 1), ModelId, TimeSpan.FromMinutes(5)))!.Value;
+        var claim = (await store.TryClaimSceneAsync(new SceneFile($"/{name}.tif", "sha-" + name, 1), ModelId, TimeSpan.FromMinutes(5)))!;
         var utm = new GeometryFactory(new PrecisionModel(), 32614);
         var tiles = new List<TileRecord>();
         for (var r = 0; r < GridSide; r++)
@@ -37,8 +37,8 @@ public sealed class SearchFixture : IAsyncLifetime
             tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(x, y, x + 0.01, y + 0.01),
                 SearchTests.Box(c, r, c + 1, r + 1, utm), 0, $"{name} {r},{c}", v));
         }
-        await store.CompleteSceneAsync(id, new SceneMetadata(GridSide * 224, GridSide * 224, 3, null, 32614, null, acquired), tiles, ModelId, 0);
-        return id;
+        await store.CompleteSceneAsync(claim, new SceneMetadata(GridSide * 224, GridSide * 224, 3, null, 32614, null, acquired), tiles, ModelId, 0);
+        return claim.SceneId;
     }
 
     public Task DisposeAsync() => Db.DisposeAsync();
