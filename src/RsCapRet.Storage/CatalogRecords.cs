@@ -14,10 +14,7 @@ public sealed record SceneClaim(long SceneId, Guid Token);
 
 /// <summary>This worker's lease on the scene expired and another worker claimed it; nothing of this run was committed.</summary>
 public sealed class SceneLeaseLostException(long sceneId)
-    : Exception($"Scene {sceneId} was claimed by another worker after this worker's lease expired; this run's tiles were rolled back.")
-{
-    public long SceneId { get; } = sceneId;
-}
+    : Exception($"Scene {sceneId} was claimed by another worker after this worker's lease expired; this run's tiles were rolled back.");
 
 /// <summary>Scene-level facts found while ingesting, written together with the tiles.</summary>
 public sealed record SceneMetadata(int WidthPx, int HeightPx, int BandCount, string? CrsWkt, int? CrsEpsg,

@@ -229,7 +229,6 @@ public sealed class SceneTileWriter : IAsyncDisposable
     private readonly NpgsqlTransaction _tx;
     private NpgsqlBinaryImporter? _importer;
     private readonly SceneClaim _claim;
-    private readonly long _sceneId;
     private readonly int _modelId;
     private bool _completed;
 
@@ -237,7 +236,7 @@ public sealed class SceneTileWriter : IAsyncDisposable
 
     internal SceneTileWriter(NpgsqlConnection conn, NpgsqlTransaction tx, NpgsqlBinaryImporter importer, SceneClaim claim, int modelId)
     {
-        _conn = conn; _tx = tx; _importer = importer; _claim = claim; _sceneId = claim.SceneId; _modelId = modelId;
+        _conn = conn; _tx = tx; _importer = importer; _claim = claim; _modelId = modelId;
     }
 
     public async Task WriteAsync(IEnumerable<TileRecord> tiles, CancellationToken ct = default)
@@ -248,7 +247,7 @@ public sealed class SceneTileWriter : IAsyncDisposable
             if (t.Embedding.Length != 256)
                 throw new ArgumentException($"Tile ({t.GridRow},{t.GridCol}) has a {t.Embedding.Length}-d vector; 256 expected.");
             await writer.StartRowAsync(ct);
-            await writer.WriteAsync(_sceneId, NpgsqlDbType.Bigint, ct);
+            await writer.WriteAsync(_claim.SceneId, NpgsqlDbType.Bigint, ct);
             await writer.WriteAsync(_modelId, NpgsqlDbType.Integer, ct);
             await writer.WriteAsync(t.GridRow, NpgsqlDbType.Integer, ct);
             await writer.WriteAsync(t.GridCol, NpgsqlDbType.Integer, ct);
@@ -279,7 +278,7 @@ public sealed class SceneTileWriter : IAsyncDisposable
              WHERE id = $1 AND claim_token = $12
             """, _conn, _tx))
         {
-            upd.Parameters.Add(new() { Value = _sceneId });
+            upd.Parameters.Add(new() { Value = _claim.SceneId });
             upd.Parameters.Add(new() { Value = Count > 0 ? "done" : "empty" });
             upd.Parameters.Add(new() { Value = Count });
             upd.Parameters.Add(new() { Value = skippedTiles });
@@ -292,7 +291,7 @@ public sealed class SceneTileWriter : IAsyncDisposable
             upd.Parameters.Add(new() { Value = (object?)meta.AcquiredAt?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
             upd.Parameters.Add(new() { Value = _claim.Token });
             // Fenced: a worker whose lease was taken over rolls back (DisposeAsync) instead of committing a second copy.
-            if (await upd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(_sceneId);
+            if (await upd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(_claim.SceneId);
         }
         await _tx.CommitAsync(ct);
         _completed = true;
