@@ -39,7 +39,7 @@ public sealed class RsCapRetTrainer
         _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
     }
 
-    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, IReadOnlyList<CaptionedImage> Images);
+    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, IReadOnlyList<CaptionedImage> Images, int[] CaptionGroups);
 
     public IReadOnlyList<EpochResult> Run(CancellationToken ct = default)
     {
@@ -54,6 +54,7 @@ public sealed class RsCapRetTrainer
         var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages);
         var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
+        if (_cfg.CaptionGroupsArePositives) _log($"caption groups (positives of each other): {train.CaptionGroups.Distinct().Count()} over {train.Images.Count} images");
 
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();
         _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.numel()):N0} trainable");
@@ -167,7 +168,42 @@ public sealed class RsCapRetTrainer
                 return ids.Length <= _cfg.MaxCaptionTokens ? ids : [.. ids[..(_cfg.MaxCaptionTokens - 2)], tokenizer.RetId, tokenizer.EosId];
             }).ToList();
         }
-        return new Split(pixels, captions, images);
+        return new Split(pixels, captions, images, CaptionGroups(images.Select(i => i.Captions).ToList()));
+    }
+
+    /// <summary>
+    /// A group id per image: images that share a reference caption (after case, punctuation and spacing are
+    /// normalised) are in one group, transitively. Union-find over the caption strings.
+    /// </summary>
+    public static int[] CaptionGroups(IReadOnlyList<IReadOnlyList<string>> captionsPerImage)
+    {
+        var parent = Enumerable.Range(0, captionsPerImage.Count).ToArray();
+        int Find(int x) { while (parent[x] != x) x = parent[x] = parent[parent[x]]; return x; }
+        var firstImageWith = new Dictionary<string, int>();
+        for (var i = 0; i < captionsPerImage.Count; i++)
+            foreach (var caption in captionsPerImage[i])
+            {
+                var key = NormaliseCaption(caption);
+                if (key.Length == 0) continue;
+                if (firstImageWith.TryGetValue(key, out var j)) parent[Find(i)] = Find(j);
+                else firstImageWith[key] = i;
+            }
+        return Enumerable.Range(0, parent.Length).Select(Find).ToArray();
+    }
+
+    private static string NormaliseCaption(string caption) =>
+        string.Join(' ', new string(caption.ToLowerInvariant().Select(c => char.IsLetterOrDigit(c) ? c : ' ').ToArray())
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>[i, j] = 1 where batch items i and j are in the same caption group.</summary>
+    public static Tensor SameGroup(IReadOnlyList<int> groups)
+    {
+        var n = groups.Count;
+        var same = new float[n * n];
+        for (var i = 0; i < n; i++)
+            for (var j = 0; j < n; j++)
+                same[i * n + j] = groups[i] == groups[j] ? 1 : 0;
+        return tensor(same, [n, n]);
     }
 
     /// <summary>[i, j] = 1 where the batch's texts i and j are the same caption (UCM repeats captions across images of a class).</summary>
@@ -231,7 +267,9 @@ public sealed class RsCapRetTrainer
         var (textIds, textMask) = TokenBatch.PadRight(chosen.Select(c => (IReadOnlyList<int>)c[..^1]).ToList()); // drop EOS: ends at [RET]
         var ret = model.RetEmbedding(textIds, textMask);
         var img = F.normalize(model.Heads.image_to_shared_forward(pooled), dim: -1);
-        var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret), _cfg.DuplicateCaptionsArePositives ? SameCaption(chosen) : null);
+        var positives = _cfg.CaptionGroupsArePositives ? SameGroup(idx.Select(i => data.CaptionGroups[i]).ToList())
+            : _cfg.DuplicateCaptionsArePositives ? SameCaption(chosen) : null;
+        var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret), positives);
 
         var loss = _cfg.CaptionLossWeight * captionLoss + _cfg.ContrastiveLossWeight * contrastive;
         loss.backward();

@@ -39,6 +39,12 @@ public sealed record TrainConfig
     [JsonPropertyName("caption_loss_weight")] public double CaptionLossWeight { get; init; } = 1;
     /// <summary>Treat identical captions in a batch as positives of each other's images instead of negatives.</summary>
     [JsonPropertyName("duplicate_captions_positive")] public bool DuplicateCaptionsArePositives { get; init; }
+    /// <summary>
+    /// Treat images linked by shared reference captions (connected components over the training split: image A
+    /// shares a caption with B, B with C) as positives of each other. On UCM the groups are the scene classes,
+    /// recovered from the captions alone; it subsumes duplicate_captions_positive.
+    /// </summary>
+    [JsonPropertyName("caption_groups_positive")] public bool CaptionGroupsArePositives { get; init; }
     [JsonPropertyName("contrastive_loss_weight")] public double ContrastiveLossWeight { get; init; } = 1;
     [JsonPropertyName("concat_probability")] public double ConcatProbability { get; init; } = 0.5;
     [JsonPropertyName("max_caption_tokens")] public int MaxCaptionTokens { get; init; } = 40;

@@ -36,4 +36,33 @@ public sealed class DuplicateCaptionContrastiveTests
         Assert.Equal(expected, RsCapRetModel.InfoNce(logits, positives).item<float>(), 5);
         Assert.True(RsCapRetModel.InfoNce(logits, positives).item<float>() > RsCapRetModel.InfoNce(logits).item<float>());
     }
+
+    [Fact]
+    public void CaptionGroupsLinkImagesThroughSharedCaptionsTransitively()
+    {
+        // 0 and 1 share a caption (up to case, punctuation and spacing), 1 and 2 share another: one group.
+        // 3 shares nothing; 4 repeats a caption of its own (no link to anyone else).
+        string[][] captions =
+        [
+            ["There are many planes .", "An airport."],
+            ["there are many  planes", "Planes parked near the terminal ."],
+            ["planes parked near the terminal", "A runway."],
+            ["A baseball field ."],
+            ["Storage tanks .", "storage tanks"],
+        ];
+        var groups = RsCapRetTrainer.CaptionGroups(captions);
+        Assert.Equal(groups[0], groups[1]);
+        Assert.Equal(groups[1], groups[2]);
+        Assert.Equal(3, groups.Distinct().Count());
+        Assert.NotEqual(groups[0], groups[3]);
+        Assert.NotEqual(groups[3], groups[4]);
+        Assert.NotEqual(groups[0], groups[4]);
+    }
+
+    [Fact]
+    public void SameGroupMarksBatchItemsOfOneGroup()
+    {
+        var same = RsCapRetTrainer.SameGroup([7, 3, 7, 9]).data<float>().ToArray();
+        Assert.Equal(new float[] { 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 1 }, same);
+    }
 }

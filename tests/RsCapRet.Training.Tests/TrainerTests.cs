@@ -46,6 +46,20 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void CaptionGroupsChangeTheContrastiveTargetOnUcmImagesThatShareCaptions()
+    {
+        // UCM's first training images are one class whose captions repeat across images; one step of one batch.
+        var log = new List<string>();
+        var grouped = new RsCapRetTrainer(TinyFull(maxSteps: 1, trainImages: 16) with { BatchSize = 16, CaptionGroupsArePositives = true }, Path.Combine(_dir.FullName, "grouped"), log.Add).Run();
+        var groupLine = Assert.Single(log, l => l.StartsWith("caption groups"));
+        var groups = int.Parse(groupLine.Split(": ")[1].Split(' ')[0]);
+        Assert.InRange(groups, 1, 15);   // some of the 16 images were linked
+        var plain = new RsCapRetTrainer(TinyFull(maxSteps: 1, trainImages: 16) with { BatchSize = 16 }, Path.Combine(_dir.FullName, "plain"), _ => { }).Run();
+        Assert.Equal(plain[0].CaptionLoss, grouped[0].CaptionLoss, 6);   // same batch, same captions
+        Assert.NotEqual(plain[0].ContrastiveLoss, grouped[0].ContrastiveLoss);
+    }
+
+    [Fact]
     public void CrashAndResumeGivesTheSameWeightsAsAnUninterruptedRun()
     {
         var straight = Path.Combine(_dir.FullName, "straight");
