@@ -64,7 +64,7 @@ public sealed class ClipAttention : nn.Module
     public Tensor Forward(Tensor x, Tensor? mask)
     {
         long b = x.shape[0], t = x.shape[1];
-        var q = (q_proj.forward(x) * (1.0 / Math.Sqrt(_headDim))).view(b, t, _heads, _headDim).transpose(1, 2);
+        var q = (q_proj.forward(x) * Scalars.Of(1.0 / Math.Sqrt(_headDim))).view(b, t, _heads, _headDim).transpose(1, 2);
         var k = k_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);
         var v = v_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);
         var scores = matmul(q, k.transpose(2, 3));
@@ -90,7 +90,7 @@ public sealed class ClipMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         var h = fc1.forward(x);
-        h = _quickGelu ? h * sigmoid(1.702 * h) : F.gelu(h);
+        h = _quickGelu ? h * sigmoid(h * Scalars.Of(1.702)) : F.gelu(h);
         return fc2.forward(h);
     }
 }
@@ -299,7 +299,7 @@ public sealed class ClipTextTransformer : nn.Module
     {
         long b = ids.shape[0], t = ids.shape[1];
         var x = embeddings.forward(ids);
-        var causal = full(t, t, float.NegativeInfinity, x.dtype, x.device).triu(1).view(1, 1, t, t);
+        var causal = full(t, t, Scalars.Of(double.NegativeInfinity), x.dtype, x.device).triu(1).view(1, 1, t, t);
         var last = final_layer_norm.forward(encoder.Forward(x, causal));
         // The first position holding the end-of-text id (argmax of the equality picks the first maximum).
         var eosPos = ids.eq(_eosId).to_type(ScalarType.Int32).argmax(-1);

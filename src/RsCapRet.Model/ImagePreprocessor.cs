@@ -22,12 +22,12 @@ public sealed record ImagePreprocessor(int Size = 224)
     {
         if (image.Width <= 0 || image.Height <= 0) throw new ArgumentException("The image is empty.", nameof(image));
         using var scope = NewDisposeScope();
-        var x = tensor(image.Pixels, [image.Height, image.Width, 3], ScalarType.Byte).permute(2, 0, 1).to_type(ScalarType.Float32).div(255f).unsqueeze(0);
+        var x = tensor(image.Pixels, [image.Height, image.Width, 3], ScalarType.Byte).permute(2, 0, 1).to_type(ScalarType.Float32).div(Scalars.Of(255.0)).unsqueeze(0);
         if (image.Width != Size || image.Height != Size)
         {
             var scale = (double)Size / Math.Min(image.Width, image.Height);
             long h = Math.Max(Size, (long)Math.Round(image.Height * scale)), w = Math.Max(Size, (long)Math.Round(image.Width * scale));
-            x = F.interpolate(x, [h, w], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).clamp(0, 1);
+            x = F.interpolate(x, [h, w], mode: InterpolationMode.Bicubic, align_corners: false, antialias: true).clamp(Scalars.Of(0.0), Scalars.Of(1.0));
             long top = (h - Size) / 2, left = (w - Size) / 2;
             x = x.narrow(2, top, Size).narrow(3, left, Size);
         }

@@ -105,7 +105,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = x.to_type(ScalarType.Float32);
-        h = h * rsqrt(h.pow(2).mean([-1], keepdim: true) + _eps);
+        h = h * rsqrt(h.square().mean([-1], keepdim: true) + Scalars.Of(_eps));
         return (weight * h.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }
@@ -116,7 +116,7 @@ internal static class Rotary
     public static (Tensor Cos, Tensor Sin) CosSin(Tensor positionIds, int headDim, double theta, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var invFreq = 1.0 / pow(theta, arange(0, headDim, 2, ScalarType.Int64, positionIds.device).to_type(ScalarType.Float32) / headDim);
+        var invFreq = pow(theta, arange(0, headDim, 2, ScalarType.Int64, positionIds.device).to_type(ScalarType.Float32) / Scalars.Of((double)headDim)).reciprocal();
         var freqs = positionIds.to_type(ScalarType.Float32).unsqueeze(-1) * invFreq;   // [B, T, hd/2]
         var emb = cat([freqs, freqs], -1).unsqueeze(1);                                  // [B, 1, T, hd]
         return (emb.cos().to_type(dtype).MoveToOuterDisposeScope(), emb.sin().to_type(dtype).MoveToOuterDisposeScope());
@@ -160,7 +160,7 @@ public sealed class LlamaAttention : nn.Module
             k = k.repeat_interleave(_heads / _kvHeads, 1);
             v = v.repeat_interleave(_heads / _kvHeads, 1);
         }
-        var scores = matmul(q, k.transpose(2, 3)) * (1.0 / Math.Sqrt(_headDim)) + mask;
+        var scores = matmul(q, k.transpose(2, 3)) * Scalars.Of(1.0 / Math.Sqrt(_headDim)) + mask;
         var weights = F.softmax(scores, -1, ScalarType.Float32).to_type(q.dtype);
         var y = matmul(weights, v).transpose(1, 2).reshape(b, t, _heads * _headDim);
         return o_proj.forward(y);
@@ -328,14 +328,14 @@ public sealed class LlamaForCausalLM : nn.Module
         attentionMask ??= ones(b, total, ScalarType.Int64, device);
         if (attentionMask.shape[1] != total)
             throw new ArgumentException($"attention mask covers {attentionMask.shape[1]} positions; {total} expected (past {past} + {t}).");
-        positionIds ??= (attentionMask.to_type(ScalarType.Int64).cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+        positionIds ??= (attentionMask.to_type(ScalarType.Int64).cumsum(1) - Scalars.Of(1L)).clamp_min(Scalars.Of(0L)).narrow(1, past, t);
 
         // Additive mask [B, 1, T, past+T]: causal (key position <= query position) and not padding.
         var queryPos = arange(past, total, device: device).view(1, 1, t, 1);
         var keyPos = arange(0, total, device: device).view(1, 1, 1, total);
         var allowed = keyPos.le(queryPos).logical_and(attentionMask.view(b, 1, 1, total).to_type(ScalarType.Bool));
         var minValue = embeds.dtype == ScalarType.Float32 ? float.MinValue : -1e4f;
-        var mask = zeros(b, 1, t, total, embeds.dtype, device).masked_fill(allowed.logical_not(), minValue);
+        var mask = zeros(b, 1, t, total, embeds.dtype, device).masked_fill(allowed.logical_not(), Scalars.Of((double)minValue));
 
         var (cos, sin) = Rotary.CosSin(positionIds, Config.HeadDim, Config.RopeTheta, embeds.dtype);
         var hidden = model.Forward(embeds, cos, sin, mask, cache);

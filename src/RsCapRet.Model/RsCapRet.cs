@@ -232,14 +232,14 @@ public sealed class RsCapRetModel : nn.Module
         if (positives is null)
         {
             var labels = arange(logitsPerImage.shape[0], device: logitsPerImage.device);
-            loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+            loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / Scalars.Of(2.0);
         }
         else
         {
             // Several positives per row (e.g. texts that are the same caption): the target spreads evenly over them.
             var target = positives.to_type(logitsPerImage.dtype).to(logitsPerImage.device);
             Tensor Direction(Tensor logits, Tensor t) => -(t / t.sum(1, keepdim: true) * F.log_softmax(logits, 1)).sum(1).mean();
-            loss = (Direction(logitsPerImage, target) + Direction(logitsPerImage.t(), target.t())) / 2;
+            loss = (Direction(logitsPerImage, target) + Direction(logitsPerImage.t(), target.t())) / Scalars.Of(2.0);
         }
         return loss.MoveToOuterDisposeScope();
     }
@@ -258,7 +258,7 @@ public sealed class RsCapRetModel : nn.Module
         using var scope = NewDisposeScope();
         var b = pixels.shape[0];
         var prefix = VisualPrefix(PooledImage(pixels));
-        var bos = llm.EmbedTokens(full(b, 1, BosTokenId, ScalarType.Int64, Device));
+        var bos = llm.EmbedTokens(full(b, 1, Scalars.Of((long)BosTokenId), ScalarType.Int64, Device));
         var start = cat([prefix, bos], 1);
         if (options.BeamWidth <= 1) return Greedy(start, options.MaxNewTokens, suppressRet: true).Select(r => r.Ids).ToList();
         var results = new List<int[]>();

@@ -166,7 +166,7 @@ public sealed class ClipTrainer
         var loss = RsCapRetModel.InfoNce(logits);
         loss.backward();
         optimizer.step();
-        using (no_grad()) model.LogitScale.clamp_(0, Math.Log(100));
+        using (no_grad()) model.LogitScale.clamp_(Scalars.Of(0.0), Scalars.Of(Math.Log(100)));
         return loss.item<float>();
     }
 

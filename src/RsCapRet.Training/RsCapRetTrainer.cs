@@ -252,7 +252,7 @@ public sealed class RsCapRetTrainer
         var hidden = model.Llm.EmbeddingWeight.shape[1];
         var batchEmbeds = zeros(idx.Length, maxLen, hidden, dtype: model.Llm.EmbeddingWeight.dtype, device: device);
         var mask = zeros(idx.Length, maxLen, ScalarType.Int64, device);
-        var labelsAll = full(idx.Length, maxLen, -100L, ScalarType.Int64);
+        var labelsAll = full(idx.Length, maxLen, Scalars.Of(-100L), ScalarType.Int64);
         for (var b = 0; b < sequences.Count; b++)
         {
             var len = sequences[b].Labels.Length;
@@ -271,11 +271,11 @@ public sealed class RsCapRetTrainer
             : _cfg.DuplicateCaptionsArePositives ? SameCaption(chosen) : null;
         var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret), positives);
 
-        var loss = _cfg.CaptionLossWeight * captionLoss + _cfg.ContrastiveLossWeight * contrastive;
+        var loss = captionLoss * Scalars.Of(_cfg.CaptionLossWeight) + contrastive * Scalars.Of(_cfg.ContrastiveLossWeight);
         loss.backward();
         if (_cfg.Mode == "heads") MaskToRetRow(model);
         optimizer.step();
-        using (no_grad()) model.Heads.LogitScale.clamp_(0, Math.Log(100));
+        using (no_grad()) model.Heads.LogitScale.clamp_(Scalars.Of(0.0), Scalars.Of(Math.Log(100)));
         return (loss.item<float>(), captionLoss.item<float>(), contrastive.item<float>());
     }
 
@@ -307,7 +307,7 @@ public sealed class RsCapRetTrainer
                 // Validation caption loss on each image's first caption, no concatenation.
                 var ids = Enumerable.Range(s, n).Select(i => val.Captions[i][0]).ToArray();
                 var (idTensor, mask) = TokenBatch.PadRight(ids.Select(c => (IReadOnlyList<int>)c).ToList());
-                var labels = full(n, idTensor.shape[1] + model.Heads.PrefixTokens, -100L, ScalarType.Int64);
+                var labels = full(n, idTensor.shape[1] + model.Heads.PrefixTokens, Scalars.Of(-100L), ScalarType.Int64);
                 for (var b = 0; b < n; b++)
                     labels[b, TensorIndex.Slice(model.Heads.PrefixTokens, model.Heads.PrefixTokens + ids[b].Length - 1)] = tensor(ids[b][1..].Select(i => (long)i).ToArray());
                 var logits = model.CaptionLogits(px, idTensor, mask);
