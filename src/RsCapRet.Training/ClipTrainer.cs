@@ -156,7 +156,7 @@ public sealed class ClipTrainer
     private double TrainStep(ClipModel model, AdamW optimizer, Split data, int[] idx, int step, double lr, Device device)
     {
         using var scope = NewDisposeScope();
-        var rng = new Random(HashCode.Combine(_cfg.Seed, step));
+        var rng = new Random(TrainingRun.StepSeed(_cfg.Seed, step));
         foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
         optimizer.zero_grad();
         var pixels = data.Pixels.index_select(0, tensor(idx.Select(i => (long)i).ToArray())).to(device);

@@ -220,7 +220,7 @@ public sealed class RsCapRetTrainer
     private (double Loss, double Caption, double Contrastive) TrainStep(RsCapRetModel model, Adam optimizer, Split data, int[] idx, int step, Device device)
     {
         using var scope = NewDisposeScope();
-        var rng = new Random(HashCode.Combine(_cfg.Seed, step));
+        var rng = new Random(TrainingRun.StepSeed(_cfg.Seed, step));
         foreach (var g in optimizer.ParamGroups) g.LearningRate = LearningRate(step);
         optimizer.zero_grad();
 

@@ -39,6 +39,19 @@ public static class TrainingRun
         names is null ? datasets : datasets.Where(d => names.Contains(d.Name)).ToList();
 
     /// <summary>The epoch's image order: a pure function of the seed, so a resumed run sees the same batches.</summary>
+    /// <summary>
+    /// The seed of one step's random draws (augmentation, captions, pairings): a fixed mix of the run seed and the
+    /// step. Not HashCode.Combine, whose seed changes with every process: a resumed or repeated run would draw
+    /// differently from the original.
+    /// </summary>
+    public static int StepSeed(int seed, int step)
+    {
+        var z = unchecked(((ulong)(uint)seed << 32 | (uint)step) + 0x9E3779B97F4A7C15UL);   // SplitMix64 finaliser
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
+    }
+
     public static int[] Permutation(int n, int seed)
     {
         var rng = new Random(seed);

@@ -59,6 +59,20 @@ public sealed class TrainerTests : IDisposable
         Assert.NotEqual(plain[0].ContrastiveLoss, grouped[0].ContrastiveLoss);
     }
 
+    /// <summary>
+    /// Step seeds are fixed numbers, the same in every process (values from an independent SplitMix64 in Python):
+    /// the in-process resume test below cannot see a per-process hash (HashCode.Combine), which made a run resumed
+    /// in a new process draw different crops and captions.
+    /// </summary>
+    [Fact]
+    public void StepSeedsAreTheSameInEveryProcess()
+    {
+        Assert.Equal(1051451323, TrainingRun.StepSeed(42, 0));
+        Assert.Equal(1616377404, TrainingRun.StepSeed(42, 1));
+        Assert.Equal(284740553, TrainingRun.StepSeed(42, 1170));
+        Assert.Equal(158151163, TrainingRun.StepSeed(3, 0));
+    }
+
     [Fact]
     public void CrashAndResumeGivesTheSameWeightsAsAnUninterruptedRun()
     {
