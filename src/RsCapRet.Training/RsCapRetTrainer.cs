@@ -39,7 +39,8 @@ public sealed class RsCapRetTrainer
         _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
     }
 
-    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, IReadOnlyList<CaptionedImage> Images, int[] CaptionGroups);
+    /// <summary>One split in memory; <see cref="CaptionGroups"/> only for the training split with caption_groups_positive.</summary>
+    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, IReadOnlyList<CaptionedImage> Images, int[]? CaptionGroups = null);
 
     public IReadOnlyList<EpochResult> Run(CancellationToken ct = default)
     {
@@ -52,9 +53,10 @@ public sealed class RsCapRetTrainer
         using var model = BuildModel(tokenizer, device);
         var pre = new ImagePreprocessor(model.ImageSize);
         var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages);
+        if (_cfg.CaptionGroupsArePositives) train = train with { CaptionGroups = CaptionGroups(train.Images.Select(i => i.Captions).ToList()) };
         var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
-        if (_cfg.CaptionGroupsArePositives) _log($"caption groups (positives of each other): {train.CaptionGroups.Distinct().Count()} over {train.Images.Count} images");
+        if (train.CaptionGroups is { } groups) _log($"caption groups (positives of each other): {groups.Distinct().Count()} over {train.Images.Count} images");
 
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();
         _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.numel()):N0} trainable");
@@ -168,7 +170,7 @@ public sealed class RsCapRetTrainer
                 return ids.Length <= _cfg.MaxCaptionTokens ? ids : [.. ids[..(_cfg.MaxCaptionTokens - 2)], tokenizer.RetId, tokenizer.EosId];
             }).ToList();
         }
-        return new Split(pixels, captions, images, CaptionGroups(images.Select(i => i.Captions).ToList()));
+        return new Split(pixels, captions, images);
     }
 
     /// <summary>
@@ -196,25 +198,20 @@ public sealed class RsCapRetTrainer
             .Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
     /// <summary>[i, j] = 1 where batch items i and j are in the same caption group.</summary>
-    public static Tensor SameGroup(IReadOnlyList<int> groups)
-    {
-        var n = groups.Count;
-        var same = new float[n * n];
-        for (var i = 0; i < n; i++)
-            for (var j = 0; j < n; j++)
-                same[i * n + j] = groups[i] == groups[j] ? 1 : 0;
-        return tensor(same, [n, n]);
-    }
+    public static Tensor SameGroup(IReadOnlyList<int> groups) => PairMask(groups.Count, (i, j) => groups[i] == groups[j]);
 
     /// <summary>[i, j] = 1 where the batch's texts i and j are the same caption (UCM repeats captions across images of a class).</summary>
-    public static Tensor SameCaption(IReadOnlyList<int[]> captions)
+    public static Tensor SameCaption(IReadOnlyList<int[]> captions) =>
+        PairMask(captions.Count, (i, j) => i == j || captions[i].AsSpan().SequenceEqual(captions[j]));
+
+    /// <summary>An [n, n] float mask of InfoNCE positives: 1 where <paramref name="positive"/> holds.</summary>
+    private static Tensor PairMask(int n, Func<int, int, bool> positive)
     {
-        var n = captions.Count;
-        var same = new float[n * n];
+        var mask = new float[n * n];
         for (var i = 0; i < n; i++)
             for (var j = 0; j < n; j++)
-                same[i * n + j] = i == j || captions[i].AsSpan().SequenceEqual(captions[j]) ? 1 : 0;
-        return tensor(same, [n, n]);
+                mask[i * n + j] = positive(i, j) ? 1 : 0;
+        return tensor(mask, [n, n]);
     }
 
     private (double Loss, double Caption, double Contrastive) TrainStep(RsCapRetModel model, Adam optimizer, Split data, int[] idx, int step, Device device)
@@ -267,7 +264,7 @@ public sealed class RsCapRetTrainer
         var (textIds, textMask) = TokenBatch.PadRight(chosen.Select(c => (IReadOnlyList<int>)c[..^1]).ToList()); // drop EOS: ends at [RET]
         var ret = model.RetEmbedding(textIds, textMask);
         var img = F.normalize(model.Heads.image_to_shared_forward(pooled), dim: -1);
-        var positives = _cfg.CaptionGroupsArePositives ? SameGroup(idx.Select(i => data.CaptionGroups[i]).ToList())
+        var positives = data.CaptionGroups is { } groups ? SameGroup(idx.Select(i => groups[i]).ToList())
             : _cfg.DuplicateCaptionsArePositives ? SameCaption(chosen) : null;
         var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret), positives);
 

@@ -41,16 +41,13 @@ public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase
             ("a beach", "beach"), ("a harbor with boats", "harbor"), ("a parking lot with cars", "parkinglot"), ("a freeway", "freeway"),
             ("tennis courts", "tenniscourt"), ("farmland", "agricultural"),
         ];
-        var root = RepositoryPaths.FindRoot();
-        var model = Path.Combine(root, "models", "default");
-        var mosaic = Path.Combine(root, "samples", "scenes", "ucm_val_mosaic_epsg32610_0.3m.tif");
-        var cells = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(mosaic, ".index.json")))!
-            .ToDictionary(c => (c.Row, c.Col), c => c.Class);
+        var model = Path.Combine(RepositoryPaths.FindRoot(), "models", "default");
+        var cells = MosaicCells().ToDictionary(c => (c.Row, c.Col), c => c.Class);
         Assert.Equal(queries.Select(q => q.Class).Order(), cells.Values.Distinct().Order());
         using var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu");
         var store = new Storage.CatalogStore(db.DataSource);
         var modelId = await store.RegisterModelAsync(encoder.Identity);
-        var ingest = await new Pipeline.SceneIngestor(store, encoder).IngestAsync(mosaic,
+        var ingest = await new Pipeline.SceneIngestor(store, encoder).IngestAsync(Mosaic,
             new Pipeline.IngestOptions { Tiling = new Raster.TilingOptions { TargetGsd = DemoCommands.ModelGsd(model) } });
         var report = new List<string>();
         var hitsOfClass = 0;
@@ -69,9 +66,14 @@ public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase
     [Fact]
     public void MosaicIndexDescribesEveryCell()
     {
-        var index = Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "ucm_val_mosaic_epsg32610_0.3m.index.json");
-        var cells = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(index))!;
+        var cells = MosaicCells();
         Assert.Equal(36, cells.Select(c => (c.Row, c.Col)).Distinct().Count());
         Assert.All(cells.GroupBy(c => c.Class), g => Assert.Equal(3, g.Count()));
     }
+
+    private static string Mosaic => Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "ucm_val_mosaic_epsg32610_0.3m.tif");
+
+    /// <summary>The mosaic's cell index (.index.json beside the GeoTIFF).</summary>
+    private static List<DemoCommands.MosaicCell> MosaicCells() =>
+        JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!;
 }
