@@ -189,12 +189,25 @@ public sealed class ClipVisionTransformer : nn.Module
 }
 
 /// <summary>CLIPVisionModel / CLIPVisionModelWithProjection: the image encoder RS-CapRet freezes.</summary>
-public sealed class ClipVisionModel : nn.Module
+public sealed class ClipVisionModel : VisionBackbone
 {
     private readonly ClipVisionTransformer vision_model;
     private readonly Linear? visual_projection;
 
     public ClipTowerConfig Config { get; }
+    public override int HiddenSize => Config.HiddenSize;
+    public override int ImageSize => Config.ImageSize;
+    public override string Architecture => "clip-vit";
+
+    /// <summary>CLIP's resize, centre crop and mean/std normalisation.</summary>
+    public override ImagePreprocessor Preprocessor(int? size = null) => new(size ?? ImageSize);
+
+    /// <summary>The post-layernorm CLS vector.</summary>
+    public override Tensor Pooled(Tensor pixels)
+    {
+        using var output = Forward(pixels);
+        return output.PooledOutput.alias();
+    }
 
     public ClipVisionModel(ClipTowerConfig config, int? projectionDim) : base(nameof(ClipVisionModel))
     {
@@ -241,7 +254,7 @@ public sealed class ClipVisionModel : nn.Module
     }
 
     /// <summary>Writes config.json and model.safetensors in Hugging Face CLIPVisionModel(WithProjection) layout.</summary>
-    public void SavePretrained(string directory)
+    public override void SavePretrained(string directory)
     {
         Directory.CreateDirectory(directory);
         var json = JsonSerializer.SerializeToNode(Config with { ProjectionDim = visual_projection is null ? null : (int)visual_projection.weight!.shape[0] })!.AsObject();

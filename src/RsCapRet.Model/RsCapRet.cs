@@ -40,8 +40,8 @@ public sealed record RsCapRetConfig
         return cfg;
     }
 
-    public string Resolve(string modelDirectory, string relative) =>
-        Path.IsPathRooted(relative) ? relative : Path.GetFullPath(Path.Combine(modelDirectory, relative));
+    /// <summary>A path relative to the model folder, or an imported backbone named "backbone:NAME".</summary>
+    public string Resolve(string modelDirectory, string relative) => VisionBackbones.Resolve(relative, modelDirectory);
 
     public void Save(string modelDirectory) =>
         File.WriteAllText(Path.Combine(modelDirectory, FileName), JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true }));
@@ -90,26 +90,26 @@ public sealed record GenerationOptions
 public sealed record DialogueReply(int[] TokenIds, float[]? RetrievalVector);
 
 /// <summary>
-/// RS-CapRet: a frozen CLIP vision encoder and a frozen Llama decoder joined by small trained heads.
+/// RS-CapRet: a frozen vision backbone (CLIP ViT or ResNet) and a Llama decoder joined by small trained heads.
 /// Captioning feeds the visual prefix (N tokens) before the text; retrieval projects the LLM's last hidden state at
 /// [RET] and the image's pooled output into one shared space where cosine similarity ranks.
 /// </summary>
 public sealed class RsCapRetModel : nn.Module
 {
     internal readonly LlamaForCausalLM llm;
-    internal readonly ClipVisionModel vision;
+    internal readonly VisionBackbone vision;
     internal readonly RsCapRetHeads heads;
 
     public int RetTokenId { get; }
     public int BosTokenId => llm.Config.BosTokenId;
     public int EosTokenId => llm.Config.EosTokenId;
-    public int ImageSize => vision.Config.ImageSize;
+    public int ImageSize => vision.ImageSize;
     public int SharedDim => (int)heads.image_to_shared.weight!.shape[0];
     public LlamaForCausalLM Llm => llm;
-    public ClipVisionModel Vision => vision;
+    public VisionBackbone Vision => vision;
     public RsCapRetHeads Heads => heads;
 
-    public RsCapRetModel(LlamaForCausalLM llm, ClipVisionModel vision, RsCapRetHeads heads, int retTokenId) : base(nameof(RsCapRetModel))
+    public RsCapRetModel(LlamaForCausalLM llm, VisionBackbone vision, RsCapRetHeads heads, int retTokenId) : base(nameof(RsCapRetModel))
     {
         this.llm = llm;
         this.vision = vision;
@@ -128,12 +128,12 @@ public sealed class RsCapRetModel : nn.Module
     {
         var cfg = RsCapRetConfig.Load(modelDirectory);
         var llm = LlamaForCausalLM.FromPretrained(cfg.Resolve(modelDirectory, cfg.Llm));
-        var vision = ClipVisionModel.FromPretrained(cfg.Resolve(modelDirectory, cfg.Vision));
+        var vision = VisionBackbones.FromPretrained(cfg.Resolve(modelDirectory, cfg.Vision));
         var headsPath = cfg.Resolve(modelDirectory, cfg.Heads);
         using var ckpt = Checkpoint.Open(headsPath);
         if (cfg.RetTokenId == llm.VocabSize)
             llm.GrowVocabulary(ckpt.Read("ret_embedding", ScalarType.Float32), ckpt.Read("ret_lm_head", ScalarType.Float32));
-        var heads = new RsCapRetHeads(vision.Config.HiddenSize, llm.Config.HiddenSize, cfg.VisualPrefixTokens, cfg.SharedDim);
+        var heads = new RsCapRetHeads(vision.HiddenSize, llm.Config.HiddenSize, cfg.VisualPrefixTokens, cfg.SharedDim);
         ckpt.LoadInto(heads);
         var model = new RsCapRetModel(llm, vision, heads, cfg.RetTokenId);
         model.eval();
@@ -167,12 +167,11 @@ public sealed class RsCapRetModel : nn.Module
 
     public Device Device => heads.visual_prefix.weight!.device;
 
-    /// <summary>The vision encoder's pooled output (post-layernorm CLS) for pixel values [B,3,H,W].</summary>
-    public Tensor PooledImage(Tensor pixels)
-    {
-        using var output = vision.Forward(pixels.to(Device));
-        return output.PooledOutput.alias();
-    }
+    /// <summary>The vision backbone's pooled vector (CLIP: post-layernorm CLS; ResNet: global average) for pixel values [B,3,H,W].</summary>
+    public Tensor PooledImage(Tensor pixels) => vision.Pooled(pixels.to(Device));
+
+    /// <summary>How images become this model's pixel values (the backbone's own preprocessing), at <paramref name="size"/>.</summary>
+    public ImagePreprocessor Preprocessor(int? size = null) => vision.Preprocessor(size);
 
     /// <summary>Visual prefix embeddings [B, N, hidden] in the LLM's input space.</summary>
     public Tensor VisualPrefix(Tensor pooled) =>

@@ -35,7 +35,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)
             throw new InvalidOperationException($"{dir}: the tokenizer's BOS/EOS ({tokenizer.BosId}/{tokenizer.EosId}) differ from the LLM config's ({model.BosTokenId}/{model.EosTokenId})");
-        return new RsCapRetTileEncoder(model, tokenizer, new ImagePreprocessor(cfg.ImageSize ?? model.ImageSize), IdentityOf(dir));
+        return new RsCapRetTileEncoder(model, tokenizer, model.Preprocessor(cfg.ImageSize ?? model.ImageSize), IdentityOf(dir));
     }
 
     /// <summary>The catalogue identity of a model folder, read without loading its weights.</summary>

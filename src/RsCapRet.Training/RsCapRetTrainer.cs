@@ -51,7 +51,7 @@ public sealed class RsCapRetTrainer
         manual_seed(_cfg.Seed);
         var tokenizer = LlamaTextTokenizer.Load(_cfg.Tokenizer);
         using var model = BuildModel(tokenizer, device);
-        var pre = new ImagePreprocessor(model.ImageSize);
+        var pre = model.Preprocessor();
         var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages);
         if (_cfg.CaptionGroupsArePositives) train = train with { CaptionGroups = CaptionGroups(train.Images.Select(i => i.Captions).ToList()) };
         var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages);
