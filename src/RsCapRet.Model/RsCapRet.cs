@@ -181,7 +181,14 @@ public sealed class RsCapRetModel : nn.Module
     public Tensor CaptionLogits(Tensor pixels, Tensor captionIds, Tensor? captionMask = null)
     {
         using var scope = NewDisposeScope();
-        var prefix = VisualPrefix(PooledImage(pixels));
+        return CaptionLogitsFromPooled(PooledImage(pixels), captionIds, captionMask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><see cref="CaptionLogits"/> from the backbone's pooled vectors (e.g. cached ones of a frozen backbone).</summary>
+    public Tensor CaptionLogitsFromPooled(Tensor pooled, Tensor captionIds, Tensor? captionMask = null)
+    {
+        using var scope = NewDisposeScope();
+        var prefix = VisualPrefix(pooled.to(Device));
         var embeds = cat([prefix, llm.EmbedTokens(captionIds.to(Device))], 1);
         Tensor? mask = captionMask is null ? null : cat([ones(prefix.shape[0], prefix.shape[1], ScalarType.Int64, Device), captionMask.to(Device)], 1);
         using var output = llm.ForwardEmbeds(embeds, mask);
@@ -215,7 +222,14 @@ public sealed class RsCapRetModel : nn.Module
     public Tensor ImageEmbedding(Tensor pixels)
     {
         using var scope = NewDisposeScope();
-        var pooled = PooledImage(pixels);
+        return ImageEmbeddingFromPooled(PooledImage(pixels)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><see cref="ImageEmbedding"/> from the backbone's pooled vectors.</summary>
+    public Tensor ImageEmbeddingFromPooled(Tensor pooled)
+    {
+        using var scope = NewDisposeScope();
+        pooled = pooled.to(Device);
         return F.normalize(heads.image_to_shared.forward(pooled.to_type(heads.image_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).MoveToOuterDisposeScope();
     }
 

@@ -15,8 +15,13 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace RsCapRet.Training;
 
+/// <summary>
+/// One epoch's figures. With several validation datasets, <see cref="ValTextToImage"/> and <see cref="ValImageToText"/>
+/// average the per-dataset recalls (each dataset ranks among its own images), listed in <see cref="ValTextToImageByDataset"/>.
+/// </summary>
 public sealed record EpochResult(int Epoch, int Step, double TrainLoss, double CaptionLoss, double ContrastiveLoss,
-    double ValCaptionLoss, RecallAtK ValTextToImage, RecallAtK ValImageToText, double Seconds);
+    double ValCaptionLoss, RecallAtK ValTextToImage, RecallAtK ValImageToText, double Seconds,
+    IReadOnlyDictionary<string, RecallAtK>? ValTextToImageByDataset = null);
 
 /// <summary>
 /// Trains RS-CapRet: captioning cross-entropy on [visual prefix][caption [RET] EOS] (half of the sequences hold two
@@ -39,8 +44,15 @@ public sealed class RsCapRetTrainer
         _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
     }
 
-    /// <summary>One split in memory; <see cref="CaptionGroups"/> only for the training split with caption_groups_positive.</summary>
-    private sealed record Split(Tensor Pixels, List<int[]>[] Captions, IReadOnlyList<CaptionedImage> Images, int[]? CaptionGroups = null);
+    /// <summary>
+    /// One split in memory: decoded pixels, or (frozen-vision) the backbone's cached pooled vectors [views, N, D];
+    /// <see cref="CaptionGroups"/> only for the training split with caption_groups_positive.
+    /// </summary>
+    private sealed record Split(Tensor? Pixels, List<int[]>[] Captions, IReadOnlyList<CaptionedImage> Images, int[]? CaptionGroups = null, Tensor? Features = null);
+
+    private bool FrozenVision => _cfg.Mode == "frozen-vision";
+
+    private string VisionDirectory => VisionBackbones.Resolve(_cfg.Vision!, Directory.GetCurrentDirectory());
 
     public IReadOnlyList<EpochResult> Run(CancellationToken ct = default)
     {
@@ -52,9 +64,9 @@ public sealed class RsCapRetTrainer
         var tokenizer = LlamaTextTokenizer.Load(_cfg.Tokenizer);
         using var model = BuildModel(tokenizer, device);
         var pre = model.Preprocessor();
-        var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages);
+        var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages, model, _cfg.FeatureViews);
         if (_cfg.CaptionGroupsArePositives) train = train with { CaptionGroups = CaptionGroups(train.Images.Select(i => i.Captions).ToList()) };
-        var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages);
+        var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages, model, 1);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
         if (train.CaptionGroups is { } groups) _log($"caption groups (positives of each other): {groups.Distinct().Count()} over {train.Images.Count} images");
 
@@ -91,10 +103,13 @@ public sealed class RsCapRetTrainer
                 if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} (caption {cap:F4}, contrastive {con:F4}) lr {LearningRate(step):E2}"));
                 if ((step + 1) % _cfg.CheckpointEvery == 0) SaveCheckpoint(model, optimizer, checkpointDir, epoch, step + 1, history);
             }
-            var (valCap, t2i, i2t) = Validate(model, val, device);
-            var result = new EpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), sumCap / Math.Max(1, n), sumCon / Math.Max(1, n), valCap, t2i, i2t, sw.Elapsed.TotalSeconds);
+            var (valCap, t2i, i2t, byDataset) = Validate(model, val, device);
+            var result = new EpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), sumCap / Math.Max(1, n), sumCon / Math.Max(1, n), valCap, t2i, i2t, sw.Elapsed.TotalSeconds,
+                byDataset.Count > 1 ? byDataset : null);
             history.Add(result);
             _log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val caption loss {valCap:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
+            if (byDataset.Count > 1)
+                foreach (var (name, r) in byDataset) _log($"  val text->image {name}: {r}");
             if (t2i.Mean > best)
             {
                 best = t2i.Mean;
@@ -118,7 +133,18 @@ public sealed class RsCapRetTrainer
     private RsCapRetModel BuildModel(LlamaTextTokenizer tokenizer, Device device)
     {
         RsCapRetModel model;
-        if (_cfg.Mode == "full")
+        if (FrozenVision)
+        {
+            var llmCfg = _cfg.LlmConfig! with { VocabSize = tokenizer.BaseVocabSize + 1, BosTokenId = tokenizer.BosId, EosTokenId = tokenizer.EosId };
+            var llm = new LlamaForCausalLM(llmCfg);
+            TrainingRun.InitSmall(llm);
+            var vision = VisionBackbones.FromPretrained(VisionDirectory);
+            foreach (var p in vision.parameters()) p.requires_grad = false;
+            _log($"vision backbone: {vision.Architecture} from {VisionDirectory} (frozen, {vision.HiddenSize}-d pooled vectors)");
+            var heads = new RsCapRetHeads(vision.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim);
+            model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize);
+        }
+        else if (_cfg.Mode == "full")
         {
             var llmCfg = _cfg.LlmConfig! with { VocabSize = tokenizer.BaseVocabSize + 1, BosTokenId = tokenizer.BosId, EosTokenId = tokenizer.EosId };
             var llm = new LlamaForCausalLM(llmCfg);
@@ -157,10 +183,15 @@ public sealed class RsCapRetTrainer
         return model;
     }
 
-    private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, int? limit)
+    private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, int? limit,
+        RsCapRetModel model, int views)
     {
         var images = TrainingRun.LoadSplit(datasets, split, limit);
-        var pixels = TrainingRun.DecodeImages(images, pre);
+        Tensor? pixels = null, features = null;
+        if (FrozenVision)
+            features = PooledFeatureCache.Load(model.Vision, VisionDirectory, images, views, _cfg.FeatureCache ?? Path.Combine(_outDir, "features"), _log);
+        else
+            pixels = TrainingRun.DecodeImages(images, pre);
         var captions = new List<int[]>[images.Count];
         for (var i = 0; i < images.Count; i++)
         {
@@ -170,7 +201,7 @@ public sealed class RsCapRetTrainer
                 return ids.Length <= _cfg.MaxCaptionTokens ? ids : [.. ids[..(_cfg.MaxCaptionTokens - 2)], tokenizer.RetId, tokenizer.EosId];
             }).ToList();
         }
-        return new Split(pixels, captions, images);
+        return new Split(pixels, captions, images, Features: features);
     }
 
     /// <summary>
@@ -221,10 +252,21 @@ public sealed class RsCapRetTrainer
         foreach (var g in optimizer.ParamGroups) g.LearningRate = LearningRate(step);
         optimizer.zero_grad();
 
-        var pixels = data.Pixels.index_select(0, tensor(idx.Select(i => (long)i).ToArray())).to(device);
-        if (_cfg.Augment) pixels = TrainingRun.AugmentOverhead(pixels, rng, _cfg.MinCropScale);
+        Tensor pooled;
+        if (data.Features is { } features)
+        {
+            // A frozen backbone's cached vectors: one of the image's dihedral views per step.
+            long views = features.shape[0], count = features.shape[1];
+            var rows = idx.Select(i => rng.Next((int)views) * count + i).ToArray();
+            pooled = features.view(-1, features.shape[2]).index_select(0, tensor(rows)).to(device);
+        }
+        else
+        {
+            var pixels = data.Pixels!.index_select(0, tensor(idx.Select(i => (long)i).ToArray())).to(device);
+            if (_cfg.Augment) pixels = TrainingRun.AugmentOverhead(pixels, rng, _cfg.MinCropScale);
+            pooled = model.PooledImage(pixels);
+        }
         var chosen = idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Count)]).ToArray();
-        var pooled = model.PooledImage(pixels);
         var prefix = model.VisualPrefix(pooled);
 
         // Captioning: [prefix_i][caption_i] and, with probability p, [prefix_i][caption_i][prefix_j][caption_j].
@@ -287,7 +329,7 @@ public sealed class RsCapRetTrainer
         }
     }
 
-    private (double CaptionLoss, RecallAtK TextToImage, RecallAtK ImageToText) Validate(RsCapRetModel model, Split val, Device device)
+    private (double CaptionLoss, RecallAtK TextToImage, RecallAtK ImageToText, Dictionary<string, RecallAtK> ByDataset) Validate(RsCapRetModel model, Split val, Device device)
     {
         model.eval();
         try
@@ -299,33 +341,46 @@ public sealed class RsCapRetTrainer
             for (var s = 0; s < val.Images.Count; s += 64)
             {
                 var n = Math.Min(64, val.Images.Count - s);
-                var px = val.Pixels.narrow(0, s, n).to(device);
-                imgs.Add(model.ImageEmbedding(px));
+                var pooled = val.Features is { } f ? f[0].narrow(0, s, n).to(device) : model.PooledImage(val.Pixels!.narrow(0, s, n).to(device));
+                imgs.Add(model.ImageEmbeddingFromPooled(pooled));
                 // Validation caption loss on each image's first caption, no concatenation.
                 var ids = Enumerable.Range(s, n).Select(i => val.Captions[i][0]).ToArray();
                 var (idTensor, mask) = TokenBatch.PadRight(ids.Select(c => (IReadOnlyList<int>)c).ToList());
                 var labels = full(n, idTensor.shape[1] + model.Heads.PrefixTokens, Scalars.Of(-100L), ScalarType.Int64);
                 for (var b = 0; b < n; b++)
                     labels[b, TensorIndex.Slice(model.Heads.PrefixTokens, model.Heads.PrefixTokens + ids[b].Length - 1)] = tensor(ids[b][1..].Select(i => (long)i).ToArray());
-                var logits = model.CaptionLogits(px, idTensor, mask);
+                var logits = model.CaptionLogitsFromPooled(pooled, idTensor, mask);
                 capLoss += F.cross_entropy(logits.to_type(ScalarType.Float32).reshape(-1, logits.shape[2]), labels.to(device).reshape(-1), ignore_index: -100).item<float>() * n;
                 capN += n;
             }
             var imageVecs = cat(imgs, 0);
-            var texts = new List<(int Image, int[] Ids)>();
-            for (var i = 0; i < val.Images.Count; i++) foreach (var c in val.Captions[i]) texts.Add((i, c[..^1]));
-            var textVecs = new List<Tensor>();
-            for (var s = 0; s < texts.Count; s += 128)
+            // Each validation dataset ranks its texts among its own images (as its published figures do); the
+            // epoch's figure is the mean over datasets.
+            var byDataset = new Dictionary<string, RecallAtK>();
+            var i2tAll = new List<RecallAtK>();
+            foreach (var group in Enumerable.Range(0, val.Images.Count).GroupBy(i => val.Images[i].Dataset))
             {
-                var (ids, mask) = TokenBatch.PadRight(texts.Skip(s).Take(128).Select(t => (IReadOnlyList<int>)t.Ids).ToList());
-                textVecs.Add(model.RetEmbedding(ids, mask));
+                var members = group.ToArray();
+                var texts = new List<(int Image, int[] Ids)>();
+                for (var m = 0; m < members.Length; m++) foreach (var c in val.Captions[members[m]]) texts.Add((m, c[..^1]));
+                var textVecs = new List<Tensor>();
+                for (var s = 0; s < texts.Count; s += 128)
+                {
+                    var (ids, mask) = TokenBatch.PadRight(texts.Skip(s).Take(128).Select(t => (IReadOnlyList<int>)t.Ids).ToList());
+                    textVecs.Add(model.RetEmbedding(ids, mask));
+                }
+                var images = imageVecs.index_select(0, tensor(members.Select(i => (long)i).ToArray(), device: imageVecs.device));
+                var matrix = TrainingRun.ToMatrix(matmul(cat(textVecs, 0), images.t()));
+                var labelsT = texts.Select(t => t.Image).ToList();
+                byDataset[group.Key] = RetrievalMetrics.TextToImage(matrix, labelsT);
+                i2tAll.Add(RetrievalMetrics.ImageToText(matrix, labelsT));
             }
-            var matrix = TrainingRun.ToMatrix(matmul(cat(textVecs, 0), imageVecs.t()));
-            var labelsT = texts.Select(t => t.Image).ToList();
-            return (capLoss / capN, RetrievalMetrics.TextToImage(matrix, labelsT), RetrievalMetrics.ImageToText(matrix, labelsT));
+            return (capLoss / capN, Average(byDataset.Values.ToList()), Average(i2tAll), byDataset);
         }
         finally { model.train(); }
     }
+
+    private static RecallAtK Average(IReadOnlyList<RecallAtK> r) => new(r.Average(x => x.R1), r.Average(x => x.R5), r.Average(x => x.R10));
 
     private void Export(RsCapRetModel model, LlamaTextTokenizer tokenizer, string dir)
     {
@@ -335,8 +390,9 @@ public sealed class RsCapRetTrainer
         {
             Name = _cfg.Name, Version = _cfg.Version, VisualPrefixTokens = _cfg.VisualPrefixTokens, SharedDim = _cfg.SharedDim,
             RetTokenId = model.RetTokenId, Tokenizer = "tokenizer.model", ImageSize = model.ImageSize, Gsd = _cfg.Gsd,
-            Llm = _cfg.Mode == "full" ? "llm" : _cfg.Llm!, Vision = _cfg.Mode == "full" ? "vision" : _cfg.Vision!,
+            Llm = _cfg.Mode is "full" or "frozen-vision" ? "llm" : _cfg.Llm!, Vision = _cfg.Mode == "full" ? "vision" : _cfg.Vision!,
         };
+        if (FrozenVision) model.Llm.SavePretrained(Path.Combine(dir, "llm"));
         if (_cfg.Mode == "full")
         {
             model.Llm.SavePretrained(Path.Combine(dir, "llm"));
@@ -358,12 +414,15 @@ public sealed class RsCapRetTrainer
         return (state.Epoch, state.Step, state.History);
     }
 
+    private static string ByDataset(EpochResult h) =>
+        h.ValTextToImageByDataset is null ? "" : string.Join(";", h.ValTextToImageByDataset.Select(kv => FormattableString.Invariant($"{kv.Key}={kv.Value.Mean:F2}")));
+
     /// <summary>history.csv and a loss/metric plot (SVG) in the run folder.</summary>
     private void WriteReport(List<EpochResult> history)
     {
-        var csv = new StringBuilder("epoch,step,train_loss,caption_loss,contrastive_loss,val_caption_loss,t2i_r1,t2i_r5,t2i_r10,t2i_mr,i2t_mr,seconds\n");
+        var csv = new StringBuilder("epoch,step,train_loss,caption_loss,contrastive_loss,val_caption_loss,t2i_r1,t2i_r5,t2i_r10,t2i_mr,i2t_mr,seconds,t2i_mr_by_dataset\n");
         foreach (var h in history)
-            csv.AppendLine(FormattableString.Invariant($"{h.Epoch},{h.Step},{h.TrainLoss:F5},{h.CaptionLoss:F5},{h.ContrastiveLoss:F5},{h.ValCaptionLoss:F5},{h.ValTextToImage.R1:F2},{h.ValTextToImage.R5:F2},{h.ValTextToImage.R10:F2},{h.ValTextToImage.Mean:F2},{h.ValImageToText.Mean:F2},{h.Seconds:F1}"));
+            csv.AppendLine(FormattableString.Invariant($"{h.Epoch},{h.Step},{h.TrainLoss:F5},{h.CaptionLoss:F5},{h.ContrastiveLoss:F5},{h.ValCaptionLoss:F5},{h.ValTextToImage.R1:F2},{h.ValTextToImage.R5:F2},{h.ValTextToImage.R10:F2},{h.ValTextToImage.Mean:F2},{h.ValImageToText.Mean:F2},{h.Seconds:F1},{ByDataset(h)}"));
         File.WriteAllText(Path.Combine(_outDir, "history.csv"), csv.ToString());
         File.WriteAllText(Path.Combine(_outDir, "training.svg"), SvgPlot.Lines("RS-CapRet training", "epoch",
         [

