@@ -94,20 +94,18 @@ public static class ModelEvaluator
     }
 
     /// <summary>
-    /// Published figures for comparison (labelled as such; test splits of the original papers). Only figures this
-    /// project has verified are listed; add rows as they are checked against the papers.
+    /// The published rows for the dataset, read from the shared reference/published-results.md (test splits of the
+    /// papers); says so when the file is missing instead of printing remembered figures.
     /// </summary>
-    private static string Published(string dataset) => dataset.Contains("ucm", StringComparison.OrdinalIgnoreCase)
-        ? """
-
-          Published figures (UCM-Captions test split, from the papers, not measured here):
-
-          | model | CIDEr | text→image mR |
-          | --- | --- | --- |
-          | RS-CapRet (Llama-2-7B + CLIP ViT-L/14) | 3.429 | 53.84 |
-          | MLCA-Net | 3.240 | – |
-          """
-        : "";
+    private static string Published(string dataset)
+    {
+        string path;
+        try { path = Path.Combine(RsCapRet.Core.RepositoryPaths.SharedDirectory(), "reference", "published-results.md"); }
+        catch (DirectoryNotFoundException) { return "\nPublished figures: not available (no checkout to find the shared reference folder from).\n"; }
+        if (!File.Exists(path)) return $"\nPublished figures: not available ({path} does not exist).\n";
+        var rows = PublishedResults.ForDataset(File.ReadAllText(path), dataset);
+        return rows.Length == 0 ? "" : $"\n## Published figures for comparison (from {path})\n{rows}";
+    }
 
     /// <summary>One report for a captioning model and/or CLIP dual encoders evaluated on the same split.</summary>
     public static string Markdown(EvaluationReport? report, IReadOnlyList<ClipRetrievalReport> clips, string split)
