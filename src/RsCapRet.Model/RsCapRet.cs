@@ -28,6 +28,14 @@ public sealed record RsCapRetConfig
     [JsonPropertyName("image_size")] public int? ImageSize { get; init; }
     /// <summary>Ground sample distance (m/px) of the model's input images in training, when known.</summary>
     [JsonPropertyName("gsd")] public double? Gsd { get; init; }
+    /// <summary>The range of ground sample distances (m/px, as the model sees its input) of the training imagery.</summary>
+    [JsonPropertyName("gsd_range")] public double[]? GsdRange { get; init; }
+    /// <summary>One line for people on how good the model is (measured figures and where they come from), shown by the demo.</summary>
+    [JsonPropertyName("quality")] public string? Quality { get; init; }
+
+    /// <summary>The training resolution, when both "gsd" and "gsd_range" are recorded.</summary>
+    [JsonIgnore] public TrainingResolution? TrainingResolution =>
+        Gsd is { } g && GsdRange is [var min, var max] ? new TrainingResolution(g, min, max) : null;
 
     public const string FileName = "rscapret.json";
 
@@ -37,6 +45,8 @@ public sealed record RsCapRetConfig
         var cfg = ModelConfigs.Read<RsCapRetConfig>(path);
         if (cfg.VisualPrefixTokens < 1) throw new CheckpointException(path, "visual_prefix_tokens must be at least 1");
         if (cfg.SharedDim < 1) throw new CheckpointException(path, "shared_dim must be positive");
+        if (cfg.GsdRange is { } r && (r.Length != 2 || r[0] <= 0 || r[1] < r[0]))
+            throw new CheckpointException(path, "gsd_range must be [min, max] with 0 < min <= max (m/px)");
         return cfg;
     }
 
@@ -46,6 +56,9 @@ public sealed record RsCapRetConfig
     public void Save(string modelDirectory) =>
         File.WriteAllText(Path.Combine(modelDirectory, FileName), JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true }));
 }
+
+/// <summary>Ground sample distances (m/px) a model was trained at: its typical one and the range of its imagery.</summary>
+public sealed record TrainingResolution(double Gsd, double Min, double Max);
 
 /// <summary>The trainable RS-CapRet heads: visual prefix, image->shared, [RET]->shared, logit scale.</summary>
 public sealed class RsCapRetHeads : nn.Module

@@ -15,5 +15,7 @@ public interface ITileEncoder
     ModelIdentity Identity { get; }
     /// <summary>Tile edge in pixels the model takes (the vision encoder's image size).</summary>
     int InputSize { get; }
+    /// <summary>The ground sample distances the model was trained at, when it records them (ingestion meets it there).</summary>
+    RsCapRet.Model.TrainingResolution? TrainingResolution => null;
     IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct);
 }

@@ -17,6 +17,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public ImagePreprocessor Preprocessor { get; }
     public ModelIdentity Identity { get; }
     public int InputSize => Preprocessor.Size;
+    public TrainingResolution? TrainingResolution { get; private init; }
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
 
     private RsCapRetTileEncoder(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, ModelIdentity identity)
@@ -35,7 +36,10 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)
             throw new InvalidOperationException($"{dir}: the tokenizer's BOS/EOS ({tokenizer.BosId}/{tokenizer.EosId}) differ from the LLM config's ({model.BosTokenId}/{model.EosTokenId})");
-        return new RsCapRetTileEncoder(model, tokenizer, model.Preprocessor(cfg.ImageSize ?? model.ImageSize), IdentityOf(dir));
+        return new RsCapRetTileEncoder(model, tokenizer, model.Preprocessor(cfg.ImageSize ?? model.ImageSize), IdentityOf(dir))
+        {
+            TrainingResolution = cfg.TrainingResolution,
+        };
     }
 
     /// <summary>The catalogue identity of a model folder, read without loading its weights.</summary>

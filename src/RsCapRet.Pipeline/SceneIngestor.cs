@@ -20,7 +20,7 @@ public sealed record IngestOptions
 }
 
 public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outcome, int Tiles, int SkippedTiles,
-    TimeSpan Elapsed, string? Error = null)
+    TimeSpan Elapsed, string? Error = null, string? Warning = null, string? Resolution = null)
 {
     public string OutcomeText => Outcome switch
     {
@@ -64,12 +64,14 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
 
         try
         {
+            var plan = PlanResolution(path, tiling.TargetGsd);
+            tiling = tiling with { TargetGsd = plan.TargetGsd };
             using var tiler = SceneTiler.Open(path, tiling);
             var info = tiler.Info;
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
                 $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
-                $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px at {info.TileGsd:0.###} units/px"));
+                $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px; {plan.Note}" + (plan.Warning is { } w ? $"\nwarning: {path}: {w}" : "")));
             // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
             await using var writer = await store.BeginSceneTilesAsync(claim, modelId, ct);
             // GDAL reads the next batches on another thread while the model works on this one (two batches ahead at most).
@@ -108,12 +110,12 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             }
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
-                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt);
+                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.TileGsd, plan.Warning);
             await writer.CompleteAsync(meta, tiler.SkippedTiles, ct);
             progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles,
                 $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s"));
             return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
-                writer.Count, tiler.SkippedTiles, sw.Elapsed);
+                writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: plan.Warning, Resolution: plan.Note);
 
             async Task WriteBatch(List<RasterTile> batch)
             {
@@ -140,6 +142,16 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 return new IngestResult(path, claim.SceneId, IngestOutcome.HeldByAnotherWorker, 0, 0, sw.Elapsed);
             throw;
         }
+    }
+
+    /// <summary>The scene's native pixel size against the model's training resolution (see <see cref="ResolutionPolicy"/>).</summary>
+    private ResolutionPlan PlanResolution(string path, double? requested)
+    {
+        using var ds = RasterDataset.Open(path);
+        var gt = ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
+        var native = Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]);
+        var metres = ds.Crs is { } crs && !crs.Wkt.TrimStart().StartsWith("GEOG", StringComparison.OrdinalIgnoreCase);
+        return ResolutionPolicy.Plan(native, metres, requested, encoder.TrainingResolution);
     }
 
     /// <summary>Size and SHA-256 of the file, streamed (scenes can be many GB).</summary>

@@ -66,6 +66,8 @@ public sealed record TrainConfig
     [JsonPropertyName("threads")] public int? Threads { get; init; }
     /// <summary>Ground sample distance (m/px) of the model's input images, recorded in the exported rscapret.json.</summary>
     [JsonPropertyName("gsd")] public double? Gsd { get; init; }
+    /// <summary>[min, max] ground sample distance (m/px, as the model sees its input) of the training imagery, exported with the model.</summary>
+    [JsonPropertyName("gsd_range")] public double[]? GsdRange { get; init; }
     /// <summary>Stop after this many optimiser steps (smoke tests, time-boxed runs); a checkpoint is written there.</summary>
     [JsonPropertyName("max_steps")] public int? MaxSteps { get; init; }
     /// <summary>Use only the first N images of the train / val split (quick runs).</summary>

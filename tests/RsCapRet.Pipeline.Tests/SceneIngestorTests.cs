@@ -11,11 +11,12 @@ namespace RsCapRet.Pipeline.Tests;
 /// A test encoder (not a model): the vector is the tile's mean colour in three axes, the caption names the
 /// brightest channel. Enough to check what the pipeline stores and in which order.
 /// </summary>
-internal sealed class ColourEncoder(int inputSize = 224, int failOnCall = -1) : ITileEncoder
+internal sealed class ColourEncoder(int inputSize = 224, int failOnCall = -1, RsCapRet.Model.TrainingResolution? resolution = null) : ITileEncoder
 {
     private int _calls;
-    public ModelIdentity Identity { get; } = new("colour-test", "1", "none", "none", "colour");
+    public ModelIdentity Identity { get; } = new("colour-test", "1", "none", "none", resolution is null ? "colour" : "colour-gsd");
     public int InputSize => inputSize;
+    public RsCapRet.Model.TrainingResolution? TrainingResolution => resolution;
 
     public IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct)
     {
@@ -143,5 +144,70 @@ public sealed class SceneIngestorTests(TestDatabase db) : IClassFixture<TestData
         var ex = await Assert.ThrowsAsync<RasterException>(() => new SceneIngestor(new CatalogStore(db.DataSource), new ColourEncoder()).IngestAsync(path));
         Assert.Contains(path, ex.Message);
         Assert.Contains("does not exist", ex.Message);
+    }
+
+    [Fact]
+    public async Task SceneFarCoarserThanTheTrainingRangeIsIngestedNativelyWithAWarningOnItsRow()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var path = UniqueCopyOf(Naip, "naip-coarse.tif");
+        var ingestor = new SceneIngestor(store, new ColourEncoder(resolution: new RsCapRet.Model.TrainingResolution(0.34, 0.3, 1.0)));
+        var r = await ingestor.IngestAsync(path);
+        Assert.Equal(IngestOutcome.Ingested, r.Outcome);
+        Assert.Contains("native 5 m/px", r.Resolution);
+        Assert.Contains("far coarser", r.Warning);
+        await using var cmd = db.DataSource.CreateCommand("SELECT warning, tile_gsd FROM scenes WHERE id = $1");
+        cmd.Parameters.Add(new NpgsqlParameter { Value = r.SceneId!.Value });
+        await using var row = await cmd.ExecuteReaderAsync();
+        Assert.True(await row.ReadAsync());
+        Assert.Contains("far coarser than the model's training range (0.3–1 m/px)", row.GetString(0));
+        Assert.Equal(5.0, row.GetDouble(1), 6);
+    }
+
+    [Fact]
+    public async Task SceneFinerThanTheTrainingRangeIsResampledToTheModelsGsd()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var aerial = Path.Combine(RepositoryPaths.SharedDirectory(), "data", "scenes", "neon_OSBS_029_utm17n_0.1m.tif");
+        var path = UniqueCopyOf(aerial, "neon-fine.tif");
+        var ingestor = new SceneIngestor(store, new ColourEncoder(inputSize: 64, resolution: new RsCapRet.Model.TrainingResolution(0.4, 0.3, 1.0)));
+        var r = await ingestor.IngestAsync(path);
+        Assert.Null(r.Warning);
+        Assert.Contains("resampled from the native 0.1 to 0.4 m/px", r.Resolution);
+        // 400 px at 0.1 m = 40 m; tiles of 64 px at 0.4 m cover 25.6 m: a 2 x 2 grid (native would be 7 x 7).
+        Assert.Equal(4, r.Tiles + r.SkippedTiles);
+    }
+}
+
+public sealed class ResolutionPolicyTests
+{
+    private static readonly RsCapRet.Model.TrainingResolution Model = new(0.34, 0.3, 1.0);
+
+    [Theory]
+    [InlineData(0.1, 0.34, "resampled from the native 0.1 to 0.34", false)]
+    [InlineData(0.5, null, "inside the model's training range", false)]
+    [InlineData(1.5, null, "coarser than the model's training range", false)]
+    [InlineData(5.0, null, "coarser than the model's training range", true)]
+    public void NativeResolutionAgainstTheTrainingRange(double native, double? target, string note, bool warned)
+    {
+        var plan = ResolutionPolicy.Plan(native, metres: true, requested: null, Model);
+        Assert.Equal(target, plan.TargetGsd);
+        Assert.Contains(note, plan.Note);
+        Assert.Equal(warned, plan.Warning is not null);
+    }
+
+    [Fact]
+    public void RequestedGsdWinsAndIsStillJudged()
+    {
+        var plan = ResolutionPolicy.Plan(0.1, metres: true, requested: 0.05, Model);
+        Assert.Equal(0.05, plan.TargetGsd);
+        Assert.Contains("far finer", plan.Warning);
+    }
+
+    [Fact]
+    public void DegreesAndUnknownTrainingResolutionAreLeftAlone()
+    {
+        Assert.Null(ResolutionPolicy.Plan(0.0001, metres: false, requested: null, Model).TargetGsd);
+        Assert.Null(ResolutionPolicy.Plan(0.1, metres: true, requested: null, null).Warning);
     }
 }

@@ -46,7 +46,9 @@ public static class DemoCommands
             await output.WriteLineAsync("== model");
             using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
             await output.WriteLineAsync($"{encoder.Identity.Name} v{encoder.Identity.Version} ({CommonOptions.ResolveModel(parse.GetValue(model))}), input {encoder.InputSize} px");
-            var modelGsd = ModelGsd(CommonOptions.ResolveModel(parse.GetValue(model)));
+            var modelConfig = RsCapRet.Model.RsCapRetConfig.Load(CommonOptions.ResolveModel(parse.GetValue(model)));
+            if (modelConfig.Quality is { } quality) await output.WriteLineAsync($"quality: {quality}");
+            var modelGsd = modelConfig.Gsd;
 
             await output.WriteLineAsync("== ingest");
             var ingestor = new SceneIngestor(store, encoder);
@@ -57,7 +59,8 @@ public static class DemoCommands
                 var isMosaic = File.Exists(Path.ChangeExtension(scene, ".index.json"));
                 var tiling = new TilingOptions { TargetGsd = isMosaic ? modelGsd : null };
                 var r = await ingestor.IngestAsync(scene, new IngestOptions { Tiling = tiling }, bar.Report, ct);
-                await output.WriteLineAsync($"{Path.GetFileName(scene)}: {r.OutcomeText}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}");
+                await output.WriteLineAsync($"{Path.GetFileName(scene)}: {r.OutcomeText}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}" + (r.Resolution is { } res ? $"; {res}" : ""));
+                if (r.Warning is { } w) await output.WriteLineAsync($"  warning: {w}");
             }
 
             var modelId = await store.RegisterModelAsync(encoder.Identity, ct);

@@ -80,7 +80,8 @@ public static class SceneCommands
                 try
                 {
                     var r = await ingestor.IngestAsync(p, options, bar.Report, ct);
-                    await output.WriteLineAsync($"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)");
+                    await output.WriteLineAsync($"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)" + (r.Resolution is { } res ? $"; {res}" : ""));
+                    if (r.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {p}: {w}");
                 }
                 catch (Exception e) when (e is RasterException or IOException or InvalidOperationException or ArgumentException)
                 {

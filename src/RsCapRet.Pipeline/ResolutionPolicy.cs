@@ -1,0 +1,42 @@
+using System.Globalization;
+using RsCapRet.Model;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>What resolution a scene is tiled at, why, and whether the model can be trusted there.</summary>
+public sealed record ResolutionPlan(double? TargetGsd, string Note, string? Warning);
+
+/// <summary>
+/// Meets the model at the ground sample distance it was trained on. Without --gsd: a scene finer than the training
+/// range is resampled to the model's GSD; a scene inside the range keeps its own; a coarser one keeps its own too
+/// (upsampling adds no detail) and is warned about when it is more than twice the range's upper end.
+/// </summary>
+public static class ResolutionPolicy
+{
+    /// <summary>How far past the training range's coarse end a scene may be before it is warned about.</summary>
+    public const double FarCoarserFactor = 2.0;
+
+    /// <param name="nativeGsd">the scene's pixel size in CRS units</param>
+    /// <param name="metres">whether those units are metres (projected CRS); degrees cannot be compared</param>
+    /// <param name="requested">--gsd, when given</param>
+    public static ResolutionPlan Plan(double nativeGsd, bool metres, double? requested, TrainingResolution? model)
+    {
+        static string M(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
+        if (model is null)
+            return new(requested, requested is { } r0 ? $"tiles at {M(r0)} units/px (--gsd)" : $"tiles at the native {M(nativeGsd)} units/px (the model records no training resolution)", null);
+        var range = $"{M(model.Min)}–{M(model.Max)} m/px";
+        if (!metres)
+            return new(requested, $"tiles at {(requested is { } r1 ? M(r1) + " (--gsd)" : "the native " + M(nativeGsd))} CRS units/px; the CRS is not in metres, so the model's training range ({range}) cannot be compared", null);
+        var tileGsd = requested ?? (nativeGsd < model.Min ? model.Gsd : nativeGsd);
+        var note = requested is not null ? $"tiles at {M(tileGsd)} m/px (--gsd; the model was trained at {range})"
+            : nativeGsd < model.Min ? $"resampled from the native {M(nativeGsd)} to {M(tileGsd)} m/px, the model's training resolution ({range}; --gsd overrides)"
+            : nativeGsd <= model.Max ? $"tiles at the native {M(nativeGsd)} m/px, inside the model's training range ({range})"
+            : $"tiles at the native {M(nativeGsd)} m/px, coarser than the model's training range ({range}); not upsampled";
+        string? warning = null;
+        if (tileGsd > model.Max * FarCoarserFactor)
+            warning = $"{M(tileGsd)} m/px is far coarser than the model's training range ({range}): a tile covers {M(tileGsd / model.Gsd)}× the ground the model expects, so captions and search results on this scene are unreliable";
+        else if (tileGsd < model.Min / FarCoarserFactor)
+            warning = $"{M(tileGsd)} m/px is far finer than the model's training range ({range}): captions and search results on this scene are unreliable";
+        return new(requested is null && nativeGsd < model.Min ? model.Gsd : requested, note, warning);
+    }
+}
