@@ -58,7 +58,38 @@ public sealed class RasterDataset : IDisposable
     }
 
     /// <summary>Opens <paramref name="path"/> read-only; clear errors for a missing file or one GDAL can't read as a raster.</summary>
-    public static RasterDataset Open(string path)
+    public static RasterDataset Open(string path) => Open(path, null, path);
+
+    /// <summary>
+    /// Opens with only the named GDAL drivers allowed (e.g. PNG, JPEG, GTiff, WEBP for untrusted bytes), naming the
+    /// file <paramref name="displayName"/> in errors.
+    /// </summary>
+    public static RasterDataset Open(string path, IReadOnlyList<string>? allowedDrivers, string displayName)
+    {
+        var drivers = IntPtr.Zero;
+        var strings = new List<IntPtr>();
+        try
+        {
+            if (allowedDrivers is not null)
+            {
+                drivers = Marshal.AllocHGlobal(IntPtr.Size * (allowedDrivers.Count + 1));
+                for (var i = 0; i < allowedDrivers.Count; i++)
+                {
+                    strings.Add(Marshal.StringToCoTaskMemUTF8(allowedDrivers[i]));
+                    Marshal.WriteIntPtr(drivers, i * IntPtr.Size, strings[^1]);
+                }
+                Marshal.WriteIntPtr(drivers, allowedDrivers.Count * IntPtr.Size, IntPtr.Zero);
+            }
+            return OpenWith(path, drivers, displayName);
+        }
+        finally
+        {
+            foreach (var s in strings) Marshal.FreeCoTaskMem(s);
+            if (drivers != IntPtr.Zero) Marshal.FreeHGlobal(drivers);
+        }
+    }
+
+    private static RasterDataset OpenWith(string path, IntPtr allowedDrivers, string displayName)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var full = System.IO.Path.GetFullPath(path);
@@ -66,16 +97,17 @@ public sealed class RasterDataset : IDisposable
             throw new RasterException(path, Directory.Exists(full) ? "is a directory, not a raster file" : "does not exist");
         GdalRuntime.EnsureInitialised();
         GdalNative.CPLErrorReset();
-        var raw = GdalNative.GDALOpenEx(full, GdalNative.OF_RASTER | GdalNative.OF_READONLY | GdalNative.OF_VERBOSE_ERROR, IntPtr.Zero, IntPtr.Zero, IntPtr.Zero);
+        var raw = GdalNative.GDALOpenEx(path.StartsWith("/vsi", StringComparison.Ordinal) ? path : full,
+            GdalNative.OF_RASTER | GdalNative.OF_READONLY | GdalNative.OF_VERBOSE_ERROR, allowedDrivers, IntPtr.Zero, IntPtr.Zero);
         if (raw == IntPtr.Zero)
-            throw new RasterException(path, "GDAL cannot open it as a raster: " + GdalRuntime.LastError("unrecognised format or unreadable file"));
+            throw new RasterException(displayName, "GDAL cannot open it as a raster: " + GdalRuntime.LastError("unrecognised format or unreadable file").Replace(path, displayName));
         var handle = new SafeDatasetHandle();
         Marshal.InitHandle(handle, raw);
         try
         {
             var ds = new RasterDataset(path, handle);
             if (ds.Width <= 0 || ds.Height <= 0 || ds.Bands.Count == 0)
-                throw new RasterException(path, $"has no raster data ({ds.Width}x{ds.Height}, {ds.Bands.Count} bands)");
+                throw new RasterException(displayName, $"has no raster data ({ds.Width}x{ds.Height}, {ds.Bands.Count} bands)");
             return ds;
         }
         catch

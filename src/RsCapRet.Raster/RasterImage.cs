@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using RsCapRet.Core;
+using RsCapRet.Raster.Gdal;
 
 namespace RsCapRet.Raster;
 
@@ -12,6 +14,52 @@ public static class RasterImage
     public static RgbImage ReadRgb(string path, int? maxSide = null)
     {
         using var ds = RasterDataset.Open(path);
+        return ReadRgb(ds, path, maxSide);
+    }
+
+    /// <summary>The only drivers untrusted bytes are opened with: plain image formats that cannot name other files.</summary>
+    public static readonly IReadOnlyList<string> UploadDrivers = ["PNG", "JPEG", "GTiff", "WEBP"];
+
+    /// <summary>
+    /// Decodes untrusted image bytes (an HTTP upload): opened from memory (/vsimem/), never a path, with only
+    /// <see cref="UploadDrivers"/> allowed (no VRT or other format that can point at files or URLs), and refused
+    /// before any pixel is decoded when it declares more than <paramref name="maxPixels"/> pixels. Errors name the
+    /// file <paramref name="displayName"/>.
+    /// </summary>
+    public static RgbImage ReadUploadedRgb(ReadOnlySpan<byte> bytes, long maxPixels, int maxSide, string displayName = "upload")
+    {
+        if (bytes.Length == 0) throw new RasterException(displayName, "is empty");
+        GdalRuntime.EnsureInitialised();
+        var vsiPath = $"/vsimem/rscapret-upload-{Guid.NewGuid():N}";
+        var buffer = Marshal.AllocHGlobal(bytes.Length);
+        try
+        {
+            unsafe { bytes.CopyTo(new Span<byte>((void*)buffer, bytes.Length)); }
+            var file = GdalNative.VSIFileFromMemBuffer(vsiPath, buffer, (ulong)bytes.Length, 0);
+            if (file == IntPtr.Zero) throw new RasterException(displayName, "could not be staged in memory for GDAL");
+            GdalNative.VSIFCloseL(file);
+            RasterDataset ds;
+            try { ds = RasterDataset.Open(vsiPath, UploadDrivers, displayName); }
+            catch (RasterException e)
+            {
+                throw new RasterException(displayName, $"is not a PNG, JPEG, TIFF or WebP image ({e.Message.Replace(vsiPath, displayName)})", e);
+            }
+            using (ds)
+            {
+                if ((long)ds.Width * ds.Height > maxPixels)
+                    throw new RasterException(displayName, $"declares {ds.Width}x{ds.Height} px ({(double)ds.Width * ds.Height / 1e6:0.#} MP), more than the limit of {maxPixels / 1e6:0.#} MP");
+                return ReadRgb(ds, displayName, maxSide);
+            }
+        }
+        finally
+        {
+            GdalNative.VSIUnlink(vsiPath);
+            Marshal.FreeHGlobal(buffer);
+        }
+    }
+
+    private static RgbImage ReadRgb(RasterDataset ds, string path, int? maxSide)
+    {
         var (rgb, _) = SceneTiler.ChooseBands(ds, null);
         foreach (var b in rgb.Distinct())
             if (ds.Bands[b - 1].DataType != Gdal.GdalDataType.Byte)

@@ -44,13 +44,12 @@ public static class HostCommands
         CommandAction.Set(serve, async (parse, output, ct) =>
         {
             var credentials = DashboardCredentials.FromEnvironment();
-            var publicUrls = DashboardCredentials.NonLoopback(parse.GetValue(urls)!);
-            if (publicUrls.Count > 0 && credentials is null)
-                throw new ArgumentException($"--urls {string.Join(",", publicUrls)} is reachable from other machines: set {DashboardCredentials.UserVariable} and " +
-                                            $"{DashboardCredentials.PasswordVariable} (basic authentication for the dashboard and the API), or bind to 127.0.0.1");
             var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
             await MigrationRunner.ApplyAsync(cs, ct: ct);
             var app = BuildWebApp(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker), credentials);
+            // Every address Kestrel may bind — --urls, ASPNETCORE_URLS/urls, Kestrel:Endpoints from any configuration
+            // source — is checked before start, and the addresses actually bound are checked again after it.
+            DashboardCredentials.RequireForPublicBindings(DashboardCredentials.ConfiguredUrls(app.Configuration, parse.GetValue(urls)!), credentials);
             var jobsDir = parse.GetValue(JobsDir) ?? Path.Combine(RepositoryPaths.TryFindRoot() ?? ".", "jobs");
             if (Directory.Exists(jobsDir))
             {
@@ -58,8 +57,11 @@ public static class HostCommands
                 RecurringJobDefinitions.Apply(app.Services.GetRequiredService<IRecurringJobManager>(), defs, Path.GetDirectoryName(Path.GetFullPath(jobsDir))!);
                 await output.WriteLineAsync($"recurring jobs: {string.Join(", ", defs.Select(d => $"{d.Id} ({d.Cron})"))}");
             }
-            await output.WriteLineAsync($"search page: {parse.GetValue(urls)}/   dashboard: {parse.GetValue(urls)}/hangfire   API: {parse.GetValue(urls)}/api/search?q=...");
-            await app.RunAsync(ct);
+            await app.StartAsync(ct);
+            try { DashboardCredentials.RequireForPublicBindings(app.Urls, credentials); }
+            catch { await app.StopAsync(CancellationToken.None); throw; }
+            await output.WriteLineAsync($"search page: {app.Urls.First()}/   dashboard: {app.Urls.First()}/hangfire   API: {app.Urls.First()}/api/search?q=...");
+            await app.WaitForShutdownAsync(ct);
             return 0;
         });
 
@@ -99,6 +101,10 @@ public static class HostCommands
 
     private const long MaxUploadBytes = 20_000_000;
 
+    /// <summary>Pixels an uploaded image may declare before it is decoded (RSCAPRET_MAX_UPLOAD_PIXELS, default 50 MP).</summary>
+    public static long MaxUploadPixels =>
+        long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_MAX_UPLOAD_PIXELS"), out var p) && p > 0 ? p : 50_000_000;
+
     /// <summary>The web host: the search page, Hangfire dashboard (local requests only by default) and the search API.</summary>
     public static WebApplication BuildWebApp(string connectionString, string urls, string modelDirectory, bool withWorker,
         DashboardCredentials? credentials = null)
@@ -106,8 +112,11 @@ public static class HostCommands
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(urls);
         builder.Services.AddRsCapRetJobs(connectionString);
+        // Hangfire's dashboard validates an anti-forgery token on its POST actions when this service is registered.
+        builder.Services.AddAntiforgery();
         if (withWorker) builder.Services.AddRsCapRetWorker(JobQueues.All, 1);
         var app = builder.Build();
+        app.UseRequestOriginChecks(RequestOriginChecks.AllowedHostsFromEnvironment(credentials is not null));
         if (credentials is null) app.UseHangfireDashboard("/hangfire"); // Hangfire's default: local requests only
         else
         {
@@ -155,28 +164,27 @@ public static class HostCommands
                 query = SearchQuery.Parse(null, q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: false);
             }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            if (req.ContentLength is > MaxUploadBytes) return Results.BadRequest(new { error = $"the image is larger than {MaxUploadBytes / 1_000_000} MB" });
-            var upload = Path.Combine(Path.GetTempPath(), $"rscapret-upload-{Guid.NewGuid():N}");
-            try
+            var tooLarge = Results.Json(new { error = $"the image is larger than {MaxUploadBytes / 1_000_000} MB" }, statusCode: StatusCodes.Status413PayloadTooLarge);
+            if (req.ContentLength is > MaxUploadBytes) return tooLarge;
+            // The upload stays in memory and is opened from there by the image drivers only (RasterImage.ReadUploadedRgb):
+            // never a path on disk, never a format that can name other files or URLs.
+            using var body = new MemoryStream();
+            var buffer = new byte[81920];
+            int n;
+            while ((n = await req.Body.ReadAsync(buffer, ct)) > 0)
             {
-                await using (var file = File.Create(upload))
-                {
-                    var buffer = new byte[81920];
-                    long total = 0;
-                    int n;
-                    while ((n = await req.Body.ReadAsync(buffer, ct)) > 0)
-                    {
-                        if ((total += n) > MaxUploadBytes) return Results.BadRequest(new { error = $"the image is larger than {MaxUploadBytes / 1_000_000} MB" });
-                        await file.WriteAsync(buffer.AsMemory(0, n), ct);
-                    }
-                    if (total == 0) return Results.BadRequest(new { error = "the request body is empty: send the image as the body" });
-                }
-                RgbImage image;
-                try { image = RasterImage.ReadRgb(upload, maxSide: 4096); }
-                catch (RasterException e) { return Results.BadRequest(new { error = "the uploaded image cannot be read: " + e.Message.Replace(upload, "upload") }); }
-                return GeoJsonResult(await SearchWithModelAsync(new CatalogStore(ds), models, encoder => encoder.EmbedImage(image), query, ct));
+                if (body.Length + n > MaxUploadBytes) return tooLarge;
+                body.Write(buffer, 0, n);
             }
-            finally { File.Delete(upload); }
+            if (body.Length == 0) return Results.BadRequest(new { error = "the request body is empty: send the image as the body" });
+            RgbImage image;
+            try { image = RasterImage.ReadUploadedRgb(body.GetBuffer().AsSpan(0, (int)body.Length), MaxUploadPixels, maxSide: 4096); }
+            catch (RasterException e) when (e.Message.Contains("more than the limit"))
+            {
+                return Results.Json(new { error = "the uploaded image " + e.Message.Replace("upload: ", "") + " (RSCAPRET_MAX_UPLOAD_PIXELS)" }, statusCode: StatusCodes.Status413PayloadTooLarge);
+            }
+            catch (RasterException e) { return Results.BadRequest(new { error = "the uploaded image cannot be read: " + e.Message }); }
+            return GeoJsonResult(await SearchWithModelAsync(new CatalogStore(ds), models, encoder => encoder.EmbedImage(image), query, ct));
         });
 
         app.MapGet("/api/tiles/{id:long}", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
@@ -233,6 +241,21 @@ public sealed record DashboardCredentials(string User, string Password)
             return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(pair), expected);
         }
         catch (FormatException) { return false; }
+    }
+
+    /// <summary>The URLs Kestrel may bind: --urls, the "urls" setting (ASPNETCORE_URLS) and every Kestrel:Endpoints:*:Url.</summary>
+    public static IReadOnlyList<string> ConfiguredUrls(Microsoft.Extensions.Configuration.IConfiguration config, string cliUrls) =>
+        new[] { cliUrls, config["urls"] ?? "" }
+            .Concat(config.GetSection("Kestrel:Endpoints").GetChildren().Select(e => e["Url"] ?? ""))
+            .SelectMany(u => u.Split(';', ',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+
+    /// <summary>Refuses addresses reachable from other machines unless basic-auth credentials are configured.</summary>
+    public static void RequireForPublicBindings(IEnumerable<string> urls, DashboardCredentials? credentials)
+    {
+        var publicUrls = NonLoopback(string.Join(";", urls));
+        if (publicUrls.Count > 0 && credentials is null)
+            throw new ArgumentException($"--urls: {string.Join(",", publicUrls)} is reachable from other machines: set {UserVariable} and " +
+                                        $"{PasswordVariable} (basic authentication for the dashboard and the API), or bind to 127.0.0.1");
     }
 
     /// <summary>The listen URLs whose host is not a loopback address.</summary>

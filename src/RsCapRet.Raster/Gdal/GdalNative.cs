@@ -76,6 +76,12 @@ internal static partial class GdalNative
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr CPLSetConfigOption(string key, string? value);
 
+    // --- in-memory files (/vsimem/) ----------------------------------------------------------------------------
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial IntPtr VSIFileFromMemBuffer(string path, IntPtr data, ulong length, int takeOwnership);
+    [LibraryImport(Lib)] public static partial int VSIFCloseL(IntPtr file);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] public static partial int VSIUnlink(string path);
+
     // --- datasets ---------------------------------------------------------------------------------------------
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr GDALOpenEx(string path, uint flags, IntPtr allowedDrivers, IntPtr openOptions, IntPtr siblingFiles);

@@ -13,6 +13,15 @@ internal static class GdalRuntime
         // GDAL's block cache defaults to 5 % of RAM; tiling reads each block about once, so a modest cache keeps
         // ingestion memory small and flat. GDAL_CACHEMAX in the environment still wins.
         if (Environment.GetEnvironmentVariable("GDAL_CACHEMAX") is null) GdalNative.CPLSetConfigOption("GDAL_CACHEMAX", "128");
+        // No network from GDAL unless the operator allows it (RSCAPRET_GDAL_NETWORK=1): a path or a VRT that names
+        // /vsicurl/ or an http:// URL must not make the server send requests. /vsicurl/ only fetches files whose
+        // extension is allowed, and every libcurl request would go through a proxy that does not exist.
+        if (Environment.GetEnvironmentVariable("RSCAPRET_GDAL_NETWORK") != "1")
+        {
+            GdalNative.CPLSetConfigOption("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".rscapret-network-disabled");
+            GdalNative.CPLSetConfigOption("GDAL_HTTP_PROXY", "127.0.0.1:9");
+            GdalNative.CPLSetConfigOption("GDAL_HTTP_TIMEOUT", "1");
+        }
         // Errors are read back with CPLGetLastErrorMsg and thrown; keep GDAL from also printing them to stderr.
         GdalNative.CPLSetErrorHandler(NativeLibrary.GetExport(GdalNative.LibraryHandle, "CPLQuietErrorHandler"));
         return true;
