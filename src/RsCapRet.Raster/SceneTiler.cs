@@ -33,6 +33,10 @@ public sealed record TilingOptions
     public double StretchHighPercent { get; init; } = 98;
     /// <summary>Accept scenes without a CRS (footprints are then in pixel coordinates, SRID 0, and no WGS84 footprint).</summary>
     public bool AllowMissingCrs { get; init; }
+    /// <summary>Most grid tiles one scene may plan (RSCAPRET_MAX_GRID_TILES): a scene that declares a huge size fails at once.</summary>
+    public long MaxGridTiles { get; init; } = long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_MAX_GRID_TILES"), out var t) && t > 0 ? t : 250_000;
+    /// <summary>How many times finer than native a target GSD may be (upsampling beyond this invents pixels).</summary>
+    public double MaxUpsampling { get; init; } = 4;
 
     public void Validate()
     {
@@ -97,6 +101,11 @@ public sealed class SceneTiler : IDisposable
         _sourceStride = Math.Max(1, (int)Math.Round((options.TileSize - options.Overlap) * scale));
         var cols = GridCount(ds.Width, _sourceTile, _sourceStride);
         var rows = GridCount(ds.Height, _sourceTile, _sourceStride);
+        // Bounded work: checked before anything is read (statistics, tiles).
+        if (options.TargetGsd is { } t && t < nativeGsd / options.MaxUpsampling)
+            throw new RasterException(path, FormattableString.Invariant($"--gsd {t:G4} is more than {options.MaxUpsampling:G3}x finer than the native {nativeGsd:G4} units/px (upsampling only invents pixels); use --gsd {nativeGsd / options.MaxUpsampling:G4} or coarser"));
+        if ((long)rows * cols > options.MaxGridTiles)
+            throw new RasterException(path, FormattableString.Invariant($"{ds.Width}x{ds.Height} px would be {(long)rows * cols:N0} tiles of {options.TileSize} px, more than the limit of {options.MaxGridTiles:N0} per scene (raise RSCAPRET_MAX_GRID_TILES, or pass a coarser --gsd)"));
 
         if (ds.Crs != null)
         {

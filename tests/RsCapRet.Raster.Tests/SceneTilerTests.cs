@@ -168,4 +168,32 @@ public sealed class SceneTilerTests : IDisposable
         var ex = Assert.Throws<RasterException>(() => SceneTiler.Open(RasterDatasetTests.NaipSample, new TilingOptions { Bands = [1, 2, 7] }));
         Assert.Contains("has no band 7", ex.Message);
     }
+
+    [Fact]
+    public void SceneDeclaringAHugeSizeFailsBeforeAnythingIsRead()
+    {
+        // 200000 x 200000 px declared, no pixel data behind it (as a sparse GeoTIFF would be).
+        var vrt = TempPath("huge.vrt");
+        File.WriteAllText(vrt, """
+            <VRTDataset rasterXSize="200000" rasterYSize="200000">
+              <SRS>EPSG:32610</SRS>
+              <GeoTransform>500000, 0.3, 0, 4200000, 0, -0.3</GeoTransform>
+              <VRTRasterBand dataType="Byte" band="1"/><VRTRasterBand dataType="Byte" band="2"/><VRTRasterBand dataType="Byte" band="3"/>
+            </VRTDataset>
+            """);
+        var e = Assert.Throws<RasterException>(() => SceneTiler.Open(vrt));
+        Assert.Contains("would be 797,449 tiles of 224 px, more than the limit of 250,000 per scene", e.Message);
+        Assert.Contains("RSCAPRET_MAX_GRID_TILES", e.Message);
+        using var allowed = SceneTiler.Open(vrt, new TilingOptions { MaxGridTiles = 1_000_000, TargetGsd = 0.3 * 10 });   // a coarser plan is fine
+        Assert.Equal(90 * 90, allowed.Info.GridRows * allowed.Info.GridCols);
+    }
+
+    [Fact]
+    public void TargetGsdFarFinerThanNativeIsRefused()
+    {
+        var e = Assert.Throws<RasterException>(() => SceneTiler.Open(RasterDatasetTests.NaipSample, new TilingOptions { TargetGsd = 1e-9 }));
+        Assert.Contains("--gsd 1E-09 is more than 4x finer than the native 5 units/px", e.Message);
+        using var ok = SceneTiler.Open(RasterDatasetTests.NaipSample, new TilingOptions { TargetGsd = 2.5 });
+        Assert.Equal(2.5, ok.Info.TileGsd, 6);
+    }
 }
