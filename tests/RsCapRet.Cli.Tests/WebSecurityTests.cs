@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using System.IO.Compression;
 using System.Net;
 using System.Net.Sockets;
@@ -225,5 +227,59 @@ internal static class TestImages
             for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
         }
         return ~crc;
+    }
+}
+
+/// <summary>The web host's errors are JSON: unknown routes, wrong methods, a database outage, a dropped pooled connection.</summary>
+public sealed class JsonErrorTests
+{
+    [Fact]
+    public async Task OutagesAndBodilessErrorsAnswerJson()
+    {
+        var port = 6600 + Random.Shared.Next(300);
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        var app = builder.Build();
+        app.UseJsonErrors();
+        var calls = 0;
+        // A real connection failure: nothing listens on port 1.
+        app.MapGet("/down", async () =>
+        {
+            await using var conn = new Npgsql.NpgsqlConnection("Host=127.0.0.1;Port=1;Username=x;Password=x;Timeout=2");
+            await conn.OpenAsync();
+            return Microsoft.AspNetCore.Http.Results.Ok();
+        });
+        // Fails once as a dropped pooled connection does after a database restart, then works.
+        app.MapGet("/flaky", () => ++calls == 1
+            ? throw new Npgsql.NpgsqlException("Exception while reading from stream", new IOException("connection reset"))
+            : Microsoft.AspNetCore.Http.Results.Ok(new { calls }));
+        app.MapGet("/bug", string () => throw new InvalidOperationException("secret internals at /srv/app"));
+        await app.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            var down = await http.GetAsync("/down");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
+            Assert.Contains("database is not reachable", await down.Content.ReadAsStringAsync());
+            Assert.True(down.Headers.Contains("Retry-After"));
+
+            var flaky = await http.GetAsync("/flaky");
+            Assert.Equal(HttpStatusCode.OK, flaky.StatusCode);   // the first request after the "restart" succeeds
+            Assert.Contains("\"calls\":2", await flaky.Content.ReadAsStringAsync());
+
+            var bug = await http.GetAsync("/bug");
+            Assert.Equal(HttpStatusCode.InternalServerError, bug.StatusCode);
+            var bugBody = await bug.Content.ReadAsStringAsync();
+            Assert.Contains("\"error\"", bugBody);
+            Assert.DoesNotContain("/srv/app", bugBody);
+
+            var missing = await http.GetAsync("/no/such/route");
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+            Assert.Equal("{\"error\":\"not found\"}", await missing.Content.ReadAsStringAsync());
+            var wrongMethod = await http.PostAsync("/bug", new StringContent(""));
+            Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+            Assert.Contains("\"error\"", await wrongMethod.Content.ReadAsStringAsync());
+        }
+        finally { await app.StopAsync(); }
     }
 }

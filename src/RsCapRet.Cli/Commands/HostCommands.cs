@@ -116,6 +116,7 @@ public static class HostCommands
         builder.Services.AddAntiforgery();
         if (withWorker) builder.Services.AddRsCapRetWorker(JobQueues.All, 1);
         var app = builder.Build();
+        app.UseJsonErrors();
         app.UseRequestOriginChecks(RequestOriginChecks.AllowedHostsFromEnvironment(credentials is not null));
         if (credentials is null) app.UseHangfireDashboard("/hangfire"); // Hangfire's default: local requests only
         else
