@@ -155,9 +155,6 @@ public sealed class ResNetVisionModel : VisionBackbone
     /// <summary>ONNX (top, left, bottom, right) → torch's F.pad order (left, right, top, bottom).</summary>
     internal static long[] TorchPad(int[] onnx) => [onnx[1], onnx[3], onnx[0], onnx[2]];
 
-    /// <summary>The stages in order (layer1..layer4), e.g. to freeze the early ones.</summary>
-    public IReadOnlyList<nn.Module> Stages => [layer1, layer2, layer3, layer4];
-
     /// <summary>Planar RGB 0–255 at the backbone's size (the module does the BGR flip and the mean image).</summary>
     public override ImagePreprocessor Preprocessor(int? size = null) =>
         new(size ?? ImageSize) { Mean = [0f, 0f, 0f], Std = [1f / 255f, 1f / 255f, 1f / 255f] };
@@ -181,16 +178,6 @@ public sealed class ResNetVisionModel : VisionBackbone
         foreach (var stage in new[] { layer1, layer2, layer3, layer4 }.Take(stages))
             foreach (var block in stage) x = block.forward(x);
         return x.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Runs the stages after <paramref name="fromStage"/> on a cached feature map and pools it.</summary>
-    public Tensor PooledFrom(Tensor features, int fromStage)
-    {
-        using var scope = NewDisposeScope();
-        var x = features;
-        foreach (var stage in new[] { layer1, layer2, layer3, layer4 }.Skip(fromStage))
-            foreach (var block in stage) x = block.forward(x);
-        return x.mean([2, 3]).MoveToOuterDisposeScope();
     }
 
     /// <summary>Global average of the last stage: [B, 512] for ResNet18 (the 7×7 AveragePool at 224 px).</summary>
