@@ -279,11 +279,19 @@ public sealed class RsCapRetModel : nn.Module
     /// </summary>
     public IReadOnlyList<int[]> GenerateCaptions(Tensor pixels, GenerationOptions? options = null)
     {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        return GenerateCaptionsFromPooled(PooledImage(pixels), options);
+    }
+
+    /// <summary><see cref="GenerateCaptions"/> from the backbone's pooled vectors (ingestion computes them once for vectors and captions).</summary>
+    public IReadOnlyList<int[]> GenerateCaptionsFromPooled(Tensor pooled, GenerationOptions? options = null)
+    {
         options ??= new GenerationOptions();
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var b = pixels.shape[0];
-        var prefix = VisualPrefix(PooledImage(pixels));
+        var b = pooled.shape[0];
+        var prefix = VisualPrefix(pooled.to(Device));
         var bos = llm.EmbedTokens(full(b, 1, Scalars.Of((long)BosTokenId), ScalarType.Int64, Device));
         var start = cat([prefix, bos], 1);
         if (options.BeamWidth <= 1) return Greedy(start, options.MaxNewTokens, suppressRet: true).Select(r => r.Ids).ToList();

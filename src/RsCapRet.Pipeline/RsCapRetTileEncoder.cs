@@ -53,10 +53,11 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var pixels = Preprocessor.Process(tiles);
-        var vectors = Model.ImageEmbedding(pixels).to_type(ScalarType.Float32).cpu();
+        // One backbone pass per batch feeds both the vector and the caption.
+        var pooled = Model.PooledImage(Preprocessor.Process(tiles));
+        var vectors = Model.ImageEmbeddingFromPooled(pooled).to_type(ScalarType.Float32).cpu();
         ct.ThrowIfCancellationRequested();
-        IReadOnlyList<int[]>? ids = caption ? Model.GenerateCaptions(pixels, Generation) : null;
+        IReadOnlyList<int[]>? ids = caption ? Model.GenerateCaptionsFromPooled(pooled, Generation) : null;
         var result = new List<TileEncoding>(tiles.Count);
         for (var i = 0; i < tiles.Count; i++)
             result.Add(new TileEncoding(ids is null ? null : CleanCaption(Tokenizer.Decode(ids[i])), vectors[i].data<float>().ToArray()));

@@ -42,9 +42,10 @@ public static class ModelEvaluator
             using var scope = NewDisposeScope();
             var batch = images.Skip(s).Take(32).ToList();
             var pixels = pre.Process(batch.Select(b => RasterImage.ReadRgb(b.ImagePath)).ToList());
-            var ids = model.GenerateCaptions(pixels, generation);
+            var pooled = model.PooledImage(pixels);   // one backbone pass for captions and vectors
+            var ids = model.GenerateCaptionsFromPooled(pooled, generation);
             for (var i = 0; i < batch.Count; i++) candidates[batch[i].ImageId] = tokenizer.Decode(ids[i]).Trim();
-            var vecs = model.ImageEmbedding(pixels).cpu();
+            var vecs = model.ImageEmbeddingFromPooled(pooled).cpu();
             for (var i = 0; i < batch.Count; i++) imageVecs.Add(vecs[i].data<float>().ToArray());
             log?.Invoke($"captioned {Math.Min(s + 32, images.Count)}/{images.Count}");
             progress?.Invoke(Math.Min(s + 32, images.Count), images.Count);
