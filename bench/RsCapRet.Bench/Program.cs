@@ -2,30 +2,43 @@ using RsCapRet.Bench;
 
 var name = args.FirstOrDefault();
 var rest = args.Skip(1).ToArray();
-switch (name)
+try
 {
-    case "search":
-        return await SearchBenchmark.RunAsync(rest);
-    case "load":
-        return await ModelBenchmark.LoadAsync(rest);
-    case "load-child":
-        return ModelBenchmark.LoadChild(rest[0]);
-    case "ingest":
-        return await IngestBenchmark.RunAsync(rest);
-    case "ingest-child":
-        return await IngestBenchmark.ChildAsync(rest[0], rest[1], rest[2] == "1");
-    case "caption":
-        return ModelBenchmark.Throughput(rest);
-    case "train":
-        return TrainBenchmark.Run(rest);
-    default:
-        Console.Error.WriteLine("""
-            usage: RsCapRet.Bench <benchmark> [options]
-              search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]   vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB)
-              load    [--gb 2]                                     synthetic bf16 Llama checkpoint: load time, peak RSS / file size
-              caption [--model DIR]                                greedy captioning throughput, batch 1 and 16
-              ingest  [--size 20000] [--captions] [--model DIR]    pipeline vs model-only tiles/s, peak RSS on a large synthetic scene
-              train   [--config FILE] [--steps 20]                 training step time and samples/s (default: the shipped model's config)
-            """);
-        return 2;
+    switch (name)
+    {
+        case "search":
+            return await SearchBenchmark.RunAsync(rest);
+        case "load":
+            return await ModelBenchmark.LoadAsync(rest);
+        case "load-child":
+            return ModelBenchmark.LoadChild(rest[0]);
+        case "ingest":
+            return await IngestBenchmark.RunAsync(rest);
+        case "ingest-child":
+            return await IngestBenchmark.ChildAsync(rest[0], rest[1], rest[2] == "1");
+        case "caption":
+            return ModelBenchmark.Throughput(rest);
+        case "train":
+            return TrainBenchmark.Run(rest);
+        case "compare":
+            return CompareRuns.Run(rest);
+    }
 }
+catch (BenchArgsException e)
+{
+    Console.Error.WriteLine($"{name}: {e.Message}");
+    return 2;
+}
+Console.Error.WriteLine("""
+    usage: RsCapRet.Bench <benchmark> [options] [--rounds 5] [--warmup 1]
+      Benchmarks on rounds: a warm-up, then --rounds rounds in which its sides take turns (A, B, A, B, ...); they print
+      per side the median with min and max and the per-round values, per-round ratios, the environment, and last one
+      JSON line with the same numbers.
+      search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB; not on rounds yet)
+      load    [--gb 2]                                                   synthetic bf16 Llama checkpoint: load time, peak RSS / file size (not on rounds yet)
+      caption [--model DIR]                                              greedy captioning throughput, batch 1 and 16 (not on rounds yet)
+      ingest  [--size 20000] [--captions] [--model DIR]                  pipeline vs model-only tiles/s, peak RSS on a large synthetic scene (not on rounds yet)
+      train   [--config FILE] [--steps 20]                               training step time and samples/s (not on rounds yet)
+      compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
+    """);
+return 2;
