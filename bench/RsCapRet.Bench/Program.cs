@@ -14,8 +14,6 @@ try
             return ModelBenchmark.LoadChild(rest[0]);
         case "ingest":
             return await IngestBenchmark.RunAsync(rest);
-        case "ingest-child":
-            return await IngestBenchmark.ChildAsync(rest[0], rest[1], rest[2] == "1");
         case "caption":
             return ModelBenchmark.Throughput(rest);
         case "train":
@@ -37,7 +35,8 @@ Console.Error.WriteLine("""
       search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB; not on rounds yet)
       load    [--gb 2]                                                   synthetic bf16 Llama checkpoint: load time, peak RSS / file size (not on rounds yet)
       caption [--model DIR]                                              greedy captioning throughput, batch 1 and 16 (not on rounds yet)
-      ingest  [--size 20000] [--captions] [--model DIR]                  pipeline vs model-only tiles/s, peak RSS on a large synthetic scene (not on rounds yet)
+      ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
+                                                                         pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
       train   [--config FILE] [--steps 20]                               training step time and samples/s (not on rounds yet)
       compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
     """);
