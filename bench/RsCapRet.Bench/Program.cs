@@ -15,7 +15,7 @@ try
         case "ingest":
             return await IngestBenchmark.RunAsync(rest);
         case "caption":
-            return ModelBenchmark.Throughput(rest);
+            return await ModelBenchmark.ThroughputAsync(rest);
         case "train":
             return TrainBenchmark.Run(rest);
         case "compare":
@@ -33,8 +33,8 @@ Console.Error.WriteLine("""
       per side the median with min and max and the per-round values, per-round ratios, the environment, and last one
       JSON line with the same numbers.
       search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB; not on rounds yet)
-      load    [--gb 2]                                                   synthetic bf16 Llama checkpoint: load time, peak RSS / file size (not on rounds yet)
-      caption [--model DIR]                                              greedy captioning throughput, batch 1 and 16 (not on rounds yet)
+      load    [--gb 2]                                                   synthetic bf16 Llama checkpoint loaded in a fresh process per round: time, peak RSS / file size
+      caption [--model DIR] [--batches 1,16] [--round-seconds 10]        greedy captioning throughput per batch size
       ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
                                                                          pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
       train   [--config FILE] [--steps 20]                               training step time and samples/s (not on rounds yet)
