@@ -17,7 +17,7 @@ try
         case "caption":
             return await ModelBenchmark.ThroughputAsync(rest);
         case "train":
-            return TrainBenchmark.Run(rest);
+            return await TrainBenchmark.RunAsync(rest);
         case "compare":
             return CompareRuns.Run(rest);
     }
@@ -37,7 +37,7 @@ Console.Error.WriteLine("""
       caption [--model DIR] [--batches 1,16] [--round-seconds 10]        greedy captioning throughput per batch size
       ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
                                                                          pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
-      train   [--config FILE] [--steps 20]                               training step time and samples/s (not on rounds yet)
+      train   [--config FILE] [--steps 10]                               samples/s of training steps, --steps per round (default: the shipped model's config)
       compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
     """);
 return 2;
