@@ -32,7 +32,7 @@ Console.Error.WriteLine("""
       Benchmarks on rounds: a warm-up, then --rounds rounds in which its sides take turns (A, B, A, B, ...); they print
       per side the median with min and max and the per-round values, per-round ratios, the environment, and last one
       JSON line with the same numbers.
-      search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB; not on rounds yet)
+      search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency with and without a bbox per ef_search, k rows, recall@k (needs RSCAPRET_DB)
       load    [--gb 2]                                                   synthetic bf16 Llama checkpoint loaded in a fresh process per round: time, peak RSS / file size
       caption [--model DIR] [--batches 1,16] [--round-seconds 10]        greedy captioning throughput per batch size
       ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
