@@ -18,6 +18,8 @@ try
             return await ModelBenchmark.ThroughputAsync(rest);
         case "train":
             return await TrainBenchmark.RunAsync(rest);
+        case "encoder":
+            return await EncoderBenchmark.RunAsync(rest);
         case "compare":
             return CompareRuns.Run(rest);
     }
@@ -29,8 +31,8 @@ catch (BenchArgsException e)
 }
 Console.Error.WriteLine("""
     usage: RsCapRet.Bench <benchmark> [options] [--rounds 5] [--warmup 1]
-      Benchmarks on rounds: a warm-up, then --rounds rounds in which its sides take turns (A, B, A, B, ...); they print
-      per side the median with min and max and the per-round values, per-round ratios, the environment, and last one
+      Every benchmark: a warm-up, then --rounds rounds in which its sides take turns (A, B, A, B, ...); it prints per
+      side the median with min and max and the per-round values, per-round ratios, the environment, and last one
       JSON line with the same numbers.
       search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency with and without a bbox per ef_search, k rows, recall@k (needs RSCAPRET_DB)
       load    [--gb 2]                                                   synthetic bf16 Llama checkpoint loaded in a fresh process per round: time, peak RSS / file size
@@ -38,6 +40,8 @@ Console.Error.WriteLine("""
       ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
                                                                          pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
       train   [--config FILE] [--steps 10]                               samples/s of training steps, --steps per round (default: the shipped model's config)
+      encoder [--backbone DIR] [--batches 1,16,64] [--threads 2] [--round-seconds 3] [--diagnose]
+                                                                         TorchSharp ResNet vs ONNX Runtime on the original ONNX file, images/s and ratio
       compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
     """);
 return 2;
