@@ -10,8 +10,8 @@ using static TorchSharp.torch;
 namespace RsCapRet.Bench;
 
 /// <summary>
-/// Model benchmarks: checkpoint loading (time and peak resident memory against the file size, measured in a
-/// child process so nothing else is resident) and captioning throughput (greedy, batch 1 and 16).
+/// Model benchmarks: checkpoint loading (time and peak resident memory against the file size, each round in a
+/// fresh child process so nothing else is resident) and captioning throughput (greedy, per batch size).
 /// </summary>
 public static class ModelBenchmark
 {
@@ -40,24 +40,42 @@ public static class ModelBenchmark
 
     public static async Task<int> LoadAsync(string[] args)
     {
-        var gb = Arg(args, "--gb", 2.0);
+        var a = new BenchArgs(args);
+        var gb = a.Double("--gb", 2.0);
+        var (warmup, rounds) = a.RoundCounts();
         var dir = Path.Combine(Path.GetTempPath(), $"rscapret-bench-llama-{gb.ToString(CultureInfo.InvariantCulture)}gb");
         var sw = Stopwatch.StartNew();
         WriteSyntheticLlama(dir, gb);
         var file = new FileInfo(Path.Combine(dir, "model.safetensors")).Length;
         Console.WriteLine($"checkpoint: {dir} ({file / 1e9:F2} GB bf16), written/reused in {sw.Elapsed.TotalSeconds:F0} s");
-        // Load in a fresh process: its peak RSS is the loader's alone.
+        var report = new BenchReport("load", await BenchEnvironment.CollectAsync(torch: true));
+        report.Options["gb"] = gb;
+        report.Facts.Add(("checkpoint", FormattableString.Invariant($"{dir}: {file:N0} bytes ({file / 1e9:F2} GB) bf16")));
+        report.Notes.Add("each round loads in a fresh process (its peak RSS is the loader's alone); after the warm-up the file is in the page cache, so rounds measure warm-cache loading");
+        var sides = new List<Side> { new("load", "s", () => LoadInChildAsync(dir, file)) };
+        var results = await Rounds.RunAsync(sides, warmup, rounds);
+        report.Print(results, [], warmup, rounds);
+        return 0;
+    }
+
+    private static async Task<Sample> LoadInChildAsync(string dir, long file)
+    {
         var psi = new ProcessStartInfo("dotnet", [typeof(ModelBenchmark).Assembly.Location, "load-child", dir]) { RedirectStandardOutput = true };
         using var p = Process.Start(psi)!;
         var output = await p.StandardOutput.ReadToEndAsync();
         await p.WaitForExitAsync();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"load-child exited with {p.ExitCode}: {output}");
         var parts = output.Trim().Split(' ');
         var seconds = double.Parse(parts[0], CultureInfo.InvariantCulture);
         var baseline = long.Parse(parts[1], CultureInfo.InvariantCulture);
         var peak = long.Parse(parts[2], CultureInfo.InvariantCulture);
-        Console.WriteLine($"load: {seconds:F1} s; peak RSS {peak / 1e9:F2} GB (runtime+libtorch before loading {baseline / 1e9:F2} GB)");
-        Console.WriteLine($"peak RSS / file size: {(double)peak / file:F2} (loader's share: {(double)(peak - baseline) / file:F2})");
-        return 0;
+        return new Sample(seconds,
+        [
+            new("peak RSS", "GB", peak / 1e9),
+            new("runtime + libtorch before loading", "GB", baseline / 1e9),
+            new("peak RSS / file size", "x", (double)peak / file),
+            new("loader's share / file size", "x", (double)(peak - baseline) / file),
+        ]);
     }
 
     public static int LoadChild(string dir)
@@ -67,49 +85,53 @@ public static class ModelBenchmark
         var sw = Stopwatch.StartNew();
         using var llm = LlamaForCausalLM.FromPretrained(dir, dtype: ScalarType.BFloat16);
         var seconds = sw.Elapsed.TotalSeconds;
-        Console.WriteLine(FormattableString.Invariant($"{seconds:F2} {baseline} {PeakRss()}"));
+        Console.WriteLine(FormattableString.Invariant($"{seconds:F3} {baseline} {PeakRss()}"));
         return 0;
     }
 
-    internal static long PeakRss()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-        throw new InvalidOperationException("no VmHWM in /proc/self/status");
-    }
+    internal static long PeakRss() => Bench.PeakRss.Peak();
 
-    public static int Throughput(string[] args)
+    /// <summary>
+    /// Greedy captioning at each --batches size (default 1 and 16), the sizes taking turns within every round; each
+    /// side captions for at least --round-seconds. The ratios say what batching buys, measured in the same rounds.
+    /// </summary>
+    public static async Task<int> ThroughputAsync(string[] args)
     {
-        var modelDir = args.SkipWhile(a => a != "--model").Skip(1).FirstOrDefault()
-                       ?? Path.Combine(RepositoryPaths.FindRoot(), "models", "default");
+        var a = new BenchArgs(args);
+        var modelDir = a.String("--model", Path.Combine(RepositoryPaths.FindRoot(), "models", "default"));
+        var batches = a.Ints("--batches", "1,16");
+        var roundSeconds = a.Double("--round-seconds", 10);
+        var (warmup, rounds) = a.RoundCounts();
         using var encoder = RsCapRetTileEncoder.Load(modelDir, "cpu");
+        const int imageCount = 32;
         var images = Directory.EnumerateFiles(Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions", "images"), "*.jpg")
-            .Order(StringComparer.Ordinal).Take(32).Select(f => RasterImage.ReadRgb(f)).ToList();
-        Console.WriteLine($"model: {modelDir} (input {encoder.InputSize} px), torch threads {get_num_threads()}");
-        foreach (var batch in new[] { 1, 16 })
-        {
-            encoder.Encode(images.Take(batch).ToList(), true, CancellationToken.None); // warm-up
-            var sw = Stopwatch.StartNew();
-            int done = 0, tokens = 0;
-            while (sw.Elapsed.TotalSeconds < 10 || done < 32)
-            {
-                var chunk = images.Skip(done % 32).Take(batch).ToList();
-                if (chunk.Count < batch) chunk = images.Take(batch).ToList();
-                using var _ = no_grad();
-                var ids = encoder.Model.GenerateCaptions(encoder.Preprocessor.Process(chunk), encoder.Generation);
-                tokens += ids.Sum(i => i.Length + 1);
-                done += chunk.Count;
-            }
-            var s = sw.Elapsed.TotalSeconds;
-            Console.WriteLine(FormattableString.Invariant($"greedy captioning, batch {batch,2}: {done / s:F1} images/s, {tokens / s:F0} tokens/s ({done} images in {s:F1} s)"));
-        }
+            .Order(StringComparer.Ordinal).Take(imageCount).Select(f => RasterImage.ReadRgb(f)).ToList();
+        var report = new BenchReport("caption", await BenchEnvironment.CollectAsync(torch: true));
+        report.Options["model"] = Path.GetFullPath(modelDir);
+        report.Options["batches"] = string.Join(',', batches);
+        report.Options["round-seconds"] = roundSeconds;
+        report.Facts.Add(("images", $"{images.Count} UCM-Captions images cycled, input {encoder.InputSize} px, at most {encoder.Generation.MaxNewTokens} new tokens"));
+        Console.WriteLine($"model: {modelDir} (input {encoder.InputSize} px)");
+
+        var sides = batches.Select(batch => new Side($"batch {batch}", "images/s", () => Task.FromResult(Caption(encoder, images, batch, roundSeconds)))).ToList();
+        var results = await Rounds.RunAsync(sides, warmup, rounds);
+        report.Print(results, sides.Skip(1).Select(s => new RatioSpec(s.Name, sides[0].Name)).ToList(), warmup, rounds);
         return 0;
     }
 
-    private static double Arg(string[] args, string name, double dflt)
+    private static Sample Caption(RsCapRetTileEncoder encoder, List<RgbImage> images, int batch, double roundSeconds)
     {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && double.TryParse(args[i + 1], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : dflt;
+        int done = 0, tokens = 0;
+        var (perSecond, _, seconds) = Rounds.Throughput(() =>
+        {
+            var chunk = Enumerable.Range(done, batch).Select(i => images[i % images.Count]).ToList();
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            var ids = encoder.Model.GenerateCaptions(encoder.Preprocessor.Process(chunk), encoder.Generation);
+            tokens += ids.Sum(i => i.Length + 1);
+            done += chunk.Count;
+            return chunk.Count;
+        }, roundSeconds);
+        return new Sample(perSecond, [new("tokens", "tokens/s", tokens / seconds)]);
     }
 }

@@ -2,30 +2,46 @@ using RsCapRet.Bench;
 
 var name = args.FirstOrDefault();
 var rest = args.Skip(1).ToArray();
-switch (name)
+try
 {
-    case "search":
-        return await SearchBenchmark.RunAsync(rest);
-    case "load":
-        return await ModelBenchmark.LoadAsync(rest);
-    case "load-child":
-        return ModelBenchmark.LoadChild(rest[0]);
-    case "ingest":
-        return await IngestBenchmark.RunAsync(rest);
-    case "ingest-child":
-        return await IngestBenchmark.ChildAsync(rest[0], rest[1], rest[2] == "1");
-    case "caption":
-        return ModelBenchmark.Throughput(rest);
-    case "train":
-        return TrainBenchmark.Run(rest);
-    default:
-        Console.Error.WriteLine("""
-            usage: RsCapRet.Bench <benchmark> [options]
-              search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]   vector search latency, filtered k rows, recall@10 (needs RSCAPRET_DB)
-              load    [--gb 2]                                     synthetic bf16 Llama checkpoint: load time, peak RSS / file size
-              caption [--model DIR]                                greedy captioning throughput, batch 1 and 16
-              ingest  [--size 20000] [--captions] [--model DIR]    pipeline vs model-only tiles/s, peak RSS on a large synthetic scene
-              train   [--config FILE] [--steps 20]                 training step time and samples/s (default: the shipped model's config)
-            """);
-        return 2;
+    switch (name)
+    {
+        case "search":
+            return await SearchBenchmark.RunAsync(rest);
+        case "load":
+            return await ModelBenchmark.LoadAsync(rest);
+        case "load-child":
+            return ModelBenchmark.LoadChild(rest[0]);
+        case "ingest":
+            return await IngestBenchmark.RunAsync(rest);
+        case "caption":
+            return await ModelBenchmark.ThroughputAsync(rest);
+        case "train":
+            return await TrainBenchmark.RunAsync(rest);
+        case "encoder":
+            return await EncoderBenchmark.RunAsync(rest);
+        case "compare":
+            return CompareRuns.Run(rest);
+    }
 }
+catch (BenchArgsException e)
+{
+    Console.Error.WriteLine($"{name}: {e.Message}");
+    return 2;
+}
+Console.Error.WriteLine("""
+    usage: RsCapRet.Bench <benchmark> [options] [--rounds 5] [--warmup 1]
+      Every benchmark: a warm-up, then --rounds rounds in which its sides take turns (A, B, A, B, ...); it prints per
+      side the median with min and max and the per-round values, per-round ratios, the environment, and last one
+      JSON line with the same numbers.
+      search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency with and without a bbox per ef_search, k rows, recall@k (needs RSCAPRET_DB)
+      load    [--gb 2]                                                   synthetic bf16 Llama checkpoint loaded in a fresh process per round: time, peak RSS / file size
+      caption [--model DIR] [--batches 1,16] [--round-seconds 10]        greedy captioning throughput per batch size
+      ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
+                                                                         pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
+      train   [--config FILE] [--steps 10]                               samples/s of training steps, --steps per round (default: the shipped model's config)
+      encoder [--backbone DIR] [--batches 1,16,64] [--threads 2] [--round-seconds 3] [--diagnose]
+                                                                         TorchSharp ResNet vs ONNX Runtime on the original ONNX file, images/s and ratio
+      compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
+    """);
+return 2;

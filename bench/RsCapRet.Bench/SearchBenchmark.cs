@@ -9,15 +9,17 @@ namespace RsCapRet.Bench;
 
 /// <summary>
 /// Synthetic catalogue of realistic shape (256-d vectors, 224-px tiles spread over three UTM zones) in a fresh
-/// database; measures p50/p95 latency of vector queries with and without a bbox filter, recall@10 of the
-/// HNSW path against exact search, and whether filtered queries return k rows.
+/// database; per round, p50/p95 latency of the same vector queries with and without a bbox filter for each
+/// ef_search, and whether filtered queries return k rows; recall@k of the HNSW path against exact search, once.
 /// </summary>
 public static class SearchBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        int tiles = IntArg(args, "--tiles", 100_000), queries = IntArg(args, "--queries", 200), k = IntArg(args, "--k", 10);
-        var keep = args.Contains("--keep");
+        var a = new BenchArgs(args);
+        int tiles = a.Int("--tiles", 100_000), queries = a.Int("--queries", 200), k = a.Int("--k", 10);
+        var keep = a.Has("--keep");
+        var (warmup, rounds) = a.RoundCounts();
         var admin = RsCapRetDatabase.ResolveConnectionString();
         var dbName = $"rscapret_bench_{tiles}";
         var cs = new NpgsqlConnectionStringBuilder(admin) { Database = dbName }.ConnectionString;
@@ -39,15 +41,43 @@ public static class SearchBenchmark
             if ((long)(await count.ExecuteScalarAsync())! < tiles)
                 await LoadAsync(ds, store, modelId, tiles);
 
-        // Each --ef value (rscapret.ef_search for the session; "default" = the function's own choice) is measured
-        // on the same catalogue and the same queries, one after the other, so the rows compare side by side.
-        var efs = StringArg(args, "--ef", "default").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Console.WriteLine($"tiles={tiles:N0} queries={queries} k={k}");
-        foreach (var ef in efs)
+        var report = new BenchReport("search", await BenchEnvironment.CollectAsync(torch: false, cs));
+        report.Options["tiles"] = tiles;
+        report.Options["queries"] = queries;
+        report.Options["k"] = k;
+        var workload = await WorkloadAsync(ds, tiles, queries);
+
+        // Each --ef value (rscapret.ef_search for the session; "default" = the function's own choice) is measured on
+        // the same catalogue and the same queries; every ef's two query kinds take turns within each round.
+        var efs = a.String("--ef", "default").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        report.Options["ef"] = string.Join(',', efs);
+        Console.WriteLine($"tiles={tiles:N0} queries={queries} k={k} ef={string.Join(',', efs)}");
+        var sources = new List<NpgsqlDataSource>();
+        var sides = new List<Side>();
+        var ratios = new List<RatioSpec>();
+        try
         {
-            var efCs = ef == "default" ? cs : new NpgsqlConnectionStringBuilder(cs) { Options = $"-c rscapret.ef_search={int.Parse(ef, System.Globalization.CultureInfo.InvariantCulture)}" }.ConnectionString;
-            await using var efDs = await RsCapRetDatabase.OpenAsync(efCs);
-            await MeasureAsync(new CatalogStore(efDs), ef, tiles, queries, k, efDs);
+            foreach (var ef in efs)
+            {
+                var efCs = ef == "default" ? cs : new NpgsqlConnectionStringBuilder(cs) { Options = $"-c rscapret.ef_search={int.Parse(ef, System.Globalization.CultureInfo.InvariantCulture)}" }.ConnectionString;
+                var efDs = await RsCapRetDatabase.OpenAsync(efCs);
+                sources.Add(efDs);
+                var efStore = new CatalogStore(efDs);
+                string plain = $"ef {ef}: vector only", boxed = $"ef {ef}: vector+bbox";
+                sides.Add(new Side(plain, "ms p50", () => LatencyAsync(efStore, workload, k, withBox: false)));
+                sides.Add(new Side(boxed, "ms p50", () => LatencyAsync(efStore, workload, k, withBox: true)));
+                ratios.Add(new RatioSpec(boxed, plain));
+                if (ef != efs[0]) ratios.Add(new RatioSpec(plain, $"ef {efs[0]}: vector only"));
+            }
+            var results = await Rounds.RunAsync(sides, warmup, rounds);
+            // Recall is a property of the index and the queries, not of the machine: measured once per ef.
+            for (var i = 0; i < efs.Length; i++)
+                report.Facts.Add(($"ef {efs[i]}: recall@{k} (HNSW vs exact, {Math.Min(queries, 50)} queries)", await RecallAsync(new CatalogStore(sources[i]), workload, k)));
+            report.Print(results, ratios, warmup, rounds);
+        }
+        finally
+        {
+            foreach (var s in sources) await s.DisposeAsync();
         }
         if (!keep)
         {
@@ -61,7 +91,10 @@ public static class SearchBenchmark
         return 0;
     }
 
-    private static async Task MeasureAsync(CatalogStore store, string ef, int tiles, int queries, int k, NpgsqlDataSource ds)
+    /// <summary>The same queries every round: vectors near the data's clusters, and a bbox of about 600 m around a real tile.</summary>
+    private sealed record Workload(float[][] Vectors, Polygon[] Boxes);
+
+    private static async Task<Workload> WorkloadAsync(NpgsqlDataSource ds, int tiles, int queries)
     {
         var rng = new Random(12345);
         // Clustered data: queries near real tiles, as text queries land near the images they describe.
@@ -70,33 +103,43 @@ public static class SearchBenchmark
         await using (var sample = ds.CreateCommand($"SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(footprint) c FROM tiles WHERE id % {Math.Max(1, tiles / queries)} = 0 ORDER BY id LIMIT {queries}) s"))
         await using (var r = await sample.ExecuteReaderAsync())
             while (await r.ReadAsync()) places.Add((r.GetDouble(0), r.GetDouble(1)));
-        var (plain, bbox, rows, recall) = (new List<double>(), new List<double>(), new List<int>(), 0.0);
+        var vectors = new float[queries][];
+        var boxes = new Polygon[queries];
         for (var q = 0; q < queries; q++)
         {
-            var query = Noisy(centres[rng.Next(centres.Length)], rng, 0.6f);
-            var sw = Stopwatch.StartNew();
-            var approx = await store.SearchAsync(query, k);
-            plain.Add(sw.Elapsed.TotalMilliseconds);
-
-            // A bbox of about 600 m around a real tile: ~50-100 of the catalogue's tiles, a selective filter.
+            vectors[q] = Noisy(centres[rng.Next(centres.Length)], rng, 0.6f);
+            // ~50-100 of the catalogue's tiles: a selective filter.
             var (lon, lat) = places[q % places.Count];
-            var box = Box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
-            sw.Restart();
-            var filtered = await store.SearchAsync(query, k, new SearchFilter(Area: box));
-            bbox.Add(sw.Elapsed.TotalMilliseconds);
-            rows.Add(filtered.Count);
-
-            if (q < Math.Min(queries, 50))
-            {
-                var exact = await store.SearchAsync(query, k, new SearchFilter(Exact: true));
-                recall += approx.Select(h => h.TileId).Intersect(exact.Select(h => h.TileId)).Count() / (double)k;
-            }
+            boxes[q] = Box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
         }
-        recall /= Math.Min(queries, 50);
-        Console.WriteLine($"[ef_search {ef}]");
-        Console.WriteLine($"  vector only : p50 {Pct(plain, 50):F2} ms  p95 {Pct(plain, 95):F2} ms");
-        Console.WriteLine($"  vector+bbox : p50 {Pct(bbox, 50):F2} ms  p95 {Pct(bbox, 95):F2} ms  (queries returning k rows: {rows.Count(r => r == k)}/{rows.Count})");
-        Console.WriteLine($"  recall@{k} (HNSW vs exact, {Math.Min(queries, 50)} queries): {recall:F3}");
+        return new Workload(vectors, boxes);
+    }
+
+    private static async Task<Sample> LatencyAsync(CatalogStore store, Workload w, int k, bool withBox)
+    {
+        var ms = new List<double>(w.Vectors.Length);
+        var full = 0;
+        for (var q = 0; q < w.Vectors.Length; q++)
+        {
+            var sw = Stopwatch.StartNew();
+            var hits = await store.SearchAsync(w.Vectors[q], k, withBox ? new SearchFilter(Area: w.Boxes[q]) : null);
+            ms.Add(sw.Elapsed.TotalMilliseconds);
+            if (hits.Count == k) full++;
+        }
+        return new Sample(Pct(ms, 50), [new("p95", "ms", Pct(ms, 95)), new("queries returning k rows", "queries", full)]);
+    }
+
+    private static async Task<double> RecallAsync(CatalogStore store, Workload w, int k)
+    {
+        var n = Math.Min(w.Vectors.Length, 50);
+        var recall = 0.0;
+        for (var q = 0; q < n; q++)
+        {
+            var approx = await store.SearchAsync(w.Vectors[q], k);
+            var exact = await store.SearchAsync(w.Vectors[q], k, new SearchFilter(Exact: true));
+            recall += approx.Select(h => h.TileId).Intersect(exact.Select(h => h.TileId)).Count() / (double)k;
+        }
+        return recall / n;
     }
 
     private static async Task LoadAsync(NpgsqlDataSource ds, CatalogStore store, int modelId, int tiles)
@@ -158,17 +201,5 @@ public static class SearchBenchmark
     {
         var s = xs.Order().ToArray();
         return s[Math.Clamp((int)Math.Ceiling(p / 100.0 * s.Length) - 1, 0, s.Length - 1)];
-    }
-
-    private static string StringArg(string[] args, string name, string dflt)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : dflt;
-    }
-
-    private static int IntArg(string[] args, string name, int dflt)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : dflt;
     }
 }

@@ -5,40 +5,68 @@ using RsCapRet.Training;
 namespace RsCapRet.Bench;
 
 /// <summary>
-/// Training speed of a config (default: the shipped model's, on UCM-Captions train): seconds per optimiser step and
-/// samples/s over N steps after two warm-up steps. Data loading (decoding the split) is reported apart.
+/// Training speed of a config (default: the shipped model's, on UCM-Captions train). One training run, its
+/// optimiser steps cut into rounds of --steps steps: the first two steps (allocators, threads) and the warm-up
+/// rounds are dropped, and so is any step that follows an epoch's validation and export, so a round holds training
+/// steps only. Data loading (decoding the splits, caching frozen features) is reported apart, once.
 /// </summary>
 public static class TrainBenchmark
 {
-    public static int Run(string[] args)
+    private const int SettlingSteps = 2;
+
+    public static async Task<int> RunAsync(string[] args)
     {
-        var i = Array.IndexOf(args, "--config");
-        var config = i >= 0 ? args[i + 1] : Path.Combine(RepositoryPaths.FindRoot(), "models", "configs", "default-ucm.json");
-        var s = Array.IndexOf(args, "--steps");
-        var steps = s >= 0 ? int.Parse(args[s + 1], System.Globalization.CultureInfo.InvariantCulture) : 20;
-        var cfg = TrainConfig.Load(config) with { MaxSteps = steps + 2, MaxValImages = 64, CheckpointEvery = int.MaxValue };
-        var outDir = Directory.CreateTempSubdirectory("rscapret-bench-train-").FullName;
-        var times = new List<double>();
+        var a = new BenchArgs(args);
+        var config = a.String("--config", Path.Combine(RepositoryPaths.FindRoot(), "models", "configs", "default-ucm.json"));
+        var steps = a.Int("--steps", 10);
+        var (warmup, rounds) = a.RoundCounts();
+        var needed = SettlingSteps + (warmup + rounds) * steps;
+        var cfg = TrainConfig.Load(config) with { MaxSteps = null, MaxValImages = 64, CheckpointEvery = int.MaxValue };
+        var report = new BenchReport("train", await BenchEnvironment.CollectAsync(torch: true));
+        report.Options["config"] = Path.GetFullPath(config);
+        report.Options["steps per round"] = steps;
+        Console.WriteLine($"config {config} ({cfg.Mode} mode, batch {cfg.BatchSize}, threads {cfg.Threads?.ToString() ?? "all"}); {needed} clean steps to take");
+        Console.WriteLine($"method: one training run; {SettlingSteps} settling steps and {warmup} warm-up round(s) of {steps} steps dropped, then {rounds} rounds of {steps} steps");
+
+        var clean = new List<double>();
         var clock = Stopwatch.StartNew();
         var last = TimeSpan.Zero;
+        var afterEpochEnd = false;
         double? loadSeconds = null;
-        var trainer = new RsCapRetTrainer(cfg, outDir, msg => { if (msg.StartsWith("parameters:", StringComparison.Ordinal)) loadSeconds ??= clock.Elapsed.TotalSeconds; })
+        using var stop = new CancellationTokenSource();
+        var outDir = Directory.CreateTempSubdirectory("rscapret-bench-train-").FullName;
+        var trainer = new RsCapRetTrainer(cfg, outDir, msg =>
+        {
+            if (msg.StartsWith("parameters:", StringComparison.Ordinal)) loadSeconds ??= clock.Elapsed.TotalSeconds;
+            // Logged after an epoch's validation (and export): the next step's interval holds them, so it is dropped.
+            if (msg.StartsWith("epoch ", StringComparison.Ordinal) && msg.Contains(": train loss", StringComparison.Ordinal)) afterEpochEnd = true;
+        })
         {
             StepProgress = (done, _) =>
             {
                 var now = clock.Elapsed;
-                if (done > 2) times.Add((now - last).TotalSeconds);   // steps 1-2 warm up allocators and threads
+                if (done > SettlingSteps && !afterEpochEnd) clean.Add((now - last).TotalSeconds);
+                afterEpochEnd = false;
                 last = now;
+                if (clean.Count >= needed - SettlingSteps) stop.Cancel();
             },
         };
-        try { trainer.Run(); }
+        try { trainer.Run(stop.Token); }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
         finally { Directory.Delete(outDir, true); }
-        times.Sort();
-        var median = times[times.Count / 2];
-        Console.WriteLine($"config {config} ({cfg.Mode} mode, batch {cfg.BatchSize}, threads {cfg.Threads?.ToString() ?? "all"})");
-        Console.WriteLine($"data loading (decode + tokenize the splits): {loadSeconds ?? double.NaN:F1} s");
-        Console.WriteLine($"step time over {times.Count} steps: median {median:F3} s, mean {times.Average():F3} s, min {times[0]:F3} s, max {times[^1]:F3} s");
-        Console.WriteLine($"throughput: {cfg.BatchSize / median:F1} samples/s (median step)");
+
+        var measured = clean.Skip(warmup * steps).Chunk(steps).Where(c => c.Length == steps).Take(rounds).ToList();
+        if (measured.Count < rounds)
+            Console.WriteLine($"the run ended after {clean.Count} clean steps: {measured.Count} of {rounds} rounds measured (the config's epochs or early stopping ended it)");
+        var samples = measured.Select(block => new Sample(cfg.BatchSize * steps / block.Sum(),
+        [
+            new("median step", "s", Summary.Of(block).Median),
+            new("slowest step", "s", block.Max()),
+        ])).ToList();
+        for (var r = 0; r < samples.Count; r++) Console.WriteLine($"  round {r + 1}/{rounds}  train: {Rounds.Fmt(samples[r].Value)} samples/s");
+        report.Facts.Add(("data loading, once, s (decode + tokenize the splits, cache frozen features)", loadSeconds));
+        report.Facts.Add(("batch", cfg.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        report.Print([new SideResult("train", "samples/s", samples)], [], warmup, samples.Count);
         return 0;
     }
 }
