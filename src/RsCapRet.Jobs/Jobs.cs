@@ -60,12 +60,11 @@ public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache model
         if (!File.Exists(path) && Directory.Exists(Path.GetDirectoryName(path)))
             throw new RasterException(path, "does not exist (moved or deleted since it was queued)");
         var progress = new JobProgress(context);
-        var lease = TimeSpan.FromSeconds(HangfireSetup.SecondsFromEnvironment("RSCAPRET_SCENE_LEASE_SECONDS", 600));
         var result = await models.WithModelAsync(modelDirectory, encoder =>
             new SceneIngestor(new CatalogStore(dataSource), encoder).IngestAsync(path,
-                new IngestOptions { Tiling = options.ToTiling(), Caption = options.Captions, Lease = lease },
+                new IngestOptions { Tiling = options.ToTiling(), Caption = options.Captions },
                 p => progress.Report(p.Done, p.GridTiles, "tiles", p.Message ?? $"{p.Stored} stored, {p.Skipped} skipped (nodata)", force: p.Message is not null), ct), ct);
-        // Another worker holds the scene: retry later. Its lease (renewed with every batch) runs out if that worker
+        // Another worker holds the scene: retry later. Its lease (renewed on a timer and with every batch) runs out if that worker
         // died, and then this job takes the scene over; if it finishes instead, the retry finds it done.
         if (result.Outcome == IngestOutcome.HeldByAnotherWorker)
             throw new TransientJobException($"{path}: scene {result.SceneId} is being ingested by another worker; retrying later");

@@ -15,12 +15,29 @@ public sealed record IngestOptions
     public TilingOptions Tiling { get; init; } = new();
     public int BatchSize { get; init; } = 16;
     public bool Caption { get; init; } = true;
-    /// <summary>How long a claimed scene may go without a heartbeat before another worker may take it over.</summary>
-    public TimeSpan Lease { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// How long a claimed scene may go without a renewal before another run may take it over; renewed every third of
+    /// it and after every batch. Default: RSCAPRET_SCENE_LEASE_SECONDS, else 10 minutes.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = LeaseFromEnvironment();
+    /// <summary>When another run holds the scene, wait until it finishes or its lease lapses instead of returning at once.</summary>
+    public bool WaitIfHeld { get; init; }
+    /// <summary>What a cancelled run records on its scene, e.g. "cancelled (SIGTERM)"; default "cancelled".</summary>
+    public Func<string>? CancelReason { get; init; }
+
+    public const string LeaseVariable = "RSCAPRET_SCENE_LEASE_SECONDS";
+
+    public static TimeSpan LeaseFromEnvironment()
+    {
+        var text = Environment.GetEnvironmentVariable(LeaseVariable);
+        if (string.IsNullOrWhiteSpace(text)) return TimeSpan.FromMinutes(10);
+        return int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
+            ? TimeSpan.FromSeconds(s) : throw new FormatException($"{LeaseVariable}='{text}' is not a positive number of seconds");
+    }
 }
 
 public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outcome, int Tiles, int SkippedTiles,
-    TimeSpan Elapsed, string? Error = null, string? Warning = null, string? Resolution = null)
+    TimeSpan Elapsed, string? Error = null, string? Warning = null, string? Resolution = null, TimeSpan? HolderLeaseLeft = null)
 {
     public string OutcomeText => Outcome switch
     {
@@ -46,6 +63,9 @@ public sealed record IngestProgress(string Path, int Stored, int Skipped, int Gr
 
 public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
 {
+    /// <summary>How often a run waiting for a held scene looks again (<see cref="IngestOptions.WaitIfHeld"/>).</summary>
+    private static readonly TimeSpan HeldScenePoll = TimeSpan.FromSeconds(1);
+
     public async Task<IngestResult> IngestAsync(string path, IngestOptions? options = null, Action<IngestProgress>? progress = null,
         CancellationToken ct = default)
     {
@@ -55,13 +75,30 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         var file = await DescribeFileAsync(path, ct);
         var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
         var claim = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
-        if (claim is null)
+        var waiting = false;
+        while (claim is null)
         {
             var held = await store.FindSceneAsync(file.ContentSha256, modelId, ct);
-            return new IngestResult(path, held?.Id, held?.Status == SceneStatus.Ingesting ? IngestOutcome.HeldByAnotherWorker : IngestOutcome.AlreadyIngested,
-                held?.TileCount ?? 0, held?.SkippedTiles ?? 0, sw.Elapsed);
+            if (held is { Status: SceneStatus.Done or SceneStatus.Empty })
+                return new IngestResult(path, held.Id, IngestOutcome.AlreadyIngested, held.TileCount, held.SkippedTiles, sw.Elapsed);
+            if (held is { Status: SceneStatus.Ingesting })
+            {
+                var left = await store.LeaseLeftAsync(held.Id, ct);
+                if (!options.WaitIfHeld)
+                    return new IngestResult(path, held.Id, IngestOutcome.HeldByAnotherWorker, 0, 0, sw.Elapsed, HolderLeaseLeft: left);
+                if (!waiting)
+                    progress?.Invoke(new IngestProgress(path, 0, 0, 0, $"{path}: scene {held.Id} is being ingested by another process; " +
+                        "waiting for it to finish or for its lease to lapse" + (left is { } l ? $" (in {l.TotalSeconds:F0} s unless renewed)" : "")));
+                waiting = true;
+                await Task.Delay(HeldScenePoll, ct);
+            }
+            // Otherwise the holder released it (failed, cancelled) between the two queries: claim it now.
+            claim = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
         }
 
+        if (waiting) sw.Restart();   // the time reported is this run's work, not the wait
+        await using var keeper = new SceneClaimKeeper(store, claim, CancelReason, ct);
+        var work = keeper.Token;
         try
         {
             var plan = PlanResolution(path, tiling.TargetGsd);
@@ -73,9 +110,9 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
                 $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px; {plan.Note}" + (plan.Warning is { } w ? $"\nwarning: {path}: {w}" : "")));
             // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
-            await using var writer = await store.BeginSceneTilesAsync(claim, modelId, ct);
+            await using var writer = await store.BeginSceneTilesAsync(claim, modelId, work);
             // GDAL reads the next batches on another thread while the model works on this one (two batches ahead at most).
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(work);
             var batches = Channel.CreateBounded<List<RasterTile>>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
             var reader = Task.Run(async () =>
             {
@@ -97,7 +134,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             }, CancellationToken.None);
             try
             {
-                await foreach (var batch in batches.Reader.ReadAllAsync(ct))
+                await foreach (var batch in batches.Reader.ReadAllAsync(work))
                 {
                     await WriteBatch(batch);
                     progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles));
@@ -111,7 +148,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
                 info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.TileGsd, plan.Warning);
-            await writer.CompleteAsync(meta, tiler.SkippedTiles, ct);
+            await writer.CompleteAsync(meta, tiler.SkippedTiles, work);
             progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles,
                 $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s"));
             return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
@@ -119,7 +156,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
 
             async Task WriteBatch(List<RasterTile> batch)
             {
-                var encoded = encoder.Encode(batch.Select(t => t.Image).ToList(), options.Caption, ct);
+                var encoded = encoder.Encode(batch.Select(t => t.Image).ToList(), options.Caption, work);
                 if (encoded.Count != batch.Count) throw new InvalidOperationException($"The encoder returned {encoded.Count} results for {batch.Count} tiles.");
                 var records = new List<TileRecord>(batch.Count);
                 for (var i = 0; i < batch.Count; i++)
@@ -129,19 +166,25 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                         t.FootprintWgs84 is { } w ? Geometries.ToPolygon(w) : null, Geometries.ToPolygon(t.FootprintNative),
                         (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding));
                 }
-                await writer.WriteAsync(records, ct);
-                await store.HeartbeatAsync(claim, ct);
+                await writer.WriteAsync(records, work);
+                await store.HeartbeatAsync(claim, work);
             }
         }
         catch (Exception e)
         {
-            // Record the failure on this scene only; CancellationToken.None so a cancelled job still says why. When
-            // another worker took the scene over (this one stalled past its lease), the scene is theirs: no failure
-            // is recorded, whatever this run tripped over (lease check, or their tiles' unique keys).
-            if (!await store.FailSceneAsync(claim, e is OperationCanceledException ? "cancelled" : e.Message, CancellationToken.None))
+            // Record why on this scene only, which releases it for the next run. A cancelled run says it was cancelled,
+            // whatever the cancellation interrupted (the keeper may have released the claim already, so even a lease
+            // check fails). When another worker took the scene over (this one stalled past its lease), the scene is
+            // theirs: nothing is recorded, whatever this run tripped over (lease check, or their tiles' unique keys).
+            var cancelled = ct.IsCancellationRequested;
+            var recorded = await keeper.ReleaseAsync(cancelled ? CancelReason() : e.Message);
+            if (cancelled) throw new OperationCanceledException(CancelReason(), e, ct);
+            if (recorded == false)
                 return new IngestResult(path, claim.SceneId, IngestOutcome.HeldByAnotherWorker, 0, 0, sw.Elapsed);
             throw;
         }
+
+        string CancelReason() => options.CancelReason?.Invoke() ?? "cancelled";
     }
 
     /// <summary>The scene's native pixel size against the model's training resolution (see <see cref="ResolutionPolicy"/>).</summary>

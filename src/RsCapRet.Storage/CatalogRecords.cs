@@ -9,8 +9,11 @@ public sealed record ModelIdentity(string Name, string Version, string LlmBackbo
 /// <summary>A scene file as the catalogue knows it before ingestion.</summary>
 public sealed record SceneFile(string Path, string ContentSha256, long SizeBytes);
 
-/// <summary>A worker's claim on a scene: the token changes with every claim, so a taken-over claim can no longer write.</summary>
-public sealed record SceneClaim(long SceneId, Guid Token);
+/// <summary>
+/// A worker's claim on a scene: the token changes with every claim, so a taken-over claim can no longer write;
+/// <see cref="Lease"/> is how far each renewal pushes the claim's expiry.
+/// </summary>
+public sealed record SceneClaim(long SceneId, Guid Token, TimeSpan Lease);
 
 /// <summary>This worker's lease on the scene expired and another worker claimed it; nothing of this run was committed.</summary>
 public sealed class SceneLeaseLostException(long sceneId)

@@ -34,19 +34,22 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Claims a scene for ingestion by this worker. Returns null when this content was already ingested with this
-    /// model (done/empty) or another worker holds it (status 'ingesting' updated within <paramref name="lease"/>).
-    /// A failed or abandoned scene is claimed again, which makes jobs safe to retry.
+    /// Claims a scene for ingestion by this worker for <paramref name="lease"/> (recorded on the row; renewals push it
+    /// on). Returns null when this content was already ingested with this model (done/empty) or another worker holds
+    /// it (status 'ingesting' and its lease has not lapsed). A failed, released or abandoned scene is claimed again,
+    /// which makes jobs safe to retry.
     /// </summary>
     public async Task<SceneClaim?> TryClaimSceneAsync(SceneFile file, int modelId, TimeSpan lease, CancellationToken ct = default)
     {
+        // A row claimed before migration 0010 has no lease_expires_at: its lease is taken to be the claimant's.
         await using var cmd = DataSource.CreateCommand("""
-            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, claim_token)
-            VALUES ($1, $2, $3, $4, 'ingesting', gen_random_uuid())
+            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, claim_token, lease_expires_at)
+            VALUES ($1, $2, $3, $4, 'ingesting', gen_random_uuid(), now() + $5)
             ON CONFLICT (content_sha256, model_id) DO UPDATE
-               SET status = 'ingesting', path = EXCLUDED.path, error = NULL, updated_at = now(), claim_token = gen_random_uuid()
+               SET status = 'ingesting', path = EXCLUDED.path, error = NULL, updated_at = now(), claim_token = gen_random_uuid(),
+                   lease_expires_at = now() + $5
              WHERE scenes.status IN ('pending', 'failed')
-                OR (scenes.status = 'ingesting' AND scenes.updated_at < now() - $5)
+                OR (scenes.status = 'ingesting' AND COALESCE(scenes.lease_expires_at, scenes.updated_at + $5) < now())
             RETURNING id, claim_token
             """);
         cmd.Parameters.Add(new() { Value = file.Path });
@@ -55,16 +58,37 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = modelId });
         cmd.Parameters.Add(new() { Value = lease });
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? new SceneClaim(r.GetInt64(0), r.GetGuid(1)) : null;
+        return await r.ReadAsync(ct) ? new SceneClaim(r.GetInt64(0), r.GetGuid(1), lease) : null;
     }
 
-    /// <summary>Keeps a claimed scene's lease alive during a long ingestion; throws when another worker took it over.</summary>
+    /// <summary>
+    /// Renews a claimed scene's lease (another <see cref="SceneClaim.Lease"/> from now) during a long ingestion;
+    /// throws when the claim is no longer this worker's (taken over after its lease lapsed, or released).
+    /// </summary>
     public async Task HeartbeatAsync(SceneClaim claim, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET updated_at = now() WHERE id = $1 AND claim_token = $2 AND status = 'ingesting'");
+        await using var cmd = DataSource.CreateCommand("""
+            UPDATE scenes SET updated_at = now(), lease_expires_at = now() + $3
+             WHERE id = $1 AND claim_token = $2 AND status = 'ingesting'
+            """);
         cmd.Parameters.Add(new() { Value = claim.SceneId });
         cmd.Parameters.Add(new() { Value = claim.Token });
+        cmd.Parameters.Add(new() { Value = claim.Lease });
         if (await cmd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(claim.SceneId);
+    }
+
+    /// <summary>
+    /// How long until the lease of a scene being ingested lapses (zero when it already has, and another run may take
+    /// the scene over); null when the scene is not being ingested.
+    /// </summary>
+    public async Task<TimeSpan?> LeaseLeftAsync(long sceneId, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("""
+            SELECT greatest(extract(epoch FROM lease_expires_at - now()), 0)::double precision
+              FROM scenes WHERE id = $1 AND status = 'ingesting' AND lease_expires_at IS NOT NULL
+            """);
+        cmd.Parameters.Add(new() { Value = sceneId });
+        return await cmd.ExecuteScalarAsync(ct) is double seconds ? TimeSpan.FromSeconds(seconds) : null;
     }
 
     /// <summary>
@@ -109,12 +133,16 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Records a scene's failure (its tiles, if any from an earlier run, stay untouched). A claim that was taken over
-    /// changes nothing: the scene belongs to the other worker now. Returns whether the failure was recorded.
+    /// Records a scene's failure and releases its claim (its tiles, if any from an earlier run, stay untouched): the
+    /// next run claims it at once, and this claim can no longer renew or commit. A claim that was taken over, or a
+    /// scene no longer being ingested (completed meanwhile), changes nothing. Returns whether the failure was recorded.
     /// </summary>
     public async Task<bool> FailSceneAsync(SceneClaim claim, string error, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("UPDATE scenes SET status = 'failed', error = $3, updated_at = now() WHERE id = $1 AND claim_token = $2");
+        await using var cmd = DataSource.CreateCommand("""
+            UPDATE scenes SET status = 'failed', error = $3, updated_at = now(), claim_token = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND claim_token = $2 AND status = 'ingesting'
+            """);
         cmd.Parameters.Add(new() { Value = claim.SceneId });
         cmd.Parameters.Add(new() { Value = claim.Token });
         cmd.Parameters.Add(new() { Value = error });
@@ -274,7 +302,7 @@ public sealed class SceneTileWriter : IAsyncDisposable
         await using (var upd = new NpgsqlCommand("""
             UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
                    width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,
-                   footprint = $10, acquired_at = $11, tile_gsd = $13, warning = $14, updated_at = now()
+                   footprint = $10, acquired_at = $11, tile_gsd = $13, warning = $14, updated_at = now(), lease_expires_at = NULL
              WHERE id = $1 AND claim_token = $12
             """, _conn, _tx))
         {

@@ -15,4 +15,21 @@ internal static class TestScenes
         RasterWriter.WriteGeoTiff(path, 64, 64, bands, [485899 + 5 * (200 + offset), 5, 0, 5209246 - 1000, 0, -5], 26914);
         return path;
     }
+
+    /// <summary>
+    /// An RGB GeoTIFF of <paramref name="size"/>² px cut from the NAIP sample (UTM 14N, 5 m; upsampled where the cut is
+    /// smaller), offset so each call makes different content.
+    /// </summary>
+    public static string Cut(string path, int size, int offset)
+    {
+        using var ds = RasterDataset.Open(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "naip_m_4709963_se_14_1_20200831.tif"));
+        var bands = Enumerable.Range(1, 3).Select(b =>
+        {
+            var buf = new byte[size * size];
+            ds.Read(b, new PixelWindow(100 + offset, 100, Math.Min(size, 700 - offset), Math.Min(size, 600)), buf.AsSpan(), size, size);
+            return buf;
+        }).ToArray();
+        RasterWriter.WriteGeoTiff(path, size, size, bands, [485899 + 5 * (100 + offset), 5, 0, 5209246, 0, -5], 26914);
+        return path;
+    }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Npgsql;
 using RsCapRet.Core;
 using RsCapRet.Pipeline;
@@ -28,6 +29,26 @@ internal sealed class ColourEncoder(int inputSize = 224, int failOnCall = -1, Rs
             var names = new[] { "red", "green", "blue" };
             return new TileEncoding(caption ? "mostly " + names[Array.IndexOf(v, v[..3].Max())] : null, v);
         }).ToList();
+    }
+}
+
+/// <summary>
+/// The colour encoder behind a batch that takes <paramref name="batchTime"/> and, like a model's forward pass, cannot be
+/// interrupted; <see cref="BatchStarted"/> completes when the first batch begins.
+/// </summary>
+internal sealed class SlowEncoder(TimeSpan batchTime) : ITileEncoder
+{
+    private readonly ColourEncoder _inner = new();
+    public TaskCompletionSource BatchStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public ModelIdentity Identity => _inner.Identity;
+    public int InputSize => _inner.InputSize;
+    public RsCapRet.Model.TrainingResolution? TrainingResolution => null;
+
+    public IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct)
+    {
+        BatchStarted.TrySetResult();
+        Thread.Sleep(batchTime);
+        return _inner.Encode(tiles, caption, ct);
     }
 }
 
@@ -177,6 +198,76 @@ public sealed class SceneIngestorTests(TestDatabase db) : IClassFixture<TestData
         // 400 px at 0.1 m = 40 m; tiles of 64 px at 0.4 m cover 25.6 m: a 2 x 2 grid (native would be 7 x 7).
         Assert.Equal(4, r.Tiles + r.SkippedTiles);
     }
+
+    [Fact]
+    public async Task ABatchSlowerThanTheLeaseKeepsItsScene()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var path = UniqueCopyOf(Naip, "naip-slow.tif");
+        var encoder = new SlowEncoder(TimeSpan.FromSeconds(2));
+        var lease = TimeSpan.FromMilliseconds(600);
+        var ingest = new SceneIngestor(store, encoder).IngestAsync(path, new IngestOptions { BatchSize = 20, Lease = lease });
+        await encoder.BatchStarted.Task;
+        await Task.Delay(TimeSpan.FromSeconds(1.2));   // two leases into the one batch: only a timed renewal keeps the scene
+
+        var file = await SceneIngestor.DescribeFileAsync(path);
+        Assert.Null(await store.TryClaimSceneAsync(file, await store.RegisterModelAsync(encoder.Identity), lease));
+        var result = await ingest;
+        Assert.Equal(IngestOutcome.Ingested, result.Outcome);
+        Assert.Equal(12, await CountTiles(result.SceneId!.Value));
+    }
+
+    [Fact]
+    public async Task ACancelledRunReleasesItsSceneBeforeItsBatchEndsAndSaysWhy()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var path = UniqueCopyOf(Naip, "naip-cancel.tif");
+        var encoder = new SlowEncoder(TimeSpan.FromSeconds(4));
+        using var cancel = new CancellationTokenSource();
+        var ingest = new SceneIngestor(store, encoder).IngestAsync(path,
+            new IngestOptions { BatchSize = 20, CancelReason = () => "cancelled (SIGINT)" }, ct: cancel.Token);
+        await encoder.BatchStarted.Task;
+        var file = await SceneIngestor.DescribeFileAsync(path);
+        var modelId = await store.RegisterModelAsync(encoder.Identity);
+        await cancel.CancelAsync();
+
+        // Released while the batch is still running, not when it ends (nor when a ten-minute lease lapses).
+        var released = Stopwatch.StartNew();
+        SceneRow? row;
+        while ((row = await store.FindSceneAsync(file.ContentSha256, modelId))!.Status == SceneStatus.Ingesting && released.Elapsed < TimeSpan.FromSeconds(3))
+            await Task.Delay(50);
+        Assert.False(ingest.IsCompleted);
+        Assert.Equal((SceneStatus.Failed, "cancelled (SIGINT)"), (row.Status, row.Error));
+
+        var stopped = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ingest);
+        Assert.Equal("cancelled (SIGINT)", stopped.Message);
+        Assert.Equal(0, await CountTiles(row.Id));
+        var next = await new SceneIngestor(store, new ColourEncoder()).IngestAsync(path);
+        Assert.Equal((IngestOutcome.Ingested, row.Id), (next.Outcome, next.SceneId!.Value));
+    }
+
+    [Fact]
+    public async Task AHeldSceneIsReportedWithItsLeaseOrWaitedFor()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var path = UniqueCopyOf(Naip, "naip-held.tif");
+        var ingestor = new SceneIngestor(store, new ColourEncoder());
+        // A holder that died: its claim stays until its own two-second lease lapses.
+        var file = await SceneIngestor.DescribeFileAsync(path);
+        var holder = (await store.TryClaimSceneAsync(file, await store.RegisterModelAsync(new ColourEncoder().Identity), TimeSpan.FromSeconds(2)))!;
+
+        var held = await ingestor.IngestAsync(path, new IngestOptions { Lease = TimeSpan.FromMinutes(10) });
+        Assert.Equal((IngestOutcome.HeldByAnotherWorker, holder.SceneId), (held.Outcome, held.SceneId!.Value));
+        Assert.InRange(held.HolderLeaseLeft!.Value.TotalSeconds, 0.5, 2);
+
+        var notes = new List<string>();
+        var waited = Stopwatch.StartNew();
+        var result = await ingestor.IngestAsync(path, new IngestOptions { WaitIfHeld = true }, p => { if (p.Message is { } m) notes.Add(m); });
+        Assert.Equal((IngestOutcome.Ingested, holder.SceneId), (result.Outcome, result.SceneId!.Value));
+        Assert.True(waited.Elapsed > TimeSpan.FromSeconds(0.5), $"took the scene after {waited.Elapsed} while its lease ran");
+        Assert.Contains(notes, n => n.Contains("waiting for it to finish or for its lease to lapse"));
+        Assert.Equal(12, await CountTiles(holder.SceneId));
+    }
 }
 
 public sealed class ResolutionPolicyTests
@@ -210,4 +301,5 @@ public sealed class ResolutionPolicyTests
         Assert.Null(ResolutionPolicy.Plan(0.0001, metres: false, requested: null, Model).TargetGsd);
         Assert.Null(ResolutionPolicy.Plan(0.1, metres: true, requested: null, null).Warning);
     }
+
 }

@@ -129,11 +129,11 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
         var tile = new TileRecord(0, 0, 0, 0, 1, 1, Box(0, 0, 1, 1), Box(0, 0, 1, 1, utm), 0, "stale", Direction(0));
         var meta = new SceneMetadata(1, 1, 3, null, null, null, null);
 
-        var stale = (await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5)))!;
+        var stale = (await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMilliseconds(1)))!;
         var staleWriter = await store.BeginSceneTilesAsync(stale, modelId);
         await staleWriter.WriteAsync([tile]);
         await Task.Delay(50);
-        var current = await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMilliseconds(1));   // the lease ran out: taken over
+        var current = await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5));   // the lease ran out: taken over
         Assert.NotNull(current);
         Assert.Equal(stale.SceneId, current.SceneId);
         Assert.NotEqual(stale.Token, current.Token);
@@ -151,5 +151,53 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
         await using var cmd = db.DataSource.CreateCommand("SELECT string_agg(caption, ',') FROM tiles WHERE scene_id = $1");
         cmd.Parameters.Add(new NpgsqlParameter { Value = current.SceneId });
         Assert.Equal("current", (string)(await cmd.ExecuteScalarAsync())!);
+    }
+
+    [Fact]
+    public async Task TheHoldersOwnLeaseDecidesWhenItsSceneMayBeTakenOver()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var modelId = await ModelAsync(store);
+        var file = new SceneFile("/data/e.tif", "sha-holder-lease", 10);
+        var holder = (await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(5)))!;
+        await Task.Delay(50);
+        // A process configured with a far shorter lease does not take a live holder's scene...
+        Assert.Null(await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMilliseconds(1)));
+        var left = await store.LeaseLeftAsync(holder.SceneId);
+        Assert.InRange(left!.Value.TotalSeconds, 290, 300);
+
+        // ...but takes it once the holder's own (short) lease has lapsed without a renewal.
+        var shortHolder = (await store.TryClaimSceneAsync(file with { ContentSha256 = "sha-holder-short" }, modelId, TimeSpan.FromMilliseconds(200)))!;
+        await store.HeartbeatAsync(shortHolder);
+        Assert.Null(await store.TryClaimSceneAsync(file with { ContentSha256 = "sha-holder-short" }, modelId, TimeSpan.FromMinutes(5)));
+        await Task.Delay(400);
+        Assert.Equal(TimeSpan.Zero, await store.LeaseLeftAsync(shortHolder.SceneId));
+        Assert.NotNull(await store.TryClaimSceneAsync(file with { ContentSha256 = "sha-holder-short" }, modelId, TimeSpan.FromMinutes(5)));
+    }
+
+    [Fact]
+    public async Task ARecordedFailureReleasesTheClaimAtOnceAndFencesIt()
+    {
+        var store = new CatalogStore(db.DataSource);
+        var modelId = await ModelAsync(store);
+        var file = new SceneFile("/data/f.tif", "sha-release", 10);
+        var meta = new SceneMetadata(1, 1, 3, null, null, null, null);
+        var first = (await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(10)))!;
+        var writer = await store.BeginSceneTilesAsync(first, modelId);
+
+        Assert.True(await store.FailSceneAsync(first, "cancelled (SIGINT)"));
+        var row = await store.GetSceneAsync(first.SceneId);
+        Assert.Equal((SceneStatus.Failed, "cancelled (SIGINT)"), (row!.Status, row.Error));
+        Assert.Null(await store.LeaseLeftAsync(first.SceneId));
+        // The released run can neither renew nor commit what it had open...
+        await Assert.ThrowsAsync<SceneLeaseLostException>(() => store.HeartbeatAsync(first));
+        await Assert.ThrowsAsync<SceneLeaseLostException>(() => writer.CompleteAsync(meta, 0));
+        await writer.DisposeAsync();
+        // ...and the next run claims the scene without waiting out the ten minutes.
+        var next = await store.TryClaimSceneAsync(file, modelId, TimeSpan.FromMinutes(10));
+        Assert.Equal(first.SceneId, next!.SceneId);
+        await store.CompleteSceneAsync(next, meta, [], modelId, 0);
+        Assert.False(await store.FailSceneAsync(next, "late"));   // a completed scene stays completed
+        Assert.Equal(SceneStatus.Empty, (await store.GetSceneAsync(next.SceneId))!.Status);
     }
 }

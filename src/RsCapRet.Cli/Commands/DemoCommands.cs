@@ -70,14 +70,16 @@ public static class DemoCommands
                 var hits = await store.SearchAsync(encoder.EmbedText(q), 3, new SearchFilter(ModelId: modelId), ct);
                 await output.WriteAsync(SearchOutput.Table(hits));
             }
-            await output.WriteLineAsync("""
-                == next
-                search yourself:   rscapret search "storage tanks" --bbox -122.5,37.6,-122.3,37.9 --k 5 [--format geojson]
-                map, dashboard, API: rscapret serve --urls http://127.0.0.1:5080  ->  http://127.0.0.1:5080/ (search page with the map),
-                                   /hangfire (jobs and their progress), /api/search?q=... (or ?tile=ID)
-                similar tiles:     rscapret search --tile ID   (an id from the tables above)
-                a dialogue:        rscapret chat   (/image PATH, then ask; the model's [RET] retrieves tiles)
-                workers:           rscapret worker --queues model,default
+            // Each line runs as printed from the repository root (the rest after '#' is a shell comment); the launcher
+            // builds the CLI when needed and reads .data/db.env. The similar-tiles line uses a tile from the searches above.
+            var exampleTile = (await store.SearchAsync(encoder.EmbedText("storage tanks"), 1, new SearchFilter(ModelId: modelId), ct)).FirstOrDefault()?.TileId;
+            await output.WriteLineAsync($$"""
+                == next (from the repository root)
+                search yourself:     ./rscapret search "storage tanks" --bbox -122.5,37.6,-122.3,37.9 --k 5   # add --format geojson for GeoJSON
+                map, dashboard, API: ./rscapret serve --urls http://127.0.0.1:5080   # http://127.0.0.1:5080/ (search page with the map), /hangfire (jobs), /api/search?q=... (or ?tile=ID)
+                similar tiles:       ./rscapret search --tile {{exampleTile?.ToString(CultureInfo.InvariantCulture) ?? "ID"}}   # tiles that look like a tile from the tables above
+                a dialogue:          ./rscapret chat   # /image PATH, then ask; the model's [RET] retrieves tiles
+                workers:             ./rscapret worker --queues model,default
                 """);
             return 0;
         });

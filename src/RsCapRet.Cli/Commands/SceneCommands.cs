@@ -33,6 +33,9 @@ public static class SceneCommands
         };
     }
 
+    /// <summary>How long an interrupted ingest may take to stop (a model batch cannot be cut short) before it is ended.</summary>
+    private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(10);
+
     public static IEnumerable<Command> Build()
     {
         var (bands, overlap, gsd, maxNodata, noCrs) = (BandsOption(), OverlapOption(), GsdOption(), MaxNodataOption(), NoCrsOption());
@@ -60,37 +63,70 @@ public static class SceneCommands
         var (model, device, bf16) = (CommonOptions.Model(), CommonOptions.Device(), CommonOptions.Bf16());
         var batch = new Option<int>("--batch") { Description = "Tiles per model batch", DefaultValueFactory = _ => 16 };
         var noCaptions = new Option<bool>("--no-captions") { Description = "Store vectors only (much faster)" };
+        var wait = new Option<bool>("--wait")
+        {
+            Description = "When another process is ingesting a scene, wait until it finishes or its lease lapses (default: say so and exit non-zero)",
+        };
         var ingest = new Command("ingest", "Tile, caption, embed and store scenes (idempotent per file content and model)")
-            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, batch, noCaptions, DbCommands.DbOption };
+            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, batch, noCaptions, wait, DbCommands.DbOption };
         CommandAction.Set(ingest, async (parse, output, ct) =>
         {
             var b = parse.GetValue(batch);
             if (b is < 1 or > 1024) throw new ArgumentException($"--batch must be 1..1024, got {b}");
-            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));
-            await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
-            var ingestor = new SceneIngestor(new CatalogStore(ds), encoder);
-            var options = new IngestOptions
+            var error = parse.InvocationConfiguration.Error;
+            // From here on Ctrl-C and SIGTERM cancel the run, which releases its scene's claim (recording why).
+            using var signals = new TerminationSignals(SignalGrace);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, signals.Token);
+            string? current = null;
+            try
             {
-                Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, encoder.InputSize), BatchSize = b, Caption = !parse.GetValue(noCaptions),
-            };
-            var failures = 0;
-            var bar = new ConsoleProgress(output, ConsoleProgress.Terminal(parse.InvocationConfiguration.Error));
-            foreach (var p in parse.GetValue(paths)!)
-            {
-                try
+                using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));
+                await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: stop.Token);
+                var ingestor = new SceneIngestor(new CatalogStore(ds), encoder);
+                var options = new IngestOptions
                 {
-                    var r = await ingestor.IngestAsync(p, options, bar.Report, ct);
-                    await output.WriteLineAsync($"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)" + (r.Resolution is { } res ? $"; {res}" : ""));
-                    if (r.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {p}: {w}");
-                }
-                catch (Exception e) when (e is RasterException or IOException or InvalidOperationException or ArgumentException)
+                    Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, encoder.InputSize), BatchSize = b, Caption = !parse.GetValue(noCaptions),
+                    WaitIfHeld = parse.GetValue(wait), CancelReason = () => signals.CancelReason,
+                };
+                var failures = 0;
+                var bar = new ConsoleProgress(output, ConsoleProgress.Terminal(error));
+                foreach (var p in parse.GetValue(paths)!)
                 {
-                    // One bad scene does not stop the others; its error is recorded on its own row.
-                    failures++;
-                    await parse.InvocationConfiguration.Error.WriteLineAsync($"error: {e.Message}");
+                    current = p;
+                    try
+                    {
+                        var r = await ingestor.IngestAsync(p, options, bar.Report, stop.Token);
+                        if (r.Outcome == IngestOutcome.HeldByAnotherWorker)
+                        {
+                            // Not done by this run: a script must not take it for ingested.
+                            failures++;
+                            var lapses = r.HolderLeaseLeft is { } left ? $"; its lease lapses in {Math.Ceiling(left.TotalSeconds):F0} s unless renewed" : "";
+                            await error.WriteLineAsync($"error: {p}: scene {r.SceneId} is being ingested by another process{lapses}; pass --wait to wait for it");
+                            continue;
+                        }
+                        await output.WriteLineAsync($"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)" + (r.Resolution is { } res ? $"; {res}" : ""));
+                        if (r.Warning is { } w) await error.WriteLineAsync($"warning: {p}: {w}");
+                    }
+                    catch (Npgsql.NpgsqlException e) when (!stop.IsCancellationRequested)
+                    {
+                        // The scene's claim was released if the database came back in time, else it lapses with its lease.
+                        failures++;
+                        await error.WriteLineAsync($"error: {p}: database: {e.Message}" + (e.InnerException is { } inner ? $" ({inner.Message})" : ""));
+                    }
+                    catch (Exception e) when (e is RasterException or IOException or InvalidOperationException or ArgumentException && !stop.IsCancellationRequested)
+                    {
+                        // One bad scene does not stop the others; its error is recorded on its own row.
+                        failures++;
+                        await error.WriteLineAsync($"error: {e.Message}");
+                    }
                 }
+                return failures == 0 ? 0 : CommandAction.UserError;
             }
-            return failures == 0 ? 0 : CommandAction.UserError;
+            catch (Exception) when (stop.IsCancellationRequested)
+            {
+                await error.WriteLineAsync(current is null ? $"error: {signals.CancelReason}" : $"error: {current}: {signals.CancelReason}");
+                return signals.ExitCode;
+            }
         });
         return [info, ingest];
     }
