@@ -62,8 +62,8 @@ public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase
             hitsOfClass += classes.Count(c => c == expected);
             report.Add($"{query}: {string.Join(", ", classes)}");
         }
-        // 36 hits; chance gives 3. The shipped model (v4) gets 18 (v3 got 12); see the model card.
-        Assert.True(hitsOfClass >= 12, $"{hitsOfClass} of 36 top-3 hits from the query's class:\n{string.Join("\n", report)}");
+        // 36 hits; chance gives 3. The shipped model (v5) gets 26 (v4 got 18); the issue's goal of 30 is not met (model card).
+        Assert.True(hitsOfClass >= 24, $"{hitsOfClass} of 36 top-3 hits from the query's class:\n{string.Join("\n", report)}");
     }
 
     [Fact]
