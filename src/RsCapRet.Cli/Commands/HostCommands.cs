@@ -44,6 +44,9 @@ public static class HostCommands
         CommandAction.Set(serve, async (parse, output, ct) =>
         {
             var credentials = DashboardCredentials.FromEnvironment();
+            // Refuse before touching the database, from what the environment configures (the host's own sources are checked below).
+            var environment = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddEnvironmentVariables().AddEnvironmentVariables("ASPNETCORE_").Build();
+            DashboardCredentials.RequireForPublicBindings(DashboardCredentials.ConfiguredUrls(environment, parse.GetValue(urls)!), credentials);
             var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
             await MigrationRunner.ApplyAsync(cs, ct: ct);
             var app = BuildWebApp(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker), credentials);
