@@ -204,11 +204,13 @@ public sealed class SceneIngestorTests(TestDatabase db) : IClassFixture<TestData
     {
         var store = new CatalogStore(db.DataSource);
         var path = UniqueCopyOf(Naip, "naip-slow.tif");
-        var encoder = new SlowEncoder(TimeSpan.FromSeconds(2));
-        var lease = TimeSpan.FromMilliseconds(600);
+        // Seconds, not milliseconds: a renewal every lease/3 must keep up on a loaded 2-core CI machine (a 600 ms
+        // lease lapsed there while test assemblies ran in parallel).
+        var encoder = new SlowEncoder(TimeSpan.FromSeconds(8));
+        var lease = TimeSpan.FromSeconds(3);
         var ingest = new SceneIngestor(store, encoder).IngestAsync(path, new IngestOptions { BatchSize = 20, Lease = lease });
         await encoder.BatchStarted.Task;
-        await Task.Delay(TimeSpan.FromSeconds(1.2));   // two leases into the one batch: only a timed renewal keeps the scene
+        await Task.Delay(TimeSpan.FromSeconds(6.5));   // two leases into the one batch: only a timed renewal keeps the scene
 
         var file = await SceneIngestor.DescribeFileAsync(path);
         Assert.Null(await store.TryClaimSceneAsync(file, await store.RegisterModelAsync(encoder.Identity), lease));
