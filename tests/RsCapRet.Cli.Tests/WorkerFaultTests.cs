@@ -53,20 +53,6 @@ public sealed class WorkerFaultTests(TestDatabase db) : IClassFixture<TestDataba
 
     private string Logs() => string.Join("\n", _dir.GetFiles("*.log").Select(f => $"--- {f.Name}\n{File.ReadAllText(f.FullName)}"));
 
-    /// <summary>An RGB GeoTIFF of <paramref name="size"/>² px cut from the NAIP sample (3 bands, 5 m, UTM 14N).</summary>
-    private string Scene(string path, int size, int offset)
-    {
-        using var ds = RasterDataset.Open(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "naip_m_4709963_se_14_1_20200831.tif"));
-        var bands = Enumerable.Range(1, 3).Select(b =>
-        {
-            var buf = new byte[size * size];
-            ds.Read(b, new PixelWindow(100 + offset, 100, Math.Min(size, 700 - offset), Math.Min(size, 600)), buf.AsSpan(), size, size);
-            return buf;
-        }).ToArray();
-        RasterWriter.WriteGeoTiff(path, size, size, bands, [485899 + 5 * (100 + offset), 5, 0, 5209246, 0, -5], 26914);
-        return path;
-    }
-
     private async Task<T> Scalar<T>(string sql, params object[] args)
     {
         await using var cmd = db.DataSource.CreateCommand(sql);
@@ -88,7 +74,7 @@ public sealed class WorkerFaultTests(TestDatabase db) : IClassFixture<TestDataba
     public async Task AWorkerKilledMidSceneIsTakenOverAndTheSceneEndsWithExactlyItsTiles()
     {
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
-        var scene = Scene(Path.Combine(_dir.FullName, "big.tif"), 1600, 0);   // 50 x 50 tiles of 32 px: seconds of work
+        var scene = TestScenes.Cut(Path.Combine(_dir.FullName, "big.tif"), 1600, 0);   // 50 x 50 tiles of 32 px: seconds of work
         var storage = HangfireSetup.CreateStorage(db.ConnectionString);
         var jobId = new BackgroundJobClient(storage).Enqueue<IngestSceneJob>(j => j.RunAsync(scene, model, null, null, CancellationToken.None));
 
@@ -122,7 +108,7 @@ public sealed class WorkerFaultTests(TestDatabase db) : IClassFixture<TestDataba
     {
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
         var archive = Directory.CreateDirectory(Path.Combine(_dir.FullName, "archive")).FullName;
-        var scenes = Enumerable.Range(0, 4).Select(i => Scene(Path.Combine(archive, $"s{i}.tif"), 320, 40 * (i + 1))).ToList();
+        var scenes = Enumerable.Range(0, 4).Select(i => TestScenes.Cut(Path.Combine(archive, $"s{i}.tif"), 320, 40 * (i + 1))).ToList();
         var storage = HangfireSetup.CreateStorage(db.ConnectionString);
         StartWorker("worker-a");
         StartWorker("worker-b");
