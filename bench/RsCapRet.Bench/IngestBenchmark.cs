@@ -44,7 +44,7 @@ public static class IngestBenchmark
             // The scene is made at the model's own GSD, so no model's resolution plan resamples it and the tile count
             // is (size / input size)^2 whatever the model; --scene takes a real file instead.
             var scene = a.String("--scene") ?? await SyntheticSceneAsync(size, RsCapRetConfig.Load(modelDir).Gsd ?? 0.8);
-            var plan = PlanOf(scene, encoder);
+            var plan = ResolutionPolicy.PlanFor(scene, null, encoder.TrainingResolution);
             var tiling = new TilingOptions { TileSize = encoder.InputSize, TargetGsd = plan.TargetGsd };
             int gridTiles;
             using (var probe = SceneTiler.Open(scene, tiling)) gridTiles = probe.Info.GridRows * probe.Info.GridCols;
@@ -261,16 +261,6 @@ public static class IngestBenchmark
             try { return inner.Encode(tiles, caption, ct); }
             finally { timeline.EncodeEnded(); }
         }
-    }
-
-    /// <summary>The resolution plan SceneIngestor makes (it is private there), so the model-only side tiles alike.</summary>
-    private static ResolutionPlan PlanOf(string scene, RsCapRetTileEncoder encoder)
-    {
-        using var ds = RasterDataset.Open(scene);
-        var gt = ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
-        var native = Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]);
-        var metres = ds.Crs is { } crs && !crs.Wkt.TrimStart().StartsWith("GEOG", StringComparison.OrdinalIgnoreCase);
-        return ResolutionPolicy.Plan(native, metres, null, encoder.TrainingResolution);
     }
 
     /// <summary>

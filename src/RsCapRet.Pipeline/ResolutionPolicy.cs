@@ -1,5 +1,6 @@
 using System.Globalization;
 using RsCapRet.Model;
+using RsCapRet.Raster;
 
 namespace RsCapRet.Pipeline;
 
@@ -16,6 +17,13 @@ public static class ResolutionPolicy
     /// <summary>How far past the training range's coarse end a scene may be before it is warned about.</summary>
     public const double FarCoarserFactor = 2.0;
 
+    /// <summary>The plan for a scene file: its native pixel size and CRS units against the model's training range.</summary>
+    public static ResolutionPlan PlanFor(string path, double? requested, TrainingResolution? model)
+    {
+        using var ds = RasterDataset.Open(path);
+        return Plan(ds.PixelSize, ds.IsProjected, requested, model);
+    }
+
     /// <param name="nativeGsd">the scene's pixel size in CRS units</param>
     /// <param name="metres">whether those units are metres (projected CRS); degrees cannot be compared</param>
     /// <param name="requested">--gsd, when given</param>
@@ -27,7 +35,8 @@ public static class ResolutionPolicy
         var range = $"{M(model.Min)}–{M(model.Max)} m/px";
         if (!metres)
             return new(requested, $"tiles at {(requested is { } r1 ? M(r1) + " (--gsd)" : "the native " + M(nativeGsd))} CRS units/px; the CRS is not in metres, so the model's training range ({range}) cannot be compared", null);
-        var tileGsd = requested ?? (nativeGsd < model.Min ? model.Gsd : nativeGsd);
+        double? target = requested ?? (nativeGsd < model.Min ? model.Gsd : null);
+        var tileGsd = target ?? nativeGsd;
         var note = requested is not null ? $"tiles at {M(tileGsd)} m/px (--gsd; the model was trained at {range})"
             : nativeGsd < model.Min ? $"resampled from the native {M(nativeGsd)} to {M(tileGsd)} m/px, the model's training resolution ({range}; --gsd overrides)"
             : nativeGsd <= model.Max ? $"tiles at the native {M(nativeGsd)} m/px, inside the model's training range ({range})"
@@ -37,6 +46,6 @@ public static class ResolutionPolicy
             warning = $"{M(tileGsd)} m/px is far coarser than the model's training range ({range}): a tile covers {M(tileGsd / model.Gsd)}× the ground the model expects, so captions and search results on this scene are unreliable";
         else if (tileGsd < model.Min / FarCoarserFactor)
             warning = $"{M(tileGsd)} m/px is far finer than the model's training range ({range}): captions and search results on this scene are unreliable";
-        return new(requested is null && nativeGsd < model.Min ? model.Gsd : requested, note, warning);
+        return new(target, note, warning);
     }
 }

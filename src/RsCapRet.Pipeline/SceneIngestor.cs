@@ -101,14 +101,14 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         var work = keeper.Token;
         try
         {
-            var plan = PlanResolution(path, tiling.TargetGsd);
+            var plan = ResolutionPolicy.PlanFor(path, tiling.TargetGsd, encoder.TrainingResolution);
             tiling = tiling with { TargetGsd = plan.TargetGsd };
             using var tiler = SceneTiler.Open(path, tiling);
             var info = tiler.Info;
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
                 $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
-                $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px; {plan.Note}" + (plan.Warning is { } w ? $"\nwarning: {path}: {w}" : "")));
+                $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px; {plan.Note}"));
             // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
             await using var writer = await store.BeginSceneTilesAsync(claim, modelId, work);
             // GDAL reads the next batches on another thread while the model works on this one (two batches ahead at most).
@@ -185,16 +185,6 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         }
 
         string CancelReason() => options.CancelReason?.Invoke() ?? "cancelled";
-    }
-
-    /// <summary>The scene's native pixel size against the model's training resolution (see <see cref="ResolutionPolicy"/>).</summary>
-    private ResolutionPlan PlanResolution(string path, double? requested)
-    {
-        using var ds = RasterDataset.Open(path);
-        var gt = ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
-        var native = Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]);
-        var metres = ds.Crs is { } crs && !crs.Wkt.TrimStart().StartsWith("GEOG", StringComparison.OrdinalIgnoreCase);
-        return ResolutionPolicy.Plan(native, metres, requested, encoder.TrainingResolution);
     }
 
     /// <summary>Size and SHA-256 of the file, streamed (scenes can be many GB).</summary>

@@ -31,6 +31,12 @@ public sealed class RasterDataset : IDisposable
     /// <summary>GDAL's affine geotransform (x0, dx/dcol, dx/drow, y0, dy/dcol, dy/drow), or null when the file has none.</summary>
     public double[]? GeoTransform { get; }
     public CrsInfo? Crs { get; }
+
+    /// <summary>Ground sample distance along x in CRS units per pixel (1 without a geotransform: pixel coordinates).</summary>
+    public double PixelSize => GeoTransform is { } gt ? Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]) : 1;
+
+    /// <summary>Whether the CRS is projected (units of metres in practice); a geographic CRS measures pixels in degrees.</summary>
+    public bool IsProjected => Crs is { } crs && !crs.Wkt.TrimStart().StartsWith("GEOG", StringComparison.OrdinalIgnoreCase);
     public string DriverName { get; }
 
     private RasterDataset(string path, SafeDatasetHandle handle)

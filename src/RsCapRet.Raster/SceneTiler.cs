@@ -95,7 +95,7 @@ public sealed class SceneTiler : IDisposable
                 throw new RasterException(path, $"band {b} has data type {ds.Bands[b - 1].DataType}, which cannot be shown as an image");
 
         var gt = ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
-        var nativeGsd = Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]);
+        var nativeGsd = ds.PixelSize;
         var scale = options.TargetGsd is { } target ? target / nativeGsd : 1.0;
         _sourceTile = Math.Max(1, (int)Math.Round(options.TileSize * scale));
         _sourceStride = Math.Max(1, (int)Math.Round((options.TileSize - options.Overlap) * scale));

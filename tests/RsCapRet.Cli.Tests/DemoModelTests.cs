@@ -51,7 +51,7 @@ public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase
         var store = new Storage.CatalogStore(db.DataSource);
         var modelId = await store.RegisterModelAsync(encoder.Identity);
         var ingest = await new Pipeline.SceneIngestor(store, encoder).IngestAsync(Mosaic,
-            new Pipeline.IngestOptions { Tiling = new Raster.TilingOptions { TargetGsd = DemoCommands.ModelGsd(model) } });
+            new Pipeline.IngestOptions { Tiling = new Raster.TilingOptions { TargetGsd = RsCapRet.Model.RsCapRetConfig.Load(model).Gsd } });
         var report = new List<string>();
         var hitsOfClass = 0;
         foreach (var (query, expected) in queries)

@@ -132,12 +132,4 @@ public static class DemoCommands
         });
         return [demo, mosaic];
     }
-
-    /// <summary>The ground sample distance the model was trained at (rscapret.json "gsd"), if recorded.</summary>
-    public static double? ModelGsd(string modelDirectory)
-    {
-        var file = Path.Combine(modelDirectory, RsCapRet.Model.RsCapRetConfig.FileName);
-        using var doc = JsonDocument.Parse(File.ReadAllText(file));
-        return doc.RootElement.TryGetProperty("gsd", out var g) && g.ValueKind == JsonValueKind.Number ? g.GetDouble() : null;
-    }
 }
