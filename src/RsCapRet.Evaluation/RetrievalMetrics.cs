@@ -5,6 +5,9 @@ public sealed record RecallAtK(double R1, double R5, double R10)
 {
     public double Mean => (R1 + R5 + R10) / 3;
     public override string ToString() => FormattableString.Invariant($"R@1 {R1:F2}  R@5 {R5:F2}  R@10 {R10:F2}  mR {Mean:F2}");
+
+    /// <summary>Recall averaged over datasets (each ranked among its own images), as a multi-dataset run reports it.</summary>
+    public static RecallAtK Average(IReadOnlyList<RecallAtK> r) => new(r.Average(x => x.R1), r.Average(x => x.R5), r.Average(x => x.R10));
 }
 
 /// <summary>

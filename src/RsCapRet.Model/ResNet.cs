@@ -168,23 +168,52 @@ public sealed class ResNetVisionModel : VisionBackbone
         return rgb255.flip(1) - mean.to_type(rgb255.dtype);
     }
 
-    /// <summary>Feature map of the stem and the first <paramref name="stages"/> stages (0 = stem only).</summary>
-    public Tensor Features(Tensor rgb255, int stages = 4)
+    /// <summary>The residual blocks of all four stages in forward order (ResNet18 here: 2 + 2 + 2 + 3).</summary>
+    public IReadOnlyList<nn.Module<Tensor, Tensor>> ResidualBlocks => [.. layer1, .. layer2, .. layer3, .. layer4];
+
+    /// <summary>
+    /// The stem and the first <paramref name="blocks"/> residual blocks: what a fine-tuning run that trains only the
+    /// later blocks computes once and caches (<see cref="PooledFrom"/> finishes the forward).
+    /// </summary>
+    public Tensor Through(Tensor rgb255, int blocks)
     {
         using var scope = NewDisposeScope();
+        var all = ResidualBlocks;
+        if (blocks < 0 || blocks > all.Count) throw new ArgumentOutOfRangeException(nameof(blocks), blocks, $"this ResNet has {all.Count} residual blocks");
         var x = conv1.forward(F.pad(Normalise(rgb255), _stemPad));
         x = F.relu(bn1.forward(x));
         x = F.max_pool2d(F.pad(x, _poolPad, value: double.NegativeInfinity), 3, 2);
-        foreach (var stage in new[] { layer1, layer2, layer3, layer4 }.Take(stages))
-            foreach (var block in stage) x = block.forward(x);
+        foreach (var block in all.Take(blocks)) x = block.forward(x);
         return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Pooled vectors from the output of the first <paramref name="blocks"/> residual blocks (see <see cref="Through"/>).</summary>
+    public Tensor PooledFrom(Tensor features, int blocks)
+    {
+        using var scope = NewDisposeScope();
+        var x = features;
+        foreach (var block in ResidualBlocks.Skip(blocks)) x = block.forward(x);
+        return x.mean([2, 3]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Makes only the last <paramref name="trainableBlocks"/> residual blocks trainable (convolutions and their batch
+    /// norms' scale and shift; the running statistics stay as they are), everything before them frozen.
+    /// </summary>
+    public void TrainOnlyLastBlocks(int trainableBlocks)
+    {
+        var all = ResidualBlocks;
+        if (trainableBlocks < 1 || trainableBlocks > all.Count) throw new ArgumentOutOfRangeException(nameof(trainableBlocks), trainableBlocks, $"this ResNet has {all.Count} residual blocks");
+        foreach (var p in parameters()) p.requires_grad = false;
+        foreach (var block in all.Skip(all.Count - trainableBlocks))
+            foreach (var p in block.parameters()) p.requires_grad = true;
     }
 
     /// <summary>Global average of the last stage: [B, 512] for ResNet18 (the 7×7 AveragePool at 224 px).</summary>
     public override Tensor Pooled(Tensor pixels)
     {
         using var scope = NewDisposeScope();
-        return Features(pixels).mean([2, 3]).MoveToOuterDisposeScope();
+        return Through(pixels, ResidualBlocks.Count).mean([2, 3]).MoveToOuterDisposeScope();
     }
 
     public static ResNetConfig ReadConfig(string configPath)

@@ -6,8 +6,10 @@ namespace RsCapRet.Training;
 
 /// <summary>
 /// A contrastive CLIP fine-tuning run (JSON): start from a Hugging Face CLIPModel folder (<see cref="Clip"/>), or
-/// build a small dual encoder from <see cref="ClipConfig"/> and train it from scratch. The tokenizer folder holds
-/// CLIP's vocab.json and merges.txt (default: the <see cref="Clip"/> folder).
+/// build a small dual encoder from <see cref="ClipConfig"/> and train it from scratch, or adapt an imported ResNet
+/// backbone (<see cref="VisionBackbone"/>: its last <see cref="TrainableBlocks"/> residual blocks train, the rest is
+/// frozen and its output cached) against a text tower built from <see cref="TextConfig"/>. The tokenizer folder
+/// holds CLIP's vocab.json and merges.txt (default: the <see cref="Clip"/> folder).
 /// </summary>
 public sealed record ClipTrainConfig
 {
@@ -18,6 +20,19 @@ public sealed record ClipTrainConfig
     [JsonPropertyName("val_datasets")] public string[]? ValDatasets { get; init; }
     [JsonPropertyName("clip")] public string? Clip { get; init; }
     [JsonPropertyName("clip_config")] public ClipConfig? ClipConfig { get; init; }
+    /// <summary>A ResNet backbone folder or "backbone:NAME" to adapt (the paper's CLIP-Cap-4 step with a ResNet tower).</summary>
+    [JsonPropertyName("vision_backbone")] public string? VisionBackbone { get; init; }
+    /// <summary>The text tower trained from scratch beside <see cref="VisionBackbone"/>.</summary>
+    [JsonPropertyName("text_config")] public ClipTowerConfig? TextConfig { get; init; }
+    [JsonPropertyName("projection_dim")] public int ProjectionDim { get; init; } = 256;
+    [JsonPropertyName("logit_scale_init_value")] public double LogitScaleInit { get; init; } = 2.6592;
+    /// <summary>How many of the backbone's last residual blocks train; the blocks before them run once per image and view.</summary>
+    [JsonPropertyName("trainable_blocks")] public int TrainableBlocks { get; init; } = 2;
+    /// <summary>Learning rate of the pretrained blocks (default: <see cref="LearningRate"/>); the text tower and projections use learning_rate.</summary>
+    [JsonPropertyName("backbone_learning_rate")] public double? BackboneLearningRate { get; init; }
+    /// <summary>Dihedral views per training image whose frozen-block outputs are cached (one is drawn per step).</summary>
+    [JsonPropertyName("feature_views")] public int FeatureViews { get; init; } = 2;
+    [JsonPropertyName("feature_cache")] public string? FeatureCache { get; init; }
     [JsonPropertyName("tokenizer")] public string? Tokenizer { get; init; }
     [JsonPropertyName("context_length")] public int ContextLength { get; init; } = 77;
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 128;
@@ -54,6 +69,8 @@ public sealed record ClipTrainConfig
             Datasets = cfg.Datasets.Select(d => d with { Path = Abs(d.Path) }).ToArray(),
             Clip = cfg.Clip is null ? null : Abs(cfg.Clip),
             Tokenizer = cfg.Tokenizer is null ? null : Abs(cfg.Tokenizer),
+            VisionBackbone = cfg.VisionBackbone is null ? null : VisionBackbones.Resolve(cfg.VisionBackbone, dir),
+            FeatureCache = cfg.FeatureCache is null ? null : Abs(cfg.FeatureCache),
         };
         cfg.Validate(path);
         return cfg;
@@ -63,8 +80,20 @@ public sealed record ClipTrainConfig
     {
         void Fail(string m) => throw new FormatException($"{path}: {m}");
         if (Datasets.Length == 0) Fail("no datasets");
-        if ((Clip is null) == (ClipConfig is null)) Fail("give exactly one of 'clip' (a CLIPModel folder to fine-tune) and 'clip_config' (a model to train from scratch)");
-        if (Tokenizer is null && Clip is null) Fail("'tokenizer' (a folder with CLIP's vocab.json and merges.txt) is needed with 'clip_config'");
+        if (new[] { Clip, ClipConfig as object, VisionBackbone }.Count(x => x is not null) != 1)
+            Fail("give exactly one of 'clip' (a CLIPModel folder to fine-tune), 'clip_config' (a model to train from scratch) and 'vision_backbone' (a ResNet backbone to adapt, with 'text_config')");
+        if (Tokenizer is null && Clip is null) Fail("'tokenizer' (a folder with CLIP's vocab.json and merges.txt) is needed with 'clip_config' or 'vision_backbone'");
+        if (VisionBackbone is not null)
+        {
+            if (TextConfig is null) Fail("'vision_backbone' needs 'text_config' (the text tower trained beside it)");
+            TextConfig!.Validate(path);
+            if (TextConfig.MaxPositionEmbeddings < ContextLength) Fail($"context_length {ContextLength} exceeds text_config's max_position_embeddings {TextConfig.MaxPositionEmbeddings}");
+            if (TrainableBlocks < 1) Fail("trainable_blocks must be at least 1");
+            if (FeatureViews is < 1 or > 8) Fail("feature_views must be 1..8 (the dihedral transforms)");
+            if (BackboneLearningRate is <= 0) Fail("backbone_learning_rate must be positive");
+            if (ProjectionDim < 1) Fail("projection_dim must be positive");
+        }
+        else if (TextConfig is not null) Fail("'text_config' belongs with 'vision_backbone' (with 'clip_config' the text tower is its text_config)");
         if (BatchSize < 2) Fail("batch_size must be at least 2 (the contrastive loss needs negatives)");
         if (Epochs < 1) Fail("epochs must be at least 1");
         if (LearningRate <= 0) Fail("learning_rate must be positive");

@@ -11,8 +11,10 @@ using static TorchSharp.torch;
 
 namespace RsCapRet.Training;
 
-/// <summary>Validation retrieval after an epoch (epoch 0: the model before any training step).</summary>
-public sealed record ClipEpochResult(int Epoch, int Step, double TrainLoss, double LogitScale, RecallAtK ValTextToImage, RecallAtK ValImageToText, double Seconds);
+/// <summary>Validation retrieval after an epoch (epoch 0: the model before any training step).
+/// With several validation datasets (backbone adaptation runs) the recalls are the mean over datasets, each ranked among its own images.</summary>
+public sealed record ClipEpochResult(int Epoch, int Step, double TrainLoss, double LogitScale, RecallAtK ValTextToImage, RecallAtK ValImageToText, double Seconds,
+    IReadOnlyDictionary<string, RecallAtK>? ValTextToImageByDataset = null);
 
 /// <summary>
 /// Contrastive fine-tuning of a CLIP dual encoder on captioned imagery (the paper's CLIP-RSICD / CLIP-Cap-4 step):
@@ -41,6 +43,8 @@ public sealed class ClipTrainer
 
     public IReadOnlyList<ClipEpochResult> Run(CancellationToken ct = default)
     {
+        if (_cfg.VisionBackbone is not null)
+            return new BackboneClipTrainer(_cfg, _outDir, _log) { StepProgress = StepProgress }.Run(ct);
         if (_cfg.Threads is { } th) set_num_threads(th);
         Directory.CreateDirectory(_outDir);
         File.WriteAllText(Path.Combine(_outDir, "train-clip-config.json"), _cfg.ToJson());
@@ -191,14 +195,20 @@ public sealed class ClipTrainer
         foreach (var f in new[] { "vocab.json", "merges.txt" }) File.Copy(Path.Combine(_cfg.TokenizerDirectory, f), Path.Combine(dir, f), true);
     }
 
-    private void WriteReport(List<ClipEpochResult> history)
+    private void WriteReport(List<ClipEpochResult> history) => WriteReport(_outDir, history);
+
+    /// <summary>history.csv and training.svg of a contrastive run (the per-dataset column is filled when there are several).</summary>
+    internal static void WriteReport(string outDir, List<ClipEpochResult> history)
     {
-        var csv = new StringBuilder("epoch,step,train_loss,logit_scale,t2i_r1,t2i_r5,t2i_r10,t2i_mr,i2t_r1,i2t_r5,i2t_r10,i2t_mr,seconds\n");
+        var csv = new StringBuilder("epoch,step,train_loss,logit_scale,t2i_r1,t2i_r5,t2i_r10,t2i_mr,i2t_r1,i2t_r5,i2t_r10,i2t_mr,seconds,t2i_mr_by_dataset\n");
         foreach (var h in history)
-            csv.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{h.Epoch},{h.Step},{h.TrainLoss:F5},{h.LogitScale:F2},{h.ValTextToImage.R1:F2},{h.ValTextToImage.R5:F2},{h.ValTextToImage.R10:F2},{h.ValTextToImage.Mean:F2},{h.ValImageToText.R1:F2},{h.ValImageToText.R5:F2},{h.ValImageToText.R10:F2},{h.ValImageToText.Mean:F2},{h.Seconds:F1}"));
-        File.WriteAllText(Path.Combine(_outDir, "history.csv"), csv.ToString());
+        {
+            var byDataset = h.ValTextToImageByDataset is null ? "" : string.Join(";", h.ValTextToImageByDataset.Select(kv => FormattableString.Invariant($"{kv.Key}={kv.Value.Mean:F2}")));
+            csv.AppendLine(string.Create(CultureInfo.InvariantCulture, $"{h.Epoch},{h.Step},{h.TrainLoss:F5},{h.LogitScale:F2},{h.ValTextToImage.R1:F2},{h.ValTextToImage.R5:F2},{h.ValTextToImage.R10:F2},{h.ValTextToImage.Mean:F2},{h.ValImageToText.R1:F2},{h.ValImageToText.R5:F2},{h.ValImageToText.R10:F2},{h.ValImageToText.Mean:F2},{h.Seconds:F1},{byDataset}"));
+        }
+        File.WriteAllText(Path.Combine(outDir, "history.csv"), csv.ToString());
         var epochs = history.Select(h => (double)h.Epoch).ToArray();
-        File.WriteAllText(Path.Combine(_outDir, "training.svg"), SvgPlot.Lines("CLIP contrastive fine-tuning", "epoch",
+        File.WriteAllText(Path.Combine(outDir, "training.svg"), SvgPlot.Lines("CLIP contrastive fine-tuning", "epoch",
         [
             ("train loss", epochs[1..], history.Skip(1).Select(h => h.TrainLoss).ToArray(), false),
             ("val text→image mR (%)", epochs, history.Select(h => h.ValTextToImage.Mean).ToArray(), true),

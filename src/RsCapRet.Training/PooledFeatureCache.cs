@@ -20,26 +20,37 @@ public static class PooledFeatureCache
 {
     /// <summary>[views, images, hidden] float32 pooled vectors, from the cache folder when present.</summary>
     public static Tensor Load(VisionBackbone vision, string backboneDirectory, IReadOnlyList<CaptionedImage> images, int views,
-        string cacheDirectory, Action<string> log)
+        string cacheDirectory, Action<string> log) =>
+        Load("pooled", vision.Pooled, [vision.HiddenSize], ScalarType.Float32, vision, backboneDirectory, images, views, cacheDirectory, log);
+
+    /// <summary>
+    /// [views, images, ...shape] of any per-image encoding <paramref name="encode"/> (pixel values → [B, ...shape]),
+    /// stored as <paramref name="storeAs"/> under a key that includes <paramref name="kind"/> — e.g. a ResNet's
+    /// intermediate feature maps for a run that trains only the later blocks.
+    /// </summary>
+    public static Tensor Load(string kind, Func<Tensor, Tensor> encode, long[] shape, ScalarType storeAs, VisionBackbone vision,
+        string backboneDirectory, IReadOnlyList<CaptionedImage> images, int views, string cacheDirectory, Action<string> log)
     {
         if (views is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(views), views, "feature views must be 1..8 (the dihedral transforms)");
         var pre = vision.Preprocessor();
-        var key = Key(backboneDirectory, pre.Size, views, images);
-        var path = Path.Combine(cacheDirectory, $"pooled-{key}.safetensors");
+        var key = Key(kind, backboneDirectory, pre.Size, views, images);
+        var path = Path.Combine(cacheDirectory, $"{kind}-{key}.safetensors");
+        long[] expected = [views, images.Count, .. shape];
         if (File.Exists(path))
         {
             using var ckpt = Checkpoint.Open(path);
-            var cached = ckpt.Read("features", ScalarType.Float32);
-            if (cached.shape[0] == views && cached.shape[1] == images.Count && cached.shape[2] == vision.HiddenSize)
+            var cached = ckpt.Read("features", storeAs);
+            if (cached.shape.SequenceEqual(expected))
             {
-                log($"pooled features: {images.Count} images × {views} views from {path}");
+                log($"{kind} features: {images.Count} images × {views} views from {path}");
                 return cached;
             }
             cached.Dispose();
         }
-        var features = Compute(vision, images, pre, views, log);
-        SafetensorsWriter.Write(path, [("features", features)], new Dictionary<string, string> { ["format"] = "rscapret-pooled-features", ["images"] = images.Count.ToString() });
-        log($"pooled features written to {path}");
+        var features = Compute(kind, encode, expected, storeAs, vision, images, pre, views, log);
+        Directory.CreateDirectory(cacheDirectory);
+        SafetensorsWriter.Write(path, [("features", features)], new Dictionary<string, string> { ["format"] = $"rscapret-{kind}-features", ["images"] = images.Count.ToString() });
+        log($"{kind} features written to {path}");
         return features;
     }
 
@@ -50,12 +61,13 @@ public static class PooledFeatureCache
         return view % 4 == 0 ? x.alias() : x.rot90(view % 4, (2, 3));
     }
 
-    private static Tensor Compute(VisionBackbone vision, IReadOnlyList<CaptionedImage> images, ImagePreprocessor pre, int views, Action<string> log)
+    private static Tensor Compute(string kind, Func<Tensor, Tensor> encode, long[] shape, ScalarType storeAs, VisionBackbone vision,
+        IReadOnlyList<CaptionedImage> images, ImagePreprocessor pre, int views, Action<string> log)
     {
-        var features = empty(views, images.Count, vision.HiddenSize);
+        var features = empty(shape, storeAs);
         var device = vision.parameters().First().device;
         var sw = Stopwatch.StartNew();
-        const int chunk = 32;
+        const int chunk = 16;   // the fastest batch in `bench encoder` (larger batches hit slower allocations)
         using var _ = no_grad();
         for (var s = 0; s < images.Count; s += chunk)
         {
@@ -68,17 +80,18 @@ public static class PooledFeatureCache
                 pixels[i].copy_(pre.Process(RasterImage.ReadRgb(images[s + i].ImagePath)));
             });
             for (var v = 0; v < views; v++)
-                features[v].narrow(0, s, n).copy_(vision.Pooled(View(pixels, v).to(device)).to_type(ScalarType.Float32).cpu());
+                features[v].narrow(0, s, n).copy_(encode(View(pixels, v).to(device)).to_type(storeAs).cpu());
             if ((s / chunk) % 20 == 0 || s + n == images.Count)
-                log(FormattableString.Invariant($"pooled features: {s + n}/{images.Count} images × {views} views ({(s + n) * views / sw.Elapsed.TotalSeconds:F1} forwards/s)"));
+                log(FormattableString.Invariant($"{kind} features: {s + n}/{images.Count} images × {views} views ({(s + n) * views / sw.Elapsed.TotalSeconds:F1} forwards/s)"));
         }
         return features;
     }
 
     /// <summary>What the vectors depend on: the backbone's weights, input size, views, and the images in order.</summary>
-    private static string Key(string backboneDirectory, int size, int views, IReadOnlyList<CaptionedImage> images)
+    private static string Key(string kind, string backboneDirectory, int size, int views, IReadOnlyList<CaptionedImage> images)
     {
-        var text = new StringBuilder();
+        // "pooled" keys stay as they were before other kinds existed, so existing caches remain valid.
+        var text = new StringBuilder(kind == "pooled" ? "" : kind + "|");
         using (var fs = File.OpenRead(Path.Combine(backboneDirectory, "model.safetensors")))
             text.Append(Convert.ToHexStringLower(SHA256.HashData(fs)));
         text.Append('|').Append(size).Append('|').Append(views);

@@ -375,12 +375,10 @@ public sealed class RsCapRetTrainer
                 byDataset[group.Key] = RetrievalMetrics.TextToImage(matrix, labelsT);
                 i2tAll.Add(RetrievalMetrics.ImageToText(matrix, labelsT));
             }
-            return (capLoss / capN, Average(byDataset.Values.ToList()), Average(i2tAll), byDataset);
+            return (capLoss / capN, RecallAtK.Average(byDataset.Values.ToList()), RecallAtK.Average(i2tAll), byDataset);
         }
         finally { model.train(); }
     }
-
-    private static RecallAtK Average(IReadOnlyList<RecallAtK> r) => new(r.Average(x => x.R1), r.Average(x => x.R5), r.Average(x => x.R10));
 
     private void Export(RsCapRetModel model, LlamaTextTokenizer tokenizer, string dir)
     {

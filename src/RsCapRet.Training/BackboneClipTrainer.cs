@@ -1,0 +1,267 @@
+using System.Diagnostics;
+using System.Text.Json;
+using RsCapRet.Evaluation;
+using RsCapRet.Model;
+using RsCapRet.Model.Tokenizers;
+using RsCapRet.Training.Datasets;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace RsCapRet.Training;
+
+/// <summary>
+/// The dual encoder of a backbone adaptation run: an imported ResNet (only its last blocks train) and a CLIP text
+/// tower trained from scratch, each with a linear projection into the shared space, and CLIP's learnable scale.
+/// </summary>
+public sealed class BackboneDualEncoder : nn.Module
+{
+    private readonly ResNetVisionModel vision;
+    private readonly ClipTextTransformer text_model;
+    private readonly Linear visual_projection, text_projection;
+    private readonly Parameter logit_scale;
+
+    public BackboneDualEncoder(ResNetVisionModel backbone, ClipTowerConfig text, int projectionDim, double logitScaleInit) : base(nameof(BackboneDualEncoder))
+    {
+        vision = backbone;
+        text_model = new ClipTextTransformer(text);
+        visual_projection = nn.Linear(backbone.HiddenSize, projectionDim, hasBias: false);
+        text_projection = nn.Linear(text.HiddenSize, projectionDim, hasBias: false);
+        logit_scale = new Parameter(tensor((float)logitScaleInit));
+        RegisterComponents();
+        // The new parts start small (GPT-style); the backbone keeps its pretrained weights.
+        TrainingRun.InitSmall(text_model);
+        TrainingRun.InitSmall(visual_projection);
+        TrainingRun.InitSmall(text_projection);
+    }
+
+    public ResNetVisionModel Vision => vision;
+    public Tensor LogitScale => logit_scale;
+
+    /// <summary>Projected image embeddings from the output of the backbone's first <paramref name="frozenBlocks"/> blocks.</summary>
+    public Tensor ImageEmbedsFrom(Tensor features, int frozenBlocks)
+    {
+        using var scope = NewDisposeScope();
+        return visual_projection.forward(vision.PooledFrom(features, frozenBlocks)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Projected text embeddings for CLIP token rows [B, T].</summary>
+    public Tensor TextEmbeds(Tensor ids)
+    {
+        using var scope = NewDisposeScope();
+        return text_projection.forward(text_model.Forward(ids).Pooled).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Parameters that train, split into the backbone's and the new parts' (text tower, projections, scale).</summary>
+    public (List<(string Name, Parameter Parameter)> Backbone, List<(string Name, Parameter Parameter)> Others) TrainableParameters()
+    {
+        var all = named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        return (all.Where(p => p.name.StartsWith("vision.", StringComparison.Ordinal)).ToList(),
+                all.Where(p => !p.name.StartsWith("vision.", StringComparison.Ordinal)).ToList());
+    }
+}
+
+/// <summary>
+/// Remote-sensing adaptation of an imported ResNet backbone (the paper's CLIP-Cap-4 step, with a ResNet vision tower):
+/// symmetric InfoNCE between the backbone's pooled vector and a text tower trained from scratch on the captions. The
+/// blocks before the last <c>trainable_blocks</c> stay frozen, so their output is computed once per image and
+/// dihedral view and cached (float16) — on two CPU cores the full backbone's backward pass would not fit the budget.
+/// The best epoch by the mean over validation datasets of text→image mR (fixed before training) is exported to
+/// best/vision/: an ordinary ResNet backbone folder that RS-CapRet configs name as their "vision".
+/// </summary>
+public sealed class BackboneClipTrainer
+{
+    private readonly ClipTrainConfig _cfg;
+    private readonly string _outDir;
+    private readonly Action<string> _log;
+
+    public Action<int, int>? StepProgress { get; init; }
+
+    public BackboneClipTrainer(ClipTrainConfig cfg, string outDir, Action<string> log)
+    {
+        if (cfg.VisionBackbone is null || cfg.TextConfig is null) throw new ArgumentException("a backbone adaptation run needs vision_backbone and text_config", nameof(cfg));
+        _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
+    }
+
+    /// <summary>Frozen-block outputs [views, N, C, H, W] (float16), the images and their CLIP token rows.</summary>
+    private sealed record Split(Tensor Features, long[][][] Captions, IReadOnlyList<CaptionedImage> Images);
+    private sealed record CheckpointState(int Epoch, int Step, List<ClipEpochResult> History);
+
+    public IReadOnlyList<ClipEpochResult> Run(CancellationToken ct = default)
+    {
+        if (_cfg.Threads is { } th) set_num_threads(th);
+        Directory.CreateDirectory(_outDir);
+        File.WriteAllText(Path.Combine(_outDir, "train-clip-config.json"), _cfg.ToJson());
+        var device = TorchDevice.Resolve(_cfg.Device);
+        manual_seed(_cfg.Seed);
+        var tokenizer = ClipTrainer.LoadTokenizer(_cfg.TokenizerDirectory);
+        var backboneDir = _cfg.VisionBackbone!;
+        if (VisionBackbones.FamilyOf(backboneDir) != ResNetConfig.Family)
+            throw new InvalidOperationException($"{backboneDir}: vision_backbone must be a ResNet backbone folder (model_type \"resnet\"); CLIP towers adapt through 'clip'");
+        var backbone = ResNetVisionModel.FromPretrained(backboneDir, device);
+        var blocks = backbone.ResidualBlocks.Count;
+        if (_cfg.TrainableBlocks > blocks) throw new InvalidOperationException($"trainable_blocks {_cfg.TrainableBlocks}: {backboneDir} has {blocks} residual blocks");
+        var frozen = blocks - _cfg.TrainableBlocks;
+
+        var cacheDir = _cfg.FeatureCache ?? Path.Combine(_outDir, "features");
+        var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, backbone, backboneDir, frozen, _cfg.FeatureViews, cacheDir, _cfg.MaxTrainImages);
+        var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, backbone, backboneDir, frozen, 1, cacheDir, _cfg.MaxValImages);
+
+        var text = _cfg.TextConfig! with { VocabSize = tokenizer.VocabSize, EosTokenId = tokenizer.EndId };
+        using var model = new BackboneDualEncoder(backbone, text, _cfg.ProjectionDim, _cfg.LogitScaleInit);
+        backbone.TrainOnlyLastBlocks(_cfg.TrainableBlocks);
+        model.to(device);
+        model.train();
+        var (backboneParams, rest) = model.TrainableParameters();
+        _log($"train: {train.Images.Count} images × {_cfg.FeatureViews} views; val: {val.Images.Count} images; device {device}; " +
+             $"backbone: {backboneDir}, last {_cfg.TrainableBlocks} of {blocks} blocks train ({backboneParams.Sum(p => p.Parameter.numel()):N0} parameters), " +
+             $"text tower and projections {rest.Sum(p => p.Parameter.numel()):N0}");
+
+        var backboneLr = _cfg.BackboneLearningRate ?? _cfg.LearningRate;
+        bool Decays(string name, Tensor p) => p.dim() >= 2 && !name.Contains("position_embedding");
+        var optimizer = optim.AdamW(
+        [
+            new AdamW.ParamGroup(backboneParams.Where(p => Decays(p.Name, p.Parameter)).Select(p => p.Parameter), new AdamW.Options { LearningRate = backboneLr, weight_decay = _cfg.WeightDecay }),
+            new AdamW.ParamGroup(backboneParams.Where(p => !Decays(p.Name, p.Parameter)).Select(p => p.Parameter), new AdamW.Options { LearningRate = backboneLr, weight_decay = 0 }),
+            new AdamW.ParamGroup(rest.Where(p => Decays(p.Name, p.Parameter)).Select(p => p.Parameter), new AdamW.Options { LearningRate = _cfg.LearningRate, weight_decay = _cfg.WeightDecay }),
+            new AdamW.ParamGroup(rest.Where(p => !Decays(p.Name, p.Parameter)).Select(p => p.Parameter), new AdamW.Options { LearningRate = _cfg.LearningRate, weight_decay = 0 }),
+        ], _cfg.LearningRate, beta2: 0.98, eps: 1e-6);
+        double[] lrScale = [backboneLr / _cfg.LearningRate, backboneLr / _cfg.LearningRate, 1, 1];
+
+        var stepsPerEpoch = train.Images.Count / _cfg.BatchSize;
+        if (stepsPerEpoch == 0) throw new InvalidOperationException($"{train.Images.Count} training images do not fill one batch of {_cfg.BatchSize}");
+        var totalSteps = stepsPerEpoch * _cfg.Epochs;
+        var checkpointDir = Path.Combine(_outDir, "checkpoint");
+        var resumed = TrainingRun.TryResume<CheckpointState>(checkpointDir, model, optimizer);
+        var (startEpoch, step, history) = resumed is null ? (0, 0, new List<ClipEpochResult>()) : (resumed.Epoch, resumed.Step, resumed.History);
+        if (resumed is not null) _log($"resumed from {checkpointDir}: epoch {startEpoch}, step {step}");
+        if (history.Count == 0)
+        {
+            var (t2i0, i2t0, by0) = Validate(model, val, frozen, device);
+            history.Add(new ClipEpochResult(0, 0, double.NaN, model.LogitScale.exp().item<float>(), t2i0, i2t0, 0, by0));
+            _log($"before training: val text->image {t2i0}, image->text {i2t0}");
+        }
+        var trained = history.Where(h => h.Epoch > 0).ToList();
+        var best = trained.Count == 0 ? double.NegativeInfinity : trained.Max(h => h.ValTextToImage.Mean);
+        var sinceBest = trained.Count == 0 ? 0 : trained.Count - 1 - trained.FindLastIndex(h => h.ValTextToImage.Mean == best);
+
+        for (var epoch = startEpoch; epoch < _cfg.Epochs && sinceBest < _cfg.EarlyStoppingPatience; epoch++)
+        {
+            var sw = Stopwatch.StartNew();
+            var order = TrainingRun.Permutation(train.Images.Count, _cfg.Seed * 1000 + epoch);
+            double sumLoss = 0; var n = 0;
+            for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
+            {
+                ct.ThrowIfCancellationRequested();
+                if (step == _cfg.MaxSteps)
+                {
+                    TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step, history));
+                    _log($"stopped at max_steps {step}; checkpoint in {checkpointDir}");
+                    return history;
+                }
+                var lr = TrainingRun.LearningRate(step, _cfg.LearningRate, _cfg.WarmupSteps, "cosine", _cfg.MinLrRatio, totalSteps);
+                var group = 0;
+                foreach (var g in optimizer.ParamGroups) g.LearningRate = lr * lrScale[group++];
+                var loss = TrainStep(model, optimizer, train, order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray(), step, frozen, device);
+                sumLoss += loss; n++;
+                StepProgress?.Invoke(step + 1, totalSteps);
+                if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} lr {lr:E2} scale {model.LogitScale.exp().item<float>():F1} ({n * _cfg.BatchSize / sw.Elapsed.TotalSeconds:F1} images/s)"));
+                if ((step + 1) % _cfg.CheckpointEvery == 0) TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step + 1, history));
+            }
+            var (t2i, i2t, byDataset) = Validate(model, val, frozen, device);
+            var result = new ClipEpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), model.LogitScale.exp().item<float>(), t2i, i2t, sw.Elapsed.TotalSeconds, byDataset);
+            history.Add(result);
+            _log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
+            foreach (var (name, r) in byDataset) _log($"  val text->image {name}: {r}");
+            if (t2i.Mean > best)
+            {
+                best = t2i.Mean; sinceBest = 0;
+                Export(model.Vision, Path.Combine(_outDir, "best", "vision"), epoch + 1, blocks);
+                _log($"  new best (mean text->image mR {best:F2}): adapted backbone exported to {Path.Combine(_outDir, "best", "vision")}");
+            }
+            else sinceBest++;
+            TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch + 1, step, history));
+            ClipTrainer.WriteReport(_outDir, history);
+        }
+        if (sinceBest >= _cfg.EarlyStoppingPatience) _log($"early stop: no improvement of val text->image mR for {sinceBest} epochs");
+        return history;
+    }
+
+    private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, ClipBpeTokenizer tokenizer, ResNetVisionModel backbone, string backboneDir,
+        int frozen, int views, string cacheDir, int? limit)
+    {
+        var images = TrainingRun.LoadSplit(datasets, split, limit);
+        if (images.Count == 0) throw new InvalidOperationException($"no images in split '{split}' of {string.Join(", ", datasets.Select(d => d.Path))}");
+        long[] shape;
+        using (no_grad())
+        using (var probe = backbone.Through(zeros(1, 3, backbone.ImageSize, backbone.ImageSize, device: backbone.parameters().First().device), frozen))
+            shape = probe.shape[1..];
+        var features = PooledFeatureCache.Load($"resnet-blocks{frozen}", x => backbone.Through(x, frozen), shape, ScalarType.Float16,
+            backbone, backboneDir, images, views, cacheDir, _log);
+        var captions = images.Select(im => im.Captions.Select(c => tokenizer.EncodeForModel(c, _cfg.ContextLength)).ToArray()).ToArray();
+        return new Split(features, captions, images);
+    }
+
+    private double TrainStep(BackboneDualEncoder model, AdamW optimizer, Split data, int[] idx, int step, int frozen, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var rng = new Random(TrainingRun.StepSeed(_cfg.Seed, step));
+        optimizer.zero_grad();
+        // One of the image's cached dihedral views per step, and one of its reference captions.
+        long views = data.Features.shape[0], count = data.Features.shape[1];
+        var rows = idx.Select(i => rng.Next((int)views) * count + i).ToArray();
+        var features = data.Features.view([-1, .. data.Features.shape[2..]]).index_select(0, tensor(rows)).to_type(ScalarType.Float32).to(device);
+        var texts = ClipEvaluator.TextBatch(idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Length)]).ToList(), device);
+        var logits = ClipModel.LogitsPerImage(model.ImageEmbedsFrom(features, frozen), model.TextEmbeds(texts), model.LogitScale);
+        var loss = RsCapRetModel.InfoNce(logits);
+        loss.backward();
+        optimizer.step();
+        using (no_grad()) model.LogitScale.clamp_(Scalars.Of(0.0), Scalars.Of(Math.Log(100)));
+        return loss.item<float>();
+    }
+
+    /// <summary>Each validation dataset ranks its captions among its own images; the figures are the mean over datasets.</summary>
+    private static (RecallAtK TextToImage, RecallAtK ImageToText, Dictionary<string, RecallAtK> ByDataset) Validate(BackboneDualEncoder model, Split val, int frozen, Device device)
+    {
+        model.eval();
+        try
+        {
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            var imgs = new List<Tensor>();
+            for (long s = 0; s < val.Images.Count; s += 64)
+                imgs.Add(F.normalize(model.ImageEmbedsFrom(val.Features[0].narrow(0, s, Math.Min(64, val.Images.Count - s)).to_type(ScalarType.Float32).to(device), frozen), dim: -1));
+            var imageVecs = cat(imgs, 0);
+            var byDataset = new Dictionary<string, RecallAtK>();
+            var i2t = new List<RecallAtK>();
+            foreach (var group in Enumerable.Range(0, val.Images.Count).GroupBy(i => val.Images[i].Dataset))
+            {
+                var members = group.ToArray();
+                var texts = members.SelectMany((image, m) => val.Captions[image].Select(c => (Image: m, Ids: c))).ToList();
+                var txts = new List<Tensor>();
+                for (var s = 0; s < texts.Count; s += 128)
+                    txts.Add(F.normalize(model.TextEmbeds(ClipEvaluator.TextBatch(texts.Skip(s).Take(128).Select(t => t.Ids).ToList(), device)), dim: -1));
+                var images = imageVecs.index_select(0, tensor(members.Select(i => (long)i).ToArray(), device: imageVecs.device));
+                var matrix = TrainingRun.ToMatrix(matmul(cat(txts, 0), images.t()));
+                var labels = texts.Select(t => t.Image).ToList();
+                byDataset[group.Key] = RetrievalMetrics.TextToImage(matrix, labels);
+                i2t.Add(RetrievalMetrics.ImageToText(matrix, labels));
+            }
+            return (RecallAtK.Average(byDataset.Values.ToList()), RecallAtK.Average(i2t), byDataset);
+        }
+        finally { model.train(); }
+    }
+
+    /// <summary>The adapted backbone as an ordinary ResNet folder; its config says where it came from.</summary>
+    private void Export(ResNetVisionModel backbone, string dir, int epoch, int blocks)
+    {
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        backbone.SavePretrained(dir);
+        var configPath = Path.Combine(dir, "config.json");
+        var config = ResNetVisionModel.ReadConfig(configPath);
+        var adapted = $"adapted by train-clip run '{_cfg.Name}' (epoch {epoch}; last {_cfg.TrainableBlocks} of {blocks} residual blocks trained on {string.Join(" + ", _cfg.Datasets.Select(d => d.Name))} {_cfg.TrainSplit} captions)";
+        config = config with { Source = config.Source is null ? adapted : $"{config.Source}; {adapted}" };
+        File.WriteAllText(configPath, JsonSerializer.Serialize(config, new JsonSerializerOptions { WriteIndented = true }));
+    }
+}

@@ -1,0 +1,113 @@
+using RsCapRet.Core;
+using RsCapRet.Model;
+using RsCapRet.Model.Checkpoints;
+using static TorchSharp.torch;
+
+namespace RsCapRet.Training.Tests;
+
+/// <summary>
+/// train-clip with a ResNet vision tower (backbone adaptation): only the last blocks train, the frozen blocks' output
+/// is cached, and the export is an ordinary ResNet backbone folder whose frozen part is the original's.
+/// </summary>
+public sealed class BackboneAdaptationTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-adapt-");
+    public void Dispose() => _dir.Delete(true);
+
+    private static string Ucm => Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions");
+    private static string ClipTokenizer => Path.Combine(RepositoryPaths.SharedDirectory(), "fixtures", "tokenizer", "clip");
+
+    private static ResNetVisionModel TinyResNet()
+    {
+        manual_seed(5);
+        var resnet = new ResNetVisionModel(new ResNetConfig
+        {
+            Architecture = "tiny", Blocks = [1, 1, 1, 2], Widths = [4, 8, 8, 16], ImageSize = 32,
+            StemPadding = [3, 3, 2, 2], DownsamplePadding = [1, 1, 0, 0], PoolPadding = [1, 1, 0, 0], Source = "test weights",
+        });
+        using (no_grad()) foreach (var (name, t) in resnet.StateTensors()) if (name.EndsWith("running_var")) t.fill_(1); else if (!name.EndsWith("running_mean")) t.normal_(0, 0.3);
+        return resnet;
+    }
+
+    private string TinyBackbone()
+    {
+        var dir = Path.Combine(_dir.FullName, "tiny-resnet");
+        using var resnet = TinyResNet();
+        resnet.SavePretrained(dir);
+        return dir;
+    }
+
+    private ClipTrainConfig Config(string backbone, int trainableBlocks = 2) => new()
+    {
+        Datasets = [new DatasetRef("ucm", Ucm)], Tokenizer = ClipTokenizer, VisionBackbone = backbone, TrainableBlocks = trainableBlocks,
+        TextConfig = new ClipTowerConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 2, VocabSize = 49408, MaxPositionEmbeddings = 77 },
+        ProjectionDim = 16, BatchSize = 4, Epochs = 1, WarmupSteps = 2, MaxTrainImages = 8, MaxValImages = 4, LearningRate = 0.01,
+        BackboneLearningRate = 0.01, FeatureViews = 2, FeatureCache = Path.Combine(_dir.FullName, "cache"), Device = "cpu", Threads = 1, CheckpointEvery = 1000, Seed = 7,
+    };
+
+    [Fact]
+    public void TheSplitForwardEqualsTheWholeForward()
+    {
+        using var resnet = TinyResNet();
+        using var pixels = rand(3, 3, 32, 32, generator: new Generator(2)) * 255;
+        using var whole = resnet.Pooled(pixels);
+        foreach (var frozen in new[] { 0, 3, 5 })
+        {
+            using var map = resnet.Through(pixels, frozen);
+            using var split = resnet.PooledFrom(map, frozen);
+            Assert.True(whole.allclose(split, rtol: 0, atol: 1e-5), $"split after {frozen} blocks");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => resnet.Through(pixels, 6));
+    }
+
+    [Fact]
+    public void OnlyTheLastBlocksTrainAndTheExportIsABackboneFolder()
+    {
+        var backbone = TinyBackbone();
+        var log = new List<string>();
+        var outDir = Path.Combine(_dir.FullName, "run");
+        var history = new ClipTrainer(Config(backbone), outDir, log.Add).Run();
+        Assert.Equal([0, 1], history.Select(h => h.Epoch));
+        Assert.Equal(["ucm"], history[1].ValTextToImageByDataset!.Keys);
+        Assert.Contains(log, l => l.Contains("resnet-blocks3 features: 8/8 images × 2 views"));
+        Assert.Contains(log, l => l.Contains("last 2 of 5 blocks train"));
+        Assert.Equal(2, Directory.GetFiles(Path.Combine(_dir.FullName, "cache"), "resnet-blocks3-*.safetensors").Length);   // train and val
+
+        var exported = Path.Combine(outDir, "best", "vision");
+        using var adapted = Assert.IsType<ResNetVisionModel>(VisionBackbones.FromPretrained(exported));
+        Assert.Contains("adapted by train-clip", adapted.Config.Source);
+        Assert.StartsWith("test weights; ", adapted.Config.Source);
+        using var original = Checkpoint.Open(backbone);
+        using var after = Checkpoint.Open(exported);
+        // Blocks 0-2 (layer1..layer3) and the stem are the original's; the two blocks of layer4 moved.
+        foreach (var name in original.TensorNames)
+        {
+            using var a = original.Read(name);
+            using var b = after.Read(name);
+            var same = a.shape.SequenceEqual(b.shape) && a.allclose(b, rtol: 0, atol: 0);
+            if (name.StartsWith("layer4.") && name.EndsWith("conv1.weight")) Assert.False(same, $"{name} did not train");
+            else if (!name.StartsWith("layer4.")) Assert.True(same, $"{name} changed but is frozen");
+        }
+
+        // A second run reads the cached maps instead of recomputing them.
+        var again = new List<string>();
+        new ClipTrainer(Config(backbone), Path.Combine(_dir.FullName, "run2"), again.Add).Run();
+        Assert.Contains(again, l => l.StartsWith("resnet-blocks3 features: 8 images × 2 views from"));
+    }
+
+    [Fact]
+    public void BadAdaptationConfigsSayWhatIsWrong()
+    {
+        var path = Path.Combine(_dir.FullName, "adapt.json");
+        var good = Config(TinyBackbone());
+        var e = Assert.Throws<FormatException>(() => (good with { TextConfig = null }).Validate(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("text_config", e.Message);
+        e = Assert.Throws<FormatException>(() => (good with { ClipConfig = new ClipConfig() }).Validate(path));
+        Assert.Contains("exactly one of", e.Message);
+        e = Assert.Throws<FormatException>(() => (good with { TrainableBlocks = 0 }).Validate(path));
+        Assert.Contains("trainable_blocks", e.Message);
+        var tooMany = Assert.Throws<InvalidOperationException>(() => new ClipTrainer(good with { TrainableBlocks = 6 }, Path.Combine(_dir.FullName, "x"), _ => { }).Run());
+        Assert.Contains("has 5 residual blocks", tooMany.Message);
+    }
+}
