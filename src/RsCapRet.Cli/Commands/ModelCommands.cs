@@ -6,7 +6,7 @@ using RsCapRet.Raster;
 
 namespace RsCapRet.Cli.Commands;
 
-/// <summary>`rscapret caption IMAGE...`, `rscapret embed-text "..."` and `rscapret import-backbone NAME`.</summary>
+/// <summary>`rscapret caption IMAGE...`, `rscapret embed-text "..."`, `rscapret import-backbone NAME` and `rscapret copy-backbone DIR --out DIR`.</summary>
 public static class ModelCommands
 {
     public static IEnumerable<Command> Build()
@@ -59,6 +59,22 @@ public static class ModelCommands
             await output.WriteLineAsync($"{name}: {RsCapRet.Model.Import.ResNetOnnxImporter.Sources[name].Describe} -> {dir} (model.safetensors sha256 {sha})");
             return 0;
         });
-        return [caption, embed, import];
+        var source = new Argument<string>("backbone") { Description = "A vision backbone folder (config.json + model.safetensors) or backbone:NAME" };
+        var copyOut = new Option<string>("--out") { Description = "Folder to write", Required = true };
+        var dtype = new Option<string>("--dtype") { Description = "Weights' type in the copy: float16 (half the size; what a committed backbone uses) or float32", DefaultValueFactory = _ => "float16" };
+        dtype.AcceptOnlyFromAmong("float16", "float32");
+        var copy = new Command("copy-backbone", "Copy a vision backbone folder, converting its weights' type (loads like the original; float32 inside the model)") { source, copyOut, dtype };
+        CommandAction.Set(copy, async (parse, output, ct) =>
+        {
+            var from = VisionBackbones.Resolve(parse.GetValue(source)!, Directory.GetCurrentDirectory());
+            var to = Path.GetFullPath(parse.GetValue(copyOut)!);
+            if (Path.GetFullPath(from) == to) throw new ArgumentException($"--out: {to} is the source folder");
+            var type = parse.GetValue(dtype) == "float16" ? TorchSharp.torch.ScalarType.Float16 : TorchSharp.torch.ScalarType.Float32;
+            using var backbone = VisionBackbones.FromPretrained(from, dtype: type);
+            backbone.SavePretrained(to);
+            await output.WriteLineAsync($"{from} -> {to} ({parse.GetValue(dtype)}, {new FileInfo(Path.Combine(to, "model.safetensors")).Length / 1e6:F1} MB)");
+            return 0;
+        });
+        return [caption, embed, import, copy];
     }
 }

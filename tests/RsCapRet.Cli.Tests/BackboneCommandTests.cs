@@ -1,0 +1,63 @@
+using RsCapRet.Cli;
+using RsCapRet.Model;
+using static TorchSharp.torch;
+
+namespace RsCapRet.Cli.Tests;
+
+/// <summary>`rscapret copy-backbone`: the half-precision copy a committed backbone uses loads and encodes like the original.</summary>
+public sealed class BackboneCommandTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-backbone-cmd-");
+    public void Dispose() => _dir.Delete(true);
+
+    private string TinyBackbone()
+    {
+        var dir = Path.Combine(_dir.FullName, "tiny");
+        manual_seed(11);
+        using var resnet = new ResNetVisionModel(new ResNetConfig
+        {
+            Architecture = "tiny", Blocks = [1, 1, 1, 1], Widths = [4, 8, 8, 16], ImageSize = 32,
+            StemPadding = [3, 3, 2, 2], DownsamplePadding = [1, 1, 0, 0], PoolPadding = [1, 1, 0, 0],
+        });
+        using (no_grad()) foreach (var (name, t) in resnet.StateTensors()) if (name.EndsWith("running_var")) t.fill_(1); else if (!name.EndsWith("running_mean")) t.normal_(0, 0.3);
+        resnet.SavePretrained(dir);
+        return dir;
+    }
+
+    [Fact]
+    public async Task AHalfPrecisionCopyIsHalfTheSizeAndEncodesAlike()
+    {
+        var source = TinyBackbone();
+        var copy = Path.Combine(_dir.FullName, "half");
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(0, await CliApp.RunAsync(["copy-backbone", source, "--out", copy], output, error));
+        Assert.Contains("float16", output.ToString());
+        var before = new FileInfo(Path.Combine(source, "model.safetensors")).Length;
+        var after = new FileInfo(Path.Combine(copy, "model.safetensors")).Length;
+        Assert.InRange(after, before * 0.45, before * 0.6);    // the header is not halved
+
+        using var original = VisionBackbones.FromPretrained(source);
+        using var half = VisionBackbones.FromPretrained(copy);
+        using var pixels = rand(2, 3, 32, 32, generator: new Generator(3)) * 255;
+        using var a = original.Pooled(pixels);
+        using var b = half.Pooled(pixels);
+        Assert.Equal(ScalarType.Float32, b.dtype);
+        var scale = a.abs().max().item<float>();
+        Assert.True(a.sub(b).abs().max().item<float>() < 2e-2 * scale, "the half-precision copy drifted");
+    }
+
+    [Fact]
+    public async Task CopyingOntoItselfOrToAnUnknownTypeIsRefused()
+    {
+        var source = TinyBackbone();
+        var error = new StringWriter();
+        Assert.NotEqual(0, await CliApp.RunAsync(["copy-backbone", source, "--out", source], new StringWriter(), error));
+        Assert.Contains("--out", error.ToString());
+        Assert.Contains("source folder", error.ToString());
+        error = new StringWriter();
+        Assert.NotEqual(0, await CliApp.RunAsync(["copy-backbone", source, "--out", Path.Combine(_dir.FullName, "x"), "--dtype", "float64"], new StringWriter(), error));
+        Assert.Contains("float64", error.ToString());
+        Assert.False(Directory.Exists(Path.Combine(_dir.FullName, "x")));
+    }
+}
