@@ -17,6 +17,21 @@ public sealed class BenchEnvironment
     private readonly string _loadBefore;
     private string? _loadAfter;
 
+    /// <summary>The process's minor page faults so far (/proc/self/stat field 10); -1 where it cannot be read.</summary>
+    public static long MinorPageFaults()
+    {
+        try
+        {
+            var stat = File.ReadAllText("/proc/self/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[7], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return -1;
+        }
+    }
+
     private BenchEnvironment(bool torch)
     {
         _torch = torch;
@@ -28,7 +43,8 @@ public sealed class BenchEnvironment
         Add(".NET", RuntimeInformation.FrameworkDescription);
         Add("server GC", System.Runtime.GCSettings.IsServerGC ? "yes" : "no");
         // Read by libtorch's OpenMP and MKL when they load: how its threads wait and how many there are.
-        foreach (var name in new[] { "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS" })
+        // ... and the C allocator the process runs on (a preloaded jemalloc or glibc tunables change large allocations).
+        foreach (var name in new[] { "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "LD_PRELOAD", "GLIBC_TUNABLES" })
             Add(name, System.Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : "unset");
     }
 
