@@ -29,11 +29,12 @@ public static class SceneCommands
             .Must(v => v is >= 0 and <= 1, "must be a fraction 0..1");
     public static Option<bool> NoCrsOption() => new("--no-crs") { Description = "Accept rasters without a CRS (pixel-space footprints, not on the map)" };
 
-    public static TilingOptions Tiling(ParseResult parse, Option<string?> bands, Option<int> overlap, Option<double?> gsd, Option<double> maxNodata, Option<bool> noCrs, int tileSize)
+    /// <summary>The tiling the options ask for; the tile size and target GSD come from the model (<see cref="TilingPlan"/>).</summary>
+    public static TilingOptions Tiling(ParseResult parse, Option<string?> bands, Option<int> overlap, Option<double?> gsd, Option<double> maxNodata, Option<bool> noCrs)
     {
         return new TilingOptions
         {
-            TileSize = tileSize, Overlap = parse.GetValue(overlap), TargetGsd = parse.GetValue(gsd),
+            Overlap = parse.GetValue(overlap), TargetGsd = parse.GetValue(gsd),
             Bands = parse.GetValue(bands) is { Length: > 0 } b ? ParseBands(b) : null,
             MaxNodataFraction = parse.GetValue(maxNodata), AllowMissingCrs = parse.GetValue(noCrs),
         };
@@ -55,10 +56,10 @@ public static class SceneCommands
     {
         var (bands, overlap, gsd, maxNodata, noCrs) = (BandsOption(), OverlapOption(), GsdOption(), MaxNodataOption(), NoCrsOption());
         var path = new Argument<string>("path") { Description = "Raster file" };
-        var tileSize = new Option<int>("--tile-size") { Description = "Tile size in pixels", DefaultValueFactory = _ => 224 }.InRange(8, 8192);
+        var inspectModel = CommonOptions.Model();
         var json = new Option<bool>("--json") { Description = "Machine-readable output (bands, CRS, pixel size, WGS84 footprint as GeoJSON)" };
-        var info = new Command("inspect", "Describe a raster (bands, nodata, CRS, pixel size, footprint) and the tile grid ingestion would use")
-            { path, tileSize, bands, overlap, gsd, maxNodata, noCrs, json };
+        var info = new Command("inspect", "Describe a raster (bands, nodata, CRS, pixel size, footprint) and the tiles `ingest` would make of it with the model")
+            { path, inspectModel, bands, overlap, gsd, maxNodata, noCrs, json };
         info.Aliases.Add("scene-info");
         CommandAction.Set(info, async (parse, output, ct) =>
         {
@@ -67,8 +68,15 @@ public static class SceneCommands
                 await output.WriteLineAsync(InspectJson(parse.GetValue(path)!));
                 return 0;
             }
-            using var tiler = SceneTiler.Open(parse.GetValue(path)!, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, parse.GetValue(tileSize)));
-            await output.WriteAsync(Describe(tiler.Info));
+            // The model's configs are enough for its tile size and training resolution: no weights are loaded.
+            var modelDir = CommonOptions.ModelFolder(parse.GetValue(inspectModel));
+            var scene = parse.GetValue(path)!;
+            var plan = TilingPlan.For(scene, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs), RsCapRetTileEncoder.TilingOf(modelDir));
+            using var tiler = SceneTiler.Open(scene, plan.Tiling);
+            await output.WriteAsync(Describe(tiler.Info, plan.Tiling.TileSize));
+            await output.WriteLineAsync($"model: {modelDir} ({plan.Tiling.TileSize}-px input)");
+            await output.WriteLineAsync($"resolution: {plan.Resolution.Note}");
+            if (plan.Resolution.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {w}");
             var kept = tiler.Tiles().Count();
             await output.WriteLineAsync($"tiles: {kept} to caption, {tiler.SkippedTiles} skipped (more than {parse.GetValue(maxNodata):P0} nodata)");
             return 0;
@@ -99,7 +107,7 @@ public static class SceneCommands
                 var ingestor = new SceneIngestor(new CatalogStore(ds), encoder);
                 var options = new IngestOptions
                 {
-                    Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, encoder.InputSize), BatchSize = b, Caption = !parse.GetValue(noCaptions),
+                    Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs), BatchSize = b, Caption = !parse.GetValue(noCaptions),
                     WaitIfHeld = parse.GetValue(wait), CancelReason = () => signals.CancelReason,
                 };
                 var failures = 0;
@@ -179,14 +187,14 @@ public static class SceneCommands
         return doc.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 
-    public static string Describe(SceneInfo i)
+    public static string Describe(SceneInfo i, int tileSize)
     {
         var sb = new System.Text.StringBuilder();
         sb.AppendLine($"file: {i.Path} ({i.Driver})");
         sb.AppendLine($"size: {i.Width} x {i.Height} px, {i.BandCount} bands; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
         sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
         if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
-        sb.AppendLine(FormattableString.Invariant($"gsd: {i.NativeGsd:0.###} native, tiles at {i.TileGsd:0.###}; grid {i.GridRows} rows x {i.GridCols} cols"));
+        sb.AppendLine(FormattableString.Invariant($"grid: {i.GridRows} rows x {i.GridCols} cols of {tileSize}-px tiles at {i.TileGsd:0.###} units/px (native {i.NativeGsd:0.###})"));
         if (i.FootprintWgs84 is { } f)
         {
             var xs = f.Ring.Select(p => p.X).ToArray();
