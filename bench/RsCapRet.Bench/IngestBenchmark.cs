@@ -44,8 +44,7 @@ public static class IngestBenchmark
             // The scene is made at the model's own GSD, so no model's resolution plan resamples it and the tile count
             // is (size / input size)^2 whatever the model; --scene takes a real file instead.
             var scene = a.String("--scene") ?? await SyntheticSceneAsync(size, RsCapRetConfig.Load(modelDir).Gsd ?? 0.8);
-            var plan = ResolutionPolicy.PlanFor(scene, null, encoder.TrainingResolution);
-            var tiling = new TilingOptions { TileSize = encoder.InputSize, TargetGsd = plan.TargetGsd };
+            var (tiling, plan) = TilingPlan.For(scene, new TilingOptions(), new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
             int gridTiles;
             using (var probe = SceneTiler.Open(scene, tiling)) gridTiles = probe.Info.GridRows * probe.Info.GridCols;
 

@@ -28,6 +28,13 @@ public static class CliApp
             // Our actions report their own errors (CommandAction.Run); anything else is a bug worth a trace.
             EnableDefaultExceptionHandler = true,
         };
-        return await BuildRoot().Parse(args).InvokeAsync(config);
+        var parse = BuildRoot().Parse(args);
+        // A command line that does not parse gets one line naming the option, not the library's messages and help.
+        if (UsageErrors.Describe(parse) is { } usageError)
+        {
+            await config.Error.WriteLineAsync(usageError);
+            return CommandAction.UserError;
+        }
+        return await parse.InvokeAsync(config);
     }
 }

@@ -54,18 +54,33 @@ public static class VisionBackbones
     /// <summary>Loads a backbone folder (config.json + model.safetensors), choosing the family from config.json.</summary>
     public static VisionBackbone FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
-        if (!Directory.Exists(directory))
-        {
-            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
-            var hint = Import.ResNetOnnxImporter.Sources.ContainsKey(name)
-                ? $" — import it with `rscapret import-backbone {name} --out {directory}` (scripts/bootstrap.sh does this)" : "";
-            throw new CheckpointException(directory, "vision backbone folder does not exist" + hint);
-        }
+        RequireFolder(directory);
         return FamilyOf(directory) switch
         {
             ResNetConfig.Family => ResNetVisionModel.FromPretrained(directory, device, dtype),
             _ => ClipVisionModel.FromPretrained(directory, device, dtype),
         };
+    }
+
+    /// <summary>The side of the square input a backbone folder was built for, from its config.json (no weights are read).</summary>
+    public static int ImageSizeOf(string directory)
+    {
+        RequireFolder(directory);
+        var config = Path.Combine(directory, "config.json");
+        return FamilyOf(directory) switch
+        {
+            ResNetConfig.Family => ResNetVisionModel.ReadConfig(config).ImageSize,
+            _ => ClipVisionModel.ReadVisionConfig(config).Tower.ImageSize,
+        };
+    }
+
+    private static void RequireFolder(string directory)
+    {
+        if (Directory.Exists(directory)) return;
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
+        var hint = Import.ResNetOnnxImporter.Sources.ContainsKey(name)
+            ? $" — import it with `rscapret import-backbone {name} --out {directory}` (scripts/bootstrap.sh does this)" : "";
+        throw new CheckpointException(directory, "vision backbone folder does not exist" + hint);
     }
 
     /// <summary>"resnet" for the project's ResNet layout, "clip" for a Hugging Face CLIP vision checkpoint.</summary>

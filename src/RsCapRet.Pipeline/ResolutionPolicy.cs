@@ -7,6 +7,22 @@ namespace RsCapRet.Pipeline;
 /// <summary>What resolution a scene is tiled at, why, and whether the model can be trusted there.</summary>
 public sealed record ResolutionPlan(double? TargetGsd, string Note, string? Warning);
 
+/// <summary>What a model needs of the tiler: its input side (the tile size) and the resolution it was trained at.</summary>
+public sealed record ModelTiling(int InputSize, TrainingResolution? Resolution);
+
+/// <summary>
+/// How a scene is tiled for a model: the requested options with the model's input size as tile size and the target
+/// GSD of <see cref="ResolutionPolicy"/>. `ingest` tiles by it and `inspect` shows it, so the two cannot disagree.
+/// </summary>
+public sealed record TilingPlan(TilingOptions Tiling, ResolutionPlan Resolution)
+{
+    public static TilingPlan For(string path, TilingOptions requested, ModelTiling model)
+    {
+        var plan = ResolutionPolicy.PlanFor(path, requested.TargetGsd, model.Resolution);
+        return new TilingPlan(requested with { TileSize = model.InputSize, TargetGsd = plan.TargetGsd }, plan);
+    }
+}
+
 /// <summary>
 /// Meets the model at the ground sample distance it was trained on. Without --gsd: a scene finer than the training
 /// range is resampled to the model's GSD; a scene inside the range keeps its own; a coarser one keeps its own too

@@ -36,11 +36,25 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)
             throw new InvalidOperationException($"{dir}: the tokenizer's BOS/EOS ({tokenizer.BosId}/{tokenizer.EosId}) differ from the LLM config's ({model.BosTokenId}/{model.EosTokenId})");
-        return new RsCapRetTileEncoder(model, tokenizer, model.Preprocessor(cfg.ImageSize ?? model.ImageSize), IdentityOf(dir))
+        return new RsCapRetTileEncoder(model, tokenizer, model.Preprocessor(InputSizeOf(cfg, dir)), IdentityOf(dir))
         {
             TrainingResolution = cfg.TrainingResolution,
         };
     }
+
+    /// <summary>
+    /// What a model folder tiles scenes for — its input size (the tile size) and training resolution — read from its
+    /// configs without loading weights; a loaded encoder reports the same.
+    /// </summary>
+    public static ModelTiling TilingOf(string modelDirectory)
+    {
+        var dir = Path.GetFullPath(modelDirectory);
+        var cfg = RsCapRetConfig.Load(dir);
+        return new ModelTiling(InputSizeOf(cfg, dir), cfg.TrainingResolution);
+    }
+
+    /// <summary>rscapret.json's image_size, else the vision backbone's own.</summary>
+    private static int InputSizeOf(RsCapRetConfig cfg, string dir) => cfg.ImageSize ?? VisionBackbones.ImageSizeOf(cfg.Resolve(dir, cfg.Vision));
 
     /// <summary>The catalogue identity of a model folder, read without loading its weights.</summary>
     public static ModelIdentity IdentityOf(string modelDirectory)

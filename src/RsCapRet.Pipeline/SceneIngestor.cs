@@ -71,7 +71,6 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
     {
         options ??= new IngestOptions();
         var sw = Stopwatch.StartNew();
-        var tiling = options.Tiling with { TileSize = encoder.InputSize };
         var file = await DescribeFileAsync(path, ct);
         var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
         var claim = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
@@ -101,8 +100,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         var work = keeper.Token;
         try
         {
-            var plan = ResolutionPolicy.PlanFor(path, tiling.TargetGsd, encoder.TrainingResolution);
-            tiling = tiling with { TargetGsd = plan.TargetGsd };
+            var (tiling, plan) = TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
             using var tiler = SceneTiler.Open(path, tiling);
             var info = tiler.Info;
             var gridTiles = info.GridRows * info.GridCols;

@@ -121,6 +121,31 @@ public sealed class WebSecurityTests(TestDatabase db) : IClassFixture<TestDataba
     }
 
     [Fact]
+    public async Task OverLongUrlsGet414WithAJsonBody()
+    {
+        var (app, http) = await StartAsync();
+        try
+        {
+            // Past Kestrel's default request-line limit (8 KB), which answered with an empty body, and far past it.
+            foreach (var length in new[] { JsonErrors.MaxUrlLength + 1, 9_000, 60_000 })
+            {
+                var path = "/api/search?q=";
+                var response = await http.GetAsync(path + new string('x', length - path.Length));
+                Assert.Equal(HttpStatusCode.RequestUriTooLong, response.StatusCode);
+                Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+                using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+                Assert.Equal($"the request URL is {length} characters long; at most {JsonErrors.MaxUrlLength} are accepted",
+                    body.RootElement.GetProperty("error").GetString());
+            }
+            // At the limit the request reaches the API, which answers for itself (the text is over 1000 characters).
+            var atLimit = await http.GetAsync("/api/search?q=" + new string('x', JsonErrors.MaxUrlLength - "/api/search?q=".Length));
+            Assert.Equal(HttpStatusCode.BadRequest, atLimit.StatusCode);
+            Assert.Contains("at most 1000 are allowed", await atLimit.Content.ReadAsStringAsync());
+        }
+        finally { await app.StopAsync(); }
+    }
+
+    [Fact]
     public async Task CrossSitePostsAndRebindingHostsAreRefused()
     {
         var (app, http) = await StartAsync();

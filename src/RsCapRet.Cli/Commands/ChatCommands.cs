@@ -19,7 +19,7 @@ public static class ChatCommands
     public static Command Build()
     {
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
-        var k = new Option<int>("--k") { Description = "Tiles shown per retrieval", DefaultValueFactory = _ => 3 };
+        var k = new Option<int>("--k") { Description = "Tiles shown per retrieval", DefaultValueFactory = _ => 3 }.InRange(1, 50);
         var script = new Option<string?>("--script") { Description = "Read the turns from this file instead of the terminal (one per line)" };
         var noDb = new Option<bool>("--no-db") { Description = "No catalogue: dialogue only, retrieval is not available" };
         var cmd = new Command("chat", "Talk with the model over images and text; [RET] in its answers retrieves tiles from the catalogue")
@@ -27,7 +27,6 @@ public static class ChatCommands
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
             var topK = parse.GetValue(k);
-            if (topK is < 1 or > 50) throw new ArgumentException($"--k must be 1..50, got {topK}");
             using var input = parse.GetValue(script) is { } file
                 ? (File.Exists(file) ? new StreamReader(file) : throw new ArgumentException($"{file}: script file does not exist"))
                 : null;

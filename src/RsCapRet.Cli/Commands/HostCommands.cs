@@ -108,12 +108,17 @@ public static class HostCommands
     public static long MaxUploadPixels =>
         long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_MAX_UPLOAD_PIXELS"), out var p) && p > 0 ? p : 50_000_000;
 
-    /// <summary>The web host: the search page, Hangfire dashboard (local requests only by default) and the search API.</summary>
+    /// <summary>
+    /// The web host: the search page, Hangfire dashboard (local requests only by default) and the search API.
+    /// Scene paths in its answers are shown by <paramref name="scenePaths"/> (default: from RSCAPRET_ARCHIVE_ROOT).
+    /// </summary>
     public static WebApplication BuildWebApp(string connectionString, string urls, string modelDirectory, bool withWorker,
-        DashboardCredentials? credentials = null)
+        DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null)
     {
+        scenePaths ??= ScenePathDisplay.FromEnvironment();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(urls);
+        builder.WebHost.ConfigureKestrel(JsonErrors.ConfigureKestrel);   // over-long URLs reach UseJsonErrors
         builder.Services.AddRsCapRetJobs(connectionString);
         // Hangfire's dashboard validates an anti-forgery token on its POST actions when this service is registered.
         builder.Services.AddAntiforgery();
@@ -194,7 +199,7 @@ public static class HostCommands
         app.MapGet("/api/tiles/{id:long}", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
         {
             var tile = await new CatalogStore(ds).GetTileAsync(id, ct);
-            return tile is null ? Results.NotFound(new { error = $"no tile {id}" }) : Results.Text(SearchOutput.GeoJson([tile]), "application/geo+json");
+            return tile is null ? Results.NotFound(new { error = $"no tile {id}" }) : Results.Text(SearchOutput.GeoJson(Shown([tile])), "application/geo+json");
         });
 
         app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
@@ -207,7 +212,7 @@ public static class HostCommands
                 var image = tiler.ReadWindow(new PixelWindow(tile.PxX, tile.PxY, tile.PxWidth, tile.PxHeight), 256);
                 return Results.File(PngEncoder.Encode(image), "image/png");
             }
-            catch (RasterException e) { return Results.Problem(e.Message, statusCode: StatusCodes.Status410Gone); }
+            catch (RasterException e) { return Results.Json(new { error = scenePaths.Redact(e.Message, tile.ScenePath) }, statusCode: StatusCodes.Status410Gone); }
         });
         return app;
 
@@ -220,8 +225,10 @@ public static class HostCommands
                 return await store.SearchAsync(vectorOf(encoder), query.K, query.Filter with { ModelId = modelId }, ct);
             }, ct);
 
-        static IResult GeoJsonResult(IReadOnlyList<TileHit> hits) =>
-            Results.Text(SearchOutput.GeoJson(hits, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+        IResult GeoJsonResult(IReadOnlyList<TileHit> hits) =>
+            Results.Text(SearchOutput.GeoJson(Shown(hits), h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+
+        IReadOnlyList<TileHit> Shown(IReadOnlyList<TileHit> hits) => hits.Select(h => h with { ScenePath = scenePaths.Name(h.ScenePath) }).ToList();
     }
 }
 

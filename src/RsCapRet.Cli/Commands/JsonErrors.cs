@@ -2,6 +2,8 @@ using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Npgsql;
 
 namespace RsCapRet.Cli.Commands;
@@ -11,11 +13,33 @@ namespace RsCapRet.Cli.Commands;
 /// cannot be reached is a 503 with a message; any other unhandled failure a 500 that names no internals; bodiless
 /// 4xx/5xx (unknown routes, wrong methods) get their status text. A GET that fails on a connection the database
 /// dropped (a restart leaves dead connections in the pool) is retried once on a fresh connection.
+/// An over-long URL is a 414 with a message too: Kestrel answers the requests it rejects itself with empty bodies
+/// and no way to change them, so it reads request lines up to <see cref="KestrelRequestLineLimit"/> and the
+/// application refuses URLs over <see cref="MaxUrlLength"/> (Kestrel's own default limit).
 /// </summary>
 public static class JsonErrors
 {
+    /// <summary>The longest request target (path and query) the application accepts.</summary>
+    public const int MaxUrlLength = 8 * 1024;
+
+    /// <summary>
+    /// The longest request line Kestrel reads and hands on; longer ones get Kestrel's bodiless 414. Raising it further
+    /// would let each connection hold more memory before it is refused.
+    /// </summary>
+    public const int KestrelRequestLineLimit = 64 * 1024;
+
+    /// <summary>Kestrel's limits for <see cref="UseJsonErrors"/>: use with <c>builder.WebHost.ConfigureKestrel</c>.</summary>
+    public static void ConfigureKestrel(KestrelServerOptions options) => options.Limits.MaxRequestLineSize = KestrelRequestLineLimit;
+
     public static IApplicationBuilder UseJsonErrors(this IApplicationBuilder app)
     {
+        app.Use(async (ctx, next) =>
+        {
+            var target = ctx.Features.Get<IHttpRequestFeature>()?.RawTarget ?? ctx.Request.Path + ctx.Request.QueryString;
+            if (target.Length <= MaxUrlLength) { await next(ctx); return; }
+            ctx.Response.StatusCode = StatusCodes.Status414UriTooLong;
+            await ctx.Response.WriteAsJsonAsync(new { error = $"the request URL is {target.Length} characters long; at most {MaxUrlLength} are accepted" });
+        });
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
             ExceptionHandler = async ctx =>

@@ -16,15 +16,13 @@ public static class ModelCommands
         var bf16 = CommonOptions.Bf16();
 
         var images = new Argument<string[]>("images") { Description = "Image files (any format GDAL reads)", Arity = ArgumentArity.OneOrMore };
-        var beam = new Option<int>("--beam") { Description = "Beam width (1 = greedy)", DefaultValueFactory = _ => 1 };
-        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 32 };
+        var beam = new Option<int>("--beam") { Description = "Beam width (1 = greedy)", DefaultValueFactory = _ => 1 }.InRange(1, 16);
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 32 }.InRange(1, 512);
         var caption = new Command("caption", "Caption images with an RS-CapRet model") { images, model, device, bf16, beam, maxTokens };
         CommandAction.Set(caption, async (parse, output, ct) =>
         {
             var b = parse.GetValue(beam);
             var m = parse.GetValue(maxTokens);
-            if (b is < 1 or > 16) throw new ArgumentException($"--beam must be 1..16, got {b}");
-            if (m is < 1 or > 512) throw new ArgumentException($"--max-tokens must be 1..512, got {m}");
             var files = parse.GetValue(images)!;
             var pictures = files.Select(f => RasterImage.ReadRgb(f, maxSide: 4096)).ToList();  // read all first: a bad file fails before the model loads
             using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));

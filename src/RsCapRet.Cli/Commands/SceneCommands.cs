@@ -9,28 +9,44 @@ namespace RsCapRet.Cli.Commands;
 /// <summary>`rscapret scene-info PATH` and `rscapret ingest PATH...`.</summary>
 public static class SceneCommands
 {
-    public static Option<string?> BandsOption() => new("--bands") { Description = "Bands for R,G,B, e.g. 4,3,2 (default: colour interpretation, else 1,2,3)" };
-    public static Option<int> OverlapOption() => new("--overlap") { Description = "Tile overlap in model pixels", DefaultValueFactory = _ => 0 };
-    public static Option<double?> GsdOption() => new("--gsd") { Description = "Resample tiles to this ground sample distance (CRS units/px, metres for projected CRSs)" };
-    public static Option<double> MaxNodataOption() => new("--max-nodata") { Description = "Skip tiles with more nodata than this fraction", DefaultValueFactory = _ => 0.5 };
+    public static Option<string?> BandsOption()
+    {
+        var bands = new Option<string?>("--bands") { Description = "Bands for R,G,B, e.g. 4,3,2 (default: colour interpretation, else 1,2,3)" };
+        bands.Validators.Add(r =>
+        {
+            if (r.Tokens is [{ Value: var value }] && ParseBands(value) is null) r.AddError($"must be three band numbers such as 4,3,2, got '{value}'");
+        });
+        return bands;
+    }
+
+    public static Option<int> OverlapOption() =>
+        new Option<int>("--overlap") { Description = "Tile overlap in model pixels", DefaultValueFactory = _ => 0 }.Must(v => v >= 0, "must be 0 or more");
+    public static Option<double?> GsdOption() =>
+        new Option<double?>("--gsd") { Description = "Resample tiles to this ground sample distance (CRS units/px, metres for projected CRSs)" }
+            .Must(v => v > 0 && double.IsFinite(v), "must be a positive number");
+    public static Option<double> MaxNodataOption() =>
+        new Option<double>("--max-nodata") { Description = "Skip tiles with more nodata than this fraction", DefaultValueFactory = _ => 0.5 }
+            .Must(v => v is >= 0 and <= 1, "must be a fraction 0..1");
     public static Option<bool> NoCrsOption() => new("--no-crs") { Description = "Accept rasters without a CRS (pixel-space footprints, not on the map)" };
 
-    public static TilingOptions Tiling(ParseResult parse, Option<string?> bands, Option<int> overlap, Option<double?> gsd, Option<double> maxNodata, Option<bool> noCrs, int tileSize)
+    /// <summary>The tiling the options ask for; the tile size and target GSD come from the model (<see cref="TilingPlan"/>).</summary>
+    public static TilingOptions Tiling(ParseResult parse, Option<string?> bands, Option<int> overlap, Option<double?> gsd, Option<double> maxNodata, Option<bool> noCrs)
     {
-        IReadOnlyList<int>? bandList = null;
-        if (parse.GetValue(bands) is { Length: > 0 } b)
-        {
-            var parts = b.Split(',');
-            var values = new int[parts.Length];
-            if (parts.Length != 3 || parts.Select((p, i) => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i])).Any(ok => !ok))
-                throw new ArgumentException($"--bands must be three band numbers such as 4,3,2, got '{b}'");
-            bandList = values;
-        }
         return new TilingOptions
         {
-            TileSize = tileSize, Overlap = parse.GetValue(overlap), TargetGsd = parse.GetValue(gsd), Bands = bandList,
+            Overlap = parse.GetValue(overlap), TargetGsd = parse.GetValue(gsd),
+            Bands = parse.GetValue(bands) is { Length: > 0 } b ? ParseBands(b) : null,
             MaxNodataFraction = parse.GetValue(maxNodata), AllowMissingCrs = parse.GetValue(noCrs),
         };
+    }
+
+    /// <summary>"4,3,2" as three positive band numbers; null when it is not that.</summary>
+    private static int[]? ParseBands(string text)
+    {
+        var parts = text.Split(',');
+        var values = new int[parts.Length];
+        return parts.Length == 3 && parts.Select((p, i) => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i]) && values[i] > 0).All(ok => ok)
+            ? values : null;
     }
 
     /// <summary>How long an interrupted ingest may take to stop (a model batch cannot be cut short) before it is ended.</summary>
@@ -40,10 +56,10 @@ public static class SceneCommands
     {
         var (bands, overlap, gsd, maxNodata, noCrs) = (BandsOption(), OverlapOption(), GsdOption(), MaxNodataOption(), NoCrsOption());
         var path = new Argument<string>("path") { Description = "Raster file" };
-        var tileSize = new Option<int>("--tile-size") { Description = "Tile size in pixels", DefaultValueFactory = _ => 224 };
+        var inspectModel = CommonOptions.Model();
         var json = new Option<bool>("--json") { Description = "Machine-readable output (bands, CRS, pixel size, WGS84 footprint as GeoJSON)" };
-        var info = new Command("inspect", "Describe a raster (bands, nodata, CRS, pixel size, footprint) and the tile grid ingestion would use")
-            { path, tileSize, bands, overlap, gsd, maxNodata, noCrs, json };
+        var info = new Command("inspect", "Describe a raster (bands, nodata, CRS, pixel size, footprint) and the tiles `ingest` would make of it with the model")
+            { path, inspectModel, bands, overlap, gsd, maxNodata, noCrs, json };
         info.Aliases.Add("scene-info");
         CommandAction.Set(info, async (parse, output, ct) =>
         {
@@ -52,8 +68,15 @@ public static class SceneCommands
                 await output.WriteLineAsync(InspectJson(parse.GetValue(path)!));
                 return 0;
             }
-            using var tiler = SceneTiler.Open(parse.GetValue(path)!, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, parse.GetValue(tileSize)));
-            await output.WriteAsync(Describe(tiler.Info));
+            // The model's configs are enough for its tile size and training resolution: no weights are loaded.
+            var modelDir = CommonOptions.ModelFolder(parse.GetValue(inspectModel));
+            var scene = parse.GetValue(path)!;
+            var plan = TilingPlan.For(scene, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs), RsCapRetTileEncoder.TilingOf(modelDir));
+            using var tiler = SceneTiler.Open(scene, plan.Tiling);
+            await output.WriteAsync(Describe(tiler.Info, plan.Tiling.TileSize));
+            await output.WriteLineAsync($"model: {modelDir} ({plan.Tiling.TileSize}-px input)");
+            await output.WriteLineAsync($"resolution: {plan.Resolution.Note}");
+            if (plan.Resolution.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {w}");
             var kept = tiler.Tiles().Count();
             await output.WriteLineAsync($"tiles: {kept} to caption, {tiler.SkippedTiles} skipped (more than {parse.GetValue(maxNodata):P0} nodata)");
             return 0;
@@ -61,7 +84,7 @@ public static class SceneCommands
 
         var paths = new Argument<string[]>("paths") { Description = "Raster files", Arity = ArgumentArity.OneOrMore };
         var (model, device, bf16) = (CommonOptions.Model(), CommonOptions.Device(), CommonOptions.Bf16());
-        var batch = new Option<int>("--batch") { Description = "Tiles per model batch", DefaultValueFactory = _ => 16 };
+        var batch = new Option<int>("--batch") { Description = "Tiles per model batch", DefaultValueFactory = _ => 16 }.InRange(1, 1024);
         var noCaptions = new Option<bool>("--no-captions") { Description = "Store vectors only (much faster)" };
         var wait = new Option<bool>("--wait")
         {
@@ -72,7 +95,6 @@ public static class SceneCommands
         CommandAction.Set(ingest, async (parse, output, ct) =>
         {
             var b = parse.GetValue(batch);
-            if (b is < 1 or > 1024) throw new ArgumentException($"--batch must be 1..1024, got {b}");
             var error = parse.InvocationConfiguration.Error;
             // From here on Ctrl-C and SIGTERM cancel the run, which releases its scene's claim (recording why).
             using var signals = new TerminationSignals(SignalGrace);
@@ -85,7 +107,7 @@ public static class SceneCommands
                 var ingestor = new SceneIngestor(new CatalogStore(ds), encoder);
                 var options = new IngestOptions
                 {
-                    Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, encoder.InputSize), BatchSize = b, Caption = !parse.GetValue(noCaptions),
+                    Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs), BatchSize = b, Caption = !parse.GetValue(noCaptions),
                     WaitIfHeld = parse.GetValue(wait), CancelReason = () => signals.CancelReason,
                 };
                 var failures = 0;
@@ -165,14 +187,14 @@ public static class SceneCommands
         return doc.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 
-    public static string Describe(SceneInfo i)
+    public static string Describe(SceneInfo i, int tileSize)
     {
         var sb = new System.Text.StringBuilder();
         sb.AppendLine($"file: {i.Path} ({i.Driver})");
         sb.AppendLine($"size: {i.Width} x {i.Height} px, {i.BandCount} bands; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
         sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
         if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
-        sb.AppendLine(FormattableString.Invariant($"gsd: {i.NativeGsd:0.###} native, tiles at {i.TileGsd:0.###}; grid {i.GridRows} rows x {i.GridCols} cols"));
+        sb.AppendLine(FormattableString.Invariant($"grid: {i.GridRows} rows x {i.GridCols} cols of {tileSize}-px tiles at {i.TileGsd:0.###} units/px (native {i.NativeGsd:0.###})"));
         if (i.FootprintWgs84 is { } f)
         {
             var xs = f.Ring.Select(p => p.X).ToArray();

@@ -19,7 +19,8 @@ public static class SearchCommands
         var near = new Option<string?>("--near") { Description = "lon,lat,metres: tiles within that distance of the point" };
         var after = new Option<string?>("--after") { Description = "Only scenes acquired on or after this date" };
         var before = new Option<string?>("--before") { Description = "Only scenes acquired before this date" };
-        var k = new Option<string?>("--k") { Description = "Number of results (1-1000, default 10)" };
+        var k = new Option<int?>("--k") { Description = $"Number of results (1-{SearchQuery.MaxK}, default 10)" }
+            .Must(v => v is >= 1 and <= SearchQuery.MaxK, $"must be 1..{SearchQuery.MaxK}");
         var format = new Option<string>("--format") { Description = "table or geojson", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "geojson");
         var exact = new Option<bool>("--exact") { Description = "Exhaustive search without the ANN index (validation)" };
@@ -31,7 +32,7 @@ public static class SearchCommands
             var (textValue, tileValue, imageValue) = (parse.GetValue(text), parse.GetValue(tile), parse.GetValue(image));
             var given = new[] { textValue, tileValue, imageValue }.Count(v => !string.IsNullOrWhiteSpace(v));
             if (given != 1) throw new ArgumentException("give exactly one of: a query text, --tile ID, --image FILE");
-            var query = SearchQuery.Parse(textValue, parse.GetValue(k), parse.GetValue(bbox), parse.GetValue(near),
+            var query = SearchQuery.Parse(textValue, parse.GetValue(k)?.ToString(System.Globalization.CultureInfo.InvariantCulture), parse.GetValue(bbox), parse.GetValue(near),
                 parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact), textRequired: false);
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             var store = new CatalogStore(ds);
