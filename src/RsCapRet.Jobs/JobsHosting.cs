@@ -1,4 +1,5 @@
 using Hangfire;
+using Hangfire.AspNetCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -18,8 +19,13 @@ public static class JobsHosting
         services.AddTransient<IndexArchiveJob>();
         services.AddTransient<TrainJob>();
         services.AddTransient<EvaluateJob>();
+        // This host's own storage and job activator: AddHangfire would take the process-wide JobStorage.Current and
+        // JobActivator.Current, which the host configured last in the process sets, so a second host in one process
+        // (the demo's worker, tests) could enqueue into the other's database or build its jobs from the other's services.
+        services.AddSingleton<JobStorage>(_ => HangfireSetup.CreateStorage(connectionString));
+        services.AddSingleton<JobActivator>(provider => new AspNetCoreJobActivator(provider.GetRequiredService<IServiceScopeFactory>()));
         services.AddHangfire((provider, cfg) => cfg
-            .UseRsCapRetStorage(connectionString)
+            .UseRsCapRetStorage(provider.GetRequiredService<JobStorage>())
             .UseLogProvider(new HostLogProvider(provider.GetRequiredService<ILoggerFactory>())));
         return services;
     }
