@@ -1,6 +1,7 @@
 using Hangfire;
 using Hangfire.AspNetCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using RsCapRet.Storage;
@@ -14,7 +15,7 @@ public static class JobsHosting
     public static IServiceCollection AddRsCapRetJobs(this IServiceCollection services, string connectionString)
     {
         services.AddSingleton<NpgsqlDataSource>(_ => RsCapRetDatabase.CreateDataSource(connectionString));
-        services.AddSingleton<ModelCache>();
+        services.TryAddSingleton<ModelCache>();   // a host that already holds a ModelCache (the demo's) keeps it
         services.AddTransient<IngestSceneJob>();
         services.AddTransient<IndexArchiveJob>();
         services.AddTransient<TrainJob>();
