@@ -29,11 +29,14 @@ public static class CommonOptions
         return Path.Combine(root, "models", "default");
     }
 
-    public static RsCapRetTileEncoder LoadEncoder(string? model, string device, bool bf16)
+    public static RsCapRetTileEncoder LoadEncoder(string? model, string device, bool bf16) => RsCapRetTileEncoder.Load(RequireModel(model), device, bf16);
+
+    /// <summary>The resolved model folder, or a clear error when it is not one.</summary>
+    public static string RequireModel(string? model)
     {
         var dir = ResolveModel(model);
         if (!File.Exists(Path.Combine(dir, RsCapRet.Model.RsCapRetConfig.FileName)))
             throw new DirectoryNotFoundException($"{dir}: not an RS-CapRet model folder (no {RsCapRet.Model.RsCapRetConfig.FileName}); pass --model or set RSCAPRET_MODEL");
-        return RsCapRetTileEncoder.Load(dir, device, bf16);
+        return dir;
     }
 }

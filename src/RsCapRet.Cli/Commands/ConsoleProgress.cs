@@ -17,11 +17,14 @@ public sealed class ConsoleProgress(TextWriter output, TextWriter? terminal, str
     public static TextWriter? Terminal(TextWriter error) =>
         ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected ? error : null;
 
+    /// <summary>Whether a bar is drawn (a terminal); progress frames are wasted otherwise.</summary>
+    public bool DrawsBar => terminal is not null;
+
     public void Report(IngestProgress p)
     {
         if (p.Message is not null)
         {
-            ClearBar();
+            Clear();
             if (p.Done == 0) { _clock.Restart(); _lastDraw = null; }   // a new scene: its first frame is drawn at once
             output.WriteLine(indent + p.Message);
             return;
@@ -33,7 +36,8 @@ public sealed class ConsoleProgress(TextWriter output, TextWriter? terminal, str
         _barShown = true;
     }
 
-    private void ClearBar()
+    /// <summary>Erases the bar, if one is drawn, before other lines are written.</summary>
+    public void Clear()
     {
         if (!_barShown || terminal is null) return;
         terminal.Write("\r" + new string(' ', 100) + "\r");
