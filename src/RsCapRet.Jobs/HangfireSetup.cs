@@ -12,12 +12,12 @@ public static class HangfireSetup
 {
     public const string Schema = "hangfire";
 
-    public static IGlobalConfiguration UseRsCapRetStorage(this IGlobalConfiguration config, string connectionString) =>
+    public static IGlobalConfiguration UseRsCapRetStorage(this IGlobalConfiguration config, JobStorage storage) =>
         config
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
-            .UseStorage(CreateStorage(connectionString))
+            .UseStorage(storage)
             .UseFilter(TransientRetry.Filter())
             .UseJobProgressBars();
 

@@ -28,6 +28,10 @@ public sealed class JobProgress(PerformContext? context)
         context.SetJobParameter(Parameter, new ProgressValue(done, total, unit, text, now));
     }
 
+    /// <summary>The progress a job last stored, read from the job storage.</summary>
+    public static ProgressValue? Read(Hangfire.Storage.IStorageConnection connection, string jobId) =>
+        Read(new Dictionary<string, string> { [Parameter] = connection.GetJobParameter(jobId, Parameter) });
+
     public static ProgressValue? Read(IDictionary<string, string>? properties)
     {
         if (properties is null || !properties.TryGetValue(Parameter, out var json) || string.IsNullOrEmpty(json)) return null;

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.ComponentModel;
 using Hangfire;
+using Hangfire.Common;
 using Hangfire.Server;
+using Hangfire.Storage;
 using Npgsql;
 using RsCapRet.Model;
 using GenerationOptions = RsCapRet.Model.GenerationOptions;
@@ -22,17 +24,17 @@ public sealed record IngestJobOptions(string? Bands = null, double? Gsd = null, 
 }
 
 /// <summary>
-/// Loaded models, one per folder per worker process: loading a model is costly, jobs are many. The device comes
-/// from RSCAPRET_DEVICE (default auto: CUDA on GPU workers).
+/// Loaded models, one per folder per worker process: loading a model is costly, jobs are many. The device is
+/// <paramref name="device"/> when given (the demo's --device), else RSCAPRET_DEVICE (default auto: CUDA on GPU workers).
 /// </summary>
-public sealed class ModelCache : IDisposable
+public sealed class ModelCache(string? device = null) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Lazy<RsCapRetTileEncoder>> _models = new();
     private readonly SemaphoreSlim _inference = new(1, 1);
+    private readonly string _device = device ?? Environment.GetEnvironmentVariable("RSCAPRET_DEVICE") ?? "auto";
 
     public RsCapRetTileEncoder Get(string modelDirectory) =>
-        _models.GetOrAdd(Path.GetFullPath(modelDirectory), dir => new Lazy<RsCapRetTileEncoder>(() =>
-            RsCapRetTileEncoder.Load(dir, Environment.GetEnvironmentVariable("RSCAPRET_DEVICE") ?? "auto"))).Value;
+        _models.GetOrAdd(Path.GetFullPath(modelDirectory), dir => new Lazy<RsCapRetTileEncoder>(() => RsCapRetTileEncoder.Load(dir, _device))).Value;
 
     /// <summary>A model is not thread-safe; jobs of one process take turns on it (torch uses every core anyway).</summary>
     public async Task<T> WithModelAsync<T>(string modelDirectory, Func<RsCapRetTileEncoder, Task<T>> work, CancellationToken ct)
@@ -49,9 +51,20 @@ public sealed class ModelCache : IDisposable
     }
 }
 
+/// <summary>What an ingest job found and said: its result and the ingestor's messages (scene description, summary).</summary>
+public sealed record IngestJobReport(IngestResult Result, IReadOnlyList<string> Messages);
+
 /// <summary>Ingests one scene file with one model. Idempotent: the same content and model is done once.</summary>
 public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache models)
 {
+    /// <summary>The job parameter holding the job's <see cref="IngestJobReport"/> once it has succeeded.</summary>
+    public const string ReportParameter = "rscapret.ingest";
+
+    /// <summary>The report of a succeeded ingest job, whichever worker ran it; null when it has none.</summary>
+    public static IngestJobReport? ReadReport(IStorageConnection connection, string jobId) =>
+        connection.GetJobParameter(jobId, ReportParameter) is { Length: > 0 } json
+            ? SerializationHelper.Deserialize<IngestJobReport>(json, SerializationOption.User) : null;
+
     [Queue(JobQueues.Model)]
     [DisplayName("ingest {0}")]
     public async Task<string> RunAsync(string path, string modelDirectory, IngestJobOptions? options, PerformContext? context, CancellationToken ct)
@@ -60,14 +73,21 @@ public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache model
         if (!File.Exists(path) && Directory.Exists(Path.GetDirectoryName(path)))
             throw new RasterException(path, "does not exist (moved or deleted since it was queued)");
         var progress = new JobProgress(context);
+        var messages = new List<string>();
         var result = await models.WithModelAsync(modelDirectory, encoder =>
             new SceneIngestor(new CatalogStore(dataSource), encoder).IngestAsync(path,
                 new IngestOptions { Tiling = options.ToTiling(), Caption = options.Captions },
-                p => progress.Report(p.Done, p.GridTiles, "tiles", p.Message ?? $"{p.Stored} stored, {p.Skipped} skipped (nodata)", force: p.Message is not null), ct), ct);
+                p =>
+                {
+                    if (p.Message is not null) messages.Add(p.Message);
+                    progress.Report(p.Done, p.GridTiles, "tiles", p.Message ?? $"{p.Stored} stored, {p.Skipped} skipped (nodata)", force: p.Message is not null);
+                }, ct), ct);
         // Another worker holds the scene: retry later. Its lease (renewed on a timer and with every batch) runs out if that worker
         // died, and then this job takes the scene over; if it finishes instead, the retry finds it done.
         if (result.Outcome == IngestOutcome.HeldByAnotherWorker)
             throw new TransientJobException($"{path}: scene {result.SceneId} is being ingested by another worker; retrying later");
+        // Kept in the job storage beside the progress, so whoever waits on the job (the demo) can print what a direct ingest prints.
+        context?.SetJobParameter(ReportParameter, new IngestJobReport(result, messages));
         return $"{result.Outcome}: scene {result.SceneId}, {result.Tiles} tiles, {result.SkippedTiles} skipped, {result.Elapsed.TotalSeconds:F1} s";
     }
 }

@@ -1,5 +1,7 @@
 using Hangfire;
+using Hangfire.AspNetCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using RsCapRet.Storage;
@@ -13,13 +15,18 @@ public static class JobsHosting
     public static IServiceCollection AddRsCapRetJobs(this IServiceCollection services, string connectionString)
     {
         services.AddSingleton<NpgsqlDataSource>(_ => RsCapRetDatabase.CreateDataSource(connectionString));
-        services.AddSingleton<ModelCache>();
+        services.TryAddSingleton<ModelCache>();   // a host that already holds a ModelCache (the demo's) keeps it
         services.AddTransient<IngestSceneJob>();
         services.AddTransient<IndexArchiveJob>();
         services.AddTransient<TrainJob>();
         services.AddTransient<EvaluateJob>();
+        // This host's own storage and job activator: AddHangfire would take the process-wide JobStorage.Current and
+        // JobActivator.Current, which the host configured last in the process sets, so a second host in one process
+        // (the demo's worker, tests) could enqueue into the other's database or build its jobs from the other's services.
+        services.AddSingleton<JobStorage>(_ => HangfireSetup.CreateStorage(connectionString));
+        services.AddSingleton<JobActivator>(provider => new AspNetCoreJobActivator(provider.GetRequiredService<IServiceScopeFactory>()));
         services.AddHangfire((provider, cfg) => cfg
-            .UseRsCapRetStorage(connectionString)
+            .UseRsCapRetStorage(provider.GetRequiredService<JobStorage>())
             .UseLogProvider(new HostLogProvider(provider.GetRequiredService<ILoggerFactory>())));
         return services;
     }

@@ -100,4 +100,22 @@ public sealed class ConsoleProgressTests
         progress.Report(new Pipeline.IngestProgress("a.tif", 3, 1, 4, "a.tif: 3 tiles stored"));
         Assert.Equal(["a.tif: 2x2 tiles", "a.tif: 3 tiles stored"], output.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
     }
+
+    [Fact]
+    public void OnATerminalEachScenesBarIsDrawnAndClearedBeforeItsLines()
+    {
+        var (output, terminal) = (new StringWriter(), new StringWriter());
+        var progress = new ConsoleProgress(output, terminal);
+        progress.Report(new Pipeline.IngestProgress("a.tif", 0, 0, 4, "a.tif: 2x2 tiles"));
+        progress.Report(new Pipeline.IngestProgress("a.tif", 2, 1, 4));
+        Assert.Contains("3/4 tiles", terminal.ToString());
+        progress.Report(new Pipeline.IngestProgress("a.tif", 3, 1, 4, "a.tif: 3 tiles stored"));
+        Assert.EndsWith("\r", terminal.ToString());   // the bar was erased before the scene's last line
+        // The next scene's first frame is drawn at once, however recently the last scene's was.
+        progress.Report(new Pipeline.IngestProgress("b.tif", 0, 0, 9, "b.tif: 3x3 tiles"));
+        progress.Report(new Pipeline.IngestProgress("b.tif", 1, 0, 9));
+        Assert.Contains("1/9 tiles", terminal.ToString());
+        Assert.Equal(["a.tif: 2x2 tiles", "a.tif: 3 tiles stored", "b.tif: 3x3 tiles"],
+            output.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
+    }
 }

@@ -1,6 +1,10 @@
 using System.Text.Json;
+using Hangfire.States;
+using Hangfire.Storage;
+using Hangfire.Storage.Monitoring;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
+using RsCapRet.Jobs;
 using RsCapRet.TestSupport;
 
 namespace RsCapRet.Cli.Tests;
@@ -23,10 +27,43 @@ public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase
         foreach (var q in DemoCommands.DemoQueries) Assert.Contains($"== search: \"{q}\" (top 3)", text);
         Assert.DoesNotContain("no tiles found", text);
 
+        // The scenes were ingested by Hangfire jobs that the demo's own worker ran: the dashboard lists them as succeeded.
+        var monitor = HangfireSetup.CreateStorage(db.ConnectionString).GetMonitoringApi();
+        var scenes = Directory.GetFiles(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes"), "*.tif");
+        Assert.Equal(2, scenes.Length);
+        foreach (var scene in scenes)
+        {
+            var job = Assert.Single(SucceededIngestJobs(monitor, scene));
+            Assert.StartsWith("Ingested:", job.Value.Result?.ToString()?.Trim('"'));
+            Assert.Contains(monitor.JobDetails(job.Key).History, h => h.StateName == ProcessingState.StateName
+                && h.Data["ServerId"].StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
+        }
+        Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));   // stopped with the demo
+        var tiles = await TileCount();
+        Assert.Equal(48L, tiles);
+
         var second = new StringWriter();
         Assert.Equal(0, await CliApp.RunAsync(["demo", "--device", "cpu", "--db", db.ConnectionString], second, err));
-        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: already ingested", second.ToString());
-        Assert.Contains("ucm_val_mosaic_epsg32610_0.3m.tif: already ingested", second.ToString());
+        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: already ingested, 12 tiles", second.ToString());
+        Assert.Contains("ucm_val_mosaic_epsg32610_0.3m.tif: already ingested, 36 tiles", second.ToString());
+        // A second run queues a job per scene again; each finds its scene done and adds nothing.
+        foreach (var scene in scenes)
+        {
+            var jobs = SucceededIngestJobs(monitor, scene);
+            Assert.Equal(2, jobs.Count);
+            Assert.Single(jobs, j => j.Value.Result?.ToString()?.Trim('"').StartsWith("AlreadyIngested:") == true);
+        }
+        Assert.Equal(tiles, await TileCount());
+        Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static List<KeyValuePair<string, SucceededJobDto>> SucceededIngestJobs(IMonitoringApi monitor, string scene) =>
+        monitor.SucceededJobs(0, 100).Where(j => j.Value.Job?.Type == typeof(IngestSceneJob) && j.Value.Job.Args[0] as string == scene).ToList();
+
+    private async Task<long> TileCount()
+    {
+        await using var cmd = db.DataSource.CreateCommand("SELECT count(*) FROM tiles");
+        return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
     /// <summary>

@@ -78,7 +78,8 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
 
             // The broken file's job failed for good (bad input is not retried) with the file in its message.
             // The scene row says "failed" before Hangfire moves the job to its Failed state: wait for both.
-            var monitor = JobStorage.Current.GetMonitoringApi();
+            var storage = host.Services.GetRequiredService<JobStorage>();   // not JobStorage.Current: other classes' hosts set it
+            var monitor = storage.GetMonitoringApi();
             var failedDeadline = DateTime.UtcNow.AddSeconds(30);
             while (DateTime.UtcNow < failedDeadline && !monitor.FailedJobs(0, 50).Any(f => f.Value.ExceptionMessage?.Contains("broken.tif") == true))
                 await Task.Delay(250);
@@ -91,7 +92,7 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             while (DateTime.UtcNow < failedDeadline && Succeeded().Count < 2) await Task.Delay(250);
             var succeeded = Succeeded();
             Assert.Equal(2, succeeded.Count);
-            using (var connection = JobStorage.Current.GetConnection())
+            using (var connection = storage.GetConnection())
                 foreach (var job in succeeded)
                 {
                     var p = JobProgress.Read(new Dictionary<string, string> { [JobProgress.Parameter] = connection.GetJobParameter(job.Key, JobProgress.Parameter) });

@@ -10,30 +10,34 @@ namespace RsCapRet.Cli.Commands;
 public sealed class ConsoleProgress(TextWriter output, TextWriter? terminal, string indent = "")
 {
     private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
-    private TimeSpan _lastDraw = TimeSpan.MinValue;
+    private TimeSpan? _lastDraw;   // null: draw the next frame (TimeSpan.MinValue overflowed the subtraction below)
     private bool _barShown;
 
     /// <summary>stderr when it is a terminal, else null (no bar).</summary>
     public static TextWriter? Terminal(TextWriter error) =>
         ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected ? error : null;
 
+    /// <summary>Whether a bar is drawn (a terminal); progress frames are wasted otherwise.</summary>
+    public bool DrawsBar => terminal is not null;
+
     public void Report(IngestProgress p)
     {
         if (p.Message is not null)
         {
-            ClearBar();
-            if (p.Done == 0) _clock.Restart();
+            Clear();
+            if (p.Done == 0) { _clock.Restart(); _lastDraw = null; }   // a new scene: its first frame is drawn at once
             output.WriteLine(indent + p.Message);
             return;
         }
-        if (terminal is null || (_clock.Elapsed - _lastDraw).TotalMilliseconds < 200) return;
+        if (terminal is null || _lastDraw is { } last && (_clock.Elapsed - last).TotalMilliseconds < 200) return;
         _lastDraw = _clock.Elapsed;
         terminal.Write("\r" + Bar(p.Done, p.GridTiles, p.Stored, _clock.Elapsed));
         terminal.Flush();
         _barShown = true;
     }
 
-    private void ClearBar()
+    /// <summary>Erases the bar, if one is drawn, before other lines are written.</summary>
+    public void Clear()
     {
         if (!_barShown || terminal is null) return;
         terminal.Write("\r" + new string(' ', 100) + "\r");

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using RsCapRet.Core;
+using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
@@ -11,7 +12,8 @@ namespace RsCapRet.Cli.Commands;
 
 /// <summary>
 /// `rscapret demo`: the README's main job on the embedded defaults — database up to date, the bundled scenes
-/// ingested with the default model (idempotent), a few text queries answered with captions and footprints.
+/// ingested with the default model (idempotent) by Hangfire jobs that a worker in the demo's process runs (so the
+/// dashboard shows them), a few text queries answered with captions and footprints.
 /// `rscapret demo-mosaic`: builds the demo mosaic from a Karpathy split (used once to make samples/scenes).
 /// </summary>
 public static class DemoCommands
@@ -32,10 +34,29 @@ public static class DemoCommands
     public static IEnumerable<Command> Build()
     {
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
-        var demo = new Command("demo", "Ingest the bundled sample scenes with the default model and run example searches") { model, device, DbCommands.DbOption };
+        var scenes = new Option<string?>("--scenes") { Description = "Folder of GeoTIFF scenes (*.tif) to ingest (default: samples/scenes of the checkout)" };
+        var demo = new Command("demo", "Ingest the bundled sample scenes with the default model (as Hangfire jobs) and run example searches")
+            { model, device, scenes, DbCommands.DbOption };
         CommandAction.Set(demo, async (parse, output, ct) =>
         {
-            var root = RepositoryPaths.FindRoot();
+            var error = parse.InvocationConfiguration.Error;
+            // Ctrl-C and SIGTERM stop the demo's worker cleanly: its unfinished jobs are deleted, the running one releases its scene.
+            using var signals = new TerminationSignals(SceneCommands.SignalGrace);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, signals.Token);
+            try { return await RunDemoAsync(parse, output, error, stop.Token); }
+            catch (Exception) when (stop.IsCancellationRequested)
+            {
+                await error.WriteLineAsync($"error: {signals.CancelReason}");
+                return signals.ExitCode;
+            }
+        });
+
+        async Task<int> RunDemoAsync(ParseResult parse, TextWriter output, TextWriter error, CancellationToken ct)
+        {
+            var sceneDir = parse.GetValue(scenes) is { } dir ? Path.GetFullPath(dir) : Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes");
+            if (!Directory.Exists(sceneDir)) throw new DirectoryNotFoundException($"{sceneDir}: scene folder does not exist");
+            var sceneFiles = Directory.EnumerateFiles(sceneDir, "*.tif").Order(StringComparer.Ordinal).ToList();
+            if (sceneFiles.Count == 0) throw new ArgumentException($"--scenes: no *.tif scenes in {sceneDir}");
             var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
             await output.WriteLineAsync("== database");
             var applied = await MigrationRunner.ApplyAsync(cs, ct: ct);
@@ -44,24 +65,19 @@ public static class DemoCommands
             var store = new CatalogStore(ds);
 
             await output.WriteLineAsync("== model");
-            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
-            await output.WriteLineAsync($"{encoder.Identity.Name} v{encoder.Identity.Version} ({CommonOptions.ResolveModel(parse.GetValue(model))}), input {encoder.InputSize} px");
-            var modelConfig = RsCapRet.Model.RsCapRetConfig.Load(CommonOptions.ResolveModel(parse.GetValue(model)));
+            var modelDir = CommonOptions.ModelFolder(parse.GetValue(model));
+            // One loaded model serves the demo's worker (its jobs) and the searches below.
+            using var models = new ModelCache(parse.GetValue(device));
+            var encoder = models.Get(modelDir);
+            await output.WriteLineAsync($"{encoder.Identity.Name} v{encoder.Identity.Version} ({modelDir}), input {encoder.InputSize} px");
+            var modelConfig = RsCapRet.Model.RsCapRetConfig.Load(modelDir);
             if (modelConfig.Quality is { } quality) await output.WriteLineAsync($"quality: {quality}");
-            var modelGsd = modelConfig.Gsd;
 
             await output.WriteLineAsync("== ingest");
-            var ingestor = new SceneIngestor(store, encoder);
-            var bar = new ConsoleProgress(output, ConsoleProgress.Terminal(parse.InvocationConfiguration.Error), "  ");
-            foreach (var scene in Directory.EnumerateFiles(Path.Combine(root, "samples", "scenes"), "*.tif").Order(StringComparer.Ordinal))
-            {
-                // The mosaic is UCM imagery: meet the model at its training resolution. NAIP (5 m) is tiled natively.
-                var isMosaic = File.Exists(Path.ChangeExtension(scene, ".index.json"));
-                var tiling = new TilingOptions { TargetGsd = isMosaic ? modelGsd : null };
-                var r = await ingestor.IngestAsync(scene, new IngestOptions { Tiling = tiling }, bar.Report, ct);
-                await output.WriteLineAsync($"{Path.GetFileName(scene)}: {r.OutcomeText}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}" + (r.Resolution is { } res ? $"; {res}" : ""));
-                if (r.Warning is { } w) await output.WriteLineAsync($"  warning: {w}");
-            }
+            // The mosaic is UCM imagery: meet the model at its training resolution. NAIP (5 m) is tiled natively.
+            var jobs = sceneFiles.Select(scene => new DemoJobs.SceneJob(scene,
+                new IngestJobOptions(Gsd: File.Exists(Path.ChangeExtension(scene, ".index.json")) ? modelConfig.Gsd : null))).ToList();
+            var outcomes = await DemoJobs.IngestAsync(cs, modelDir, models, jobs, output, error, ConsoleProgress.Terminal(error), ct);
 
             var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
             foreach (var q in DemoQueries)
@@ -81,8 +97,12 @@ public static class DemoCommands
                 a dialogue:          ./rscapret chat   # /image PATH, then ask; the model's [RET] retrieves tiles
                 workers:             ./rscapret worker --queues model,default
                 """);
-            return 0;
-        });
+            var failed = outcomes.Where(o => !o.Succeeded).ToList();
+            if (failed.Count == 0) return 0;
+            await error.WriteLineAsync($"error: {failed.Count} of {outcomes.Count} scenes were not ingested ({string.Join(", ", failed.Select(f => $"{Path.GetFileName(f.Path)}: job {f.JobId}"))}); " +
+                                       "see the messages above, or the failed jobs at /hangfire");
+            return CommandAction.UserError;
+        }
 
         var dataset = new Option<string>("--dataset") { Description = "UCM-Captions folder (dataset.json + images/)", Required = true };
         var split = new Option<string>("--split") { Description = "Split to draw images from", DefaultValueFactory = _ => "val" };

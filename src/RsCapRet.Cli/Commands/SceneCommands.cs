@@ -50,7 +50,7 @@ public static class SceneCommands
     }
 
     /// <summary>How long an interrupted ingest may take to stop (a model batch cannot be cut short) before it is ended.</summary>
-    private static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(10);
+    internal static readonly TimeSpan SignalGrace = TimeSpan.FromSeconds(10);
 
     public static IEnumerable<Command> Build()
     {
