@@ -9,11 +9,13 @@ public static class RasterWriter
 {
     /// <summary>
     /// Creates a GeoTIFF of <paramref name="bands"/> planes (each width*height values, row-major) of type
-    /// <typeparamref name="T"/>, with an optional geotransform, CRS (EPSG code), nodata value and colour interpretations.
+    /// <typeparamref name="T"/>, with an optional geotransform, CRS (EPSG code), nodata value, colour interpretations
+    /// and dataset metadata items (e.g. TIFFTAG_DATETIME).
     /// </summary>
     public static unsafe void WriteGeoTiff<T>(string path, int width, int height, IReadOnlyList<T[]> bands,
         double[]? geoTransform = null, int? epsg = null, double? nodata = null,
-        IReadOnlyList<ColorInterpretation>? colorInterpretations = null, string[]? creationOptions = null) where T : unmanaged
+        IReadOnlyList<ColorInterpretation>? colorInterpretations = null, string[]? creationOptions = null,
+        IReadOnlyDictionary<string, string>? metadata = null) where T : unmanaged
     {
         GdalRuntime.EnsureInitialised();
         var driver = GdalNative.GDALGetDriverByName("GTiff");
@@ -35,6 +37,8 @@ public static class RasterWriter
             using var srs = SpatialReference.FromEpsg(code);
             GdalRuntime.Check(GdalNative.GDALSetProjection(handle, srs.ToWkt()), path, "setting the CRS");
         }
+        foreach (var (key, value) in metadata ?? new Dictionary<string, string>())
+            GdalRuntime.Check(GdalNative.GDALSetMetadataItem(handle.DangerousGetHandle(), key, value, null), path, $"setting metadata {key}");
         for (var i = 0; i < bands.Count; i++)
         {
             if (bands[i].Length != width * height) throw new ArgumentException($"Band {i + 1} has {bands[i].Length} values; {width * height} expected.");

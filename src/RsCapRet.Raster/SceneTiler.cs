@@ -37,6 +37,11 @@ public sealed record TilingOptions
     public long MaxGridTiles { get; init; } = long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_MAX_GRID_TILES"), out var t) && t > 0 ? t : 250_000;
     /// <summary>How many times finer than native a target GSD may be (upsampling beyond this invents pixels).</summary>
     public double MaxUpsampling { get; init; } = 4;
+    /// <summary>
+    /// File-name pattern with a <c>(?&lt;date&gt;yyyyMMdd)</c> group, the last source of an acquisition time
+    /// (<see cref="AcquisitionTimes"/>); default RSCAPRET_ACQUIRED_PATTERN, else NAIP's trailing _YYYYMMDD; null = none.
+    /// </summary>
+    public System.Text.RegularExpressions.Regex? AcquiredNamePattern { get; init; } = AcquisitionTimes.PatternFromEnvironment();
 
     public void Validate()
     {
@@ -53,8 +58,11 @@ public sealed record TilingOptions
 /// <summary>Scene-level facts: what was opened and how it is tiled.</summary>
 public sealed record SceneInfo(string Path, string Driver, int Width, int Height, int BandCount, IReadOnlyList<int> RgbBands,
     int? AlphaBand, CrsInfo? Crs, double[]? GeoTransform, double NativeGsd, double TileGsd, int GridRows, int GridCols,
-    Footprint FootprintNative, Footprint? FootprintWgs84, DateTimeOffset? AcquiredAt,
-    IReadOnlyList<(double Low, double High)> StretchRanges);
+    Footprint FootprintNative, Footprint? FootprintWgs84, Acquisition? Acquisition,
+    IReadOnlyList<(double Low, double High)> StretchRanges)
+{
+    public DateTimeOffset? AcquiredAt => Acquisition?.Time;
+}
 
 /// <summary>One tile ready for the model: grid position, source window, RGB pixels, footprints, nodata share.</summary>
 public sealed record RasterTile(int GridRow, int GridCol, PixelWindow Window, RgbImage Image,
@@ -116,7 +124,7 @@ public sealed class SceneTiler : IDisposable
         }
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
-            nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTime(ds),
+            nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern),
             StretchRanges(ds, rgb, alpha, options));
     }
 
@@ -313,20 +321,6 @@ public sealed class SceneTiler : IDisposable
         var pos = p / 100 * (sorted.Count - 1);
         int i = (int)Math.Floor(pos), j = Math.Min(i + 1, sorted.Count - 1);
         return sorted[i] + (sorted[j] - sorted[i]) * (pos - i);
-    }
-
-    /// <summary>Acquisition time from common metadata items (TIFFTAG_DATETIME, ACQUISITIONDATETIME), when present.</summary>
-    private static DateTimeOffset? AcquisitionTime(RasterDataset ds)
-    {
-        foreach (var key in new[] { "ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "TIFFTAG_DATETIME" })
-        {
-            var v = ds.Metadata(key) ?? ds.Metadata(key, "IMAGERY");
-            if (string.IsNullOrWhiteSpace(v)) continue;
-            string[] formats = ["yyyy:MM:dd HH:mm:ss", "yyyy-MM-ddTHH:mm:ssZ", "yyyy-MM-ddTHH:mm:ss.fffZ", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd"];
-            if (DateTimeOffset.TryParseExact(v.Trim(), formats, CultureInfo.InvariantCulture,
-                    DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t)) return t;
-        }
-        return null;
     }
 
     public void Dispose()

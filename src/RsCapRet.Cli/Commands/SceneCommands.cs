@@ -182,7 +182,10 @@ public static class SceneCommands
                 ["coordinates"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonArray(
                     f.Ring.Select(p => (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonArray(p.X, p.Y)).ToArray())),
             } : null,
-            ["acquired_at"] = i.AcquiredAt?.ToString("O", CultureInfo.InvariantCulture),
+            ["acquired_at"] = i.AcquiredAt?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
+            ["acquired_source"] = i.Acquisition?.SourceName,
+            ["acquired_from"] = i.Acquisition?.Detail,
+            ["stac_collection"] = i.Acquisition?.StacCollection,
         };
         return doc.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
@@ -201,7 +204,9 @@ public static class SceneCommands
             var ys = f.Ring.Select(p => p.Y).ToArray();
             sb.AppendLine(FormattableString.Invariant($"footprint (WGS84): lon {xs.Min():F5}..{xs.Max():F5}, lat {ys.Min():F5}..{ys.Max():F5}"));
         }
-        if (i.AcquiredAt is { } t) sb.AppendLine($"acquired: {t:u}");
+        sb.AppendLine(i.Acquisition is { } acq
+            ? $"acquired: {acq.Time:u} (from {acq.SourceName}: {acq.Detail}{(acq.StacCollection is { } c ? $", collection {c}" : "")})"
+            : "acquired: unknown (no date tag, STAC item or dated file name)");
         sb.AppendLine("stretch: " + string.Join("; ", i.StretchRanges.Select((r, k) => FormattableString.Invariant($"band {i.RgbBands[k]} {r.Low:0.##}..{r.High:0.##}"))));
         return sb.ToString();
     }

@@ -97,6 +97,8 @@ internal static partial class GdalNative
     public static partial int GDALSetProjection(SafeDatasetHandle dataset, string wkt);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr GDALGetMetadataItem(IntPtr majorObject, string name, string? domain);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int GDALSetMetadataItem(IntPtr majorObject, string name, string value, string? domain);
     [LibraryImport(Lib)] public static partial IntPtr GDALGetDatasetDriver(SafeDatasetHandle dataset);
     [LibraryImport(Lib)] public static partial IntPtr GDALGetDriverShortName(IntPtr driver);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] public static partial IntPtr GDALGetDriverByName(string name);
