@@ -145,7 +145,8 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             }
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
-                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.TileGsd, plan.Warning);
+                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.TileGsd, plan.Warning,
+                info.Acquisition?.SourceName, info.Acquisition?.StacCollection);
             await writer.CompleteAsync(meta, tiler.SkippedTiles, work);
             progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles,
                 $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s"));

@@ -21,7 +21,8 @@ public sealed class SceneLeaseLostException(long sceneId)
 
 /// <summary>Scene-level facts found while ingesting, written together with the tiles.</summary>
 public sealed record SceneMetadata(int WidthPx, int HeightPx, int BandCount, string? CrsWkt, int? CrsEpsg,
-    Polygon? Footprint, DateTimeOffset? AcquiredAt, double? TileGsd = null, string? Warning = null);
+    Polygon? Footprint, DateTimeOffset? AcquiredAt, double? TileGsd = null, string? Warning = null,
+    string? AcquiredSource = null, string? StacCollection = null);
 
 /// <summary>One tile ready to store: grid position, pixel window, footprints, caption and 256-d vector.</summary>
 public sealed record TileRecord(int GridRow, int GridCol, int PxX, int PxY, int PxWidth, int PxHeight,

@@ -302,7 +302,8 @@ public sealed class SceneTileWriter : IAsyncDisposable
         await using (var upd = new NpgsqlCommand("""
             UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
                    width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,
-                   footprint = $10, acquired_at = $11, tile_gsd = $13, warning = $14, updated_at = now(), lease_expires_at = NULL
+                   footprint = $10, acquired_at = $11, tile_gsd = $13, warning = $14,
+                   acquired_source = $15, stac_collection = $16, updated_at = now(), lease_expires_at = NULL
              WHERE id = $1 AND claim_token = $12
             """, _conn, _tx))
         {
@@ -320,6 +321,8 @@ public sealed class SceneTileWriter : IAsyncDisposable
             upd.Parameters.Add(new() { Value = _claim.Token });
             upd.Parameters.Add(new() { Value = (object?)meta.TileGsd ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
             upd.Parameters.Add(new() { Value = (object?)meta.Warning ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            upd.Parameters.Add(new() { Value = (object?)meta.AcquiredSource ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            upd.Parameters.Add(new() { Value = (object?)meta.StacCollection ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
             // Fenced: a worker whose lease was taken over rolls back (DisposeAsync) instead of committing a second copy.
             if (await upd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(_claim.SceneId);
         }

@@ -1,0 +1,54 @@
+using RsCapRet.TestSupport;
+
+namespace RsCapRet.Cli.Tests;
+
+/// <summary>
+/// `rscapret inspect` shows a scene's acquisition time and its source, and `rscapret search --after` over scenes whose
+/// only date is in their NAIP-style file name now returns rows (before, every such filter returned nothing).
+/// </summary>
+public sealed class AcquisitionSearchTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-acq-cli-");
+    public void Dispose() => _dir.Delete(true);
+
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var (o, e) = (new StringWriter(), new StringWriter());
+        var code = await CliApp.RunAsync(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public async Task InspectShowsTheTimeAndSearchAfterReturnsRows()
+    {
+        var older = TestScenes.SmallScene(_dir.FullName, "m_4709963_se_14_060_20180815.tif", 0);
+        var newer = TestScenes.SmallScene(_dir.FullName, "m_4709963_se_14_060_20200831.tif", 80);
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
+
+        var inspect = await Run("inspect", older);
+        Assert.True(inspect.Code == 0, inspect.Err);
+        Assert.Contains("acquired: 2018-08-15 00:00:00Z (from filename:", inspect.Out);
+        var json = await Run("inspect", newer, "--json");
+        Assert.Contains("\"acquired_source\": \"filename\"", json.Out);
+        Assert.Contains("\"acquired_at\": \"2020-08-31T00:00:00.0000000Z\"", json.Out);
+
+        foreach (var scene in new[] { older, newer })
+        {
+            var ingest = await Run("ingest", scene, "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+            Assert.True(ingest.Code == 0, ingest.Out + ingest.Err);
+        }
+
+        var after = await Run("search", "fields", "--after", "2019-01-01", "--k", "50", "--format", "geojson",
+            "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+        Assert.True(after.Code == 0, after.Err);
+        Assert.Contains("20200831", after.Out);
+        Assert.DoesNotContain("20180815", after.Out);
+        Assert.Contains("2020-08-31T00:00:00", after.Out);
+
+        var before = await Run("search", "fields", "--before", "2019-01-01", "--k", "50", "--format", "geojson",
+            "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+        Assert.True(before.Code == 0, before.Err);
+        Assert.Contains("20180815", before.Out);
+        Assert.DoesNotContain("20200831", before.Out);
+    }
+}
