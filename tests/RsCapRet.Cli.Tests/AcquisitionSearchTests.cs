@@ -31,6 +31,15 @@ public sealed class AcquisitionSearchTests(TestDatabase db) : IClassFixture<Test
         var json = await Run("inspect", newer, "--json");
         Assert.Contains("\"acquired_source\": \"filename\"", json.Out);
         Assert.Contains("\"acquired_at\": \"2020-08-31T00:00:00.0000000Z\"", json.Out);
+        // --acquired-pattern replaces the NAIP default; one without a date group is a usage error.
+        var custom = await Run("inspect", older, "--json", "--acquired-pattern", @"^scene_(?<date>\d{8})");
+        Assert.True(custom.Code == 0, custom.Err);
+        Assert.Contains("\"acquired_at\": null", custom.Out);   // no match, and the NAIP default no longer applies
+        var custom2 = await Run("inspect", older, "--acquired-pattern", @"_060_(?<date>\d{8})\.tif$");
+        Assert.Contains("acquired: 2018-08-15 00:00:00Z (from filename: _060_", custom2.Out);
+        var bad = await Run("inspect", older, "--acquired-pattern", @"_(\d{8})");
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("--acquired-pattern='_(\\d{8})' has no (?<date>...) group", bad.Err);
 
         foreach (var scene in new[] { older, newer })
         {

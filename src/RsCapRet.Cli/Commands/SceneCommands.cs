@@ -27,17 +27,38 @@ public static class SceneCommands
     public static Option<double> MaxNodataOption() =>
         new Option<double>("--max-nodata") { Description = "Skip tiles with more nodata than this fraction", DefaultValueFactory = _ => 0.5 }
             .Must(v => v is >= 0 and <= 1, "must be a fraction 0..1");
+    public static Option<string?> AcquiredPatternOption()
+    {
+        var option = new Option<string?>("--acquired-pattern")
+        {
+            Description = "Regular expression with a (?<date>YYYYMMDD) group, matched against the file name when neither the raster's " +
+                          $"metadata nor a STAC item beside it dates the scene (default {AcquisitionTimes.PatternVariable}, else NAIP's trailing _YYYYMMDD)",
+        };
+        // Checked while parsing, so a bad pattern is a usage error before any work starts.
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is not { } text) return;
+            try { AcquisitionTimes.Pattern(text, "--acquired-pattern"); }
+            catch (FormatException e) { result.AddError(e.Message); }
+        });
+        return option;
+    }
+
     public static Option<bool> NoCrsOption() => new("--no-crs") { Description = "Accept rasters without a CRS (pixel-space footprints, not on the map)" };
 
     /// <summary>The tiling the options ask for; the tile size and target GSD come from the model (<see cref="TilingPlan"/>).</summary>
-    public static TilingOptions Tiling(ParseResult parse, Option<string?> bands, Option<int> overlap, Option<double?> gsd, Option<double> maxNodata, Option<bool> noCrs)
+    public static TilingOptions Tiling(ParseResult parse, Option<string?> bands, Option<int> overlap, Option<double?> gsd, Option<double> maxNodata, Option<bool> noCrs,
+        Option<string?> acquiredPattern)
     {
-        return new TilingOptions
+        var tiling = new TilingOptions
         {
             Overlap = parse.GetValue(overlap), TargetGsd = parse.GetValue(gsd),
             Bands = parse.GetValue(bands) is { Length: > 0 } b ? ParseBands(b) : null,
             MaxNodataFraction = parse.GetValue(maxNodata), AllowMissingCrs = parse.GetValue(noCrs),
         };
+        return parse.GetValue(acquiredPattern) is { } pattern
+            ? tiling with { AcquiredNamePattern = AcquisitionTimes.Pattern(pattern, "--acquired-pattern") }
+            : tiling;
     }
 
     /// <summary>"4,3,2" as three positive band numbers; null when it is not that.</summary>
@@ -55,23 +76,25 @@ public static class SceneCommands
     public static IEnumerable<Command> Build()
     {
         var (bands, overlap, gsd, maxNodata, noCrs) = (BandsOption(), OverlapOption(), GsdOption(), MaxNodataOption(), NoCrsOption());
+        var acquiredPattern = AcquiredPatternOption();
         var path = new Argument<string>("path") { Description = "Raster file" };
         var inspectModel = CommonOptions.Model();
         var json = new Option<bool>("--json") { Description = "Machine-readable output (bands, CRS, pixel size, WGS84 footprint as GeoJSON)" };
         var info = new Command("inspect", "Describe a raster (bands, nodata, CRS, pixel size, footprint) and the tiles `ingest` would make of it with the model")
-            { path, inspectModel, bands, overlap, gsd, maxNodata, noCrs, json };
+            { path, inspectModel, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern, json };
         info.Aliases.Add("scene-info");
         CommandAction.Set(info, async (parse, output, ct) =>
         {
             if (parse.GetValue(json))
             {
-                await output.WriteLineAsync(InspectJson(parse.GetValue(path)!));
+                await output.WriteLineAsync(InspectJson(parse.GetValue(path)!,
+                    parse.GetValue(acquiredPattern) is { } p ? AcquisitionTimes.Pattern(p, "--acquired-pattern") : null));
                 return 0;
             }
             // The model's configs are enough for its tile size and training resolution: no weights are loaded.
             var modelDir = CommonOptions.ModelFolder(parse.GetValue(inspectModel));
             var scene = parse.GetValue(path)!;
-            var plan = TilingPlan.For(scene, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs), RsCapRetTileEncoder.TilingOf(modelDir));
+            var plan = TilingPlan.For(scene, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern), RsCapRetTileEncoder.TilingOf(modelDir));
             using var tiler = SceneTiler.Open(scene, plan.Tiling);
             await output.WriteAsync(Describe(tiler.Info, plan.Tiling.TileSize));
             await output.WriteLineAsync($"model: {modelDir} ({plan.Tiling.TileSize}-px input)");
@@ -91,7 +114,7 @@ public static class SceneCommands
             Description = "When another process is ingesting a scene, wait until it finishes or its lease lapses (default: say so and exit non-zero)",
         };
         var ingest = new Command("ingest", "Tile, caption, embed and store scenes (idempotent per file content and model)")
-            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, batch, noCaptions, wait, DbCommands.DbOption };
+            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern, batch, noCaptions, wait, DbCommands.DbOption };
         CommandAction.Set(ingest, async (parse, output, ct) =>
         {
             var b = parse.GetValue(batch);
@@ -107,7 +130,7 @@ public static class SceneCommands
                 var ingestor = new SceneIngestor(new CatalogStore(ds), encoder);
                 var options = new IngestOptions
                 {
-                    Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs), BatchSize = b, Caption = !parse.GetValue(noCaptions),
+                    Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern), BatchSize = b, Caption = !parse.GetValue(noCaptions),
                     WaitIfHeld = parse.GetValue(wait), CancelReason = () => signals.CancelReason,
                 };
                 var failures = 0;
@@ -154,10 +177,11 @@ public static class SceneCommands
     }
 
     /// <summary>What GDAL reports of a raster, as JSON; the footprint is a GeoJSON polygon in WGS84 (null without a CRS).</summary>
-    public static string InspectJson(string path)
+    public static string InspectJson(string path, System.Text.RegularExpressions.Regex? acquiredPattern = null)
     {
         using var ds = RasterDataset.Open(path);
-        using var tiler = SceneTiler.Open(path, new TilingOptions { AllowMissingCrs = true });
+        var tiling = new TilingOptions { AllowMissingCrs = true };
+        using var tiler = SceneTiler.Open(path, acquiredPattern is null ? tiling : tiling with { AcquiredNamePattern = acquiredPattern });
         var i = tiler.Info;
         var gt = ds.GeoTransform;
         var doc = new System.Text.Json.Nodes.JsonObject
