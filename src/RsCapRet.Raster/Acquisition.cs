@@ -49,15 +49,16 @@ public static class AcquisitionTimes
     public static Regex PatternFromEnvironment()
     {
         var text = Environment.GetEnvironmentVariable(PatternVariable);
-        return Pattern(string.IsNullOrWhiteSpace(text) ? DefaultPattern : text, PatternVariable);
+        return Pattern(string.IsNullOrWhiteSpace(text) ? DefaultPattern : text, PatternVariable + "=");
     }
 
-    public static Regex Pattern(string text, string what)
+    /// <summary>The pattern, or a FormatException whose message starts with <paramref name="prefix"/> (e.g. "VARIABLE=").</summary>
+    public static Regex Pattern(string text, string prefix = "")
     {
         Regex rx;
         try { rx = new Regex(text, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)); }
-        catch (ArgumentException e) { throw new FormatException($"{what}='{text}' is not a regular expression: {e.Message}"); }
-        if (!rx.GetGroupNames().Contains("date")) throw new FormatException($"{what}='{text}' has no (?<date>...) group");
+        catch (ArgumentException e) { throw new FormatException($"{prefix}'{text}' is not a regular expression: {e.Message}"); }
+        if (!rx.GetGroupNames().Contains("date")) throw new FormatException($"{prefix}'{text}' has no (?<date>...) group");
         return rx;
     }
 

@@ -39,7 +39,7 @@ public sealed class AcquisitionSearchTests(TestDatabase db) : IClassFixture<Test
         Assert.Contains("acquired: 2018-08-15 00:00:00Z (from filename: _060_", custom2.Out);
         var bad = await Run("inspect", older, "--acquired-pattern", @"_(\d{8})");
         Assert.NotEqual(0, bad.Code);
-        Assert.Contains("--acquired-pattern='_(\\d{8})' has no (?<date>...) group", bad.Err);
+        Assert.Contains("--acquired-pattern: '_(\\d{8})' has no (?<date>...) group", bad.Err);
 
         foreach (var scene in new[] { older, newer })
         {

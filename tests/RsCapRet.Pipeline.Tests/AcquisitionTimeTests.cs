@@ -93,13 +93,13 @@ public sealed class AcquisitionTimeTests(TestDatabase db) : IClassFixture<TestDa
         Assert.Equal(new DateTimeOffset(2018, 8, 15, 0, 0, 0, TimeSpan.Zero), row.At);
         Assert.Equal("filename", row.Source);
 
-        var naip = AcquisitionTimes.Pattern(AcquisitionTimes.DefaultPattern, "default");
+        var naip = AcquisitionTimes.Pattern(AcquisitionTimes.DefaultPattern);
         Assert.Equal(new DateTimeOffset(2020, 8, 31, 0, 0, 0, TimeSpan.Zero), AcquisitionTimes.FromFileName("/x/naip_m_4709963_se_14_1_20200831.tif", naip)!.Time);
         Assert.Null(AcquisitionTimes.FromFileName("/x/scene_20181345.tif", naip));     // no month 13
         Assert.Null(AcquisitionTimes.FromFileName("/x/scene_2018.tif", naip));
-        var custom = AcquisitionTimes.Pattern(@"^S2_(?<date>\d{8})T", "custom");
+        var custom = AcquisitionTimes.Pattern(@"^S2_(?<date>\d{8})T");
         Assert.Equal(new DateTimeOffset(2019, 1, 2, 0, 0, 0, TimeSpan.Zero), AcquisitionTimes.FromFileName("S2_20190102T101010_B04.tif", custom)!.Time);
-        Assert.Throws<FormatException>(() => AcquisitionTimes.Pattern(@"_(\d{8})", "no group"));
+        Assert.Throws<FormatException>(() => AcquisitionTimes.Pattern(@"_(\d{8})"));
     }
 
     [Theory]

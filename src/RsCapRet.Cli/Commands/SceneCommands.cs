@@ -38,7 +38,7 @@ public static class SceneCommands
         option.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<string?>() is not { } text) return;
-            try { AcquisitionTimes.Pattern(text, "--acquired-pattern"); }
+            try { AcquisitionTimes.Pattern(text); }
             catch (FormatException e) { result.AddError(e.Message); }
         });
         return option;
@@ -57,7 +57,7 @@ public static class SceneCommands
             MaxNodataFraction = parse.GetValue(maxNodata), AllowMissingCrs = parse.GetValue(noCrs),
         };
         return parse.GetValue(acquiredPattern) is { } pattern
-            ? tiling with { AcquiredNamePattern = AcquisitionTimes.Pattern(pattern, "--acquired-pattern") }
+            ? tiling with { AcquiredNamePattern = AcquisitionTimes.Pattern(pattern) }
             : tiling;
     }
 
@@ -88,7 +88,7 @@ public static class SceneCommands
             if (parse.GetValue(json))
             {
                 await output.WriteLineAsync(InspectJson(parse.GetValue(path)!,
-                    parse.GetValue(acquiredPattern) is { } p ? AcquisitionTimes.Pattern(p, "--acquired-pattern") : null));
+                    parse.GetValue(acquiredPattern) is { } p ? AcquisitionTimes.Pattern(p) : null));
                 return 0;
             }
             // The model's configs are enough for its tile size and training resolution: no weights are loaded.
