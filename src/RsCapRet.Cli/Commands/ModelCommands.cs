@@ -59,7 +59,7 @@ public static class ModelCommands
         });
         var source = new Argument<string>("backbone") { Description = "A vision backbone folder (config.json + model.safetensors) or backbone:NAME" };
         var copyOut = new Option<string>("--out") { Description = "Folder to write", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "Weights' type in the copy: float16 (half the size; what a committed backbone uses) or float32", DefaultValueFactory = _ => "float16" };
+        var dtype = new Option<string>("--dtype") { Description = "Type of the copy's weights: float16 (half the size; what a committed backbone uses; a tensor with values beyond float16's range stays float32) or float32", DefaultValueFactory = _ => "float16" };
         dtype.AcceptOnlyFromAmong("float16", "float32");
         var copy = new Command("copy-backbone", "Copy a vision backbone folder, converting its weights' type (loads like the original; float32 inside the model)") { source, copyOut, dtype };
         CommandAction.Set(copy, async (parse, output, ct) =>
@@ -67,9 +67,27 @@ public static class ModelCommands
             var from = VisionBackbones.Resolve(parse.GetValue(source)!, Directory.GetCurrentDirectory());
             var to = Path.GetFullPath(parse.GetValue(copyOut)!);
             if (Path.GetFullPath(from) == to) throw new ArgumentException($"--out: {to} is the source folder");
-            var type = parse.GetValue(dtype) == "float16" ? TorchSharp.torch.ScalarType.Float16 : TorchSharp.torch.ScalarType.Float32;
-            using var backbone = VisionBackbones.FromPretrained(from, dtype: type);
+            using var backbone = VisionBackbones.FromPretrained(from);
             backbone.SavePretrained(to);
+            if (parse.GetValue(dtype) == "float16")
+            {
+                // A tensor with values beyond float16's range (±65504) stays float32: they would turn into infinities.
+                var file = Path.Combine(to, "model.safetensors");
+                var tensors = new List<(string, TorchSharp.torch.Tensor)>();
+                var kept = new List<string>();
+                using (var ckpt = RsCapRet.Model.Checkpoints.Checkpoint.Open(file))
+                    foreach (var name in ckpt.TensorNames)
+                    {
+                        var t = ckpt.Read(name);
+                        if (t.abs().max().item<float>() <= 65504f) t = t.to_type(TorchSharp.torch.ScalarType.Float16);
+                        else kept.Add(name);
+                        tensors.Add((name, t));
+                    }
+                if (kept.Count > 0) await output.WriteLineAsync($"kept float32 (values beyond float16's range): {string.Join(", ", kept)}");
+                RsCapRet.Model.Checkpoints.SafetensorsWriter.Write(file + ".tmp", tensors, new Dictionary<string, string> { ["format"] = "pt" });
+                File.Move(file + ".tmp", file, overwrite: true);
+                foreach (var (_, t) in tensors) t.Dispose();
+            }
             await output.WriteLineAsync($"{from} -> {to} ({parse.GetValue(dtype)}, {new FileInfo(Path.Combine(to, "model.safetensors")).Length / 1e6:F1} MB)");
             return 0;
         });
