@@ -61,6 +61,21 @@ public sealed class BackboneAdaptationTests : IDisposable
     }
 
     [Fact]
+    public void InferenceOnALargeBatchRunsInChunksWithTheSameResult()
+    {
+        using var resnet = TinyResNet();
+        var n = ResNetVisionModel.InferenceChunk * 2 + 3;
+        using var pixels = rand(n, 3, 32, 32, generator: new Generator(4)) * 255;
+        using var whole = resnet.Through(pixels, 5).mean([2, 3]);
+        using (no_grad())
+        {
+            using var chunked = resnet.Pooled(pixels);
+            Assert.Equal(new long[] { n, 16 }, chunked.shape);
+            Assert.True(whole.allclose(chunked, rtol: 0, atol: 1e-5));
+        }
+    }
+
+    [Fact]
     public void OnlyTheLastBlocksTrainAndTheExportIsABackboneFolder()
     {
         var backbone = TinyBackbone();
