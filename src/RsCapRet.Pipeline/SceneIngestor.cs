@@ -190,7 +190,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
     public static async Task<SceneFile> DescribeFileAsync(string path, CancellationToken ct = default)
     {
         var full = Path.GetFullPath(path);
-        if (!File.Exists(full)) throw new RasterException(path, Directory.Exists(full) ? "is a directory, not a raster file" : "does not exist");
+        if (RasterDataset.WhyNotAFile(full) is { } problem) throw new RasterException(path, problem);
         await using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan | FileOptions.Asynchronous);
         var hash = await SHA256.HashDataAsync(stream, ct);
         return new SceneFile(full, Convert.ToHexStringLower(hash), stream.Length);

@@ -95,12 +95,26 @@ public sealed class RasterDataset : IDisposable
         }
     }
 
+    /// <summary>Why a path cannot be read as a file — a folder, a link leading nowhere (or in a loop), nothing — or null for a file.</summary>
+    public static string? WhyNotAFile(string fullPath)
+    {
+        if (Directory.Exists(fullPath)) return "is a directory, not a raster file";
+        var info = new FileInfo(fullPath);
+        if (info.LinkTarget is not null)
+        {
+            const string nowhere = "is a symbolic link that leads to no file (a loop or a missing target)";
+            try { if (info.ResolveLinkTarget(returnFinalTarget: true) is not FileInfo { Exists: true }) return nowhere; }
+            catch (IOException) { return nowhere; }
+        }
+        return info.Exists ? null : "does not exist";
+    }
+
     private static RasterDataset OpenWith(string path, IntPtr allowedDrivers, string displayName)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var full = System.IO.Path.GetFullPath(path);
-        if (!File.Exists(full) && !path.StartsWith("/vsi", StringComparison.Ordinal))
-            throw new RasterException(path, Directory.Exists(full) ? "is a directory, not a raster file" : "does not exist");
+        if (!path.StartsWith("/vsi", StringComparison.Ordinal) && WhyNotAFile(full) is { } problem)
+            throw new RasterException(path, problem);
         GdalRuntime.EnsureInitialised();
         GdalNative.CPLErrorReset();
         var raw = GdalNative.GDALOpenEx(path.StartsWith("/vsi", StringComparison.Ordinal) ? path : full,

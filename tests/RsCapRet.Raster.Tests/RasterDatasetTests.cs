@@ -66,6 +66,24 @@ public class RasterDatasetTests
     }
 
     [Fact]
+    public void ASymlinkLoopOrAFolderIsNamedForWhatItIs()
+    {
+        var dir = Directory.CreateTempSubdirectory("rscapret-links-");
+        try
+        {
+            var a = Path.Combine(dir.FullName, "a.tif");
+            var b = Path.Combine(dir.FullName, "b.tif");
+            File.CreateSymbolicLink(a, b);
+            File.CreateSymbolicLink(b, a);
+            var loop = Assert.Throws<RasterException>(() => RasterDataset.Open(a));
+            Assert.Equal($"{a}: is a symbolic link that leads to no file (a loop or a missing target)", loop.Message);
+            var folder = Assert.Throws<RasterException>(() => RasterDataset.Open(dir.FullName));
+            Assert.Equal($"{dir.FullName}: is a directory, not a raster file", folder.Message);
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
     public void NonRasterFileNamesThePathAndGdalsReason()
     {
         var path = Path.Combine(Path.GetTempPath(), "not-a-raster-" + Guid.NewGuid().ToString("N") + ".tif");
