@@ -242,6 +242,15 @@ public sealed class CatalogStore(NpgsqlDataSource dataSource)
         return await r.ReadAsync(ct) ? ReadHit(r) : null;
     }
 
+    /// <summary>The SHA-256 and size recorded for a scene's file when it was ingested; null for an unknown scene.</summary>
+    public async Task<SceneFile?> GetSceneFileAsync(long sceneId, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("SELECT path, content_sha256, size_bytes FROM scenes WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = sceneId });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? new SceneFile(r.GetString(0), r.GetString(1), r.GetInt64(2)) : null;
+    }
+
     /// <summary>A hit from the column order rscapret_search returns.</summary>
     private static TileHit ReadHit(NpgsqlDataReader r) =>
         new(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt32(3), r.GetInt32(4),

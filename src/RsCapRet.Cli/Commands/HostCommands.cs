@@ -202,10 +202,16 @@ public static class HostCommands
             return tile is null ? Results.NotFound(new { error = $"no tile {id}" }) : Results.Text(SearchOutput.GeoJson(Shown([tile])), "application/geo+json");
         });
 
+        var sceneFiles = new RegisteredSceneFiles();
         app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
         {
-            var tile = await new CatalogStore(ds).GetTileAsync(id, ct);
+            var store = new CatalogStore(ds);
+            var tile = await store.GetTileAsync(id, ct);
             if (tile is null) return Results.NotFound(new { error = $"no tile {id}" });
+            // Only the registered scene, unchanged since ingestion, is read on a request's behalf.
+            var scene = await store.GetSceneFileAsync(tile.SceneId, ct);
+            if ((scene is null ? "the scene is no longer registered" : await sceneFiles.ProblemAsync(scene, ct)) is { } problem)
+                return Results.Json(new { error = $"{scenePaths.Name(tile.ScenePath)}: {problem}" }, statusCode: StatusCodes.Status410Gone);
             try
             {
                 using var tiler = SceneTiler.Open(tile.ScenePath, new TilingOptions { TileSize = 256, AllowMissingCrs = true, MaxNodataFraction = 1 });
