@@ -10,7 +10,7 @@ using RsCapRet.TestSupport;
 namespace RsCapRet.Cli.Tests;
 
 /// <summary>The README's main command on the shipped default model and bundled scenes, against a fresh database.</summary>
-public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase>
+public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<TestDatabase>
 {
     [Fact]
     public async Task DemoIngestsTheBundledScenesOnceAndAnswersTheExampleQueries()
@@ -69,7 +69,7 @@ public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase
     /// <summary>
     /// Retrieval quality of the shipped model through the product path (ingest at the model's GSD, SQL search):
     /// one plain query per mosaic class, top 3 each. Chance is 1/12 of the hits (3 of 36); see the model card for
-    /// the shipped model's per-query result.
+    /// the shipped model's per-query result (31 of 36).
     /// </summary>
     [Fact]
     public async Task ClassQueriesOnTheMosaicFindTheirClassFarAboveChance()
@@ -99,8 +99,9 @@ public sealed class DemoModelTests(TestDatabase db) : IClassFixture<TestDatabase
             hitsOfClass += classes.Count(c => c == expected);
             report.Add($"{query}: {string.Join(", ", classes)}");
         }
-        // 36 hits; chance gives 3. The shipped model (v5) gets 26 (v4 got 18); the issue's goal of 30 is not met (model card).
-        Assert.True(hitsOfClass >= 24, $"{hitsOfClass} of 36 top-3 hits from the query's class:\n{string.Join("\n", report)}");
+        output.WriteLine($"{hitsOfClass} of 36 top-3 hits from the query's class:\n{string.Join("\n", report)}");
+        // 36 hits; chance gives 3. The shipped model (v6) gets 31 (v5 26, v4 18); issue #13 requires 30.
+        Assert.True(hitsOfClass >= 30, $"{hitsOfClass} of 36 top-3 hits from the query's class:\n{string.Join("\n", report)}");
     }
 
     [Fact]
