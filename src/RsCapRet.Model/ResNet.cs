@@ -210,10 +210,11 @@ public sealed class ResNetVisionModel : VisionBackbone
     }
 
     /// <summary>
-    /// Largest batch one inference forward runs at once. libtorch allocates every activation afresh; at 224 px a batch
-    /// of 64 makes stem activations of 200 MB, beyond glibc's largest heap-served block (32 MB), so each is mmap-ed
-    /// and its pages faulted in and zeroed on every forward (`bench encoder`: about 8,000 minor page faults per image
-    /// at batch 64 against none at 16, and 31 against 43 images/s). Chunks of 16 keep the activations on the heap.
+    /// Largest batch one inference forward runs at once. libtorch allocates every activation afresh, and glibc serves
+    /// blocks over 32 MB with mmap, faulting their pages in and zeroing them on every forward: at batch 64 the stem's
+    /// 200 MB activations cost 8,000–9,600 minor page faults per image (`bench encoder`). Chunks of 16 (51 MB) cut
+    /// that to about 3,500 and took batch 64 from 30–32 to 34–35 images/s; the launcher's GLIBC_TUNABLES (no mmap)
+    /// remove the faults altogether (41 images/s at 16 and 64).
     /// </summary>
     public const int InferenceChunk = 16;
 
