@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using RsCapRet.Evaluation;
 using RsCapRet.Model;
@@ -86,7 +85,6 @@ public sealed class BackboneClipTrainer
 
     /// <summary>Frozen-block outputs [views, N, C, H, W] (float16), the images and their CLIP token rows.</summary>
     private sealed record Split(Tensor Features, long[][][] Captions, IReadOnlyList<CaptionedImage> Images);
-    private sealed record CheckpointState(int Epoch, int Step, List<ClipEpochResult> History);
 
     public IReadOnlyList<ClipEpochResult> Run(CancellationToken ct = default)
     {
@@ -129,63 +127,16 @@ public sealed class BackboneClipTrainer
         ], _cfg.LearningRate, beta2: 0.98, eps: 1e-6);
         double[] lrScale = [backboneLr / _cfg.LearningRate, backboneLr / _cfg.LearningRate, 1, 1];
 
-        var stepsPerEpoch = train.Images.Count / _cfg.BatchSize;
-        if (stepsPerEpoch == 0) throw new InvalidOperationException($"{train.Images.Count} training images do not fill one batch of {_cfg.BatchSize}");
-        var totalSteps = stepsPerEpoch * _cfg.Epochs;
-        var checkpointDir = Path.Combine(_outDir, "checkpoint");
-        var resumed = TrainingRun.TryResume<CheckpointState>(checkpointDir, model, optimizer);
-        var (startEpoch, step, history) = resumed is null ? (0, 0, new List<ClipEpochResult>()) : (resumed.Epoch, resumed.Step, resumed.History);
-        if (resumed is not null) _log($"resumed from {checkpointDir}: epoch {startEpoch}, step {step}");
-        if (history.Count == 0)
-        {
-            var (t2i0, i2t0, by0) = Validate(model, val, frozen, device);
-            history.Add(new ClipEpochResult(0, 0, double.NaN, model.LogitScale.exp().item<float>(), t2i0, i2t0, 0, by0));
-            _log($"before training: val text->image {t2i0}, image->text {i2t0}");
-        }
-        var trained = history.Where(h => h.Epoch > 0).ToList();
-        var best = trained.Count == 0 ? double.NegativeInfinity : trained.Max(h => h.ValTextToImage.Mean);
-        var sinceBest = trained.Count == 0 ? 0 : trained.Count - 1 - trained.FindLastIndex(h => h.ValTextToImage.Mean == best);
-
-        for (var epoch = startEpoch; epoch < _cfg.Epochs && sinceBest < _cfg.EarlyStoppingPatience; epoch++)
-        {
-            var sw = Stopwatch.StartNew();
-            var order = TrainingRun.Permutation(train.Images.Count, _cfg.Seed * 1000 + epoch);
-            double sumLoss = 0; var n = 0;
-            for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
+        var bestDir = Path.Combine(_outDir, "best", "vision");
+        return ClipTrainer.RunEpochs(_cfg, _outDir, _log, StepProgress, model, optimizer, train.Images.Count, () => model.LogitScale,
+            (idx, step, lr) =>
             {
-                ct.ThrowIfCancellationRequested();
-                if (step == _cfg.MaxSteps)
-                {
-                    TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step, history));
-                    _log($"stopped at max_steps {step}; checkpoint in {checkpointDir}");
-                    return history;
-                }
-                var lr = TrainingRun.LearningRate(step, _cfg.LearningRate, _cfg.WarmupSteps, "cosine", _cfg.MinLrRatio, totalSteps);
                 var group = 0;
                 foreach (var g in optimizer.ParamGroups) g.LearningRate = lr * lrScale[group++];
-                var loss = TrainStep(model, optimizer, train, order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray(), step, frozen, device);
-                sumLoss += loss; n++;
-                StepProgress?.Invoke(step + 1, totalSteps);
-                if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} lr {lr:E2} scale {model.LogitScale.exp().item<float>():F1} ({n * _cfg.BatchSize / sw.Elapsed.TotalSeconds:F1} images/s)"));
-                if ((step + 1) % _cfg.CheckpointEvery == 0) TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step + 1, history));
-            }
-            var (t2i, i2t, byDataset) = Validate(model, val, frozen, device);
-            var result = new ClipEpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), model.LogitScale.exp().item<float>(), t2i, i2t, sw.Elapsed.TotalSeconds, byDataset);
-            history.Add(result);
-            _log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
-            foreach (var (name, r) in byDataset) _log($"  val text->image {name}: {r}");
-            if (t2i.Mean > best)
-            {
-                best = t2i.Mean; sinceBest = 0;
-                Export(model.Vision, Path.Combine(_outDir, "best", "vision"), epoch + 1, blocks);
-                _log($"  new best (mean text->image mR {best:F2}): adapted backbone exported to {Path.Combine(_outDir, "best", "vision")}");
-            }
-            else sinceBest++;
-            TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch + 1, step, history));
-            ClipTrainer.WriteReport(_outDir, history);
-        }
-        if (sinceBest >= _cfg.EarlyStoppingPatience) _log($"early stop: no improvement of val text->image mR for {sinceBest} epochs");
-        return history;
+                return TrainStep(model, optimizer, train, idx, step, frozen, device);
+            },
+            () => Validate(model, val, frozen, device),
+            epoch => Export(model.Vision, bestDir, epoch, blocks), "adapted backbone exported to " + bestDir, ct);
     }
 
     private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, ClipBpeTokenizer tokenizer, ResNetVisionModel backbone, string backboneDir,

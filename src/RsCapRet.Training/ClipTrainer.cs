@@ -39,7 +39,6 @@ public sealed class ClipTrainer
     }
 
     private sealed record Split(Tensor Pixels, long[][][] Captions, IReadOnlyList<CaptionedImage> Images);
-    private sealed record CheckpointState(int Epoch, int Step, List<ClipEpochResult> History);
 
     public IReadOnlyList<ClipEpochResult> Run(CancellationToken ct = default)
     {
@@ -58,59 +57,80 @@ public sealed class ClipTrainer
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; {model.parameters().Sum(p => p.numel()):N0} parameters");
 
         var optimizer = BuildOptimizer(model);
-        var stepsPerEpoch = train.Images.Count / _cfg.BatchSize;
-        if (stepsPerEpoch == 0) throw new InvalidOperationException($"{train.Images.Count} training images do not fill one batch of {_cfg.BatchSize}");
-        var totalSteps = stepsPerEpoch * _cfg.Epochs;
-        var checkpointDir = Path.Combine(_outDir, "checkpoint");
+        return RunEpochs(_cfg, _outDir, _log, StepProgress, model, optimizer, train.Images.Count, () => model.LogitScale,
+            (idx, step, lr) => TrainStep(model, optimizer, train, idx, step, lr, device),
+            () => { var (t2i, i2t) = Validate(model, val, device); return (t2i, i2t, null); },
+            _ => Export(model, Path.Combine(_outDir, "best")), "exported to " + Path.Combine(_outDir, "best"), ct);
+    }
+
+    private sealed record CheckpointState(int Epoch, int Step, List<ClipEpochResult> History);
+
+    /// <summary>
+    /// The epoch loop of both contrastive trainers: resume from the checkpoint, the untrained baseline as epoch 0,
+    /// deterministic batches (a permutation per epoch), warm-up + cosine, checkpoints every checkpoint_every steps and
+    /// after each epoch, max_steps, validation after each epoch, export of the best epoch by val text->image mR (its number to <paramref name="exportBest"/>), early
+    /// stopping, and the report. <paramref name="trainStep"/> takes (batch indices, step, learning rate) and returns the loss.
+    /// </summary>
+    internal static List<ClipEpochResult> RunEpochs(ClipTrainConfig cfg, string outDir, Action<string> log, Action<int, int>? progress,
+        nn.Module model, OptimizerHelper optimizer, int trainCount, Func<Tensor> logitScale, Func<int[], int, double, double> trainStep,
+        Func<(RecallAtK TextToImage, RecallAtK ImageToText, Dictionary<string, RecallAtK>? ByDataset)> validate,
+        Action<int> exportBest, string exportedTo, CancellationToken ct)
+    {
+        var stepsPerEpoch = trainCount / cfg.BatchSize;
+        if (stepsPerEpoch == 0) throw new InvalidOperationException($"{trainCount} training images do not fill one batch of {cfg.BatchSize}");
+        var totalSteps = stepsPerEpoch * cfg.Epochs;
+        var checkpointDir = Path.Combine(outDir, "checkpoint");
         var resumed = TrainingRun.TryResume<CheckpointState>(checkpointDir, model, optimizer);
         var (startEpoch, step, history) = resumed is null ? (0, 0, new List<ClipEpochResult>()) : (resumed.Epoch, resumed.Step, resumed.History);
-        if (resumed is not null) _log($"resumed from {checkpointDir}: epoch {startEpoch}, step {step}");
+        if (resumed is not null) log($"resumed from {checkpointDir}: epoch {startEpoch}, step {step}");
+        double Scale() => logitScale().exp().item<float>();
         if (history.Count == 0)
         {
-            var (t2i0, i2t0) = Validate(model, val, device);
-            history.Add(new ClipEpochResult(0, 0, double.NaN, model.LogitScale.exp().item<float>(), t2i0, i2t0, 0));
-            _log($"before training: val text->image {t2i0}, image->text {i2t0}");
+            var (t2i0, i2t0, by0) = validate();
+            history.Add(new ClipEpochResult(0, 0, double.NaN, Scale(), t2i0, i2t0, 0, by0));
+            log($"before training: val text->image {t2i0}, image->text {i2t0}");
         }
         var trained = history.Where(h => h.Epoch > 0).ToList();
         var best = trained.Count == 0 ? double.NegativeInfinity : trained.Max(h => h.ValTextToImage.Mean);
         var sinceBest = trained.Count == 0 ? 0 : trained.Count - 1 - trained.FindLastIndex(h => h.ValTextToImage.Mean == best);
 
-        for (var epoch = startEpoch; epoch < _cfg.Epochs && sinceBest < _cfg.EarlyStoppingPatience; epoch++)
+        for (var epoch = startEpoch; epoch < cfg.Epochs && sinceBest < cfg.EarlyStoppingPatience; epoch++)
         {
             var sw = Stopwatch.StartNew();
-            var order = TrainingRun.Permutation(train.Images.Count, _cfg.Seed * 1000 + epoch);
+            var order = TrainingRun.Permutation(trainCount, cfg.Seed * 1000 + epoch);
             double sumLoss = 0; var n = 0;
             for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
             {
                 ct.ThrowIfCancellationRequested();
-                if (step == _cfg.MaxSteps)
+                if (step == cfg.MaxSteps)
                 {
                     TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step, history));
-                    _log($"stopped at max_steps {step}; checkpoint in {checkpointDir}");
+                    log($"stopped at max_steps {step}; checkpoint in {checkpointDir}");
                     return history;
                 }
-                var lr = TrainingRun.LearningRate(step, _cfg.LearningRate, _cfg.WarmupSteps, "cosine", _cfg.MinLrRatio, totalSteps);
-                var loss = TrainStep(model, optimizer, train, order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray(), step, lr, device);
+                var lr = TrainingRun.LearningRate(step, cfg.LearningRate, cfg.WarmupSteps, "cosine", cfg.MinLrRatio, totalSteps);
+                var loss = trainStep(order.Skip(b * cfg.BatchSize).Take(cfg.BatchSize).ToArray(), step, lr);
                 sumLoss += loss; n++;
-                StepProgress?.Invoke(step + 1, totalSteps);
-                if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} lr {lr:E2} scale {model.LogitScale.exp().item<float>():F1}"));
-                if ((step + 1) % _cfg.CheckpointEvery == 0) TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step + 1, history));
+                progress?.Invoke(step + 1, totalSteps);
+                if (step % 10 == 0) log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} lr {lr:E2} scale {Scale():F1} ({n * cfg.BatchSize / sw.Elapsed.TotalSeconds:F1} images/s)"));
+                if ((step + 1) % cfg.CheckpointEvery == 0) TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step + 1, history));
             }
-            var (t2i, i2t) = Validate(model, val, device);
-            var result = new ClipEpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), model.LogitScale.exp().item<float>(), t2i, i2t, sw.Elapsed.TotalSeconds);
+            var (t2i, i2t, byDataset) = validate();
+            var result = new ClipEpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), Scale(), t2i, i2t, sw.Elapsed.TotalSeconds, byDataset);
             history.Add(result);
-            _log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
+            log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
+            foreach (var (name, r) in byDataset ?? []) log($"  val text->image {name}: {r}");
             if (t2i.Mean > best)
             {
                 best = t2i.Mean; sinceBest = 0;
-                Export(model, Path.Combine(_outDir, "best"));
-                _log($"  new best (text->image mR {best:F2}): exported to {Path.Combine(_outDir, "best")}");
+                exportBest(epoch + 1);
+                log($"  new best (text->image mR {best:F2}): {exportedTo}");
             }
             else sinceBest++;
             TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch + 1, step, history));
-            WriteReport(history);
+            WriteReport(outDir, history);
         }
-        if (sinceBest >= _cfg.EarlyStoppingPatience) _log($"early stop: no improvement of val text->image mR for {sinceBest} epochs");
+        if (sinceBest >= cfg.EarlyStoppingPatience) log($"early stop: no improvement of val text->image mR for {sinceBest} epochs");
         return history;
     }
 
@@ -194,8 +214,6 @@ public sealed class ClipTrainer
         model.SaveVisionTower(Path.Combine(dir, "vision"));
         foreach (var f in new[] { "vocab.json", "merges.txt" }) File.Copy(Path.Combine(_cfg.TokenizerDirectory, f), Path.Combine(dir, f), true);
     }
-
-    private void WriteReport(List<ClipEpochResult> history) => WriteReport(_outDir, history);
 
     /// <summary>history.csv and training.svg of a contrastive run (the per-dataset column is filled when there are several).</summary>
     internal static void WriteReport(string outDir, List<ClipEpochResult> history)
