@@ -180,7 +180,10 @@ public sealed class ResNetVisionModel : VisionBackbone
         using var scope = NewDisposeScope();
         var all = ResidualBlocks;
         if (blocks < 0 || blocks > all.Count) throw new ArgumentOutOfRangeException(nameof(blocks), blocks, $"this ResNet has {all.Count} residual blocks");
-        var x = conv1.forward(F.pad(Normalise(rgb255), _stemPad));
+        // Channels-last memory (NHWC behind the NCHW shape): libtorch's CPU convolutions follow the input's layout
+        // and run faster in it (bench encoder --diagnose: 48.9 against 41.5 images/s at batch 16).
+        var padded = F.pad(Normalise(rgb255), _stemPad);
+        var x = conv1.forward(padded.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2));
         x = F.relu(bn1.forward(x));
         x = F.max_pool2d(F.pad(x, _poolPad, value: double.NegativeInfinity), 3, 2);
         foreach (var block in all.Take(blocks)) x = block.forward(x);
