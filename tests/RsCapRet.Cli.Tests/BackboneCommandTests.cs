@@ -1,5 +1,6 @@
 using RsCapRet.Cli;
 using RsCapRet.Model;
+using RsCapRet.TestSupport;
 using static TorchSharp.torch;
 
 namespace RsCapRet.Cli.Tests;
@@ -13,18 +14,9 @@ public sealed class BackboneCommandTests : IDisposable
     private string TinyBackbone()
     {
         var dir = Path.Combine(_dir.FullName, "tiny");
-        manual_seed(11);
-        using var resnet = new ResNetVisionModel(new ResNetConfig
-        {
-            Architecture = "tiny", Blocks = [1, 1, 1, 1], Widths = [4, 8, 8, 16], ImageSize = 32,
-            StemPadding = [3, 3, 2, 2], DownsamplePadding = [1, 1, 0, 0], PoolPadding = [1, 1, 0, 0],
-        });
-        using (no_grad())
-        {
-            foreach (var (name, t) in resnet.StateTensors()) if (name.EndsWith("running_var")) t.fill_(1); else if (!name.EndsWith("running_mean")) t.normal_(0, 0.3);
-            // As in the ImageNet ResNet18, whose 0-255 input gives the stem's batch norm variances beyond float16's range.
-            resnet.StateTensors().Single(n => n.Name == "bn1.running_var").Tensor[0] = 2e5f;
-        }
+        using var resnet = TinyResNet.Create(seed: 11, blocks: [1, 1, 1, 1]);
+        // As in the ImageNet ResNet18, whose 0-255 input gives the stem's batch norm variances beyond float16's range.
+        using (no_grad()) resnet.StateTensors().Single(n => n.Name == "bn1.running_var").Tensor[0] = 2e5f;
         resnet.SavePretrained(dir);
         return dir;
     }

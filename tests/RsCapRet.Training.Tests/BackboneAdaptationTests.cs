@@ -1,6 +1,7 @@
 using RsCapRet.Core;
 using RsCapRet.Model;
 using RsCapRet.Model.Checkpoints;
+using RsCapRet.TestSupport;
 using static TorchSharp.torch;
 
 namespace RsCapRet.Training.Tests;
@@ -17,25 +18,9 @@ public sealed class BackboneAdaptationTests : IDisposable
     private static string Ucm => Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions");
     private static string ClipTokenizer => Path.Combine(RepositoryPaths.SharedDirectory(), "fixtures", "tokenizer", "clip");
 
-    private static ResNetVisionModel TinyResNet()
-    {
-        manual_seed(5);
-        var resnet = new ResNetVisionModel(new ResNetConfig
-        {
-            Architecture = "tiny", Blocks = [1, 1, 1, 2], Widths = [4, 8, 8, 16], ImageSize = 32,
-            StemPadding = [3, 3, 2, 2], DownsamplePadding = [1, 1, 0, 0], PoolPadding = [1, 1, 0, 0], Source = "test weights",
-        });
-        using (no_grad()) foreach (var (name, t) in resnet.StateTensors()) if (name.EndsWith("running_var")) t.fill_(1); else if (!name.EndsWith("running_mean")) t.normal_(0, 0.3);
-        return resnet;
-    }
+    private static ResNetVisionModel Tiny() => TinyResNet.Create(seed: 5, blocks: [1, 1, 1, 2], source: "test weights");
 
-    private string TinyBackbone()
-    {
-        var dir = Path.Combine(_dir.FullName, "tiny-resnet");
-        using var resnet = TinyResNet();
-        resnet.SavePretrained(dir);
-        return dir;
-    }
+    private string TinyBackbone() => TinyResNet.Save(Path.Combine(_dir.FullName, "tiny-resnet"), seed: 5, blocks: [1, 1, 1, 2], source: "test weights");
 
     private ClipTrainConfig Config(string backbone, int trainableBlocks = 2) => new()
     {
@@ -48,7 +33,7 @@ public sealed class BackboneAdaptationTests : IDisposable
     [Fact]
     public void TheSplitForwardEqualsTheWholeForward()
     {
-        using var resnet = TinyResNet();
+        using var resnet = Tiny();
         using var pixels = rand(3, 3, 32, 32, generator: new Generator(2)) * 255;
         using var whole = resnet.Pooled(pixels);
         foreach (var frozen in new[] { 0, 3, 5 })
@@ -63,7 +48,7 @@ public sealed class BackboneAdaptationTests : IDisposable
     [Fact]
     public void InferenceOnALargeBatchRunsInChunksWithTheSameResult()
     {
-        using var resnet = TinyResNet();
+        using var resnet = Tiny();
         var n = ResNetVisionModel.InferenceChunk * 2 + 3;
         using var pixels = rand(n, 3, 32, 32, generator: new Generator(4)) * 255;
         using var whole = resnet.Through(pixels, 5).mean([2, 3]);

@@ -1,5 +1,6 @@
 using RsCapRet.Core;
 using RsCapRet.Model;
+using RsCapRet.TestSupport;
 using static TorchSharp.torch;
 
 namespace RsCapRet.Training.Tests;
@@ -16,19 +17,7 @@ public sealed class FrozenVisionTrainerTests : IDisposable
     private static string Ucm => Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions");
     private static string TestData(string f) => Path.Combine(RepositoryPaths.FindRoot(), "tests", "data", f);
 
-    private string TinyBackbone()
-    {
-        var dir = Path.Combine(_dir.FullName, "tiny-resnet");
-        manual_seed(5);
-        using var resnet = new ResNetVisionModel(new ResNetConfig
-        {
-            Architecture = "tiny", Blocks = [1, 1, 1, 1], Widths = [4, 8, 8, 16], ImageSize = 32,
-            StemPadding = [3, 3, 2, 2], DownsamplePadding = [1, 1, 0, 0], PoolPadding = [1, 1, 0, 0],
-        });
-        using (no_grad()) foreach (var (name, t) in resnet.StateTensors()) if (name.EndsWith("running_var")) t.fill_(1); else if (!name.EndsWith("running_mean")) t.normal_(0, 0.3);
-        resnet.SavePretrained(dir);
-        return dir;
-    }
+    private string TinyBackbone() => TinyResNet.Save(Path.Combine(_dir.FullName, "tiny-resnet"), seed: 5, blocks: [1, 1, 1, 1]);
 
     private TrainConfig Config(string backbone) => new()
     {
