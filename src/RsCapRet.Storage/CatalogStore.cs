@@ -9,7 +9,7 @@ namespace RsCapRet.Storage;
 /// Reads and writes models, scenes and tiles. A scene's tiles are written in one transaction together with the
 /// scene's final status, so a crash mid-scene leaves no tiles and a scene that does not look complete.
 /// </summary>
-public sealed class CatalogStore(NpgsqlDataSource dataSource)
+public sealed partial class CatalogStore(NpgsqlDataSource dataSource)
 {
     public NpgsqlDataSource DataSource { get; } = dataSource;
 
