@@ -110,4 +110,24 @@ public sealed class CheckpointTests : IDisposable
         var ex = Assert.Throws<CheckpointException>(() => Checkpoint.Open(_dir.FullName));
         Assert.Contains("'z'", ex.Message);
     }
+
+    [Fact]
+    public void TensorBytesComeInOrderedPiecesOfAtMostTheChunkSize()
+    {
+        // A view that starts inside its storage (offset 7 floats): the pieces must be its own bytes, not the storage's.
+        using var storage = arange(0, 100, dtype: ScalarType.Float32);
+        using var view = storage.narrow(0, 7, 50);
+        var pieces = new List<int>();
+        var floats = new List<float>();
+        TensorBytes.ForEachChunk(view, 12, chunk =>
+        {
+            pieces.Add(chunk.Length);
+            floats.AddRange(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(chunk).ToArray());
+        });
+        Assert.All(pieces, n => Assert.True(n <= 12));
+        Assert.Equal(17, pieces.Count);   // 50 floats, 3 per piece
+        Assert.Equal(Enumerable.Range(7, 50).Select(i => (float)i), floats);
+        using var strided = storage.view(10, 10).t();
+        Assert.Throws<ArgumentException>(() => TensorBytes.ForEachChunk(strided, 12, _ => { }));
+    }
 }

@@ -149,9 +149,37 @@ public static class SafetensorsWriter
             foreach (var (_, t) in list)
             {
                 using var cpu = t.detach().cpu().contiguous();
-                fs.Write(cpu.bytes);
+                TensorBytes.ForEachChunk(cpu, TensorBytes.MaxChunkBytes, chunk => fs.Write(chunk));
             }
         }
         File.Move(tmp, path, overwrite: true);
+    }
+}
+
+/// <summary>
+/// A contiguous CPU tensor's storage as byte spans of at most <see cref="MaxChunkBytes"/>: TorchSharp exposes the
+/// storage as one span, which stops at int.MaxValue bytes, and feature caches grow beyond that (4.2 GB for a ResNet's
+/// 128×28×28 maps of 10k images in two views).
+/// </summary>
+public static class TensorBytes
+{
+    public const long MaxChunkBytes = 1L << 30;
+
+    public delegate void ChunkAction(Span<byte> chunk);
+
+    /// <summary>Calls <paramref name="action"/> on consecutive pieces of <paramref name="contiguous"/>'s bytes, in order.</summary>
+    public static void ForEachChunk(Tensor contiguous, long maxChunkBytes, ChunkAction action)
+    {
+        if (!contiguous.is_contiguous() || contiguous.device_type != DeviceType.CPU)
+            throw new ArgumentException("the tensor must be contiguous and on the CPU", nameof(contiguous));
+        var total = contiguous.NumberOfElements;
+        if (total == 0) return;
+        var perChunk = Math.Max(1, maxChunkBytes / contiguous.ElementSize);
+        using var flat = contiguous.view(-1);
+        for (long start = 0; start < total; start += perChunk)
+        {
+            using var piece = flat.narrow(0, start, Math.Min(perChunk, total - start));
+            action(piece.bytes);
+        }
     }
 }

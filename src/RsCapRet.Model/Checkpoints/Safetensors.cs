@@ -155,12 +155,16 @@ public sealed unsafe class SafetensorsFile : IDisposable
     {
         var bytes = e.End - e.Begin;
         if (bytes == 0) return;
-        // Straight from the mapping into the tensor's storage (TorchSharp exposes CPU storage as a byte span,
-        // which limits one tensor to 2 GB; the largest tensor of a 7B Llama is ~0.5 GB in float32).
-        var dst = t.bytes;
-        if (dst.Length != bytes) throw new CheckpointException(Path, $"tensor '{e.Name}' has {bytes} bytes, its destination {dst.Length}");
-        new ReadOnlySpan<byte>(_data + e.Begin, (int)bytes).CopyTo(dst);
-        ReleasePages(_data + e.Begin, bytes);
+        // Straight from the mapping into the tensor's storage, in pieces below TorchSharp's 2 GB span limit.
+        var expected = t.NumberOfElements * t.ElementSize;
+        if (expected != bytes) throw new CheckpointException(Path, $"tensor '{e.Name}' has {bytes} bytes, its destination {expected}");
+        long done = 0;
+        TensorBytes.ForEachChunk(t, TensorBytes.MaxChunkBytes, dst =>
+        {
+            new ReadOnlySpan<byte>(_data + e.Begin + done, dst.Length).CopyTo(dst);
+            ReleasePages(_data + e.Begin + done, dst.Length);
+            done += dst.Length;
+        });
     }
 
     // A mapped page that was read stays resident (and counts in the process's RSS) until unmapped. Loading copies
