@@ -104,8 +104,9 @@ BEGIN
     SELECT * INTO a FROM scenes WHERE id = after_scene;
     IF b.id IS NULL THEN RAISE NOTICE 'no scene % in the catalogue (before)', before_scene; RETURN; END IF;
     IF a.id IS NULL THEN RAISE NOTICE 'no scene % in the catalogue (after)', after_scene; RETURN; END IF;
-    IF b.status <> 'done' THEN RAISE NOTICE 'scene % (before, %) is not ingested: its status is %', b.id, b.path, b.status; RETURN; END IF;
-    IF a.status <> 'done' THEN RAISE NOTICE 'scene % (after, %) is not ingested: its status is %', a.id, a.path, a.status; RETURN; END IF;
+    -- Notices name scenes by id only: the API passes them on, and paths are the server's business.
+    IF b.status <> 'done' THEN RAISE NOTICE 'scene % (before) is not ingested: its status is %', b.id, b.status; RETURN; END IF;
+    IF a.status <> 'done' THEN RAISE NOTICE 'scene % (after) is not ingested: its status is %', a.id, a.status; RETURN; END IF;
     IF b.model_id <> a.model_id THEN
         RAISE NOTICE 'scenes % and % were encoded by different models (% and %); their vectors are not comparable',
             b.id, a.id, b.model_id, a.model_id;

@@ -23,14 +23,7 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
         var kValue = 10;
         if (!string.IsNullOrWhiteSpace(k) && (!int.TryParse(k, NumberStyles.Integer, CultureInfo.InvariantCulture, out kValue) || kValue < 1 || kValue > MaxK))
             throw new FormatException($"k must be an integer between 1 and {MaxK}, got '{k}'.");
-        Geometry? area = null;
-        if (!string.IsNullOrWhiteSpace(bbox))
-        {
-            var v = Numbers(bbox, 4, "bbox", "minLon,minLat,maxLon,maxLat");
-            CheckLon(v[0], "bbox"); CheckLon(v[2], "bbox"); CheckLat(v[1], "bbox"); CheckLat(v[3], "bbox");
-            if (v[0] >= v[2] || v[1] >= v[3]) throw new FormatException($"bbox must have min < max on both axes, got '{bbox}'.");
-            area = Wgs84.ToGeometry(new Envelope(v[0], v[2], v[1], v[3]));
-        }
+        Geometry? area = string.IsNullOrWhiteSpace(bbox) ? null : ParseBbox(bbox);
         Point? point = null;
         double? radius = null;
         if (!string.IsNullOrWhiteSpace(near))
@@ -45,6 +38,15 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
         var beforeDate = Date(before, "before");
         if (afterDate >= beforeDate) throw new FormatException("after must be earlier than before.");
         return new SearchQuery(text, kValue, new SearchFilter(area, point, radius, afterDate, beforeDate, Exact: exact));
+    }
+
+    /// <summary>A "minLon,minLat,maxLon,maxLat" box (WGS84) as a polygon.</summary>
+    public static Geometry ParseBbox(string bbox)
+    {
+        var v = Numbers(bbox, 4, "bbox", "minLon,minLat,maxLon,maxLat");
+        CheckLon(v[0], "bbox"); CheckLon(v[2], "bbox"); CheckLat(v[1], "bbox"); CheckLat(v[3], "bbox");
+        if (v[0] >= v[2] || v[1] >= v[3]) throw new FormatException($"bbox must have min < max on both axes, got '{bbox}'.");
+        return Wgs84.ToGeometry(new Envelope(v[0], v[2], v[1], v[3]));
     }
 
     /// <summary>A tile id for image-to-image search.</summary>
@@ -65,7 +67,7 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
     private static void CheckLon(double v, string name) { if (v is < -180 or > 180) throw new FormatException($"{name}: longitude {v} is outside -180..180."); }
     private static void CheckLat(double v, string name) { if (v is < -90 or > 90) throw new FormatException($"{name}: latitude {v} is outside -90..90."); }
 
-    private static DateTimeOffset? Date(string? s, string name)
+    internal static DateTimeOffset? Date(string? s, string name)
     {
         if (string.IsNullOrWhiteSpace(s)) return null;
         return DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var d)

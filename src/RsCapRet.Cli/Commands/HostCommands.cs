@@ -202,6 +202,29 @@ public static class HostCommands
             return tile is null ? Results.NotFound(new { error = $"no tile {id}" }) : Results.Text(SearchOutput.GeoJson(Shown([tile])), "application/geo+json");
         });
 
+        // What changed between two acquisitions: before/after are scene ids or date ranges (with bbox or area).
+        app.MapGet("/api/changes", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        {
+            ChangeQuery query;
+            var q = req.Query;
+            try { query = ChangeQuery.Parse(q["before"], q["after"], q["area"], q["bbox"], q["toward"], q["k"], q["min_iou"], scenePathsAllowed: false); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var store = new CatalogStore(ds);
+            ChangeResult result;
+            try
+            {
+                result = await ChangeRunner.RunAsync(store, query, text => models.WithModelAsync(modelDirectory,
+                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(text)), ct), ct);
+            }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
+            {
+                return Results.BadRequest(new { error = e.MessageText.Replace("rscapret_changes: ", "") });
+            }
+            return Results.Text(ChangeOutput.GeoJson(result.Changes, result.Notes,
+                tile => $"/api/tiles/{tile}/thumbnail.png"), "application/geo+json");
+        });
+
         var sceneFiles = new RegisteredSceneFiles();
         app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
         {

@@ -1,0 +1,183 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using NetTopologySuite.Geometries;
+using NetTopologySuite.IO;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>
+/// A validated change request (shared by the command line and the HTTP API): before and after are each a scene (id,
+/// or a path on the command line) or a date range "FROM..TO" (either end may be left out); ranges need an area.
+/// </summary>
+public sealed record ChangeQuery(string? BeforeScene, string? AfterScene, TimeRange? BeforeRange, TimeRange? AfterRange,
+    Geometry? Area, string? Toward, int K, double MinIou)
+{
+    public const int MaxK = 1000;
+    private static readonly GeometryFactory Wgs84 = new(new PrecisionModel(), 4326);
+
+    public bool ByScenes => BeforeScene is not null;
+
+    /// <summary>Parses and checks user input; throws <see cref="FormatException"/> with a message fit for users.</summary>
+    public static ChangeQuery Parse(string? before, string? after, string? area, string? bbox, string? toward, string? k, string? minIou,
+        bool scenePathsAllowed = true)
+    {
+        if (string.IsNullOrWhiteSpace(before) || string.IsNullOrWhiteSpace(after))
+            throw new FormatException("give both before and after: a scene id" + (scenePathsAllowed ? " or path" : "") + ", or a date range such as 2018-01-01..2019-01-01.");
+        var (beforeScene, beforeRange) = SceneOrRange(before.Trim(), "before", scenePathsAllowed);
+        var (afterScene, afterRange) = SceneOrRange(after.Trim(), "after", scenePathsAllowed);
+        if ((beforeScene is null) != (afterScene is null))
+            throw new FormatException("before and after must both be scenes or both be date ranges.");
+        if (!string.IsNullOrWhiteSpace(area) && !string.IsNullOrWhiteSpace(bbox)) throw new FormatException("give either area (WKT) or bbox, not both.");
+        var region = !string.IsNullOrWhiteSpace(bbox) ? SearchQuery.ParseBbox(bbox) : !string.IsNullOrWhiteSpace(area) ? ParseArea(area) : null;
+        if (beforeRange is not null && region is null) throw new FormatException("date ranges need an area (area=WKT or bbox=...): it bounds the work.");
+        if (beforeRange is { To: { } bt } && afterRange is { From: { } af } && af < bt)
+            throw new FormatException($"the after range must start at or after the end of the before range ({beforeRange} and {afterRange}).");
+        if (beforeRange is { To: null } || afterRange is { From: null })
+            throw new FormatException("the before range needs an end and the after range a start (e.g. before ..2019-01-01, after 2020-01-01..).");
+        toward = toward?.Trim();
+        if (toward is { Length: > SearchQuery.MaxTextLength }) throw new FormatException($"toward has {toward.Length} characters; at most {SearchQuery.MaxTextLength} are allowed.");
+        var kValue = 20;
+        if (!string.IsNullOrWhiteSpace(k) && (!int.TryParse(k, NumberStyles.Integer, CultureInfo.InvariantCulture, out kValue) || kValue < 1 || kValue > MaxK))
+            throw new FormatException($"k must be an integer between 1 and {MaxK}, got '{k}'.");
+        var iou = 0.5;
+        if (!string.IsNullOrWhiteSpace(minIou) && (!double.TryParse(minIou, NumberStyles.Float, CultureInfo.InvariantCulture, out iou) || !(iou > 0 && iou <= 1)))
+            throw new FormatException($"min_iou must be a number in (0, 1], got '{minIou}'.");
+        return new ChangeQuery(beforeScene, afterScene, beforeRange, afterRange, region, string.IsNullOrEmpty(toward) ? null : toward, kValue, iou);
+    }
+
+    private static (string? Scene, TimeRange? Range) SceneOrRange(string value, string name, bool pathsAllowed)
+    {
+        var dots = value.IndexOf("..", StringComparison.Ordinal);
+        if (dots >= 0 && !value.Contains('/') && !value.Contains('\\'))
+        {
+            var range = new TimeRange(SearchQuery.Date(value[..dots], name), SearchQuery.Date(value[(dots + 2)..], name));
+            if (range is { From: { } f, To: { } t } && f >= t) throw new FormatException($"{name}: the range {value} is empty (its start is not before its end).");
+            return (null, range);
+        }
+        if (long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0) return (value, null);
+        if (!pathsAllowed) throw new FormatException($"{name} must be a scene id or a date range such as 2018-01-01..2019-01-01, got '{value}'.");
+        return (value, null);
+    }
+
+    private static Geometry ParseArea(string wkt)
+    {
+        Geometry g;
+        try { g = new WKTReader(Wgs84.GeometryServices).Read(wkt); }
+        catch (Exception e) when (e is ParseException or ArgumentException or FormatException)
+        {
+            throw new FormatException($"area must be a WKT polygon in lon/lat (EPSG:4326), e.g. POLYGON((-97.8 30.2, ...)): {e.Message}");
+        }
+        if (g is not (Polygon or MultiPolygon)) throw new FormatException($"area must be a Polygon or MultiPolygon, got a {g.GeometryType}.");
+        if (!g.IsValid) throw new FormatException("area is not a valid polygon (self-intersecting or unclosed).");
+        var env = g.EnvelopeInternal;
+        if (env.MinX < -180 || env.MaxX > 180 || env.MinY < -90 || env.MaxY > 90) throw new FormatException("area must be in lon/lat degrees (EPSG:4326).");
+        g.SRID = 4326;
+        return g;
+    }
+}
+
+/// <summary>Change results as a table for terminals and as GeoJSON (overlap footprints) for maps and GIS tools.</summary>
+public static class ChangeOutput
+{
+    public static string Table(IReadOnlyList<TileChange> changes, bool toward)
+    {
+        if (changes.Count == 0) return "no changes found\n";
+        var sb = new StringBuilder();
+        sb.AppendLine($"{"#",3} {(toward ? "gain" : "change"),7} {"iou",5} {"before",8} {"after",8} {"centre (lon, lat)",-22} before caption  ->  after caption");
+        for (var i = 0; i < changes.Count; i++)
+        {
+            var c = changes[i];
+            var p = c.Overlap?.Centroid;
+            var centre = p is null || p.IsEmpty ? "-" : FormattableString.Invariant($"{p.X:F5}, {p.Y:F5}");
+            var score = toward ? c.TowardGain ?? 0 : c.Distance;
+            sb.AppendLine(FormattableString.Invariant($"{i + 1,3} {score,7:F3} {c.Iou,5:F2} {c.BeforeTile,8} {c.AfterTile,8} {centre,-22} {c.BeforeCaption}  ->  {c.AfterCaption}"));
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// A FeatureCollection of overlap polygons with both tiles' facts; <paramref name="notes"/> (why nothing paired)
+    /// travel as a foreign member "notes".
+    /// </summary>
+    public static string GeoJson(IReadOnlyList<TileChange> changes, IReadOnlyList<string> notes, Func<long, string>? thumbnailUrl = null)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("type", "FeatureCollection");
+            w.WriteStartArray("notes");
+            foreach (var n in notes) w.WriteStringValue(n);
+            w.WriteEndArray();
+            w.WriteStartArray("features");
+            var writer = new GeoJsonGeometry();
+            for (var i = 0; i < changes.Count; i++)
+            {
+                var c = changes[i];
+                w.WriteStartObject();
+                w.WriteString("type", "Feature");
+                w.WritePropertyName("geometry");
+                writer.Write(w, c.Overlap);
+                w.WriteStartObject("properties");
+                w.WriteNumber("rank", i + 1);
+                w.WriteNumber("distance", Math.Round(c.Distance, 6));
+                if (c.TowardGain is { } g) w.WriteNumber("toward_gain", Math.Round(g, 6)); else w.WriteNull("toward_gain");
+                w.WriteNumber("iou", Math.Round(c.Iou, 4));
+                Side(w, "before", c.BeforeTile, c.BeforeScene, c.BeforeCaption, c.BeforeAcquired, thumbnailUrl);
+                Side(w, "after", c.AfterTile, c.AfterScene, c.AfterCaption, c.AfterAcquired, thumbnailUrl);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    private static void Side(Utf8JsonWriter w, string name, long tile, long scene, string? caption, DateTimeOffset? acquired, Func<long, string>? thumbnailUrl)
+    {
+        w.WriteStartObject(name);
+        w.WriteNumber("tile_id", tile);
+        w.WriteNumber("scene_id", scene);
+        if (caption is null) w.WriteNull("caption"); else w.WriteString("caption", caption);
+        if (acquired is { } t) w.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else w.WriteNull("acquired_at");
+        if (thumbnailUrl is not null) w.WriteString("thumbnail_url", thumbnailUrl(tile));
+        w.WriteEndObject();
+    }
+
+    /// <summary>Polygons and multipolygons (an overlap can be either; anything else is written as null).</summary>
+    private sealed class GeoJsonGeometry
+    {
+        public void Write(Utf8JsonWriter w, Geometry? g)
+        {
+            switch (g)
+            {
+                case Polygon p when !p.IsEmpty:
+                    w.WriteStartObject(); w.WriteString("type", "Polygon"); w.WritePropertyName("coordinates"); Rings(w, p); w.WriteEndObject();
+                    break;
+                case MultiPolygon mp when !mp.IsEmpty:
+                    w.WriteStartObject(); w.WriteString("type", "MultiPolygon"); w.WriteStartArray("coordinates");
+                    foreach (var part in mp.Geometries.Cast<Polygon>()) Rings(w, part);
+                    w.WriteEndArray(); w.WriteEndObject();
+                    break;
+                default:
+                    w.WriteNullValue();
+                    break;
+            }
+        }
+
+        private static void Rings(Utf8JsonWriter w, Polygon p)
+        {
+            w.WriteStartArray();
+            foreach (var ring in new[] { p.ExteriorRing }.Concat(p.InteriorRings))
+            {
+                w.WriteStartArray();
+                foreach (var c in ring.Coordinates) { w.WriteStartArray(); w.WriteNumberValue(c.X); w.WriteNumberValue(c.Y); w.WriteEndArray(); }
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+        }
+    }
+}

@@ -1,0 +1,34 @@
+using RsCapRet.Storage;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>
+/// Runs a <see cref="ChangeQuery"/>: resolves the scenes it names, embeds the toward text with the scenes' model, and
+/// turns inputs that cannot pair into notes beside an empty result (the command line and the API answer alike).
+/// </summary>
+public static class ChangeRunner
+{
+    /// <param name="embedText">the [RET] vector of a text and the catalogue id of the model that made it; called only
+    /// when the query has a toward text</param>
+    public static async Task<ChangeResult> RunAsync(CatalogStore store, ChangeQuery query,
+        Func<string, Task<(int ModelId, float[] Vector)>>? embedText, CancellationToken ct)
+    {
+        int? modelId = null;
+        float[]? toward = null;
+        if (query.Toward is not null)
+            (modelId, toward) = await (embedText ?? throw new ArgumentNullException(nameof(embedText)))(query.Toward);
+        if (!query.ByScenes)
+            return await store.ChangesAsync(new ChangeRequest(null, null, query.Area, query.BeforeRange, query.AfterRange, query.K, query.MinIou, modelId, toward), ct);
+
+        var before = await store.FindCompletedSceneAsync(query.BeforeScene!, null, ct);
+        var after = await store.FindCompletedSceneAsync(query.AfterScene!, null, ct);
+        var notes = new List<string>();
+        if (before is null) notes.Add($"before: no ingested scene '{query.BeforeScene}' in the catalogue (ingest it first)");
+        if (after is null) notes.Add($"after: no ingested scene '{query.AfterScene}' in the catalogue (ingest it first)");
+        if (notes.Count > 0) return new ChangeResult([], notes);
+        if (before!.Id == after!.Id) throw new FormatException($"before and after are the same scene ({before.Id}).");
+        if (modelId is { } m && (before.ModelId != m || after.ModelId != m))
+            return new ChangeResult([], [$"the toward text is embedded by model {m}, but the scenes were encoded by model {before.ModelId} and {after.ModelId}: pass the --model that ingested them"]);
+        return await store.ChangesAsync(new ChangeRequest(before.Id, after.Id, query.Area, null, null, query.K, query.MinIou, Toward: toward), ct);
+    }
+}
