@@ -35,7 +35,7 @@ public static class ChangeCommands
                 using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
                 return (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(text));
             }, ct);
-            foreach (var note in result.Notes) Console.Error.WriteLine($"rscapret changes: {note}");
+            foreach (var note in result.Notes) await parse.InvocationConfiguration.Error.WriteLineAsync($"note: {note}");
             await output.WriteAsync(parse.GetValue(format) == "geojson"
                 ? ChangeOutput.GeoJson(result.Changes, result.Notes) + "\n"
                 : ChangeOutput.Table(result.Changes, query.Toward is not null));
