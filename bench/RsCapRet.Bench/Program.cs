@@ -20,6 +20,8 @@ try
             return await TrainBenchmark.RunAsync(rest);
         case "encoder":
             return await EncoderBenchmark.RunAsync(rest);
+        case "changes":
+            return await ChangesBenchmark.RunAsync(rest);
         case "compare":
             return CompareRuns.Run(rest);
     }
@@ -42,6 +44,7 @@ Console.Error.WriteLine("""
       train   [--config FILE] [--steps 10]                               samples/s of training steps, --steps per round (default: the shipped model's config)
       encoder [--backbone DIR] [--batches 1,16,64] [--threads 2] [--round-seconds 3] [--diagnose]
                                                                          TorchSharp ResNet vs ONNX Runtime on the original ONNX file, images/s and ratio
+      changes [--side 200] [--k 20] [--queries 3]                        change query between two scenes of side x side tiles: whole scene, bbox, toward (needs RSCAPRET_DB)
       compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
     """);
 return 2;

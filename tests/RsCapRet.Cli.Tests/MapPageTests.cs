@@ -30,21 +30,27 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
         finally { listener.Stop(); }
     }
 
-    private async Task<(Microsoft.AspNetCore.Builder.WebApplication App, string BaseUrl)> StartHostWithSceneAsync()
+    /// <summary>The host over two acquisitions of the same ground (the later with other pixels), for search and changes.</summary>
+    private async Task<(Microsoft.AspNetCore.Builder.WebApplication App, string BaseUrl, long Before, long After)> StartHostWithSceneAsync()
     {
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
+        long before, after;
         using (var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu"))
-            await new Pipeline.SceneIngestor(new CatalogStore(db.DataSource), encoder).IngestAsync(TestScenes.SmallScene(_dir.FullName, "map.tif", 300));
+        {
+            var ingestor = new Pipeline.SceneIngestor(new CatalogStore(db.DataSource), encoder);
+            before = (await ingestor.IngestAsync(TestScenes.SmallScene(_dir.FullName, "map.tif", 300))).SceneId!.Value;
+            after = (await ingestor.IngestAsync(TestScenes.SmallScene(_dir.FullName, "map-later.tif", 300, contentOffset: 360))).SceneId!.Value;
+        }
         var baseUrl = $"http://127.0.0.1:{FreeLoopbackPort()}";
         var app = HostCommands.BuildWebApp(db.ConnectionString, baseUrl, model, withWorker: false);
         await app.StartAsync();
-        return (app, baseUrl);
+        return (app, baseUrl, before, after);
     }
 
     [Fact]
     public async Task MapPageAndItsAssetsAreServedFromTheBinary()
     {
-        var (app, baseUrl) = await StartHostWithSceneAsync();
+        var (app, baseUrl, _, _) = await StartHostWithSceneAsync();
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri(baseUrl) };
@@ -74,13 +80,13 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
         var driver = Path.Combine(root, "tests", "web", "map-page.mjs");
         await AssertBrowserToolsInstalledAsync(root);
 
-        var (app, baseUrl) = await StartHostWithSceneAsync();
+        var (app, baseUrl, before, after) = await StartHostWithSceneAsync();
         var screenshot = Path.Combine(AppContext.BaseDirectory, "map-page.png"); // left for inspection after a run
         File.Delete(screenshot);
         string stdout;
         try
         {
-            var (code, output, errors) = await RunAsync("node", [driver, baseUrl, screenshot], root, TimeSpan.FromSeconds(180));
+            var (code, output, errors) = await RunAsync("node", [driver, baseUrl, screenshot, "a farm", before.ToString(), after.ToString()], root, TimeSpan.FromSeconds(180));
             Assert.True(code == 0, $"tests/web/map-page.mjs failed (exit {code}):\n{errors}\n{output}");
             stdout = output;
         }
@@ -95,6 +101,8 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
         Assert.Equal(features, f.GetProperty("paths").GetInt32());
         Assert.True(f.GetProperty("zoomSelected").GetDouble() > f.GetProperty("zoomFitted").GetDouble());
         Assert.Contains("longitude 200 is outside -180..180", f.GetProperty("bboxError").GetString());
+        Assert.True(f.GetProperty("pairs").GetInt32() >= 1);
+        Assert.Equal(f.GetProperty("pairs").GetInt32(), f.GetProperty("changePaths").GetInt32());
 
         // The screenshot shows the footprint colour inside the map, and nowhere else on the page.
         var map = f.GetProperty("map");

@@ -6,12 +6,16 @@ namespace RsCapRet.Cli.Tests;
 /// <summary>Small scenes for the job, API and map page tests.</summary>
 internal static class TestScenes
 {
-    /// <summary>A small RGB GeoTIFF (64x64, UTM 14N) cut from the NAIP sample, offset so each call makes different content.</summary>
-    public static string SmallScene(string directory, string name, int offset)
+    /// <summary>
+    /// A small RGB GeoTIFF (64x64, UTM 14N) cut from the NAIP sample, offset so each call makes different content;
+    /// <paramref name="contentOffset"/> takes the pixels from elsewhere while keeping the place (another "acquisition").
+    /// </summary>
+    public static string SmallScene(string directory, string name, int offset, int? contentOffset = null)
     {
         var path = Path.Combine(directory, name);
         using var ds = RasterDataset.Open(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "naip_m_4709963_se_14_1_20200831.tif"));
-        var bands = Enumerable.Range(1, 3).Select(b => { var buf = new byte[64 * 64]; ds.Read(b, new PixelWindow(200 + offset, 200, 64, 64), buf.AsSpan(), 64, 64); return buf; }).ToArray();
+        var from = 200 + (contentOffset ?? offset);
+        var bands = Enumerable.Range(1, 3).Select(b => { var buf = new byte[64 * 64]; ds.Read(b, new PixelWindow(from, 200, 64, 64), buf.AsSpan(), 64, 64); return buf; }).ToArray();
         RasterWriter.WriteGeoTiff(path, 64, 64, bands, [485899 + 5 * (200 + offset), 5, 0, 5209246 - 1000, 0, -5], 26914);
         return path;
     }

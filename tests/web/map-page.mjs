@@ -1,10 +1,11 @@
 // Drives the search page of `rscapret serve` in headless Chromium (Debian's, not a Playwright download).
-//   node tests/web/map-page.mjs <baseUrl> <screenshot.png> [query]
+//   node tests/web/map-page.mjs <baseUrl> <screenshot.png> [query] [beforeSceneId afterSceneId]
+// With two scene ids of the same ground, the changes view is checked too (screenshot: <screenshot>-changes.png).
 // Exits 0 when every check passes and prints one JSON line (the facts MapPageTests.cs checks further:
 // result count, map rectangle in the screenshot, zooms); otherwise prints what failed and exits 1.
 import { chromium } from 'playwright-core';
 
-const [baseUrl, screenshotPath, query = 'a farm'] = process.argv.slice(2);
+const [baseUrl, screenshotPath, query = 'a farm', beforeId, afterId] = process.argv.slice(2);
 if (!baseUrl || !screenshotPath) {
   console.error('usage: node map-page.mjs <baseUrl> <screenshot.png> [query]');
   process.exit(2);
@@ -36,7 +37,7 @@ try {
   await page.fill('#k', '4');
   const [response] = await Promise.all([
     page.waitForResponse((r) => r.url().includes('/api/search')),
-    page.click('button[type=submit]'),
+    page.click('#search button[type=submit]'),
   ]);
   check(response.status() === 200, `search answered HTTP ${response.status()}`);
   const api = await response.json();
@@ -98,7 +99,7 @@ try {
   await page.check('#inView');
   const [viewResponse] = await Promise.all([
     page.waitForResponse((r) => r.url().includes('/api/search')),
-    page.click('button[type=submit]'),
+    page.click('#search button[type=submit]'),
   ]);
   check(/[?&]bbox=-?\d/.test(viewResponse.url()), 'limit to map view sends bbox: ' + viewResponse.url());
   check(viewResponse.status() === 200, `search in view answered HTTP ${viewResponse.status()}`);
@@ -113,11 +114,32 @@ try {
   check(await page.locator('#results li').count() === 0, 'no results listed with an error');
   await page.fill('#q', '   ');
   await page.uncheck('#inView');
-  await Promise.all([page.waitForResponse((r) => r.url().includes('/api/search')), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForResponse((r) => r.url().includes('/api/search')), page.click('#search button[type=submit]')]);
   await page.waitForFunction(() => document.querySelector('#error').textContent.includes('empty'));
+
+  // The changes view from the address: one list item (before and after thumbnails) and one coloured overlap per pair.
+  let pairs = 0, changePaths = 0;
+  if (beforeId && afterId) {
+    const [changesResponse] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/api/changes')),
+      page.goto(`${baseUrl}/?before=${beforeId}&after=${afterId}&k=10`),
+    ]);
+    check(changesResponse.status() === 200, `changes answered HTTP ${changesResponse.status()}`);
+    pairs = (await changesResponse.json()).features.length;
+    check(pairs > 0, 'the changes API returned no pairs');
+    await page.waitForFunction((n) => document.querySelectorAll('#results li.change').length === n, pairs);
+    await page.waitForFunction(() => [...document.querySelectorAll('#results li.change img')].every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 30000 });
+    check(await page.locator('#results li.change img').count() === 2 * pairs, 'a before and an after thumbnail per pair');
+    changePaths = await page.locator('.leaflet-overlay-pane path.change-footprint').count();
+    check(changePaths === pairs, `${changePaths} change footprints for ${pairs} pairs`);
+    check(await page.locator('#legend').isVisible(), 'the change legend is shown');
+    check(await page.locator('#error').isHidden(), 'no error shown for the changes view');
+    await page.screenshot({ path: screenshotPath.replace(/\.png$/, '-changes.png') });
+  }
 
   check(problems.length === 0, 'browser reported problems:\n  ' + problems.join('\n  '));
   console.log(JSON.stringify({
+    pairs, changePaths,
     features: featureCount, results: items.length, paths, zoomBefore, zoomFitted, zoomSelected, inView,
     map: { x: Math.round(mapBox.x), y: Math.round(mapBox.y), width: Math.round(mapBox.width), height: Math.round(mapBox.height) },
     bboxError,

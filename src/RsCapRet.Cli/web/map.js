@@ -7,7 +7,7 @@
 
   const $ = (id) => document.getElementById(id);
   const form = $('search'), q = $('q'), k = $('k'), inView = $('inView');
-  const statusEl = $('status'), errorEl = $('error'), list = $('results');
+  const statusEl = $('status'), errorEl = $('error'), list = $('results'), legend = $('legend');
 
   const map = L.map('map', { worldCopyJump: false, minZoom: 1, maxZoom: 22, zoomSnap: 0.25 }).setView([20, 0], 2);
   const graticule = L.layerGroup().addTo(map);
@@ -49,6 +49,7 @@
     if (footprints) map.removeLayer(footprints);
     footprints = null;
     selected = null;
+    legend.hidden = true;
   }
 
   function select(layer, item, zoom) {
@@ -137,6 +138,103 @@
     if (layersById.size > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
   }
 
+  // Changes: tile pairs over the same ground (GET /api/changes), overlap footprints coloured from green (unchanged)
+  // to red (the most changed pair of the answer), before and after thumbnails side by side.
+  const changesForm = $('changes'), beforeIn = $('before'), afterIn = $('after'), towardIn = $('toward');
+  const changeColour = (t) => `hsl(${Math.round(120 * (1 - t))}, 85%, 42%)`;
+
+  function changeItem(feature, t) {
+    const p = feature.properties;
+    const li = document.createElement('li');
+    li.className = 'change';
+    li.dataset.beforeTile = p.before.tile_id;
+    const pair = document.createElement('div');
+    pair.className = 'pair';
+    for (const [side, label] of [[p.before, 'before'], [p.after, 'after']]) {
+      const fig = document.createElement('figure');
+      const img = document.createElement('img');
+      img.src = side.thumbnail_url;
+      img.alt = `${label}: tile ${side.tile_id}`;
+      img.loading = 'lazy';
+      const cap = document.createElement('figcaption');
+      cap.textContent = `${label} · ${side.acquired_at ? side.acquired_at.slice(0, 10) : 'date unknown'} · ${side.caption ?? '(no caption)'}`;
+      fig.append(img, cap);
+      pair.append(fig);
+    }
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.style.borderLeft = `6px solid ${changeColour(t)}`;
+    meta.style.paddingLeft = '4px';
+    const score = p.toward_gain != null ? `toward ${p.toward_gain.toFixed(3)}` : `change ${p.distance.toFixed(3)}`;
+    meta.textContent = `#${p.rank} · ${score} · overlap IoU ${p.iou.toFixed(2)} · tiles ${p.before.tile_id} → ${p.after.tile_id}`;
+    li.append(pair, meta);
+    return li;
+  }
+
+  async function changes(params) {
+    clearResults();
+    statusEl.textContent = 'Comparing…';
+    let response, body;
+    try {
+      response = await fetch('api/changes?' + params.toString(), { headers: { Accept: 'application/geo+json, application/json' } });
+      const text = await response.text();
+      try { body = JSON.parse(text); } catch { body = { error: text || response.statusText }; }
+    } catch (e) {
+      statusEl.textContent = '';
+      showError('The changes request failed: ' + e.message);
+      return;
+    }
+    statusEl.textContent = '';
+    if (!response.ok) {
+      showError(`Error ${response.status}: ${body.error ?? body.detail ?? body.title ?? response.statusText}`);
+      return;
+    }
+    const features = body.features ?? [];
+    const notes = body.notes ?? [];
+    statusEl.textContent = features.length === 0 ? 'No changes found.' + (notes.length ? ' ' + notes.join(' ') : '') : `${features.length} pair${features.length === 1 ? '' : 's'} compared.`;
+    const score = (f) => (f.properties.toward_gain ?? f.properties.distance);
+    const top = Math.max(1e-6, ...features.map(score));
+    const share = (f) => Math.max(0, Math.min(1, score(f) / top));
+    legend.replaceChildren();
+    if (features.length > 0) {
+      const title = document.createElement('div');
+      title.textContent = params.get('toward') ? `Movement toward “${params.get('toward')}”` : 'Change (cosine distance between the two tiles)';
+      const ramp = document.createElement('div');
+      ramp.className = 'ramp';
+      const ends = document.createElement('div');
+      ends.className = 'ends';
+      ends.innerHTML = `<span>0</span><span>${top.toFixed(3)}</span>`;
+      legend.append(title, ramp, ends);
+      legend.hidden = false;
+    }
+    const items = new Map();
+    footprints = L.geoJSON(body, {
+      style: (f) => ({ color: changeColour(share(f)), weight: 3, opacity: 1, fillColor: changeColour(share(f)), fillOpacity: 0.35, className: 'change-footprint' }),
+      filter: (f) => f.geometry != null,
+      onEachFeature: (feature, layer) => {
+        const p = feature.properties;
+        layer.bindTooltip(`${p.before.caption ?? ''} → ${p.after.caption ?? ''}`, { sticky: true });
+        layer.on('click', () => items.get(feature)?.scrollIntoView({ block: 'nearest' }));
+      },
+    }).addTo(map);
+    for (const feature of features) {
+      const li = changeItem(feature, share(feature));
+      items.set(feature, li);
+      list.append(li);
+    }
+    if (footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+  }
+
+  changesForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const params = new URLSearchParams({ before: beforeIn.value.trim(), after: afterIn.value.trim() });
+    if (towardIn.value.trim() !== '') params.set('toward', towardIn.value.trim());
+    if (k.value !== '') params.set('k', k.value);
+    if (inView.checked || !/^\d+$/.test(params.get('before'))) params.set('bbox', viewBbox());
+    history.replaceState(null, '', '?' + params.toString());
+    changes(params);
+  });
+
   // The form's fields, also kept in the page address so a search can be bookmarked or shared.
   function paramsFromForm() {
     const params = new URLSearchParams({ q: q.value });
@@ -154,8 +252,15 @@
 
   // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (filters passed as given).
   // ?tile=ID runs an image-to-image search from that tile.
+  // ?before=...&after=...[&toward=&k=&bbox=] opens the changes view.
   const initial = new URLSearchParams(location.search);
-  if (initial.has('q') || initial.has('tile')) {
+  if (initial.has('before') && initial.has('after')) {
+    beforeIn.value = initial.get('before');
+    afterIn.value = initial.get('after');
+    towardIn.value = initial.get('toward') ?? '';
+    if (initial.has('k')) k.value = initial.get('k');
+    changes(initial);
+  } else if (initial.has('q') || initial.has('tile')) {
     q.value = initial.get('q') ?? '';
     if (initial.has('k')) k.value = initial.get('k');
     search(initial);
