@@ -14,12 +14,13 @@ using RsCapRet.Storage;
 namespace RsCapRet.Jobs;
 
 /// <summary>How to tile scenes in jobs; the JSON-friendly subset of <see cref="TilingOptions"/>.</summary>
-public sealed record IngestJobOptions(string? Bands = null, double? Gsd = null, int Overlap = 0, double MaxNodata = 0.5, bool NoCrs = false, bool Captions = true)
+public sealed record IngestJobOptions(string? Bands = null, double? Gsd = null, int Overlap = 0, double MaxNodata = 0.5, bool NoCrs = false, bool Captions = true,
+    string? StacItem = null)
 {
     public TilingOptions ToTiling() => new()
     {
         Bands = Bands is null ? null : Bands.Split(',').Select(b => int.Parse(b.Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
-        TargetGsd = Gsd, Overlap = Overlap, MaxNodataFraction = MaxNodata, AllowMissingCrs = NoCrs,
+        TargetGsd = Gsd, Overlap = Overlap, MaxNodataFraction = MaxNodata, AllowMissingCrs = NoCrs, StacItem = StacItem,
     };
 }
 
@@ -100,25 +101,46 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
 {
     [Queue(JobQueues.Default)]
     [DisplayName("index {0} ({1})")]
+    /// <param name="root">an archive folder, or a local STAC catalog or collection JSON (its items' raster assets are
+    /// the scenes, their datetime and collection recorded on the scene; <paramref name="pattern"/> is not used then)</param>
     public async Task<string> RunAsync(string root, string pattern, string modelDirectory, IngestJobOptions? options, CancellationToken ct)
     {
-        if (!Directory.Exists(root)) throw new TransientJobException($"{root}: archive folder is not reachable");
         var store = new CatalogStore(dataSource);
         var identity = RsCapRetTileEncoder.IdentityOf(modelDirectory);
         var modelId = await store.RegisterModelAsync(identity, ct);
         int queued = 0, seen = 0;
+        if (StacCatalog.IsCatalogFile(root))
+        {
+            var failed = new List<string>();
+            foreach (var item in StacCatalog.Items(root))
+            {
+                ct.ThrowIfCancellationRequested();
+                seen++;
+                if (item.Problem is not null) { failed.Add($"{item.ItemPath}: {item.Problem}"); continue; }
+                if (await QueueIfNewAsync(store, modelId, item.AssetPath!, modelDirectory, (options ?? new IngestJobOptions()) with { StacItem = item.ItemPath }, ct)) queued++;
+            }
+            var summary = $"{seen} STAC items seen, {queued} ingest jobs queued";
+            // A malformed item fails alone: the scan goes on, and the job's result names each such item and its problem.
+            return failed.Count == 0 ? summary : $"{summary}, {failed.Count} items failed: {string.Join("; ", failed)}";
+        }
+        if (!Directory.Exists(root)) throw new TransientJobException($"{root}: archive folder is not reachable");
         foreach (var file in Directory.EnumerateFiles(root, pattern, SearchOption.AllDirectories).Order(StringComparer.Ordinal))
         {
             ct.ThrowIfCancellationRequested();
             seen++;
-            var full = Path.GetFullPath(file);
-            var sha = await ContentHashAsync(full, ct);
-            var scene = await store.FindSceneAsync(sha, modelId, ct);
-            if (scene is { Status: SceneStatus.Done or SceneStatus.Empty or SceneStatus.Ingesting }) continue;
-            jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(full, modelDirectory, options, null, CancellationToken.None));
-            queued++;
+            if (await QueueIfNewAsync(store, modelId, Path.GetFullPath(file), modelDirectory, options, ct)) queued++;
         }
         return $"{seen} files seen, {queued} ingest jobs queued";
+    }
+
+    /// <summary>Queues an ingest job unless this content is already ingested (or being ingested) with this model.</summary>
+    private async Task<bool> QueueIfNewAsync(CatalogStore store, int modelId, string full, string modelDirectory, IngestJobOptions? options, CancellationToken ct)
+    {
+        var sha = await ContentHashAsync(full, ct);
+        var scene = await store.FindSceneAsync(sha, modelId, ct);
+        if (scene is { Status: SceneStatus.Done or SceneStatus.Empty or SceneStatus.Ingesting }) return false;
+        jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(full, modelDirectory, options, null, CancellationToken.None));
+        return true;
     }
 
     private async Task<string> ContentHashAsync(string path, CancellationToken ct)

@@ -62,8 +62,9 @@ public static class AcquisitionTimes
         return rx;
     }
 
-    public static Acquisition? Find(RasterDataset ds, string path, Regex? namePattern)
-        => FromMetadata(ds) ?? FromStacItem(path) ?? FromFileName(path, namePattern);
+    /// <param name="stacItem">the scene's STAC item from a catalog; null: <c>path + ".json"</c> when it exists</param>
+    public static Acquisition? Find(RasterDataset ds, string path, Regex? namePattern, string? stacItem = null)
+        => FromMetadata(ds) ?? (stacItem is null ? FromStacItem(path) : FromStacItemFile(stacItem)) ?? FromFileName(path, namePattern);
 
     public static Acquisition? FromMetadata(RasterDataset ds)
     {
@@ -74,10 +75,12 @@ public static class AcquisitionTimes
     }
 
     /// <summary>The STAC item at <c>path + ".json"</c>: properties.datetime, else start_datetime when datetime is null.</summary>
-    public static Acquisition? FromStacItem(string path)
+    public static Acquisition? FromStacItem(string path) => File.Exists(path + ".json") ? FromStacItemFile(path + ".json") : null;
+
+    /// <summary>The time of the STAC item file <paramref name="item"/>; a malformed item throws with its path and the problem.</summary>
+    public static Acquisition FromStacItemFile(string item)
     {
-        var item = path + ".json";
-        if (!File.Exists(item)) return null;
+        if (!File.Exists(item)) throw new RasterException(item, "STAC item does not exist");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllBytes(item)); }
         catch (JsonException e) { throw new RasterException(item, $"is not valid JSON ({e.Message})"); }

@@ -42,6 +42,8 @@ public sealed record TilingOptions
     /// (<see cref="AcquisitionTimes"/>); default RSCAPRET_ACQUIRED_PATTERN, else NAIP's trailing _YYYYMMDD; null = none.
     /// </summary>
     public System.Text.RegularExpressions.Regex? AcquiredNamePattern { get; init; } = AcquisitionTimes.PatternFromEnvironment();
+    /// <summary>The scene's STAC item when it came from a catalog (index-archive CATALOG.json); else <c>scene + ".json"</c> is looked for.</summary>
+    public string? StacItem { get; init; }
 
     public void Validate()
     {
@@ -124,7 +126,7 @@ public sealed class SceneTiler : IDisposable
         }
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
-            nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern),
+            nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
             StretchRanges(ds, rgb, alpha, options));
     }
 

@@ -76,10 +76,10 @@ public static class HostCommands
         var enqueue = new Command("enqueue", "Queue ingest or archive-index jobs for the workers") { what, paths, pattern, model2, DbCommands.DbOption };
         CommandAction.Set(enqueue, (parse, output, ct) =>
             Enqueue(parse, output, parse.GetValue(what)!, parse.GetValue(paths)!, parse.GetValue(pattern)!, parse.GetValue(model2), ct));
-        var archive = new Argument<string>("folder") { Description = "Archive folder to scan" };
+        var archive = new Argument<string>("folder") { Description = "Archive folder to scan, or a local STAC catalog or collection JSON (its items' assets are the scenes)" };
         var pattern2 = new Option<string>("--pattern") { Description = "File pattern", DefaultValueFactory = _ => "*.tif" };
         var model3 = CommonOptions.Model();
-        var indexArchive = new Command("index-archive", "Queue a scan of an archive folder: new or changed scenes get ingest jobs") { archive, pattern2, model3, DbCommands.DbOption };
+        var indexArchive = new Command("index-archive", "Queue a scan of an archive folder or STAC catalog: new or changed scenes get ingest jobs") { archive, pattern2, model3, DbCommands.DbOption };
         CommandAction.Set(indexArchive, (parse, output, ct) =>
             Enqueue(parse, output, "index", [parse.GetValue(archive)!], parse.GetValue(pattern2)!, parse.GetValue(model3), ct));
         return [worker, serve, enqueue, indexArchive];
