@@ -14,6 +14,7 @@ public static class CliApp
                      DbCommands.Build(),
                      SearchCommands.Build(),
                     ChangeCommands.Build(),
+                    ExportCommands.Build(),
                      ChatCommands.Build(),
                  }.Concat(TrainCommands.Build()).Concat(SceneCommands.Build()).Concat(ModelCommands.Build()).Concat(EvaluationCommands.Build()).Concat(DemoCommands.Build()).Concat(HostCommands.Build()))
             root.Subcommands.Add(command);

@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using NetTopologySuite.Geometries;
+using Npgsql;
+using NpgsqlTypes;
+using ParquetSharp;
+using Pgvector;
+
+namespace RsCapRet.Export;
+
+public enum ExportFormat { GeoParquet, FlatGeobuf, GeoJson }
+
+/// <summary>Which tiles to export: completed scenes only, optionally one scene, one area (EPSG:4326), one model by name.</summary>
+public sealed record ExportFilter(Geometry? Area = null, long? SceneId = null, string? ModelName = null);
+
+/// <summary>One exported row: the layout public embedding datasets use (footprint, caption, time, model, 256 floats).</summary>
+public sealed record ExportRow(long TileId, byte[] FootprintWkb, Envelope Bounds, string? Caption, string Scene, DateTimeOffset? AcquiredAt,
+    string Model, float[] Embedding);
+
+/// <summary>
+/// Writes the catalogue's tiles to GeoParquet 1.1 (ParquetSharp; WKB footprints in lon/lat, the embedding as a list of
+/// float32, "geo" metadata with the bbox), GeoJSON, or FlatGeobuf (GDAL's driver through ogr2ogr, from GeoJSON
+/// sequence). Rows stream from one database cursor into fixed-size row groups, so memory stays flat whatever the
+/// catalogue's size.
+/// </summary>
+public static class TileExport
+{
+    public const int RowGroupSize = 10_000;
+
+    public static ExportFormat ParseFormat(string value) => value.ToLowerInvariant() switch
+    {
+        "geoparquet" or "parquet" => ExportFormat.GeoParquet,
+        "flatgeobuf" or "fgb" => ExportFormat.FlatGeobuf,
+        "geojson" => ExportFormat.GeoJson,
+        _ => throw new FormatException($"--format must be geoparquet, flatgeobuf or geojson, got '{value}'"),
+    };
+
+    /// <summary>Writes the rows to <paramref name="outPath"/> (through a temporary file, renamed at the end); returns the row count.</summary>
+    public static async Task<long> WriteAsync(NpgsqlDataSource ds, ExportFilter filter, ExportFormat format, string outPath,
+        Func<string, string>? scenePath = null, CancellationToken ct = default)
+    {
+        var full = Path.GetFullPath(outPath);
+        if (Path.GetDirectoryName(full) is { } dir && !Directory.Exists(dir)) throw new DirectoryNotFoundException($"--out: folder {dir} does not exist");
+        // The temporary name keeps the extension: GDAL's FlatGeobuf driver writes a folder for a name without ".fgb".
+        var tmp = Path.ChangeExtension(full, ".partial" + Path.GetExtension(full));
+        File.Delete(tmp);
+        long count;
+        try
+        {
+            var rows = RowsAsync(ds, filter, scenePath ?? (p => p), ct);
+            count = format switch
+            {
+                ExportFormat.GeoParquet => await WriteGeoParquetAsync(rows, tmp, ct),
+                ExportFormat.GeoJson => await WriteGeoJsonAsync(rows, tmp, sequence: false, embeddingAsText: false, ct),
+                _ => await WriteFlatGeobufAsync(rows, tmp, ct),
+            };
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally { File.Delete(tmp); }
+        return count;
+    }
+
+    public static async IAsyncEnumerable<ExportRow> RowsAsync(NpgsqlDataSource ds, ExportFilter filter, Func<string, string> scenePath,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        await using var cmd = ds.CreateCommand("""
+            SELECT t.id, ST_AsBinary(t.footprint), ST_XMin(t.footprint), ST_YMin(t.footprint), ST_XMax(t.footprint), ST_YMax(t.footprint),
+                   t.caption, s.path, s.acquired_at, m.name || ' ' || m.version, t.embedding
+              FROM tiles t JOIN scenes s ON s.id = t.scene_id JOIN models m ON m.id = t.model_id
+             WHERE s.status = 'done' AND t.footprint IS NOT NULL
+               AND ($1::geometry IS NULL OR ST_Intersects(t.footprint, $1))
+               AND ($2::bigint IS NULL OR t.scene_id = $2)
+               AND ($3::text IS NULL OR m.name = $3)
+             ORDER BY t.id
+            """);
+        cmd.Parameters.Add(new() { Value = (object?)filter.Area ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
+        cmd.Parameters.Add(new() { Value = (object?)filter.SceneId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        cmd.Parameters.Add(new() { Value = (object?)filter.ModelName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        // Sequential access: each row is read from the wire as it is consumed, never the whole result at once.
+        await using var r = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
+        while (await r.ReadAsync(ct))
+        {
+            var id = r.GetInt64(0);
+            var wkb = r.GetFieldValue<byte[]>(1);
+            double minX = r.GetDouble(2), minY = r.GetDouble(3), maxX = r.GetDouble(4), maxY = r.GetDouble(5);   // in column order
+            var env = new Envelope(minX, maxX, minY, maxY);
+            var caption = r.IsDBNull(6) ? null : r.GetString(6);
+            var scene = scenePath(r.GetString(7));
+            DateTimeOffset? acquired = r.IsDBNull(8) ? null : new DateTimeOffset(r.GetDateTime(8), TimeSpan.Zero);
+            var model = r.GetString(9);
+            var embedding = r.GetFieldValue<Vector>(10).ToArray();
+            yield return new ExportRow(id, wkb, env, caption, scene, acquired, model, embedding);
+        }
+    }
+
+    private static async Task<long> WriteGeoParquetAsync(IAsyncEnumerable<ExportRow> rows, string path, CancellationToken ct)
+    {
+        var columns = new Column[]
+        {
+            new Column<long>("tile_id"), new Column<byte[]>("geometry"), new Column<string?>("caption"), new Column<string>("scene"),
+            new Column<DateTime?>("acquired_at", LogicalType.Timestamp(isAdjustedToUtc: true, TimeUnit.Micros)), new Column<string>("model"),
+            new Column<float[]>("embedding"),
+        };
+        var bbox = new Envelope();
+        // ParquetSharp reads the key-value metadata when the file closes: the bbox is filled in as rows are written.
+        var metadata = new Dictionary<string, string>();
+        using var file = new ParquetFileWriter(path, columns, Compression.Zstd, metadata);
+        long count = 0;
+        var group = new List<ExportRow>(RowGroupSize);
+        await foreach (var row in rows.WithCancellation(ct))
+        {
+            group.Add(row);
+            bbox.ExpandToInclude(row.Bounds);
+            if (group.Count == RowGroupSize) { WriteGroup(file, group); count += group.Count; group.Clear(); }
+        }
+        if (group.Count > 0 || count == 0) { WriteGroup(file, group); count += group.Count; }
+        metadata["geo"] = GeoMetadata(bbox);
+        file.Close();
+        return count;
+    }
+
+    private static void WriteGroup(ParquetFileWriter file, List<ExportRow> rows)
+    {
+        using var group = file.AppendRowGroup();
+        using (var w = group.NextColumn().LogicalWriter<long>()) w.WriteBatch(rows.Select(r => r.TileId).ToArray());
+        using (var w = group.NextColumn().LogicalWriter<byte[]>()) w.WriteBatch(rows.Select(r => r.FootprintWkb).ToArray());
+        using (var w = group.NextColumn().LogicalWriter<string?>()) w.WriteBatch(rows.Select(r => r.Caption).ToArray());
+        using (var w = group.NextColumn().LogicalWriter<string>()) w.WriteBatch(rows.Select(r => r.Scene).ToArray());
+        using (var w = group.NextColumn().LogicalWriter<DateTime?>()) w.WriteBatch(rows.Select(r => r.AcquiredAt?.UtcDateTime).ToArray());
+        using (var w = group.NextColumn().LogicalWriter<string>()) w.WriteBatch(rows.Select(r => r.Model).ToArray());
+        using (var w = group.NextColumn().LogicalWriter<float[]>()) w.WriteBatch(rows.Select(r => r.Embedding).ToArray());
+    }
+
+    /// <summary>GeoParquet 1.1 file metadata; no "crs" member means OGC:CRS84 (lon/lat on WGS84), which the footprints are.</summary>
+    public static string GeoMetadata(Envelope bbox) => JsonSerializer.Serialize(new Dictionary<string, object>
+    {
+        ["version"] = "1.1.0",
+        ["primary_column"] = "geometry",
+        ["columns"] = new Dictionary<string, object>
+        {
+            ["geometry"] = new Dictionary<string, object>
+            {
+                ["encoding"] = "WKB",
+                ["geometry_types"] = new[] { "Polygon" },
+                ["bbox"] = bbox.IsNull ? Array.Empty<double>() : new[] { bbox.MinX, bbox.MinY, bbox.MaxX, bbox.MaxY },
+            },
+        },
+    });
+
+    private static async Task<long> WriteGeoJsonAsync(IAsyncEnumerable<ExportRow> rows, string path, bool sequence, bool embeddingAsText, CancellationToken ct)
+    {
+        await using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+        var reader = new NetTopologySuite.IO.WKBReader();
+        long count = 0;
+        var options = new JsonWriterOptions { Indented = false };
+        if (!sequence) await stream.WriteAsync("{\"type\":\"FeatureCollection\",\"features\":[\n"u8.ToArray(), ct);
+        await foreach (var row in rows.WithCancellation(ct))
+        {
+            if (!sequence && count > 0) await stream.WriteAsync(",\n"u8.ToArray(), ct);
+            using (var w = new Utf8JsonWriter(stream, options))
+            {
+                w.WriteStartObject();
+                w.WriteString("type", "Feature");
+                w.WriteNumber("id", row.TileId);
+                w.WritePropertyName("geometry");
+                WritePolygon(w, (Polygon)reader.Read(row.FootprintWkb));
+                w.WriteStartObject("properties");
+                w.WriteNumber("tile_id", row.TileId);
+                if (row.Caption is null) w.WriteNull("caption"); else w.WriteString("caption", row.Caption);
+                w.WriteString("scene", row.Scene);
+                if (row.AcquiredAt is { } t) w.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else w.WriteNull("acquired_at");
+                w.WriteString("model", row.Model);
+                if (embeddingAsText) w.WriteString("embedding", JsonSerializer.Serialize(row.Embedding));
+                else
+                {
+                    w.WriteStartArray("embedding");
+                    foreach (var v in row.Embedding) w.WriteNumberValue(v);
+                    w.WriteEndArray();
+                }
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            if (sequence) await stream.WriteAsync("\n"u8.ToArray(), ct);
+            count++;
+        }
+        if (!sequence) await stream.WriteAsync("\n]}\n"u8.ToArray(), ct);
+        return count;
+    }
+
+    private static void WritePolygon(Utf8JsonWriter w, Polygon p)
+    {
+        w.WriteStartObject();
+        w.WriteString("type", "Polygon");
+        w.WriteStartArray("coordinates");
+        foreach (var ring in new[] { p.ExteriorRing }.Concat(p.InteriorRings))
+        {
+            w.WriteStartArray();
+            foreach (var c in ring.Coordinates) { w.WriteStartArray(); w.WriteNumberValue(c.X); w.WriteNumberValue(c.Y); w.WriteEndArray(); }
+            w.WriteEndArray();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>
+    /// FlatGeobuf through GDAL's driver: rows go to a GeoJSON sequence (read by GDAL as a stream) and ogr2ogr writes
+    /// the file with its spatial index. FlatGeobuf has no list type, so the embedding is a string holding its JSON array.
+    /// </summary>
+    private static async Task<long> WriteFlatGeobufAsync(IAsyncEnumerable<ExportRow> rows, string path, CancellationToken ct)
+    {
+        var seq = path + ".geojsons";
+        try
+        {
+            var count = await WriteGeoJsonAsync(rows, seq, sequence: true, embeddingAsText: true, ct);
+            var psi = new ProcessStartInfo("ogr2ogr") { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var a in new[] { "-f", "FlatGeobuf", "-nln", "tiles", "-a_srs", "EPSG:4326", path, "GeoJSONSeq:" + seq }) psi.ArgumentList.Add(a);
+            Process p;
+            try { p = Process.Start(psi)!; }
+            catch (System.ComponentModel.Win32Exception) { throw new InvalidOperationException("FlatGeobuf export needs GDAL's ogr2ogr (apt-get install gdal-bin)"); }
+            using (p)
+            {
+                var err = await p.StandardError.ReadToEndAsync(ct);
+                await p.WaitForExitAsync(ct);
+                if (p.ExitCode != 0) throw new InvalidOperationException($"ogr2ogr could not write {path}: {err.Trim()}");
+            }
+            return count;
+        }
+        finally { File.Delete(seq); }
+    }
+}
