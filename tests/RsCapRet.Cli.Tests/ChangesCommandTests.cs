@@ -56,6 +56,11 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
             Assert.True(ingest.Code == 0, ingest.Out + ingest.Err);
         }
 
+        var status = await Run("db", "status", "--db", db.ConnectionString);
+        Assert.True(status.Code == 0, status.Err);
+        Assert.Contains("catalogue: 1 models, scenes done 2, 8 tiles", status.Out);
+        Assert.Matches(@"index tiles_embedding_hnsw: [\d.]+ MiB = [\d.]+ % of shared_buffers \(\d+ MiB\)", status.Out);
+
         var byPath = await Run("changes", "--before", before, "--after", after, "--format", "geojson", "--db", db.ConnectionString);
         Assert.True(byPath.Code == 0, byPath.Err);
         var distances = Distances(byPath.Out);

@@ -49,11 +49,45 @@ public static class DbCommands
                     }
                 }
             await output.WriteLineAsync(pending.Count == 0 ? "no pending migrations" : $"pending migrations: {string.Join(", ", pending.Order().Select(v => v.ToString("D4")))}");
+            await using (var cmd = new NpgsqlCommand("SELECT to_regclass('tiles') IS NOT NULL", conn))
+                if ((bool)(await cmd.ExecuteScalarAsync(ct))!) await WriteCatalogueAsync(conn, output, ct);
             return 0;
         });
 
         db.Subcommands.Add(migrate);
         db.Subcommands.Add(status);
         return db;
+    }
+
+    /// <summary>
+    /// Catalogue counts, and the sizes search depends on against the buffer cache: with the HNSW index larger than
+    /// shared_buffers, index pages come from the OS cache or disk and latency swings (README, search benchmark).
+    /// </summary>
+    private static async Task WriteCatalogueAsync(NpgsqlConnection conn, TextWriter output, CancellationToken ct)
+    {
+        await using (var cmd = new NpgsqlCommand("""
+            SELECT (SELECT count(*) FROM models),
+                   (SELECT coalesce(string_agg(status || ' ' || n, ', ' ORDER BY status), 'none') FROM (SELECT status, count(*) n FROM scenes GROUP BY status) s),
+                   (SELECT count(*) FROM tiles)
+            """, conn))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+        {
+            await r.ReadAsync(ct);
+            await output.WriteLineAsync(FormattableString.Invariant($"catalogue: {r.GetInt64(0)} models, scenes {r.GetString(1)}, {r.GetInt64(2):N0} tiles"));
+        }
+        await using (var cmd = new NpgsqlCommand("""
+            SELECT c.relname, pg_relation_size(c.oid), pg_size_bytes(current_setting('shared_buffers'))
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND c.relname IN ('tiles', 'tiles_embedding_hnsw', 'tiles_footprint_gist')
+             ORDER BY c.relname
+            """, conn))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+            {
+                double size = r.GetInt64(1), buffers = r.GetInt64(2);
+                var kind = r.GetString(0) == "tiles" ? "table" : "index";
+                await output.WriteLineAsync(FormattableString.Invariant(
+                    $"{kind} {r.GetString(0)}: {size / 1048576:F1} MiB = {100 * size / buffers:F1} % of shared_buffers ({buffers / 1048576:F0} MiB){(size > buffers ? "; larger than the buffer cache: raise shared_buffers (README, Search benchmark)" : "")}"));
+            }
     }
 }
