@@ -22,17 +22,7 @@ public static class ChangesBenchmark
         var (warmup, rounds) = a.RoundCounts();
         var admin = RsCapRetDatabase.ResolveConnectionString();
         var dbName = $"rscapret_bench_changes_{side}";
-        var cs = new NpgsqlConnectionStringBuilder(admin) { Database = dbName }.ConnectionString;
-        await using (var conn = new NpgsqlConnection(admin))
-        {
-            await conn.OpenAsync();
-            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{dbName}'", conn);
-            if (await exists.ExecuteScalarAsync() is null)
-            {
-                await using var create = new NpgsqlCommand($"CREATE DATABASE \"{dbName}\"", conn);
-                await create.ExecuteNonQueryAsync();
-            }
-        }
+        var cs = await BenchDatabase.EnsureAsync(admin, dbName);
         var ds = await RsCapRetDatabase.OpenAsync(cs);
         try
         {
@@ -63,14 +53,7 @@ public static class ChangesBenchmark
         finally
         {
             await ds.DisposeAsync();
-            if (!keep)
-            {
-                NpgsqlConnection.ClearAllPools();
-                await using var conn = new NpgsqlConnection(admin);
-                await conn.OpenAsync();
-                await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{dbName}\" WITH (FORCE)", conn);
-                await drop.ExecuteNonQueryAsync();
-            }
+            if (!keep) await BenchDatabase.DropAsync(admin, dbName);
         }
         return 0;
     }

@@ -29,14 +29,8 @@ public static class IngestBenchmark
 
         var admin = RsCapRetDatabase.ResolveConnectionString();
         const string db = "rscapret_bench_ingest";
-        await DropDatabaseAsync(admin, db);
-        await using (var conn = new NpgsqlConnection(admin))
-        {
-            await conn.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE \"{db}\"", conn);
-            await create.ExecuteNonQueryAsync();
-        }
-        var cs = new NpgsqlConnectionStringBuilder(admin) { Database = db }.ConnectionString;
+        await BenchDatabase.DropAsync(admin, db);
+        var cs = await BenchDatabase.EnsureAsync(admin, db);
         try
         {
             await using var ds = await RsCapRetDatabase.OpenAsync(cs);
@@ -75,7 +69,7 @@ public static class IngestBenchmark
         finally
         {
             NpgsqlConnection.ClearAllPools();
-            await DropDatabaseAsync(admin, db);
+            await BenchDatabase.DropAsync(admin, db);
         }
         return 0;
     }
@@ -305,13 +299,5 @@ public static class IngestBenchmark
             File.Delete(partial);
         }
         return scene;
-    }
-
-    private static async Task DropDatabaseAsync(string admin, string db)
-    {
-        await using var conn = new NpgsqlConnection(admin);
-        await conn.OpenAsync();
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)", conn);
-        await drop.ExecuteNonQueryAsync();
     }
 }

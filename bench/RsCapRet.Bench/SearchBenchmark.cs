@@ -22,18 +22,7 @@ public static class SearchBenchmark
         var (warmup, rounds) = a.RoundCounts();
         var admin = RsCapRetDatabase.ResolveConnectionString();
         var dbName = $"rscapret_bench_{tiles}";
-        var cs = new NpgsqlConnectionStringBuilder(admin) { Database = dbName }.ConnectionString;
-
-        await using (var conn = new NpgsqlConnection(admin))
-        {
-            await conn.OpenAsync();
-            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{dbName}'", conn);
-            if (await exists.ExecuteScalarAsync() is null)
-            {
-                await using var create = new NpgsqlCommand($"CREATE DATABASE \"{dbName}\"", conn);
-                await create.ExecuteNonQueryAsync();
-            }
-        }
+        var cs = await BenchDatabase.EnsureAsync(admin, dbName);
         await using var ds = await RsCapRetDatabase.OpenAsync(cs);
         var store = new CatalogStore(ds);
         var modelId = await store.RegisterModelAsync(new ModelIdentity("bench", "1", "synthetic", "synthetic", "synthetic"));
@@ -82,11 +71,7 @@ public static class SearchBenchmark
         if (!keep)
         {
             await ds.DisposeAsync();
-            NpgsqlConnection.ClearAllPools();
-            await using var conn = new NpgsqlConnection(admin);
-            await conn.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{dbName}\" WITH (FORCE)", conn);
-            await drop.ExecuteNonQueryAsync();
+            await BenchDatabase.DropAsync(admin, dbName);
         }
         return 0;
     }

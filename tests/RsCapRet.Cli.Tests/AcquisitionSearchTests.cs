@@ -1,4 +1,5 @@
 using RsCapRet.TestSupport;
+using static RsCapRet.Cli.Tests.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -10,13 +11,6 @@ public sealed class AcquisitionSearchTests(TestDatabase db) : IClassFixture<Test
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-acq-cli-");
     public void Dispose() => _dir.Delete(true);
-
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var code = await CliApp.RunAsync(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     [Fact]
     public async Task InspectShowsTheTimeAndSearchAfterReturnsRows()

@@ -4,6 +4,7 @@ using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
+using static RsCapRet.Cli.Tests.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -15,13 +16,6 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-changes-cli-");
     public void Dispose() => _dir.Delete(true);
-
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var code = await CliApp.RunAsync(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     /// <summary>64x64 px of the NAIP sample at a fixed place; with <paramref name="pasteFrom"/>, its top-left 32x32 px come from elsewhere.</summary>
     private string Scene(string name, int? pasteFrom = null)

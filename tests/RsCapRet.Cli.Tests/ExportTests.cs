@@ -3,6 +3,7 @@ using System.Text.Json;
 using DuckDB.NET.Data;
 using RsCapRet.Cli.Commands;
 using RsCapRet.TestSupport;
+using static RsCapRet.Cli.Tests.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -14,13 +15,6 @@ public sealed class ExportTests(TestDatabase db) : IClassFixture<TestDatabase>, 
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-export-");
     public void Dispose() => _dir.Delete(true);
-
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var code = await CliApp.RunAsync(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     private sealed record DbRow(long Id, byte[] Wkb, string? Caption, long Scene, float[] Embedding, string Model);
 

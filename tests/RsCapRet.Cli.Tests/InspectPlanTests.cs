@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using RsCapRet.Model;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
+using static RsCapRet.Cli.Tests.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -20,13 +21,6 @@ public sealed class InspectPlanTests(TestDatabase db) : IClassFixture<TestDataba
         var path = Path.Combine(_dir.FullName, name);
         RasterWriter.WriteGeoTiff(path, size, size, bands, [500000, gsd, 0, 5200000, 0, -gsd], 26914);
         return path;
-    }
-
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var code = await CliApp.RunAsync(args, o, e);
-        return (code, o.ToString(), e.ToString());
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using RsCapRet.Jobs;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
+using static RsCapRet.Cli.Tests.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -16,13 +17,6 @@ public sealed class StacCatalogIndexTests(TestDatabase db) : IClassFixture<TestD
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-stac-");
     public void Dispose() => _dir.Delete(true);
-
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var (o, e) = (new StringWriter(), new StringWriter());
-        var code = await CliApp.RunAsync(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     private static string Item(string id, string? datetime, string href) => $$"""
         {"type": "Feature", "stac_version": "1.0.0", "id": "{{id}}", "collection": "naip-sample",

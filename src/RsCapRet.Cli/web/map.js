@@ -96,25 +96,32 @@
     return li;
   }
 
-  async function search(params) {
-    clearResults();
-    statusEl.textContent = 'Searching…';
+  // GET an API answer as JSON while the status line says what is happening; null (and the error shown) on failure.
+  async function fetchApi(url, busy, what) {
+    statusEl.textContent = busy;
     let response, body;
     try {
-      response = await fetch('api/search?' + params.toString(), { headers: { Accept: 'application/geo+json, application/json' } });
+      response = await fetch(url, { headers: { Accept: 'application/geo+json, application/json' } });
       const text = await response.text();
       try { body = JSON.parse(text); } catch { body = { error: text || response.statusText }; }
     } catch (e) {
       statusEl.textContent = '';
-      showError('The search request failed: ' + e.message);
-      return;
+      showError(`The ${what} request failed: ` + e.message);
+      return null;
     }
     statusEl.textContent = '';
     if (!response.ok) {
       // The API answers 400 with {"error": ...}; problem details carry "detail"/"title".
       showError(`Error ${response.status}: ${body.error ?? body.detail ?? body.title ?? response.statusText}`);
-      return;
+      return null;
     }
+    return body;
+  }
+
+  async function search(params) {
+    clearResults();
+    const body = await fetchApi('api/search?' + params.toString(), 'Searching…', 'search');
+    if (!body) return;
     const features = body.features ?? [];
     statusEl.textContent = features.length === 0 ? 'No tiles found.' : `${features.length} tile${features.length === 1 ? '' : 's'} found.`;
     const items = new Map();
@@ -173,22 +180,8 @@
 
   async function changes(params) {
     clearResults();
-    statusEl.textContent = 'Comparing…';
-    let response, body;
-    try {
-      response = await fetch('api/changes?' + params.toString(), { headers: { Accept: 'application/geo+json, application/json' } });
-      const text = await response.text();
-      try { body = JSON.parse(text); } catch { body = { error: text || response.statusText }; }
-    } catch (e) {
-      statusEl.textContent = '';
-      showError('The changes request failed: ' + e.message);
-      return;
-    }
-    statusEl.textContent = '';
-    if (!response.ok) {
-      showError(`Error ${response.status}: ${body.error ?? body.detail ?? body.title ?? response.statusText}`);
-      return;
-    }
+    const body = await fetchApi('api/changes?' + params.toString(), 'Comparing…', 'changes');
+    if (!body) return;
     const features = body.features ?? [];
     const notes = body.notes ?? [];
     statusEl.textContent = features.length === 0 ? 'No changes found.' + (notes.length ? ' ' + notes.join(' ') : '') : `${features.length} pair${features.length === 1 ? '' : 's'} compared.`;
