@@ -60,10 +60,39 @@ CONF
 
 is_running() { as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
 
+# Settings sized from this machine, rewritten at every start (a running cluster takes them at its next start):
+# shared_buffers a quarter of memory (128 MB..8 GB) so the HNSW index and the tiles it points to stay in PostgreSQL's
+# own cache (README, "Search benchmark": with the index larger than shared_buffers, latency swings), maintenance memory
+# and workers for index builds, and autoprewarm, which reloads the cached pages (the HNSW index among them) after a
+# restart instead of faulting them in query by query.
+write_tuning() {
+  local mem_mb cores sb mwm workers conf="$PGDATA_DIR/rscapret-tuning.conf"
+  mem_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 ))
+  cores=$(nproc)
+  sb=$(( mem_mb / 4 )); [ "$sb" -lt 128 ] && sb=128; [ "$sb" -gt 8192 ] && sb=8192
+  mwm=$(( mem_mb / 16 )); [ "$mwm" -lt 256 ] && mwm=256; [ "$mwm" -gt 2048 ] && mwm=2048
+  workers=$(( cores - 1 )); [ "$workers" -lt 0 ] && workers=0
+  {
+    echo "# written by scripts/db.sh from this machine: ${mem_mb} MB memory, ${cores} cores"
+    echo "shared_buffers = ${sb}MB"
+    echo "effective_cache_size = $(( mem_mb / 2 ))MB"
+    echo "maintenance_work_mem = ${mwm}MB"
+    echo "max_parallel_maintenance_workers = ${workers}"
+    if [ -f "$(dirname "$PG_BIN")/lib/pg_prewarm.so" ]; then
+      echo "shared_preload_libraries = 'pg_prewarm'"
+      echo "pg_prewarm.autoprewarm = on"
+    fi
+  } > "$conf"
+  chown "$RUN_AS" "$conf"
+  grep -q "^include_if_exists = 'rscapret-tuning.conf'" "$PGDATA_DIR/postgresql.conf" \
+    || echo "include_if_exists = 'rscapret-tuning.conf'" >> "$PGDATA_DIR/postgresql.conf"
+}
+
 start() {
   [ -x "$PG_BIN/initdb" ] || { log "PostgreSQL 15 is not installed: run scripts/bootstrap.sh"; exit 1; }
   ensure_env_file
   init_cluster
+  write_tuning
   mkdir -p "$SOCKET_DIR"; chown "$RUN_AS" "$SOCKET_DIR"
   if ! is_running; then
     log "starting PostgreSQL on 127.0.0.1:$PORT"

@@ -53,6 +53,7 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
         var status = await Run("db", "status", "--db", db.ConnectionString);
         Assert.True(status.Code == 0, status.Err);
         Assert.Contains("catalogue: 1 models, scenes done 2, 8 tiles", status.Out);
+        Assert.Matches(@"settings: shared_buffers \S+, maintenance_work_mem \S+, max_parallel_maintenance_workers \d+, autoprewarm (on|off)", status.Out);
         Assert.Matches(@"index tiles_embedding_hnsw: [\d.]+ MiB = [\d.]+ % of shared_buffers \(\d+ MiB\)", status.Out);
 
         var byPath = await Run("changes", "--before", before, "--after", after, "--format", "geojson", "--db", db.ConnectionString);

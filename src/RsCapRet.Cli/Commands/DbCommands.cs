@@ -76,6 +76,16 @@ public static class DbCommands
             await output.WriteLineAsync(FormattableString.Invariant($"catalogue: {r.GetInt64(0)} models, scenes {r.GetString(1)}, {r.GetInt64(2):N0} tiles"));
         }
         await using (var cmd = new NpgsqlCommand("""
+            SELECT current_setting('shared_buffers'), current_setting('maintenance_work_mem'),
+                   current_setting('max_parallel_maintenance_workers'), current_setting('shared_preload_libraries') LIKE '%pg_prewarm%'
+            """, conn))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+        {
+            await r.ReadAsync(ct);
+            await output.WriteLineAsync($"settings: shared_buffers {r.GetString(0)}, maintenance_work_mem {r.GetString(1)}, " +
+                $"max_parallel_maintenance_workers {r.GetString(2)}, autoprewarm {(r.GetBoolean(3) ? "on (cached pages reloaded after a restart)" : "off")}");
+        }
+        await using (var cmd = new NpgsqlCommand("""
             SELECT c.relname, pg_relation_size(c.oid), pg_size_bytes(current_setting('shared_buffers'))
               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = current_schema() AND c.relname IN ('tiles', 'tiles_embedding_hnsw', 'tiles_footprint_gist')
