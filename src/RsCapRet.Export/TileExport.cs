@@ -165,7 +165,7 @@ public static class TileExport
                 w.WriteString("type", "Feature");
                 w.WriteNumber("id", row.TileId);
                 w.WritePropertyName("geometry");
-                WritePolygon(w, (Polygon)reader.Read(row.FootprintWkb));
+                RsCapRet.Storage.GeoJsonGeometry.Write(w, reader.Read(row.FootprintWkb));
                 w.WriteStartObject("properties");
                 w.WriteNumber("tile_id", row.TileId);
                 if (row.Caption is null) w.WriteNull("caption"); else w.WriteString("caption", row.Caption);
@@ -187,21 +187,6 @@ public static class TileExport
         }
         if (!sequence) await stream.WriteAsync("\n]}\n"u8.ToArray(), ct);
         return count;
-    }
-
-    private static void WritePolygon(Utf8JsonWriter w, Polygon p)
-    {
-        w.WriteStartObject();
-        w.WriteString("type", "Polygon");
-        w.WriteStartArray("coordinates");
-        foreach (var ring in new[] { p.ExteriorRing }.Concat(p.InteriorRings))
-        {
-            w.WriteStartArray();
-            foreach (var c in ring.Coordinates) { w.WriteStartArray(); w.WriteNumberValue(c.X); w.WriteNumberValue(c.Y); w.WriteEndArray(); }
-            w.WriteEndArray();
-        }
-        w.WriteEndArray();
-        w.WriteEndObject();
     }
 
     /// <summary>

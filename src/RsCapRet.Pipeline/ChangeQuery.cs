@@ -112,14 +112,13 @@ public static class ChangeOutput
             foreach (var n in notes) w.WriteStringValue(n);
             w.WriteEndArray();
             w.WriteStartArray("features");
-            var writer = new GeoJsonGeometry();
             for (var i = 0; i < changes.Count; i++)
             {
                 var c = changes[i];
                 w.WriteStartObject();
                 w.WriteString("type", "Feature");
                 w.WritePropertyName("geometry");
-                writer.Write(w, c.Overlap);
+                GeoJsonGeometry.Write(w, c.Overlap);
                 w.WriteStartObject("properties");
                 w.WriteNumber("rank", i + 1);
                 w.WriteNumber("distance", Math.Round(c.Distance, 6));
@@ -145,39 +144,5 @@ public static class ChangeOutput
         if (acquired is { } t) w.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else w.WriteNull("acquired_at");
         if (thumbnailUrl is not null) w.WriteString("thumbnail_url", thumbnailUrl(tile));
         w.WriteEndObject();
-    }
-
-    /// <summary>Polygons and multipolygons (an overlap can be either; anything else is written as null).</summary>
-    private sealed class GeoJsonGeometry
-    {
-        public void Write(Utf8JsonWriter w, Geometry? g)
-        {
-            switch (g)
-            {
-                case Polygon p when !p.IsEmpty:
-                    w.WriteStartObject(); w.WriteString("type", "Polygon"); w.WritePropertyName("coordinates"); Rings(w, p); w.WriteEndObject();
-                    break;
-                case MultiPolygon mp when !mp.IsEmpty:
-                    w.WriteStartObject(); w.WriteString("type", "MultiPolygon"); w.WriteStartArray("coordinates");
-                    foreach (var part in mp.Geometries.Cast<Polygon>()) Rings(w, part);
-                    w.WriteEndArray(); w.WriteEndObject();
-                    break;
-                default:
-                    w.WriteNullValue();
-                    break;
-            }
-        }
-
-        private static void Rings(Utf8JsonWriter w, Polygon p)
-        {
-            w.WriteStartArray();
-            foreach (var ring in new[] { p.ExteriorRing }.Concat(p.InteriorRings))
-            {
-                w.WriteStartArray();
-                foreach (var c in ring.Coordinates) { w.WriteStartArray(); w.WriteNumberValue(c.X); w.WriteNumberValue(c.Y); w.WriteEndArray(); }
-                w.WriteEndArray();
-            }
-            w.WriteEndArray();
-        }
     }
 }

@@ -111,21 +111,7 @@ public static class SearchOutput
                 w.WriteString("type", "Feature");
                 w.WriteNumber("id", h.TileId);
                 w.WritePropertyName("geometry");
-                if (h.Footprint is null) w.WriteNullValue();
-                else
-                {
-                    w.WriteStartObject();
-                    w.WriteString("type", "Polygon");
-                    w.WriteStartArray("coordinates");
-                    foreach (var ring in new[] { h.Footprint.ExteriorRing }.Concat(h.Footprint.InteriorRings))
-                    {
-                        w.WriteStartArray();
-                        foreach (var c in ring.Coordinates) { w.WriteStartArray(); w.WriteNumberValue(c.X); w.WriteNumberValue(c.Y); w.WriteEndArray(); }
-                        w.WriteEndArray();
-                    }
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                }
+                GeoJsonGeometry.Write(w, h.Footprint);
                 w.WriteStartObject("properties");
                 w.WriteNumber("rank", i + 1);
                 w.WriteNumber("tile_id", h.TileId);
