@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using DuckDB.NET.Data;
 using RsCapRet.Cli.Commands;
@@ -91,7 +90,7 @@ public sealed class ExportTests(TestDatabase db) : IClassFixture<TestDatabase>, 
             var written = await Run("export", "--format", format, "--out", path, "--db", db.ConnectionString);
             Assert.True(written.Code == 0, written.Err);
             var back = Path.Combine(_dir.FullName, file + ".back.geojson");
-            var (code, err) = await Ogr2Ogr(path, back);
+            var (code, _, err) = await TestProcess.RunAsync("ogr2ogr", ["-f", "GeoJSON", "-lco", "COORDINATE_PRECISION=15", back, path]);
             Assert.True(code == 0, $"ogr2ogr could not read {file}: {err}");
             using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(back));
             var features = doc.RootElement.GetProperty("features").EnumerateArray().OrderBy(f => f.GetProperty("properties").GetProperty("tile_id").GetInt64()).ToList();
@@ -134,15 +133,5 @@ public sealed class ExportTests(TestDatabase db) : IClassFixture<TestDatabase>, 
         using var ms = new MemoryStream();
         s.CopyTo(ms);
         return ms.ToArray();
-    }
-
-    private static async Task<(int Code, string Err)> Ogr2Ogr(string source, string geojson)
-    {
-        var psi = new ProcessStartInfo("ogr2ogr") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { "-f", "GeoJSON", "-lco", "COORDINATE_PRECISION=15", geojson, source }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, err);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -86,7 +85,7 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
         string stdout;
         try
         {
-            var (code, output, errors) = await RunAsync("node", [driver, baseUrl, screenshot, "a farm", before.ToString(), after.ToString()], root, TimeSpan.FromSeconds(180));
+            var (code, output, errors) = await TestProcess.RunAsync("node", [driver, baseUrl, screenshot, "a farm", before.ToString(), after.ToString()], root, TimeSpan.FromSeconds(180));
             Assert.True(code == 0, $"tests/web/map-page.mjs failed (exit {code}):\n{errors}\n{output}");
             stdout = output;
         }
@@ -134,7 +133,7 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
         var missing = new List<string>();
         try
         {
-            var (code, _, _) = await RunAsync("node", ["--version"], root, TimeSpan.FromSeconds(30));
+            var (code, _, _) = await TestProcess.RunAsync("node", ["--version"], root, TimeSpan.FromSeconds(30));
             if (code != 0) missing.Add("node (apt-get install nodejs npm)");
         }
         catch (System.ComponentModel.Win32Exception) { missing.Add("node (apt-get install nodejs npm)"); }
@@ -147,21 +146,4 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
             ". scripts/bootstrap.sh installs all of them.");
     }
 
-    private static async Task<(int Code, string Output, string Errors)> RunAsync(string file, IEnumerable<string> args, string workingDirectory, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try { await process.WaitForExitAsync(cts.Token); }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            return (-1, await output, $"timed out after {timeout.TotalSeconds} s\n" + await errors);
-        }
-        return (process.ExitCode, await output, await errors);
-    }
 }

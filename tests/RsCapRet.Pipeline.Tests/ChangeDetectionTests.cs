@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using RsCapRet.Core;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
@@ -59,7 +58,8 @@ public sealed class ChangeDetectionTests(TestDatabase db, ITestOutputHelper log)
         var pasted = NaipCopy("pasted.tif", PasteAirplane);
         var same = NaipCopy("same-pixels.tif", metadata: new Dictionary<string, string> { ["TIFFTAG_IMAGEDESCRIPTION"] = "a copy" });
         var warped = Path.Combine(_dir.FullName, "warped-3857.tif");
-        Run("gdalwarp", "-q", "-t_srs", "EPSG:3857", "-r", "bilinear", before, warped);
+        var (code, _, err) = await TestProcess.RunAsync("gdalwarp", ["-q", "-t_srs", "EPSG:3857", "-r", "bilinear", before, warped]);
+        Assert.True(code == 0, $"gdalwarp failed: {err}");
         var ids = new Dictionary<string, long>();
         foreach (var path in new[] { before, pasted, same, warped })
         {
@@ -88,15 +88,5 @@ public sealed class ChangeDetectionTests(TestDatabase db, ITestOutputHelper log)
         Assert.All(warpedChanges, c => Assert.True(c.Iou >= 0.3));
         Assert.True(warpedChanges.Max(c => c.Distance) < changes[0].Distance / 2,
             $"resampling moved a tile by {warpedChanges.Max(c => c.Distance):F4}, the paste by {changes[0].Distance:F4}");
-    }
-
-    private static void Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} failed: {err}");
     }
 }
