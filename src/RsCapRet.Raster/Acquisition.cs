@@ -84,33 +84,35 @@ public static class AcquisitionTimes
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllBytes(item)); }
         catch (JsonException e) { throw new RasterException(item, $"is not valid JSON ({e.Message})"); }
-        using (doc)
-        {
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() != "Feature")
-                throw new RasterException(item, "is not a STAC item (\"type\": \"Feature\" expected)");
-            if (!root.TryGetProperty("properties", out var props) || props.ValueKind != JsonValueKind.Object)
-                throw new RasterException(item, "STAC item has no \"properties\" object");
-            var (field, value) = props.TryGetProperty("datetime", out var dt) && dt.ValueKind != JsonValueKind.Null
-                ? ("datetime", dt)
-                : props.TryGetProperty("start_datetime", out var start) && start.ValueKind != JsonValueKind.Null
-                    ? ("start_datetime", start)
-                    : throw new RasterException(item, "STAC item has neither properties.datetime nor properties.start_datetime");
-            // STAC requires RFC 3339 with a time zone; anything else is a broken item, not a guess.
-            var text = value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
-            if (!Rfc3339Zone.IsMatch(text) || !DateTimeOffset.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK",
-                    CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var t))
-                throw new RasterException(item, $"properties.{field} {value.GetRawText()} is not an RFC 3339 date-time");
-            string? collection = null;
-            if (root.TryGetProperty("collection", out var c))
-                collection = c.ValueKind switch
-                {
-                    JsonValueKind.String => c.GetString(),
-                    JsonValueKind.Null => null,
-                    _ => throw new RasterException(item, "STAC item's \"collection\" is not a string"),
-                };
-            return new Acquisition(t, AcquisitionSource.Stac, $"{Path.GetFileName(item)} properties.{field}", collection);
-        }
+        using (doc) return FromStacItemJson(item, doc.RootElement);
+    }
+
+    /// <summary>The time of a STAC item already parsed from the file <paramref name="item"/> (named in errors).</summary>
+    public static Acquisition FromStacItemJson(string item, JsonElement root)
+    {
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || type.GetString() != "Feature")
+            throw new RasterException(item, "is not a STAC item (\"type\": \"Feature\" expected)");
+        if (!root.TryGetProperty("properties", out var props) || props.ValueKind != JsonValueKind.Object)
+            throw new RasterException(item, "STAC item has no \"properties\" object");
+        var (field, value) = props.TryGetProperty("datetime", out var dt) && dt.ValueKind != JsonValueKind.Null
+            ? ("datetime", dt)
+            : props.TryGetProperty("start_datetime", out var start) && start.ValueKind != JsonValueKind.Null
+                ? ("start_datetime", start)
+                : throw new RasterException(item, "STAC item has neither properties.datetime nor properties.start_datetime");
+        // STAC requires RFC 3339 with a time zone; anything else is a broken item, not a guess.
+        var text = value.ValueKind == JsonValueKind.String ? value.GetString()! : "";
+        if (!Rfc3339Zone.IsMatch(text) || !DateTimeOffset.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK",
+                CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal, out var t))
+            throw new RasterException(item, $"properties.{field} {value.GetRawText()} is not an RFC 3339 date-time");
+        string? collection = null;
+        if (root.TryGetProperty("collection", out var c))
+            collection = c.ValueKind switch
+            {
+                JsonValueKind.String => c.GetString(),
+                JsonValueKind.Null => null,
+                _ => throw new RasterException(item, "STAC item's \"collection\" is not a string"),
+            };
+        return new Acquisition(t, AcquisitionSource.Stac, $"{Path.GetFileName(item)} properties.{field}", collection);
     }
 
     public static Acquisition? FromFileName(string path, Regex? pattern)

@@ -69,9 +69,9 @@ public static class StacCatalog
         if (!seen.Add(path)) return;
         try
         {
-            // The item's time is read at ingestion from the same file; checking it here fails a broken item now, alone.
-            AcquisitionTimes.FromStacItemFile(path);
             using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            // The item's time is read at ingestion from the same file; checking it here fails a broken item now, alone.
+            AcquisitionTimes.FromStacItemJson(path, doc.RootElement);
             var asset = RasterAsset(doc.RootElement) ?? throw new RasterException(path, "STAC item has no raster asset (an asset with role \"data\", or a GeoTIFF/JPEG 2000 asset)");
             var target = Resolve(path, asset, out var problem) ?? throw new RasterException(path, $"asset '{asset}': {problem}");
             if (!File.Exists(target)) throw new RasterException(path, $"asset '{asset}' does not exist ({target})");
@@ -79,7 +79,12 @@ public static class StacCatalog
         }
         catch (Exception e) when (e is RasterException or JsonException or IOException)
         {
-            items.Add(new StacCatalogItem(path, null, e is RasterException r ? r.Problem : e.Message));
+            items.Add(new StacCatalogItem(path, null, e switch
+            {
+                RasterException r => r.Problem,
+                JsonException => $"is not valid JSON ({e.Message})",   // as AcquisitionTimes.FromStacItemFile words it
+                _ => e.Message,
+            }));
         }
     }
 
