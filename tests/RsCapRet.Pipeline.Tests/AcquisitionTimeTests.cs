@@ -19,15 +19,8 @@ public sealed class AcquisitionTimeTests(TestDatabase db) : IClassFixture<TestDa
     private static int _offset;
 
     /// <summary>A 64x64 RGB GeoTIFF cut from the NAIP sample (different content on each call), with optional metadata items.</summary>
-    private string Scene(string name, IReadOnlyDictionary<string, string>? metadata = null)
-    {
-        var offset = Interlocked.Increment(ref _offset) * 7;
-        var path = Path.Combine(_dir.FullName, name);
-        using var ds = RasterDataset.Open(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "naip_m_4709963_se_14_1_20200831.tif"));
-        var bands = Enumerable.Range(1, 3).Select(b => { var buf = new byte[64 * 64]; ds.Read(b, new PixelWindow(200 + offset, 200, 64, 64), buf.AsSpan(), 64, 64); return buf; }).ToArray();
-        RasterWriter.WriteGeoTiff(path, 64, 64, bands, [485899 + 5 * (200 + offset), 5, 0, 5209246 - 1000, 0, -5], 26914, metadata: metadata);
-        return path;
-    }
+    private string Scene(string name, IReadOnlyDictionary<string, string>? metadata = null) =>
+        TestScenes.SmallScene(_dir.FullName, name, Interlocked.Increment(ref _offset) * 7, metadata: metadata);
 
     private async Task<(DateTimeOffset? At, string? Source, string? Collection, string Status, string? Error)> SceneRow(string path)
     {

@@ -1,22 +1,24 @@
 using RsCapRet.Core;
 using RsCapRet.Raster;
 
-namespace RsCapRet.Cli.Tests;
+namespace RsCapRet.TestSupport;
 
-/// <summary>Small scenes for the job, API and map page tests.</summary>
-internal static class TestScenes
+/// <summary>Small scenes cut from the NAIP sample for the ingestion, job, API and map page tests.</summary>
+public static class TestScenes
 {
     /// <summary>
     /// A small RGB GeoTIFF (64x64, UTM 14N) cut from the NAIP sample, offset so each call makes different content;
-    /// <paramref name="contentOffset"/> takes the pixels from elsewhere while keeping the place (another "acquisition").
+    /// <paramref name="contentOffset"/> takes the pixels from elsewhere while keeping the place (another "acquisition");
+    /// <paramref name="metadata"/> adds dataset metadata items (e.g. TIFFTAG_DATETIME).
     /// </summary>
-    public static string SmallScene(string directory, string name, int offset, int? contentOffset = null)
+    public static string SmallScene(string directory, string name, int offset, int? contentOffset = null,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         var path = Path.Combine(directory, name);
         using var ds = RasterDataset.Open(Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "naip_m_4709963_se_14_1_20200831.tif"));
         var from = 200 + (contentOffset ?? offset);
         var bands = Enumerable.Range(1, 3).Select(b => { var buf = new byte[64 * 64]; ds.Read(b, new PixelWindow(from, 200, 64, 64), buf.AsSpan(), 64, 64); return buf; }).ToArray();
-        RasterWriter.WriteGeoTiff(path, 64, 64, bands, [485899 + 5 * (200 + offset), 5, 0, 5209246 - 1000, 0, -5], 26914);
+        RasterWriter.WriteGeoTiff(path, 64, 64, bands, [485899 + 5 * (200 + offset), 5, 0, 5209246 - 1000, 0, -5], 26914, metadata: metadata);
         return path;
     }
 
