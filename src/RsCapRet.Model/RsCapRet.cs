@@ -32,6 +32,9 @@ public sealed record RsCapRetConfig
     [JsonPropertyName("gsd_range")] public double[]? GsdRange { get; init; }
     /// <summary>One line for people on how good the model is (measured figures and where they come from), shown by the demo.</summary>
     [JsonPropertyName("quality")] public string? Quality { get; init; }
+    /// <summary>How the model's captions are decoded unless a caller says otherwise: 1 = greedy, more = beam search
+    /// with this many beams (chosen on val by the rule in the model card); ingestion, caption and evaluate use it.</summary>
+    [JsonPropertyName("beam_width")] public int BeamWidth { get; init; } = 1;
 
     /// <summary>The training resolution, when both "gsd" and "gsd_range" are recorded.</summary>
     [JsonIgnore] public TrainingResolution? TrainingResolution =>
@@ -45,6 +48,7 @@ public sealed record RsCapRetConfig
         var cfg = ModelConfigs.Read<RsCapRetConfig>(path);
         if (cfg.VisualPrefixTokens < 1) throw new CheckpointException(path, "visual_prefix_tokens must be at least 1");
         if (cfg.SharedDim < 1) throw new CheckpointException(path, "shared_dim must be positive");
+        if (cfg.BeamWidth is < 1 or > 16) throw new CheckpointException(path, $"beam_width must be 1..16, got {cfg.BeamWidth}");
         if (cfg.GsdRange is { } r && (r.Length != 2 || r[0] <= 0 || r[1] < r[0]))
             throw new CheckpointException(path, "gsd_range must be [min, max] with 0 < min <= max (m/px)");
         return cfg;
@@ -295,9 +299,7 @@ public sealed class RsCapRetModel : nn.Module
         var bos = llm.EmbedTokens(full(b, 1, Scalars.Of((long)BosTokenId), ScalarType.Int64, Device));
         var start = cat([prefix, bos], 1);
         if (options.BeamWidth <= 1) return Greedy(start, options.MaxNewTokens, suppressRet: true).Select(r => r.Ids).ToList();
-        var results = new List<int[]>();
-        for (var i = 0; i < b; i++) results.Add(Beam(start.narrow(0, i, 1), options));
-        return results;
+        return Beam(start, options);
     }
 
     /// <summary>
@@ -368,14 +370,21 @@ public sealed class RsCapRetModel : nn.Module
         return generated.Select((g, i) => (g.ToArray(), i == 0 ? retHidden : null)).ToList();
     }
 
-    private int[] Beam(Tensor startEmbeds, GenerationOptions options)
+    /// <summary>
+    /// Beam search for a batch of images at once: the live beams of every image are the rows of one forward pass per
+    /// step (one image's beams after another), so a batch costs about as many passes as one image. Each image keeps its
+    /// own beams, finished hypotheses and stopping rule; an image that stops drops its rows from the cache.
+    /// </summary>
+    private List<int[]> Beam(Tensor startEmbeds, GenerationOptions options)
     {
         var k = options.BeamWidth;
-        var beams = new List<(List<int> Ids, double Score)> { (new List<int>(), 0.0) };
-        var done = new List<(int[] Ids, double Score)>();
+        var b = (int)startEmbeds.shape[0];
+        var beams = Enumerable.Range(0, b).Select(_ => new List<(List<int> Ids, double Score)> { (new List<int>(), 0.0) }).ToArray();
+        var done = Enumerable.Range(0, b).Select(_ => new List<(int[] Ids, double Score)>()).ToArray();
+        double Normalised(double score, int length) => score / Math.Pow(Math.Max(1, length), options.LengthPenalty);
         using var cache = new KvCache(llm.Config.NumHiddenLayers);
         var input = startEmbeds;
-        for (var step = 0; step < options.MaxNewTokens && beams.Count > 0; step++)
+        for (var step = 0; step < options.MaxNewTokens && beams.Any(bm => bm.Count > 0); step++)
         {
             using var stepScope = NewDisposeScope();
             using var output = llm.ForwardEmbeds(input, cache: cache);
@@ -383,34 +392,51 @@ public sealed class RsCapRetModel : nn.Module
             var (topv, topi) = logp.topk(k, -1);
             var values = topv.cpu().data<float>().ToArray();
             var indices = topi.cpu().data<long>().ToArray();
-            var candidates = new List<(int Beam, int Token, double Score)>();
-            for (var bIdx = 0; bIdx < beams.Count; bIdx++)
-                for (var j = 0; j < k; j++)
-                    candidates.Add((bIdx, (int)indices[bIdx * k + j], beams[bIdx].Score + values[bIdx * k + j]));
-            var next = new List<(List<int> Ids, double Score)>();
             var rows = new List<long>();
-            foreach (var c in candidates.OrderByDescending(c => c.Score))
+            var tokens = new List<long>();
+            var offset = 0;   // this image's first row in the step's batch
+            for (var img = 0; img < b; img++)
             {
-                if (c.Token == EosTokenId || c.Token == RetTokenId) // [RET] ends a caption and is not part of it
+                var live = beams[img];
+                if (live.Count == 0) continue;
+                var candidates = new List<(int Beam, int Token, double Score)>();
+                for (var bIdx = 0; bIdx < live.Count; bIdx++)
+                    for (var j = 0; j < k; j++)
+                        candidates.Add((bIdx, (int)indices[(offset + bIdx) * k + j], live[bIdx].Score + values[(offset + bIdx) * k + j]));
+                var next = new List<(List<int> Ids, double Score)>();
+                var nextRows = new List<long>();
+                foreach (var c in candidates.OrderByDescending(c => c.Score))
                 {
-                    var ids = beams[c.Beam].Ids.ToArray();
-                    done.Add((ids, c.Score / Math.Pow(Math.Max(1, ids.Length + 1), options.LengthPenalty)));
-                    continue;
+                    if (c.Token == EosTokenId || c.Token == RetTokenId) // [RET] ends a caption and is not part of it
+                    {
+                        var ids = live[c.Beam].Ids.ToArray();
+                        done[img].Add((ids, Normalised(c.Score, ids.Length + 1)));
+                        continue;
+                    }
+                    next.Add((new List<int>(live[c.Beam].Ids) { c.Token }, c.Score));
+                    nextRows.Add(offset + c.Beam);
+                    if (next.Count == k) break;
                 }
-                next.Add((new List<int>(beams[c.Beam].Ids) { c.Token }, c.Score));
-                rows.Add(c.Beam);
-                if (next.Count == k) break;
+                offset += live.Count;
+                // Stop when the best finished hypothesis beats every live one even after normalisation.
+                if (done[img].Count >= k && next.Count > 0 && done[img].Max(d => d.Score) >= next.Max(n => Normalised(n.Score, n.Ids.Count + 1)))
+                    next.Clear();
+                beams[img] = next;
+                if (next.Count == 0) continue;
+                rows.AddRange(nextRows);
+                tokens.AddRange(next.Select(n => (long)n.Ids[^1]));
             }
-            // Stop when the best finished hypothesis beats every live one even after normalisation.
-            if (done.Count >= k && next.Count > 0 && done.Max(d => d.Score) >= next.Max(n => n.Score / Math.Pow(n.Ids.Count + 1, options.LengthPenalty))) { beams.Clear(); break; }
-            beams = next;
-            if (beams.Count == 0) break;
-            var rowTensor = tensor(rows.ToArray(), device: Device);
-            cache.Select(rowTensor);
-            input = llm.EmbedTokens(tensor(beams.Select(bm => (long)bm.Ids[^1]).ToArray(), device: Device).unsqueeze(1));
+            if (rows.Count == 0) break;
+            cache.Select(tensor(rows.ToArray(), device: Device));
+            input = llm.EmbedTokens(tensor(tokens.ToArray(), device: Device).unsqueeze(1));
             input.MoveToOuterDisposeScope();
         }
-        foreach (var (ids, score) in beams) done.Add((ids.ToArray(), score / Math.Pow(Math.Max(1, ids.Count), options.LengthPenalty)));
-        return done.OrderByDescending(d => d.Score).First().Ids;
+        var results = new List<int[]>(b);
+        for (var img = 0; img < b; img++)
+        {
+            foreach (var (ids, score) in beams[img]) done[img].Add((ids.ToArray(), Normalised(score, ids.Count)));
+            results.Add(done[img].OrderByDescending(d => d.Score).First().Ids);
+        }
+        return results;
     }
 }

@@ -26,6 +26,62 @@ public class GenerationTests
         return ids.Skip(1).Select(i => (int)i).ToArray();
     }
 
+    /// <summary>
+    /// Beam search for one image with every hypothesis recomputed from scratch each step (no cache, no batching): the
+    /// reference for the batched, cached beam search.
+    /// </summary>
+    private static int[] NaiveBeam(RsCapRetModel model, Tensor pixels, int k, int steps)
+    {
+        var prefix = model.VisualPrefix(model.PooledImage(pixels));
+        var beams = new List<(List<long> Ids, double Score)> { (new List<long>(), 0.0) };
+        var done = new List<(long[] Ids, double Score)>();
+        for (var s = 0; s < steps && beams.Count > 0; s++)
+        {
+            var candidates = new List<(int Beam, long Token, double Score)>();
+            for (var b = 0; b < beams.Count; b++)
+            {
+                var ids = new List<long> { model.BosTokenId };
+                ids.AddRange(beams[b].Ids);
+                var embeds = cat([prefix, model.Llm.EmbedTokens(tensor(ids.ToArray()).unsqueeze(0))], 1);
+                using var output = model.Llm.ForwardEmbeds(embeds);
+                var logp = nn.functional.log_softmax(output.Logits.select(1, -1).squeeze(0), -1);
+                var (v, i) = logp.topk(k);
+                for (var j = 0; j < k; j++) candidates.Add((b, i[j].item<long>(), beams[b].Score + v[j].item<float>()));
+            }
+            var next = new List<(List<long> Ids, double Score)>();
+            foreach (var c in candidates.OrderByDescending(c => c.Score))
+            {
+                if (c.Token == model.EosTokenId || c.Token == model.RetTokenId) { done.Add((beams[c.Beam].Ids.ToArray(), c.Score / (beams[c.Beam].Ids.Count + 1))); continue; }
+                next.Add((new List<long>(beams[c.Beam].Ids) { c.Token }, c.Score));
+                if (next.Count == k) break;
+            }
+            if (done.Count >= k && next.Count > 0 && done.Max(d => d.Score) >= next.Max(n => n.Score / (n.Ids.Count + 1))) { beams.Clear(); break; }
+            beams = next;
+        }
+        foreach (var (ids, score) in beams) done.Add((ids.ToArray(), score / Math.Max(1, ids.Count)));
+        return done.OrderByDescending(d => d.Score).First().Ids.Select(i => (int)i).ToArray();
+    }
+
+    [Fact]
+    public void BatchedBeamSearchEqualsRecomputedBeamSearchPerImage()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var expected = Checkpoint.Open(Path.Combine(TinyA, "expected.safetensors"));
+        using var model = RsCapRetParityTests.LoadFixtureModel(TinyA, expected);
+        var pixels = expected.Read("vision.pixel_values");
+        foreach (var (k, steps) in new[] { (2, 12), (3, 12), (4, 6) })
+        {
+            var batched = model.GenerateCaptions(pixels, new GenerationOptions { MaxNewTokens = steps, BeamWidth = k });
+            Assert.Equal((int)pixels.shape[0], batched.Count);
+            for (var i = 0; i < batched.Count; i++)
+                Assert.Equal(NaiveBeam(model, pixels.narrow(0, i, 1), k, steps), batched[i]);
+            // The same images one at a time: an image's result does not depend on the others in its batch.
+            for (var i = 0; i < batched.Count; i++)
+                Assert.Equal(model.GenerateCaptions(pixels.narrow(0, i, 1), new GenerationOptions { MaxNewTokens = steps, BeamWidth = k })[0], batched[i]);
+        }
+    }
+
     [Fact]
     public void CachedGreedyEqualsRecomputedGreedyAndBeamOfOneEqualsGreedy()
     {
