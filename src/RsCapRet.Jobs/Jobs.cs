@@ -259,7 +259,7 @@ public sealed class EvaluateJob(ModelCache models)
         {
             var progress = new JobProgress(context);
             var report = RsCapRet.Training.ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
-                datasetDirectory, split, new GenerationOptions { MaxNewTokens = 40 }, RsCapRet.Evaluation.MetricOptions.FromEnvironment(), outDir: outDir,
+                datasetDirectory, split, encoder.Generation with { MaxNewTokens = 40 }, RsCapRet.Evaluation.MetricOptions.FromEnvironment(), outDir: outDir,
                 progress: (done, total) => progress.Report(done, total, "images captioned"));
             return Task.FromResult($"CIDEr {report.Captions.Corpus["CIDEr"]:F3}, text->image mR {report.TextToImage.Mean:F2}");
         }, ct);

@@ -18,6 +18,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public ModelIdentity Identity { get; }
     public int InputSize => Preprocessor.Size;
     public TrainingResolution? TrainingResolution { get; private init; }
+    /// <summary>How captions are decoded: the model folder's beam_width, 32 new tokens at most.</summary>
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
 
     private RsCapRetTileEncoder(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, ModelIdentity identity)
@@ -39,6 +40,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         return new RsCapRetTileEncoder(model, tokenizer, model.Preprocessor(InputSizeOf(cfg, dir)), IdentityOf(dir))
         {
             TrainingResolution = cfg.TrainingResolution,
+            Generation = new GenerationOptions { MaxNewTokens = 32, BeamWidth = cfg.BeamWidth },
         };
     }
 

@@ -13,6 +13,8 @@ public sealed record EvaluationReport(string Model, string Dataset, string Split
 {
     /// <summary>The generated caption of each image id.</summary>
     [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyDictionary<string, string> Candidates { get; init; } = new Dictionary<string, string>();
+    /// <summary>How the captions were decoded: "greedy" or "beam N".</summary>
+    public string Decoding { get; init; } = "greedy";
 }
 
 /// <summary>Retrieval of a CLIP dual encoder on a split (no captions: CLIP does not generate text).</summary>
@@ -75,7 +77,11 @@ public static class ModelEvaluator
             }
         var labels = texts.Select(t => t.Image).ToList();
         var report = new EvaluationReport(modelName, name, split, images.Count, texts.Count, captionScores,
-            RetrievalMetrics.TextToImage(sim, labels), RetrievalMetrics.ImageToText(sim, labels), sw.Elapsed.TotalSeconds) { Candidates = candidates };
+            RetrievalMetrics.TextToImage(sim, labels), RetrievalMetrics.ImageToText(sim, labels), sw.Elapsed.TotalSeconds)
+        {
+            Candidates = candidates,
+            Decoding = generation.BeamWidth > 1 ? $"beam {generation.BeamWidth}" : "greedy",
+        };
         if (outDir != null) WriteFiles(outDir, report, [], Markdown(report));
         return report;
     }
@@ -140,7 +146,7 @@ public static class ModelEvaluator
         return $"""
             # Evaluation: {r.Model} on {r.Dataset} ({r.Split})
 
-            {r.Images} images, {r.Texts} captions, {r.Seconds:F0} s.
+            {r.Images} images, {r.Texts} captions, captions decoded {r.Decoding}, {r.Seconds:F0} s.
 
             | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | METEOR | ROUGE_L | CIDEr | SPICE |
             | --- | --- | --- | --- | --- | --- | --- | --- |

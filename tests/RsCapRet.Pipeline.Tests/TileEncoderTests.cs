@@ -32,6 +32,39 @@ public sealed class TileEncoderTests(TestDatabase db) : IClassFixture<TestDataba
     }
 
     [Fact]
+    public void ModelFolderBeamWidthDecidesHowIngestionCaptions()
+    {
+        var folder = TinyModelFolder.Create(Path.Combine(_dir.FullName, "beam"));
+        var configPath = Path.Combine(folder, RsCapRet.Model.RsCapRetConfig.FileName);
+        var config = RsCapRet.Model.RsCapRetConfig.Load(folder);
+        Assert.Equal(1, config.BeamWidth);   // absent: greedy
+        var images = new[] { "1.jpg", "2.jpg", "3.jpg" }
+            .Select(f => RasterImage.ReadRgb(Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions", "images", f))).ToList();
+        List<string> greedy;
+        using (var encoder = RsCapRetTileEncoder.Load(folder, "cpu"))
+        {
+            Assert.Equal(1, encoder.Generation.BeamWidth);
+            greedy = encoder.Encode(images, caption: true, CancellationToken.None).Select(e => e.Caption!).ToList();
+        }
+
+        (config with { BeamWidth = 3 }).Save(folder);
+        using (var encoder = RsCapRetTileEncoder.Load(folder, "cpu"))
+        {
+            Assert.Equal(3, encoder.Generation.BeamWidth);
+            var stored = encoder.Encode(images, caption: true, CancellationToken.None).Select(e => e.Caption!).ToList();
+            var beam = encoder.Caption(images, encoder.Generation with { BeamWidth = 3 });
+            Assert.Equal(beam, stored);
+            Assert.NotEqual(greedy, stored);   // the tiny model's beams do differ from greedy, so this tells them apart
+            Assert.Equal(greedy, encoder.Caption(images, encoder.Generation with { BeamWidth = 1 }));
+        }
+
+        (config with { BeamWidth = 0 }).Save(folder);
+        var ex = Assert.ThrowsAny<Exception>(() => RsCapRet.Model.RsCapRetConfig.Load(folder));
+        Assert.Contains(configPath, ex.Message);
+        Assert.Contains("beam_width must be 1..16, got 0", ex.Message);
+    }
+
+    [Fact]
     public async Task IngestWithTheRealModelPathStoresCaptionsAndVectors()
     {
         var folder = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model2"));

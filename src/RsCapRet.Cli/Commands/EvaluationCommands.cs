@@ -23,7 +23,7 @@ public static class EvaluationCommands
         var dataset = new Option<string>("--dataset") { Description = "Karpathy-style dataset folder (dataset.json + images/)", Required = true };
         var split = new Option<string>("--split") { Description = "Split to evaluate", DefaultValueFactory = _ => "test" };
         var outDir = new Option<string?>("--out") { Description = "Write captions.json, scores.json and report.md here" };
-        var beam = new Option<int>("--beam") { Description = "Beam width (1 = greedy)", DefaultValueFactory = _ => 1 };
+        var beam = new Option<int?>("--beam") { Description = "Beam width (1 = greedy; default: the model's beam_width)" }.InRange(1, 16);
         var clip = new Option<string[]>("--clip") { Description = "CLIP dual-encoder folder(s) (Hugging Face CLIPModel + vocab.json/merges.txt) whose retrieval is reported beside the model's", AllowMultipleArgumentsPerToken = false };
         var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split (a CLIP folder as --model: retrieval only)")
             { model, device, dataset, split, outDir, beam, clip };
@@ -39,7 +39,7 @@ public static class EvaluationCommands
             {
                 using var encoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
                 report = ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
-                    datasetDir, splitName, new GenerationOptions { BeamWidth = parse.GetValue(beam), MaxNewTokens = 40 },
+                    datasetDir, splitName, encoder.Generation with { BeamWidth = parse.GetValue(beam) ?? encoder.Generation.BeamWidth, MaxNewTokens = 40 },
                     MetricOptions.FromEnvironment(), msg => parse.InvocationConfiguration.Error.WriteLine(msg), null);
             }
             var clipReports = clipDirs.Select(d => ClipEvaluator.Evaluate(d, datasetDir, splitName, dev)).ToList();

@@ -16,7 +16,7 @@ public static class ModelCommands
         var bf16 = CommonOptions.Bf16();
 
         var images = new Argument<string[]>("images") { Description = "Image files (any format GDAL reads)", Arity = ArgumentArity.OneOrMore };
-        var beam = new Option<int>("--beam") { Description = "Beam width (1 = greedy)", DefaultValueFactory = _ => 1 }.InRange(1, 16);
+        var beam = new Option<int?>("--beam") { Description = "Beam width (1 = greedy; default: the model's beam_width)" }.InRange(1, 16);
         var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens to generate", DefaultValueFactory = _ => 32 }.InRange(1, 512);
         var caption = new Command("caption", "Caption images with an RS-CapRet model") { images, model, device, bf16, beam, maxTokens };
         CommandAction.Set(caption, async (parse, output, ct) =>
@@ -29,7 +29,7 @@ public static class ModelCommands
             for (var i = 0; i < files.Length; i += 16)
             {
                 var batch = pictures.Skip(i).Take(16).ToList();
-                var captions = encoder.Caption(batch, new GenerationOptions { BeamWidth = b, MaxNewTokens = m });
+                var captions = encoder.Caption(batch, new GenerationOptions { BeamWidth = b ?? encoder.Generation.BeamWidth, MaxNewTokens = m });
                 for (var j = 0; j < batch.Count; j++) await output.WriteLineAsync($"{files[i + j]}\t{captions[j]}");
             }
             return 0;

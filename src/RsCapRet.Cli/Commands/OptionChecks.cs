@@ -23,6 +23,7 @@ public static class OptionChecks
     }
 
     public static Option<int> InRange(this Option<int> option, int min, int max) => option.Must(v => v >= min && v <= max, $"must be {min}..{max}");
+    public static Option<int?> InRange(this Option<int?> option, int min, int max) => option.Must<int>(v => v >= min && v <= max, $"must be {min}..{max}");
 
     private static void Add<T>(Option option, Func<T, bool> ok, string rule) where T : IParsable<T> =>
         option.Validators.Add(result =>
