@@ -102,9 +102,10 @@ public static class IngestBenchmark
                 t = Stopwatch.GetTimestamp();
                 var pixels = encoder.Preprocessor.Process(batch);
                 preprocess += Lap(ref t);
-                var vectors = encoder.Model.ImageEmbedding(pixels).to_type(ScalarType.Float32).cpu();
+                var pooled = encoder.Model.PooledImage(pixels);   // one backbone pass feeds vectors and captions, as in Encode
+                var vectors = encoder.Model.ImageEmbeddingFromPooled(pooled).to_type(ScalarType.Float32).cpu();
                 embed += Lap(ref t);
-                var ids = captions ? encoder.Model.GenerateCaptions(pixels, encoder.Generation) : null;
+                var ids = captions ? encoder.Model.GenerateCaptionsFromPooled(pooled, encoder.Generation) : null;
                 caption += Lap(ref t);
                 var encoded = new List<TileEncoding>(batch.Count);
                 for (var i = 0; i < batch.Count; i++)
@@ -121,7 +122,7 @@ public static class IngestBenchmark
             PerTile("preprocess", preprocess, tiles),
             PerTile("embed (backbone + head)", embed, tiles),
         };
-        if (captions) extras.Add(PerTile("caption (greedy)", caption, tiles));
+        if (captions) extras.Add(PerTile(encoder.Generation.BeamWidth > 1 ? $"caption (beam {encoder.Generation.BeamWidth})" : "caption (greedy)", caption, tiles));
         extras.Add(PerTile("vectors/captions to .NET", results, tiles));
         extras.Add(new Metric("RSS at start", "MB", rssStart / 1e6));
         if (canResetPeak) extras.Add(new Metric("peak RSS", "MB", PeakRss.Peak() / 1e6));

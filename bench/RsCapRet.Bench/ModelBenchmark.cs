@@ -11,7 +11,7 @@ namespace RsCapRet.Bench;
 
 /// <summary>
 /// Model benchmarks: checkpoint loading (time and peak resident memory against the file size, each round in a
-/// fresh child process so nothing else is resident) and captioning throughput (greedy, per batch size).
+/// fresh child process so nothing else is resident) and captioning throughput (greedy and beam search, per batch size).
 /// </summary>
 public static class ModelBenchmark
 {
@@ -92,7 +92,7 @@ public static class ModelBenchmark
     internal static long PeakRss() => Bench.PeakRss.Peak();
 
     /// <summary>
-    /// Greedy captioning at each --batches size (default 1 and 16), the sizes taking turns within every round; each
+    /// Captioning at each --batches size (default 1 and 16) and --beams width (default greedy and the model's own), all taking turns within every round; each
     /// side captions for at least --round-seconds. The ratios say what batching buys, measured in the same rounds.
     /// </summary>
     public static async Task<int> ThroughputAsync(string[] args)
@@ -113,13 +113,20 @@ public static class ModelBenchmark
         report.Facts.Add(("images", $"{images.Count} UCM-Captions images cycled, input {encoder.InputSize} px, at most {encoder.Generation.MaxNewTokens} new tokens"));
         Console.WriteLine($"model: {modelDir} (input {encoder.InputSize} px)");
 
-        var sides = batches.Select(batch => new Side($"batch {batch}", "images/s", () => Task.FromResult(Caption(encoder, images, batch, roundSeconds)))).ToList();
+        // Greedy and the model's own decoding (its beam_width, what ingestion stores), unless --beams names others.
+        var beams = a.Ints("--beams", encoder.Generation.BeamWidth > 1 ? $"1,{encoder.Generation.BeamWidth}" : "1");
+        report.Options["beams"] = string.Join(',', beams);
+        static string Name(int beam, int batch) => $"{(beam > 1 ? $"beam {beam}" : "greedy")}, batch {batch}";
+        var sides = beams.SelectMany(beam => batches.Select(batch => new Side(Name(beam, batch), "images/s",
+            () => Task.FromResult(Caption(encoder, images, batch, roundSeconds, encoder.Generation with { BeamWidth = beam }))))).ToList();
+        var ratios = beams.SelectMany(beam => batches.Skip(1).Select(batch => new RatioSpec(Name(beam, batch), Name(beam, batches[0]))))
+            .Concat(beams.Skip(1).SelectMany(beam => batches.Select(batch => new RatioSpec(Name(beam, batch), Name(beams[0], batch))))).ToList();
         var results = await Rounds.RunAsync(sides, warmup, rounds);
-        report.Print(results, sides.Skip(1).Select(s => new RatioSpec(s.Name, sides[0].Name)).ToList(), warmup, rounds);
+        report.Print(results, ratios, warmup, rounds);
         return 0;
     }
 
-    private static Sample Caption(RsCapRetTileEncoder encoder, List<RgbImage> images, int batch, double roundSeconds)
+    private static Sample Caption(RsCapRetTileEncoder encoder, List<RgbImage> images, int batch, double roundSeconds, GenerationOptions generation)
     {
         int done = 0, tokens = 0;
         var (perSecond, _, seconds) = Rounds.Throughput(() =>
@@ -127,7 +134,7 @@ public static class ModelBenchmark
             var chunk = Enumerable.Range(done, batch).Select(i => images[i % images.Count]).ToList();
             using var _ = no_grad();
             using var scope = NewDisposeScope();
-            var ids = encoder.Model.GenerateCaptions(encoder.Preprocessor.Process(chunk), encoder.Generation);
+            var ids = encoder.Model.GenerateCaptions(encoder.Preprocessor.Process(chunk), generation);
             tokens += ids.Sum(i => i.Length + 1);
             done += chunk.Count;
             return chunk.Count;

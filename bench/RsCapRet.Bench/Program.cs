@@ -38,7 +38,7 @@ Console.Error.WriteLine("""
       JSON line with the same numbers.
       search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency with and without a bbox per ef_search, k rows, recall@k (needs RSCAPRET_DB)
       load    [--gb 2]                                                   synthetic bf16 Llama checkpoint loaded in a fresh process per round: time, peak RSS / file size
-      caption [--model DIR] [--batches 1,16] [--round-seconds 10]        greedy captioning throughput per batch size
+      caption [--model DIR] [--batches 1,16] [--beams 1,B] [--round-seconds 10]  captioning throughput per batch size and beam width (default greedy and the model's beam_width B)
       ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
                                                                          pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
       train   [--config FILE] [--steps 10]                               samples/s of training steps, --steps per round (default: the shipped model's config)
