@@ -13,8 +13,9 @@ public static class CliApp
                  {
                      DbCommands.Build(),
                      SearchCommands.Build(),
-                    ChangeCommands.Build(),
-                    ExportCommands.Build(),
+                     ChangeCommands.Build(),
+                     ClassifyCommands.Build(),
+                     ExportCommands.Build(),
                      ChatCommands.Build(),
                  }.Concat(TrainCommands.Build()).Concat(SceneCommands.Build()).Concat(ModelCommands.Build()).Concat(EvaluationCommands.Build()).Concat(DemoCommands.Build()).Concat(HostCommands.Build()))
             root.Subcommands.Add(command);

@@ -225,6 +225,24 @@ public static class HostCommands
                 tile => $"/api/tiles/{tile}/thumbnail.png"), "application/geo+json");
         });
 
+        // Zero-shot land-use classes of a scene: its stored vectors against the [RET] vectors of one prompt per label.
+        app.MapGet("/api/scenes/{id:long}/classes", async (long id, HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        {
+            LandUseQuery query;
+            var q = req.Query;
+            try { query = LandUseQuery.Parse(id.ToString(System.Globalization.CultureInfo.InvariantCulture), q["labels"].FirstOrDefault(), null, q["template"].FirstOrDefault()); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var store = new CatalogStore(ds);
+            try
+            {
+                var map = await LandUseClassifier.RunAsync(store, query, prompts => models.WithModelAsync(modelDirectory,
+                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), (IReadOnlyList<float[]>)prompts.Select(encoder.EmbedText).ToList()), ct), ct);
+                return Results.Text(map.GeoJson(), "application/geo+json");
+            }
+            catch (SceneNotFoundException e) { return Results.NotFound(new { error = e.Message }); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+        });
+
         var sceneFiles = new RegisteredSceneFiles();
         app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
         {

@@ -114,6 +114,20 @@ internal static partial class GdalNative
     [LibraryImport(Lib)] public static partial double GDALGetRasterNoDataValue(IntPtr band, out int hasNoData);
     [LibraryImport(Lib)] public static partial int GDALSetRasterNoDataValue(IntPtr band, double value);
     [LibraryImport(Lib)] public static partial int GDALGetMaskFlags(IntPtr band);
+    [LibraryImport(Lib)] public static partial int GDALSetRasterColorTable(IntPtr band, IntPtr colorTable);
+    [LibraryImport(Lib)] public static partial int GDALSetRasterCategoryNames(IntPtr band, IntPtr names);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] public static partial void GDALSetDescription(IntPtr majorObject, string description);
+
+    // --- colour tables (palette bands) -------------------------------------------------------------------------
+    public const int GPI_RGB = 1;
+
+    /// <summary>GDALColorEntry: c1..c3 red, green, blue and c4 alpha for an RGB palette, 0..255.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct ColorEntry { public short C1, C2, C3, C4; }
+
+    [LibraryImport(Lib)] public static partial IntPtr GDALCreateColorTable(int paletteInterpretation);
+    [LibraryImport(Lib)] public static partial void GDALDestroyColorTable(IntPtr colorTable);
+    [LibraryImport(Lib)] public static partial void GDALSetColorEntry(IntPtr colorTable, int index, in ColorEntry entry);
     [LibraryImport(Lib)] public static partial IntPtr GDALGetMaskBand(IntPtr band);
     [LibraryImport(Lib)]
     public static unsafe partial int GDALRasterIOEx(IntPtr band, int rwFlag, int xOff, int yOff, int xSize, int ySize,
