@@ -102,6 +102,9 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
         Assert.Contains("longitude 200 is outside -180..180", f.GetProperty("bboxError").GetString());
         Assert.True(f.GetProperty("pairs").GetInt32() >= 1);
         Assert.Equal(f.GetProperty("pairs").GetInt32(), f.GetProperty("changePaths").GetInt32());
+        Assert.True(f.GetProperty("classTiles").GetInt32() >= 1);
+        Assert.Equal(f.GetProperty("classTiles").GetInt32(), f.GetProperty("classPaths").GetInt32());
+        Assert.Equal(f.GetProperty("labelsTaken").GetInt32(), f.GetProperty("legendEntries").GetInt32());
 
         // The screenshot shows the footprint colour inside the map, and nowhere else on the page.
         var map = f.GetProperty("map");

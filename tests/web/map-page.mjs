@@ -1,6 +1,7 @@
 // Drives the search page of `rscapret serve` in headless Chromium (Debian's, not a Playwright download).
 //   node tests/web/map-page.mjs <baseUrl> <screenshot.png> [query] [beforeSceneId afterSceneId]
-// With two scene ids of the same ground, the changes view is checked too (screenshot: <screenshot>-changes.png).
+// With two scene ids of the same ground, the changes view is checked too (screenshot: <screenshot>-changes.png), and
+// the land-use view of the first scene (<screenshot>-classes.png).
 // Exits 0 when every check passes and prints one JSON line (the facts MapPageTests.cs checks further:
 // result count, map rectangle in the screenshot, zooms); otherwise prints what failed and exits 1.
 import { chromium } from 'playwright-core';
@@ -22,9 +23,9 @@ try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 }, deviceScaleFactor: 1 });
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   // The API's 400 answers are expected (the error checks below); Chromium logs them as failed loads.
-  page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('status of 400')) problems.push('console error: ' + m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[04]/.test(m.text())) problems.push('console error: ' + m.text()); });
   page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-  page.on('response', (r) => { if (r.status() >= 400 && !r.url().includes('/api/search')) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
+  page.on('response', (r) => { if (r.status() >= 400 && !r.url().includes('/api/search') && !r.url().includes('/api/scenes/999999/')) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
 
   await page.goto(baseUrl + '/');
   check(await page.title() === 'RsCapRet search', 'page title');
@@ -137,8 +138,37 @@ try {
     await page.screenshot({ path: screenshotPath.replace(/\.png$/, '-changes.png') });
   }
 
+  // The land-use view from the address: one coloured path per labelled tile, and a legend entry per label taken.
+  let classTiles = 0, classPaths = 0, legendEntries = 0, labelsTaken = 0;
+  if (beforeId) {
+    const [classesResponse] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/classes')),
+      page.goto(`${baseUrl}/?classes=${beforeId}&labels=${encodeURIComponent('farmland,river,forest')}`),
+    ]);
+    check(classesResponse.status() === 200, `land use answered HTTP ${classesResponse.status()}`);
+    const body = await classesResponse.json();
+    classTiles = body.features.length;
+    labelsTaken = body.legend.filter((l) => l.tiles > 0).length;
+    check(classTiles > 0, 'the land-use API labelled no tiles');
+    await page.waitForFunction((n) => document.querySelectorAll('.leaflet-overlay-pane path.class-footprint').length === n, classTiles);
+    classPaths = await page.locator('.leaflet-overlay-pane path.class-footprint').count();
+    legendEntries = await page.locator('#legend .class-entry').count();
+    check(legendEntries === labelsTaken, `${legendEntries} legend entries for ${labelsTaken} labels taken`);
+    check(await page.locator('#legend').isVisible(), 'the land-use legend is shown');
+    const fills = await page.$$eval('.leaflet-overlay-pane path.class-footprint', (ps) => [...new Set(ps.map((p) => p.getAttribute('fill')))]);
+    const colours = new Set(body.features.map((f) => f.properties.colour));
+    check(fills.every((c) => colours.has(c)), `path colours ${fills} are the API's ${[...colours]}`);
+    check(await page.locator('#error').isHidden(), 'no error shown for the land-use view');
+    await page.screenshot({ path: screenshotPath.replace(/\.png$/, '-classes.png') });
+    // A scene that is not there: the API's 404 is shown in the page.
+    await page.fill('#classScene', '999999');
+    await Promise.all([page.waitForResponse((r) => r.url().includes('/classes')), page.click('#classes button[type=submit]')]);
+    await page.waitForFunction(() => document.querySelector('#error').textContent.includes('404'));
+  }
+
   check(problems.length === 0, 'browser reported problems:\n  ' + problems.join('\n  '));
   console.log(JSON.stringify({
+    classTiles, classPaths, legendEntries, labelsTaken,
     pairs, changePaths,
     features: featureCount, results: items.length, paths, zoomBefore, zoomFitted, zoomSelected, inView,
     map: { x: Math.round(mapBox.x), y: Math.round(mapBox.y), width: Math.round(mapBox.width), height: Math.round(mapBox.height) },

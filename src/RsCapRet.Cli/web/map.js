@@ -228,6 +228,54 @@
     changes(params);
   });
 
+  // Land use: every tile of a scene with the label whose prompt is nearest (GET /api/scenes/{id}/classes), coloured
+  // as in the GeoTIFF `rscapret classify` writes; the legend lists the labels the tiles took, with their counts.
+  const classesForm = $('classes'), classSceneIn = $('classScene'), classLabelsIn = $('classLabels');
+
+  async function classes(scene, labels) {
+    clearResults();
+    const params = new URLSearchParams();
+    if (labels) params.set('labels', labels);
+    const body = await fetchApi(`api/scenes/${encodeURIComponent(scene)}/classes?` + params.toString(), 'Labelling…', 'land-use');
+    if (!body) return;
+    const features = body.features ?? [];
+    statusEl.textContent = `${features.length} tile${features.length === 1 ? '' : 's'} of scene ${body.scene_id} labelled (prompt “${body.template}”).`;
+    legend.replaceChildren();
+    const title = document.createElement('div');
+    title.textContent = 'Land use (zero-shot)';
+    legend.append(title);
+    for (const entry of (body.legend ?? []).filter((l) => l.tiles > 0).sort((a, b) => b.tiles - a.tiles)) {
+      const row = document.createElement('div');
+      row.className = 'class-entry';
+      const swatch = document.createElement('span');
+      swatch.className = 'swatch';
+      swatch.style.background = entry.colour;
+      row.append(swatch, document.createTextNode(`${entry.label} (${entry.tiles})`));
+      legend.append(row);
+    }
+    legend.hidden = false;
+    footprints = L.geoJSON(body, {
+      style: (f) => ({ color: f.properties.colour, weight: 1, opacity: 0.9, fillColor: f.properties.colour, fillOpacity: 0.55, className: 'class-footprint' }),
+      filter: (f) => f.geometry != null,
+      onEachFeature: (feature, layer) => {
+        const p = feature.properties;
+        const margin = p.margin == null ? '' : `, margin ${p.margin.toFixed(3)}`;
+        layer.bindTooltip(`${p.label} (score ${p.score.toFixed(3)}${margin}) · tile ${p.tile_id}`, { sticky: true });
+      },
+    }).addTo(map);
+    if (footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+  }
+
+  classesForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const scene = classSceneIn.value.trim(), labels = classLabelsIn.value.trim();
+    if (!/^\d+$/.test(scene)) { clearResults(); showError('Give the id of an ingested scene (see the results’ scene or `rscapret db status`).'); return; }
+    const params = new URLSearchParams({ classes: scene });
+    if (labels) params.set('labels', labels);
+    history.replaceState(null, '', '?' + params.toString());
+    classes(scene, labels);
+  });
+
   // The form's fields, also kept in the page address so a search can be bookmarked or shared.
   function paramsFromForm() {
     const params = new URLSearchParams({ q: q.value });
@@ -246,8 +294,13 @@
   // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (filters passed as given).
   // ?tile=ID runs an image-to-image search from that tile.
   // ?before=...&after=...[&toward=&k=&bbox=] opens the changes view.
+  // ?classes=SCENE[&labels=a,b] opens the land-use view.
   const initial = new URLSearchParams(location.search);
-  if (initial.has('before') && initial.has('after')) {
+  if (initial.has('classes')) {
+    classSceneIn.value = initial.get('classes');
+    classLabelsIn.value = initial.get('labels') ?? '';
+    classes(classSceneIn.value, classLabelsIn.value);
+  } else if (initial.has('before') && initial.has('after')) {
     beforeIn.value = initial.get('before');
     afterIn.value = initial.get('after');
     towardIn.value = initial.get('toward') ?? '';
