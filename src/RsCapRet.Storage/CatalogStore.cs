@@ -169,7 +169,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// The k tiles nearest to <paramref name="query"/> by cosine distance under <paramref name="filter"/>, through
-    /// the rscapret_search SQL function (migrations/0003) that analysts use too.
+    /// the rscapret_search SQL function (migrations/0003, current definition 0013) that analysts use too.
     /// </summary>
     public async Task<IReadOnlyList<TileHit>> SearchAsync(float[] query, int k, SearchFilter? filter = null,
         CancellationToken ct = default)
@@ -190,7 +190,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// The k tiles that look most like tile <paramref name="tileId"/> (its stored image vector, its model), through
-    /// rscapret_search_by_tile (migrations/0005); the tile itself is left out. Null when no completed scene has that tile.
+    /// rscapret_search_by_tile (migrations/0005, current definition 0013); the tile itself is left out. Null when no completed scene has that tile.
     /// </summary>
     public async Task<IReadOnlyList<TileHit>?> SearchByTileAsync(long tileId, int k, SearchFilter? filter = null, CancellationToken ct = default)
     {
