@@ -127,8 +127,29 @@ public sealed class ClassifyTests(TestDatabase db, Xunit.Abstractions.ITestOutpu
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
             Assert.Equal("application/geo+json", ok.Content.Headers.ContentType?.MediaType);
             Assert.Equal(Classes(geojson), Classes(await ok.Content.ReadAsStringAsync()));
+            // The heat map of the scene for a text: every tile scored; the three highest are airplanes' tiles.
+            var heat = JsonDocument.Parse(await http.GetStringAsync($"/api/heatmap?q={Uri.EscapeDataString("an airport with airplanes")}&scene={sceneId}")).RootElement;
+            var scored = heat.GetProperty("features").EnumerateArray().Select(f => (Id: f.GetProperty("id").GetInt64(), Score: f.GetProperty("properties").GetProperty("score").GetDouble())).ToList();
+            Assert.Equal(36, scored.Count);
+            Assert.Equal(scored.Max(t => t.Score), heat.GetProperty("max_score").GetDouble(), 6);
+            var cellOfTile = JsonDocument.Parse(geojson).RootElement.GetProperty("features").EnumerateArray()
+                .ToDictionary(f => f.GetProperty("id").GetInt64(), f => (f.GetProperty("properties").GetProperty("grid_row").GetInt32(), f.GetProperty("properties").GetProperty("grid_col").GetInt32()));
+            var topCells = scored.OrderByDescending(t => t.Score).Take(3).Select(t => cells[cellOfTile[t.Id]]).ToList();
+            output.WriteLine($"heat map, top 3 for 'an airport with airplanes': {string.Join(", ", topCells)}");
+            Assert.All(topCells, c => Assert.Equal("airplane", c));
+            // By a stored tile, and over a box that holds the mosaic.
+            var byTile = await http.GetAsync($"/api/heatmap?tile={scored[0].Id}&bbox=-123,37,-122,38");
+            Assert.Equal(HttpStatusCode.OK, byTile.StatusCode);
+            var selfScore = JsonDocument.Parse(await byTile.Content.ReadAsStringAsync()).RootElement.GetProperty("features").EnumerateArray()
+                .Single(f => f.GetProperty("id").GetInt64() == scored[0].Id).GetProperty("properties").GetProperty("score").GetDouble();
+            Assert.Equal(1.0, selfScore, 4);   // a tile against its own vector
+
             foreach (var (url, status) in new[]
                      {
+                         ($"/api/heatmap?scene={sceneId}", HttpStatusCode.BadRequest), ($"/api/heatmap?q=river&tile=1&scene={sceneId}", HttpStatusCode.BadRequest),
+                         ("/api/heatmap?q=river", HttpStatusCode.BadRequest), ($"/api/heatmap?q=river&scene={sceneId}&max=10", HttpStatusCode.BadRequest),
+                         ($"/api/heatmap?q=river&scene={sceneId}&max=0", HttpStatusCode.BadRequest), ("/api/heatmap?q=river&bbox=200,0,210,1", HttpStatusCode.BadRequest),
+                         ("/api/heatmap?q=river&scene=999999", HttpStatusCode.NotFound), ("/api/heatmap?tile=999999999&scene=1", HttpStatusCode.NotFound),
                          ("/api/scenes/999999/classes", HttpStatusCode.NotFound), ($"/api/scenes/{sceneId}/classes?labels=a,,b", HttpStatusCode.BadRequest),
                          ($"/api/scenes/{sceneId}/classes?template=nolabel", HttpStatusCode.BadRequest),
                      })

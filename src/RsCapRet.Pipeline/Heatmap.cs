@@ -1,0 +1,73 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using NetTopologySuite.Geometries;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>
+/// A heat map request: a text (its [RET] vector) or a stored tile (its image vector), over a box of the map or one
+/// scene, drawing at most <see cref="MaxTiles"/> tiles.
+/// </summary>
+public sealed record HeatmapQuery(string? Text, long? Tile, Geometry? Area, long? Scene, int MaxTiles)
+{
+    public const int DefaultMaxTiles = 20_000;
+    public const int Limit = 200_000;
+
+    public static HeatmapQuery Parse(string? q, string? tile, string? bbox, string? scene, string? max)
+    {
+        var text = string.IsNullOrWhiteSpace(q) ? null : q.Trim();
+        var hasTile = !string.IsNullOrWhiteSpace(tile);
+        if ((text is null) == !hasTile) throw new FormatException("give q (a text) or tile (a tile id), one of them.");
+        if (text is { Length: > SearchQuery.MaxTextLength }) throw new FormatException($"The query text has {text.Length} characters; at most {SearchQuery.MaxTextLength} are allowed.");
+        long? tileId = hasTile ? SearchQuery.ParseTileId(tile) : null;
+        var hasBbox = !string.IsNullOrWhiteSpace(bbox);
+        var hasScene = !string.IsNullOrWhiteSpace(scene);
+        if (!hasBbox && !hasScene) throw new FormatException("give bbox (minLon,minLat,maxLon,maxLat) or scene (a scene id): the heat map covers an area.");
+        long? sceneId = null;
+        if (hasScene)
+            sceneId = long.TryParse(scene!.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s > 0
+                ? s : throw new FormatException($"scene must be a positive scene id, got '{scene}'.");
+        var maxTiles = DefaultMaxTiles;
+        if (!string.IsNullOrWhiteSpace(max) && (!int.TryParse(max, NumberStyles.Integer, CultureInfo.InvariantCulture, out maxTiles) || maxTiles < 1 || maxTiles > Limit))
+            throw new FormatException($"max must be an integer between 1 and {Limit}, got '{max}'.");
+        return new HeatmapQuery(text, tileId, hasBbox ? SearchQuery.ParseBbox(bbox!) : null, sceneId, maxTiles);
+    }
+
+    /// <summary>The scores as GeoJSON: tile footprints with score, and the answer's score range for the legend.</summary>
+    public static string GeoJson(HeatmapResult result, string query)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = false }))
+        {
+            w.WriteStartObject();
+            w.WriteString("type", "FeatureCollection");
+            w.WriteString("query", query);
+            w.WriteNumber("tiles", result.Tiles.Count);
+            if (result.Tiles.Count > 0)
+            {
+                w.WriteNumber("min_score", Math.Round(result.Tiles.Min(t => t.Score), 6));
+                w.WriteNumber("max_score", Math.Round(result.Tiles.Max(t => t.Score), 6));
+            }
+            w.WriteStartArray("features");
+            foreach (var t in result.Tiles)
+            {
+                w.WriteStartObject();
+                w.WriteString("type", "Feature");
+                w.WriteNumber("id", t.TileId);
+                w.WritePropertyName("geometry");
+                GeoJsonGeometry.Write(w, t.Footprint);
+                w.WriteStartObject("properties");
+                w.WriteNumber("tile_id", t.TileId);
+                w.WriteNumber("scene_id", t.SceneId);
+                w.WriteNumber("score", Math.Round(t.Score, 6));
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+}
