@@ -4,7 +4,7 @@ using RsCapRet.Core;
 
 namespace RsCapRet.Raster;
 
-/// <summary>Encodes RGB images as PNG (8-bit truecolour, zlib via the BCL) for thumbnails.</summary>
+/// <summary>Encodes RGB and RGBA images as PNG (8-bit truecolour, zlib via the BCL) for thumbnails and map tiles.</summary>
 public static class PngEncoder
 {
     private static readonly uint[] CrcTable = Enumerable.Range(0, 256).Select(n =>
@@ -14,22 +14,28 @@ public static class PngEncoder
         return c;
     }).ToArray();
 
-    public static byte[] Encode(RgbImage image)
+    public static byte[] Encode(RgbImage image) => Encode(image.Width, image.Height, image.Pixels, channels: 3);
+
+    /// <summary>An RGBA image (<paramref name="rgba"/> row-major, 4 bytes a pixel) as a PNG with transparency (map tiles).</summary>
+    public static byte[] EncodeRgba(int width, int height, byte[] rgba) => Encode(width, height, rgba, channels: 4);
+
+    private static byte[] Encode(int width, int height, byte[] pixels, int channels)
     {
+        if (pixels.Length != width * height * channels) throw new ArgumentException($"{pixels.Length} bytes for a {width}x{height} image of {channels} channels");
         using var ms = new MemoryStream();
         ms.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
         var ihdr = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, image.Width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), image.Height);
-        ihdr[8] = 8; ihdr[9] = 2; // 8 bits, truecolour
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8; ihdr[9] = channels == 4 ? (byte)6 : (byte)2; // 8 bits, truecolour (with alpha)
         Chunk(ms, "IHDR", ihdr);
         using (var raw = new MemoryStream())
         {
             using (var z = new ZLibStream(raw, CompressionLevel.Fastest, leaveOpen: true))
-                for (var y = 0; y < image.Height; y++)
+                for (var y = 0; y < height; y++)
                 {
                     z.WriteByte(0); // filter: none
-                    z.Write(image.Pixels, y * image.Width * 3, image.Width * 3);
+                    z.Write(pixels, y * width * channels, width * channels);
                 }
             Chunk(ms, "IDAT", raw.ToArray());
         }

@@ -166,31 +166,13 @@ public sealed class SceneTiler : IDisposable
         var outH = Math.Max(1, (int)Math.Round((double)clipped.Height / _sourceTile * n));
         var resample = _sourceTile == n ? ResampleAlgorithm.Nearest : _sourceTile > n ? ResampleAlgorithm.Average : ResampleAlgorithm.Bilinear;
 
+        var (rgb, inside) = ReadStretched(clipped, outW, outH, resample);
         var valid = new bool[n * n];
-        var values = new float[outW * outH];
         var image = RgbImage.Create(n, n);
-        for (var i = 0; i < outH; i++) for (var j = 0; j < outW; j++) valid[i * n + j] = true;
-        // Validity: GDAL's mask (nodata, per-dataset masks) of each chosen band and the alpha band.
-        var mask = new byte[outW * outH];
-        foreach (var b in Info.RgbBands.Append(Info.AlphaBand ?? 0).Where(b => b > 0).Distinct())
+        for (var i = 0; i < outH; i++)
         {
-            if ((_ds.Bands[b - 1].MaskFlags & GdalNative.GMF_ALL_VALID) != 0 && b != Info.AlphaBand) continue;
-            if (b == Info.AlphaBand) _ds.Read(b, clipped, mask.AsSpan(), outW, outH, ResampleAlgorithm.Nearest);
-            else _ds.ReadMask(b, clipped, mask, outW, outH);
-            for (var i = 0; i < outH; i++) for (var j = 0; j < outW; j++) if (mask[i * outW + j] == 0) valid[i * n + j] = false;
-        }
-        for (var channel = 0; channel < 3; channel++)
-        {
-            _ds.Read(Info.RgbBands[channel], clipped, values.AsSpan(), outW, outH, resample);
-            var (lo, hi) = Info.StretchRanges[channel];
-            var span = hi > lo ? 255.0 / (hi - lo) : 0;
-            for (var i = 0; i < outH; i++)
-            for (var j = 0; j < outW; j++)
-            {
-                var v = values[i * outW + j];
-                if (float.IsNaN(v) || float.IsInfinity(v)) { valid[i * n + j] = false; continue; }
-                image.Pixels[(i * n + j) * 3 + channel] = (byte)Math.Clamp(Math.Round((v - lo) * span), 0, 255);
-            }
+            Array.Copy(inside, i * outW, valid, i * n, outW);
+            Array.Copy(rgb, i * outW * 3, image.Pixels, i * n * 3, outW * 3);
         }
         var invalid = 0;
         for (var k = 0; k < valid.Length; k++)
@@ -205,12 +187,77 @@ public sealed class SceneTiler : IDisposable
         return new RasterTile(row, col, window, image, NativeFootprint(window), Wgs84Footprint(window), fraction);
     }
 
-    /// <summary>Any window of the scene as an RGB image of <paramref name="size"/> x <paramref name="size"/> (thumbnails), stretched like the tiles.</summary>
-    public RgbImage ReadWindow(PixelWindow window, int size)
+    /// <summary>
+    /// A window (inside the raster) read into <paramref name="outW"/> x <paramref name="outH"/> pixels with the tiles'
+    /// band choice and stretch: RGB bytes, and which pixels hold data — GDAL's mask of each chosen band (nodata,
+    /// per-dataset masks), the alpha band, and finite values.
+    /// </summary>
+    private (byte[] Rgb, bool[] Valid) ReadStretched(PixelWindow clipped, int outW, int outH, ResampleAlgorithm resample)
+    {
+        var valid = new bool[outW * outH];
+        Array.Fill(valid, true);
+        var values = new float[outW * outH];
+        var rgb = new byte[outW * outH * 3];
+        var mask = new byte[outW * outH];
+        foreach (var b in Info.RgbBands.Append(Info.AlphaBand ?? 0).Where(b => b > 0).Distinct())
+        {
+            if ((_ds.Bands[b - 1].MaskFlags & GdalNative.GMF_ALL_VALID) != 0 && b != Info.AlphaBand) continue;
+            if (b == Info.AlphaBand) _ds.Read(b, clipped, mask.AsSpan(), outW, outH, ResampleAlgorithm.Nearest);
+            else _ds.ReadMask(b, clipped, mask, outW, outH);
+            for (var k = 0; k < mask.Length; k++) if (mask[k] == 0) valid[k] = false;
+        }
+        for (var channel = 0; channel < 3; channel++)
+        {
+            _ds.Read(Info.RgbBands[channel], clipped, values.AsSpan(), outW, outH, resample);
+            var (lo, hi) = Info.StretchRanges[channel];
+            var span = hi > lo ? 255.0 / (hi - lo) : 0;
+            for (var k = 0; k < values.Length; k++)
+            {
+                var v = values[k];
+                if (float.IsNaN(v) || float.IsInfinity(v)) { valid[k] = false; continue; }
+                rgb[k * 3 + channel] = (byte)Math.Clamp(Math.Round((v - lo) * span), 0, 255);
+            }
+        }
+        return (rgb, valid);
+    }
+
+    /// <summary>
+    /// A window of the scene (clipped to the raster) read into <paramref name="width"/> x <paramref name="height"/>
+    /// RGBA pixels, stretched like the tiles, transparent where there is no data (map tiles). GDAL serves a decimated
+    /// read from the file's overviews when it has them.
+    /// </summary>
+    public byte[] ReadRgba(PixelWindow window, int width, int height)
+    {
+        var clipped = Clip(window);
+        var resample = clipped.Width > width || clipped.Height > height ? ResampleAlgorithm.Average : ResampleAlgorithm.Nearest;
+        var (rgb, valid) = ReadStretched(clipped, width, height, resample);
+        var rgba = new byte[width * height * 4];
+        for (var k = 0; k < valid.Length; k++)
+        {
+            if (!valid[k]) continue;
+            rgba[k * 4] = rgb[k * 3];
+            rgba[k * 4 + 1] = rgb[k * 3 + 1];
+            rgba[k * 4 + 2] = rgb[k * 3 + 2];
+            rgba[k * 4 + 3] = 255;
+        }
+        return rgba;
+    }
+
+    private PixelWindow Clip(PixelWindow window)
     {
         var clipped = new PixelWindow(Math.Max(0, window.X), Math.Max(0, window.Y),
             Math.Min(window.X + window.Width, _ds.Width) - Math.Max(0, window.X), Math.Min(window.Y + window.Height, _ds.Height) - Math.Max(0, window.Y));
         if (clipped.Width <= 0 || clipped.Height <= 0) throw new RasterException(_ds.Path, $"window {window} lies outside the {_ds.Width}x{_ds.Height} raster");
+        return clipped;
+    }
+
+    /// <summary>The raster's size in pixels and its geotransform (identity when it has none).</summary>
+    public (int Width, int Height, double[] GeoTransform) Grid => (_ds.Width, _ds.Height, _ds.GeoTransform ?? [0, 1, 0, 0, 0, 1]);
+
+    /// <summary>Any window of the scene as an RGB image of <paramref name="size"/> x <paramref name="size"/> (thumbnails), stretched like the tiles.</summary>
+    public RgbImage ReadWindow(PixelWindow window, int size)
+    {
+        var clipped = Clip(window);
         var image = RgbImage.Create(size, size);
         var values = new float[size * size];
         for (var channel = 0; channel < 3; channel++)

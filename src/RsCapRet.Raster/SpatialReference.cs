@@ -80,5 +80,14 @@ internal sealed class CoordinateTransform : IDisposable
             throw new InvalidOperationException($"{_description}: coordinates could not be transformed: {GdalRuntime.LastError("outside the CRS's area")}");
     }
 
+    /// <summary>Transforms what can be transformed; <paramref name="ok"/> says which points could (the others are left as they were).</summary>
+    public void TryTransform(double[] x, double[] y, bool[] ok)
+    {
+        var success = new int[x.Length];
+        GdalNative.CPLErrorReset();
+        GdalNative.OCTTransformEx(_handle, x.Length, x, y, null, success);
+        for (var i = 0; i < ok.Length; i++) ok[i] = success[i] != 0 && double.IsFinite(x[i]) && double.IsFinite(y[i]);
+    }
+
     public void Dispose() => _handle.Dispose();
 }

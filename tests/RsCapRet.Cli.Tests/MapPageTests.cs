@@ -102,6 +102,8 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
         Assert.Contains("longitude 200 is outside -180..180", f.GetProperty("bboxError").GetString());
         Assert.True(f.GetProperty("pairs").GetInt32() >= 1);
         Assert.Equal(f.GetProperty("pairs").GetInt32(), f.GetProperty("changePaths").GetInt32());
+        Assert.True(f.GetProperty("heatTiles").GetInt32() >= 1);
+        Assert.Equal(f.GetProperty("heatTiles").GetInt32(), f.GetProperty("heatPaths").GetInt32());
         Assert.True(f.GetProperty("classTiles").GetInt32() >= 1);
         Assert.Equal(f.GetProperty("classTiles").GetInt32(), f.GetProperty("classPaths").GetInt32());
         Assert.Equal(f.GetProperty("labelsTaken").GetInt32(), f.GetProperty("legendEntries").GetInt32());
@@ -128,6 +130,27 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
             }
         Assert.True(inside >= 500, $"{inside} footprint-coloured pixels in the map area of {screenshot}; expected the selected footprint's outline");
         Assert.Equal(0, outside);
+
+        // Imagery under the footprints: inside the selected footprint (its outline left out) the screenshot shows the
+        // scene's texture — many colours, none dominant — where a page without imagery shows one flat tint.
+        Assert.True(f.GetProperty("imageryTiles").GetInt32() >= 1);
+        Assert.Equal(features, f.GetProperty("thumbOverlays").GetInt32());
+        var box = f.GetProperty("footBox");
+        var (bx, by, bw, bh) = (box.GetProperty("x").GetInt32(), box.GetProperty("y").GetInt32(), box.GetProperty("width").GetInt32(), box.GetProperty("height").GetInt32());
+        Assert.True(bw > 60 && bh > 60, $"selected footprint at {bx},{by} {bw}x{bh}");
+        var colours = new Dictionary<int, int>();
+        var pixels = 0;
+        for (var y = by + bh / 5; y < by + bh * 4 / 5; y++)
+            for (var x = bx + bw / 5; x < bx + bw * 4 / 5; x++)
+            {
+                var i = y * png.Width + x;
+                var key = (rgb[0][i] << 16) | (rgb[1][i] << 8) | rgb[2][i];
+                colours[key] = colours.GetValueOrDefault(key) + 1;
+                pixels++;
+            }
+        var dominant = colours.Values.Max();
+        Assert.True(colours.Count >= 100 && dominant < pixels / 5,
+            $"inside the selected footprint of {screenshot}: {colours.Count} colours, the commonest on {dominant} of {pixels} pixels; expected imagery");
     }
 
     /// <summary>Fails (never skips) with what to install when node, Debian's chromium or tests/web's modules are missing.</summary>

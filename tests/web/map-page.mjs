@@ -24,7 +24,11 @@ try {
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   // The API's 400 answers are expected (the error checks below); Chromium logs them as failed loads.
   page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[04]/.test(m.text())) problems.push('console error: ' + m.text()); });
-  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  // Leaflet cancels the map tiles it no longer needs when the view moves on (net::ERR_ABORTED): that is not a failure.
+  page.on('requestfailed', (r) => {
+    if (r.url().includes('/tiles/') && r.failure()?.errorText === 'net::ERR_ABORTED') return;
+    problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
   page.on('response', (r) => { if (r.status() >= 400 && !r.url().includes('/api/search') && !r.url().includes('/api/scenes/999999/')) problems.push(`HTTP ${r.status()} for ${r.url()}`); });
 
   await page.goto(baseUrl + '/');
@@ -82,7 +86,39 @@ try {
   }, api.features[0]);
   check(firstInView, 'the first footprint is in view after clicking its result');
   const mapBox = await page.locator('#map').boundingBox();
+  // The imagery layer under the footprints: every tile image of the view loaded (the host renders them from the
+  // ingested scene), then the screenshot; the C# side checks that imagery, not the plain background, fills the
+  // selected footprint.
+  await page.waitForFunction(() => {
+    const tiles = [...document.querySelectorAll('.imagery img.leaflet-tile')];
+    return tiles.length > 0 && tiles.every((t) => t.complete && t.classList.contains('leaflet-tile-loaded'));
+  }, null, { timeout: 60000 });
+  const imageryTiles = await page.locator('.imagery img.leaflet-tile-loaded').count();
+  await page.evaluate(() => window.rscapretMap.map.closePopup());
+  const footBox = await page.evaluate(([f, box]) => {
+    const m = window.rscapretMap.map;
+    const pts = f.geometry.coordinates[0].map((c) => m.latLngToContainerPoint([c[1], c[0]]));
+    const xs = pts.map((p) => p.x), ys = pts.map((p) => p.y);
+    return { x: Math.round(box.x + Math.min(...xs)), y: Math.round(box.y + Math.min(...ys)),
+             width: Math.round(Math.max(...xs) - Math.min(...xs)), height: Math.round(Math.max(...ys) - Math.min(...ys)) };
+  }, [api.features[0], mapBox]);
   await page.screenshot({ path: screenshotPath });
+
+  // "thumbnails" draws each result's thumbnail over its footprint; unticking removes them.
+  await page.check('#thumbs');
+  await page.waitForFunction((n) => document.querySelectorAll('img.thumb-overlay').length === n, withGeometry);
+  await page.waitForFunction(() => [...document.querySelectorAll('img.thumb-overlay')].every((i) => i.complete && i.naturalWidth > 0), null, { timeout: 30000 });
+  const thumbOverlays = await page.locator('img.thumb-overlay').count();
+  await page.uncheck('#thumbs');
+  check(await page.locator('img.thumb-overlay').count() === 0, 'unticking thumbnails removes them');
+
+  // Clicking a footprint opens its caption.
+  const firstPath = page.locator('.leaflet-overlay-pane path.footprint').first();
+  const pathBox = await firstPath.boundingBox();
+  await page.mouse.click(pathBox.x + pathBox.width / 2, pathBox.y + pathBox.height / 2);
+  await page.waitForSelector('.leaflet-popup .popup-caption');
+  const popupCaption = await page.textContent('.leaflet-popup .popup-caption');
+  check(api.features.some((f) => (f.properties.caption ?? '(no caption)') === popupCaption), `the popup shows a result's caption: ${popupCaption}`);
 
   // "similar tiles" on the first result searches by that tile: the answer leaves the tile itself out.
   const firstId = api.features[0].properties.tile_id;
@@ -138,6 +174,34 @@ try {
     await page.screenshot({ path: screenshotPath.replace(/\.png$/, '-changes.png') });
   }
 
+  // The heat map from the address (a scene), then from the button (the map view): one path per scored tile, a legend.
+  let heatTiles = 0, heatPaths = 0, heatButtonTiles = 0;
+  if (beforeId) {
+    const [heatResponse] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/api/heatmap')),
+      page.goto(`${baseUrl}/?heat=1&q=${encodeURIComponent(query)}&scene=${beforeId}`),
+    ]);
+    check(heatResponse.status() === 200, `heat map answered HTTP ${heatResponse.status()}`);
+    const heat = await heatResponse.json();
+    heatTiles = heat.features.length;
+    check(heatTiles > 0 && heat.max_score >= heat.min_score, 'the heat map API scored no tiles');
+    await page.waitForFunction((n) => document.querySelectorAll('.leaflet-overlay-pane path.heat-footprint').length === n, heatTiles);
+    heatPaths = await page.locator('.leaflet-overlay-pane path.heat-footprint').count();
+    check(await page.locator('#legend .ramp.heat').isVisible(), 'the heat map legend is shown');
+    check((await page.textContent('#legend')).includes(heat.max_score.toFixed(3)), 'the legend gives the highest score');
+    await page.screenshot({ path: screenshotPath.replace(/\.png$/, '-heatmap.png') });
+    // The button scores the tiles in the current view (the scene's, since the map shows it).
+    await page.evaluate(() => window.rscapretMap.map.fitBounds(window.rscapretMap.map.getBounds().pad(0.5)));
+    const [viewHeat] = await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/api/heatmap') && r.url().includes('bbox=')),
+      page.click('#heat'),
+    ]);
+    check(viewHeat.status() === 200, `heat map of the view answered HTTP ${viewHeat.status()}`);
+    heatButtonTiles = (await viewHeat.json()).features.length;
+    check(heatButtonTiles >= heatTiles, `the view's heat map scored ${heatButtonTiles} tiles, the scene has ${heatTiles}`);
+    check(await page.locator('#error').isHidden(), 'no error shown for the heat map');
+  }
+
   // The land-use view from the address: one coloured path per labelled tile, and a legend entry per label taken.
   let classTiles = 0, classPaths = 0, legendEntries = 0, labelsTaken = 0;
   if (beforeId) {
@@ -168,7 +232,8 @@ try {
 
   check(problems.length === 0, 'browser reported problems:\n  ' + problems.join('\n  '));
   console.log(JSON.stringify({
-    classTiles, classPaths, legendEntries, labelsTaken,
+    imageryTiles, footBox, thumbOverlays,
+    classTiles, classPaths, legendEntries, labelsTaken, heatTiles, heatPaths, heatButtonTiles,
     pairs, changePaths,
     features: featureCount, results: items.length, paths, zoomBefore, zoomFitted, zoomSelected, inView,
     map: { x: Math.round(mapBox.x), y: Math.round(mapBox.y), width: Math.round(mapBox.width), height: Math.round(mapBox.height) },

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using RsCapRet.Core;
 using RsCapRet.Jobs;
@@ -113,7 +114,7 @@ public static class HostCommands
     /// Scene paths in its answers are shown by <paramref name="scenePaths"/> (default: from RSCAPRET_ARCHIVE_ROOT).
     /// </summary>
     public static WebApplication BuildWebApp(string connectionString, string urls, string modelDirectory, bool withWorker,
-        DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null)
+        DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null, TileDiskCache? tileCache = null)
     {
         scenePaths ??= ScenePathDisplay.FromEnvironment();
         var builder = WebApplication.CreateSlimBuilder();
@@ -223,6 +224,65 @@ public static class HostCommands
             }
             return Results.Text(ChangeOutput.GeoJson(result.Changes, result.Notes,
                 tile => $"/api/tiles/{tile}/thumbnail.png"), "application/geo+json");
+        });
+
+        // Imagery: Web Mercator tiles rendered from the ingested scenes (the map page's base layer), cached on disk.
+        var mapTiles = new MapTileService(tileCache ?? TileDiskCache.FromEnvironment());
+        app.Lifetime.ApplicationStopped.Register(mapTiles.Dispose);
+        app.MapGet("/tiles/{z}/{x}/{y}.png", async (string z, string x, string y, HttpRequest req, HttpResponse res, NpgsqlDataSource ds,
+            ILoggerFactory logs, CancellationToken ct) =>
+        {
+            MapTileAddress tile;
+            long? scene = null;
+            try
+            {
+                static int Int(string s, string name) => int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v)
+                    ? v : throw new FormatException($"{name} must be a whole number, got '{s}'");
+                tile = MapTileAddress.Checked(Int(z, "zoom"), Int(x, "x"), Int(y, "y"));
+                if (req.Query["scene"] is { Count: > 0 } s)
+                    scene = long.TryParse(s[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) && id > 0
+                        ? id : throw new FormatException($"scene must be a positive scene id, got '{s[0]}'");
+            }
+            catch (Exception e) when (e is FormatException or ArgumentOutOfRangeException)
+            {
+                return Results.BadRequest(new { error = CommandAction.OneLine(e) });
+            }
+            var result = await mapTiles.RenderAsync(new CatalogStore(ds), tile, scene, ct);
+            if (result.Missing.Count > 0)
+            {
+                // The tile is drawn without them; the scenes are named (by id, never by path) for the page and the log.
+                res.Headers["X-RsCapRet-Missing-Scenes"] = string.Join(",", result.Missing.Select(m => m.SceneId));
+                logs.CreateLogger("RsCapRet.Tiles").LogWarning("tile {Z}/{X}/{Y}: drawn without {Scenes}", tile.Z, tile.X, tile.Y,
+                    string.Join("; ", result.Missing.Select(m => $"scene {m.SceneId}: {m.Problem}")));
+            }
+            res.Headers["X-RsCapRet-Tile-Cache"] = result.FromCache ? "hit" : "miss";
+            res.Headers.CacheControl = "max-age=60";
+            return Results.File(result.Png, "image/png");
+        });
+
+        // Similarity heat map: every tile of the view (bbox) or of a scene scored against a text or a stored tile.
+        app.MapGet("/api/heatmap", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        {
+            HeatmapQuery query;
+            var q = req.Query;
+            try { query = HeatmapQuery.Parse(q["q"], q["tile"], q["bbox"], q["scene"], q["max"]); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var store = new CatalogStore(ds);
+            if (query.Scene is { } sceneId && await store.GetSceneAsync(sceneId, ct) is null) return Results.NotFound(new { error = $"no scene {sceneId}" });
+            int modelId;
+            float[] vector;
+            if (query.Tile is { } tileId)
+            {
+                if (await store.GetTileVectorAsync(tileId, ct) is not { } stored) return Results.NotFound(new { error = $"no tile {tileId}" });
+                (modelId, vector) = stored;
+            }
+            else
+                (modelId, vector) = await models.WithModelAsync(modelDirectory,
+                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(query.Text!)), ct);
+            var result = await store.HeatmapAsync(vector, query.Area, query.Scene, modelId, query.MaxTiles, ct);
+            if (result.MoreThan is { } n)
+                return Results.BadRequest(new { error = $"the area holds more than {n} tiles: zoom in, ask for one scene, or raise max (at most {HeatmapQuery.Limit})" });
+            return Results.Text(HeatmapQuery.GeoJson(result, query.Text ?? $"tile {query.Tile}"), "application/geo+json");
         });
 
         // Zero-shot land-use classes of a scene: its stored vectors against the [RET] vectors of one prompt per label.

@@ -1,16 +1,21 @@
 // The search page: a text query to /api/search, results listed beside a Leaflet map of their footprints.
-// No base map (the host may have no internet): footprints are drawn over a light graticule.
+// The base layer is the host's own imagery (tiles/{z}/{x}/{y}.png, rendered from the ingested scenes; no internet
+// needed), over a light graticule where no scene is.
 'use strict';
 (function () {
   const FOOTPRINT = { color: '#ff00ff', weight: 3, opacity: 1, fillColor: '#ff00ff', fillOpacity: 0.12 };
   const SELECTED = { color: '#ff00ff', weight: 6, opacity: 1, fillColor: '#ff00ff', fillOpacity: 0.35 };
 
   const $ = (id) => document.getElementById(id);
-  const form = $('search'), q = $('q'), k = $('k'), inView = $('inView');
+  const form = $('search'), q = $('q'), k = $('k'), inView = $('inView'), thumbs = $('thumbs');
   const statusEl = $('status'), errorEl = $('error'), list = $('results'), legend = $('legend');
 
   const map = L.map('map', { worldCopyJump: false, minZoom: 1, maxZoom: 22, zoomSnap: 0.25 }).setView([20, 0], 2);
   const graticule = L.layerGroup().addTo(map);
+  // Imagery of the ingested scenes, under every overlay; transparent where no scene covers.
+  const imagery = L.tileLayer('tiles/{z}/{x}/{y}.png', { maxZoom: 22, tileSize: 256, className: 'imagery',
+    attribution: 'imagery: the ingested scenes' }).addTo(map);
+  const thumbLayer = L.layerGroup().addTo(map);   // result thumbnails over their footprints (the "thumbnails" toggle)
   let footprints = null;      // L.GeoJSON of the current results
   let selected = null;        // { layer, item }
 
@@ -48,6 +53,8 @@
     list.replaceChildren();
     if (footprints) map.removeLayer(footprints);
     footprints = null;
+    thumbLayer.clearLayers();
+    lastResults = null;
     selected = null;
     legend.hidden = true;
   }
@@ -130,9 +137,14 @@
       filter: (f) => f.geometry != null,
       onEachFeature: (feature, layer) => {
         layer.bindTooltip(feature.properties.caption ?? '', { sticky: true });
+        const popup = document.createElement('div');
+        popup.className = 'popup-caption';
+        popup.textContent = feature.properties.caption ?? '(no caption)';
+        layer.bindPopup(popup);
         layer.on('click', () => { const item = items.get(feature.properties.tile_id); if (item) select(layer, item, false); });
       },
     }).addTo(map);
+    drawThumbnails(body);
     const layersById = new Map();
     footprints.eachLayer((layer) => layersById.set(layer.feature.properties.tile_id, layer));
     for (const feature of features) {
@@ -144,6 +156,23 @@
     }
     if (layersById.size > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
   }
+
+  // Each result's thumbnail over its footprint's box, while "thumbnails" is ticked.
+  let lastResults = null;
+  function drawThumbnails(body) {
+    lastResults = body;
+    thumbLayer.clearLayers();
+    if (!thumbs.checked || !body) return;
+    for (const f of body.features ?? []) {
+      if (!f.geometry || !f.properties.thumbnail_url) continue;
+      const ring = f.geometry.coordinates[0];
+      const lons = ring.map((c) => c[0]), lats = ring.map((c) => c[1]);
+      L.imageOverlay(f.properties.thumbnail_url, [[Math.min(...lats), Math.min(...lons)], [Math.max(...lats), Math.max(...lons)]],
+        { className: 'thumb-overlay', interactive: false }).addTo(thumbLayer);
+    }
+    if (footprints) footprints.bringToFront();
+  }
+  thumbs.addEventListener('change', () => drawThumbnails(lastResults));
 
   // Changes: tile pairs over the same ground (GET /api/changes), overlap footprints coloured from green (unchanged)
   // to red (the most changed pair of the answer), before and after thumbnails side by side.
@@ -228,6 +257,46 @@
     changes(params);
   });
 
+  // Heat map: every tile in the view (or of a scene) coloured by its similarity to the text (GET /api/heatmap), from
+  // blue (the answer's lowest score) to red (its highest); the legend gives the two ends.
+  const heatButton = $('heat');
+  const heatColour = (t) => `hsl(${Math.round(240 * (1 - t))}, 90%, 50%)`;
+
+  async function heatmap(params) {
+    clearResults();
+    const body = await fetchApi('api/heatmap?' + params.toString(), 'Scoring tiles…', 'heat map');
+    if (!body) return;
+    const features = body.features ?? [];
+    const lo = body.min_score ?? 0, hi = body.max_score ?? 1;
+    const share = (f) => (hi > lo ? (f.properties.score - lo) / (hi - lo) : 1);
+    statusEl.textContent = features.length === 0 ? 'No tiles in this area.' : `${features.length} tile${features.length === 1 ? '' : 's'} scored against “${body.query}”.`;
+    legend.replaceChildren();
+    if (features.length > 0) {
+      const title = document.createElement('div');
+      title.textContent = `Similarity to “${body.query}”`;
+      const ramp = document.createElement('div');
+      ramp.className = 'ramp heat';
+      const ends = document.createElement('div');
+      ends.className = 'ends';
+      ends.innerHTML = `<span>${lo.toFixed(3)}</span><span>${hi.toFixed(3)}</span>`;
+      legend.append(title, ramp, ends);
+      legend.hidden = false;
+    }
+    footprints = L.geoJSON(body, {
+      style: (f) => ({ stroke: false, fillColor: heatColour(share(f)), fillOpacity: 0.6, className: 'heat-footprint' }),
+      filter: (f) => f.geometry != null,
+      onEachFeature: (feature, layer) => layer.bindTooltip(`score ${feature.properties.score.toFixed(3)} · tile ${feature.properties.tile_id}`, { sticky: true }),
+    }).addTo(map);
+    // A scene's heat map shows the whole scene; a view's stays where the user is.
+    if (params.has('scene') && footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+  }
+
+  heatButton.addEventListener('click', () => {
+    const params = new URLSearchParams({ q: q.value, bbox: viewBbox() });
+    history.replaceState(null, '', '?heat=1&' + params.toString());
+    heatmap(params);
+  });
+
   // Land use: every tile of a scene with the label whose prompt is nearest (GET /api/scenes/{id}/classes), coloured
   // as in the GeoTIFF `rscapret classify` writes; the legend lists the labels the tiles took, with their counts.
   const classesForm = $('classes'), classSceneIn = $('classScene'), classLabelsIn = $('classLabels');
@@ -295,8 +364,14 @@
   // ?tile=ID runs an image-to-image search from that tile.
   // ?before=...&after=...[&toward=&k=&bbox=] opens the changes view.
   // ?classes=SCENE[&labels=a,b] opens the land-use view.
+  // ?heat=1&q=TEXT&bbox=... (or &scene=ID) opens the heat map.
   const initial = new URLSearchParams(location.search);
-  if (initial.has('classes')) {
+  if (initial.has('heat')) {
+    q.value = initial.get('q') ?? '';
+    const params = new URLSearchParams(initial);
+    params.delete('heat');
+    heatmap(params);
+  } else if (initial.has('classes')) {
     classSceneIn.value = initial.get('classes');
     classLabelsIn.value = initial.get('labels') ?? '';
     classes(classSceneIn.value, classLabelsIn.value);
@@ -312,5 +387,5 @@
     search(initial);
   }
 
-  window.rscapretMap = { map }; // for tests and the browser console
+  window.rscapretMap = { map, imagery }; // for tests and the browser console
 })();

@@ -149,6 +149,9 @@ internal static partial class GdalNative
     public static partial IntPtr OCTNewCoordinateTransformation(SafeSpatialReferenceHandle source, SafeSpatialReferenceHandle target);
     [LibraryImport(Lib)] public static partial void OCTDestroyCoordinateTransformation(IntPtr transform);
     [LibraryImport(Lib)]
+    public static partial int OCTTransformEx(SafeCoordinateTransformationHandle transform, int count, [In, Out] double[] x,
+        [In, Out] double[] y, [In, Out] double[]? z, [Out] int[] success);
+    [LibraryImport(Lib)]
     public static partial int OCTTransform(SafeCoordinateTransformationHandle transform, int count, [In, Out] double[] x,
         [In, Out] double[] y, [In, Out] double[]? z);
 

@@ -1,0 +1,180 @@
+using System.Security.Cryptography;
+using System.Text;
+using RsCapRet.Core;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>A rendered map tile: the PNG, the scenes drawn, those left out and why, and whether it came from the cache.</summary>
+public sealed record MapTileResult(byte[] Png, IReadOnlyList<long> Drawn, IReadOnlyList<(long SceneId, string Problem)> Missing, bool FromCache);
+
+/// <summary>
+/// The map's imagery layer: Web Mercator tiles rendered on demand from the ingested scenes (GET /tiles/{z}/{x}/{y}.png).
+/// The scenes of a tile come from the catalogue (completed, footprint meets the tile, newest drawn last); each is drawn
+/// only while its file is the one that was ingested (<see cref="RegisteredSceneFiles"/>), else it is left out and
+/// reported. Rendered tiles are kept in a <see cref="TileDiskCache"/> under a key of the tile and the exact scene
+/// files drawn, so a re-ingested or returned file makes new tiles rather than stale ones. Open scenes are kept (at
+/// most <see cref="MaxOpenScenes"/>), since opening one computes its stretch.
+/// </summary>
+public sealed class MapTileService(TileDiskCache cache) : IDisposable
+{
+    public const int MaxOpenScenes = 16;
+    private static readonly byte[] Transparent = PngEncoder.EncodeRgba(SceneMapRenderer.TileSize, SceneMapRenderer.TileSize,
+        new byte[SceneMapRenderer.TileSize * SceneMapRenderer.TileSize * 4]);
+
+    private readonly RegisteredSceneFiles _files = new();
+    private readonly Dictionary<string, (SceneMapRenderer Renderer, object Gate)> _open = new();
+    private readonly LinkedList<string> _recent = new();
+
+    public TileDiskCache Cache => cache;
+
+    public async Task<MapTileResult> RenderAsync(CatalogStore store, MapTileAddress tile, long? sceneId, CancellationToken ct = default)
+    {
+        var (west, south, east, north) = tile.LonLat;
+        var scenes = await store.ScenesForMapAsync(west, south, east, north, sceneId, ct: ct);
+        var usable = new List<MapScene>();
+        var missing = new List<(long, string)>();
+        foreach (var scene in scenes)
+        {
+            if (await _files.ProblemAsync(scene.File, ct) is { } problem) missing.Add((scene.Id, problem));
+            else usable.Add(scene);
+        }
+        if (usable.Count == 0) return new MapTileResult(Transparent, [], missing, false);
+
+        var key = Key(tile, usable);
+        if (cache.TryGet(key) is { } cached) return new MapTileResult(cached, usable.Select(s => s.Id).ToList(), missing, true);
+        const int n = SceneMapRenderer.TileSize;
+        var rgba = new byte[n * n * 4];
+        var drawn = new List<long>();
+        var failed = false;
+        foreach (var scene in usable)
+        {
+            ct.ThrowIfCancellationRequested();
+            byte[]? layer;
+            try { layer = WithRenderer(scene.File, r => r.Render(tile)); }
+            catch (RasterException e) { missing.Add((scene.Id, e.Message)); failed = true; continue; }
+            if (layer is null) continue;
+            drawn.Add(scene.Id);
+            for (var k = 0; k < n * n; k++)
+                if (layer[k * 4 + 3] != 0) Buffer.BlockCopy(layer, k * 4, rgba, k * 4, 4);   // a later scene covers an earlier one
+        }
+        var png = drawn.Count == 0 ? Transparent : PngEncoder.EncodeRgba(n, n, rgba);
+        // The key names the scenes meant to be drawn: an answer missing one of them is not kept.
+        if (!failed) cache.Put(key, png);
+        return new MapTileResult(png, drawn, missing, false);
+    }
+
+    private static string Key(MapTileAddress tile, IReadOnlyList<MapScene> scenes)
+    {
+        var text = $"v1 {tile.Z}/{tile.X}/{tile.Y} " + string.Join(' ', scenes.Select(s => $"{s.Id}:{s.File.ContentSha256}"));
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    }
+
+    private T WithRenderer<T>(SceneFile file, Func<SceneMapRenderer, T> draw)
+    {
+        var id = file.Path + "\n" + file.ContentSha256;
+        (SceneMapRenderer Renderer, object Gate) entry;
+        lock (_open)
+        {
+            if (!_open.TryGetValue(id, out entry))
+            {
+                entry = (SceneMapRenderer.Open(file.Path), new object());
+                _open[id] = entry;
+                while (_open.Count > MaxOpenScenes && _recent.Last is { } oldest)
+                {
+                    _recent.RemoveLast();
+                    if (_open.Remove(oldest.Value, out var evicted)) lock (evicted.Gate) evicted.Renderer.Dispose();
+                }
+            }
+            _recent.Remove(id);
+            _recent.AddFirst(id);
+        }
+        lock (entry.Gate) return draw(entry.Renderer);
+    }
+
+    public void Dispose()
+    {
+        lock (_open)
+        {
+            foreach (var (renderer, gate) in _open.Values) lock (gate) renderer.Dispose();
+            _open.Clear();
+            _recent.Clear();
+        }
+    }
+}
+
+/// <summary>
+/// Rendered map tiles on disk, at most <see cref="MaxBytes"/> in all: when a write takes the folder past it, the least
+/// recently used tiles go first (a read marks a tile used). Writes go to a temporary file and are renamed into place,
+/// so a reader never sees half a tile.
+/// </summary>
+public sealed class TileDiskCache
+{
+    private readonly object _gate = new();
+    private long _bytes;
+
+    public string Directory { get; }
+    public long MaxBytes { get; }
+    public long Bytes { get { lock (_gate) return _bytes; } }
+
+    public TileDiskCache(string directory, long maxBytes)
+    {
+        if (maxBytes < 1) throw new ArgumentOutOfRangeException(nameof(maxBytes), "the tile cache needs a positive size");
+        Directory = System.IO.Path.GetFullPath(directory);
+        MaxBytes = maxBytes;
+        System.IO.Directory.CreateDirectory(Directory);
+        _bytes = Files().Sum(f => f.Length);
+    }
+
+    /// <summary>RSCAPRET_TILE_CACHE (folder, default .data/tile-cache of the checkout, else the temp folder) and RSCAPRET_TILE_CACHE_MB (default 512).</summary>
+    public static TileDiskCache FromEnvironment()
+    {
+        var dir = Environment.GetEnvironmentVariable("RSCAPRET_TILE_CACHE") is { Length: > 0 } d ? d
+            : Environment.GetEnvironmentVariable("RSCAPRET_DATA_DIR") is { Length: > 0 } data ? System.IO.Path.Combine(data, "tile-cache")
+            : RepositoryPaths.TryFindRoot() is { } root ? System.IO.Path.Combine(root, ".data", "tile-cache")
+            : System.IO.Path.Combine(System.IO.Path.GetTempPath(), "rscapret-tile-cache");
+        var mb = long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_TILE_CACHE_MB"), out var m) && m > 0 ? m : 512;
+        return new TileDiskCache(dir, mb * 1024 * 1024);
+    }
+
+    private string PathOf(string key) => System.IO.Path.Combine(Directory, key[..2], key + ".png");
+
+    private IEnumerable<FileInfo> Files() => new DirectoryInfo(Directory).EnumerateFiles("*.png", SearchOption.AllDirectories);
+
+    public byte[]? TryGet(string key)
+    {
+        var path = PathOf(key);
+        try
+        {
+            var bytes = File.ReadAllBytes(path);
+            File.SetLastWriteTimeUtc(path, DateTime.UtcNow);   // used now
+            return bytes;
+        }
+        catch (FileNotFoundException) { return null; }
+        catch (DirectoryNotFoundException) { return null; }
+        catch (IOException) { return null; }   // evicted meanwhile: render again
+    }
+
+    public void Put(string key, byte[] png)
+    {
+        var path = PathOf(key);
+        System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        var tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        File.WriteAllBytes(tmp, png);
+        long replaced = File.Exists(path) ? new FileInfo(path).Length : 0;
+        File.Move(tmp, path, overwrite: true);
+        lock (_gate)
+        {
+            _bytes += png.Length - replaced;
+            if (_bytes <= MaxBytes) return;
+            // Evict the least recently used down to 90 % of the cap, so eviction is not paid on every write.
+            foreach (var f in Files().OrderBy(f => f.LastWriteTimeUtc))
+            {
+                if (_bytes <= MaxBytes * 9 / 10) break;
+                try { var length = f.Length; f.Delete(); _bytes -= length; }
+                catch (IOException) { }
+            }
+        }
+    }
+}
