@@ -262,7 +262,7 @@ public static class IngestBenchmark
     /// from the shared data repeated over the scene (a VRT mosaic written out by gdal_translate), so reading and
     /// decompressing cost what real imagery costs. Made once per size and GSD, in the temp folder.
     /// </summary>
-    private static async Task<string> SyntheticSceneAsync(int size, double gsd)
+    internal static async Task<string> SyntheticSceneAsync(int size, double gsd)
     {
         var g = gsd.ToString("0.###", CultureInfo.InvariantCulture);
         var scene = Path.Combine(Path.GetTempPath(), $"rscapret-bench-scene-{size}px-{g}m.tif");

@@ -22,6 +22,10 @@ try
             return await EncoderBenchmark.RunAsync(rest);
         case "changes":
             return await ChangesBenchmark.RunAsync(rest);
+        case "tiles":
+            return await MapTileBenchmark.RunAsync(rest);
+        case "export":
+            return await ExportBenchmark.RunAsync(rest);
         case "compare":
             return CompareRuns.Run(rest);
     }
@@ -45,6 +49,8 @@ Console.Error.WriteLine("""
       encoder [--backbone DIR] [--batches 1,16,64] [--threads 2] [--round-seconds 3] [--diagnose]
                                                                          TorchSharp ResNet vs ONNX Runtime on the original ONNX file, images/s and ratio
       changes [--side 200] [--k 20] [--queries 3]                        change query between two scenes of side x side tiles: whole scene, bbox, toward (needs RSCAPRET_DB)
+      tiles   [--size 20000] [--tiles 32]                                map tiles of a large scene: render p50/p95 ms at a low and a high zoom, and from the disk cache; cold costs apart
+      export  [--tiles 1000000] [--formats geoparquet] [--keep]          rows/s of rscapret export from a synthetic catalogue (needs RSCAPRET_DB)
       compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
     """);
 return 2;
