@@ -5,7 +5,8 @@ namespace RsCapRet.Bench;
 
 /// <summary>
 /// Two runs of the same benchmarks side by side, from their JSON lines (whole outputs are fine: other lines are
-/// skipped). A figure agrees when each run's median lies within the other run's min..max. Exit code 0 when every
+/// skipped). A figure agrees when each run's median lies within the other run's min..max, or when the two medians are
+/// within 0.1 % (figures that do not vary from round to round, such as a peak RSS). Exit code 0 when every
 /// shared headline figure (each side's value and each ratio) agrees, 1 otherwise; further figures (percentiles,
 /// stage times, memory) are shown but do not decide it.
 /// </summary>
@@ -34,7 +35,9 @@ public static class CompareRuns
             {
                 if (!fb.TryGetValue(name, out var other)) continue;
                 var sb = other.Summary;
-                var agree = sa.Contains(sb.Median) && sb.Contains(sa.Median);
+                // Figures that do not vary (a peak RSS, a file size) agree within 0.1 %, below what anything here resolves.
+                var agree = sa.Contains(sb.Median) && sb.Contains(sa.Median)
+                            || Math.Abs(sa.Median - sb.Median) <= 0.001 * Math.Max(Math.Abs(sa.Median), Math.Abs(sb.Median));
                 if (!extra) compared++;
                 if (!agree && extra) extraDisagreements++;
                 else if (!agree) disagreements++;
