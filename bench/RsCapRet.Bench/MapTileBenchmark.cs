@@ -81,8 +81,7 @@ public static class MapTileBenchmark
     private static List<MapTileAddress> Covering(SceneMapRenderer renderer, double lon, double lat, int z, int count)
     {
         var n = 1 << z;
-        var cx = (int)Math.Floor((lon + 180) / 360 * n);
-        var cy = (int)Math.Floor((1 - Math.Log(Math.Tan(lat * Math.PI / 180) + 1 / Math.Cos(lat * Math.PI / 180)) / Math.PI) / 2 * n);
+        var (cx, cy) = (MapTileAddress.Containing(lon, lat, z).X, MapTileAddress.Containing(lon, lat, z).Y);
         var tiles = new List<MapTileAddress>();
         for (var r = 0; r < 64 && tiles.Count < count; r++)
             for (var dx = -r; dx <= r && tiles.Count < count; dx++)

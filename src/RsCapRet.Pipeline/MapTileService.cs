@@ -90,7 +90,9 @@ public sealed class MapTileService(TileDiskCache cache) : IDisposable
             _recent.Remove(id);
             _recent.AddFirst(id);
         }
-        lock (entry.Gate) return draw(entry.Renderer);
+        lock (entry.Gate)
+            if (!entry.Renderer.IsDisposed) return draw(entry.Renderer);
+        return WithRenderer(file, draw);   // evicted while this request waited: open it again
     }
 
     public void Dispose()

@@ -18,6 +18,17 @@ public readonly record struct MapTileAddress(int Z, int X, int Y)
         return new MapTileAddress(z, x, y);
     }
 
+    /// <summary>The tile at zoom <paramref name="z"/> that holds a longitude and latitude (clamped to Web Mercator's range).</summary>
+    public static MapTileAddress Containing(double lon, double lat, int z)
+    {
+        if (z is < 0 or > MaxZoom) throw new ArgumentOutOfRangeException(nameof(z), $"zoom {z} is outside 0..{MaxZoom}");
+        var n = 1L << z;
+        lat = Math.Clamp(lat, -85.05112878, 85.05112878) * Math.PI / 180;
+        var x = (long)Math.Floor((Math.Clamp(lon, -180, 180) + 180) / 360 * n);
+        var y = (long)Math.Floor((1 - Math.Log(Math.Tan(lat) + 1 / Math.Cos(lat)) / Math.PI) / 2 * n);
+        return new MapTileAddress(z, (int)Math.Clamp(x, 0, n - 1), (int)Math.Clamp(y, 0, n - 1));
+    }
+
     /// <summary>The tile's bounds in EPSG:3857 metres (y grows north; tile row 0 is the north edge).</summary>
     public (double MinX, double MinY, double MaxX, double MaxY) Mercator
     {
@@ -175,8 +186,13 @@ public sealed class SceneMapRenderer : IDisposable
         return (_tiler.ReadRgba(new PixelWindow(0, 0, width, height), w, h), w, h);
     }
 
+    /// <summary>True once disposed: a caller that held it across an eviction opens the scene again.</summary>
+    public bool IsDisposed { get; private set; }
+
     public void Dispose()
     {
+        if (IsDisposed) return;
+        IsDisposed = true;
         _fromMercator?.Dispose();
         _tiler.Dispose();
     }

@@ -29,14 +29,6 @@ public sealed class MapTileTests(Xunit.Abstractions.ITestOutputHelper output) : 
         Assert.Contains("y -1 is outside", Assert.Throws<ArgumentOutOfRangeException>(() => MapTileAddress.Checked(2, 0, -1)).Message);
     }
 
-    /// <summary>The XYZ tile holding a lon/lat at zoom z.</summary>
-    private static MapTileAddress TileAt(double lon, double lat, int z)
-    {
-        var n = 1 << z;
-        var x = (int)Math.Floor((lon + 180) / 360 * n);
-        var y = (int)Math.Floor((1 - Math.Log(Math.Tan(lat * Math.PI / 180) + 1 / Math.Cos(lat * Math.PI / 180)) / Math.PI) / 2 * n);
-        return MapTileAddress.Checked(z, x, y);
-    }
 
     private static async Task<byte[]> GdalwarpAsync(string scene, MapTileAddress tile, string resampling, string outPath)
     {
@@ -63,7 +55,7 @@ public sealed class MapTileTests(Xunit.Abstractions.ITestOutputHelper output) : 
         // The scene's centre (EPSG:28992, the Netherlands) in lon/lat, from its footprint; zoom 18 is ~0.37 m/px there.
         using var tiler = SceneTiler.Open(Aerial, new TilingOptions { AllowMissingCrs = true });
         var ring = tiler.Info.FootprintWgs84!.Ring;
-        var tile = TileAt(ring.Average(p => p.X), ring.Average(p => p.Y), 18);
+        var tile = MapTileAddress.Containing(ring.Average(p => p.X), ring.Average(p => p.Y), 18);
         var ours = renderer.Render(tile);
         Assert.NotNull(ours);
         var theirs = await GdalwarpAsync(Aerial, tile, "near", Path.Combine(_dir.FullName, "near.tif"));
@@ -106,7 +98,7 @@ public sealed class MapTileTests(Xunit.Abstractions.ITestOutputHelper output) : 
         using var renderer = SceneMapRenderer.Open(scene);
         using var tiler = SceneTiler.Open(scene);
         var ring = tiler.Info.FootprintWgs84!.Ring;
-        var tile = TileAt(ring.Average(p => p.X), ring.Average(p => p.Y), 11);   // ~50 m/px: the whole scene in a few dozen pixels... and more
+        var tile = MapTileAddress.Containing(ring.Average(p => p.X), ring.Average(p => p.Y), 11);   // ~50 m/px: the whole scene in a few dozen pixels... and more
         var ours = renderer.Render(tile)!;
         var theirs = await GdalwarpAsync(scene, tile, "average", Path.Combine(_dir.FullName, "average.tif"));
         int both = 0, coverageDiffers = 0;
