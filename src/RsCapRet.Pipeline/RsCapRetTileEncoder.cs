@@ -100,6 +100,21 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         return Model.RetEmbedding(t).to_type(ScalarType.Float32).cpu()[0].data<float>().ToArray();
     }
 
+    /// <summary>
+    /// The [RET] vectors of several texts in one forward pass (right-padded and masked, so each equals its
+    /// <see cref="EmbedText"/> up to float rounding): what a server answering concurrent queries batches.
+    /// </summary>
+    public IReadOnlyList<float[]> EmbedTexts(IReadOnlyList<string> texts)
+    {
+        if (texts.Count == 0) return [];
+        if (texts.Any(string.IsNullOrWhiteSpace)) throw new ArgumentException("A query text is empty.");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var (ids, mask) = TokenBatch.PadRight(texts.Select(t => (IReadOnlyList<int>)Tokenizer.EncodeForRetrieval(t.Trim())).ToList());
+        var vectors = Model.RetEmbedding(ids, mask).to_type(ScalarType.Float32).cpu();
+        return Enumerable.Range(0, texts.Count).Select(i => vectors[i].data<float>().ToArray()).ToList();
+    }
+
     /// <summary>The L2-normalised shared-space vector of an image (image-to-image search).</summary>
     public float[] EmbedImage(RgbImage image)
     {

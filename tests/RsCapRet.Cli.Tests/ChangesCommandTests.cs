@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Raster;
@@ -86,7 +87,7 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
         Assert.Contains("date ranges need an area", noArea.Err);
 
         var port = 5900 + Random.Shared.Next(300);
-        var app = HostCommands.BuildWebApp(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
         await app.StartAsync();
         try
         {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Raster;
@@ -117,8 +118,8 @@ public sealed class ClassifyTests(TestDatabase db, Xunit.Abstractions.ITestOutpu
 
         // The same map over HTTP, and 4xx JSON for what cannot be mapped.
         var sceneId = JsonDocument.Parse(geojson).RootElement.GetProperty("scene_id").GetInt64();
-        var port = 6200 + Random.Shared.Next(300);
-        var app = HostCommands.BuildWebApp(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
+        var port = LoopbackPorts.Free();
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
         await app.StartAsync();
         try
         {

@@ -1,3 +1,4 @@
+using RsCapRet.Web;
 using RsCapRet.Cli;
 using RsCapRet.Cli.Commands;
 using static RsCapRet.Cli.Tests.CliRunner;
@@ -45,12 +46,12 @@ public class DashboardCredentialsTests
     [InlineData("http://*:8080,http://127.0.0.1:1", 1)]
     [InlineData("http://192.0.2.10:80", 1)]
     public void NonLoopbackBindingsAreFound(string urls, int count) =>
-        Assert.Equal(count, RsCapRet.Cli.Commands.DashboardCredentials.NonLoopback(urls).Count);
+        Assert.Equal(count, RsCapRet.Web.DashboardCredentials.NonLoopback(urls).Count);
 
     [Fact]
     public void BasicAuthChecksUserAndPassword()
     {
-        var c = new RsCapRet.Cli.Commands.DashboardCredentials("ops", "s3cret");
+        var c = new RsCapRet.Web.DashboardCredentials("ops", "s3cret");
         string Header(string s) => "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(s));
         Assert.True(c.Accepts(Header("ops:s3cret")));
         Assert.False(c.Accepts(Header("ops:wrong")));
@@ -61,7 +62,7 @@ public class DashboardCredentialsTests
     [Fact]
     public async Task ServeOnAPublicAddressWithoutCredentialsIsRefused()
     {
-        if (RsCapRet.Cli.Commands.DashboardCredentials.FromEnvironment() is not null) return; // the operator configured them
+        if (RsCapRet.Web.DashboardCredentials.FromEnvironment() is not null) return; // the operator configured them
         var err = new StringWriter();
         var code = await CliApp.RunAsync(["serve", "--urls", "http://0.0.0.0:5999", "--db", "Host=127.0.0.1;Port=1;Username=x;Password=x;Database=x"], new StringWriter(), err);
         Assert.Equal(2, code);

@@ -5,6 +5,7 @@ using Hangfire.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
+using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Jobs;
@@ -117,7 +118,7 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
         using (var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu"))
             await new Pipeline.SceneIngestor(new CatalogStore(db.DataSource), encoder).IngestAsync(SmallScene("api.tif", 300));
         var port = 5600 + Random.Shared.Next(300);
-        var app = HostCommands.BuildWebApp(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
         await app.StartAsync();
         try
         {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Raster;
@@ -21,13 +22,6 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-map-");
     public void Dispose() => _dir.Delete(true);
 
-    private static int FreeLoopbackPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try { return ((IPEndPoint)listener.LocalEndpoint).Port; }
-        finally { listener.Stop(); }
-    }
 
     /// <summary>The host over two acquisitions of the same ground (the later with other pixels), for search and changes.</summary>
     private async Task<(Microsoft.AspNetCore.Builder.WebApplication App, string BaseUrl, long Before, long After)> StartHostWithSceneAsync()
@@ -40,8 +34,8 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
             before = (await ingestor.IngestAsync(TestScenes.SmallScene(_dir.FullName, "map.tif", 300))).SceneId!.Value;
             after = (await ingestor.IngestAsync(TestScenes.SmallScene(_dir.FullName, "map-later.tif", 300, contentOffset: 360))).SceneId!.Value;
         }
-        var baseUrl = $"http://127.0.0.1:{FreeLoopbackPort()}";
-        var app = HostCommands.BuildWebApp(db.ConnectionString, baseUrl, model, withWorker: false);
+        var baseUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
+        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, model, withWorker: false);
         await app.StartAsync();
         return (app, baseUrl, before, after);
     }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Pipeline;
@@ -16,13 +17,6 @@ public sealed class MapTilesApiTests(TestDatabase db) : IClassFixture<TestDataba
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-maptiles-api-");
     public void Dispose() => _dir.Delete(true);
 
-    private static int FreeLoopbackPort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try { return ((IPEndPoint)listener.LocalEndpoint).Port; }
-        finally { listener.Stop(); }
-    }
 
     /// <summary>The alpha plane of a PNG, decoded by GDAL.</summary>
     private byte[] Alpha(byte[] png)
@@ -36,12 +30,6 @@ public sealed class MapTilesApiTests(TestDatabase db) : IClassFixture<TestDataba
         return alpha;
     }
 
-    private static MapTileAddress TileAt(double lon, double lat, int z)
-    {
-        var n = 1 << z;
-        return MapTileAddress.Checked(z, (int)Math.Floor((lon + 180) / 360 * n),
-            (int)Math.Floor((1 - Math.Log(Math.Tan(lat * Math.PI / 180) + 1 / Math.Cos(lat * Math.PI / 180)) / Math.PI) / 2 * n));
-    }
 
     [Fact]
     public async Task TilesAreDrawnFromTheScenesCachedAndDrawnWithoutAFileThatWentMissing()
@@ -59,13 +47,13 @@ public sealed class MapTilesApiTests(TestDatabase db) : IClassFixture<TestDataba
         double lon, lat;
         using (var tiler = SceneTiler.Open(earlier))
             (lon, lat) = (tiler.Info.FootprintWgs84!.Ring.Average(p => p.X), tiler.Info.FootprintWgs84.Ring.Average(p => p.Y));
-        var tile = TileAt(lon, lat, 15);   // ~3 m/px there: the 320 m scene is ~100 px across
+        var tile = MapTileAddress.Containing(lon, lat, 15);   // ~3 m/px there: the 320 m scene is ~100 px across
         var url = $"/tiles/{tile.Z}/{tile.X}/{tile.Y}.png";
 
         var cacheDir = Path.Combine(_dir.FullName, "tile-cache");
         var cache = new TileDiskCache(cacheDir, 64 * 1024);
-        var baseUrl = $"http://127.0.0.1:{FreeLoopbackPort()}";
-        var app = HostCommands.BuildWebApp(db.ConnectionString, baseUrl, model, withWorker: false, tileCache: cache);
+        var baseUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
+        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, model, withWorker: false, tileCache: cache);
         await app.StartAsync();
         try
         {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
@@ -45,7 +46,7 @@ public sealed class ScenePathDisplayTests(TestDatabase db) : IClassFixture<TestD
             await ingestor.IngestAsync(outside);
         }
         var port = 6500 + Random.Shared.Next(400);
-        var app = HostCommands.BuildWebApp(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false, scenePaths: new ScenePathDisplay(root));
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false, scenePaths: new ScenePathDisplay(root));
         await app.StartAsync();
         try
         {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
@@ -23,7 +24,7 @@ public sealed class ThumbnailIntegrityTests(TestDatabase db) : IClassFixture<Tes
         using (var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu"))
             await new Pipeline.SceneIngestor(new CatalogStore(db.DataSource), encoder).IngestAsync(scene);
         var port = 6900 + Random.Shared.Next(400);
-        var app = HostCommands.BuildWebApp(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false, scenePaths: new ScenePathDisplay(null));
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false, scenePaths: new ScenePathDisplay(null));
         await app.StartAsync();
         try
         {

@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
-namespace RsCapRet.Cli.Commands;
+namespace RsCapRet.Web;
 
 /// <summary>
 /// Two checks on every request to the web host, answered with JSON: the Host header must be one this server is

@@ -1,4 +1,4 @@
-namespace RsCapRet.Cli.Commands;
+namespace RsCapRet.Web;
 
 /// <summary>
 /// How the HTTP API names scene files: relative to the archive root (RSCAPRET_ARCHIVE_ROOT) when a scene lies under

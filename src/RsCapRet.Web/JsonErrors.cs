@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Npgsql;
 
-namespace RsCapRet.Cli.Commands;
+namespace RsCapRet.Web;
 
 /// <summary>
 /// Every error the web host answers is JSON ({"error": ...}), never an empty body or a stack trace: a database that

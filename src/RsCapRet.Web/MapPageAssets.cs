@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.StaticFiles;
 
-namespace RsCapRet.Cli.Commands;
+namespace RsCapRet.Web;
 
 /// <summary>
 /// The search page (web/index.html, its script and style, vendored Leaflet) embedded in the CLI assembly,

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# HTTP search under load (issue #17, item 4): two `rscapret serve` hosts on loopback over the local catalogue, one
+# answering each text query with its own forward pass and no cache (RSCAPRET_QUERY_BATCH=1, RSCAPRET_QUERY_CACHE=0:
+# how the host worked before batching), one with the defaults (batched, cached); Debian's wrk drives each at 1 and 8
+# connections for SECONDS (default 10) per measurement, in ROUNDS (default 3) interleaved rounds: before c1, after c1,
+# before c8, after c8. Every request is a different text, so the cache never answers. Prints each measurement, the
+# medians, the after/before ratios and one JSON line. Needs the demo's catalogue (scripts/demo.sh) and `wrk`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+SECONDS_PER="${SECONDS_PER:-10}"; ROUNDS="${ROUNDS:-3}"
+command -v wrk >/dev/null || { echo "bench/http-load.sh needs wrk (apt-get install wrk)" >&2; exit 2; }
+LOGS="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$LOGS"; }
+trap cleanup EXIT
+start() { # name port env...
+  local name=$1 port=$2; shift 2
+  env "$@" "$ROOT/rscapret" serve --urls "http://127.0.0.1:$port" > "$LOGS/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$port/api/search?q=warm%20up&k=1" >/dev/null 2>&1 && return 0; sleep 1; done
+  echo "$name host did not start: $(tail -5 "$LOGS/$name.log")" >&2; exit 1
+}
+"$ROOT/rscapret" --help >/dev/null   # build once, before anything is timed
+start before 5181 RSCAPRET_QUERY_BATCH=1 RSCAPRET_QUERY_CACHE=0
+start after 5182
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); cores $(nproc); wrk: $(wrk -v 2>&1 | head -1)"
+declare -A RPS P50 P95
+for round in $(seq 1 "$ROUNDS"); do
+  for c in 1 8; do
+    for side in before after; do
+      port=$([ "$side" = before ] && echo 5181 || echo 5182)
+      line=$(wrk -t "$([ "$c" = 1 ] && echo 1 || echo 2)" -c "$c" -d "${SECONDS_PER}s" -s "$ROOT/bench/http/search.lua" "http://127.0.0.1:$port" | grep '^RESULT')
+      rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line"); p95=$(sed -E 's/.*p95_ms=([0-9.]+).*/\1/' <<<"$line")
+      errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
+      echo "round $round  $side  c$c: $rps req/s, p50 $p50 ms, p95 $p95 ms, errors $errors"
+      RPS[$side-c$c]+="$rps "; P50[$side-c$c]+="$p50 "; P95[$side-c$c]+="$p95 "
+    done
+  done
+done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+range() { tr ' ' '\n' | grep . | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%s .. %s", lo, hi}'; }
+echo
+json="{\"benchmark\":\"http-load\",\"seconds\":$SECONDS_PER,\"rounds\":$ROUNDS"
+for c in 1 8; do
+  for side in before after; do
+    k="$side-c$c"
+    r=$(median <<<"${RPS[$k]}"); a=$(median <<<"${P50[$k]}"); b=$(median <<<"${P95[$k]}")
+    echo "$side, $c connection(s): $r req/s [$(range <<<"${RPS[$k]}")], p50 $a ms, p95 $b ms [$(range <<<"${P95[$k]}")]"
+    json+=",\"${side}_c${c}\":{\"rps\":$r,\"p50_ms\":$a,\"p95_ms\":$b}"
+  done
+  # per-round ratio after/before, then its median
+  ratios=$(paste <(tr ' ' '\n' <<<"${RPS[after-c$c]}" | grep .) <(tr ' ' '\n' <<<"${RPS[before-c$c]}" | grep .) | awk '{printf "%.3f ", $1/$2}')
+  rm=$(median <<<"$ratios")
+  echo "after / before req/s at $c connection(s), round by round: $ratios-> median $rm"
+  json+=",\"ratio_rps_c${c}\":$rm"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$json}"

@@ -1,0 +1,86 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Npgsql;
+using RsCapRet.Jobs;
+using RsCapRet.Pipeline;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Web;
+
+/// <summary>
+/// Views of the catalogue, SQL over the stored vectors and footprints plus at most a few [RET] vectors: GET /api/changes,
+/// GET /api/heatmap, GET /api/scenes/{id}/classes.
+/// </summary>
+public static class AnalysisEndpoints
+{
+    public static void MapAnalysisEndpoints(this WebApplication app, WebContext web)
+    {
+        // What changed between two acquisitions: before/after are scene ids or date ranges (with bbox or area).
+        app.MapGet("/api/changes", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        {
+            ChangeQuery query;
+            var q = req.Query;
+            try { query = ChangeQuery.Parse(q["before"], q["after"], q["area"], q["bbox"], q["toward"], q["k"], q["min_iou"], scenePathsAllowed: false); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var store = new CatalogStore(ds);
+            ChangeResult result;
+            try
+            {
+                result = await ChangeRunner.RunAsync(store, query, text => models.WithModelAsync(web.ModelDirectory,
+                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(text)), ct), ct);
+            }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
+            {
+                return Results.BadRequest(new { error = e.MessageText.Replace("rscapret_changes: ", "") });
+            }
+            return Results.Text(ChangeOutput.GeoJson(result.Changes, result.Notes,
+                tile => $"/api/tiles/{tile}/thumbnail.png"), "application/geo+json");
+        });
+
+        // Similarity heat map: every tile of the view (bbox) or of a scene scored against a text or a stored tile.
+        app.MapGet("/api/heatmap", async (HttpRequest req, NpgsqlDataSource ds, CancellationToken ct) =>
+        {
+            HeatmapQuery query;
+            var q = req.Query;
+            try { query = HeatmapQuery.Parse(q["q"], q["tile"], q["bbox"], q["scene"], q["max"]); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var store = new CatalogStore(ds);
+            if (query.Scene is { } sceneId && await store.GetSceneAsync(sceneId, ct) is null) return Results.NotFound(new { error = $"no scene {sceneId}" });
+            int modelId;
+            float[] vector;
+            if (query.Tile is { } tileId)
+            {
+                if (await store.GetTileVectorAsync(tileId, ct) is not { } stored) return Results.NotFound(new { error = $"no tile {tileId}" });
+                (modelId, vector) = stored;
+            }
+            else
+            {
+                try { (modelId, vector) = await web.Queries.EmbedAsync(query.Text!, ct); }
+                catch (QueryQueueFullException e) { return WebContext.Busy(e); }
+            }
+            var result = await store.HeatmapAsync(vector, query.Area, query.Scene, modelId, query.MaxTiles, ct);
+            if (result.MoreThan is { } n)
+                return Results.BadRequest(new { error = $"the area holds more than {n} tiles: zoom in, ask for one scene, or raise max (at most {HeatmapQuery.Limit})" });
+            return Results.Text(HeatmapQuery.GeoJson(result, query.Text ?? $"tile {query.Tile}"), "application/geo+json");
+        });
+
+        // Zero-shot land-use classes of a scene: its stored vectors against the [RET] vectors of one prompt per label.
+        app.MapGet("/api/scenes/{id:long}/classes", async (long id, HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        {
+            LandUseQuery query;
+            var q = req.Query;
+            try { query = LandUseQuery.Parse(id.ToString(System.Globalization.CultureInfo.InvariantCulture), q["labels"].FirstOrDefault(), null, q["template"].FirstOrDefault()); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var store = new CatalogStore(ds);
+            try
+            {
+                var map = await LandUseClassifier.RunAsync(store, query, prompts => models.WithModelAsync(web.ModelDirectory,
+                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), (IReadOnlyList<float[]>)prompts.Select(encoder.EmbedText).ToList()), ct), ct);
+                return Results.Text(map.GeoJson(), "application/geo+json");
+            }
+            catch (SceneNotFoundException e) { return Results.NotFound(new { error = e.Message }); }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+        });
+    }
+}

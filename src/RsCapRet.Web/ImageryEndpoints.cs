@@ -1,0 +1,71 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using RsCapRet.Core;
+using RsCapRet.Pipeline;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Web;
+
+/// <summary>Imagery read from the registered scene files: GET /tiles/{z}/{x}/{y}.png (the map's base layer) and tile thumbnails.</summary>
+public static class ImageryEndpoints
+{
+    public static void MapImageryEndpoints(this WebApplication app, WebContext web, TileDiskCache tileCache)
+    {
+        // Imagery: Web Mercator tiles rendered from the ingested scenes (the map page's base layer), cached on disk.
+        var mapTiles = new MapTileService(tileCache);
+        app.Lifetime.ApplicationStopped.Register(mapTiles.Dispose);
+        app.MapGet("/tiles/{z}/{x}/{y}.png", async (string z, string x, string y, HttpRequest req, HttpResponse res, NpgsqlDataSource ds,
+            ILoggerFactory logs, CancellationToken ct) =>
+        {
+            MapTileAddress tile;
+            long? scene = null;
+            try
+            {
+                static int Int(string s, string name) => int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v)
+                    ? v : throw new FormatException($"{name} must be a whole number, got '{s}'");
+                tile = MapTileAddress.Checked(Int(z, "zoom"), Int(x, "x"), Int(y, "y"));
+                if (req.Query["scene"] is { Count: > 0 } s)
+                    scene = long.TryParse(s[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) && id > 0
+                        ? id : throw new FormatException($"scene must be a positive scene id, got '{s[0]}'");
+            }
+            catch (Exception e) when (e is FormatException or ArgumentOutOfRangeException)
+            {
+                return Results.BadRequest(new { error = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message });
+            }
+            var result = await mapTiles.RenderAsync(new CatalogStore(ds), tile, scene, ct);
+            if (result.Missing.Count > 0)
+            {
+                // The tile is drawn without them; the scenes are named (by id, never by path) for the page and the log.
+                res.Headers["X-RsCapRet-Missing-Scenes"] = string.Join(",", result.Missing.Select(m => m.SceneId));
+                logs.CreateLogger("RsCapRet.Tiles").LogWarning("tile {Z}/{X}/{Y}: drawn without {Scenes}", tile.Z, tile.X, tile.Y,
+                    string.Join("; ", result.Missing.Select(m => $"scene {m.SceneId}: {m.Problem}")));
+            }
+            res.Headers["X-RsCapRet-Tile-Cache"] = result.FromCache ? "hit" : "miss";
+            res.Headers.CacheControl = "max-age=60";
+            return Results.File(result.Png, "image/png");
+        });
+
+        var sceneFiles = new RegisteredSceneFiles();
+        app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
+        {
+            var store = new CatalogStore(ds);
+            var tile = await store.GetTileAsync(id, ct);
+            if (tile is null) return Results.NotFound(new { error = $"no tile {id}" });
+            // Only the registered scene, unchanged since ingestion, is read on a request's behalf.
+            var scene = await store.GetSceneFileAsync(tile.SceneId, ct);
+            if ((scene is null ? "the scene is no longer registered" : await sceneFiles.ProblemAsync(scene, ct)) is { } problem)
+                return Results.Json(new { error = $"{web.ScenePaths.Name(tile.ScenePath)}: {problem}" }, statusCode: StatusCodes.Status410Gone);
+            try
+            {
+                using var tiler = SceneTiler.Open(tile.ScenePath, new TilingOptions { TileSize = 256, AllowMissingCrs = true, MaxNodataFraction = 1 });
+                var image = tiler.ReadWindow(new PixelWindow(tile.PxX, tile.PxY, tile.PxWidth, tile.PxHeight), 256);
+                return Results.File(PngEncoder.Encode(image), "image/png");
+            }
+            catch (RasterException e) { return Results.Json(new { error = web.ScenePaths.Redact(e.Message, tile.ScenePath) }, statusCode: StatusCodes.Status410Gone); }
+        });
+    }
+}

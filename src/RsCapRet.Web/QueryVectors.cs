@@ -1,0 +1,162 @@
+using System.Threading.Channels;
+using RsCapRet.Jobs;
+using RsCapRet.Pipeline;
+
+namespace RsCapRet.Web;
+
+/// <summary>How text queries become vectors in the host: batching, queue and cache sizes.</summary>
+public sealed record QueryVectorOptions
+{
+    /// <summary>The most queries in one forward pass (1: each alone).</summary>
+    public int MaxBatch { get; init; } = 32;
+    /// <summary>How long the first query of a batch waits for others to join it.</summary>
+    public TimeSpan Window { get; init; } = TimeSpan.FromMilliseconds(3);
+    /// <summary>Queries waiting at most; beyond it a request is refused with 503 and Retry-After.</summary>
+    public int QueueCapacity { get; init; } = 256;
+    /// <summary>Recent query texts whose vectors are kept (0: no cache).</summary>
+    public int CacheEntries { get; init; } = 4096;
+
+    /// <summary>RSCAPRET_QUERY_BATCH, RSCAPRET_QUERY_BATCH_WINDOW_MS, RSCAPRET_QUERY_QUEUE, RSCAPRET_QUERY_CACHE (defaults above).</summary>
+    public static QueryVectorOptions FromEnvironment()
+    {
+        static int? Int(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) && v >= 0 ? v : null;
+        var d = new QueryVectorOptions();
+        return new QueryVectorOptions
+        {
+            MaxBatch = Math.Max(1, Int("RSCAPRET_QUERY_BATCH") ?? d.MaxBatch),
+            Window = Int("RSCAPRET_QUERY_BATCH_WINDOW_MS") is { } ms ? TimeSpan.FromMilliseconds(ms) : d.Window,
+            QueueCapacity = Math.Max(1, Int("RSCAPRET_QUERY_QUEUE") ?? d.QueueCapacity),
+            CacheEntries = Int("RSCAPRET_QUERY_CACHE") ?? d.CacheEntries,
+        };
+    }
+}
+
+/// <summary>The queue of text queries is full: the caller should retry after <see cref="RetryAfterSeconds"/>.</summary>
+public sealed class QueryQueueFullException(int retryAfterSeconds)
+    : Exception($"the server is answering too many queries at once; retry in {retryAfterSeconds} s")
+{
+    public int RetryAfterSeconds { get; } = retryAfterSeconds;
+}
+
+/// <summary>
+/// Text queries to [RET] vectors for the HTTP host. Concurrent requests wait in one bounded queue; a single loop takes
+/// what has arrived within a short window (up to <see cref="QueryVectorOptions.MaxBatch"/>) and embeds it in one
+/// forward pass of the serving model, so 8 simultaneous queries cost about one pass instead of eight. Repeated texts
+/// are answered from a bounded cache (least recently used out). A full queue refuses at once
+/// (<see cref="QueryQueueFullException"/>: the host answers 503 with Retry-After) rather than letting latency grow
+/// without bound.
+/// </summary>
+public sealed class QueryVectorBatcher : IAsyncDisposable
+{
+    private sealed record Pending(string Text, TaskCompletionSource<(int ModelId, float[] Vector)> Done);
+
+    private readonly ModelCache _models;
+    private readonly string _modelDirectory;
+    private readonly Func<RsCapRetTileEncoder, Task<int>> _modelId;
+    private readonly QueryVectorOptions _options;
+    private readonly Channel<Pending> _queue;
+    private readonly Dictionary<string, LinkedListNode<(string Text, int ModelId, float[] Vector)>> _cache = new();
+    private readonly LinkedList<(string Text, int ModelId, float[] Vector)> _recent = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    /// <summary>Forward passes made and texts they embedded (for tests and the log).</summary>
+    public long Batches => Interlocked.Read(ref _batches);
+    public long Embedded => Interlocked.Read(ref _embedded);
+    private long _batches, _embedded;
+
+    /// <param name="modelId">the catalogue id of the serving model (registered once)</param>
+    public QueryVectorBatcher(ModelCache models, string modelDirectory, Func<RsCapRetTileEncoder, Task<int>> modelId, QueryVectorOptions options)
+    {
+        _models = models;
+        _modelDirectory = modelDirectory;
+        _modelId = modelId;
+        _options = options;
+        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(options.QueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        _loop = Task.Run(LoopAsync);
+    }
+
+    public async Task<(int ModelId, float[] Vector)> EmbedAsync(string text, CancellationToken ct)
+    {
+        text = text.Trim();
+        if (text.Length == 0) throw new ArgumentException("The query text is empty.");
+        if (_options.CacheEntries > 0)
+            lock (_cache)
+                if (_cache.TryGetValue(text, out var node))
+                {
+                    _recent.Remove(node);
+                    _recent.AddFirst(node);
+                    return (node.Value.ModelId, node.Value.Vector);
+                }
+        var pending = new Pending(text, new TaskCompletionSource<(int, float[])>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (!_queue.Writer.TryWrite(pending)) throw new QueryQueueFullException(1);
+        return await pending.Done.Task.WaitAsync(ct);
+    }
+
+    private async Task LoopAsync()
+    {
+        var reader = _queue.Reader;
+        var batch = new List<Pending>(_options.MaxBatch);
+        try
+        {
+            while (await reader.WaitToReadAsync(_stop.Token))
+            {
+                batch.Clear();
+                var deadline = DateTime.UtcNow + _options.Window;
+                while (batch.Count < _options.MaxBatch)
+                {
+                    if (reader.TryRead(out var p)) { batch.Add(p); continue; }
+                    var left = deadline - DateTime.UtcNow;
+                    if (batch.Count > 0 && left <= TimeSpan.Zero) break;
+                    using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    wait.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+                    try { if (!await reader.WaitToReadAsync(wait.Token)) break; }
+                    catch (OperationCanceledException) when (!_stop.IsCancellationRequested) { break; }
+                }
+                if (batch.Count > 0) await EmbedBatchAsync(batch);
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested) { }
+        // Whatever still waits when the host stops is told so.
+        while (reader.TryRead(out var left)) left.Done.TrySetCanceled();
+        foreach (var p in batch) p.Done.TrySetCanceled();
+    }
+
+    private async Task EmbedBatchAsync(List<Pending> batch)
+    {
+        // The same text twice in one batch is embedded once.
+        var texts = batch.Select(p => p.Text).Distinct().ToList();
+        try
+        {
+            var (modelId, vectors) = await _models.WithModelAsync(_modelDirectory, async encoder => (await _modelId(encoder), encoder.EmbedTexts(texts)), _stop.Token);
+            Interlocked.Increment(ref _batches);
+            Interlocked.Add(ref _embedded, texts.Count);
+            var byText = texts.Select((t, i) => (t, i)).ToDictionary(x => x.t, x => vectors[x.i]);
+            if (_options.CacheEntries > 0)
+                lock (_cache)
+                    foreach (var (text, vector) in byText)
+                    {
+                        if (_cache.ContainsKey(text)) continue;
+                        _cache[text] = _recent.AddFirst((text, modelId, vector));
+                        while (_cache.Count > _options.CacheEntries && _recent.Last is { } oldest)
+                        {
+                            _recent.RemoveLast();
+                            _cache.Remove(oldest.Value.Text);
+                        }
+                    }
+            foreach (var p in batch) p.Done.TrySetResult((modelId, byText[p.Text]));
+        }
+        catch (Exception e)
+        {
+            foreach (var p in batch) p.Done.TrySetException(e);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        _stop.Cancel();
+        try { await _loop; } catch (OperationCanceledException) { }
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,94 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Npgsql;
+using RsCapRet.Core;
+using RsCapRet.Jobs;
+using RsCapRet.Pipeline;
+using RsCapRet.Raster;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Web;
+
+/// <summary>Search: GET /api/search (text or a stored tile), POST /api/search/image (an uploaded image), GET /api/tiles/{id}.</summary>
+public static class SearchEndpoints
+{
+    public const long MaxUploadBytes = 20_000_000;
+
+    /// <summary>Pixels an uploaded image may declare before it is decoded (RSCAPRET_MAX_UPLOAD_PIXELS, default 50 MP).</summary>
+    public static long MaxUploadPixels =>
+        long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_MAX_UPLOAD_PIXELS"), out var p) && p > 0 ? p : 50_000_000;
+
+    public static void MapSearchEndpoints(this WebApplication app, WebContext web)
+    {
+        // Text (q=...) or image-to-image from a stored tile (tile=ID); same filters either way.
+        app.MapGet("/api/search", async (HttpRequest req, NpgsqlDataSource ds, CancellationToken ct) =>
+        {
+            SearchQuery query;
+            long? tile = null;
+            try
+            {
+                var q = req.Query;
+                if (!string.IsNullOrEmpty(q["tile"]) && !string.IsNullOrEmpty(q["q"])) throw new FormatException("give either q (text) or tile (a tile id), not both.");
+                if (!string.IsNullOrEmpty(q["tile"])) tile = SearchQuery.ParseTileId(q["tile"]);
+                query = SearchQuery.Parse(q["q"], q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: tile is null);
+            }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var store = new CatalogStore(ds);
+            IReadOnlyList<TileHit> hits;
+            if (tile is { } id)
+            {
+                if (await store.SearchByTileAsync(id, query.K, query.Filter, ct) is not { } found) return Results.NotFound(new { error = $"no tile {id}" });
+                hits = found;
+            }
+            else
+            {
+                // The text's vector comes from the batcher: concurrent queries share one forward pass.
+                int modelId;
+                float[] vector;
+                try { (modelId, vector) = await web.Queries.EmbedAsync(query.Text!, ct); }
+                catch (QueryQueueFullException e) { return WebContext.Busy(e); }
+                hits = await store.SearchAsync(vector, query.K, query.Filter with { ModelId = modelId }, ct);
+            }
+            return web.GeoJsonResult(hits);
+        });
+
+        // Image-to-image with an uploaded image (the request body: PNG, JPEG, TIFF...), filters in the query string.
+        app.MapPost("/api/search/image", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        {
+            SearchQuery query;
+            try
+            {
+                var q = req.Query;
+                query = SearchQuery.Parse(null, q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: false);
+            }
+            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
+            var tooLarge = Results.Json(new { error = $"the image is larger than {MaxUploadBytes / 1_000_000} MB" }, statusCode: StatusCodes.Status413PayloadTooLarge);
+            if (req.ContentLength is > MaxUploadBytes) return tooLarge;
+            // The upload stays in memory and is opened from there by the image drivers only (RasterImage.ReadUploadedRgb):
+            // never a path on disk, never a format that can name other files or URLs.
+            using var body = new MemoryStream();
+            var buffer = new byte[81920];
+            int n;
+            while ((n = await req.Body.ReadAsync(buffer, ct)) > 0)
+            {
+                if (body.Length + n > MaxUploadBytes) return tooLarge;
+                body.Write(buffer, 0, n);
+            }
+            if (body.Length == 0) return Results.BadRequest(new { error = "the request body is empty: send the image as the body" });
+            RgbImage image;
+            try { image = RasterImage.ReadUploadedRgb(body.GetBuffer().AsSpan(0, (int)body.Length), MaxUploadPixels, maxSide: 4096); }
+            catch (RasterException e) when (e.Message.Contains("more than the limit"))
+            {
+                return Results.Json(new { error = "the uploaded image " + e.Message.Replace("upload: ", "") + " (RSCAPRET_MAX_UPLOAD_PIXELS)" }, statusCode: StatusCodes.Status413PayloadTooLarge);
+            }
+            catch (RasterException e) { return Results.BadRequest(new { error = "the uploaded image cannot be read: " + e.Message }); }
+            return web.GeoJsonResult(await web.SearchWithModelAsync(new CatalogStore(ds), models, encoder => encoder.EmbedImage(image), query, ct));
+        });
+
+        app.MapGet("/api/tiles/{id:long}", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
+        {
+            var tile = await new CatalogStore(ds).GetTileAsync(id, ct);
+            return tile is null ? Results.NotFound(new { error = $"no tile {id}" }) : Results.Text(SearchOutput.GeoJson(web.Shown([tile])), "application/geo+json");
+        });
+    }
+}
