@@ -11,14 +11,16 @@ SECONDS_PER="${SECONDS_PER:-10}"; ROUNDS="${ROUNDS:-3}"
 command -v wrk >/dev/null || { echo "bench/http-load.sh needs wrk (apt-get install wrk)" >&2; exit 2; }
 LOGS="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$LOGS"; }
+OUT="${RSCAPRET_DATA_DIR:-$ROOT/.data}/bench"; mkdir -p "$OUT"
+# The hosts' logs are kept (http-load-before.log, http-load-after.log) for any error wrk counted.
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; cp "$LOGS"/*.log "$OUT/" 2>/dev/null; rm -rf "$LOGS"; }
 trap cleanup EXIT
 start() { # name port env...
   local name=$1 port=$2; shift 2
-  env "$@" "$ROOT/rscapret" serve --urls "http://127.0.0.1:$port" > "$LOGS/$name.log" 2>&1 &
+  env "$@" "$ROOT/rscapret" serve --urls "http://127.0.0.1:$port" > "$LOGS/http-load-$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$port/api/search?q=warm%20up&k=1" >/dev/null 2>&1 && return 0; sleep 1; done
-  echo "$name host did not start: $(tail -5 "$LOGS/$name.log")" >&2; exit 1
+  echo "$name host did not start: $(tail -5 "$LOGS/http-load-$name.log")" >&2; exit 1
 }
 "$ROOT/rscapret" --help >/dev/null   # build once, before anything is timed
 start before 5181 RSCAPRET_QUERY_BATCH=1 RSCAPRET_QUERY_CACHE=0

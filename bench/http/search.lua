@@ -10,13 +10,17 @@ function setup(thread)
   thread:set("id", thread_id)
 end
 
+-- A tag per wrk run and thread: no text repeats across runs either, so the host's query cache never answers.
+local tag = ""
 function init(args)
   counter = 0
+  math.randomseed(os.time() * 100 + (id or 0))
+  tag = tostring(os.time()) .. "x" .. tostring(math.random(1, 1000000))
 end
 
 function request()
   counter = counter + 1
-  local text = words[(counter % #words) + 1] .. " " .. tostring(id) .. "-" .. tostring(counter)
+  local text = words[(counter % #words) + 1] .. " " .. tag .. "-" .. tostring(id) .. "-" .. tostring(counter)
   return wrk.format("GET", "/api/search?k=10&q=" .. text:gsub(" ", "%%20"))
 end
 
