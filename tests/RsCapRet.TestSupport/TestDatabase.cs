@@ -50,7 +50,9 @@ public sealed class TestDatabase : IAsyncLifetime
                 await using var cmd = new NpgsqlCommand($"CREATE DATABASE \"{_databaseName}\"", conn);
                 await cmd.ExecuteNonQueryAsync();
             }
-            ConnectionString = new NpgsqlConnectionStringBuilder(_adminConnectionString) { Database = _databaseName, Pooling = true }.ConnectionString;
+            // Test classes build their catalogues in parallel on a 2-core machine; a fixture's bulk insert (COPY with the
+            // HNSW index maintained) waited more than Npgsql's default 30 s for the server in a fresh clone's first run.
+            ConnectionString = new NpgsqlConnectionStringBuilder(_adminConnectionString) { Database = _databaseName, Pooling = true, CommandTimeout = 300 }.ConnectionString;
             Backend = "local";
         }
         AppliedOnCreate = await MigrationRunner.ApplyAsync(ConnectionString);
