@@ -88,12 +88,15 @@ public static class DemoCommands
             }
             // Each line runs as printed from the repository root (the rest after '#' is a shell comment); the launcher
             // builds the CLI when needed and reads .data/db.env. The similar-tiles line uses a tile from the searches above.
-            var exampleTile = (await store.SearchAsync(encoder.EmbedText("storage tanks"), 1, new SearchFilter(ModelId: modelId), ct)).FirstOrDefault()?.TileId;
+            var example = (await store.SearchAsync(encoder.EmbedText("storage tanks"), 1, new SearchFilter(ModelId: modelId), ct)).FirstOrDefault();
+            var exampleTile = example?.TileId;
+            var sceneText = example?.SceneId.ToString(CultureInfo.InvariantCulture) ?? "ID";
             await output.WriteLineAsync($$"""
                 == next (from the repository root)
                 search yourself:     ./rscapret search "storage tanks" --bbox -122.5,37.6,-122.3,37.9 --k 5   # add --format geojson for GeoJSON
                 map, dashboard, API: ./rscapret serve --urls http://127.0.0.1:5080   # http://127.0.0.1:5080/ (search page with the map), /hangfire (jobs), /api/search?q=... (or ?tile=ID)
                 similar tiles:       ./rscapret search --tile {{exampleTile?.ToString(CultureInfo.InvariantCulture) ?? "ID"}}   # tiles that look like a tile from the tables above
+                land-use map:        ./rscapret classify {{sceneText}}   # every tile of that scene labelled zero-shot: scene-{{sceneText}}-classes.tif and .geojson here; on the map page /?classes={{sceneText}}
                 a dialogue:          ./rscapret chat   # /image PATH, then ask; the model's [RET] retrieves tiles
                 workers:             ./rscapret worker --queues model,default
                 """);
