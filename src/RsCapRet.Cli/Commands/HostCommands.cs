@@ -1,15 +1,11 @@
 using System.CommandLine;
 using Hangfire;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Npgsql;
 using RsCapRet.Core;
 using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
-using RsCapRet.Raster;
 using RsCapRet.Storage;
 using RsCapRet.Web;
 
