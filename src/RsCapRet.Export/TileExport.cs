@@ -161,26 +161,21 @@ public static class TileExport
             if (!sequence && count > 0) await stream.WriteAsync(",\n"u8.ToArray(), ct);
             using (var w = new Utf8JsonWriter(stream, options))
             {
-                w.WriteStartObject();
-                w.WriteString("type", "Feature");
-                w.WriteNumber("id", row.TileId);
-                w.WritePropertyName("geometry");
-                RsCapRet.Storage.GeoJsonGeometry.Write(w, reader.Read(row.FootprintWkb));
-                w.WriteStartObject("properties");
-                w.WriteNumber("tile_id", row.TileId);
-                if (row.Caption is null) w.WriteNull("caption"); else w.WriteString("caption", row.Caption);
-                w.WriteString("scene", row.Scene);
-                if (row.AcquiredAt is { } t) w.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else w.WriteNull("acquired_at");
-                w.WriteString("model", row.Model);
-                if (embeddingAsText) w.WriteString("embedding", JsonSerializer.Serialize(row.Embedding));
-                else
+                RsCapRet.Storage.GeoJsonGeometry.WriteFeature(w, row.TileId, reader.Read(row.FootprintWkb), p =>
                 {
-                    w.WriteStartArray("embedding");
-                    foreach (var v in row.Embedding) w.WriteNumberValue(v);
-                    w.WriteEndArray();
-                }
-                w.WriteEndObject();
-                w.WriteEndObject();
+                    p.WriteNumber("tile_id", row.TileId);
+                    if (row.Caption is null) p.WriteNull("caption"); else p.WriteString("caption", row.Caption);
+                    p.WriteString("scene", row.Scene);
+                    if (row.AcquiredAt is { } t) p.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else p.WriteNull("acquired_at");
+                    p.WriteString("model", row.Model);
+                    if (embeddingAsText) p.WriteString("embedding", JsonSerializer.Serialize(row.Embedding));
+                    else
+                    {
+                        p.WriteStartArray("embedding");
+                        foreach (var v in row.Embedding) p.WriteNumberValue(v);
+                        p.WriteEndArray();
+                    }
+                });
             }
             if (sequence) await stream.WriteAsync("\n"u8.ToArray(), ct);
             count++;

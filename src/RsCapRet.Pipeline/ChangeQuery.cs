@@ -114,20 +114,16 @@ public static class ChangeOutput
             w.WriteStartArray("features");
             for (var i = 0; i < changes.Count; i++)
             {
-                var c = changes[i];
-                w.WriteStartObject();
-                w.WriteString("type", "Feature");
-                w.WritePropertyName("geometry");
-                GeoJsonGeometry.Write(w, c.Overlap);
-                w.WriteStartObject("properties");
-                w.WriteNumber("rank", i + 1);
-                w.WriteNumber("distance", Math.Round(c.Distance, 6));
-                if (c.TowardGain is { } g) w.WriteNumber("toward_gain", Math.Round(g, 6)); else w.WriteNull("toward_gain");
-                w.WriteNumber("iou", Math.Round(c.Iou, 4));
-                Side(w, "before", c.BeforeTile, c.BeforeScene, c.BeforeCaption, c.BeforeAcquired, thumbnailUrl);
-                Side(w, "after", c.AfterTile, c.AfterScene, c.AfterCaption, c.AfterAcquired, thumbnailUrl);
-                w.WriteEndObject();
-                w.WriteEndObject();
+                var (c, rank) = (changes[i], i + 1);
+                GeoJsonGeometry.WriteFeature(w, null, c.Overlap, p =>
+                {
+                    p.WriteNumber("rank", rank);
+                    p.WriteNumber("distance", Math.Round(c.Distance, 6));
+                    if (c.TowardGain is { } g) p.WriteNumber("toward_gain", Math.Round(g, 6)); else p.WriteNull("toward_gain");
+                    p.WriteNumber("iou", Math.Round(c.Iou, 4));
+                    Side(p, "before", c.BeforeTile, c.BeforeScene, c.BeforeCaption, c.BeforeAcquired, thumbnailUrl);
+                    Side(p, "after", c.AfterTile, c.AfterScene, c.AfterCaption, c.AfterAcquired, thumbnailUrl);
+                });
             }
             w.WriteEndArray();
             w.WriteEndObject();

@@ -52,19 +52,12 @@ public sealed record HeatmapQuery(string? Text, long? Tile, Geometry? Area, long
             }
             w.WriteStartArray("features");
             foreach (var t in result.Tiles)
-            {
-                w.WriteStartObject();
-                w.WriteString("type", "Feature");
-                w.WriteNumber("id", t.TileId);
-                w.WritePropertyName("geometry");
-                GeoJsonGeometry.Write(w, t.Footprint);
-                w.WriteStartObject("properties");
-                w.WriteNumber("tile_id", t.TileId);
-                w.WriteNumber("scene_id", t.SceneId);
-                w.WriteNumber("score", Math.Round(t.Score, 6));
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
+                GeoJsonGeometry.WriteFeature(w, t.TileId, t.Footprint, p =>
+                {
+                    p.WriteNumber("tile_id", t.TileId);
+                    p.WriteNumber("scene_id", t.SceneId);
+                    p.WriteNumber("score", Math.Round(t.Score, 6));
+                });
             w.WriteEndArray();
             w.WriteEndObject();
         }

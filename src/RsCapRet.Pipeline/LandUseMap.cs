@@ -166,24 +166,17 @@ public sealed record LandUseMap(LandUseQuery Query, SceneClasses Classes, IReadO
             w.WriteEndArray();
             w.WriteStartArray("features");
             foreach (var t in Classes.Tiles)
-            {
-                w.WriteStartObject();
-                w.WriteString("type", "Feature");
-                w.WriteNumber("id", t.TileId);
-                w.WritePropertyName("geometry");
-                GeoJsonGeometry.Write(w, t.Footprint);
-                w.WriteStartObject("properties");
-                w.WriteNumber("tile_id", t.TileId);
-                w.WriteNumber("grid_row", t.GridRow);
-                w.WriteNumber("grid_col", t.GridCol);
-                w.WriteNumber("class_index", t.ClassIndex);
-                w.WriteString("label", Query.Labels[t.ClassIndex]);
-                w.WriteString("colour", Hex(Colours[t.ClassIndex]));
-                w.WriteNumber("score", Math.Round(t.Score, 6));
-                if (t.Margin is { } m) w.WriteNumber("margin", Math.Round(m, 6)); else w.WriteNull("margin");
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
+                GeoJsonGeometry.WriteFeature(w, t.TileId, t.Footprint, p =>
+                {
+                    p.WriteNumber("tile_id", t.TileId);
+                    p.WriteNumber("grid_row", t.GridRow);
+                    p.WriteNumber("grid_col", t.GridCol);
+                    p.WriteNumber("class_index", t.ClassIndex);
+                    p.WriteString("label", Query.Labels[t.ClassIndex]);
+                    p.WriteString("colour", Hex(Colours[t.ClassIndex]));
+                    p.WriteNumber("score", Math.Round(t.Score, 6));
+                    if (t.Margin is { } m) p.WriteNumber("margin", Math.Round(m, 6)); else p.WriteNull("margin");
+                });
             w.WriteEndArray();
             w.WriteEndObject();
         }

@@ -106,29 +106,24 @@ public static class SearchOutput
             w.WriteStartArray("features");
             for (var i = 0; i < hits.Count; i++)
             {
-                var h = hits[i];
-                w.WriteStartObject();
-                w.WriteString("type", "Feature");
-                w.WriteNumber("id", h.TileId);
-                w.WritePropertyName("geometry");
-                GeoJsonGeometry.Write(w, h.Footprint);
-                w.WriteStartObject("properties");
-                w.WriteNumber("rank", i + 1);
-                w.WriteNumber("tile_id", h.TileId);
-                w.WriteNumber("score", Math.Round(1 - h.Distance, 6));
-                w.WriteNumber("distance", Math.Round(h.Distance, 6));
-                if (h.Caption is null) w.WriteNull("caption"); else w.WriteString("caption", h.Caption);
-                w.WriteNumber("scene_id", h.SceneId);
-                w.WriteString("scene", h.ScenePath);
-                w.WriteStartObject("window");
-                w.WriteNumber("x", h.PxX); w.WriteNumber("y", h.PxY); w.WriteNumber("width", h.PxWidth); w.WriteNumber("height", h.PxHeight);
-                w.WriteEndObject();
-                w.WriteNumber("grid_row", h.GridRow);
-                w.WriteNumber("grid_col", h.GridCol);
-                if (h.AcquiredAt is { } t) w.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else w.WriteNull("acquired_at");
-                if (thumbnailUrl != null) w.WriteString("thumbnail_url", thumbnailUrl(h));
-                w.WriteEndObject();
-                w.WriteEndObject();
+                var (h, rank) = (hits[i], i + 1);
+                GeoJsonGeometry.WriteFeature(w, h.TileId, h.Footprint, p =>
+                {
+                    p.WriteNumber("rank", rank);
+                    p.WriteNumber("tile_id", h.TileId);
+                    p.WriteNumber("score", Math.Round(1 - h.Distance, 6));
+                    p.WriteNumber("distance", Math.Round(h.Distance, 6));
+                    if (h.Caption is null) p.WriteNull("caption"); else p.WriteString("caption", h.Caption);
+                    p.WriteNumber("scene_id", h.SceneId);
+                    p.WriteString("scene", h.ScenePath);
+                    p.WriteStartObject("window");
+                    p.WriteNumber("x", h.PxX); p.WriteNumber("y", h.PxY); p.WriteNumber("width", h.PxWidth); p.WriteNumber("height", h.PxHeight);
+                    p.WriteEndObject();
+                    p.WriteNumber("grid_row", h.GridRow);
+                    p.WriteNumber("grid_col", h.GridCol);
+                    if (h.AcquiredAt is { } t) p.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else p.WriteNull("acquired_at");
+                    if (thumbnailUrl != null) p.WriteString("thumbnail_url", thumbnailUrl(h));
+                });
             }
             w.WriteEndArray();
             w.WriteEndObject();

@@ -5,7 +5,7 @@ namespace RsCapRet.Storage;
 
 /// <summary>
 /// Writes footprints as GeoJSON geometry objects (lon/lat, rings as stored): polygons and multipolygons, anything else
-/// or an empty geometry as null. One writer for search results, change pairs and exports.
+/// or an empty geometry as null. One writer for search results, change pairs, heat maps, land-use maps and exports.
 /// </summary>
 public static class GeoJsonGeometry
 {
@@ -32,6 +32,23 @@ public static class GeoJsonGeometry
                 w.WriteNullValue();
                 break;
         }
+    }
+
+    /// <summary>
+    /// One Feature object: "type", "id" (when given), "geometry" and "properties", the properties written by
+    /// <paramref name="properties"/> inside their object. One writer for every FeatureCollection the project answers.
+    /// </summary>
+    public static void WriteFeature(Utf8JsonWriter w, long? id, Geometry? geometry, Action<Utf8JsonWriter> properties)
+    {
+        w.WriteStartObject();
+        w.WriteString("type", "Feature");
+        if (id is { } i) w.WriteNumber("id", i);
+        w.WritePropertyName("geometry");
+        Write(w, geometry);
+        w.WriteStartObject("properties");
+        properties(w);
+        w.WriteEndObject();
+        w.WriteEndObject();
     }
 
     private static void Rings(Utf8JsonWriter w, Polygon p)
