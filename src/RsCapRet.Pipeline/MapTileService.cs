@@ -6,8 +6,8 @@ using RsCapRet.Storage;
 
 namespace RsCapRet.Pipeline;
 
-/// <summary>A rendered map tile: the PNG, the scenes drawn, those left out and why, and whether it came from the cache.</summary>
-public sealed record MapTileResult(byte[] Png, IReadOnlyList<long> Drawn, IReadOnlyList<(long SceneId, string Problem)> Missing, bool FromCache);
+/// <summary>A rendered map tile: the PNG, the scenes left out and why, and whether it came from the cache.</summary>
+public sealed record MapTileResult(byte[] Png, IReadOnlyList<(long SceneId, string Problem)> Missing, bool FromCache);
 
 /// <summary>
 /// The map's imagery layer: Web Mercator tiles rendered on demand from the ingested scenes (GET /tiles/{z}/{x}/{y}.png).
@@ -17,17 +17,14 @@ public sealed record MapTileResult(byte[] Png, IReadOnlyList<long> Drawn, IReadO
 /// files drawn, so a re-ingested or returned file makes new tiles rather than stale ones. Open scenes are kept (at
 /// most <see cref="MaxOpenScenes"/>), since opening one computes its stretch.
 /// </summary>
-public sealed class MapTileService(TileDiskCache cache) : IDisposable
+public sealed class MapTileService(TileDiskCache cache, RegisteredSceneFiles files) : IDisposable
 {
     public const int MaxOpenScenes = 16;
     private static readonly byte[] Transparent = PngEncoder.EncodeRgba(SceneMapRenderer.TileSize, SceneMapRenderer.TileSize,
         new byte[SceneMapRenderer.TileSize * SceneMapRenderer.TileSize * 4]);
 
-    private readonly RegisteredSceneFiles _files = new();
     private readonly Dictionary<string, (SceneMapRenderer Renderer, object Gate)> _open = new();
     private readonly LinkedList<string> _recent = new();
-
-    public TileDiskCache Cache => cache;
 
     public async Task<MapTileResult> RenderAsync(CatalogStore store, MapTileAddress tile, long? sceneId, CancellationToken ct = default)
     {
@@ -37,17 +34,16 @@ public sealed class MapTileService(TileDiskCache cache) : IDisposable
         var missing = new List<(long, string)>();
         foreach (var scene in scenes)
         {
-            if (await _files.ProblemAsync(scene.File, ct) is { } problem) missing.Add((scene.Id, problem));
+            if (await files.ProblemAsync(scene.File, ct) is { } problem) missing.Add((scene.Id, problem));
             else usable.Add(scene);
         }
-        if (usable.Count == 0) return new MapTileResult(Transparent, [], missing, false);
+        if (usable.Count == 0) return new MapTileResult(Transparent, missing, false);
 
         var key = Key(tile, usable);
-        if (cache.TryGet(key) is { } cached) return new MapTileResult(cached, usable.Select(s => s.Id).ToList(), missing, true);
+        if (cache.TryGet(key) is { } cached) return new MapTileResult(cached, missing, true);
         const int n = SceneMapRenderer.TileSize;
         var rgba = new byte[n * n * 4];
-        var drawn = new List<long>();
-        var failed = false;
+        bool drawn = false, failed = false;
         foreach (var scene in usable)
         {
             ct.ThrowIfCancellationRequested();
@@ -55,14 +51,14 @@ public sealed class MapTileService(TileDiskCache cache) : IDisposable
             try { layer = WithRenderer(scene.File, r => r.Render(tile)); }
             catch (RasterException e) { missing.Add((scene.Id, e.Message)); failed = true; continue; }
             if (layer is null) continue;
-            drawn.Add(scene.Id);
+            drawn = true;
             for (var k = 0; k < n * n; k++)
                 if (layer[k * 4 + 3] != 0) Buffer.BlockCopy(layer, k * 4, rgba, k * 4, 4);   // a later scene covers an earlier one
         }
-        var png = drawn.Count == 0 ? Transparent : PngEncoder.EncodeRgba(n, n, rgba);
+        var png = drawn ? PngEncoder.EncodeRgba(n, n, rgba) : Transparent;
         // The key names the scenes meant to be drawn: an answer missing one of them is not kept.
         if (!failed) cache.Put(key, png);
-        return new MapTileResult(png, drawn, missing, false);
+        return new MapTileResult(png, missing, false);
     }
 
     private static string Key(MapTileAddress tile, IReadOnlyList<MapScene> scenes)
@@ -153,9 +149,7 @@ public sealed class TileDiskCache
             File.SetLastWriteTimeUtc(path, DateTime.UtcNow);   // used now
             return bytes;
         }
-        catch (FileNotFoundException) { return null; }
-        catch (DirectoryNotFoundException) { return null; }
-        catch (IOException) { return null; }   // evicted meanwhile: render again
+        catch (IOException) { return null; }   // not cached, or evicted meanwhile: render it
     }
 
     public void Put(string key, byte[] png)

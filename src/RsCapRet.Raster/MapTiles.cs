@@ -18,14 +18,19 @@ public readonly record struct MapTileAddress(int Z, int X, int Y)
         return new MapTileAddress(z, x, y);
     }
 
+    /// <summary>A longitude and latitude in EPSG:3857 metres (the spherical formula; latitudes clamped to the square world's ±85.05°).</summary>
+    public static (double X, double Y) ToMercator(double lon, double lat) =>
+        (Math.Clamp(lon, -180, 180) / 180 * Half,
+         Math.Log(Math.Tan((90 + Math.Clamp(lat, -85.05112878, 85.05112878)) * Math.PI / 360)) / Math.PI * Half);
+
     /// <summary>The tile at zoom <paramref name="z"/> that holds a longitude and latitude (clamped to Web Mercator's range).</summary>
     public static MapTileAddress Containing(double lon, double lat, int z)
     {
         if (z is < 0 or > MaxZoom) throw new ArgumentOutOfRangeException(nameof(z), $"zoom {z} is outside 0..{MaxZoom}");
         var n = 1L << z;
-        lat = Math.Clamp(lat, -85.05112878, 85.05112878) * Math.PI / 180;
-        var x = (long)Math.Floor((Math.Clamp(lon, -180, 180) + 180) / 360 * n);
-        var y = (long)Math.Floor((1 - Math.Log(Math.Tan(lat) + 1 / Math.Cos(lat)) / Math.PI) / 2 * n);
+        var (mx, my) = ToMercator(lon, lat);
+        var x = (long)Math.Floor((mx + Half) / (2 * Half) * n);
+        var y = (long)Math.Floor((Half - my) / (2 * Half) * n);
         return new MapTileAddress(z, (int)Math.Clamp(x, 0, n - 1), (int)Math.Clamp(y, 0, n - 1));
     }
 
@@ -73,11 +78,8 @@ public sealed class SceneMapRenderer : IDisposable
     private readonly (double MinX, double MinY, double MaxX, double MaxY)? _mercatorBounds;
     private (byte[] Rgba, int Width, int Height)? _preview;
 
-    public string Path { get; }
-
     private SceneMapRenderer(string path, SceneTiler tiler)
     {
-        Path = path;
         _tiler = tiler;
         var (_, _, gt) = tiler.Grid;
         var det = gt[1] * gt[5] - gt[2] * gt[4];
@@ -89,9 +91,8 @@ public sealed class SceneMapRenderer : IDisposable
             using var native = SpatialReference.FromWkt(crs.Wkt);
             _fromMercator = new CoordinateTransform(mercator, native, path);
             // The footprint in Web Mercator: a cheap test of whether a tile can touch the scene at all.
-            var xs = footprint.Ring.Select(p => Math.Clamp(p.X, -180, 180) / 180 * 20037508.342789244).ToArray();
-            var ys = footprint.Ring.Select(p => Math.Log(Math.Tan((90 + Math.Clamp(p.Y, -85.05112878, 85.05112878)) * Math.PI / 360)) / Math.PI * 20037508.342789244).ToArray();
-            _mercatorBounds = (xs.Min(), ys.Min(), xs.Max(), ys.Max());
+            var corners = footprint.Ring.Select(p => MapTileAddress.ToMercator(p.X, p.Y)).ToList();
+            _mercatorBounds = (corners.Min(c => c.X), corners.Min(c => c.Y), corners.Max(c => c.X), corners.Max(c => c.Y));
         }
     }
 

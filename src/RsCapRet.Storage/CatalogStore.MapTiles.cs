@@ -20,8 +20,7 @@ public sealed partial class CatalogStore
             SELECT id, path, content_sha256, size_bytes, acquired_at FROM (
                 SELECT DISTINCT ON (content_sha256) id, path, content_sha256, size_bytes, acquired_at
                   FROM scenes
-                 WHERE status = 'done' AND footprint && ST_MakeEnvelope($1, $2, $3, $4, 4326)
-                   AND ST_Intersects(footprint, ST_MakeEnvelope($1, $2, $3, $4, 4326))
+                 WHERE status = 'done' AND ST_Intersects(footprint, ST_MakeEnvelope($1, $2, $3, $4, 4326))
                    AND ($5::bigint IS NULL OR id = $5)
                  ORDER BY content_sha256, id DESC) s
              ORDER BY acquired_at NULLS FIRST, id

@@ -16,7 +16,7 @@ public static class ImageryEndpoints
     public static void MapImageryEndpoints(this WebApplication app, WebContext web, TileDiskCache tileCache)
     {
         // Imagery: Web Mercator tiles rendered from the ingested scenes (the map page's base layer), cached on disk.
-        var mapTiles = new MapTileService(tileCache);
+        var mapTiles = new MapTileService(tileCache, web.SceneFiles);
         app.Lifetime.ApplicationStopped.Register(mapTiles.Dispose);
         app.MapGet("/tiles/{z}/{x}/{y}.png", async (string z, string x, string y, HttpRequest req, HttpResponse res, NpgsqlDataSource ds,
             ILoggerFactory logs, CancellationToken ct) =>
@@ -49,7 +49,6 @@ public static class ImageryEndpoints
             return Results.File(result.Png, "image/png");
         });
 
-        var sceneFiles = new RegisteredSceneFiles();
         app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
         {
             var store = new CatalogStore(ds);
@@ -57,7 +56,7 @@ public static class ImageryEndpoints
             if (tile is null) return Results.NotFound(new { error = $"no tile {id}" });
             // Only the registered scene, unchanged since ingestion, is read on a request's behalf.
             var scene = await store.GetSceneFileAsync(tile.SceneId, ct);
-            if ((scene is null ? "the scene is no longer registered" : await sceneFiles.ProblemAsync(scene, ct)) is { } problem)
+            if ((scene is null ? "the scene is no longer registered" : await web.SceneFiles.ProblemAsync(scene, ct)) is { } problem)
                 return Results.Json(new { error = $"{web.ScenePaths.Name(tile.ScenePath)}: {problem}" }, statusCode: StatusCodes.Status410Gone);
             try
             {

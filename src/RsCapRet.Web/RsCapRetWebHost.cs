@@ -69,6 +69,8 @@ public sealed class WebContext(string modelDirectory, ScenePathDisplay scenePath
     public string ModelDirectory => modelDirectory;
     public ScenePathDisplay ScenePaths => scenePaths;
     public QueryVectorBatcher Queries => queries;
+    /// <summary>Which scene files may be read on a request's behalf; one for thumbnails and map tiles, so each file is hashed once.</summary>
+    public RegisteredSceneFiles SceneFiles { get; } = new();
 
     /// <summary>503 with Retry-After: the query queue is full (back-pressure, not an error of the request).</summary>
     public static IResult Busy(QueryQueueFullException e)
