@@ -76,7 +76,7 @@ public static class AnalysisEndpoints
             try
             {
                 var map = await LandUseClassifier.RunAsync(store, query, prompts => models.WithModelAsync(web.ModelDirectory,
-                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), (IReadOnlyList<float[]>)prompts.Select(encoder.EmbedText).ToList()), ct), ct);
+                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedTexts(prompts)), ct), ct);
                 return Results.Text(map.GeoJson(), "application/geo+json");
             }
             catch (SceneNotFoundException e) { return Results.NotFound(new { error = e.Message }); }

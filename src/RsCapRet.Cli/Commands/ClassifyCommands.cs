@@ -29,7 +29,7 @@ public static class ClassifyCommands
             var map = await LandUseClassifier.RunAsync(store, query, async prompts =>
             {
                 using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
-                return (await store.RegisterModelAsync(encoder.Identity, ct), prompts.Select(encoder.EmbedText).ToList());
+                return (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedTexts(prompts));
             }, ct);
             var basePath = parse.GetValue(output) ?? $"scene-{map.Classes.Scene.Id}-classes";
             var dir = Path.GetDirectoryName(Path.GetFullPath(basePath))!;
