@@ -35,7 +35,7 @@ public static class ChangesBenchmark
             report.Options["k"] = k;
             report.Options["queries_per_round"] = queries;
             Console.WriteLine($"two scenes of {side * side:N0} tiles, k={k}, {queries} queries per side and round");
-            var box = Box(0.45, 0.45, 0.55, 0.55);   // 10 % x 10 % of the scene
+            var box = BenchGeometry.Box(0.45, 0.45, 0.55, 0.55);   // 10 % x 10 % of the scene
             var full = new ChangeRequest(before, after, null, null, null, k);
             var sides = new List<Side>
             {
@@ -99,10 +99,10 @@ public static class ChangesBenchmark
                 var v = vectors[r * side + c];
                 if (s == 1 && rng.NextDouble() < 0.02) v = target.Zip(Random(rng), (t, n) => t + 0.3f * n).ToArray();
                 double x = offset + (double)c / side, y = offset + (double)r / side;
-                tiles.Add(new TileRecord(r, c, c * 100, r * 100, 100, 100, Box(x, y, x + 1.0 / side, y + 1.0 / side),
-                    Box(c, r, c + 1, r + 1), 0, null, v));
+                tiles.Add(new TileRecord(r, c, c * 100, r * 100, 100, 100, BenchGeometry.Box(x, y, x + 1.0 / side, y + 1.0 / side),
+                    BenchGeometry.Box(c, r, c + 1, r + 1), 0, null, v));
             }
-            await store.CompleteSceneAsync(claim, new SceneMetadata(side * 100, side * 100, 3, null, 4326, Box(offset, offset, offset + 1, offset + 1),
+            await store.CompleteSceneAsync(claim, new SceneMetadata(side * 100, side * 100, 3, null, 4326, BenchGeometry.Box(offset, offset, offset + 1, offset + 1),
                 new DateTimeOffset(2018 + 2 * s, 7, 1, 0, 0, 0, TimeSpan.Zero)), tiles, modelId, 0);
             ids[s] = claim.SceneId;
         }
@@ -113,8 +113,4 @@ public static class ChangesBenchmark
 
     private static float[] Random(Random rng) => Enumerable.Range(0, 256).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
 
-    private static readonly GeometryFactory Wgs84 = new(new PrecisionModel(), 4326);
-
-    private static Polygon Box(double minX, double minY, double maxX, double maxY) =>
-        Wgs84.CreatePolygon([new(minX, minY), new(maxX, minY), new(maxX, maxY), new(minX, maxY), new(minX, minY)]);
 }

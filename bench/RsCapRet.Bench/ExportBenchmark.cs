@@ -73,14 +73,11 @@ public static class ExportBenchmark
         var sw = Stopwatch.StartNew();
         await using (var drop = ds.CreateCommand("DROP INDEX IF EXISTS tiles_embedding_hnsw")) await drop.ExecuteNonQueryAsync();
         var rng = new Random(7);
-        var wgs84 = new GeometryFactory(new PrecisionModel(), 4326);
         var utm = new GeometryFactory(new PrecisionModel(), 32614);
         const int perScene = 10_000, side = 100;
         const double step = 224 * 0.3 / 111_000.0;
         string[] captions = ["many buildings and green trees are in a dense residential area .", "a river with trees on both sides .",
                              "several storage tanks are near a road .", "a baseball field is surrounded by green trees ."];
-        Polygon Box(GeometryFactory f, double x0, double y0, double x1, double y1) =>
-            f.CreatePolygon([new(x0, y0), new(x1, y0), new(x1, y1), new(x0, y1), new(x0, y0)]);
         for (var s = 0; s * perScene < tiles; s++)
         {
             var n = Math.Min(perScene, tiles - s * perScene);
@@ -93,8 +90,8 @@ public static class ExportBenchmark
                 double x = lon0 + c * step, y = lat0 + r * step;
                 var v = new float[256];
                 for (var d = 0; d < 256; d++) v[d] = (float)(rng.NextDouble() * 2 - 1);
-                list.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, Box(wgs84, x, y, x + step, y + step),
-                    Box(utm, c * 67.2, r * 67.2, (c + 1) * 67.2, (r + 1) * 67.2), 0, captions[rng.Next(captions.Length)], v));
+                list.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, BenchGeometry.Box(x, y, x + step, y + step),
+                    BenchGeometry.Box(c * 67.2, r * 67.2, (c + 1) * 67.2, (r + 1) * 67.2, utm), 0, captions[rng.Next(captions.Length)], v));
             }
             await store.CompleteSceneAsync(claim, new SceneMetadata(side * 224, side * 224, 3, null, 32614, null,
                 new DateTimeOffset(2018 + s % 5, 6, 1, 0, 0, 0, TimeSpan.Zero)), list, modelId, 0);

@@ -106,8 +106,6 @@ public static class MapTileBenchmark
             work(t);
             ms.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
-        var sorted = ms.Order().ToArray();
-        double P(double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
-        return new Sample(P(0.5), [new("p95", "ms", P(0.95)), new("mean", "ms", ms.Average())]);
+        return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95)), new("mean", "ms", ms.Average())]);
     }
 }

@@ -97,6 +97,13 @@ public static class Rounds
         return (items / s, items, s);
     }
 
+    /// <summary>The p-th percentile of <paramref name="xs"/> (nearest rank: the smallest value with p % of them at or below it).</summary>
+    public static double Percentile(IReadOnlyCollection<double> xs, int p)
+    {
+        var s = xs.Order().ToArray();
+        return s[Math.Clamp((int)Math.Ceiling(p / 100.0 * s.Length) - 1, 0, s.Length - 1)];
+    }
+
     internal static string Fmt(double x) =>
         double.IsNaN(x) ? "n/a" : x == Math.Round(x) && Math.Abs(x) < 1e9 ? x.ToString("F0", CultureInfo.InvariantCulture)
         : Math.Abs(x) >= 100 ? x.ToString("F1", CultureInfo.InvariantCulture)

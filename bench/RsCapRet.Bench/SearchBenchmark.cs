@@ -105,7 +105,7 @@ public static class SearchBenchmark
             vectors[q] = Noisy(centres[rng.Next(centres.Length)], rng, 0.6f);
             // ~50-100 of the catalogue's tiles: a selective filter.
             var (lon, lat) = places[q % places.Count];
-            boxes[q] = Box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
+            boxes[q] = BenchGeometry.Box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
         }
         return new Workload(vectors, boxes);
     }
@@ -121,7 +121,7 @@ public static class SearchBenchmark
             ms.Add(sw.Elapsed.TotalMilliseconds);
             if (hits.Count == k) full++;
         }
-        return new Sample(Pct(ms, 50), [new("p95", "ms", Pct(ms, 95)), new("queries returning k rows", "queries", full)]);
+        return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95)), new("queries returning k rows", "queries", full)]);
     }
 
     /// <summary>
@@ -152,7 +152,7 @@ public static class SearchBenchmark
             ms.Add(sw.Elapsed.TotalMilliseconds);
             if (rows == k) full++;
         }
-        return new Sample(Pct(ms, 50), [new("p95", "ms", Pct(ms, 95)), new("queries returning k rows", "queries", full)]);
+        return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95)), new("queries returning k rows", "queries", full)]);
     }
 
     private static async Task<double> RecallAsync(CatalogStore store, Workload w, int k)
@@ -191,8 +191,8 @@ public static class SearchBenchmark
                 int r = i / side, c = i % side;
                 double step = 224 * 0.3 / 111_000.0; // 224 px at 0.3 m, in degrees (roughly)
                 double x = lon0 + c * step, y = lat0 + r * step;
-                list.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, Box(x, y, x + step, y + step),
-                    Box(c * 67.2, r * 67.2, (c + 1) * 67.2, (r + 1) * 67.2, utm), 0, null,
+                list.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, BenchGeometry.Box(x, y, x + step, y + step),
+                    BenchGeometry.Box(c * 67.2, r * 67.2, (c + 1) * 67.2, (r + 1) * 67.2, utm), 0, null,
                     Noisy(centres[rng.Next(centres.Length)], rng, 0.8f)));
             }
             await store.CompleteSceneAsync(claim, new SceneMetadata(side * 224, side * 224, 3, null, 32614 + zone, null,
@@ -218,14 +218,4 @@ public static class SearchBenchmark
     private static float[] Noisy(float[] centre, Random rng, float noise) =>
         centre.Select(v => v + noise * (float)(rng.NextDouble() * 2 - 1)).ToArray();
 
-    private static readonly GeometryFactory Wgs84 = new(new PrecisionModel(), 4326);
-
-    private static Polygon Box(double minX, double minY, double maxX, double maxY, GeometryFactory? f = null) =>
-        (f ?? Wgs84).CreatePolygon([new(minX, minY), new(maxX, minY), new(maxX, maxY), new(minX, maxY), new(minX, minY)]);
-
-    private static double Pct(List<double> xs, int p)
-    {
-        var s = xs.Order().ToArray();
-        return s[Math.Clamp((int)Math.Ceiling(p / 100.0 * s.Length) - 1, 0, s.Length - 1)];
-    }
 }
