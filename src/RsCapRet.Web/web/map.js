@@ -47,6 +47,23 @@
     errorEl.hidden = false;
   }
 
+  // A colour-ramp legend: its title, the ramp (its class picks the colours in map.css) and the values at its two ends.
+  function showRampLegend(titleText, rampClass, low, high) {
+    const title = document.createElement('div');
+    title.textContent = titleText;
+    const ramp = document.createElement('div');
+    ramp.className = rampClass;
+    const ends = document.createElement('div');
+    ends.className = 'ends';
+    for (const value of [low, high]) {
+      const span = document.createElement('span');
+      span.textContent = value;
+      ends.append(span);
+    }
+    legend.replaceChildren(title, ramp, ends);
+    legend.hidden = false;
+  }
+
   function clearResults() {
     errorEl.hidden = true;
     errorEl.textContent = '';
@@ -219,15 +236,8 @@
     const share = (f) => Math.max(0, Math.min(1, score(f) / top));
     legend.replaceChildren();
     if (features.length > 0) {
-      const title = document.createElement('div');
-      title.textContent = params.get('toward') ? `Movement toward “${params.get('toward')}”` : 'Change (cosine distance between the two tiles)';
-      const ramp = document.createElement('div');
-      ramp.className = 'ramp';
-      const ends = document.createElement('div');
-      ends.className = 'ends';
-      ends.innerHTML = `<span>0</span><span>${top.toFixed(3)}</span>`;
-      legend.append(title, ramp, ends);
-      legend.hidden = false;
+      showRampLegend(params.get('toward') ? `Movement toward “${params.get('toward')}”` : 'Change (cosine distance between the two tiles)',
+        'ramp', '0', top.toFixed(3));
     }
     const items = new Map();
     footprints = L.geoJSON(body, {
@@ -271,17 +281,7 @@
     const share = (f) => (hi > lo ? (f.properties.score - lo) / (hi - lo) : 1);
     statusEl.textContent = features.length === 0 ? 'No tiles in this area.' : `${features.length} tile${features.length === 1 ? '' : 's'} scored against “${body.query}”.`;
     legend.replaceChildren();
-    if (features.length > 0) {
-      const title = document.createElement('div');
-      title.textContent = `Similarity to “${body.query}”`;
-      const ramp = document.createElement('div');
-      ramp.className = 'ramp heat';
-      const ends = document.createElement('div');
-      ends.className = 'ends';
-      ends.innerHTML = `<span>${lo.toFixed(3)}</span><span>${hi.toFixed(3)}</span>`;
-      legend.append(title, ramp, ends);
-      legend.hidden = false;
-    }
+    if (features.length > 0) showRampLegend(`Similarity to “${body.query}”`, 'ramp heat', lo.toFixed(3), hi.toFixed(3));
     footprints = L.geoJSON(body, {
       style: (f) => ({ stroke: false, fillColor: heatColour(share(f)), fillOpacity: 0.6, className: 'heat-footprint' }),
       filter: (f) => f.geometry != null,
