@@ -14,8 +14,9 @@ public sealed record Migration(int Version, string Name, string Sql)
 
 /// <summary>
 /// Applies migrations/ in version order, each in its own transaction, and records them in
-/// schema_migrations. A session advisory lock serialises concurrent runners (several workers starting at
-/// once); an applied migration whose file has since changed is an error rather than silently skipped.
+/// schema_migrations; then builds any per-model vector graph that is missing (<see cref="TileVectorIndex"/>,
+/// concurrently, outside a transaction). A session advisory lock serialises concurrent runners (several workers
+/// starting at once); an applied migration whose file has since changed is an error rather than silently skipped.
 /// </summary>
 public static partial class MigrationRunner
 {
@@ -43,14 +44,17 @@ public static partial class MigrationRunner
         return list.OrderBy(x => x.Version).ToList();
     }
 
-    /// <summary>Applies pending migrations; returns the versions applied by this call (empty when up to date).</summary>
+    /// <summary>
+    /// Applies pending migrations; returns the versions applied by this call (empty when up to date).
+    /// <paramref name="log"/> hears about long steps (building a model's vector graph).
+    /// </summary>
     public static async Task<IReadOnlyList<int>> ApplyAsync(string connectionString, IReadOnlyList<Migration>? migrations = null,
-        CancellationToken ct = default)
+        CancellationToken ct = default, Action<string>? log = null)
     {
         migrations ??= Embedded();
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(ct);
-        await Exec(conn, "SELECT pg_advisory_lock(@k)", ct, ("k", AdvisoryLockKey));
+        await LockAsync(conn, ct);
         try
         {
             await Exec(conn, """
@@ -96,11 +100,27 @@ public static partial class MigrationRunner
                 }
                 done.Add(m.Version);
             }
+            await TileVectorIndex.BuildMissingAsync(connectionString, conn, log, ct);
             return done;
         }
         finally
         {
             await Exec(conn, "SELECT pg_advisory_unlock(@k)", CancellationToken.None, ("k", AdvisoryLockKey));
+        }
+    }
+
+    // Polled rather than waited for: a runner blocked in pg_advisory_lock() holds a snapshot, and the concurrent
+    // index build of the runner holding the lock waits for every older snapshot (a deadlock).
+    private static async Task LockAsync(NpgsqlConnection conn, CancellationToken ct)
+    {
+        while (true)
+        {
+            await using (var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(@k)", conn))
+            {
+                cmd.Parameters.AddWithValue("k", AdvisoryLockKey);
+                if ((bool)(await cmd.ExecuteScalarAsync(ct))!) return;
+            }
+            await Task.Delay(200, ct);
         }
     }
 

@@ -48,7 +48,8 @@ public static class RsCapRetDatabase
     public static async Task<NpgsqlDataSource> OpenAsync(string connectionString, bool migrate = true, CancellationToken ct = default)
     {
         // Migrate over a plain connection first: the typed data source must see the extension types at start-up.
-        if (migrate) await MigrationRunner.ApplyAsync(connectionString, ct: ct);
+        // A long step (a model's vector graph after an upgrade) says what it is doing on stderr.
+        if (migrate) await MigrationRunner.ApplyAsync(connectionString, ct: ct, log: line => Console.Error.WriteLine("rscapret: " + line));
         return CreateDataSource(connectionString);
     }
 

@@ -12,9 +12,10 @@ namespace RsCapRet.TestSupport;
 /// <summary>
 /// A throwaway, migrated database for one test class: a Testcontainers PostGIS+pgvector container where a
 /// Docker engine answers, otherwise a fresh database on the local server that scripts/db.sh started
-/// (RSCAPRET_DB or .data/db.env), dropped again afterwards.
+/// (RSCAPRET_DB or .data/db.env), dropped again afterwards. <c>migrateThrough</c> stops at that migration, for tests
+/// of an upgrade from an older catalogue.
 /// </summary>
-public sealed class TestDatabase : IAsyncLifetime
+public sealed class TestDatabase(int? migrateThrough = null) : IAsyncLifetime
 {
     private PostgreSqlContainer? _container;
     private string? _adminConnectionString;
@@ -55,7 +56,8 @@ public sealed class TestDatabase : IAsyncLifetime
             ConnectionString = new NpgsqlConnectionStringBuilder(_adminConnectionString) { Database = _databaseName, Pooling = true, CommandTimeout = 300 }.ConnectionString;
             Backend = "local";
         }
-        AppliedOnCreate = await MigrationRunner.ApplyAsync(ConnectionString);
+        AppliedOnCreate = await MigrationRunner.ApplyAsync(ConnectionString,
+            migrateThrough is { } last ? MigrationRunner.Embedded().Where(m => m.Version <= last).ToList() : null);
         DataSource = RsCapRetDatabase.CreateDataSource(ConnectionString);
     }
 

@@ -19,7 +19,8 @@ public static class DbCommands
         var migrate = new Command("migrate", "Apply pending SQL migrations from migrations/") { DbOption };
         CommandAction.Set(migrate, async (parse, output, ct) =>
         {
-            var applied = await MigrationRunner.ApplyAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbOption)), ct: ct);
+            var applied = await MigrationRunner.ApplyAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbOption)), ct: ct,
+                log: line => output.WriteLine(line));
             await output.WriteLineAsync(applied.Count == 0
                 ? "database is up to date"
                 : $"applied migrations: {string.Join(", ", applied.Select(v => v.ToString("D4")))}");
@@ -85,11 +86,13 @@ public static class DbCommands
             await output.WriteLineAsync($"settings: shared_buffers {r.GetString(0)}, maintenance_work_mem {r.GetString(1)}, " +
                 $"max_parallel_maintenance_workers {r.GetString(2)}, autoprewarm {(r.GetBoolean(3) ? "on (cached pages reloaded after a restart)" : "off")}");
         }
+        // tiles and its indexes are partitioned by model (migrations/0016): sizes are the sums over the partitions.
         await using (var cmd = new NpgsqlCommand("""
-            SELECT c.relname, pg_relation_size(c.oid), pg_size_bytes(current_setting('shared_buffers'))
-              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = current_schema() AND c.relname IN ('tiles', 'tiles_embedding_hnsw', 'tiles_footprint_gist')
-             ORDER BY c.relname
+            SELECT r.name, (SELECT coalesce(sum(pg_relation_size(p.relid)), 0)::bigint FROM pg_partition_tree(r.name::regclass) p),
+                   pg_size_bytes(current_setting('shared_buffers'))
+              FROM unnest(ARRAY['tiles', 'tiles_embedding_hnsw', 'tiles_footprint_gist']) r(name)
+             WHERE to_regclass(r.name) IS NOT NULL
+             ORDER BY r.name
             """, conn))
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             while (await r.ReadAsync(ct))
@@ -99,5 +102,17 @@ public static class DbCommands
                 await output.WriteLineAsync(FormattableString.Invariant(
                     $"{kind} {r.GetString(0)}: {size / 1048576:F1} MiB = {100 * size / buffers:F1} % of shared_buffers ({buffers / 1048576:F0} MiB){(size > buffers ? "; larger than the buffer cache: raise shared_buffers (README, Search benchmark)" : "")}"));
             }
+        foreach (var p in await TileVectorIndex.PartitionsAsync(conn, ct))
+        {
+            await using var cmd = new NpgsqlCommand("SELECT pg_relation_size($1::regclass), CASE WHEN $2::text IS NULL THEN 0 ELSE pg_relation_size($2::regclass) END", conn);
+            cmd.Parameters.Add(new() { Value = p.Table });
+            cmd.Parameters.Add(new() { Value = (object?)p.Index ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            await r.ReadAsync(ct);
+            await output.WriteLineAsync(FormattableString.Invariant(
+                $"model {p.ModelId}: partition {p.Table} {r.GetInt64(0) / 1048576.0:F1} MiB ({p.RowsText}), graph ") +
+                (p.Index is null ? "not built (searches of this model are exact until `rscapret db migrate` builds it)"
+                    : FormattableString.Invariant($"{p.Index} {r.GetInt64(1) / 1048576.0:F1} MiB{(p.Valid ? "" : ", INVALID")}")));
+        }
     }
 }
