@@ -3,6 +3,9 @@
 # $RSCAPRET_DATA_DIR (default .data/ in the checkout), listening on loopback only, run by a non-root user.
 #   scripts/db.sh start    init (once) + start + create database + write .data/db.env   (idempotent)
 #   scripts/db.sh stop | status | env
+#   scripts/db.sh replica start | stop | status
+#       a streaming replica of that cluster (pg_basebackup -R over loopback) under $RSCAPRET_DATA_DIR/pg-replica on
+#       port+1 ($RSCAPRET_PG_REPLICA_PORT), read-only, for searches: writes .data/db-read.env with RSCAPRET_DB_READ
 # The password is generated once and kept in .data/db.env (mode 600); nothing is hard-coded.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +17,10 @@ PORT="${RSCAPRET_PG_PORT:-55432}"
 DB_NAME="${RSCAPRET_DB_NAME:-rscapret}"
 DB_USER=rscapret
 PG_BIN=/usr/lib/postgresql/15/bin
+REPLICA_DIR="$DATA_DIR/pg-replica"
+REPLICA_SOCKET_DIR="$DATA_DIR/pg-replica-run"
+REPLICA_PORT="${RSCAPRET_PG_REPLICA_PORT:-$((PORT + 1))}"
+READ_ENV_FILE="$DATA_DIR/db-read.env"
 log() { printf '[db] %s\n' "$*" >&2; }
 
 # PostgreSQL refuses to run as root: as root, run it as the 'postgres' system user the Debian package made.
@@ -106,10 +113,52 @@ start() {
   log "connection string in $ENV_FILE (source it for RSCAPRET_DB)"
 }
 
+replica_running() { as_pg "$PG_BIN/pg_ctl" -D "$REPLICA_DIR" status >/dev/null 2>&1; }
+
+# A hot standby of the local cluster: a base backup streamed over loopback (the rscapret role is the cluster's
+# superuser, so it may replicate; initdb's pg_hba allows replication from 127.0.0.1), then WAL streaming from the
+# primary (primary_conninfo and standby.signal, written by pg_basebackup -R). Searches read from it through
+# RSCAPRET_DB_READ while ingestion writes to the primary; it serves what it has replayed.
+replica_start() {
+  is_running || { log "the primary is not running: scripts/db.sh start first"; exit 1; }
+  export PGPASSWORD; PGPASSWORD=$(cat "$DATA_DIR/db.password")
+  if [ ! -f "$REPLICA_DIR/PG_VERSION" ]; then
+    log "base backup of 127.0.0.1:$PORT into $REPLICA_DIR"
+    mkdir -p "$REPLICA_DIR" "$REPLICA_SOCKET_DIR"
+    chown "$RUN_AS" "$REPLICA_DIR" "$REPLICA_SOCKET_DIR"; chmod 700 "$REPLICA_DIR"
+    as_pg env PGPASSWORD="$PGPASSWORD" "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U "$DB_USER" \
+      -D "$REPLICA_DIR" -R -X stream -c fast >/dev/null
+    # Its own port and socket; the rest of the configuration is the primary's, copied by the backup.
+    cat >> "$REPLICA_DIR/postgresql.auto.conf" <<CONF
+port = $REPLICA_PORT
+unix_socket_directories = '$REPLICA_SOCKET_DIR'
+hot_standby = on
+CONF
+    rm -f "$REPLICA_DIR/server.log" "$REPLICA_DIR/postmaster.pid"
+  fi
+  mkdir -p "$REPLICA_SOCKET_DIR"; chown "$RUN_AS" "$REPLICA_SOCKET_DIR"
+  if ! replica_running; then
+    log "starting the replica on 127.0.0.1:$REPLICA_PORT"
+    as_pg "$PG_BIN/pg_ctl" -D "$REPLICA_DIR" -l "$REPLICA_DIR/server.log" -w -t 60 start >/dev/null
+  fi
+  (umask 077; sed "s/Port=$PORT;/Port=$REPLICA_PORT;/; s/RSCAPRET_DB=/RSCAPRET_DB_READ=/" "$ENV_FILE" > "$READ_ENV_FILE")
+  log "read-only replica on 127.0.0.1:$REPLICA_PORT; RSCAPRET_DB_READ in $READ_ENV_FILE (source it beside db.env)"
+}
+
+replica() {
+  case "${1:-status}" in
+    start) replica_start ;;
+    stop) if [ -f "$REPLICA_DIR/PG_VERSION" ] && replica_running; then as_pg "$PG_BIN/pg_ctl" -D "$REPLICA_DIR" -w stop >/dev/null; log "replica stopped"; fi ;;
+    status) if [ -f "$REPLICA_DIR/PG_VERSION" ] && replica_running; then log "replica running on 127.0.0.1:$REPLICA_PORT"; else log "replica not running"; exit 3; fi ;;
+    *) echo "usage: $0 replica start|stop|status" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-start}" in
   start) start ;;
   stop) if [ -f "$PGDATA_DIR/PG_VERSION" ] && is_running; then as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop >/dev/null; log "stopped"; fi ;;
   status) if [ -f "$PGDATA_DIR/PG_VERSION" ] && is_running; then log "running on 127.0.0.1:$PORT"; else log "not running"; exit 3; fi ;;
   env) ensure_env_file; cat "$ENV_FILE" ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  replica) replica "${2:-status}" ;;
+  *) echo "usage: $0 start|stop|status|env|replica start|stop|status" >&2; exit 2 ;;
 esac

@@ -40,7 +40,7 @@ public sealed partial class CatalogStore
     public async Task<ChangeResult> ChangesAsync(ChangeRequest request, CancellationToken ct = default)
     {
         if (request.Toward is { Length: not 256 } t) throw new ArgumentException($"The toward vector has {t.Length} dimensions; 256 expected.", nameof(request));
-        await using var conn = await DataSource.OpenConnectionAsync(ct);
+        await using var conn = await ReadSource.OpenConnectionAsync(ct);
         var notes = new List<string>();
         conn.Notice += (_, e) => notes.Add(e.Notice.MessageText);
         await using var cmd = conn.CreateCommand();

@@ -27,7 +27,7 @@ public sealed partial class CatalogStore
     {
         string? wkt = null;
         int? epsg = null;
-        await using (var meta = DataSource.CreateCommand("SELECT crs_wkt, crs_epsg FROM scenes WHERE id = $1"))
+        await using (var meta = ReadSource.CreateCommand("SELECT crs_wkt, crs_epsg FROM scenes WHERE id = $1"))
         {
             meta.Parameters.Add(new() { Value = scene.Id });
             await using var r = await meta.ExecuteReaderAsync(ct);
@@ -37,7 +37,7 @@ public sealed partial class CatalogStore
                 epsg = r.IsDBNull(1) ? null : r.GetInt32(1);
             }
         }
-        await using var cmd = DataSource.CreateCommand("""
+        await using var cmd = ReadSource.CreateCommand("""
             SELECT tile_id, grid_row, grid_col, footprint, footprint_native, class_index, score, runner_up
               FROM rscapret_scene_classes($1, $2)
             """);

@@ -21,7 +21,7 @@ public sealed partial class CatalogStore
     public async Task<HeatmapResult> HeatmapAsync(float[] query, Geometry? area, long? sceneId, int? modelId, int maxTiles, CancellationToken ct = default)
     {
         if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
-        await using var cmd = DataSource.CreateCommand("""
+        await using var cmd = ReadSource.CreateCommand("""
             SELECT tile_id, scene_id, footprint, score
               FROM rscapret_heatmap(query => $1, area => $2, scene => $3, model => $4, max_tiles => $5)
             """);
@@ -40,7 +40,7 @@ public sealed partial class CatalogStore
     /// <summary>A stored tile's image vector and the model that made it; null for an unknown tile.</summary>
     public async Task<(int ModelId, float[] Vector)?> GetTileVectorAsync(long tileId, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("SELECT model_id, embedding FROM tiles WHERE id = $1");
+        await using var cmd = ReadSource.CreateCommand("SELECT model_id, embedding FROM tiles WHERE id = $1");
         cmd.Parameters.Add(new() { Value = tileId });
         await using var r = await cmd.ExecuteReaderAsync(ct);
         return await r.ReadAsync(ct) ? (r.GetInt32(0), r.GetFieldValue<Vector>(1).ToArray()) : null;

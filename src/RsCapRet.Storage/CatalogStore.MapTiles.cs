@@ -16,7 +16,7 @@ public sealed partial class CatalogStore
     public async Task<IReadOnlyList<MapScene>> ScenesForMapAsync(double west, double south, double east, double north, long? sceneId,
         int limit = 64, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("""
+        await using var cmd = ReadSource.CreateCommand("""
             SELECT id, path, content_sha256, size_bytes, acquired_at FROM (
                 SELECT DISTINCT ON (content_sha256) id, path, content_sha256, size_bytes, acquired_at
                   FROM scenes

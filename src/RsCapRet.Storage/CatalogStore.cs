@@ -8,10 +8,17 @@ namespace RsCapRet.Storage;
 /// <summary>
 /// Reads and writes models, scenes and tiles. A scene's tiles are written in one transaction together with the
 /// scene's final status, so a crash mid-scene leaves no tiles and a scene that does not look complete.
+/// Searches and the other views of the catalogue (heat map, land use, changes, map tiles, a tile by id) read from
+/// <see cref="ReadSource"/> — a streaming replica when one is configured (RSCAPRET_DB_READ), seeing the primary's
+/// writes once it has replayed them — and everything else (models, claims, tiles, scene status) uses the primary.
 /// </summary>
-public sealed partial class CatalogStore(NpgsqlDataSource dataSource)
+public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlDataSource? readSource = null)
 {
+    /// <summary>The primary: every write, and the reads that ingestion's bookkeeping depends on.</summary>
     public NpgsqlDataSource DataSource { get; } = dataSource;
+
+    /// <summary>Where searches and catalogue views read: the replica, or the primary when there is none.</summary>
+    public NpgsqlDataSource ReadSource { get; } = readSource ?? dataSource;
 
     /// <summary>Returns the id of the model, registering it on first use.</summary>
     public async Task<int> RegisterModelAsync(ModelIdentity model, CancellationToken ct = default)
@@ -180,7 +187,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource)
         filter ??= new SearchFilter();
         if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
-        await using var cmd = DataSource.CreateCommand("""
+        await using var cmd = ReadSource.CreateCommand("""
             SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
                    footprint, caption, distance, acquired_at
               FROM rscapret_search(query => $1, k => $2, area => $3, near => $4, radius_m => $5,
@@ -199,7 +206,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource)
     {
         filter ??= new SearchFilter();
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
-        await using var cmd = DataSource.CreateCommand("""
+        await using var cmd = ReadSource.CreateCommand("""
             SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
                    footprint, caption, distance, acquired_at
               FROM rscapret_search_by_tile(tile => $1, k => $2, area => $3, near => $4, radius_m => $5,
@@ -235,7 +242,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource)
     /// <summary>One tile of a completed scene by id (distance 0), or null.</summary>
     public async Task<TileHit?> GetTileAsync(long tileId, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("""
+        await using var cmd = ReadSource.CreateCommand("""
             SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
                    footprint, caption, 0::double precision, acquired_at
               FROM tile_catalog WHERE tile_id = $1

@@ -11,6 +11,16 @@ public static class RsCapRetDatabase
 {
     public const string ConnectionStringVariable = "RSCAPRET_DB";
 
+    /// <summary>An optional second connection string for searches: a streaming replica of the RSCAPRET_DB primary.</summary>
+    public const string ReadConnectionStringVariable = "RSCAPRET_DB_READ";
+
+    /// <summary>
+    /// RSCAPRET_DB_READ when set (searches and catalogue views then read from that server, e.g. a streaming replica;
+    /// README, "Capacity plan"), else null: everything uses the primary.
+    /// </summary>
+    public static string? ResolveReadConnectionString() =>
+        Environment.GetEnvironmentVariable(ReadConnectionStringVariable) is { Length: > 0 } read && !string.IsNullOrWhiteSpace(read) ? read : null;
+
     /// <summary>RSCAPRET_DB from the environment, else the .data/db.env that scripts/db.sh writes.</summary>
     public static string ResolveConnectionString(string? explicitValue = null)
     {

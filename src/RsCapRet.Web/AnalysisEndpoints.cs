@@ -16,13 +16,12 @@ public static class AnalysisEndpoints
     public static void MapAnalysisEndpoints(this WebApplication app, WebContext web)
     {
         // What changed between two acquisitions: before/after are scene ids or date ranges (with bbox or area).
-        app.MapGet("/api/changes", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        app.MapGet("/api/changes", async (HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
         {
             ChangeQuery query;
             var q = req.Query;
             try { query = ChangeQuery.Parse(q["before"], q["after"], q["area"], q["bbox"], q["toward"], q["k"], q["min_iou"], scenePathsAllowed: false); }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            var store = new CatalogStore(ds);
             ChangeResult result;
             try
             {
@@ -39,13 +38,12 @@ public static class AnalysisEndpoints
         });
 
         // Similarity heat map: every tile of the view (bbox) or of a scene scored against a text or a stored tile.
-        app.MapGet("/api/heatmap", async (HttpRequest req, NpgsqlDataSource ds, CancellationToken ct) =>
+        app.MapGet("/api/heatmap", async (HttpRequest req, CatalogStore store, CancellationToken ct) =>
         {
             HeatmapQuery query;
             var q = req.Query;
             try { query = HeatmapQuery.Parse(q["q"], q["tile"], q["bbox"], q["scene"], q["max"]); }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            var store = new CatalogStore(ds);
             if (query.Scene is { } sceneId && await store.GetSceneAsync(sceneId, ct) is null) return Results.NotFound(new { error = $"no scene {sceneId}" });
             int modelId;
             float[] vector;
@@ -66,13 +64,12 @@ public static class AnalysisEndpoints
         });
 
         // Zero-shot land-use classes of a scene: its stored vectors against the [RET] vectors of one prompt per label.
-        app.MapGet("/api/scenes/{id:long}/classes", async (long id, HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        app.MapGet("/api/scenes/{id:long}/classes", async (long id, HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
         {
             LandUseQuery query;
             var q = req.Query;
             try { query = LandUseQuery.Parse(id.ToString(System.Globalization.CultureInfo.InvariantCulture), q["labels"].FirstOrDefault(), null, q["template"].FirstOrDefault()); }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            var store = new CatalogStore(ds);
             try
             {
                 var map = await LandUseClassifier.RunAsync(store, query, prompts => models.WithModelAsync(web.ModelDirectory,

@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using RsCapRet.Core;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
@@ -18,7 +17,7 @@ public static class ImageryEndpoints
         // Imagery: Web Mercator tiles rendered from the ingested scenes (the map page's base layer), cached on disk.
         var mapTiles = new MapTileService(tileCache, web.SceneFiles);
         app.Lifetime.ApplicationStopped.Register(mapTiles.Dispose);
-        app.MapGet("/tiles/{z}/{x}/{y}.png", async (string z, string x, string y, HttpRequest req, HttpResponse res, NpgsqlDataSource ds,
+        app.MapGet("/tiles/{z}/{x}/{y}.png", async (string z, string x, string y, HttpRequest req, HttpResponse res, CatalogStore store,
             ILoggerFactory logs, CancellationToken ct) =>
         {
             MapTileAddress tile;
@@ -36,7 +35,7 @@ public static class ImageryEndpoints
             {
                 return Results.BadRequest(new { error = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message });
             }
-            var result = await mapTiles.RenderAsync(new CatalogStore(ds), tile, scene, ct);
+            var result = await mapTiles.RenderAsync(store, tile, scene, ct);
             if (result.Missing.Count > 0)
             {
                 // The tile is drawn without them; the scenes are named (by id, never by path) for the page and the log.
@@ -49,9 +48,8 @@ public static class ImageryEndpoints
             return Results.File(result.Png, "image/png");
         });
 
-        app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
+        app.MapGet("/api/tiles/{id:long}/thumbnail.png", async (long id, CatalogStore store, CancellationToken ct) =>
         {
-            var store = new CatalogStore(ds);
             var tile = await store.GetTileAsync(id, ct);
             if (tile is null) return Results.NotFound(new { error = $"no tile {id}" });
             // Only the registered scene, unchanged since ingestion, is read on a request's behalf.

@@ -21,10 +21,14 @@ public static class RsCapRetWebHost
     /// <summary>
     /// Scene paths in its answers are shown by <paramref name="scenePaths"/> (default: from RSCAPRET_ARCHIVE_ROOT);
     /// rendered map tiles go to <paramref name="tileCache"/> (default: <see cref="TileDiskCache.FromEnvironment"/>).
+    /// Searches and catalogue views read from <paramref name="readConnectionString"/> when given (a streaming replica;
+    /// default: RSCAPRET_DB_READ), writes — models, jobs — go to <paramref name="connectionString"/>.
     /// </summary>
     public static WebApplication Build(string connectionString, string urls, string modelDirectory, bool withWorker,
-        DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null, TileDiskCache? tileCache = null)
+        DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null, TileDiskCache? tileCache = null,
+        string? readConnectionString = null)
     {
+        readConnectionString ??= RsCapRetDatabase.ResolveReadConnectionString();
         scenePaths ??= ScenePathDisplay.FromEnvironment();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(urls);
@@ -33,7 +37,10 @@ public static class RsCapRetWebHost
         // Hangfire's dashboard validates an anti-forgery token on its POST actions when this service is registered.
         builder.Services.AddAntiforgery();
         if (withWorker) builder.Services.AddRsCapRetWorker(JobQueues.All, 1);
+        var reads = readConnectionString is null ? null : RsCapRetDatabase.CreateDataSource(readConnectionString);
+        builder.Services.AddSingleton(sp => new CatalogStore(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), reads));
         var app = builder.Build();
+        if (reads is not null) app.Lifetime.ApplicationStopped.Register(reads.Dispose);
         app.UseJsonErrors();
         app.UseRequestOriginChecks(RequestOriginChecks.AllowedHostsFromEnvironment(credentials is not null));
         if (credentials is null) app.UseHangfireDashboard("/hangfire"); // Hangfire's default: local requests only

@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Npgsql;
 using RsCapRet.Core;
 using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
@@ -21,7 +20,7 @@ public static class SearchEndpoints
     public static void MapSearchEndpoints(this WebApplication app, WebContext web)
     {
         // Text (q=...) or image-to-image from a stored tile (tile=ID); same filters either way.
-        app.MapGet("/api/search", async (HttpRequest req, NpgsqlDataSource ds, CancellationToken ct) =>
+        app.MapGet("/api/search", async (HttpRequest req, CatalogStore store, CancellationToken ct) =>
         {
             SearchQuery query;
             long? tile = null;
@@ -33,7 +32,6 @@ public static class SearchEndpoints
                 query = SearchQuery.Parse(q["q"], q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: tile is null);
             }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            var store = new CatalogStore(ds);
             IReadOnlyList<TileHit> hits;
             if (tile is { } id)
             {
@@ -53,7 +51,7 @@ public static class SearchEndpoints
         });
 
         // Image-to-image with an uploaded image (the request body: PNG, JPEG, TIFF...), filters in the query string.
-        app.MapPost("/api/search/image", async (HttpRequest req, NpgsqlDataSource ds, ModelCache models, CancellationToken ct) =>
+        app.MapPost("/api/search/image", async (HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
         {
             SearchQuery query;
             try
@@ -82,12 +80,12 @@ public static class SearchEndpoints
                 return Results.Json(new { error = "the uploaded image " + e.Message.Replace("upload: ", "") + " (RSCAPRET_MAX_UPLOAD_PIXELS)" }, statusCode: StatusCodes.Status413PayloadTooLarge);
             }
             catch (RasterException e) { return Results.BadRequest(new { error = "the uploaded image cannot be read: " + e.Message }); }
-            return web.GeoJsonResult(await web.SearchWithModelAsync(new CatalogStore(ds), models, encoder => encoder.EmbedImage(image), query, ct));
+            return web.GeoJsonResult(await web.SearchWithModelAsync(store, models, encoder => encoder.EmbedImage(image), query, ct));
         });
 
-        app.MapGet("/api/tiles/{id:long}", async (long id, NpgsqlDataSource ds, CancellationToken ct) =>
+        app.MapGet("/api/tiles/{id:long}", async (long id, CatalogStore store, CancellationToken ct) =>
         {
-            var tile = await new CatalogStore(ds).GetTileAsync(id, ct);
+            var tile = await store.GetTileAsync(id, ct);
             return tile is null ? Results.NotFound(new { error = $"no tile {id}" }) : Results.Text(SearchOutput.GeoJson(web.Shown([tile])), "application/geo+json");
         });
     }

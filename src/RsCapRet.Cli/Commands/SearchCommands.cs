@@ -35,7 +35,9 @@ public static class SearchCommands
             var query = SearchQuery.Parse(textValue, parse.GetValue(k)?.ToString(System.Globalization.CultureInfo.InvariantCulture), parse.GetValue(bbox), parse.GetValue(near),
                 parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact), textRequired: false);
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
-            var store = new CatalogStore(ds);
+            // RSCAPRET_DB_READ (a streaming replica) serves the search itself; the primary registers the model.
+            await using var reads = RsCapRetDatabase.ResolveReadConnectionString() is { } read ? RsCapRetDatabase.CreateDataSource(read) : null;
+            var store = new CatalogStore(ds, reads);
             IReadOnlyList<TileHit> hits;
             if (tileValue is not null)
             {
