@@ -3,6 +3,8 @@
 # $RSCAPRET_DATA_DIR (default .data/ in the checkout), listening on loopback only, run by a non-root user.
 #   scripts/db.sh start    init (once) + start + create database + write .data/db.env   (idempotent)
 #   scripts/db.sh stop | status | env
+#   scripts/db.sh restart [--cold]   --cold: start with an empty buffer cache (autoprewarm's block list removed;
+#                                    the benchmarks' cold pass)
 #   scripts/db.sh replica start | stop | status
 #       a streaming replica of that cluster (pg_basebackup -R over loopback) under $RSCAPRET_DATA_DIR/pg-replica on
 #       port+1 ($RSCAPRET_PG_REPLICA_PORT), read-only, for searches: writes .data/db-read.env with RSCAPRET_DB_READ
@@ -160,5 +162,9 @@ case "${1:-start}" in
   status) if [ -f "$PGDATA_DIR/PG_VERSION" ] && is_running; then log "running on 127.0.0.1:$PORT"; else log "not running"; exit 3; fi ;;
   env) ensure_env_file; cat "$ENV_FILE" ;;
   replica) replica "${2:-status}" ;;
-  *) echo "usage: $0 start|stop|status|env|replica start|stop|status" >&2; exit 2 ;;
+  restart)
+    if [ -f "$PGDATA_DIR/PG_VERSION" ] && is_running; then as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w stop >/dev/null; fi
+    [ "${2:-}" = "--cold" ] && rm -f "$PGDATA_DIR/autoprewarm.blocks"
+    start ;;
+  *) echo "usage: $0 start|stop|restart [--cold]|status|env|replica start|stop|status" >&2; exit 2 ;;
 esac

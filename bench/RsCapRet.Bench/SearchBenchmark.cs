@@ -4,38 +4,75 @@ using Npgsql;
 using NpgsqlTypes;
 using Pgvector;
 using RsCapRet.Storage;
+using TorchSharp;
 
 namespace RsCapRet.Bench;
 
 /// <summary>
 /// Synthetic catalogue of realistic shape (256-d vectors, 224-px tiles spread over three UTM zones) in a fresh
-/// database; per round, p50/p95 latency of the same vector queries with and without a bbox filter for each
-/// ef_search, beside a plain index scan of tiles (what the function adds to the bare HNSW query), and whether
-/// filtered queries return k rows; recall@k of the HNSW path against exact search, once.
+/// database, of one of three vector sets (<c>--set</c>): <c>clustered</c> (500 well-separated clusters, the
+/// original), <c>overlapping</c> (20,000 small clusters inside 200 overlapping groups: near neighbours that are
+/// hard to tell apart) or <c>isotropic</c> (uniform in the cube: no structure at all). Per round, p50/p95 latency
+/// of the same vector queries with and without a bbox filter for each ef_search, beside a plain index scan of tiles
+/// (what the function adds to the bare HNSW query), and whether filtered queries return k rows; recall@k of the
+/// function against the exact neighbours (brute force over every stored vector) on <c>--recall-queries</c> other
+/// queries, once per ef; with <c>--cold</c>, one pass right after the local cluster restarted with an empty buffer
+/// cache, reported apart. The last line is a summary JSON object (tiles, queries, recall_at_10, p50_ms, …).
 /// </summary>
 public static class SearchBenchmark
 {
+    /// <summary>How the synthetic vectors and their queries are drawn.</summary>
+    private sealed record VectorSet(string Name, Func<Random, float[]> Tile, Func<Random, float[]> Query);
+
+    private static VectorSet SetNamed(string name)
+    {
+        switch (name)
+        {
+            case "clustered":
+            {
+                var centres = RandomVectors(new Random(1), 500);
+                return new(name, rng => Noisy(centres[rng.Next(centres.Length)], rng, 0.8f), rng => Noisy(centres[rng.Next(centres.Length)], rng, 0.6f));
+            }
+            case "overlapping":
+            {
+                var groups = RandomVectors(new Random(1), 200);
+                var rng0 = new Random(2);
+                var centres = Enumerable.Range(0, 20_000).Select(_ => Noisy(groups[rng0.Next(groups.Length)], rng0, 0.45f)).ToArray();
+                return new(name, rng => Noisy(centres[rng.Next(centres.Length)], rng, 0.3f), rng => Noisy(centres[rng.Next(centres.Length)], rng, 0.3f));
+            }
+            case "isotropic":
+                return new(name, rng => RandomVectors(rng, 1)[0], rng => RandomVectors(rng, 1)[0]);
+            default:
+                throw new BenchArgsException($"--set {name}: expected clustered, overlapping or isotropic");
+        }
+    }
+
     public static async Task<int> RunAsync(string[] args)
     {
         var a = new BenchArgs(args);
         int tiles = a.Int("--tiles", 100_000), queries = a.Int("--queries", 200), k = a.Int("--k", 10);
+        var recallQueries = a.Int("--recall-queries", 1000);
+        var set = SetNamed(a.String("--set", "clustered"));
         var keep = a.Has("--keep");
+        var cold = a.Has("--cold");
         var (warmup, rounds) = a.RoundCounts();
         var admin = RsCapRetDatabase.ResolveConnectionString();
-        var dbName = $"rscapret_bench_{tiles}";
+        var dbName = set.Name == "clustered" ? $"rscapret_bench_{tiles}" : $"rscapret_bench_{set.Name}_{tiles}";
         var cs = await BenchDatabase.EnsureAsync(admin, dbName);
         await using var ds = await RsCapRetDatabase.OpenAsync(cs);
         var store = new CatalogStore(ds);
         var modelId = await store.RegisterModelAsync(new ModelIdentity("bench", "1", "synthetic", "synthetic", "synthetic"));
         await using (var count = ds.CreateCommand("SELECT count(*) FROM tiles"))
             if ((long)(await count.ExecuteScalarAsync())! < tiles)
-                await LoadAsync(ds, cs, store, modelId, tiles);
+                await LoadAsync(ds, cs, store, modelId, tiles, set);
 
         var report = new BenchReport("search", await BenchEnvironment.CollectAsync(torch: false, cs));
         report.Options["tiles"] = tiles;
         report.Options["queries"] = queries;
         report.Options["k"] = k;
-        var workload = await WorkloadAsync(ds, tiles, queries);
+        report.Options["set"] = set.Name;
+        report.Options["recall_queries"] = recallQueries;
+        var workload = await WorkloadAsync(ds, tiles, queries, set);
 
         // Each --ef value (rscapret.ef_search for the session; "default" = the function's own choice) is measured on
         // the same catalogue and the same queries; every ef's two query kinds take turns within each round.
@@ -69,10 +106,28 @@ public static class SearchBenchmark
                 if (ef != efs[0]) ratios.Add(new RatioSpec(plain, $"ef {efs[0]}: vector only"));
             }
             var results = await Rounds.RunAsync(sides, warmup, rounds);
-            // Recall is a property of the index and the queries, not of the machine: measured once per ef.
+            // Recall is a property of the index and the queries, not of the machine: measured once per ef, against
+            // the exact neighbours of other queries of the same distribution.
+            var recallSet = ExactNeighbours(await StoredVectorsAsync(ds), RecallWorkload(set, recallQueries), k);
+            var recalls = new List<double>();
             for (var i = 0; i < efs.Length; i++)
-                report.Facts.Add(($"ef {efs[i]}: recall@{k} (HNSW vs exact, {Math.Min(queries, 50)} queries)", await RecallAsync(new CatalogStore(sources[i]), workload, k)));
+            {
+                recalls.Add(await RecallAsync(new CatalogStore(sources[i]), recallSet, k));
+                report.Facts.Add(($"ef {efs[i]}: recall@{k} (function vs exact neighbours, {recallQueries} queries)", recalls[^1]));
+            }
+            // Last, as it restarts the server (every pooled connection above is broken by it).
+            var coldPass = cold ? await ColdPassAsync(cs, workload, k) : null;
+            if (coldPass is { } c)
+            {
+                report.Facts.Add(("cold pass, function p50 ms", c.Function.Value));
+                report.Facts.Add(("cold pass, function p95 ms", c.Function.Extras![0].Value));
+                report.Facts.Add(("cold pass, plain index scan p50 ms", c.Plain.Value));
+                report.Notes.Add("cold pass: the first run of each query right after the local cluster restarted with an empty buffer cache " +
+                                 "(autoprewarm's block list removed); the operating system's file cache stays warm, so this is a restart, not a reboot.");
+            }
+            else report.Notes.Add("cold pass: not measured (--cold restarts the local cluster first)");
             report.Print(results, ratios, warmup, rounds);
+            Summary(results, efs[0], tiles, queries, k, recalls[0], coldPass);
         }
         finally
         {
@@ -80,6 +135,7 @@ public static class SearchBenchmark
         }
         if (!keep)
         {
+            ds.Clear();
             await ds.DisposeAsync();
             await BenchDatabase.DropAsync(admin, dbName);
         }
@@ -89,11 +145,11 @@ public static class SearchBenchmark
     /// <summary>The same queries every round: vectors near the data's clusters, and a bbox of about 600 m around a real tile.</summary>
     private sealed record Workload(float[][] Vectors, Polygon[] Boxes);
 
-    private static async Task<Workload> WorkloadAsync(NpgsqlDataSource ds, int tiles, int queries)
+    private static async Task<Workload> WorkloadAsync(NpgsqlDataSource ds, int tiles, int queries, VectorSet set)
     {
         var rng = new Random(12345);
-        // Clustered data: queries near real tiles, as text queries land near the images they describe.
-        var centres = Centres();
+        // Queries of the set's distribution (for the clustered sets: near the data, as text queries land near the
+        // images they describe).
         var places = new List<(double X, double Y)>();
         await using (var sample = ds.CreateCommand($"SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(footprint) c FROM tiles WHERE id % {Math.Max(1, tiles / queries)} = 0 ORDER BY id LIMIT {queries}) s"))
         await using (var r = await sample.ExecuteReaderAsync())
@@ -102,7 +158,7 @@ public static class SearchBenchmark
         var boxes = new Polygon[queries];
         for (var q = 0; q < queries; q++)
         {
-            vectors[q] = Noisy(centres[rng.Next(centres.Length)], rng, 0.6f);
+            vectors[q] = set.Query(rng);
             // ~50-100 of the catalogue's tiles: a selective filter.
             var (lon, lat) = places[q % places.Count];
             boxes[q] = BenchGeometry.Box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
@@ -156,27 +212,107 @@ public static class SearchBenchmark
         return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95)), new("queries returning k rows", "queries", full)]);
     }
 
-    private static async Task<double> RecallAsync(CatalogStore store, Workload w, int k)
+    /// <summary>Recall queries: the set's distribution, a seed of their own (not the latency queries).</summary>
+    private static float[][] RecallWorkload(VectorSet set, int n)
     {
-        var n = Math.Min(w.Vectors.Length, 50);
-        var recall = 0.0;
-        for (var q = 0; q < n; q++)
-        {
-            var approx = await store.SearchAsync(w.Vectors[q], k);
-            var exact = await store.SearchAsync(w.Vectors[q], k, new SearchFilter(Exact: true));
-            recall += approx.Select(h => h.TileId).Intersect(exact.Select(h => h.TileId)).Count() / (double)k;
-        }
-        return recall / n;
+        var rng = new Random(777);
+        return Enumerable.Range(0, n).Select(_ => set.Query(rng)).ToArray();
     }
 
-    private static async Task LoadAsync(NpgsqlDataSource ds, string connectionString, CatalogStore store, int modelId, int tiles)
+    /// <summary>Every stored tile id and vector, by binary COPY.</summary>
+    private static async Task<(long[] Ids, float[] Flat)> StoredVectorsAsync(NpgsqlDataSource ds)
+    {
+        var ids = new List<long>();
+        var flat = new List<float>();
+        await using var conn = await ds.OpenConnectionAsync();
+        await using var export = await conn.BeginBinaryExportAsync("COPY (SELECT id, embedding FROM tiles) TO STDOUT (FORMAT BINARY)");
+        while (await export.StartRowAsync() != -1)
+        {
+            ids.Add(await export.ReadAsync<long>());
+            flat.AddRange((await export.ReadAsync<Vector>()).ToArray());
+        }
+        return (ids.ToArray(), flat.ToArray());
+    }
+
+    /// <summary>The exact k nearest tile ids by cosine distance for each query: brute force over every stored vector.</summary>
+    private static (float[][] Queries, HashSet<long>[] Exact) ExactNeighbours((long[] Ids, float[] Flat) stored, float[][] queries, int k)
+    {
+        using var scope = torch.NewDisposeScope();
+        var all = torch.nn.functional.normalize(torch.tensor(stored.Flat, [stored.Ids.Length, 256]), dim: 1);
+        var q = torch.nn.functional.normalize(torch.tensor(queries.SelectMany(v => v).ToArray(), [queries.Length, 256]), dim: 1);
+        var exact = new HashSet<long>[queries.Length];
+        const int chunk = 100;
+        for (var s = 0; s < queries.Length; s += chunk)
+        {
+            using var inner = torch.NewDisposeScope();
+            var n = Math.Min(chunk, queries.Length - s);
+            var (_, top) = torch.matmul(q.narrow(0, s, n), all.t()).topk(k, dim: 1);
+            var rows = top.data<long>().ToArray();
+            for (var i = 0; i < n; i++) exact[s + i] = rows.Skip(i * k).Take(k).Select(j => stored.Ids[j]).ToHashSet();
+        }
+        return (queries, exact);
+    }
+
+    private static async Task<double> RecallAsync(CatalogStore store, (float[][] Queries, HashSet<long>[] Exact) set, int k)
+    {
+        var recall = 0.0;
+        for (var q = 0; q < set.Queries.Length; q++)
+            recall += (await store.SearchAsync(set.Queries[q], k)).Count(h => set.Exact[q].Contains(h.TileId)) / (double)k;
+        return recall / set.Queries.Length;
+    }
+
+    /// <summary>
+    /// One pass of the function (vector only) and of the plain index scan right after the local cluster restarted
+    /// with an empty buffer cache (scripts/db.sh restart --cold); null with a note when the database is not the local one.
+    /// </summary>
+    private static async Task<(Sample Function, Sample Plain)?> ColdPassAsync(string cs, Workload w, int k)
+    {
+        var root = RsCapRet.Core.RepositoryPaths.FindRoot();
+        var local = Path.Combine(root, ".data", "db.env");
+        if (Environment.GetEnvironmentVariable(RsCapRetDatabase.ConnectionStringVariable) is { Length: > 0 } env && File.Exists(local)
+            && env != RsCapRetDatabase.ParseEnvFile(local))
+            throw new BenchArgsException("--cold restarts the local cluster (scripts/db.sh); RSCAPRET_DB names another database");
+        Console.WriteLine("cold pass: restarting the local cluster with an empty buffer cache ...");
+        using (var p = System.Diagnostics.Process.Start("bash", [Path.Combine(root, "scripts", "db.sh"), "restart", "--cold"]))
+        {
+            await p.WaitForExitAsync();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"scripts/db.sh restart --cold exited {p.ExitCode}");
+        }
+        NpgsqlConnection.ClearAllPools();
+        await using var ds = RsCapRetDatabase.CreateDataSource(cs);
+        var store = new CatalogStore(ds);
+        var function = await LatencyAsync(store, w, k, withBox: false);
+        var plain = await PlainScanLatencyAsync(ds, w, k);
+        return (function, plain);
+    }
+
+    /// <summary>The summary line: the first ef's medians over the rounds, the recall, whether every bbox query returned k rows.</summary>
+    private static void Summary(IReadOnlyList<SideResult> results, string ef, int tiles, int queries, int k, double recall, (Sample Function, Sample Plain)? cold)
+    {
+        SideResult Side(string name) => results.Single(r => r.Name == $"ef {ef}: {name}");
+        double Extra(SideResult side, string name) => side.Extras().Single(e => e.Name == name).Summary.Median;
+        var function = Side("vector only");
+        var boxed = Side("vector+bbox");
+        var kRowsOk = boxed.Samples.All(s => s.Extras!.Single(e => e.Name == "queries returning k rows").Value == queries)
+                      && function.Samples.All(s => s.Extras!.Single(e => e.Name == "queries returning k rows").Value == queries);
+        var line = new System.Text.Json.Nodes.JsonObject
+        {
+            ["tiles"] = tiles, ["queries"] = queries, ["k"] = k, ["recall_at_10"] = Math.Round(recall, 4),
+            ["p50_ms"] = Math.Round(function.Headline.Median, 3), ["p95_ms"] = Math.Round(Extra(function, "p95"), 3),
+            ["plain_p50_ms"] = Math.Round(Side("plain index scan").Headline.Median, 3), ["bbox_p50_ms"] = Math.Round(boxed.Headline.Median, 3),
+            ["k_rows_ok"] = kRowsOk,
+            ["cold_p50_ms"] = cold is { } c ? Math.Round(c.Function.Value, 3) : null,
+        };
+        Console.WriteLine(line.ToJsonString());
+    }
+
+    private static async Task LoadAsync(NpgsqlDataSource ds, string connectionString, CatalogStore store, int modelId, int tiles, VectorSet set)
     {
         Console.WriteLine($"loading {tiles:N0} synthetic tiles ...");
         var sw = Stopwatch.StartNew();
         // Bulk load without the index, then build each model's graph as migration 0016 defines it.
         await using (var drop = ds.CreateCommand("DROP INDEX IF EXISTS tiles_embedding_hnsw")) await drop.ExecuteNonQueryAsync();
         var rng = new Random(42);
-        var centres = Centres();
         const int perScene = 10_000;
         for (var s = 0; s * perScene < tiles; s++)
         {
@@ -194,7 +330,7 @@ public static class SearchBenchmark
                 double x = lon0 + c * step, y = lat0 + r * step;
                 list.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, BenchGeometry.Box(x, y, x + step, y + step),
                     BenchGeometry.Box(c * 67.2, r * 67.2, (c + 1) * 67.2, (r + 1) * 67.2, utm), 0, null,
-                    Noisy(centres[rng.Next(centres.Length)], rng, 0.8f)));
+                    set.Tile(rng)));
             }
             await store.CompleteSceneAsync(claim, new SceneMetadata(side * 224, side * 224, 3, null, 32614 + zone, null,
                 new DateTimeOffset(2018 + s % 5, 6, 1, 0, 0, 0, TimeSpan.Zero)), list, modelId, 0);
@@ -211,11 +347,8 @@ public static class SearchBenchmark
         Console.WriteLine($"  index built in {sw.Elapsed.TotalSeconds:F0} s");
     }
 
-    private static float[][] Centres()
-    {
-        var rng = new Random(1);
-        return Enumerable.Range(0, 500).Select(_ => Enumerable.Range(0, 256).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray()).ToArray();
-    }
+    private static float[][] RandomVectors(Random rng, int n) =>
+        Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, 256).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray()).ToArray();
 
     private static float[] Noisy(float[] centre, Random rng, float noise) =>
         centre.Select(v => v + noise * (float)(rng.NextDouble() * 2 - 1)).ToArray();

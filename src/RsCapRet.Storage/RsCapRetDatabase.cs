@@ -42,7 +42,8 @@ public static class RsCapRetDatabase
             "(or run scripts/db.sh start, which writes .data/db.env).");
     }
 
-    internal static string? ParseEnvFile(string path)
+    /// <summary>The RSCAPRET_DB value of an env file as scripts/db.sh writes it (export RSCAPRET_DB='...').</summary>
+    public static string? ParseEnvFile(string path)
     {
         foreach (var raw in File.ReadAllLines(path))
         {
