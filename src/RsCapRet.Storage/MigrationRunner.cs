@@ -54,7 +54,7 @@ public static partial class MigrationRunner
         migrations ??= Embedded();
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(ct);
-        await LockAsync(conn, ct);
+        await LockAsync(conn, log, ct);
         try
         {
             await Exec(conn, """
@@ -111,15 +111,16 @@ public static partial class MigrationRunner
 
     // Polled rather than waited for: a runner blocked in pg_advisory_lock() holds a snapshot, and the concurrent
     // index build of the runner holding the lock waits for every older snapshot (a deadlock).
-    private static async Task LockAsync(NpgsqlConnection conn, CancellationToken ct)
+    private static async Task LockAsync(NpgsqlConnection conn, Action<string>? log, CancellationToken ct)
     {
-        while (true)
+        for (var attempt = 0; ; attempt++)
         {
             await using (var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(@k)", conn))
             {
                 cmd.Parameters.AddWithValue("k", AdvisoryLockKey);
                 if ((bool)(await cmd.ExecuteScalarAsync(ct))!) return;
             }
+            if (attempt == 25) log?.Invoke("waiting for another process that is migrating the catalogue (or building a model's vector graph)");
             await Task.Delay(200, ct);
         }
     }
