@@ -160,7 +160,7 @@ public class ModelPartitionTests
     [Fact]
     public async Task UpgradeFromAnUnpartitionedCatalogueKeepsEveryTileAndBuildsEachGraph()
     {
-        await using var db = new TestDatabase(migrateThrough: 15);
+        await using var db = new TestDatabase { MigrateThrough = 15 };
         await db.InitializeAsync();
         var store = new CatalogStore(db.DataSource);
         var a = await store.RegisterModelAsync(new ModelIdentity("old-a", "1", "llm", "vision", "ha"));

@@ -12,12 +12,15 @@ namespace RsCapRet.TestSupport;
 /// <summary>
 /// A throwaway, migrated database for one test class: a Testcontainers PostGIS+pgvector container where a
 /// Docker engine answers, otherwise a fresh database on the local server that scripts/db.sh started
-/// (RSCAPRET_DB or .data/db.env), dropped again afterwards. <c>migrateThrough</c> stops at that migration, for tests
+/// (RSCAPRET_DB or .data/db.env), dropped again afterwards. <see cref="MigrateThrough"/> stops at that migration, for tests
 /// of an upgrade from an older catalogue.
 /// </summary>
-public sealed class TestDatabase(int? migrateThrough = null) : IAsyncLifetime
+public sealed class TestDatabase : IAsyncLifetime
 {
     private PostgreSqlContainer? _container;
+
+    /// <summary>The last migration to apply (null: all of them).</summary>
+    public int? MigrateThrough { get; init; }
     private string? _adminConnectionString;
     private string? _databaseName;
 
@@ -57,7 +60,7 @@ public sealed class TestDatabase(int? migrateThrough = null) : IAsyncLifetime
             Backend = "local";
         }
         AppliedOnCreate = await MigrationRunner.ApplyAsync(ConnectionString,
-            migrateThrough is { } last ? MigrationRunner.Embedded().Where(m => m.Version <= last).ToList() : null);
+            MigrateThrough is { } last ? MigrationRunner.Embedded().Where(m => m.Version <= last).ToList() : null);
         DataSource = RsCapRetDatabase.CreateDataSource(ConnectionString);
     }
 
