@@ -73,6 +73,7 @@ public static class SearchBenchmark
         report.Options["set"] = set.Name;
         report.Options["recall_queries"] = recallQueries;
         var workload = await WorkloadAsync(ds, tiles, queries, set);
+        await SizesAsync(ds, report, tiles);
 
         // Each --ef value (rscapret.ef_search for the session; "default" = the function's own choice) is measured on
         // the same catalogue and the same queries; every ef's two query kinds take turns within each round.
@@ -212,6 +213,23 @@ public static class SearchBenchmark
         return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95)), new("queries returning k rows", "queries", full)]);
     }
 
+    /// <summary>What the catalogue takes on disk, per tile (the capacity plan's per-tile costs).</summary>
+    private static async Task SizesAsync(NpgsqlDataSource ds, BenchReport report, int tiles)
+    {
+        await using var cmd = ds.CreateCommand("""
+            SELECT (SELECT sum(pg_table_size(relid)) FROM pg_partition_tree('tiles') WHERE isleaf),
+                   (SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree('tiles_embedding_hnsw')),
+                   (SELECT sum(pg_indexes_size(relid)) FROM pg_partition_tree('tiles') WHERE isleaf)
+            """);
+        await using var r = await cmd.ExecuteReaderAsync();
+        await r.ReadAsync();
+        double table = (double)r.GetDecimal(0), graph = (double)r.GetDecimal(1), indexes = (double)r.GetDecimal(2);
+        report.Facts.Add(("table bytes per tile (heap and TOAST)", table / tiles));
+        report.Facts.Add(("HNSW graph bytes per tile", graph / tiles));
+        report.Facts.Add(("other indexes bytes per tile (primary key, unique, GiST, scene)", (indexes - graph) / tiles));
+        report.Facts.Add(("table + indexes MB", (table + indexes) / 1048576));
+    }
+
     /// <summary>Recall queries: the set's distribution, a seed of their own (not the latency queries).</summary>
     private static float[][] RecallWorkload(VectorSet set, int n)
     {
@@ -335,7 +353,7 @@ public static class SearchBenchmark
             await store.CompleteSceneAsync(claim, new SceneMetadata(side * 224, side * 224, 3, null, 32614 + zone, null,
                 new DateTimeOffset(2018 + s % 5, 6, 1, 0, 0, 0, TimeSpan.Zero)), list, modelId, 0);
         }
-        Console.WriteLine($"  copied in {sw.Elapsed.TotalSeconds:F0} s; building HNSW index ...");
+        Console.WriteLine($"  copied in {sw.Elapsed.TotalSeconds:F0} s ({tiles / sw.Elapsed.TotalSeconds:F0} tiles/s); building HNSW index ...");
         sw.Restart();
         await using (var conn = await ds.OpenConnectionAsync())
         {
@@ -344,7 +362,7 @@ public static class SearchBenchmark
             await TileVectorIndex.BuildMissingAsync(connectionString, conn, line => Console.WriteLine("  " + line));
         }
         await using (var an = ds.CreateCommand("ANALYZE tiles; ANALYZE scenes")) await an.ExecuteNonQueryAsync();
-        Console.WriteLine($"  index built in {sw.Elapsed.TotalSeconds:F0} s");
+        Console.WriteLine($"  index built in {sw.Elapsed.TotalSeconds:F0} s ({sw.Elapsed.TotalSeconds * 1e6 / tiles:F0} s per million tiles)");
     }
 
     private static float[][] RandomVectors(Random rng, int n) =>
