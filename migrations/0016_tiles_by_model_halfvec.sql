@@ -3,9 +3,11 @@
 -- 1. tiles is LIST-partitioned by model_id: one partition per model (tiles_m<id>), made when the model is
 --    registered (trigger on models). Vectors of different models are not comparable; now they never share an
 --    HNSW graph either, and a search with a model filter is pruned to that model's partition (at plan time, or at
---    executor start for a generic plan). model_id is also the key the catalogue would be distributed by across
---    nodes (README, "Capacity plan"), so it is in every unique constraint already: the primary key is
---    (id, model_id) — id alone stays unique, it comes from one identity sequence.
+--    executor start for a generic plan). A partitioned table's unique constraints must hold the partition key, and
+--    a distributed PostgreSQL's (Citus) must hold the distribution column, which would be scene_id (README,
+--    "Capacity plan": a scene's tiles on one node, scenes a reference table), so both are in every unique
+--    constraint now: the primary key is (id, scene_id, model_id) — id alone stays unique, it comes from one
+--    identity sequence — and the tile grid key (scene_id, grid_row, grid_col, model_id).
 -- 2. The HNSW index is on embedding::halfvec(256) (halfvec_cosine_ops): half the bytes per stored vector, the
 --    same m = 32 / ef_construction = 128 graph as 0007. The table keeps the full-precision vector(256), and the
 --    searches rank the index's candidates (2k of them) by the full-precision distance, so the order and the
@@ -85,7 +87,7 @@ SELECT id, scene_id, model_id, grid_row, grid_col, px_x, px_y, px_width, px_heig
 SELECT setval(pg_get_serial_sequence('tiles', 'id'), coalesce((SELECT max(id) FROM tiles), 0) + 1, false);
 DROP TABLE tiles_unpartitioned;
 
-ALTER TABLE tiles ADD PRIMARY KEY (id, model_id);
+ALTER TABLE tiles ADD PRIMARY KEY (id, scene_id, model_id);
 ALTER TABLE tiles ADD UNIQUE (scene_id, grid_row, grid_col, model_id);
 CREATE INDEX tiles_footprint_gist ON tiles USING gist (footprint);
 CREATE INDEX tiles_scene_idx      ON tiles (scene_id);
