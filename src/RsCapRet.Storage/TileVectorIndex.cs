@@ -58,7 +58,10 @@ public static partial class TileVectorIndex
     public static async Task<IReadOnlyList<string>> BuildMissingAsync(string connectionString, NpgsqlConnection conn, Action<string>? log = null,
         CancellationToken ct = default)
     {
-        if (await ScalarAsync<bool>(conn, "SELECT to_regclass('tiles_embedding_hnsw') IS NULL", ct)) return [];
+        // Nothing to do without the partitioned index of 0016 (a catalogue migrated only part of the way, or a benchmark
+        // that dropped it for a bulk load and builds it later).
+        if (!await ScalarAsync<bool>(conn, "SELECT coalesce((SELECT relkind = 'I' FROM pg_class WHERE oid = to_regclass('tiles_embedding_hnsw')), false)", ct))
+            return [];
         var missing = (await PartitionsAsync(conn, ct)).Where(p => p.Index is null).ToList();
         if (missing.Count == 0) return [];
         var definition = await ScalarAsync<string>(conn, "SELECT pg_get_indexdef('tiles_embedding_hnsw'::regclass)", ct);

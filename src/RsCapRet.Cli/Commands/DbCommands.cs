@@ -86,9 +86,10 @@ public static class DbCommands
             await output.WriteLineAsync($"settings: shared_buffers {r.GetString(0)}, maintenance_work_mem {r.GetString(1)}, " +
                 $"max_parallel_maintenance_workers {r.GetString(2)}, autoprewarm {(r.GetBoolean(3) ? "on (cached pages reloaded after a restart)" : "off")}");
         }
-        // tiles and its indexes are partitioned by model (migrations/0016): sizes are the sums over the partitions.
+        // tiles and its indexes are partitioned by model (migrations/0016): sizes are the sums over the partitions
+        // (a catalogue not yet migrated to 0016 has the plain relations).
         await using (var cmd = new NpgsqlCommand("""
-            SELECT r.name, (SELECT coalesce(sum(pg_relation_size(p.relid)), 0)::bigint FROM pg_partition_tree(r.name::regclass) p),
+            SELECT r.name, (SELECT coalesce(sum(pg_relation_size(p.relid)), pg_relation_size(r.name::regclass))::bigint FROM pg_partition_tree(r.name::regclass) p),
                    pg_size_bytes(current_setting('shared_buffers'))
               FROM unnest(ARRAY['tiles', 'tiles_embedding_hnsw', 'tiles_footprint_gist']) r(name)
              WHERE to_regclass(r.name) IS NOT NULL
