@@ -33,7 +33,7 @@ public static class ImageryEndpoints
             }
             catch (Exception e) when (e is FormatException or ArgumentOutOfRangeException)
             {
-                return Results.BadRequest(new { error = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message });
+                return Results.BadRequest(new { error = ErrorMessages.OneLine(e) });
             }
             var result = await mapTiles.RenderAsync(store, tile, scene, ct);
             if (result.Missing.Count > 0)

@@ -46,5 +46,5 @@ public sealed class UsageErrorTests
     [Fact]
     public void DeveloperDetailsAreCutFromActionErrors() =>
         Assert.Equal("Overlap must be 0..tile size-1. Actual value was 300.",
-            Commands.CommandAction.OneLine(new ArgumentOutOfRangeException("Overlap", 300, "Overlap must be 0..tile size-1.")));
+            RsCapRet.Core.ErrorMessages.OneLine(new ArgumentOutOfRangeException("Overlap", 300, "Overlap must be 0..tile size-1.")));
 }

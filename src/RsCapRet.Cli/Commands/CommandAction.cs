@@ -1,4 +1,5 @@
 using System.CommandLine;
+using RsCapRet.Core;
 
 namespace RsCapRet.Cli.Commands;
 
@@ -21,20 +22,10 @@ public static class CommandAction
             }
             catch (Exception e) when (IsUserError(e))
             {
-                await error.WriteLineAsync($"error: {OneLine(e)}");
+                await error.WriteLineAsync($"error: {ErrorMessages.OneLine(e)}");
                 return UserError;
             }
         });
-
-    /// <summary>
-    /// The message without what .NET appends for developers: " (Parameter 'name')" and, for out-of-range values,
-    /// a second line with the actual value.
-    /// </summary>
-    public static string OneLine(Exception e)
-    {
-        var message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "") : e.Message;
-        return string.Join(' ', message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-    }
 
     private static bool IsUserError(Exception e) => e is IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException
         or InvalidOperationException or FormatException or System.Text.Json.JsonException or Npgsql.NpgsqlException
