@@ -16,10 +16,10 @@ public static partial class TileVectorIndex
     public const string Name = "tiles_embedding_hnsw";
 
     /// <summary>
-    /// A partition of tiles and whether its graph is attached to <see cref="Name"/>. Rows is the planner's estimate
-    /// (pg_class.reltuples), -1 before the partition was first analysed.
+    /// A partition of tiles and whether its graph is attached to <see cref="Name"/>, with their sizes on disk. Rows is
+    /// the planner's estimate (pg_class.reltuples), -1 before the partition was first analysed.
     /// </summary>
-    public sealed record Partition(string Table, int ModelId, long Rows, string? Index, bool Valid)
+    public sealed record Partition(string Table, int ModelId, long Rows, string? Index, bool Valid, long TableBytes, long IndexBytes)
     {
         public string RowsText => Rows < 0 ? "not yet analysed" : FormattableString.Invariant($"about {Rows:N0} tiles");
     }
@@ -32,7 +32,8 @@ public static partial class TileVectorIndex
     {
         await using var cmd = new NpgsqlCommand("""
             SELECT p.relid::regclass::text, substring(pg_get_expr(c.relpartbound, c.oid) FROM '\((\d+)\)')::integer,
-                   c.reltuples::bigint, x.indexrelid::regclass::text, coalesce(x.indisvalid, false)
+                   c.reltuples::bigint, x.indexrelid::regclass::text, coalesce(x.indisvalid, false),
+                   pg_relation_size(p.relid), coalesce(pg_relation_size(x.indexrelid), 0)
               FROM pg_partition_tree('tiles') p
               JOIN pg_class c ON c.oid = p.relid
               LEFT JOIN (SELECT i.indrelid, i.indexrelid, i.indisvalid
@@ -44,7 +45,8 @@ public static partial class TileVectorIndex
         var list = new List<Partition>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
-            list.Add(new Partition(r.GetString(0), r.GetInt32(1), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetString(3), r.GetBoolean(4)));
+            list.Add(new Partition(r.GetString(0), r.GetInt32(1), r.GetInt64(2), r.IsDBNull(3) ? null : r.GetString(3), r.GetBoolean(4),
+                r.GetInt64(5), r.GetInt64(6)));
         return list;
     }
 

@@ -56,6 +56,9 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
         Assert.Contains("catalogue: 1 models, scenes done 2, 8 tiles", status.Out);
         Assert.Matches(@"settings: shared_buffers \S+, maintenance_work_mem \S+, max_parallel_maintenance_workers \d+, autoprewarm (on|off)", status.Out);
         Assert.Matches(@"index tiles_embedding_hnsw: [\d.]+ MiB = [\d.]+ % of shared_buffers \(\d+ MiB\)", status.Out);
+        // The one model's partition and its own graph (migrations/0016; attaching the partition named it _idx).
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(status.Out,
+            @"model \d+: partition tiles_m\d+ [\d.]+ MiB \((about [\d,]+ tiles|not yet analysed)\), graph tiles_m\d+_embedding_(idx|hnsw) [\d.]+ MiB\n"), status.Out);
 
         var byPath = await Run("changes", "--before", before, "--after", after, "--format", "geojson", "--db", db.ConnectionString);
         Assert.True(byPath.Code == 0, byPath.Err);

@@ -104,16 +104,9 @@ public static class DbCommands
                     $"{kind} {r.GetString(0)}: {size / 1048576:F1} MiB = {100 * size / buffers:F1} % of shared_buffers ({buffers / 1048576:F0} MiB){(size > buffers ? "; larger than the buffer cache: raise shared_buffers (README, Search benchmark)" : "")}"));
             }
         foreach (var p in await TileVectorIndex.PartitionsAsync(conn, ct))
-        {
-            await using var cmd = new NpgsqlCommand("SELECT pg_relation_size($1::regclass), CASE WHEN $2::text IS NULL THEN 0 ELSE pg_relation_size($2::regclass) END", conn);
-            cmd.Parameters.Add(new() { Value = p.Table });
-            cmd.Parameters.Add(new() { Value = (object?)p.Index ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-            await using var r = await cmd.ExecuteReaderAsync(ct);
-            await r.ReadAsync(ct);
             await output.WriteLineAsync(FormattableString.Invariant(
-                $"model {p.ModelId}: partition {p.Table} {r.GetInt64(0) / 1048576.0:F1} MiB ({p.RowsText}), graph ") +
+                $"model {p.ModelId}: partition {p.Table} {p.TableBytes / 1048576.0:F1} MiB ({p.RowsText}), graph ") +
                 (p.Index is null ? "not built (searches of this model are exact until `rscapret db migrate` builds it)"
-                    : FormattableString.Invariant($"{p.Index} {r.GetInt64(1) / 1048576.0:F1} MiB{(p.Valid ? "" : ", INVALID")}")));
-        }
+                    : FormattableString.Invariant($"{p.Index} {p.IndexBytes / 1048576.0:F1} MiB{(p.Valid ? "" : ", INVALID")}")));
     }
 }
