@@ -35,7 +35,7 @@ public class ModelPartitionTests
         return Enumerable.Range(0, n).Select(_ => SingleStatementSearchFixture.Noisy(centres[rng.Next(clusters)], rng, 0.6f)).ToList();
     }
 
-    private static async Task<T> ScalarAsync<T>(NpgsqlDataSource ds, string sql, params object[] args)
+    internal static async Task<T> ScalarAsync<T>(NpgsqlDataSource ds, string sql, params object[] args)
     {
         await using var cmd = ds.CreateCommand(sql);
         foreach (var a in args) cmd.Parameters.Add(new() { Value = a });

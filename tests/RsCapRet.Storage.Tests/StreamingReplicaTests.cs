@@ -49,18 +49,12 @@ public sealed class StreamingReplicaTests : IAsyncLifetime
         finally { Directory.Delete(_dataDir, recursive: true); }
     }
 
-    private static async Task<T> ScalarAsync<T>(NpgsqlDataSource ds, string sql)
-    {
-        await using var cmd = ds.CreateCommand(sql);
-        return (T)(await cmd.ExecuteScalarAsync())!;
-    }
-
     /// <summary>Waits until the replica has replayed the primary's WAL up to now.</summary>
     private async Task CaughtUpAsync()
     {
-        var target = await ScalarAsync<string>(_primary!, "SELECT pg_current_wal_lsn()::text");
+        var target = await ModelPartitionTests.ScalarAsync<string>(_primary!, "SELECT pg_current_wal_lsn()::text");
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!await ScalarAsync<bool>(_replica!, $"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"))
+        while (!await ModelPartitionTests.ScalarAsync<bool>(_replica!, $"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"))
         {
             Assert.True(DateTime.UtcNow < deadline, $"the replica did not replay up to {target} within 60 s");
             await Task.Delay(100);
@@ -70,8 +64,8 @@ public sealed class StreamingReplicaTests : IAsyncLifetime
     [Fact]
     public async Task SearchesOnTheReplicaSeeWhatThePrimaryIngestedOnceReplayed()
     {
-        Assert.False(await ScalarAsync<bool>(_primary!, "SELECT pg_is_in_recovery()"));
-        Assert.True(await ScalarAsync<bool>(_replica!, "SELECT pg_is_in_recovery()"));
+        Assert.False(await ModelPartitionTests.ScalarAsync<bool>(_primary!, "SELECT pg_is_in_recovery()"));
+        Assert.True(await ModelPartitionTests.ScalarAsync<bool>(_replica!, "SELECT pg_is_in_recovery()"));
         var store = new CatalogStore(_primary!, _replica);
         Assert.Same(_replica, store.ReadSource);
 
