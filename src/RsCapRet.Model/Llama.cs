@@ -145,13 +145,20 @@ public sealed class LlamaAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer) =>
+        Forward(x, cos, sin, x, cos, sin, mask, cache, layer);
+
+    /// <summary>
+    /// Attention of the query rows <paramref name="xq"/> [B, Tq, hidden] (rotary <paramref name="cosQ"/>/<paramref name="sinQ"/>)
+    /// over the keys and values of <paramref name="xkv"/> [B, T, hidden]; <paramref name="mask"/> [B, 1, Tq, past+T].
+    /// </summary>
+    public Tensor Forward(Tensor xq, Tensor cosQ, Tensor sinQ, Tensor xkv, Tensor cos, Tensor sin, Tensor mask, KvCache? cache, int layer)
     {
-        long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);
-        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
-        var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
-        q = Rotary.Apply(q, cos, sin);
+        long b = xq.shape[0], t = xq.shape[1], tk = xkv.shape[1];
+        var q = q_proj.forward(xq).view(b, t, _heads, _headDim).transpose(1, 2);
+        var k = k_proj.forward(xkv).view(b, tk, _kvHeads, _headDim).transpose(1, 2);
+        var v = v_proj.forward(xkv).view(b, tk, _kvHeads, _headDim).transpose(1, 2);
+        q = Rotary.Apply(q, cosQ, sinQ);
         k = Rotary.Apply(k, cos, sin);
         if (cache != null) (k, v) = cache.Append(layer, k, v);
         if (_kvHeads != _heads)
@@ -202,6 +209,22 @@ public sealed class LlamaDecoderLayer : nn.Module
         x = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, layer);
         return x + mlp.forward(post_attention_layernorm.forward(x));
     }
+
+    /// <summary>
+    /// The layer's output at one position per row (<paramref name="rows"/> [B]) only, [B, 1, hidden]: the keys and
+    /// values still come from every position, but the query, the output projection and the MLP run for one row.
+    /// </summary>
+    public Tensor ForwardAt(Tensor x, Tensor rows, Tensor cos, Tensor sin, Tensor mask, int layer)
+    {
+        var batch = arange(x.shape[0], device: x.device);
+        var normed = input_layernorm.forward(x);
+        // cos/sin are [B, 1, T, head dim] and the mask [B, 1, T, T]: their row at each row's position, kept 4-d.
+        static Tensor At(Tensor t, Tensor batch, Tensor rows) => t.squeeze(1)[batch, rows].unsqueeze(1).unsqueeze(1);
+        var xr = x[batch, rows].unsqueeze(1);
+        xr = xr + self_attn.Forward(normed[batch, rows].unsqueeze(1), At(cos, batch, rows), At(sin, batch, rows),
+            normed, cos, sin, At(mask, batch, rows), null, layer);
+        return xr + mlp.forward(post_attention_layernorm.forward(xr));
+    }
 }
 
 /// <summary>The decoder stack without the LM head (Hugging Face's LlamaModel, parameters under "model.").</summary>
@@ -224,6 +247,14 @@ public sealed class LlamaModel : nn.Module
         var x = embeds;
         for (var i = 0; i < layers.Count; i++) x = layers[i].Forward(x, cos, sin, mask, cache, i);
         return norm.forward(x);
+    }
+
+    /// <summary>The final hidden state at one position per row, [B, hidden]; the last layer runs for those rows only.</summary>
+    internal Tensor ForwardAt(Tensor embeds, Tensor rows, Tensor cos, Tensor sin, Tensor mask)
+    {
+        var x = embeds;
+        for (var i = 0; i < layers.Count - 1; i++) x = layers[i].Forward(x, cos, sin, mask, null, i);
+        return norm.forward(layers[^1].ForwardAt(x, rows, cos, sin, mask, layers.Count - 1)).squeeze(1);
     }
 }
 
@@ -323,6 +354,27 @@ public sealed class LlamaForCausalLM : nn.Module
     public LlamaOutput ForwardEmbeds(Tensor embeds, Tensor? attentionMask = null, KvCache? cache = null, Tensor? positionIds = null)
     {
         using var scope = NewDisposeScope();
+        var (mask, cos, sin) = MaskAndRotary(embeds, attentionMask, cache, positionIds);
+        var hidden = model.Forward(embeds, cos, sin, mask, cache);
+        var logits = lm_head.forward(hidden);
+        return new LlamaOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The last hidden state (after the final norm) of token ids [B, T] at one position per row (<paramref name="rows"/>
+    /// [B]), [B, hidden]: what a [RET] vector needs. Equal to <see cref="Forward"/>'s LastHiddenState at those rows, but
+    /// without the LM head, and the last layer runs for those rows only.
+    /// </summary>
+    public Tensor HiddenAt(Tensor inputIds, Tensor rows, Tensor? attentionMask = null)
+    {
+        using var scope = NewDisposeScope();
+        var embeds = EmbedTokens(inputIds);
+        var (mask, cos, sin) = MaskAndRotary(embeds, attentionMask, null, null);
+        return model.ForwardAt(embeds, rows, cos, sin, mask).MoveToOuterDisposeScope();
+    }
+
+    private (Tensor Mask, Tensor Cos, Tensor Sin) MaskAndRotary(Tensor embeds, Tensor? attentionMask, KvCache? cache, Tensor? positionIds)
+    {
         long b = embeds.shape[0], t = embeds.shape[1], past = cache?.Length ?? 0, total = past + t;
         var device = embeds.device;
         attentionMask ??= ones(b, total, ScalarType.Int64, device);
@@ -338,9 +390,7 @@ public sealed class LlamaForCausalLM : nn.Module
         var mask = zeros(b, 1, t, total, embeds.dtype, device).masked_fill(allowed.logical_not(), Scalars.Of((double)minValue));
 
         var (cos, sin) = Rotary.CosSin(positionIds, Config.HeadDim, Config.RopeTheta, embeds.dtype);
-        var hidden = model.Forward(embeds, cos, sin, mask, cache);
-        var logits = lm_head.forward(hidden);
-        return new LlamaOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
+        return (mask, cos, sin);
     }
 }
 

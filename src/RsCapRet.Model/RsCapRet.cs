@@ -220,9 +220,8 @@ public sealed class RsCapRetModel : nn.Module
     {
         using var scope = NewDisposeScope();
         ids = ids.to(Device);
-        using var output = llm.Forward(ids, mask?.to(Device));
-        var positions = RetPositions(ids);
-        var h = output.LastHiddenState[arange(ids.shape[0], device: Device), positions];
+        // Only the [RET] row's hidden state is needed: no logits, and the last layer runs for that row alone.
+        var h = llm.HiddenAt(ids, RetPositions(ids), mask?.to(Device));
         return F.normalize(heads.ret_to_shared.forward(h.to_type(heads.ret_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).MoveToOuterDisposeScope();
     }
 

@@ -122,6 +122,24 @@ public class GenerationTests
     }
 
     [Fact]
+    public void HiddenStateAtOneRowEqualsTheFullForwardThere()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        using var expected = Checkpoint.Open(Path.Combine(TinyA, "expected.safetensors"));
+        using var model = RsCapRetParityTests.LoadFixtureModel(TinyA, expected);
+        // Three rows, right-padded to different lengths, each read at a different position (one of them padding's edge).
+        var ids = cat([expected.Read("rscapret.caption_ids").narrow(0, 0, 1).narrow(1, 0, 6).repeat(3, 1), zeros(3, 2, ScalarType.Int64)], 1);
+        var mask = tensor(new long[,] { { 1, 1, 1, 1, 1, 1, 1, 1 }, { 1, 1, 1, 1, 0, 0, 0, 0 }, { 1, 1, 1, 1, 1, 1, 0, 0 } });
+        var rows = tensor(new long[] { 7, 3, 5 });
+        using var full = model.Llm.Forward(ids, mask);
+        var reference = full.LastHiddenState[arange(3), rows];
+        Fixtures.AssertClose(model.Llm.HiddenAt(ids, rows, mask), reference, "hidden state at one row per sequence", 1e-5);
+        using var unmasked = model.Llm.Forward(ids);
+        Fixtures.AssertClose(model.Llm.HiddenAt(ids, rows), unmasked.LastHiddenState[arange(3), rows], "hidden state at one row, no mask", 1e-5);
+    }
+
+    [Fact]
     public void InterleavedPromptEmbedsImagesAsPrefixTokens()
     {
         using var scope = NewDisposeScope();
