@@ -5,6 +5,10 @@
 # connections for SECONDS (default 10) per measurement, in ROUNDS (default 3) interleaved rounds: before c1, after c1,
 # before c8, after c8. Every request is a different text, so the cache never answers. Prints each measurement, the
 # medians, the after/before ratios and one JSON line. Needs the demo's catalogue (scripts/demo.sh) and `wrk`.
+# BASELINE=COMMIT adds a third side, "shipped": the host as it was at COMMIT (built once in a git worktree under
+# .data/bench/, serving this checkout's model folder), measured in the same rounds, and the after/shipped ratios.
+# The "before" side is this build with batching and the cache off, so it already has every other change (the
+# forward pass, the host's torch threads); "shipped" is the host users had.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 SECONDS_PER="${SECONDS_PER:-10}"; ROUNDS="${ROUNDS:-3}"
@@ -15,22 +19,39 @@ OUT="${RSCAPRET_DATA_DIR:-$ROOT/.data}/bench"; mkdir -p "$OUT"
 # The hosts' logs are kept (http-load-before.log, http-load-after.log) for any error wrk counted.
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; cp "$LOGS"/*.log "$OUT/" 2>/dev/null; rm -rf "$LOGS"; }
 trap cleanup EXIT
-start() { # name port env...
-  local name=$1 port=$2; shift 2
-  env "$@" "$ROOT/rscapret" serve --urls "http://127.0.0.1:$port" > "$LOGS/http-load-$name.log" 2>&1 &
+start() { # name port launcher env...
+  local name=$1 port=$2 launcher=$3; shift 3
+  env "$@" "$launcher" serve --urls "http://127.0.0.1:$port" --model "$ROOT/models/default" > "$LOGS/http-load-$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$port/api/search?q=warm%20up&k=1" >/dev/null 2>&1 && return 0; sleep 1; done
   echo "$name host did not start: $(tail -5 "$LOGS/http-load-$name.log")" >&2; exit 1
 }
 "$ROOT/rscapret" --help >/dev/null   # build once, before anything is timed
-start before 5181 RSCAPRET_QUERY_BATCH=1 RSCAPRET_QUERY_CACHE=0
-start after 5182
+# The hosts' connection string (a baseline tree has no .data/ of its own).
+if [ -z "${RSCAPRET_DB:-}" ]; then source "${RSCAPRET_DATA_DIR:-$ROOT/.data}/db.env"; export RSCAPRET_DB; fi
+SIDES="before after"
+if [ -n "${BASELINE:-}" ]; then
+  sha=$(git -C "$ROOT" rev-parse --short "$BASELINE^{commit}")
+  tree="$OUT/baseline-$sha"
+  [ -d "$tree" ] || git -C "$ROOT" worktree add --detach "$tree" "$sha" >/dev/null
+  "$tree/rscapret" --help >/dev/null
+  echo "shipped: the host at $sha ($(git -C "$ROOT" log -1 --format='%cd, %s' --date=short "$sha" | cut -c1-100))"
+  start shipped 5180 "$tree/rscapret"
+  SIDES="shipped before after"
+fi
+start before 5181 "$ROOT/rscapret" RSCAPRET_QUERY_BATCH=1 RSCAPRET_QUERY_CACHE=0
+start after 5182 "$ROOT/rscapret"
+# Warm-up, not counted: each host's JIT and caches settle under the load they will be measured at.
+for side in $SIDES; do
+  case $side in shipped) port=5180 ;; before) port=5181 ;; *) port=5182 ;; esac
+  wrk -t 2 -c 8 -d 5s -s "$ROOT/bench/http/search.lua" "http://127.0.0.1:$port" >/dev/null
+done
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); cores $(nproc); wrk: $(wrk -v 2>&1 | head -1)"
 declare -A RPS P50 P95
 for round in $(seq 1 "$ROUNDS"); do
   for c in 1 8; do
-    for side in before after; do
-      port=$([ "$side" = before ] && echo 5181 || echo 5182)
+    for side in $SIDES; do
+      case $side in shipped) port=5180 ;; before) port=5181 ;; *) port=5182 ;; esac
       line=$(wrk -t "$([ "$c" = 1 ] && echo 1 || echo 2)" -c "$c" -d "${SECONDS_PER}s" -s "$ROOT/bench/http/search.lua" "http://127.0.0.1:$port" | grep '^RESULT')
       rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line"); p95=$(sed -E 's/.*p95_ms=([0-9.]+).*/\1/' <<<"$line")
       errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
@@ -44,7 +65,7 @@ range() { tr ' ' '\n' | grep . | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf
 echo
 json="{\"benchmark\":\"http-load\",\"seconds\":$SECONDS_PER,\"rounds\":$ROUNDS"
 for c in 1 8; do
-  for side in before after; do
+  for side in $SIDES; do
     k="$side-c$c"
     r=$(median <<<"${RPS[$k]}"); a=$(median <<<"${P50[$k]}"); b=$(median <<<"${P95[$k]}")
     echo "$side, $c connection(s): $r req/s [$(range <<<"${RPS[$k]}")], p50 $a ms, p95 $b ms [$(range <<<"${P95[$k]}")]"
@@ -55,6 +76,12 @@ for c in 1 8; do
   rm=$(median <<<"$ratios")
   echo "after / before req/s at $c connection(s), round by round: $ratios-> median $rm"
   json+=",\"ratio_rps_c${c}\":$rm"
+  if [ -n "${BASELINE:-}" ]; then
+    ratios=$(paste <(tr ' ' '\n' <<<"${RPS[after-c$c]}" | grep .) <(tr ' ' '\n' <<<"${RPS[shipped-c$c]}" | grep .) | awk '{printf "%.3f ", $1/$2}')
+    rm=$(median <<<"$ratios")
+    echo "after / shipped req/s at $c connection(s), round by round: $ratios-> median $rm"
+    json+=",\"ratio_rps_vs_shipped_c${c}\":$rm"
+  fi
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$json}"

@@ -11,9 +11,9 @@ public sealed record QueryVectorOptions
     public int MaxBatch { get; init; } = 32;
     /// <summary>
     /// How long the first query of a batch waits for others to join it — only while queries come together (the last
-    /// pass held more than one), so a lone query waits for nothing. bench/http-load.sh at 8 connections: 2.8x the
-    /// requests/s of one pass per query with a 3 ms window, 1.8x with none; at 1 connection a window that always
-    /// waited cost 2.6 ms of p50.
+    /// pass held more than one), so a lone query waits for nothing. bench/http-load.sh at 8 connections, with two torch
+    /// threads per pass: 2.8x the requests/s of one pass per query with a 3 ms window, 1.8x with none; at 1 connection
+    /// a window that always waited cost 2.6 ms of p50. With serve's one thread per pass the gain is 1.2-1.35x (README).
     /// </summary>
     public TimeSpan Window { get; init; } = TimeSpan.FromMilliseconds(3);
     /// <summary>Queries waiting at most; beyond it a request is refused with 503 and Retry-After.</summary>

@@ -38,7 +38,13 @@ public static class HostCommands
         var urls = new Option<string>("--urls") { Description = "Listen addresses", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
         var withWorker = new Option<bool>("--with-worker") { Description = "Also run a worker on both queues in this process" };
         var model = CommonOptions.Model();
-        var serve = new Command("serve", "Search page (/), dashboard (/hangfire) and HTTP API (/api/search, /api/tiles/{id}, thumbnails)") { urls, withWorker, model, JobsDir, DbCommands.DbOption };
+        var torchThreads = new Option<int?>("--torch-threads")
+        {
+            Description = "Threads of each model forward pass (query vectors, uploaded images, chat). Default 1: the host shares its cores with " +
+                          "PostgreSQL and the HTTP stack, and one thread per pass served 1.3-1.4x the searches/s of libtorch's default on 2 cores " +
+                          "(bench/http-load.sh); with --with-worker, libtorch's default (every core), which ingestion wants",
+        }.InRange(1, 256);
+        var serve = new Command("serve", "Search page (/), dashboard (/hangfire) and HTTP API (/api/search, /api/tiles/{id}, thumbnails)") { urls, withWorker, model, torchThreads, JobsDir, DbCommands.DbOption };
         CommandAction.Set(serve, async (parse, output, ct) =>
         {
             var credentials = DashboardCredentials.FromEnvironment();
@@ -47,6 +53,8 @@ public static class HostCommands
             DashboardCredentials.RequireForPublicBindings(DashboardCredentials.ConfiguredUrls(environment, parse.GetValue(urls)!), credentials);
             var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
             await MigrationRunner.ApplyAsync(cs, ct: ct);
+            // Before any model runs: libtorch gives each thread that first enters it the count set here.
+            if ((parse.GetValue(torchThreads) ?? (parse.GetValue(withWorker) ? null : (int?)1)) is { } threads) TorchSharp.torch.set_num_threads(threads);
             var app = RsCapRetWebHost.Build(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker), credentials);
             // Every address Kestrel may bind — --urls, ASPNETCORE_URLS/urls, Kestrel:Endpoints from any configuration
             // source — is checked before start, and the addresses actually bound are checked again after it.
