@@ -57,15 +57,20 @@ public static class ModelEvaluator
         var captionScores = CaptionScorer.Score(images.ToDictionary(i => i.ImageId, i => i.Captions), scored, metrics);
 
         var texts = images.SelectMany((im, idx) => im.Captions.Select(c => (Image: idx, Text: c))).ToList();
-        var textVecs = new List<float[]>();
-        for (var s = 0; s < texts.Count; s += 128)
+        // Each distinct text is embedded once: datasets repeat captions word for word across images (UCM: many), and
+        // the same text padded to another batch length can differ in the last bits, which would decide their ties in
+        // image->text ranking by rounding instead of in the target's favour.
+        var distinct = texts.Select(t => t.Text).Distinct().ToList();
+        var vectorOf = new Dictionary<string, float[]>(distinct.Count);
+        for (var s = 0; s < distinct.Count; s += 128)
         {
             using var scope = NewDisposeScope();
-            var chunk = texts.Skip(s).Take(128).Select(t => tokenizer.EncodeForRetrieval(t.Text)).ToList();
-            var (ids, mask) = TokenBatch.PadRight(chunk);
+            var chunk = distinct.Skip(s).Take(128).ToList();
+            var (ids, mask) = TokenBatch.PadRight(chunk.Select(t => tokenizer.EncodeForRetrieval(t)).ToList());
             var vecs = model.RetEmbedding(ids, mask).cpu();
-            for (var b = 0; b < chunk.Count; b++) textVecs.Add(vecs[b].data<float>().ToArray());
+            for (var b = 0; b < chunk.Count; b++) vectorOf[chunk[b]] = vecs[b].data<float>().ToArray();
         }
+        var textVecs = texts.Select(t => vectorOf[t.Text]).ToList();
         var sim = new float[textVecs.Count, imageVecs.Count];
         for (var t = 0; t < textVecs.Count; t++)
             for (var i = 0; i < imageVecs.Count; i++)
