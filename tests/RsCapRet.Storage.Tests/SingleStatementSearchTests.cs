@@ -450,10 +450,13 @@ public class SingleStatementSearchTests(SingleStatementSearchFixture fx) : IClas
         foreach (var function in new[] { "rscapret_search", "old_rscapret_search" })
         {
             await using var tx = await conn.BeginTransactionAsync();
-            await ExecAsync(conn, "SET LOCAL hnsw.ef_search = 77; SET LOCAL hnsw.iterative_scan = relaxed_order");
-            await ExecAsync(conn, $"SELECT count(*) FROM {function}({zero}, 5); SELECT count(*) FROM {function}_by_tile({some}, 5)");
-            await using var cmd = new NpgsqlCommand("SELECT current_setting('hnsw.ef_search') || ' ' || current_setting('hnsw.iterative_scan')", conn, tx);
-            Assert.Equal("77 relaxed_order", (string)(await cmd.ExecuteScalarAsync())!);
+            await ExecAsync(conn, "SET LOCAL hnsw.ef_search = 77; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL plan_cache_mode = force_custom_plan");
+            // Without a model filter, with one only (0017's statement, which plans generically), and by tile.
+            await ExecAsync(conn, $"SELECT count(*) FROM {function}({zero}, 5); SELECT count(*) FROM {function}({zero}, 5, model => {fx.ModelB}); " +
+                                  $"SELECT count(*) FROM {function}_by_tile({some}, 5)");
+            await using var cmd = new NpgsqlCommand(
+                "SELECT current_setting('hnsw.ef_search') || ' ' || current_setting('hnsw.iterative_scan') || ' ' || current_setting('plan_cache_mode')", conn, tx);
+            Assert.Equal("77 relaxed_order force_custom_plan", (string)(await cmd.ExecuteScalarAsync())!);
         }
     }
 }
