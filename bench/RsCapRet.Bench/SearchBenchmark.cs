@@ -99,8 +99,8 @@ public static class SearchBenchmark
                 sources.Add(efDs);
                 var efStore = new CatalogStore(efDs);
                 string plain = $"ef {ef}: vector only", boxed = $"ef {ef}: vector+bbox", scan = $"ef {ef}: plain index scan";
-                sides.Add(new Side(plain, "ms p50", () => LatencyAsync(efStore, workload, k, withBox: false)));
-                sides.Add(new Side(boxed, "ms p50", () => LatencyAsync(efStore, workload, k, withBox: true)));
+                sides.Add(new Side(plain, "ms p50", () => LatencyAsync(efStore, workload, k, modelId, withBox: false)));
+                sides.Add(new Side(boxed, "ms p50", () => LatencyAsync(efStore, workload, k, modelId, withBox: true)));
                 sides.Add(new Side(scan, "ms p50", () => PlainScanLatencyAsync(efDs, workload, k)));
                 ratios.Add(new RatioSpec(boxed, plain));
                 ratios.Add(new RatioSpec(plain, scan));
@@ -113,11 +113,11 @@ public static class SearchBenchmark
             var recalls = new List<double>();
             for (var i = 0; i < efs.Length; i++)
             {
-                recalls.Add(await RecallAsync(new CatalogStore(sources[i]), recallSet, k));
+                recalls.Add(await RecallAsync(new CatalogStore(sources[i]), recallSet, k, modelId));
                 report.Facts.Add(($"ef {efs[i]}: recall@{k} (function vs exact neighbours, {recallQueries} queries)", recalls[^1]));
             }
             // Last, as it restarts the server (every pooled connection above is broken by it).
-            var coldPass = cold ? await ColdPassAsync(cs, workload, k) : null;
+            var coldPass = cold ? await ColdPassAsync(cs, workload, k, modelId) : null;
             if (coldPass is { } c)
             {
                 report.Facts.Add(("cold pass, function p50 ms", c.Function.Value));
@@ -167,14 +167,15 @@ public static class SearchBenchmark
         return new Workload(vectors, boxes);
     }
 
-    private static async Task<Sample> LatencyAsync(CatalogStore store, Workload w, int k, bool withBox)
+    private static async Task<Sample> LatencyAsync(CatalogStore store, Workload w, int k, int modelId, bool withBox)
     {
         var ms = new List<double>(w.Vectors.Length);
         var full = 0;
         for (var q = 0; q < w.Vectors.Length; q++)
         {
             var sw = Stopwatch.StartNew();
-            var hits = await store.SearchAsync(w.Vectors[q], k, withBox ? new SearchFilter(Area: w.Boxes[q]) : null);
+            // As the product searches (API, CLI, chat): within the serving model's vectors.
+            var hits = await store.SearchAsync(w.Vectors[q], k, new SearchFilter(Area: withBox ? w.Boxes[q] : null, ModelId: modelId));
             ms.Add(sw.Elapsed.TotalMilliseconds);
             if (hits.Count == k) full++;
         }
@@ -271,11 +272,11 @@ public static class SearchBenchmark
         return (queries, exact);
     }
 
-    private static async Task<double> RecallAsync(CatalogStore store, (float[][] Queries, HashSet<long>[] Exact) set, int k)
+    private static async Task<double> RecallAsync(CatalogStore store, (float[][] Queries, HashSet<long>[] Exact) set, int k, int modelId)
     {
         var recall = 0.0;
         for (var q = 0; q < set.Queries.Length; q++)
-            recall += (await store.SearchAsync(set.Queries[q], k)).Count(h => set.Exact[q].Contains(h.TileId)) / (double)k;
+            recall += (await store.SearchAsync(set.Queries[q], k, new SearchFilter(ModelId: modelId))).Count(h => set.Exact[q].Contains(h.TileId)) / (double)k;
         return recall / set.Queries.Length;
     }
 
@@ -283,7 +284,7 @@ public static class SearchBenchmark
     /// One pass of the function (vector only) and of the plain index scan right after the local cluster restarted
     /// with an empty buffer cache (scripts/db.sh restart --cold); null with a note when the database is not the local one.
     /// </summary>
-    private static async Task<(Sample Function, Sample Plain)?> ColdPassAsync(string cs, Workload w, int k)
+    private static async Task<(Sample Function, Sample Plain)?> ColdPassAsync(string cs, Workload w, int k, int modelId)
     {
         var root = RsCapRet.Core.RepositoryPaths.FindRoot();
         var local = Path.Combine(root, ".data", "db.env");
@@ -299,7 +300,7 @@ public static class SearchBenchmark
         NpgsqlConnection.ClearAllPools();
         await using var ds = RsCapRetDatabase.CreateDataSource(cs);
         var store = new CatalogStore(ds);
-        var function = await LatencyAsync(store, w, k, withBox: false);
+        var function = await LatencyAsync(store, w, k, modelId, withBox: false);
         var plain = await PlainScanLatencyAsync(ds, w, k);
         return (function, plain);
     }

@@ -67,6 +67,12 @@ public static class RsCapRetDatabase
     public static NpgsqlDataSource CreateDataSource(string connectionString)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
+        // Statements sent again and again (a search, a tile lookup) are prepared on each connection after a few uses,
+        // unless the connection string says otherwise: parsing and planning the call of rscapret_search anew each
+        // time cost more than the search itself (bench search at 100k tiles: p50 2.14 ms unprepared, 0.98 ms prepared,
+        // against 0.84 ms for a prepared plain index scan). A pooler in transaction mode needs Max Auto Prepare=0.
+        if (!System.Text.RegularExpressions.Regex.IsMatch(connectionString, @"(^|;)\s*max\s*auto\s*prepare\s*=", System.Text.RegularExpressions.RegexOptions.IgnoreCase))
+            builder.ConnectionStringBuilder.MaxAutoPrepare = 64;
         builder.UseNetTopologySuite();
         builder.UseVector();
         return builder.Build();
