@@ -6,9 +6,12 @@ namespace RsCapRet.Bench;
 /// <summary>
 /// Two runs of the same benchmarks side by side, from their JSON lines (whole outputs are fine: other lines are
 /// skipped). A figure agrees when each run's median lies within the other run's min..max, or when the two medians are
-/// within 0.1 % (figures that do not vary from round to round, such as a peak RSS). Exit code 0 when every
-/// shared headline figure (each side's value and each ratio) agrees, 1 otherwise; further figures (percentiles,
-/// stage times, memory) are shown but do not decide it.
+/// within 0.1 % (figures that do not vary from round to round, such as a peak RSS). When both runs measured the
+/// calibration work each round (<see cref="Calibration"/>), a side's times and rates are also compared calibrated:
+/// each round's value set against that round's calibration time, which takes out how fast the machine was then. A
+/// figure that disagrees raw but agrees calibrated is marked so; ratios need no calibration (both sides share a
+/// round). Exit code 0 when every shared headline figure (each side's value and each ratio) agrees, raw or
+/// calibrated, 1 otherwise; further figures (percentiles, stage times, memory) are shown but do not decide it.
 /// </summary>
 public static class CompareRuns
 {
@@ -20,7 +23,7 @@ public static class CompareRuns
             return 2;
         }
         var (first, second) = (Read(args[0]), Read(args[1]));
-        int compared = 0, disagreements = 0, extraDisagreements = 0;
+        int compared = 0, disagreements = 0, extraDisagreements = 0, rawOnly = 0;
         foreach (var (benchmark, a) in first)
         {
             if (!second.TryGetValue(benchmark, out var b))
@@ -31,22 +34,52 @@ public static class CompareRuns
             Console.WriteLine($"== {benchmark}: median [min .. max], first run | second run");
             var fa = Figures(a);
             var fb = Figures(b);
-            foreach (var (name, (sa, extra)) in fa)
+            Summary? calA = fa.TryGetValue(CalibrationKey, out var x) ? x.Summary : null;
+            Summary? calB = fb.TryGetValue(CalibrationKey, out var y) ? y.Summary : null;
+            if (calA is not null && calB is not null)
+                Console.WriteLine(FormattableString.Invariant(
+                    $"  machine  {Calibration.Name}: {Rounds.Fmt(calA.Median)} [{Rounds.Fmt(calA.Min)} .. {Rounds.Fmt(calA.Max)}] | {Rounds.Fmt(calB.Median)} [{Rounds.Fmt(calB.Min)} .. {Rounds.Fmt(calB.Max)}] ms"));
+            foreach (var (name, (sa, extra, unit)) in fa)
             {
-                if (!fb.TryGetValue(name, out var other)) continue;
+                if (name == CalibrationKey || !fb.TryGetValue(name, out var other)) continue;
                 var sb = other.Summary;
-                // Figures that do not vary (a peak RSS, a file size) agree within 0.1 %, below what anything here resolves.
-                var agree = sa.Contains(sb.Median) && sb.Contains(sa.Median)
-                            || Math.Abs(sa.Median - sb.Median) <= 0.001 * Math.Max(Math.Abs(sa.Median), Math.Abs(sb.Median));
+                var agree = Agree(sa, sb);
+                // Raw disagreement, calibrated agreement: the machine's speed moved between the runs, not the figure.
+                Summary? ka = null, kb = null;
+                if (!agree && !extra && unit is not null && calA is not null && calB is not null)
+                    (ka, kb) = (CalibratedOf(sa, calA, unit), CalibratedOf(sb, calB, unit));
+                var calibratedAgree = ka is not null && kb is not null && Agree(ka, kb);
                 if (!extra) compared++;
                 if (!agree && extra) extraDisagreements++;
-                else if (!agree) disagreements++;
+                else if (!agree && !calibratedAgree) disagreements++;
+                else if (!agree) rawOnly++;
+                var verdict = agree ? "agree   " : extra ? "differ  " : calibratedAgree ? "agree*  " : "DISAGREE";
+                var calibrated = ka is not null && kb is not null
+                    ? FormattableString.Invariant($"; calibrated {Rounds.Fmt(ka.Median)} [{Rounds.Fmt(ka.Min)} .. {Rounds.Fmt(ka.Max)}] | {Rounds.Fmt(kb.Median)} [{Rounds.Fmt(kb.Min)} .. {Rounds.Fmt(kb.Max)}]")
+                    : "";
                 Console.WriteLine(FormattableString.Invariant(
-                    $"  {(agree ? "agree   " : extra ? "differ  " : "DISAGREE")} {name}: {Rounds.Fmt(sa.Median)} [{Rounds.Fmt(sa.Min)} .. {Rounds.Fmt(sa.Max)}] | {Rounds.Fmt(sb.Median)} [{Rounds.Fmt(sb.Min)} .. {Rounds.Fmt(sb.Max)}]"));
+                    $"  {verdict} {name}: {Rounds.Fmt(sa.Median)} [{Rounds.Fmt(sa.Min)} .. {Rounds.Fmt(sa.Max)}] | {Rounds.Fmt(sb.Median)} [{Rounds.Fmt(sb.Min)} .. {Rounds.Fmt(sb.Max)}]{calibrated}"));
             }
         }
-        Console.WriteLine($"{compared} headline figures compared, {disagreements} disagree; {extraDisagreements} further figures differ");
+        Console.WriteLine($"{compared} headline figures compared, {disagreements} disagree" +
+                          (rawOnly > 0 ? $" (and {rawOnly} more disagree raw but agree calibrated, marked agree*)" : "") +
+                          $"; {extraDisagreements} further figures differ");
         return disagreements == 0 && compared > 0 ? 0 : 1;
+    }
+
+    private static readonly string CalibrationKey = $"{Calibration.Name} (ms)";
+
+    // Figures that do not vary (a peak RSS, a file size) agree within 0.1 %, below what anything here resolves.
+    private static bool Agree(Summary a, Summary b) =>
+        a.Contains(b.Median) && b.Contains(a.Median)
+        || Math.Abs(a.Median - b.Median) <= 0.001 * Math.Max(Math.Abs(a.Median), Math.Abs(b.Median));
+
+    /// <summary>Each round's value against that round's calibration; null for a unit that is neither a time nor a rate.</summary>
+    private static Summary? CalibratedOf(Summary figure, Summary calibration, string unit)
+    {
+        if (figure.Rounds.Length != calibration.Rounds.Length || figure.Rounds.Length == 0) return null;
+        var values = figure.Rounds.Zip(calibration.Rounds, (v, c) => Calibration.Calibrated(unit, v, c)).ToArray();
+        return values.All(v => v is not null) ? Summary.Of(values.Select(v => v!.Value)) : null;
     }
 
     /// <summary>The last JSON line of each benchmark in a file.</summary>
@@ -62,18 +95,20 @@ public static class CompareRuns
     }
 
     /// <summary>Every side's headline and further figures, and every ratio, by a name that is unique within the run.</summary>
-    private static Dictionary<string, (Summary Summary, bool Extra)> Figures(JsonObject run)
+    /// <summary>Figures by name: their summary, whether they are further figures, and a side's unit (null for a ratio or an extra).</summary>
+    private static Dictionary<string, (Summary Summary, bool Extra, string? Unit)> Figures(JsonObject run)
     {
-        var figures = new Dictionary<string, (Summary, bool)>();
+        var figures = new Dictionary<string, (Summary, bool, string?)>();
         foreach (var side in run["sides"]?.AsArray() ?? [])
         {
             var name = side!["name"]!.GetValue<string>();
-            figures[$"{name} ({side["unit"]!.GetValue<string>()})"] = (Of(side), false);
+            var unit = side["unit"]!.GetValue<string>();
+            figures[$"{name} ({unit})"] = (Of(side), false, unit);
             foreach (var extra in side["extras"]?.AsArray() ?? [])
-                figures[$"{name}: {extra!["name"]!.GetValue<string>()} ({extra["unit"]!.GetValue<string>()})"] = (Of(extra), true);
+                figures[$"{name}: {extra!["name"]!.GetValue<string>()} ({extra["unit"]!.GetValue<string>()})"] = (Of(extra), true, null);
         }
         foreach (var ratio in run["ratios"]?.AsArray() ?? [])
-            figures[$"ratio {ratio!["name"]!.GetValue<string>()}"] = (Of(ratio), false);
+            figures[$"ratio {ratio!["name"]!.GetValue<string>()}"] = (Of(ratio), false, null);
         return figures;
     }
 

@@ -56,6 +56,9 @@ public static class Rounds
 {
     public static async Task<IReadOnlyList<SideResult>> RunAsync(IReadOnlyList<Side> sides, int warmup, int rounds)
     {
+        // Every round starts with the same fixed work, so a run says how fast the machine was round by round, and
+        // compare can set two runs' figures against their machines' speeds (Calibration).
+        sides = [Calibration.Side, .. sides];
         Console.WriteLine($"method: {warmup} warm-up round(s), then {rounds} rounds; each round measures, in this order: {string.Join(", ", sides.Select(s => s.Name))}");
         for (var w = 0; w < warmup; w++)
             foreach (var side in sides)
@@ -108,6 +111,55 @@ public static class Rounds
         double.IsNaN(x) ? "n/a" : x == Math.Round(x) && Math.Abs(x) < 1e9 ? x.ToString("F0", CultureInfo.InvariantCulture)
         : Math.Abs(x) >= 100 ? x.ToString("F1", CultureInfo.InvariantCulture)
         : Math.Abs(x) >= 1 ? x.ToString("F2", CultureInfo.InvariantCulture) : x.ToString("F3", CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// A fixed amount of CPU work on two threads (each a dense float kernel over an array that fits the L2 cache, then a
+/// pass over 32 MB), measured at the start of every round. It is not the benchmark: it is the machine's speed in that
+/// round. A virtual machine drifts as a whole between runs (10-25 % on the development machine, README), more than a
+/// run's own rounds spread, so two runs' absolute figures can disagree while the machine, not the code, changed.
+/// <c>compare</c> divides each round's time (or multiplies its rate) by that round's calibration time and compares
+/// those calibrated figures beside the raw ones.
+/// </summary>
+public static class Calibration
+{
+    public const string Name = "calibration: fixed CPU work (2 threads)";
+
+    public static Side Side { get; } = new(Name, "ms", () => Task.FromResult(new Sample(Measure())));
+
+    private static readonly float[][] Buffers = [new float[8_000_000], new float[8_000_000]];
+
+    private static double Measure()
+    {
+        var sw = Stopwatch.StartNew();
+        var sums = new double[2];
+        Parallel.For(0, 2, new ParallelOptions { MaxDegreeOfParallelism = 2 }, t =>
+        {
+            // Compute: 64 KB of floats, 800 passes of a multiply-add chain (13 M dependent multiply-adds).
+            var a = new float[16_384];
+            for (var i = 0; i < a.Length; i++) a[i] = i % 7 * 0.25f;
+            float acc = 0;
+            for (var pass = 0; pass < 800; pass++)
+                for (var i = 0; i < a.Length; i++) acc = acc * 0.999f + a[i] * 1.0001f;
+            // Memory: write and read 32 MB.
+            var b = Buffers[t];
+            for (var i = 0; i < b.Length; i++) b[i] = i;
+            double sum = 0;
+            for (var i = 0; i < b.Length; i += 4) sum += b[i];
+            sums[t] = acc + sum;
+        });
+        GC.KeepAlive(sums);
+        return sw.Elapsed.TotalMilliseconds;
+    }
+
+    /// <summary>
+    /// A headline value set against its round's calibration: a rate (unit ending in "/s") times the calibration ms, a
+    /// time ("ms", "s", "ms ...") divided by it; other units (sizes, counts) are left as they are (null).
+    /// </summary>
+    public static double? Calibrated(string unit, double value, double calibrationMs) =>
+        unit.EndsWith("/s", StringComparison.Ordinal) ? value * calibrationMs / 100
+        : unit == "s" || unit == "ms" || unit.StartsWith("ms ", StringComparison.Ordinal) ? value / calibrationMs * 100
+        : null;
 }
 
 /// <summary>
