@@ -9,7 +9,8 @@ namespace RsCapRet.Bench;
 /// within 0.1 % (figures that do not vary from round to round, such as a peak RSS). When both runs measured the
 /// calibration work each round (<see cref="Calibration"/>), a side's times and rates are also compared calibrated:
 /// each round's value set against that round's calibration time, which takes out how fast the machine was then. A
-/// figure that disagrees raw but agrees calibrated is marked so; ratios need no calibration (both sides share a
+/// figure that disagrees raw but agrees calibrated — with neither calibrated range wider, relative to its median,
+/// than the raw one, so the agreement does not come from noise the calibration added — is marked so; ratios need no calibration (both sides share a
 /// round). Exit code 0 when every shared headline figure (each side's value and each ratio) agrees, raw or
 /// calibrated, 1 otherwise; further figures (percentiles, stage times, memory) are shown but do not decide it.
 /// </summary>
@@ -48,7 +49,10 @@ public static class CompareRuns
                 Summary? ka = null, kb = null;
                 if (!agree && !extra && unit is not null && calA is not null && calB is not null)
                     (ka, kb) = (CalibratedOf(sa, calA, unit), CalibratedOf(sb, calB, unit));
-                var calibratedAgree = ka is not null && kb is not null && Agree(ka, kb);
+                // Only where calibration takes noise out: dividing by a noisy calibration widens ranges, and wider
+                // ranges agree more easily, so a calibrated range may not be wider (relative to its median) than its raw one.
+                var calibratedAgree = ka is not null && kb is not null && Agree(ka, kb)
+                                      && RelativeSpread(ka) <= RelativeSpread(sa) && RelativeSpread(kb) <= RelativeSpread(sb);
                 if (!extra) compared++;
                 if (!agree && extra) extraDisagreements++;
                 else if (!agree && !calibratedAgree) disagreements++;
@@ -73,6 +77,8 @@ public static class CompareRuns
     private static bool Agree(Summary a, Summary b) =>
         a.Contains(b.Median) && b.Contains(a.Median)
         || Math.Abs(a.Median - b.Median) <= 0.001 * Math.Max(Math.Abs(a.Median), Math.Abs(b.Median));
+
+    private static double RelativeSpread(Summary s) => (s.Max - s.Min) / Math.Abs(s.Median);
 
     /// <summary>Each round's value against that round's calibration; null for a unit that is neither a time nor a rate.</summary>
     private static Summary? CalibratedOf(Summary figure, Summary calibration, string unit)

@@ -115,7 +115,7 @@ public static class Rounds
 
 /// <summary>
 /// A fixed amount of CPU work on two threads (each a dense float kernel over an array that fits the L2 cache, then a
-/// pass over 32 MB), measured at the start of every round. It is not the benchmark: it is the machine's speed in that
+/// pass over 32 MB), measured at the start of every round (the fastest of three, after a 200 ms pause). It is not the benchmark: it is the machine's speed in that
 /// round. A virtual machine drifts as a whole between runs (10-25 % on the development machine, README), more than a
 /// run's own rounds spread, so two runs' absolute figures can disagree while the machine, not the code, changed.
 /// <c>compare</c> divides each round's time (or multiplies its rate) by that round's calibration time and compares
@@ -129,7 +129,15 @@ public static class Calibration
 
     private static readonly float[][] Buffers = [new float[8_000_000], new float[8_000_000]];
 
+    // The machine's speed, not what the last side left behind: after a pause (libtorch's OpenMP threads spin for a
+    // while after their last parallel region, and would share the cores with this), the fastest of three runs.
     private static double Measure()
+    {
+        Thread.Sleep(200);
+        return Enumerable.Range(0, 3).Min(_ => MeasureOnce());
+    }
+
+    private static double MeasureOnce()
     {
         var sw = Stopwatch.StartNew();
         var sums = new double[2];
