@@ -38,8 +38,7 @@ public static class CompareRuns
             Summary? calA = fa.TryGetValue(CalibrationKey, out var x) ? x.Summary : null;
             Summary? calB = fb.TryGetValue(CalibrationKey, out var y) ? y.Summary : null;
             if (calA is not null && calB is not null)
-                Console.WriteLine(FormattableString.Invariant(
-                    $"  machine  {Calibration.Name}: {Rounds.Fmt(calA.Median)} [{Rounds.Fmt(calA.Min)} .. {Rounds.Fmt(calA.Max)}] | {Rounds.Fmt(calB.Median)} [{Rounds.Fmt(calB.Min)} .. {Rounds.Fmt(calB.Max)}] ms"));
+                Console.WriteLine($"  machine  {Calibration.Name}: {Pair(calA, calB)} ms");
             foreach (var (name, (sa, extra, unit)) in fa)
             {
                 if (name == CalibrationKey || !fb.TryGetValue(name, out var other)) continue;
@@ -58,11 +57,8 @@ public static class CompareRuns
                 else if (!agree && !calibratedAgree) disagreements++;
                 else if (!agree) rawOnly++;
                 var verdict = agree ? "agree   " : extra ? "differ  " : calibratedAgree ? "agree*  " : "DISAGREE";
-                var calibrated = ka is not null && kb is not null
-                    ? FormattableString.Invariant($"; calibrated {Rounds.Fmt(ka.Median)} [{Rounds.Fmt(ka.Min)} .. {Rounds.Fmt(ka.Max)}] | {Rounds.Fmt(kb.Median)} [{Rounds.Fmt(kb.Min)} .. {Rounds.Fmt(kb.Max)}]")
-                    : "";
-                Console.WriteLine(FormattableString.Invariant(
-                    $"  {verdict} {name}: {Rounds.Fmt(sa.Median)} [{Rounds.Fmt(sa.Min)} .. {Rounds.Fmt(sa.Max)}] | {Rounds.Fmt(sb.Median)} [{Rounds.Fmt(sb.Min)} .. {Rounds.Fmt(sb.Max)}]{calibrated}"));
+                var calibrated = ka is not null && kb is not null ? $"; calibrated {Pair(ka, kb)}" : "";
+                Console.WriteLine($"  {verdict} {name}: {Pair(sa, sb)}{calibrated}");
             }
         }
         Console.WriteLine($"{compared} headline figures compared, {disagreements} disagree" +
@@ -77,6 +73,10 @@ public static class CompareRuns
     private static bool Agree(Summary a, Summary b) =>
         a.Contains(b.Median) && b.Contains(a.Median)
         || Math.Abs(a.Median - b.Median) <= 0.001 * Math.Max(Math.Abs(a.Median), Math.Abs(b.Median));
+
+    /// <summary>"median [min .. max] | median [min .. max]" of the first and the second run.</summary>
+    private static string Pair(Summary a, Summary b) =>
+        FormattableString.Invariant($"{Rounds.Fmt(a.Median)} [{Rounds.Fmt(a.Min)} .. {Rounds.Fmt(a.Max)}] | {Rounds.Fmt(b.Median)} [{Rounds.Fmt(b.Min)} .. {Rounds.Fmt(b.Max)}]");
 
     private static double RelativeSpread(Summary s) => (s.Max - s.Min) / Math.Abs(s.Median);
 
@@ -100,8 +100,10 @@ public static class CompareRuns
         return runs;
     }
 
-    /// <summary>Every side's headline and further figures, and every ratio, by a name that is unique within the run.</summary>
-    /// <summary>Figures by name: their summary, whether they are further figures, and a side's unit (null for a ratio or an extra).</summary>
+    /// <summary>
+    /// Every side's headline and further figures, and every ratio, by a name that is unique within the run: their
+    /// summary, whether they are further figures, and a side's unit (null for a ratio or an extra).
+    /// </summary>
     private static Dictionary<string, (Summary Summary, bool Extra, string? Unit)> Figures(JsonObject run)
     {
         var figures = new Dictionary<string, (Summary, bool, string?)>();
