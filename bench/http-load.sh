@@ -19,8 +19,9 @@ OUT="${RSCAPRET_DATA_DIR:-$ROOT/.data}/bench"; mkdir -p "$OUT"
 # The hosts' logs are kept (http-load-before.log, http-load-after.log) for any error wrk counted.
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; cp "$LOGS"/*.log "$OUT/" 2>/dev/null; rm -rf "$LOGS"; }
 trap cleanup EXIT
-start() { # name port launcher env...
-  local name=$1 port=$2 launcher=$3; shift 3
+port_of() { case $1 in shipped) echo 5180 ;; before) echo 5181 ;; *) echo 5182 ;; esac; }
+start() { # name launcher env...   (the port is port_of name)
+  local name=$1 launcher=$2 port; port=$(port_of "$1"); shift 2
   env "$@" "$launcher" serve --urls "http://127.0.0.1:$port" --model "$ROOT/models/default" > "$LOGS/http-load-$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 120); do curl -fs "http://127.0.0.1:$port/api/search?q=warm%20up&k=1" >/dev/null 2>&1 && return 0; sleep 1; done
@@ -36,23 +37,21 @@ if [ -n "${BASELINE:-}" ]; then
   [ -d "$tree" ] || git -C "$ROOT" worktree add --detach "$tree" "$sha" >/dev/null
   "$tree/rscapret" --help >/dev/null
   echo "shipped: the host at $sha ($(git -C "$ROOT" log -1 --format='%cd, %s' --date=short "$sha" | cut -c1-100))"
-  start shipped 5180 "$tree/rscapret"
+  start shipped "$tree/rscapret"
   SIDES="shipped before after"
 fi
-start before 5181 "$ROOT/rscapret" RSCAPRET_QUERY_BATCH=1 RSCAPRET_QUERY_CACHE=0
-start after 5182 "$ROOT/rscapret"
+start before "$ROOT/rscapret" RSCAPRET_QUERY_BATCH=1 RSCAPRET_QUERY_CACHE=0
+start after "$ROOT/rscapret"
 # Warm-up, not counted: each host's JIT and caches settle under the load they will be measured at.
 for side in $SIDES; do
-  case $side in shipped) port=5180 ;; before) port=5181 ;; *) port=5182 ;; esac
-  wrk -t 2 -c 8 -d 5s -s "$ROOT/bench/http/search.lua" "http://127.0.0.1:$port" >/dev/null
+  wrk -t 2 -c 8 -d 5s -s "$ROOT/bench/http/search.lua" "http://127.0.0.1:$(port_of "$side")" >/dev/null
 done
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); cores $(nproc); wrk: $(wrk -v 2>&1 | head -1)"
 declare -A RPS P50 P95
 for round in $(seq 1 "$ROUNDS"); do
   for c in 1 8; do
     for side in $SIDES; do
-      case $side in shipped) port=5180 ;; before) port=5181 ;; *) port=5182 ;; esac
-      line=$(wrk -t "$([ "$c" = 1 ] && echo 1 || echo 2)" -c "$c" -d "${SECONDS_PER}s" -s "$ROOT/bench/http/search.lua" "http://127.0.0.1:$port" | grep '^RESULT')
+      line=$(wrk -t "$([ "$c" = 1 ] && echo 1 || echo 2)" -c "$c" -d "${SECONDS_PER}s" -s "$ROOT/bench/http/search.lua" "http://127.0.0.1:$(port_of "$side")" | grep '^RESULT')
       rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line"); p95=$(sed -E 's/.*p95_ms=([0-9.]+).*/\1/' <<<"$line")
       errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
       echo "round $round  $side  c$c: $rps req/s, p50 $p50 ms, p95 $p95 ms, errors $errors"
@@ -62,6 +61,14 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 range() { tr ' ' '\n' | grep . | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%s .. %s", lo, hi}'; }
+# Per-round req/s ratio of side $1 to side $2 at $c connections, its median printed and added to the JSON as $3.
+ratio() {
+  local ratios rm
+  ratios=$(paste <(tr ' ' '\n' <<<"${RPS[$1-c$c]}" | grep .) <(tr ' ' '\n' <<<"${RPS[$2-c$c]}" | grep .) | awk '{printf "%.3f ", $1/$2}')
+  rm=$(median <<<"$ratios")
+  echo "$1 / $2 req/s at $c connection(s), round by round: $ratios-> median $rm"
+  json+=",\"$3\":$rm"
+}
 echo
 json="{\"benchmark\":\"http-load\",\"seconds\":$SECONDS_PER,\"rounds\":$ROUNDS"
 for c in 1 8; do
@@ -71,17 +78,8 @@ for c in 1 8; do
     echo "$side, $c connection(s): $r req/s [$(range <<<"${RPS[$k]}")], p50 $a ms, p95 $b ms [$(range <<<"${P95[$k]}")]"
     json+=",\"${side}_c${c}\":{\"rps\":$r,\"p50_ms\":$a,\"p95_ms\":$b}"
   done
-  # per-round ratio after/before, then its median
-  ratios=$(paste <(tr ' ' '\n' <<<"${RPS[after-c$c]}" | grep .) <(tr ' ' '\n' <<<"${RPS[before-c$c]}" | grep .) | awk '{printf "%.3f ", $1/$2}')
-  rm=$(median <<<"$ratios")
-  echo "after / before req/s at $c connection(s), round by round: $ratios-> median $rm"
-  json+=",\"ratio_rps_c${c}\":$rm"
-  if [ -n "${BASELINE:-}" ]; then
-    ratios=$(paste <(tr ' ' '\n' <<<"${RPS[after-c$c]}" | grep .) <(tr ' ' '\n' <<<"${RPS[shipped-c$c]}" | grep .) | awk '{printf "%.3f ", $1/$2}')
-    rm=$(median <<<"$ratios")
-    echo "after / shipped req/s at $c connection(s), round by round: $ratios-> median $rm"
-    json+=",\"ratio_rps_vs_shipped_c${c}\":$rm"
-  fi
+  ratio after before "ratio_rps_c${c}"
+  [ -z "${BASELINE:-}" ] || ratio after shipped "ratio_rps_vs_shipped_c${c}"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$json}"

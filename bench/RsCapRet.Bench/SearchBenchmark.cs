@@ -363,8 +363,8 @@ public static class SearchBenchmark
             await TileVectorIndex.BuildMissingAsync(connectionString, conn, line => Console.WriteLine("  " + line));
         }
         // Settle before anything is timed: VACUUM sets the freshly copied rows' hint bits (else the first run's reads
-        // set them, writing pages as they go) and the checkpoint writes the load's dirty pages out, so a run right
-        // after the load measures the same catalogue state as the next one (two reference runs differed by 38 %).
+        // set them, writing pages as they go) and the checkpoint writes the load's dirty pages out. A run right after
+        // the load was 38 % slower than the next run without this, 18 % with it (README, benchmarks).
         foreach (var settle in new[] { "VACUUM (ANALYZE) tiles", "VACUUM (ANALYZE) scenes", "CHECKPOINT" })
         {
             await using var cmd = ds.CreateCommand(settle);
