@@ -82,34 +82,31 @@ BEGIN
             PERFORM set_config('enable_sort', old_sort, true);
             PERFORM set_config('enable_hashjoin', old_hash, true);
             PERFORM set_config('enable_mergejoin', old_merge, true);
-            PERFORM set_config('hnsw.iterative_scan', coalesce(old_it, 'off'), true);
-            PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
-            IF returned > 0 THEN RETURN; END IF;
         ELSE
-        RETURN QUERY
-        SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
-               h.footprint, h.caption, h.distance, h.acquired_at
-          FROM (SELECT a.*, count(*) OVER () AS n
-                  FROM (SELECT c.tile_id, c.scene_id, c.scene_path, c.grid_row, c.grid_col, c.px_x, c.px_y,
-                               c.px_width, c.px_height, c.footprint, c.caption,
-                               (c.embedding <=> query)::double precision AS distance, c.acquired_at
-                          FROM tile_catalog c
-                         WHERE (area IS NULL OR ST_Intersects(c.footprint, area))
-                           AND (near IS NULL OR ST_DWithin(c.footprint::geography, near::geography, radius_m))
-                           AND (acquired_after IS NULL OR c.acquired_at >= acquired_after)
-                           AND (acquired_before IS NULL OR c.acquired_at < acquired_before)
-                           AND (model IS NULL OR c.model_id = model)
-                           AND (scene IS NULL OR c.scene_id = scene)
-                         ORDER BY c.embedding::halfvec(256) <=> query::halfvec(256)
-                         LIMIT 2 * k) a) h
-         WHERE h.n >= k
-         ORDER BY h.distance, h.tile_id
-         LIMIT k;
-        GET DIAGNOSTICS returned = ROW_COUNT;
+            RETURN QUERY
+            SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
+                   h.footprint, h.caption, h.distance, h.acquired_at
+              FROM (SELECT a.*, count(*) OVER () AS n
+                      FROM (SELECT c.tile_id, c.scene_id, c.scene_path, c.grid_row, c.grid_col, c.px_x, c.px_y,
+                                   c.px_width, c.px_height, c.footprint, c.caption,
+                                   (c.embedding <=> query)::double precision AS distance, c.acquired_at
+                              FROM tile_catalog c
+                             WHERE (area IS NULL OR ST_Intersects(c.footprint, area))
+                               AND (near IS NULL OR ST_DWithin(c.footprint::geography, near::geography, radius_m))
+                               AND (acquired_after IS NULL OR c.acquired_at >= acquired_after)
+                               AND (acquired_before IS NULL OR c.acquired_at < acquired_before)
+                               AND (model IS NULL OR c.model_id = model)
+                               AND (scene IS NULL OR c.scene_id = scene)
+                             ORDER BY c.embedding::halfvec(256) <=> query::halfvec(256)
+                             LIMIT 2 * k) a) h
+             WHERE h.n >= k
+             ORDER BY h.distance, h.tile_id
+             LIMIT k;
+            GET DIAGNOSTICS returned = ROW_COUNT;
+        END IF;
         PERFORM set_config('hnsw.iterative_scan', coalesce(old_it, 'off'), true);
         PERFORM set_config('hnsw.ef_search', coalesce(old_ef, '40'), true);
         IF returned > 0 THEN RETURN; END IF;
-        END IF;
     END IF;
 
     -- Exact: full precision, and the "+ 0" keeps the planner off the HNSW index, so every filtered row is ranked.
