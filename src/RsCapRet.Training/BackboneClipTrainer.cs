@@ -11,26 +11,28 @@ using F = TorchSharp.torch.nn.functional;
 namespace RsCapRet.Training;
 
 /// <summary>
-/// The dual encoder of a backbone adaptation run: an imported ResNet (only its last blocks train) and a CLIP text
-/// tower trained from scratch, each with a linear projection into the shared space, and CLIP's learnable scale.
+/// The dual encoder of a backbone adaptation run: an imported ResNet (only its last blocks train) and either a CLIP
+/// text tower trained from scratch or the vectors of a frozen pretrained sentence encoder, each with a linear
+/// projection into the shared space, and CLIP's learnable scale.
 /// </summary>
 public sealed class BackboneDualEncoder : nn.Module
 {
     private readonly ResNetVisionModel vision;
-    private readonly ClipTextTransformer text_model;
+    private readonly ClipTextTransformer? text_model;
     private readonly Linear visual_projection, text_projection;
     private readonly Parameter logit_scale;
 
-    public BackboneDualEncoder(ResNetVisionModel backbone, ClipTowerConfig text, int projectionDim, double logitScaleInit) : base(nameof(BackboneDualEncoder))
+    /// <param name="text">The text tower to train, or null when the text side is a frozen encoder's vectors of <paramref name="frozenTextWidth"/>.</param>
+    public BackboneDualEncoder(ResNetVisionModel backbone, ClipTowerConfig? text, int frozenTextWidth, int projectionDim, double logitScaleInit) : base(nameof(BackboneDualEncoder))
     {
         vision = backbone;
-        text_model = new ClipTextTransformer(text);
+        text_model = text is null ? null : new ClipTextTransformer(text);
         visual_projection = nn.Linear(backbone.HiddenSize, projectionDim, hasBias: false);
-        text_projection = nn.Linear(text.HiddenSize, projectionDim, hasBias: false);
+        text_projection = nn.Linear(text?.HiddenSize ?? frozenTextWidth, projectionDim, hasBias: false);
         logit_scale = new Parameter(tensor((float)logitScaleInit));
         RegisterComponents();
         // The new parts start small (GPT-style); the backbone keeps its pretrained weights.
-        TrainingRun.InitSmall(text_model);
+        if (text_model is not null) TrainingRun.InitSmall(text_model);
         TrainingRun.InitSmall(visual_projection);
         TrainingRun.InitSmall(text_projection);
     }
@@ -49,8 +51,12 @@ public sealed class BackboneDualEncoder : nn.Module
     public Tensor TextEmbeds(Tensor ids)
     {
         using var scope = NewDisposeScope();
-        return text_projection.forward(text_model.Forward(ids).Pooled).MoveToOuterDisposeScope();
+        var tower = text_model ?? throw new InvalidOperationException("this dual encoder's text side is a frozen encoder's vectors");
+        return text_projection.forward(tower.Forward(ids).Pooled).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Projected text embeddings for a frozen sentence encoder's vectors [B, width].</summary>
+    public Tensor TextEmbedsFromVectors(Tensor vectors) => text_projection.forward(vectors);
 
     /// <summary>Parameters that train, split into the backbone's and the new parts' (text tower, projections, scale).</summary>
     public (List<(string Name, Parameter Parameter)> Backbone, List<(string Name, Parameter Parameter)> Others) TrainableParameters()
@@ -63,7 +69,8 @@ public sealed class BackboneDualEncoder : nn.Module
 
 /// <summary>
 /// Remote-sensing adaptation of an imported ResNet backbone (the paper's CLIP-Cap-4 step, with a ResNet vision tower):
-/// symmetric InfoNCE between the backbone's pooled vector and a text tower trained from scratch on the captions. The
+/// symmetric InfoNCE between the backbone's pooled vector and a text tower trained from scratch on the captions (or a
+/// frozen pretrained sentence encoder's vectors of them, each distinct caption embedded once, through a linear). The
 /// blocks before the last <c>trainable_blocks</c> stay frozen, so their output is computed once per image and
 /// dihedral view and cached (float16) — on two CPU cores the full backbone's backward pass would not fit the budget.
 /// The best epoch by the mean over validation datasets of text→image mR (fixed before training) is exported to
@@ -79,12 +86,16 @@ public sealed class BackboneClipTrainer
 
     public BackboneClipTrainer(ClipTrainConfig cfg, string outDir, Action<string> log)
     {
-        if (cfg.VisionBackbone is null || cfg.TextConfig is null) throw new ArgumentException("a backbone adaptation run needs vision_backbone and text_config", nameof(cfg));
+        if (cfg.VisionBackbone is null || (cfg.TextConfig is null && cfg.TextEncoder is null))
+            throw new ArgumentException("a backbone adaptation run needs vision_backbone and text_config or text_encoder", nameof(cfg));
         _cfg = cfg; _outDir = Path.GetFullPath(outDir); _log = log;
     }
 
-    /// <summary>Frozen-block outputs [views, N, C, H, W] (float16), the images and their CLIP token rows.</summary>
-    private sealed record Split(Tensor Features, long[][][] Captions, IReadOnlyList<CaptionedImage> Images);
+    /// <summary>
+    /// Frozen-block outputs [views, N, C, H, W] (float16), the images, and their captions: CLIP token rows for a text
+    /// tower, or for a frozen encoder its vectors [distinct captions, width] and each image's rows into them.
+    /// </summary>
+    private sealed record Split(Tensor Features, long[][][] Captions, Tensor? CaptionVectors, long[][] CaptionRows, IReadOnlyList<CaptionedImage> Images);
 
     public IReadOnlyList<ClipEpochResult> Run(CancellationToken ct = default)
     {
@@ -93,7 +104,8 @@ public sealed class BackboneClipTrainer
         File.WriteAllText(Path.Combine(_outDir, "train-clip-config.json"), _cfg.ToJson());
         var device = TorchDevice.Resolve(_cfg.Device);
         manual_seed(_cfg.Seed);
-        var tokenizer = ClipTrainer.LoadTokenizer(_cfg.TokenizerDirectory);
+        var tokenizer = _cfg.TextConfig is null ? null : ClipTrainer.LoadTokenizer(_cfg.TokenizerDirectory);
+        using var textEncoder = _cfg.TextEncoder is null ? null : BertSentenceEncoder.FromPretrained(_cfg.TextEncoder);
         var backboneDir = _cfg.VisionBackbone!;
         if (VisionBackbones.FamilyOf(backboneDir) != ResNetConfig.Family)
             throw new InvalidOperationException($"{backboneDir}: vision_backbone must be a ResNet backbone folder (model_type \"resnet\"); CLIP towers adapt through 'clip'");
@@ -103,18 +115,18 @@ public sealed class BackboneClipTrainer
         var frozen = blocks - _cfg.TrainableBlocks;
 
         var cacheDir = _cfg.FeatureCache ?? Path.Combine(_outDir, "features");
-        var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, backbone, backboneDir, frozen, _cfg.FeatureViews, cacheDir, _cfg.MaxTrainImages);
-        var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, backbone, backboneDir, frozen, 1, cacheDir, _cfg.MaxValImages);
+        var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, textEncoder, backbone, backboneDir, frozen, _cfg.FeatureViews, cacheDir, _cfg.MaxTrainImages);
+        var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, textEncoder, backbone, backboneDir, frozen, 1, cacheDir, _cfg.MaxValImages);
 
-        var text = _cfg.TextConfig! with { VocabSize = tokenizer.VocabSize, EosTokenId = tokenizer.EndId };
-        using var model = new BackboneDualEncoder(backbone, text, _cfg.ProjectionDim, _cfg.LogitScaleInit);
+        var text = tokenizer is null ? null : _cfg.TextConfig! with { VocabSize = tokenizer.VocabSize, EosTokenId = tokenizer.EndId };
+        using var model = new BackboneDualEncoder(backbone, text, textEncoder?.HiddenSize ?? 0, _cfg.ProjectionDim, _cfg.LogitScaleInit);
         backbone.TrainOnlyLastBlocks(_cfg.TrainableBlocks);
         model.to(device);
         model.train();
         var (backboneParams, rest) = model.TrainableParameters();
         _log($"train: {train.Images.Count} images × {_cfg.FeatureViews} views; val: {val.Images.Count} images; device {device}; " +
              $"backbone: {backboneDir}, last {_cfg.TrainableBlocks} of {blocks} blocks train ({backboneParams.Sum(p => p.Parameter.numel()):N0} parameters), " +
-             $"text tower and projections {rest.Sum(p => p.Parameter.numel()):N0}");
+             (textEncoder is null ? "text tower" : $"frozen text encoder {_cfg.TextEncoder}; text") + $" and image projections {rest.Sum(p => p.Parameter.numel()):N0}");
 
         var backboneLr = _cfg.BackboneLearningRate ?? _cfg.LearningRate;
         bool Decays(string name, Tensor p) => p.dim() >= 2 && !name.Contains("position_embedding");
@@ -139,7 +151,7 @@ public sealed class BackboneClipTrainer
             epoch => Export(model.Vision, bestDir, epoch, blocks), "adapted backbone exported to " + bestDir, ct);
     }
 
-    private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, ClipBpeTokenizer tokenizer, ResNetVisionModel backbone, string backboneDir,
+    private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, ClipBpeTokenizer? tokenizer, BertSentenceEncoder? textEncoder, ResNetVisionModel backbone, string backboneDir,
         int frozen, int views, string cacheDir, int? limit)
     {
         var images = TrainingRun.LoadSplit(datasets, split, limit);
@@ -150,8 +162,15 @@ public sealed class BackboneClipTrainer
             shape = probe.shape[1..];
         var features = PooledFeatureCache.Load($"resnet-blocks{frozen}", x => backbone.Through(x, frozen), shape, ScalarType.Float16,
             backbone, backboneDir, images, views, cacheDir, _log);
-        var captions = images.Select(im => im.Captions.Select(c => tokenizer.EncodeForModel(c, _cfg.ContextLength)).ToArray()).ToArray();
-        return new Split(features, captions, images);
+        if (tokenizer is not null)
+            return new Split(features, images.Select(im => im.Captions.Select(c => tokenizer.EncodeForModel(c, _cfg.ContextLength)).ToArray()).ToArray(), null, [], images);
+        // A frozen encoder: each distinct caption once (RSICD and UCM repeat many word for word).
+        var distinct = new Dictionary<string, long>(StringComparer.Ordinal);
+        var rows = images.Select(im => im.Captions.Select(c => distinct.TryGetValue(c, out var r) ? r : distinct[c] = distinct.Count).ToArray()).ToArray();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var vectors = textEncoder!.Embed(distinct.Keys.ToList());
+        _log($"{split}: {distinct.Count:N0} distinct captions of {rows.Sum(r => r.Length):N0} embedded by the frozen text encoder in {watch.Elapsed.TotalSeconds:F0} s");
+        return new Split(features, [], vectors, rows, images);
     }
 
     private double TrainStep(BackboneDualEncoder model, AdamW optimizer, Split data, int[] idx, int step, int frozen, Device device)
@@ -163,13 +182,23 @@ public sealed class BackboneClipTrainer
         long views = data.Features.shape[0], count = data.Features.shape[1];
         var rows = idx.Select(i => rng.Next((int)views) * count + i).ToArray();
         var features = data.Features.view([-1, .. data.Features.shape[2..]]).index_select(0, tensor(rows)).to_type(ScalarType.Float32).to(device);
-        var texts = ClipEvaluator.TextBatch(idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Length)]).ToList(), device);
-        var logits = ClipModel.LogitsPerImage(model.ImageEmbedsFrom(features, frozen), model.TextEmbeds(texts), model.LogitScale);
+        var logits = ClipModel.LogitsPerImage(model.ImageEmbedsFrom(features, frozen), TextEmbeds(model, data, idx, rng, device), model.LogitScale);
         var loss = RsCapRetModel.InfoNce(logits);
         loss.backward();
         optimizer.step();
         using (no_grad()) model.LogitScale.clamp_(Scalars.Of(0.0), Scalars.Of(Math.Log(100)));
         return loss.item<float>();
+    }
+
+    /// <summary>Projected embeddings of one of each image's reference captions (drawn from <paramref name="rng"/>).</summary>
+    private Tensor TextEmbeds(BackboneDualEncoder model, Split data, int[] idx, Random rng, Device device)
+    {
+        if (data.CaptionVectors is { } vectors)
+        {
+            var rows = idx.Select(i => data.CaptionRows[i][rng.Next(data.CaptionRows[i].Length)]).ToArray();
+            return model.TextEmbedsFromVectors(vectors.index_select(0, tensor(rows)).to(device));
+        }
+        return model.TextEmbeds(ClipEvaluator.TextBatch(idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Length)]).ToList(), device));
     }
 
     /// <summary>Each validation dataset ranks its captions among its own images; the figures are the mean over datasets.</summary>
@@ -189,10 +218,17 @@ public sealed class BackboneClipTrainer
             foreach (var group in Enumerable.Range(0, val.Images.Count).GroupBy(i => val.Images[i].Dataset))
             {
                 var members = group.ToArray();
-                var texts = members.SelectMany((image, m) => val.Captions[image].Select(c => (Image: m, Ids: c))).ToList();
+                var texts = val.CaptionVectors is null
+                    ? members.SelectMany((image, m) => val.Captions[image].Select(c => (Image: m, Ids: c, Row: -1L))).ToList()
+                    : members.SelectMany((image, m) => val.CaptionRows[image].Select(r => (Image: m, Ids: Array.Empty<long>(), Row: r))).ToList();
                 var txts = new List<Tensor>();
                 for (var s = 0; s < texts.Count; s += 128)
-                    txts.Add(F.normalize(model.TextEmbeds(ClipEvaluator.TextBatch(texts.Skip(s).Take(128).Select(t => t.Ids).ToList(), device)), dim: -1));
+                {
+                    var chunk = texts.Skip(s).Take(128).ToList();
+                    txts.Add(F.normalize(val.CaptionVectors is { } vectors
+                        ? model.TextEmbedsFromVectors(vectors.index_select(0, tensor(chunk.Select(t => t.Row).ToArray())).to(device))
+                        : model.TextEmbeds(ClipEvaluator.TextBatch(chunk.Select(t => t.Ids).ToList(), device)), dim: -1));
+                }
                 var images = imageVecs.index_select(0, tensor(members.Select(i => (long)i).ToArray(), device: imageVecs.device));
                 var matrix = TrainingRun.ToMatrix(matmul(cat(txts, 0), images.t()));
                 var labels = texts.Select(t => t.Image).ToList();

