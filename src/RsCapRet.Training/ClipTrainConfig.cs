@@ -59,7 +59,7 @@ public sealed record ClipTrainConfig
     [JsonPropertyName("max_train_images")] public int? MaxTrainImages { get; init; }
     [JsonPropertyName("max_val_images")] public int? MaxValImages { get; init; }
 
-    public string TokenizerDirectory => Tokenizer ?? Clip ?? throw new InvalidOperationException("no tokenizer folder");
+    [JsonIgnore] public string TokenizerDirectory => Tokenizer ?? Clip ?? throw new InvalidOperationException("no tokenizer folder");
 
     public static ClipTrainConfig Load(string path)
     {

@@ -95,6 +95,39 @@ public sealed class BackboneAdaptationTests : IDisposable
         Assert.Contains(again, l => l.StartsWith("resnet-blocks3 features: 8 images × 2 views from"));
     }
 
+    /// <summary>A tiny BERT sentence encoder folder (random weights) whose vocab.txt holds the UCM captions' words.</summary>
+    private string TinyTextEncoder()
+    {
+        var dir = Path.Combine(_dir.FullName, "tiny-bert");
+        var config = new BertConfig { Architecture = "tiny", VocabSize = 0, HiddenSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 64, MaxSeqLength = 64 };
+        var words = RsCapRet.Training.Datasets.KarpathyDataset.Load(Ucm, "ucm").SelectMany(i => i.Captions)
+            .SelectMany(c => c.ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries)).Distinct().Order(StringComparer.Ordinal);
+        var vocab = new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" }.Concat(words).ToList();
+        manual_seed(3);
+        using var bert = new BertSentenceEncoder(config with { VocabSize = vocab.Count });
+        bert.SavePretrained(dir);
+        File.WriteAllLines(Path.Combine(dir, "vocab.txt"), vocab);
+        return dir;
+    }
+
+    [Fact]
+    public void AFrozenTextEncoderEmbedsEachDistinctCaptionOnceAndStaysFrozen()
+    {
+        var encoder = TinyTextEncoder();
+        var log = new List<string>();
+        var cfg = Config(TinyBackbone()) with { TextConfig = null, Tokenizer = null, TextEncoder = encoder };
+        cfg.Validate("adapt.json");
+        var before = File.ReadAllBytes(Path.Combine(encoder, "model.safetensors"));
+        var history = new ClipTrainer(cfg, Path.Combine(_dir.FullName, "run"), log.Add).Run();
+        Assert.Equal([0, 1], history.Select(h => h.Epoch));
+        Assert.True(history[1].ValTextToImage.Mean > 0);
+        // 8 UCM train images of 5 captions each; UCM repeats captions word for word, so fewer distinct ones are embedded.
+        var line = Assert.Single(log, l => l.StartsWith("train: ") && l.Contains("distinct captions of 40 embedded"));
+        Assert.DoesNotContain("train: 40 distinct", line);
+        Assert.Contains(log, l => l.Contains("frozen text encoder"));
+        Assert.Equal(before, File.ReadAllBytes(Path.Combine(encoder, "model.safetensors")));
+    }
+
     [Fact]
     public void BadAdaptationConfigsSayWhatIsWrong()
     {
@@ -105,6 +138,10 @@ public sealed class BackboneAdaptationTests : IDisposable
         Assert.Contains("text_config", e.Message);
         e = Assert.Throws<FormatException>(() => (good with { ClipConfig = new ClipConfig() }).Validate(path));
         Assert.Contains("exactly one of", e.Message);
+        e = Assert.Throws<FormatException>(() => (good with { TextEncoder = "backbone:all-minilm-l6-v2" }).Validate(path));
+        Assert.Contains("exactly one of 'text_config'", e.Message);
+        e = Assert.Throws<FormatException>(() => (good with { VisionBackbone = null, ClipConfig = new ClipConfig(), TextConfig = null, TextEncoder = "x" }).Validate(path));
+        Assert.Contains("'text_encoder' belongs with 'vision_backbone'", e.Message);
         e = Assert.Throws<FormatException>(() => (good with { TrainableBlocks = 0 }).Validate(path));
         Assert.Contains("trainable_blocks", e.Message);
         var tooMany = Assert.Throws<InvalidOperationException>(() => new ClipTrainer(good with { TrainableBlocks = 6 }, Path.Combine(_dir.FullName, "x"), _ => { }).Run());
