@@ -89,7 +89,7 @@ public static class CompareRuns
     }
 
     /// <summary>The last JSON line of each benchmark in a file.</summary>
-    private static Dictionary<string, JsonObject> Read(string path)
+    internal static Dictionary<string, JsonObject> Read(string path)
     {
         var runs = new Dictionary<string, JsonObject>();
         foreach (var line in File.ReadLines(path))

@@ -28,6 +28,8 @@ try
             return await ExportBenchmark.RunAsync(rest);
         case "compare":
             return CompareRuns.Run(rest);
+        case "merge":
+            return MergeRuns.Run(rest);
     }
 }
 catch (BenchArgsException e)
@@ -52,5 +54,6 @@ Console.Error.WriteLine("""
       tiles   [--size 20000] [--tiles 32]                                map tiles of a large scene: render p50/p95 ms at a low and a high zoom, and from the disk cache; cold costs apart
       export  [--tiles 1000000] [--formats geoparquet] [--keep]          rows/s of rscapret export from a synthetic catalogue (needs RSCAPRET_DB)
       compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
+      merge FILE FILE...                                                 one run's JSON line from runs of the same benchmark in separate processes (their rounds concatenated)
     """);
 return 2;
