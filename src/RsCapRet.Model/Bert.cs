@@ -274,9 +274,12 @@ public sealed class BertSentenceEncoder : nn.Module
     public static BertSentenceEncoder FromPretrained(string directory, Device? device = null)
     {
         if (!Directory.Exists(directory))
-            throw new CheckpointException(directory, "text encoder folder does not exist" +
-                (Import.BertOnnxImporter.Sources.ContainsKey(Path.GetFileName(Path.TrimEndingDirectorySeparator(directory)))
-                    ? $" — import it with `rscapret import-backbone {Path.GetFileName(Path.TrimEndingDirectorySeparator(directory))} --out {directory}` (scripts/bootstrap.sh does this)" : ""));
+        {
+            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
+            var hint = Import.BertOnnxImporter.Sources.ContainsKey(name)
+                ? $" — import it with `rscapret import-backbone {name} --out {directory}` (scripts/bootstrap.sh does this)" : "";
+            throw new CheckpointException(directory, "text encoder folder does not exist" + hint);
+        }
         var cfg = ReadConfig(Path.Combine(directory, "config.json"));
         var model = new BertSentenceEncoder(cfg);
         using (var ckpt = Checkpoint.Open(directory))
