@@ -116,6 +116,15 @@ public class BertParityTests
     }
 
     [Fact]
+    public void MissingEncoderFolderSaysHowToImportIt()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "rscapret-" + Guid.NewGuid().ToString("N"), "all-minilm-l6-v2");
+        var e = Assert.Throws<CheckpointException>(() => BertSentenceEncoder.FromPretrained(dir));
+        Assert.Contains(dir, e.Message);
+        Assert.Contains("rscapret import-backbone all-minilm-l6-v2", e.Message);
+    }
+
+    [Fact]
     public void TruncatedOrWrongModelIsAClearError()
     {
         var source = BertOnnxImporter.Sources["all-minilm-l6-v2"];
