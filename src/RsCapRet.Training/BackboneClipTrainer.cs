@@ -165,10 +165,17 @@ public sealed class BackboneClipTrainer
         if (tokenizer is not null)
             return new Split(features, images.Select(im => im.Captions.Select(c => tokenizer.EncodeForModel(c, _cfg.ContextLength)).ToArray()).ToArray(), null, [], images);
         // A frozen encoder: each distinct caption once (RSICD and UCM repeat many word for word).
-        var distinct = new Dictionary<string, long>(StringComparer.Ordinal);
-        var rows = images.Select(im => im.Captions.Select(c => distinct.TryGetValue(c, out var r) ? r : distinct[c] = distinct.Count).ToArray()).ToArray();
+        var rowOf = new Dictionary<string, long>(StringComparer.Ordinal);
+        var distinct = new List<string>();
+        long Row(string caption)
+        {
+            if (rowOf.TryGetValue(caption, out var r)) return r;
+            distinct.Add(caption);
+            return rowOf[caption] = distinct.Count - 1;
+        }
+        var rows = images.Select(im => im.Captions.Select(Row).ToArray()).ToArray();
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        var vectors = textEncoder!.Embed(distinct.Keys.ToList());
+        var vectors = textEncoder!.Embed(distinct);
         _log($"{split}: {distinct.Count:N0} distinct captions of {rows.Sum(r => r.Length):N0} embedded by the frozen text encoder in {watch.Elapsed.TotalSeconds:F0} s");
         return new Split(features, [], vectors, rows, images);
     }
