@@ -20,17 +20,7 @@ public class BertParityTests
         Environment.GetEnvironmentVariable("RSCAPRET_BERT_PARITY_FIXTURES") is { Length: > 0 } env ? Path.GetFullPath(env)
             : Path.Combine(RepositoryPaths.FindRoot(), "tests", "data", "parity-bert");
 
-    public static TheoryData<string> Cases
-    {
-        get
-        {
-            var data = new TheoryData<string>();
-            foreach (var dir in Directory.EnumerateDirectories(Root).Order(StringComparer.Ordinal))
-                if (File.Exists(Path.Combine(dir, "fixture.json"))) data.Add(Path.GetFileName(dir));
-            if (data.Count == 0) throw new InvalidOperationException($"No fixture folders (with fixture.json) under '{Root}'.");
-            return data;
-        }
-    }
+    public static TheoryData<string> Cases => Fixtures.CasesIn(Root, "fixture.json");
 
     private sealed record CaptionSource(string dataset, string split, int count);
     private sealed record Fixture(string architecture, string onnx_output, string[] texts, CaptionSource[]? captions_from,

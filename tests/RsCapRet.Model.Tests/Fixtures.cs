@@ -15,13 +15,14 @@ public static class Fixtures
         return !string.IsNullOrWhiteSpace(env) ? Path.GetFullPath(env) : Path.Combine(RepositoryPaths.SharedDirectory(), "fixtures", folder);
     }
 
-    public static TheoryData<string> CasesIn(string root)
+    /// <summary>One case per sub-folder of <paramref name="root"/> that holds <paramref name="marker"/>.</summary>
+    public static TheoryData<string> CasesIn(string root, string marker = "expected.safetensors")
     {
         var data = new TheoryData<string>();
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"Parity fixture folder '{root}' does not exist.");
         foreach (var dir in Directory.EnumerateDirectories(root).Order(StringComparer.Ordinal))
-            if (File.Exists(Path.Combine(dir, "expected.safetensors"))) data.Add(Path.GetFileName(dir));
-        if (data.Count == 0) throw new InvalidOperationException($"No fixture folders (with expected.safetensors) under '{root}'.");
+            if (File.Exists(Path.Combine(dir, marker))) data.Add(Path.GetFileName(dir));
+        if (data.Count == 0) throw new InvalidOperationException($"No fixture folders (with {marker}) under '{root}'.");
         return data;
     }
 

@@ -20,17 +20,7 @@ public class ResNetParityTests
         Environment.GetEnvironmentVariable("RSCAPRET_RESNET_PARITY_FIXTURES") is { Length: > 0 } env ? Path.GetFullPath(env)
             : Path.Combine(RepositoryPaths.FindRoot(), "tests", "data", "parity-resnet");
 
-    public static TheoryData<string> Cases
-    {
-        get
-        {
-            var data = new TheoryData<string>();
-            foreach (var dir in Directory.EnumerateDirectories(Root).Order(StringComparer.Ordinal))
-                if (File.Exists(Path.Combine(dir, "fixture.json"))) data.Add(Path.GetFileName(dir));
-            if (data.Count == 0) throw new InvalidOperationException($"No fixture folders (with fixture.json) under '{Root}'.");
-            return data;
-        }
-    }
+    public static TheoryData<string> Cases => Fixtures.CasesIn(Root, "fixture.json");
 
     private sealed record SceneWindow(string path, int x, int y);
     private sealed record Fixture(string architecture, string onnx_input, string onnx_output, string[] images, SceneWindow[]? scene_windows, double tolerance);

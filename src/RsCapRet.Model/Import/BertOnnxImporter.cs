@@ -1,9 +1,7 @@
 using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
-using Google.Protobuf;
 using Onnx;
 using RsCapRet.Model.Checkpoints;
-using static TorchSharp.torch;
 
 namespace RsCapRet.Model.Import;
 
@@ -73,18 +71,15 @@ public static class BertOnnxImporter
     /// <summary>Reads an ONNX BertModel export and returns the module with its weights (eval mode, float32, no tokenizer).</summary>
     public static BertSentenceEncoder Import(byte[] onnx, string what, BertConfig expected)
     {
-        ModelProto model;
-        try { model = ModelProto.Parser.ParseFrom(onnx); }
-        catch (InvalidProtocolBufferException e) { throw new CheckpointException(what, $"is not a readable ONNX model (truncated or not protobuf): {e.Message}", e); }
-        if (model.Graph is null || model.Graph.Node.Count == 0) throw new CheckpointException(what, "is not an ONNX model: it has no graph nodes");
-        var graph = model.Graph;
+        using var stream = new MemoryStream(onnx, writable: false);
+        var graph = OnnxReading.Parse(stream, what).Graph;
         var inits = graph.Initializer.ToDictionary(i => i.Name);
         var producer = new Dictionary<string, NodeProto>();
         foreach (var n in graph.Node) foreach (var o in n.Output) producer[o] = n;
 
         var tensors = new Dictionary<string, (float[] Data, long[] Shape)>();
         foreach (var t in graph.Initializer.Where(t => t.DataType == (int)TensorProto.Types.DataType.Float && !char.IsDigit(t.Name[0])))
-            tensors[t.Name] = (FloatsOf(what, t), t.Dims.ToArray());
+            tensors[t.Name] = (OnnxReading.Floats(what, t), t.Dims.ToArray());
         // Linear weights: Add(named bias, MatMul(x, W)) -> "<bias prefix>.weight" = Wᵀ.
         foreach (var add in graph.Node.Where(n => n.OpType == "Add"))
         {
@@ -95,7 +90,7 @@ public static class BertOnnxImporter
                 throw new CheckpointException(what, $"MatMul '{mm.Name}' before bias '{bias}' has no weight initializer '{mm.Input[1]}' (truncated file?)");
             var dims = w.Dims.ToArray();
             if (dims.Length != 2) throw new CheckpointException(what, $"the weight of '{bias}' has shape [{string.Join(",", dims)}], expected a matrix");
-            var data = FloatsOf(what, w);
+            var data = OnnxReading.Floats(what, w);
             var transposed = new float[data.Length];
             long rows = dims[0], cols = dims[1];
             for (long r = 0; r < rows; r++)
@@ -108,32 +103,8 @@ public static class BertOnnxImporter
             throw new CheckpointException(what, $"the graph has {layers} encoder layers, {expected.Architecture} has {expected.NumHiddenLayers}");
 
         var module = new BertSentenceEncoder(expected);
-        using (no_grad())
-            foreach (var (name, target) in module.StateTensors())
-            {
-                if (!tensors.TryGetValue(name, out var t))
-                    throw new CheckpointException(what, $"no weights were found for '{name}' while following the graph");
-                if (!t.Shape.SequenceEqual(target.shape))
-                    throw new CheckpointException(what, $"'{name}' has shape [{string.Join(",", t.Shape)}] in the graph, the module expects [{string.Join(",", target.shape)}]");
-                using var src = tensor(t.Data, t.Shape);
-                target.copy_(src);
-            }
+        OnnxReading.CopyInto(module.StateTensors(), tensors, what);
         module.eval();
         return module;
-    }
-
-    private static float[] FloatsOf(string what, TensorProto t)
-    {
-        var count = t.Dims.Aggregate(1L, (a, b) => a * b);
-        float[] data;
-        if (t.FloatData.Count > 0) data = t.FloatData.ToArray();
-        else
-        {
-            data = new float[t.RawData.Length / 4];
-            Buffer.BlockCopy(t.RawData.ToByteArray(), 0, data, 0, data.Length * 4);
-        }
-        if (data.Length != count)
-            throw new CheckpointException(what, $"initializer '{t.Name}' holds {data.Length} values for shape [{string.Join(",", t.Dims)}] ({count}): truncated file?");
-        return data;
     }
 }

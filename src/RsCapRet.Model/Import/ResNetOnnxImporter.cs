@@ -1,8 +1,5 @@
-using Google.Protobuf;
 using Onnx;
 using RsCapRet.Model.Checkpoints;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace RsCapRet.Model.Import;
 
@@ -79,16 +76,7 @@ public static class ResNetOnnxImporter
         tensors["mean_image"] = (mean.Data, [3, mean.Shape[^2], mean.Shape[^1]]);
 
         var module = new ResNetVisionModel(expected);
-        using (no_grad())
-            foreach (var (name, target) in module.StateTensors())
-            {
-                if (!tensors.TryGetValue(name, out var t))
-                    throw new CheckpointException(modelPath, $"no weights were found for '{name}' while following the graph");
-                if (!t.Shape.SequenceEqual(target.shape))
-                    throw new CheckpointException(modelPath, $"'{name}' has shape [{string.Join(",", t.Shape)}] in the graph, the module expects [{string.Join(",", target.shape)}]");
-                using var src = tensor(t.Data, t.Shape);
-                target.copy_(src);
-            }
+        OnnxReading.CopyInto(module.StateTensors(), tensors, modelPath);
         module.eval();
         return module;
     }
@@ -96,19 +84,8 @@ public static class ResNetOnnxImporter
     private static ModelProto ReadModel(string path)
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "does not exist");
-        ModelProto model;
-        try
-        {
-            using var fs = File.OpenRead(path);
-            model = ModelProto.Parser.ParseFrom(fs);
-        }
-        catch (InvalidProtocolBufferException e)
-        {
-            throw new CheckpointException(path, $"is not a readable ONNX model (truncated or not protobuf): {e.Message}", e);
-        }
-        if (model.Graph is null || model.Graph.Node.Count == 0)
-            throw new CheckpointException(path, "is not an ONNX model: it has no graph nodes");
-        return model;
+        using var fs = File.OpenRead(path);
+        return OnnxReading.Parse(fs, path);
     }
 
     private sealed record Found(int[] Blocks, int[] Widths, int[]? StemPadding, int[]? DownsamplePadding, int[]? PoolPadding, double Eps);
@@ -120,7 +97,7 @@ public static class ResNetOnnxImporter
         foreach (var n in graph.Node) foreach (var o in n.Output) producer[o] = n;
         NodeProto? Producer(string name) => producer.GetValueOrDefault(name);
         (float[], long[]) Init(string name) =>
-            inits.TryGetValue(name, out var t) ? (FloatsOf(path, t), t.Dims.ToArray())
+            inits.TryGetValue(name, out var t) ? (OnnxReading.Floats(path, t), t.Dims.ToArray())
                 : throw new CheckpointException(path, $"initializer '{name}' is missing (truncated file?)");
         double eps = double.NaN;
 
@@ -206,24 +183,6 @@ public static class ResNetOnnxImporter
             ?? throw new CheckpointException(path, $"the mean image '{sub.Input[1]}' is missing (truncated file?)");
         var dims = mean.Dims.ToArray();
         if (dims.Length != 4 || dims[0] != 1 || dims[1] != 3) throw new CheckpointException(path, $"the mean image has shape [{string.Join(",", dims)}], expected [1,3,H,W]");
-        return (FloatsOf(path, mean), dims);
-    }
-
-    private static float[] FloatsOf(string path, TensorProto t)
-    {
-        if (t.DataType != (int)TensorProto.Types.DataType.Float)
-            throw new CheckpointException(path, $"initializer '{t.Name}' has ONNX data type {t.DataType}, expected float");
-        var count = t.Dims.Aggregate(1L, (a, b) => a * b);
-        float[] data;
-        if (t.FloatData.Count > 0) data = t.FloatData.ToArray();
-        else if (!t.RawData.IsEmpty)
-        {
-            data = new float[t.RawData.Length / 4];
-            Buffer.BlockCopy(t.RawData.ToByteArray(), 0, data, 0, data.Length * 4);
-        }
-        else data = [];
-        if (data.Length != count)
-            throw new CheckpointException(path, $"initializer '{t.Name}' holds {data.Length} values for shape [{string.Join(",", t.Dims)}] ({count}): truncated file?");
-        return data;
+        return (OnnxReading.Floats(path, mean), dims);
     }
 }
