@@ -113,8 +113,12 @@ public static class SearchBenchmark
             var recalls = new List<double>();
             for (var i = 0; i < efs.Length; i++)
             {
-                recalls.Add(await RecallAsync(new CatalogStore(sources[i]), recallSet, k, modelId));
-                report.Facts.Add(($"ef {efs[i]}: recall@{k} (function vs exact neighbours, {recallQueries} queries)", recalls[^1]));
+                var (recall, perfect, belowHalf) = await RecallAsync(new CatalogStore(sources[i]), recallSet, k, modelId);
+                recalls.Add(recall);
+                report.Facts.Add(($"ef {efs[i]}: recall@{k} (function vs exact neighbours, {recallQueries} queries)", recall));
+                // Whether the misses are spread thinly or are whole neighbourhoods the graph search never reached.
+                report.Facts.Add(($"ef {efs[i]}: queries with all {k} exact neighbours found", (double)perfect));
+                report.Facts.Add(($"ef {efs[i]}: queries with fewer than half of them found", (double)belowHalf));
             }
             // Last, as it restarts the server (every pooled connection above is broken by it).
             var coldPass = cold ? await ColdPassAsync(cs, workload, k, modelId) : null;
@@ -272,12 +276,20 @@ public static class SearchBenchmark
         return (queries, exact);
     }
 
-    private static async Task<double> RecallAsync(CatalogStore store, (float[][] Queries, HashSet<long>[] Exact) set, int k, int modelId)
+    /// <summary>Mean recall@k over the queries, and how many queries found all k and fewer than half of them.</summary>
+    private static async Task<(double Recall, int Perfect, int BelowHalf)> RecallAsync(
+        CatalogStore store, (float[][] Queries, HashSet<long>[] Exact) set, int k, int modelId)
     {
         var recall = 0.0;
+        int perfect = 0, belowHalf = 0;
         for (var q = 0; q < set.Queries.Length; q++)
-            recall += (await store.SearchAsync(set.Queries[q], k, new SearchFilter(ModelId: modelId))).Count(h => set.Exact[q].Contains(h.TileId)) / (double)k;
-        return recall / set.Queries.Length;
+        {
+            var found = (await store.SearchAsync(set.Queries[q], k, new SearchFilter(ModelId: modelId))).Count(h => set.Exact[q].Contains(h.TileId));
+            recall += found / (double)k;
+            if (found == k) perfect++;
+            if (2 * found < k) belowHalf++;
+        }
+        return (recall / set.Queries.Length, perfect, belowHalf);
     }
 
     /// <summary>
