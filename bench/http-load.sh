@@ -6,7 +6,8 @@
 # before c8, after c8. Every request is a different text, so the cache never answers. Prints each measurement, the
 # medians, the after/before ratios and one JSON line. Needs the demo's catalogue (scripts/demo.sh) and `wrk`.
 # BASELINE=COMMIT adds a third side, "shipped": the host as it was at COMMIT (built once in a git worktree under
-# .data/bench/, serving this checkout's model folder), measured in the same rounds, and the after/shipped ratios.
+# $RSCAPRET_DATA_DIR/bench/, default .data/bench/, serving this checkout's model folder), measured in the same rounds,
+# and the after/shipped ratios.
 # The "before" side is this build with batching and the cache off, so it already has every other change (the
 # forward pass, the host's torch threads); "shipped" is the host users had.
 set -euo pipefail

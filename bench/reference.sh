@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's benchmark table: every reference benchmark run twice in a row (bench/run, the product's environment),
-# then `compare` on the two runs. Logs go to .data/bench/NAME-1.log, NAME-2.log and NAME-compare.log.
+# then `compare` on the two runs. Logs go to $RSCAPRET_DATA_DIR/bench/ (default .data/bench/): NAME-1.log, NAME-2.log and
+# NAME-compare.log.
 #   bench/reference.sh [NAME...]   (default: all; names as below)
 # Run it on a quiet machine: nothing else should be using the cores (the load average is printed before and after).
 # FRESH=1: each run is ROUNDS separate processes of one round each (after their own warm-up), merged into one run's

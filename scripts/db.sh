@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # Local PostgreSQL 15 (+ PostGIS, pgvector) for development, tests and the demo: a cluster of its own under
-# $RSCAPRET_DATA_DIR (default .data/ in the checkout), listening on loopback only, run by a non-root user.
-#   scripts/db.sh start    init (once) + start + create database + write .data/db.env   (idempotent)
+# $RSCAPRET_DATA_DIR (default .data/ in the checkout; a relative path means the caller's current directory), on
+# 127.0.0.1:$RSCAPRET_PG_PORT (default 55432), listening on loopback only, run by a non-root user.
+#   scripts/db.sh start    init (once) + start + create database + write $RSCAPRET_DATA_DIR/db.env   (idempotent)
 #   scripts/db.sh stop | status | env
 #   scripts/db.sh restart [--cold]   --cold: start with an empty buffer cache (autoprewarm's block list removed;
 #                                    the benchmarks' cold pass)
 #   scripts/db.sh replica start | stop | status
 #       a streaming replica of that cluster (pg_basebackup -R over loopback) under $RSCAPRET_DATA_DIR/pg-replica on
-#       port+1 ($RSCAPRET_PG_REPLICA_PORT), read-only, for searches: writes .data/db-read.env with RSCAPRET_DB_READ
-# The password is generated once and kept in .data/db.env (mode 600); nothing is hard-coded.
+#       port+1 ($RSCAPRET_PG_REPLICA_PORT), read-only, for searches: writes $RSCAPRET_DATA_DIR/db-read.env with RSCAPRET_DB_READ
+# The password is generated once and kept in $RSCAPRET_DATA_DIR/db.env (mode 600); nothing is hard-coded.
+# A cluster keeps the port it was created with (postgresql.conf, db.env): without RSCAPRET_PG_PORT that port is used;
+# a different RSCAPRET_PG_PORT for an existing cluster is an error rather than a connection string that points nowhere.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Relative: the caller's current directory (PostgreSQL would read relative paths in its configuration against its own
+# data folder).
+if [ -n "${RSCAPRET_DATA_DIR:-}" ] && [[ $RSCAPRET_DATA_DIR != /* ]]; then RSCAPRET_DATA_DIR="$PWD/$RSCAPRET_DATA_DIR"; fi
 DATA_DIR="${RSCAPRET_DATA_DIR:-$ROOT/.data}"
 PGDATA_DIR="$DATA_DIR/pg"
 SOCKET_DIR="$DATA_DIR/pg-run"
 ENV_FILE="$DATA_DIR/db.env"
-PORT="${RSCAPRET_PG_PORT:-55432}"
+# The port an existing cluster was created with, from its env file (empty for a new one).
+CLUSTER_PORT="$(sed -n 's/.*[;'"'"']Port=\([0-9][0-9]*\);.*/\1/p' "$ENV_FILE" 2>/dev/null | sed -n 1p || true)"
+PORT="${RSCAPRET_PG_PORT:-${CLUSTER_PORT:-55432}}"
 DB_NAME="${RSCAPRET_DB_NAME:-rscapret}"
 DB_USER=rscapret
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -35,6 +43,11 @@ else
 fi
 
 ensure_env_file() {
+  if [ -n "$CLUSTER_PORT" ] && [ "$CLUSTER_PORT" != "$PORT" ]; then
+    log "the cluster in $DATA_DIR was created on port $CLUSTER_PORT ($ENV_FILE), not RSCAPRET_PG_PORT=$PORT:"
+    log "unset RSCAPRET_PG_PORT, set it to $CLUSTER_PORT, or use another RSCAPRET_DATA_DIR"
+    exit 1
+  fi
   mkdir -p "$DATA_DIR"
   if [ ! -f "$ENV_FILE" ]; then
     local pw; pw=$(openssl rand -hex 16)

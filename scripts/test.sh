@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine with the .NET SDK: bootstrap (idempotent), build, test.
 # Prints the per-assembly results and, as its last line, "N passed, N failed".
+# The local cluster, its env file and the logs (test-results/) are under $RSCAPRET_DATA_DIR (default .data/; a relative
+# path means the caller's current directory), the cluster on port $RSCAPRET_PG_PORT (default 55432): scripts/db.sh.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -n "${RSCAPRET_DATA_DIR:-}" ]; then [[ $RSCAPRET_DATA_DIR = /* ]] || RSCAPRET_DATA_DIR="$PWD/$RSCAPRET_DATA_DIR"; export RSCAPRET_DATA_DIR; fi
+DATA_DIR="${RSCAPRET_DATA_DIR:-$ROOT/.data}"
 cd "$ROOT"
 bash scripts/bootstrap.sh || { echo "bootstrap failed" >&2; echo "0 passed, 1 failed"; exit 1; }
 # shellcheck disable=SC1091
-source .data/db.env
+source "$DATA_DIR/db.env"
 export RSCAPRET_DB
 
-LOG_DIR=".data/test-results"
+LOG_DIR="${RSCAPRET_DATA_DIR:-.data}/test-results"   # from the checkout: .data/test-results by default, as printed
 rm -rf "$LOG_DIR"; mkdir -p "$LOG_DIR"
 dotnet build RsCapRet.Pipeline.sln -c Release -v q -nologo > "$LOG_DIR/build.log" 2>&1
 if [ $? -ne 0 ]; then

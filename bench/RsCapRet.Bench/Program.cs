@@ -26,6 +26,10 @@ try
             return await MapTileBenchmark.RunAsync(rest);
         case "export":
             return await ExportBenchmark.RunAsync(rest);
+        case "padding":
+            return await PaddingBenchmark.RunAsync(rest);
+        case "archive":
+            return await ArchiveBenchmark.RunAsync(rest);
         case "compare":
             return CompareRuns.Run(rest);
         case "merge":
@@ -53,6 +57,8 @@ Console.Error.WriteLine("""
       changes [--side 200] [--k 20] [--queries 3]                        change query between two scenes of side x side tiles: whole scene, bbox, toward (needs RSCAPRET_DB)
       tiles   [--size 20000] [--tiles 32]                                map tiles of a large scene: render p50/p95 ms at a low and a high zoom, and from the disk cache; cold costs apart
       export  [--tiles 1000000] [--formats geoparquet] [--keep]          rows/s of rscapret export from a synthetic catalogue (needs RSCAPRET_DB)
+      padding [--per-class 3] [--crops 150x120,112x112,200x96,64x64]    padding of scenes smaller than a tile: cosine of padded crops to the whole UCM val image, zero-shot class kept
+      archive [--files 1000] [--renames 100] [--rounds 3]               `index-archive --wait` over small real files, a re-scan with nothing changed, a re-scan after renames (needs RSCAPRET_DB)
       compare FIRST SECOND                                               do two runs' medians agree within each other's spread? (reads the JSON lines)
       merge FILE FILE...                                                 one run's JSON line from runs of the same benchmark in separate processes (their rounds concatenated)
     """);

@@ -17,6 +17,8 @@ public static class CliApp
                      ClassifyCommands.Build(),
                      ExportCommands.Build(),
                      ChatCommands.Build(),
+                     ScenesCommands.Build(),
+                     ModelsCatalogCommands.Models(), ModelsCatalogCommands.Reindex(),
                  }.Concat(TrainCommands.Build()).Concat(SceneCommands.Build()).Concat(ModelCommands.Build()).Concat(EvaluationCommands.Build()).Concat(DemoCommands.Build()).Concat(HostCommands.Build()))
             root.Subcommands.Add(command);
         return root;

@@ -15,8 +15,14 @@ namespace RsCapRet.Jobs;
 
 /// <summary>How to tile scenes in jobs; the JSON-friendly subset of <see cref="TilingOptions"/>.</summary>
 public sealed record IngestJobOptions(string? Bands = null, double? Gsd = null, int Overlap = 0, double MaxNodata = 0.5, bool NoCrs = false, bool Captions = true,
-    string? StacItem = null)
+    string? StacItem = null, bool SkipOutOfRange = false, bool Force = false)
 {
+    /// <summary>The options a stored plan asks for (to retry a failed version as it was made).</summary>
+    public static IngestJobOptions FromPlan(IngestPlan plan) =>
+        new(plan.Bands, plan.Gsd, plan.Overlap, plan.MaxNodata, plan.NoCrs, plan.Captions);
+
+    public IngestOptions ToIngest() => new() { Tiling = ToTiling(), Caption = Captions, SkipOutOfRange = SkipOutOfRange, Force = Force };
+
     public TilingOptions ToTiling() => new()
     {
         Bands = Bands is null ? null : Bands.Split(',').Select(b => int.Parse(b.Trim(), System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
@@ -76,8 +82,7 @@ public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache model
         var progress = new JobProgress(context);
         var messages = new List<string>();
         var result = await models.WithModelAsync(modelDirectory, encoder =>
-            new SceneIngestor(new CatalogStore(dataSource), encoder).IngestAsync(path,
-                new IngestOptions { Tiling = options.ToTiling(), Caption = options.Captions },
+            new SceneIngestor(new CatalogStore(dataSource), encoder).IngestAsync(path, options.ToIngest(),
                 p =>
                 {
                     if (p.Message is not null) messages.Add(p.Message);
@@ -89,85 +94,107 @@ public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache model
             throw new TransientJobException($"{path}: scene {result.SceneId} is being ingested by another worker; retrying later");
         // Kept in the job storage beside the progress, so whoever waits on the job (the demo) can print what a direct ingest prints.
         context?.SetJobParameter(ReportParameter, new IngestJobReport(result, messages));
-        return $"{result.Outcome}: scene {result.SceneId}, {result.Tiles} tiles, {result.SkippedTiles} skipped, {result.Elapsed.TotalSeconds:F1} s";
+        return $"{DecisionOf(result)}: {result.OutcomeText}, scene {result.SceneId}, {result.Tiles} tiles, {result.SkippedTiles} skipped" +
+               (result.Coverage is { } c ? $", coverage {c:P1}" : "") + $", {result.Elapsed.TotalSeconds:F1} s";
     }
+
+    /// <summary>The archive decision an ingest amounted to, in the words of `index-archive`.</summary>
+    public static string DecisionOf(IngestResult r) => r.Outcome switch
+    {
+        IngestOutcome.AlreadyIngested => "unchanged",
+        IngestOutcome.SkippedOutOfRange => "skipped",
+        IngestOutcome.HeldByAnotherWorker => "held",
+        IngestOutcome.Failed => "failed",
+        _ when r.ReplacedSceneId is not null => "changed",
+        _ => "added",
+    };
 }
 
+/// <summary>What an archive scan decided (kept on its job, so `index-archive --wait` and the dashboard show it).</summary>
+public sealed record ScanJobReport(string Summary, IReadOnlyList<ScanJobLine> Decisions, int Files, int Hashed);
+
+/// <summary>One path's decision; <see cref="JobId"/> is the ingest job queued for it.</summary>
+public sealed record ScanJobLine(string Path, string Decision, string? Detail, string? From, string? JobId);
+
 /// <summary>
-/// Scans an archive folder and queues an ingest job for each new or changed scene. Unchanged files (same size and
-/// modification time) are not re-hashed; files whose content was already ingested with this model are skipped.
+/// Scans an archive folder (<see cref="ArchiveScan"/>): files gone are removed from search, files moved keep their
+/// versions, and each new or changed file gets an ingest job. Unchanged files (same size and modification time) are
+/// not re-hashed. The decisions are the job's result on the dashboard and its <see cref="ReportParameter"/>.
 /// </summary>
 public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobClient jobs)
 {
+    public const string ReportParameter = "rscapret.scan";
+    /// <summary>How many decisions the dashboard's result text lists (all are in the report parameter).</summary>
+    private const int ResultLines = 200;
+
+    public static ScanJobReport? ReadReport(IStorageConnection connection, string jobId) =>
+        connection.GetJobParameter(jobId, ReportParameter) is { Length: > 0 } json
+            ? SerializationHelper.Deserialize<ScanJobReport>(json, SerializationOption.User) : null;
+
+    /// <summary>The signature of jobs queued before scans kept a report (still in queues and recurring definitions).</summary>
+    public Task<string> RunAsync(string root, string pattern, string modelDirectory, IngestJobOptions? options, CancellationToken ct) =>
+        RunAsync(root, pattern, modelDirectory, options, null, ct);
+
     [Queue(JobQueues.Default)]
     [DisplayName("index {0} ({1})")]
     /// <param name="root">an archive folder, or a local STAC catalog or collection JSON (its items' raster assets are
     /// the scenes, their datetime and collection recorded on the scene; <paramref name="pattern"/> is not used then)</param>
-    public async Task<string> RunAsync(string root, string pattern, string modelDirectory, IngestJobOptions? options, CancellationToken ct)
+    public async Task<string> RunAsync(string root, string pattern, string modelDirectory, IngestJobOptions? options, PerformContext? context, CancellationToken ct)
     {
+        options ??= new IngestJobOptions();
         var store = new CatalogStore(dataSource);
         var identity = RsCapRetTileEncoder.IdentityOf(modelDirectory);
         var modelId = await store.RegisterModelAsync(identity, ct);
-        int queued = 0, seen = 0;
+        await store.RecordModelDirectoryAsync(modelId, Path.GetFullPath(modelDirectory), ct);
+        var planKey = IngestPlan.For(options.ToTiling(), RsCapRetTileEncoder.TilingOf(modelDirectory).InputSize, options.Captions).Key;
         if (StacCatalog.IsCatalogFile(root))
         {
+            int queued = 0, seen = 0;
             var failed = new List<string>();
             foreach (var item in StacCatalog.Items(root))
             {
                 ct.ThrowIfCancellationRequested();
                 seen++;
                 if (item.Problem is not null) { failed.Add($"{item.ItemPath}: {item.Problem}"); continue; }
-                if (await QueueIfNewAsync(store, modelId, item.AssetPath!, modelDirectory, (options ?? new IngestJobOptions()) with { StacItem = item.ItemPath }, ct)) queued++;
+                var asset = Path.GetFullPath(item.AssetPath!);
+                if (await ShowsAsync(store, asset, modelId, planKey, ct)) continue;
+                var itemOptions = options with { StacItem = item.ItemPath };
+                jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(asset, modelDirectory, itemOptions, null, CancellationToken.None));
+                queued++;
             }
             var summary = $"{seen} STAC items seen, {queued} ingest jobs queued";
             // A malformed item fails alone: the scan goes on, and the job's result names each such item and its problem.
             return failed.Count == 0 ? summary : $"{summary}, {failed.Count} items failed: {string.Join("; ", failed)}";
         }
         if (!Directory.Exists(root)) throw new TransientJobException($"{root}: archive folder is not reachable");
-        foreach (var file in Directory.EnumerateFiles(root, pattern, SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        var progress = new JobProgress(context);
+        var scan = await ArchiveScan.RunAsync(store, root, pattern, modelId, planKey, ct: ct);
+        var lines = new List<ScanJobLine>();
+        foreach (var d in scan.Decisions)
         {
-            ct.ThrowIfCancellationRequested();
-            seen++;
-            if (await QueueIfNewAsync(store, modelId, Path.GetFullPath(file), modelDirectory, options, ct)) queued++;
+            string? jobId = null;
+            if (d.Kind is ScanDecisionKind.Added or ScanDecisionKind.Changed)
+            {
+                var path = d.Path;
+                jobId = jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(path, modelDirectory, options, null, CancellationToken.None));
+            }
+            lines.Add(new ScanJobLine(d.Path, d.Word, d.Detail, d.From, jobId));
         }
-        return $"{seen} files seen, {queued} ingest jobs queued";
+        var queuedCount = lines.Count(l => l.JobId is not null);
+        var text = $"{scan.Summary}; {queuedCount} ingest jobs queued";
+        context?.SetJobParameter(ReportParameter, new ScanJobReport(text, lines, scan.Files, scan.Hashed));
+        progress.Report(scan.Files, scan.Files, "files", text, force: true);
+        var listed = scan.Decisions.Where(d => d.Kind != ScanDecisionKind.Unchanged).ToList();
+        return string.Join("\n", new[] { text }.Concat(listed.Take(ResultLines).Select(d => d.ToString()))
+            .Concat(listed.Count > ResultLines ? [$"... and {listed.Count - ResultLines} more"] : []));
     }
 
-    /// <summary>Queues an ingest job unless this content is already ingested (or being ingested) with this model.</summary>
-    private async Task<bool> QueueIfNewAsync(CatalogStore store, int modelId, string full, string modelDirectory, IngestJobOptions? options, CancellationToken ct)
+    /// <summary>Whether the path already shows this content with this plan (a STAC asset needs no job).</summary>
+    private static async Task<bool> ShowsAsync(CatalogStore store, string path, int modelId, string planKey, CancellationToken ct)
     {
-        var sha = await ContentHashAsync(full, ct);
-        var scene = await store.FindSceneAsync(sha, modelId, ct);
-        if (scene is { Status: SceneStatus.Done or SceneStatus.Empty or SceneStatus.Ingesting }) return false;
-        jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(full, modelDirectory, options, null, CancellationToken.None));
-        return true;
-    }
-
-    private async Task<string> ContentHashAsync(string path, CancellationToken ct)
-    {
+        if (await store.GetScenePathAsync(path, modelId, ct) is not { Removed: false, Current: { } shown } || shown.PlanKey != planKey) return false;
         var info = new FileInfo(path);
-        var mtime = new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero);
-        await using (var cmd = dataSource.CreateCommand("SELECT content_sha256 FROM archive_files WHERE path = $1 AND size_bytes = $2 AND modified_at = $3"))
-        {
-            cmd.Parameters.Add(new() { Value = path });
-            cmd.Parameters.Add(new() { Value = info.Length });
-            cmd.Parameters.Add(new() { Value = mtime.UtcDateTime });
-            if (await cmd.ExecuteScalarAsync(ct) is string known) return known;
-        }
-        var sha = (await SceneIngestor.DescribeFileAsync(path, ct)).ContentSha256;
-        await using (var up = dataSource.CreateCommand("""
-            INSERT INTO archive_files (path, size_bytes, modified_at, content_sha256) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (path) DO UPDATE SET size_bytes = EXCLUDED.size_bytes, modified_at = EXCLUDED.modified_at,
-                   content_sha256 = EXCLUDED.content_sha256, seen_at = now()
-            """))
-        {
-            up.Parameters.Add(new() { Value = path });
-            up.Parameters.Add(new() { Value = info.Length });
-            up.Parameters.Add(new() { Value = mtime.UtcDateTime });
-            up.Parameters.Add(new() { Value = sha });
-            await up.ExecuteNonQueryAsync(ct);
-        }
-        return sha;
+        return info.Exists && await store.KnownHashAsync(path, info.Length, info.LastWriteTimeUtc, ct) == shown.ContentSha256;
     }
 }
 

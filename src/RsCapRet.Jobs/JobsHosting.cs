@@ -18,6 +18,7 @@ public static class JobsHosting
         services.TryAddSingleton<ModelCache>();   // a host that already holds a ModelCache (the demo's) keeps it
         services.AddTransient<IngestSceneJob>();
         services.AddTransient<IndexArchiveJob>();
+        services.AddTransient<ActivateWhenReindexedJob>();
         services.AddTransient<TrainJob>();
         services.AddTransient<EvaluateJob>();
         // This host's own storage and job activator: AddHangfire would take the process-wide JobStorage.Current and

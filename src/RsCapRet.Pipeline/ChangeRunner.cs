@@ -20,8 +20,9 @@ public static class ChangeRunner
         if (!query.ByScenes)
             return await store.ChangesAsync(new ChangeRequest(null, null, query.Area, query.BeforeRange, query.AfterRange, query.K, query.MinIou, modelId, toward), ct);
 
-        var before = await store.FindCompletedSceneAsync(query.BeforeScene!, null, ct);
-        var after = await store.FindCompletedSceneAsync(query.AfterScene!, null, ct);
+        // A path several models show (a reindex with a new model): the version of the toward text's model, when it has one.
+        var before = (modelId is null ? null : await store.FindCompletedSceneAsync(query.BeforeScene!, modelId, ct)) ?? await store.FindCompletedSceneAsync(query.BeforeScene!, null, ct);
+        var after = (modelId is null ? null : await store.FindCompletedSceneAsync(query.AfterScene!, modelId, ct)) ?? await store.FindCompletedSceneAsync(query.AfterScene!, null, ct);
         var notes = new List<string>();
         if (before is null) notes.Add($"before: no ingested scene '{query.BeforeScene}' in the catalogue (ingest it first)");
         if (after is null) notes.Add($"after: no ingested scene '{query.AfterScene}' in the catalogue (ingest it first)");

@@ -17,5 +17,7 @@ public interface ITileEncoder
     int InputSize { get; }
     /// <summary>The ground sample distances the model was trained at, when it records them (ingestion meets it there).</summary>
     RsCapRet.Model.TrainingResolution? TrainingResolution => null;
+    /// <summary>The model folder it was loaded from, recorded in the catalogue so `models activate` can name it.</summary>
+    string? Directory => null;
     IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct);
 }

@@ -117,8 +117,9 @@ public sealed record LandUseMap(LandUseQuery Query, SceneClasses Classes, IReadO
 
     /// <summary>
     /// The geotransform of the tile grid, from the stored native footprints: a cell's origin is its tile's upper-left
-    /// corner and its size the distance between neighbouring tiles (a tile's own size when the grid has one column or
-    /// row). Footprints of a north-up scene are axis-aligned rectangles; others are refused rather than mapped wrongly.
+    /// corner and its size the distance between neighbouring tiles (a tile's own size when the grid has one or two
+    /// columns or rows). The flush last column and row are drawn one step on, so the map may reach past the raster's
+    /// edge by less than a cell. Footprints of a north-up scene are axis-aligned rectangles; others are refused rather than mapped wrongly.
     /// </summary>
     public double[] GridTransform()
     {
@@ -134,7 +135,10 @@ public sealed record LandUseMap(LandUseQuery Query, SceneClasses Classes, IReadO
         var e0 = first.FootprintNative.EnvelopeInternal;
         double Step(Func<TileClass, int> index, Func<Envelope, double> coordinate, double fallback)
         {
-            var other = tiles.Where(t => index(t) != index(first)).MinBy(t => Math.Abs(index(t) - index(first)));
+            // The last column and row sit flush with the raster's edge (closer to their neighbours than the stride):
+            // the step is measured between the others, else it is a tile's own size.
+            var last = tiles.Max(index);
+            var other = tiles.Where(t => index(t) != index(first) && index(t) != last).MinBy(t => Math.Abs(index(t) - index(first)));
             return other is null ? fallback : (coordinate(other.FootprintNative.EnvelopeInternal) - coordinate(e0)) / (index(other) - index(first));
         }
         var dx = Step(t => t.GridCol, e => e.MinX, e0.Width);
@@ -216,6 +220,9 @@ public static class LandUseClassifier
         if (scene.Status != SceneStatus.Done)
             throw new FormatException($"scene {scene.Id} is {scene.Status.ToString().ToLowerInvariant()}, not done: only completed scenes are mapped");
         var (modelId, vectors) = await embedPrompts(query.Prompts);
+        // A path several models show (a reindex with a new model): the version of the model that embedded the prompts.
+        if (scene.ModelId != modelId && await store.FindCompletedSceneAsync(query.Scene, modelId, ct) is { Status: SceneStatus.Done } ofModel && ofModel.ModelId == modelId)
+            scene = ofModel;
         if (scene.ModelId != modelId)
             throw new FormatException($"scene {scene.Id} was encoded by model {scene.ModelId}, but the prompts by model {modelId}: pass the --model that ingested it");
         var classes = await store.SceneClassesAsync(scene, vectors, ct);

@@ -57,7 +57,7 @@ public sealed class MapTileService(TileDiskCache cache, RegisteredSceneFiles fil
         }
         var png = drawn ? PngEncoder.EncodeRgba(n, n, rgba) : Transparent;
         // The key names the scenes meant to be drawn: an answer missing one of them is not kept.
-        if (!failed) cache.Put(key, png);
+        if (!failed) cache.Put(key, png, usable.Select(u => u.Id));
         return new MapTileResult(png, missing, false);
     }
 
@@ -152,10 +152,37 @@ public sealed class TileDiskCache
         catch (IOException) { return null; }   // not cached, or evicted meanwhile: render it
     }
 
-    public void Put(string key, byte[] png)
+    /// <summary>
+    /// Which scenes a cached tile drew, beside it ("KEY.png.scenes", their ids one a line), so deleting a scene can
+    /// drop the tiles that show it (<see cref="RemoveScenes"/>).
+    /// </summary>
+    private static string ScenesOf(string pngPath) => pngPath + ".scenes";
+
+    /// <summary>Deletes the cached tiles that drew any of <paramref name="sceneIds"/>; returns how many.</summary>
+    public int RemoveScenes(IReadOnlySet<long> sceneIds)
+    {
+        if (sceneIds.Count == 0 || !System.IO.Directory.Exists(Directory)) return 0;
+        var removed = 0;
+        foreach (var sidecar in new DirectoryInfo(Directory).EnumerateFiles("*.png.scenes", SearchOption.AllDirectories))
+        {
+            try
+            {
+                if (!File.ReadLines(sidecar.FullName).Any(l => long.TryParse(l, out var id) && sceneIds.Contains(id))) continue;
+                var png = new FileInfo(sidecar.FullName[..^".scenes".Length]);
+                if (png.Exists) { lock (_gate) _bytes -= png.Length; png.Delete(); }
+                sidecar.Delete();
+                removed++;
+            }
+            catch (IOException) { }   // evicted meanwhile
+        }
+        return removed;
+    }
+
+    public void Put(string key, byte[] png, IEnumerable<long>? sceneIds = null)
     {
         var path = PathOf(key);
         System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        if (sceneIds is not null) File.WriteAllLines(ScenesOf(path), sceneIds.Select(id => id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         var tmp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
         File.WriteAllBytes(tmp, png);
         long replaced = File.Exists(path) ? new FileInfo(path).Length : 0;
@@ -168,7 +195,7 @@ public sealed class TileDiskCache
             foreach (var f in Files().OrderBy(f => f.LastWriteTimeUtc))
             {
                 if (_bytes <= MaxBytes * 9 / 10) break;
-                try { var length = f.Length; f.Delete(); _bytes -= length; }
+                try { var length = f.Length; f.Delete(); File.Delete(ScenesOf(f.FullName)); _bytes -= length; }
                 catch (IOException) { }
             }
         }

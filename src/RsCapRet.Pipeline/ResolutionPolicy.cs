@@ -5,7 +5,11 @@ using RsCapRet.Raster;
 namespace RsCapRet.Pipeline;
 
 /// <summary>What resolution a scene is tiled at, why, and whether the model can be trusted there.</summary>
-public sealed record ResolutionPlan(double? TargetGsd, string Note, string? Warning);
+public sealed record ResolutionPlan(double? TargetGsd, string Note, string? Warning)
+{
+    /// <summary>The tiles' resolution lies far outside the model's training range (the warning says how far).</summary>
+    public bool OutOfRange => Warning is not null;
+}
 
 /// <summary>What a model needs of the tiler: its input side (the tile size) and the resolution it was trained at.</summary>
 public sealed record ModelTiling(int InputSize, TrainingResolution? Resolution);

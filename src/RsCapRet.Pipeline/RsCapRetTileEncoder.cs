@@ -18,6 +18,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public ModelIdentity Identity { get; }
     public int InputSize => Preprocessor.Size;
     public TrainingResolution? TrainingResolution { get; private init; }
+    public string? Directory { get; private init; }
     /// <summary>How captions are decoded: the model folder's beam_width, 32 new tokens at most.</summary>
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
 
@@ -30,7 +31,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public static RsCapRetTileEncoder Load(string modelDirectory, string? device = "auto", bool bf16 = false)
     {
         var dir = Path.GetFullPath(modelDirectory);
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{modelDirectory}: model folder does not exist");
+        if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"{modelDirectory}: model folder does not exist");
         var cfg = RsCapRetConfig.Load(dir);
         var dev = TorchDevice.Resolve(device);
         var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
@@ -41,6 +42,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         {
             TrainingResolution = cfg.TrainingResolution,
             Generation = new GenerationOptions { MaxNewTokens = 32, BeamWidth = cfg.BeamWidth },
+            Directory = dir,
         };
     }
 

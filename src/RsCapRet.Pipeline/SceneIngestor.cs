@@ -8,7 +8,12 @@ using RsCapRet.Storage;
 
 namespace RsCapRet.Pipeline;
 
-public enum IngestOutcome { Ingested, Empty, AlreadyIngested, HeldByAnotherWorker, Failed }
+/// <summary>
+/// What an ingest did with a path. AlreadyIngested: the path shows this content with this plan already (nothing to
+/// do). Reused: the same bytes and plan are indexed already (a copy, a restored file): the path now shows that
+/// version, no model work. SkippedOutOfRange: --skip-out-of-range and the scene is far outside the model's range.
+/// </summary>
+public enum IngestOutcome { Ingested, Empty, AlreadyIngested, Reused, HeldByAnotherWorker, SkippedOutOfRange, Failed }
 
 public sealed record IngestOptions
 {
@@ -24,6 +29,10 @@ public sealed record IngestOptions
     public bool WaitIfHeld { get; init; }
     /// <summary>What a cancelled run records on its scene, e.g. "cancelled (SIGTERM)"; default "cancelled".</summary>
     public Func<string>? CancelReason { get; init; }
+    /// <summary>Ingest a new revision even when the path shows this content and plan already.</summary>
+    public bool Force { get; init; }
+    /// <summary>Leave out scenes whose resolution lies far outside the model's training range (nothing is stored).</summary>
+    public bool SkipOutOfRange { get; init; }
 
     public const string LeaseVariable = "RSCAPRET_SCENE_LEASE_SECONDS";
 
@@ -39,10 +48,21 @@ public sealed record IngestOptions
 public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outcome, int Tiles, int SkippedTiles,
     TimeSpan Elapsed, string? Error = null, string? Warning = null, string? Resolution = null, TimeSpan? HolderLeaseLeft = null)
 {
+    /// <summary>Valid pixels under a stored tile / valid pixels (null when not measured).</summary>
+    public double? Coverage { get; init; }
+    /// <summary>The version the path showed before this run made another current (null: new path, or unchanged).</summary>
+    public long? ReplacedSceneId { get; init; }
+    /// <summary>The version a reused one was first ingested for (its path then).</summary>
+    public string? ReusedFrom { get; init; }
+    public bool OutOfRange { get; init; }
+
     public string OutcomeText => Outcome switch
     {
         IngestOutcome.AlreadyIngested => "already ingested",
+        IngestOutcome.Reused => $"same bytes as scene {SceneId}" + (ReusedFrom is { } f ? $" ({f})" : "") + ": shown without model work",
         IngestOutcome.HeldByAnotherWorker => "being ingested by another worker",
+        IngestOutcome.SkippedOutOfRange => "skipped (out of the model's range)",
+        IngestOutcome.Ingested when ReplacedSceneId is { } old => $"ingested (replaces scene {old})",
         _ => Outcome.ToString().ToLowerInvariant(),
     };
 }
@@ -71,15 +91,40 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
     {
         options ??= new IngestOptions();
         var sw = Stopwatch.StartNew();
-        var file = await DescribeFileAsync(path, ct);
+        var file = await DescribeKnownFileAsync(path, ct);
         var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
-        var claim = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
+        if (encoder.Directory is { } modelDir) await store.RecordModelDirectoryAsync(modelId, modelDir, ct);
+        var plan = IngestPlan.For(options.Tiling, encoder.InputSize, options.Caption).ToScenePlan();
+
+        // The version decision: this path already shows these bytes with this plan; or the version exists (another
+        // path, an earlier state of this one) and is shown here without model work; or a version is ingested.
+        var state = await store.GetScenePathAsync(file.Path, modelId, ct);
+        if (!options.Force && state is { Removed: false, Current: { } shown } && shown.ContentSha256 == file.ContentSha256 && shown.PlanKey == plan.Key)
+        {
+            await store.NoteDecisionAsync(file.Path, modelId, "unchanged", ct);
+            return new IngestResult(path, shown.Id, IngestOutcome.AlreadyIngested, shown.TileCount, shown.SkippedTiles, sw.Elapsed);
+        }
+        var existing = await store.FindVersionAsync(file.ContentSha256, modelId, plan.Key, ct);
+        if (!options.Force && existing is { IsComplete: true })
+            return await ReuseAsync(existing);
+        var revision = existing is { IsComplete: true } ? existing.Revision + 1 : existing?.Revision ?? 1;
+
+        TilingPlan? tilingPlan = null;
+        if (options.SkipOutOfRange)
+        {
+            tilingPlan = TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
+            if (tilingPlan.Resolution.OutOfRange)
+                return new IngestResult(path, null, IngestOutcome.SkippedOutOfRange, 0, 0, sw.Elapsed, Warning: tilingPlan.Resolution.Warning,
+                    Resolution: tilingPlan.Resolution.Note) { OutOfRange = true };
+        }
+
+        var claim = await store.TryClaimSceneAsync(file, modelId, plan, revision, options.Lease, ct);
         var waiting = false;
         while (claim is null)
         {
-            var held = await store.FindSceneAsync(file.ContentSha256, modelId, ct);
-            if (held is { Status: SceneStatus.Done or SceneStatus.Empty })
-                return new IngestResult(path, held.Id, IngestOutcome.AlreadyIngested, held.TileCount, held.SkippedTiles, sw.Elapsed);
+            var held = await store.FindVersionAsync(file.ContentSha256, modelId, plan.Key, ct);
+            if (held is { IsComplete: true } && (!options.Force || held.Revision >= revision))
+                return await ReuseAsync(held);
             if (held is { Status: SceneStatus.Ingesting })
             {
                 var left = await store.LeaseLeftAsync(held.Id, ct);
@@ -92,21 +137,23 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 await Task.Delay(HeldScenePoll, ct);
             }
             // Otherwise the holder released it (failed, cancelled) between the two queries: claim it now.
-            claim = await store.TryClaimSceneAsync(file, modelId, options.Lease, ct);
+            claim = await store.TryClaimSceneAsync(file, modelId, plan, revision, options.Lease, ct);
         }
 
         if (waiting) sw.Restart();   // the time reported is this run's work, not the wait
+        // Searches keep seeing what the path shows now until this version completes and takes its place.
+        await store.MarkPendingAsync(file.Path, modelId, claim.SceneId, ct);
         await using var keeper = new SceneClaimKeeper(store, claim, CancelReason, ct);
         var work = keeper.Token;
         try
         {
-            var (tiling, plan) = TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
+            var (tiling, resolution) = tilingPlan ?? TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
             using var tiler = SceneTiler.Open(path, tiling);
             var info = tiler.Info;
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
                 $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
-                $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px; {plan.Note}"));
+                $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px; {resolution.Note}"));
             // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
             await using var writer = await store.BeginSceneTilesAsync(claim, modelId, work);
             // GDAL reads the next batches on another thread while the model works on this one (two batches ahead at most).
@@ -145,13 +192,16 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             }
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
-                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.TileGsd, plan.Warning,
-                info.Acquisition?.SourceName, info.Acquisition?.StacCollection);
+                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.TileGsd, resolution.Warning,
+                info.Acquisition?.SourceName, info.Acquisition?.StacCollection, tiler.Coverage, resolution.OutOfRange);
             await writer.CompleteAsync(meta, tiler.SkippedTiles, work);
+            var covered = tiler.Coverage is { } cov ? $", coverage {cov:P1}" : "";
             progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles,
-                $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata), {sw.Elapsed.TotalSeconds:F1} s"));
+                $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata){covered}, {sw.Elapsed.TotalSeconds:F1} s"));
+            var replaced = state?.Current is { } before && before.Id != claim.SceneId && state.Removed == false ? before.Id : (long?)null;
             return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
-                writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: plan.Warning, Resolution: plan.Note);
+                writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: resolution.Warning, Resolution: resolution.Note)
+                { Coverage = tiler.Coverage, ReplacedSceneId = replaced, OutOfRange = resolution.OutOfRange };
 
             async Task WriteBatch(List<RasterTile> batch)
             {
@@ -184,6 +234,29 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         }
 
         string CancelReason() => options.CancelReason?.Invoke() ?? "cancelled";
+
+        async Task<IngestResult> ReuseAsync(SceneRow version)
+        {
+            var before = await store.ShowVersionAsync(file.Path, modelId, version.Id,
+                $"same bytes as scene {version.Id} ({version.Path}): shown without model work", ct);
+            return new IngestResult(path, version.Id, IngestOutcome.Reused, version.TileCount, version.SkippedTiles, sw.Elapsed)
+                { ReplacedSceneId = before is { } b && b != version.Id ? b : null, ReusedFrom = version.Path };
+        }
+    }
+
+    /// <summary>
+    /// The file's size and SHA-256, taken from what a scan recorded when its size and modification time are unchanged
+    /// (a scan just hashed it), else hashed and recorded.
+    /// </summary>
+    private async Task<SceneFile> DescribeKnownFileAsync(string path, CancellationToken ct)
+    {
+        var full = Path.GetFullPath(path);
+        var info = new FileInfo(full);
+        if (info.Exists && await store.KnownHashAsync(full, info.Length, ArchiveScan.Truncated(info.LastWriteTimeUtc), ct) is { } sha)
+            return new SceneFile(full, sha, info.Length);
+        var file = await DescribeFileAsync(full, ct);
+        await store.RememberFileAsync(full, new KnownFile(file.SizeBytes, info.LastWriteTimeUtc, file.ContentSha256), ct);
+        return file;
     }
 
     /// <summary>Size and SHA-256 of the file, streamed (scenes can be many GB).</summary>

@@ -122,6 +122,7 @@ public static class SearchOutput
                     p.WriteNumber("grid_row", h.GridRow);
                     p.WriteNumber("grid_col", h.GridCol);
                     if (h.AcquiredAt is { } t) p.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else p.WriteNull("acquired_at");
+                    p.WriteBoolean("out_of_range", h.OutOfRange);   // the scene's resolution is far outside the model's range
                     if (thumbnailUrl != null) p.WriteString("thumbnail_url", thumbnailUrl(h));
                 });
             }

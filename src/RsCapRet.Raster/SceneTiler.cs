@@ -64,9 +64,15 @@ public sealed record SceneInfo(string Path, string Driver, int Width, int Height
     IReadOnlyList<(double Low, double High)> StretchRanges)
 {
     public DateTimeOffset? AcquiredAt => Acquisition?.Time;
+    /// <summary>Where the tiles lie: flush edges, padding of dimensions smaller than a tile.</summary>
+    public required TileGrid Grid { get; init; }
 }
 
-/// <summary>One tile ready for the model: grid position, source window, RGB pixels, footprints, nodata share.</summary>
+/// <summary>
+/// One tile ready for the model: grid position, source window (its real pixels, inside the raster), RGB pixels
+/// (padded to the model input where the window is smaller than a tile), footprints of the window, and the nodata share
+/// of its real pixels.
+/// </summary>
 public sealed record RasterTile(int GridRow, int GridCol, PixelWindow Window, RgbImage Image,
     Footprint FootprintNative, Footprint? FootprintWgs84, double NodataFraction);
 
@@ -74,7 +80,8 @@ public sealed record RasterTile(int GridRow, int GridCol, PixelWindow Window, Rg
 /// Turns a raster into model-ready RGB tiles with windowed (optionally resampled) GDAL reads only, so memory is
 /// bounded by the tile size whatever the scene size. Band choice, 8-bit stretch, nodata/alpha handling, the tile
 /// grid and footprints (native CRS and EPSG:4326) are decided here.
-/// Edge tiles keep the full tile size: the part beyond the raster is padding and counts as nodata.
+/// The last column and row sit flush with the raster's right and bottom edges (<see cref="TileGrid"/>); a dimension
+/// smaller than one tile is one tile padded with <see cref="Padding"/>, which is not nodata.
 /// </summary>
 public sealed class SceneTiler : IDisposable
 {
@@ -82,11 +89,31 @@ public sealed class SceneTiler : IDisposable
     private readonly TilingOptions _options;
     private readonly CoordinateTransform? _toWgs84;
     private readonly int _srid;
-    private readonly int _sourceTile, _sourceStride;
+    private readonly TileGrid _grid;
+
+    /// <summary>
+    /// How tiles narrower than the model input are filled. Chosen by measurement (bench/run padding, README "Edge tiles
+    /// and small scenes"): the padding whose crops' image vectors came nearest the whole image's (mean cosine).
+    /// </summary>
+    public const TilePadding Padding = TilePadding.Mirror;
 
     public SceneInfo Info { get; }
-    /// <summary>Tiles skipped so far by <see cref="Tiles"/> (nodata above the threshold).</summary>
+    /// <summary>Tiles skipped so far by <see cref="Tiles"/> (more real nodata than the threshold; padding never counts).</summary>
     public int SkippedTiles { get; private set; }
+
+    /// <summary>
+    /// After <see cref="Tiles"/> has run to the end: valid pixels (not nodata, masked, transparent or NaN) under at
+    /// least one kept tile / valid pixels of the raster, in raster pixels; a pixel of a skipped tile that a kept
+    /// neighbour also covers counts. Counted per atomic cell of the tile windows' edges from the tiles' own masks
+    /// (see <see cref="TileCoverage"/>): exact at the native GSD, to the resampled mask's precision otherwise.
+    /// Null before that, and when the raster has no valid pixel.
+    /// </summary>
+    public double? Coverage => _coverageDone && ValidPixels > 0 ? (double)CoveredPixels / ValidPixels : null;
+    /// <summary>Valid raster pixels, counted by the last complete <see cref="Tiles"/> run.</summary>
+    public long ValidPixels { get; private set; }
+    /// <summary>Valid raster pixels under a kept tile, counted by the last complete <see cref="Tiles"/> run.</summary>
+    public long CoveredPixels { get; private set; }
+    private bool _coverageDone;
 
     private SceneTiler(RasterDataset ds, TilingOptions options)
     {
@@ -107,10 +134,10 @@ public sealed class SceneTiler : IDisposable
         var gt = ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
         var nativeGsd = ds.PixelSize;
         var scale = options.TargetGsd is { } target ? target / nativeGsd : 1.0;
-        _sourceTile = Math.Max(1, (int)Math.Round(options.TileSize * scale));
-        _sourceStride = Math.Max(1, (int)Math.Round((options.TileSize - options.Overlap) * scale));
-        var cols = GridCount(ds.Width, _sourceTile, _sourceStride);
-        var rows = GridCount(ds.Height, _sourceTile, _sourceStride);
+        _grid = new TileGrid(ds.Width, ds.Height, Math.Max(1, (int)Math.Round(options.TileSize * scale)),
+            Math.Max(1, (int)Math.Round((options.TileSize - options.Overlap) * scale)), options.TileSize, Padding);
+        var cols = _grid.Cols;
+        var rows = _grid.Rows;
         // Bounded work: checked before anything is read (statistics, tiles).
         if (options.TargetGsd is { } t && t < nativeGsd / options.MaxUpsampling)
             throw new RasterException(path, FormattableString.Invariant($"--gsd {t:G4} is more than {options.MaxUpsampling:G3}x finer than the native {nativeGsd:G4} units/px (upsampling only invents pixels); use --gsd {nativeGsd / options.MaxUpsampling:G4} or coarser"));
@@ -127,7 +154,7 @@ public sealed class SceneTiler : IDisposable
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
             nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
-            StretchRanges(ds, rgb, alpha, options));
+            StretchRanges(ds, rgb, alpha, options)) { Grid = _grid };
     }
 
     public static SceneTiler Open(string path, TilingOptions? options = null)
@@ -139,52 +166,56 @@ public sealed class SceneTiler : IDisposable
         catch { ds.Dispose(); throw; }
     }
 
-    private static int GridCount(int size, int tile, int stride) => size <= tile ? 1 : (size - tile + stride - 1) / stride + 1;
-
-    /// <summary>The tiles, row by row; skipped tiles are counted in <see cref="SkippedTiles"/>.</summary>
+    /// <summary>
+    /// The tiles, row by row; skipped tiles are counted in <see cref="SkippedTiles"/>, and <see cref="Coverage"/> is
+    /// known once the enumeration ends.
+    /// </summary>
     public IEnumerable<RasterTile> Tiles()
     {
         SkippedTiles = 0;
+        _coverageDone = false;
+        ValidPixels = CoveredPixels = 0;
+        var coverage = new TileCoverage(_grid);
         for (var r = 0; r < Info.GridRows; r++)
         for (var c = 0; c < Info.GridCols; c++)
         {
-            var tile = ReadTile(r, c);
-            if (tile is null) SkippedTiles++;
-            else yield return tile;
+            var read = Read(r, c);
+            coverage.Add(r, c, read.Valid, read.Content.Width, read.Content.Height, read.Tile is not null);
+            if (read.Tile is null) SkippedTiles++;
+            else yield return read.Tile;
         }
+        (ValidPixels, CoveredPixels) = coverage.Totals();
+        _coverageDone = true;
     }
 
     /// <summary>Reads one grid cell, or null when its nodata share exceeds the threshold.</summary>
-    public RasterTile? ReadTile(int row, int col)
+    public RasterTile? ReadTile(int row, int col) => Read(row, col).Tile;
+
+    /// <summary>One grid cell: the tile (null when skipped), and its real pixels with their validity mask (no padding).</summary>
+    private (RasterTile? Tile, RgbImage Content, bool[] Valid) Read(int row, int col)
     {
         if (row < 0 || row >= Info.GridRows || col < 0 || col >= Info.GridCols)
             throw new ArgumentOutOfRangeException(nameof(row), $"Tile ({row},{col}) is outside the {Info.GridRows}x{Info.GridCols} grid.");
-        int n = _options.TileSize, x0 = col * _sourceStride, y0 = row * _sourceStride;
-        var clipped = new PixelWindow(x0, y0, Math.Min(_sourceTile, _ds.Width - x0), Math.Min(_sourceTile, _ds.Height - y0));
-        // The clipped window fills the matching share of the output tile; the rest is padding.
-        var outW = Math.Max(1, (int)Math.Round((double)clipped.Width / _sourceTile * n));
-        var outH = Math.Max(1, (int)Math.Round((double)clipped.Height / _sourceTile * n));
-        var resample = _sourceTile == n ? ResampleAlgorithm.Nearest : _sourceTile > n ? ResampleAlgorithm.Average : ResampleAlgorithm.Bilinear;
+        int n = _options.TileSize, source = _grid.SourceTile;
+        var window = _grid.Window(row, col);
+        // The window fills the matching share of the model input; the rest (a dimension smaller than a tile) is padding.
+        int outW = _grid.OutputLength(window.Width), outH = _grid.OutputLength(window.Height);
+        var resample = source == n ? ResampleAlgorithm.Nearest : source > n ? ResampleAlgorithm.Average : ResampleAlgorithm.Bilinear;
 
-        var (rgb, inside) = ReadStretched(clipped, outW, outH, resample);
-        var valid = new bool[n * n];
-        var image = RgbImage.Create(n, n);
-        for (var i = 0; i < outH; i++)
-        {
-            Array.Copy(inside, i * outW, valid, i * n, outW);
-            Array.Copy(rgb, i * outW * 3, image.Pixels, i * n * 3, outW * 3);
-        }
+        var (rgb, valid) = ReadStretched(window, outW, outH, resample);
         var invalid = 0;
         for (var k = 0; k < valid.Length; k++)
         {
             if (valid[k]) continue;
             invalid++;
-            image.Pixels[k * 3] = image.Pixels[k * 3 + 1] = image.Pixels[k * 3 + 2] = 0;
+            rgb[k * 3] = rgb[k * 3 + 1] = rgb[k * 3 + 2] = 0;
         }
+        var content = new RgbImage(outW, outH, rgb);
+        // Over the real pixels only: padding is not missing data.
         var fraction = (double)invalid / valid.Length;
-        if (fraction > _options.MaxNodataFraction) return null;
-        var window = new PixelWindow(x0, y0, _sourceTile, _sourceTile);
-        return new RasterTile(row, col, window, image, NativeFootprint(window), Wgs84Footprint(window), fraction);
+        if (fraction > _options.MaxNodataFraction) return (null, content, valid);
+        var image = outW == n && outH == n ? content : TilePadder.Pad(content, n, Padding, valid);
+        return (new RasterTile(row, col, window, image, NativeFootprint(window), Wgs84Footprint(window), fraction), content, valid);
     }
 
     /// <summary>

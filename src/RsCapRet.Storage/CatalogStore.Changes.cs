@@ -99,9 +99,16 @@ public sealed partial class CatalogStore
     {
         if (long.TryParse(idOrPath, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
             return await GetSceneAsync(id, ct);
+        // A path means the archive path it was indexed under: the version it shows, or last showed when removed.
         var full = Path.GetFullPath(idOrPath);
-        return await ReadSceneAsync(
-            "path = ANY($1) AND status = 'done' AND ($2::integer IS NULL OR model_id = $2) ORDER BY updated_at DESC, id DESC LIMIT 1",
-            [new[] { idOrPath, full }, (object?)modelId ?? DBNull.Value], ct);
+        await using var cmd = DataSource.CreateCommand($"""
+            SELECT {Prefixed("s")} FROM scene_paths p JOIN scenes s ON s.id = p.scene_id
+             WHERE p.path = ANY($1) AND ($2::integer IS NULL OR p.model_id = $2)
+             ORDER BY p.status = 'current' DESC, p.updated_at DESC LIMIT 1
+            """);
+        cmd.Parameters.Add(new() { Value = new[] { idOrPath, full } });
+        cmd.Parameters.Add(new() { Value = (object?)modelId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? ReadSceneRow(r, 0) : null;
     }
 }

@@ -46,13 +46,22 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     /// it (status 'ingesting' and its lease has not lapsed). A failed, released or abandoned scene is claimed again,
     /// which makes jobs safe to retry.
     /// </summary>
-    public async Task<SceneClaim?> TryClaimSceneAsync(SceneFile file, int modelId, TimeSpan lease, CancellationToken ct = default)
+    public Task<SceneClaim?> TryClaimSceneAsync(SceneFile file, int modelId, TimeSpan lease, CancellationToken ct = default) =>
+        TryClaimSceneAsync(file, modelId, ScenePlan.Unstated, 1, lease, ct);
+
+    /// <summary>
+    /// Claims version (<paramref name="file"/>'s content, model, <paramref name="plan"/>, <paramref name="revision"/>)
+    /// for ingestion by this run; see the overload without a plan. Completing the claim makes the version current at
+    /// <paramref name="file"/>'s path.
+    /// </summary>
+    public async Task<SceneClaim?> TryClaimSceneAsync(SceneFile file, int modelId, ScenePlan plan, int revision, TimeSpan lease,
+        CancellationToken ct = default)
     {
         // A row claimed before migration 0010 has no lease_expires_at: its lease is taken to be the claimant's.
         await using var cmd = DataSource.CreateCommand("""
-            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, claim_token, lease_expires_at)
-            VALUES ($1, $2, $3, $4, 'ingesting', gen_random_uuid(), now() + $5)
-            ON CONFLICT (content_sha256, model_id) DO UPDATE
+            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, claim_token, lease_expires_at, plan_key, plan, revision)
+            VALUES ($1, $2, $3, $4, 'ingesting', gen_random_uuid(), now() + $5, $6, $7::jsonb, $8)
+            ON CONFLICT (content_sha256, model_id, plan_key, revision) DO UPDATE
                SET status = 'ingesting', path = EXCLUDED.path, error = NULL, updated_at = now(), claim_token = gen_random_uuid(),
                    lease_expires_at = now() + $5
              WHERE scenes.status IN ('pending', 'failed')
@@ -64,8 +73,11 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         cmd.Parameters.Add(new() { Value = file.SizeBytes });
         cmd.Parameters.Add(new() { Value = modelId });
         cmd.Parameters.Add(new() { Value = lease });
+        cmd.Parameters.Add(new() { Value = plan.Key });
+        cmd.Parameters.Add(new() { Value = plan.Json });
+        cmd.Parameters.Add(new() { Value = revision });
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? new SceneClaim(r.GetInt64(0), r.GetGuid(1), lease) : null;
+        return await r.ReadAsync(ct) ? new SceneClaim(r.GetInt64(0), r.GetGuid(1), lease) { Path = file.Path, ModelId = modelId } : null;
     }
 
     /// <summary>
@@ -162,20 +174,30 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     public Task<SceneRow?> GetSceneAsync(long sceneId, CancellationToken ct = default) =>
         ReadSceneAsync("id = $1", [sceneId], ct);
 
+    /// <summary>The newest version of this content with this model, whatever its plan.</summary>
     public Task<SceneRow?> FindSceneAsync(string contentSha256, int modelId, CancellationToken ct = default) =>
         ReadSceneAsync("content_sha256 = $1 AND model_id = $2", [contentSha256, modelId], ct);
+
+    /// <summary>The newest revision of the version (content, model, plan), or null.</summary>
+    public Task<SceneRow?> FindVersionAsync(string contentSha256, int modelId, string planKey, CancellationToken ct = default) =>
+        ReadSceneAsync("content_sha256 = $1 AND model_id = $2 AND plan_key = $3", [contentSha256, modelId, planKey], ct);
+
+    private const string SceneRowColumns = "id, path, content_sha256, model_id, status, error, tile_count, skipped_tiles, plan_key, revision, size_bytes";
 
     private async Task<SceneRow?> ReadSceneAsync(string where, object[] args, CancellationToken ct)
     {
         await using var cmd = DataSource.CreateCommand(
-            $"SELECT id, path, content_sha256, model_id, status, error, tile_count, skipped_tiles FROM scenes WHERE {where}");
+            $"SELECT {SceneRowColumns} FROM scenes WHERE {where} ORDER BY revision DESC, id DESC LIMIT 1");
         foreach (var a in args) cmd.Parameters.Add(new() { Value = a });
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        if (!await r.ReadAsync(ct)) return null;
-        return new SceneRow(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt32(3),
-            Enum.Parse<SceneStatus>(r.GetString(4), ignoreCase: true), r.IsDBNull(5) ? null : r.GetString(5),
-            r.GetInt32(6), r.GetInt32(7));
+        return await r.ReadAsync(ct) ? ReadSceneRow(r, 0) : null;
     }
+
+    private static SceneRow ReadSceneRow(NpgsqlDataReader r, int at) =>
+        new(r.GetInt64(at), r.GetString(at + 1), r.GetString(at + 2), r.GetInt32(at + 3),
+            Enum.Parse<SceneStatus>(r.GetString(at + 4), ignoreCase: true), r.IsDBNull(at + 5) ? null : r.GetString(at + 5),
+            r.GetInt32(at + 6), r.GetInt32(at + 7))
+        { PlanKey = r.GetString(at + 8), Revision = r.GetInt32(at + 9), SizeBytes = r.GetInt64(at + 10) };
 
     /// <summary>
     /// The k tiles nearest to <paramref name="query"/> by cosine distance under <paramref name="filter"/>, through
@@ -188,10 +210,12 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         await using var cmd = ReadSource.CreateCommand("""
-            SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
-                   footprint, caption, distance, acquired_at
+            SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
+                   h.footprint, h.caption, h.distance, h.acquired_at, s.out_of_range
               FROM rscapret_search(query => $1, k => $2, area => $3, near => $4, radius_m => $5,
-                                   acquired_after => $6, acquired_before => $7, model => $8, scene => $9, exact => $10)
+                                   acquired_after => $6, acquired_before => $7, model => $8, scene => $9, exact => $10) h
+              JOIN scenes s ON s.id = h.scene_id
+             ORDER BY h.distance, h.tile_id
             """);
         cmd.Parameters.Add(new() { Value = new Vector(query) });
         AddFilterParameters(cmd, k, filter, withModel: true);
@@ -207,10 +231,12 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         filter ??= new SearchFilter();
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         await using var cmd = ReadSource.CreateCommand("""
-            SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
-                   footprint, caption, distance, acquired_at
+            SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
+                   h.footprint, h.caption, h.distance, h.acquired_at, s.out_of_range
               FROM rscapret_search_by_tile(tile => $1, k => $2, area => $3, near => $4, radius_m => $5,
-                                           acquired_after => $6, acquired_before => $7, scene => $8, exact => $9)
+                                           acquired_after => $6, acquired_before => $7, scene => $8, exact => $9) h
+              JOIN scenes s ON s.id = h.scene_id
+             ORDER BY h.distance, h.tile_id
             """);
         cmd.Parameters.Add(new() { Value = tileId });
         AddFilterParameters(cmd, k, filter, withModel: false);
@@ -243,9 +269,9 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     public async Task<TileHit?> GetTileAsync(long tileId, CancellationToken ct = default)
     {
         await using var cmd = ReadSource.CreateCommand("""
-            SELECT tile_id, scene_id, scene_path, grid_row, grid_col, px_x, px_y, px_width, px_height,
-                   footprint, caption, 0::double precision, acquired_at
-              FROM tile_catalog WHERE tile_id = $1
+            SELECT c.tile_id, c.scene_id, c.scene_path, c.grid_row, c.grid_col, c.px_x, c.px_y, c.px_width, c.px_height,
+                   c.footprint, c.caption, 0::double precision, c.acquired_at, s.out_of_range
+              FROM tile_catalog c JOIN scenes s ON s.id = c.scene_id WHERE c.tile_id = $1
             """);
         cmd.Parameters.Add(new() { Value = tileId });
         await using var r = await cmd.ExecuteReaderAsync(ct);
@@ -266,7 +292,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         new(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt32(3), r.GetInt32(4),
             r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetInt32(8), r.IsDBNull(9) ? null : r.GetFieldValue<Polygon>(9),
             r.IsDBNull(10) ? null : r.GetString(10), r.GetDouble(11),
-            r.IsDBNull(12) ? null : new DateTimeOffset(r.GetDateTime(12), TimeSpan.Zero));
+            r.IsDBNull(12) ? null : new DateTimeOffset(r.GetDateTime(12), TimeSpan.Zero), r.GetBoolean(13));
 }
 
 /// <summary>A scene's tiles being written in one transaction; see <see cref="CatalogStore.BeginSceneTilesAsync"/>.</summary>
@@ -322,7 +348,8 @@ public sealed class SceneTileWriter : IAsyncDisposable
             UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
                    width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,
                    footprint = $10, acquired_at = $11, tile_gsd = $13, warning = $14,
-                   acquired_source = $15, stac_collection = $16, updated_at = now(), lease_expires_at = NULL
+                   acquired_source = $15, stac_collection = $16, coverage = $17, out_of_range = $18,
+                   updated_at = now(), lease_expires_at = NULL
              WHERE id = $1 AND claim_token = $12
             """, _conn, _tx))
         {
@@ -342,9 +369,13 @@ public sealed class SceneTileWriter : IAsyncDisposable
             upd.Parameters.Add(new() { Value = (object?)meta.Warning ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
             upd.Parameters.Add(new() { Value = (object?)meta.AcquiredSource ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
             upd.Parameters.Add(new() { Value = (object?)meta.StacCollection ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            upd.Parameters.Add(new() { Value = (object?)meta.Coverage ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+            upd.Parameters.Add(new() { Value = meta.OutOfRange });
             // Fenced: a worker whose lease was taken over rolls back (DisposeAsync) instead of committing a second copy.
             if (await upd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(_claim.SceneId);
         }
+        // The same transaction makes the version current at its paths, so searches see the old version or the new one.
+        await CatalogStore.ShowCompletedVersionAsync(_conn, _tx, _claim, ct);
         await _tx.CommitAsync(ct);
         _completed = true;
     }

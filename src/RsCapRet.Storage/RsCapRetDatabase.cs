@@ -21,16 +21,20 @@ public static class RsCapRetDatabase
     public static string? ResolveReadConnectionString() =>
         Environment.GetEnvironmentVariable(ReadConnectionStringVariable) is { Length: > 0 } read && !string.IsNullOrWhiteSpace(read) ? read : null;
 
-    /// <summary>RSCAPRET_DB from the environment, else the .data/db.env that scripts/db.sh writes.</summary>
+    /// <summary>
+    /// RSCAPRET_DB from the environment, else the db.env that scripts/db.sh writes in RSCAPRET_DATA_DIR (a relative
+    /// path means the current directory), default .data/ of the checkout.
+    /// </summary>
     public static string ResolveConnectionString(string? explicitValue = null)
     {
         if (!string.IsNullOrWhiteSpace(explicitValue)) return explicitValue;
         var env = Environment.GetEnvironmentVariable(ConnectionStringVariable);
         if (!string.IsNullOrWhiteSpace(env)) return env;
-        var root = Core.RepositoryPaths.TryFindRoot();
-        if (root != null)
+        var dataDir = Environment.GetEnvironmentVariable("RSCAPRET_DATA_DIR") is { Length: > 0 } data ? Path.GetFullPath(data)
+            : Core.RepositoryPaths.TryFindRoot() is { } root ? Path.Combine(root, ".data") : null;
+        if (dataDir != null)
         {
-            var file = Path.Combine(root, ".data", "db.env");
+            var file = Path.Combine(dataDir, "db.env");
             if (File.Exists(file))
             {
                 var fromFile = ParseEnvFile(file);
@@ -39,7 +43,7 @@ public static class RsCapRetDatabase
         }
         throw new InvalidOperationException(
             $"No database configured: set {ConnectionStringVariable} to an Npgsql connection string " +
-            "(or run scripts/db.sh start, which writes .data/db.env).");
+            $"(or run scripts/db.sh start, which writes {(dataDir != null ? Path.Combine(dataDir, "db.env") : ".data/db.env")}).");
     }
 
     /// <summary>The RSCAPRET_DB value of an env file as scripts/db.sh writes it (export RSCAPRET_DB='...').</summary>

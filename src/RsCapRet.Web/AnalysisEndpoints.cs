@@ -25,8 +25,8 @@ public static class AnalysisEndpoints
             ChangeResult result;
             try
             {
-                result = await ChangeRunner.RunAsync(store, query, text => models.WithModelAsync(web.ModelDirectory,
-                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(text)), ct), ct);
+                result = await ChangeRunner.RunAsync(store, query, text => web.WithServingModelAsync(models,
+                    (encoder, modelId) => Task.FromResult((modelId, encoder.EmbedText(text))), ct), ct);
             }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
@@ -72,8 +72,8 @@ public static class AnalysisEndpoints
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             try
             {
-                var map = await LandUseClassifier.RunAsync(store, query, prompts => models.WithModelAsync(web.ModelDirectory,
-                    async encoder => (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedTexts(prompts)), ct), ct);
+                var map = await LandUseClassifier.RunAsync(store, query, prompts => web.WithServingModelAsync(models,
+                    (encoder, modelId) => Task.FromResult<(int, IReadOnlyList<float[]>)>((modelId, encoder.EmbedTexts(prompts))), ct), ct);
                 return Results.Text(map.GeoJson(), "application/geo+json");
             }
             catch (SceneNotFoundException e) { return Results.NotFound(new { error = e.Message }); }

@@ -50,19 +50,21 @@ public sealed class QueryQueueFullException(int retryAfterSeconds)
 /// together into the next, so under load 8 simultaneous queries cost about one pass instead of eight. Repeated texts
 /// are answered from a bounded cache (least recently used out). A full queue refuses at once
 /// (<see cref="QueryQueueFullException"/>: the host answers 503 with Retry-After) rather than letting latency grow
-/// without bound.
+/// without bound. The serving model may change while the host runs (<see cref="ServingModel"/>): each query takes the
+/// model folder once, its vector and model id both come from that folder's model, and the cache is keyed by folder
+/// and text, so a vector of one model never searches another's tiles.
 /// </summary>
 public sealed class QueryVectorBatcher : IAsyncDisposable
 {
-    private sealed record Pending(string Text, TaskCompletionSource<(int ModelId, float[] Vector)> Done);
+    private sealed record Pending(string Directory, string Text, TaskCompletionSource<(int ModelId, float[] Vector)> Done);
 
     private readonly ModelCache _models;
-    private readonly string _modelDirectory;
+    private readonly Func<CancellationToken, ValueTask<string>> _modelDirectory;
     private readonly Func<RsCapRetTileEncoder, Task<int>> _modelId;
     private readonly QueryVectorOptions _options;
     private readonly Channel<Pending> _queue;
-    private readonly Dictionary<string, LinkedListNode<(string Text, int ModelId, float[] Vector)>> _cache = new();
-    private readonly LinkedList<(string Text, int ModelId, float[] Vector)> _recent = new();
+    private readonly Dictionary<(string Directory, string Text), LinkedListNode<(string Directory, string Text, int ModelId, float[] Vector)>> _cache = new();
+    private readonly LinkedList<(string Directory, string Text, int ModelId, float[] Vector)> _recent = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
 
@@ -73,6 +75,14 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
 
     /// <param name="modelId">the catalogue id of the serving model (registered once)</param>
     public QueryVectorBatcher(ModelCache models, string modelDirectory, Func<RsCapRetTileEncoder, Task<int>> modelId, QueryVectorOptions options)
+        : this(models, _ => ValueTask.FromResult(modelDirectory), modelId, options)
+    {
+    }
+
+    /// <param name="modelDirectory">the serving model's folder now, asked once per query: its cache key, and on a miss the model that embeds it</param>
+    /// <param name="modelId">the catalogue id of a model (registered once per model)</param>
+    public QueryVectorBatcher(ModelCache models, Func<CancellationToken, ValueTask<string>> modelDirectory, Func<RsCapRetTileEncoder, Task<int>> modelId,
+        QueryVectorOptions options)
     {
         _models = models;
         _modelDirectory = modelDirectory;
@@ -86,15 +96,16 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
     {
         text = text.Trim();
         if (text.Length == 0) throw new ArgumentException("The query text is empty.");
+        var directory = await _modelDirectory(ct);
         if (_options.CacheEntries > 0)
             lock (_cache)
-                if (_cache.TryGetValue(text, out var node))
+                if (_cache.TryGetValue((directory, text), out var node))
                 {
                     _recent.Remove(node);
                     _recent.AddFirst(node);
                     return (node.Value.ModelId, node.Value.Vector);
                 }
-        var pending = new Pending(text, new TaskCompletionSource<(int, float[])>(TaskCreationOptions.RunContinuationsAsynchronously));
+        var pending = new Pending(directory, text, new TaskCompletionSource<(int, float[])>(TaskCreationOptions.RunContinuationsAsynchronously));
         if (!_queue.Writer.TryWrite(pending)) throw new QueryQueueFullException(1);
         return await pending.Done.Task.WaitAsync(ct);
     }
@@ -134,11 +145,17 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
 
     private async Task EmbedBatchAsync(List<Pending> batch)
     {
+        // Queries that came in across a switch of the serving model: one pass per model (normally a single group).
+        foreach (var group in batch.GroupBy(p => p.Directory)) await EmbedBatchAsync(group.Key, group.ToList());
+    }
+
+    private async Task EmbedBatchAsync(string directory, List<Pending> batch)
+    {
         // The same text twice in one batch is embedded once.
         var texts = batch.Select(p => p.Text).Distinct().ToList();
         try
         {
-            var (modelId, vectors) = await _models.WithModelAsync(_modelDirectory, async encoder => (await _modelId(encoder), encoder.EmbedTexts(texts)), _stop.Token);
+            var (modelId, vectors) = await _models.WithModelAsync(directory, async encoder => (await _modelId(encoder), encoder.EmbedTexts(texts)), _stop.Token);
             Interlocked.Increment(ref _batches);
             Interlocked.Add(ref _embedded, texts.Count);
             var byText = texts.Select((t, i) => (t, i)).ToDictionary(x => x.t, x => vectors[x.i]);
@@ -146,12 +163,12 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
                 lock (_cache)
                     foreach (var (text, vector) in byText)
                     {
-                        if (_cache.ContainsKey(text)) continue;
-                        _cache[text] = _recent.AddFirst((text, modelId, vector));
+                        if (_cache.ContainsKey((directory, text))) continue;
+                        _cache[(directory, text)] = _recent.AddFirst((directory, text, modelId, vector));
                         while (_cache.Count > _options.CacheEntries && _recent.Last is { } oldest)
                         {
                             _recent.RemoveLast();
-                            _cache.Remove(oldest.Value.Text);
+                            _cache.Remove((oldest.Value.Directory, oldest.Value.Text));
                         }
                     }
             foreach (var p in batch) p.Done.TrySetResult((modelId, byText[p.Text]));

@@ -23,10 +23,13 @@ public static class RsCapRetWebHost
     /// rendered map tiles go to <paramref name="tileCache"/> (default: <see cref="TileDiskCache.FromEnvironment"/>).
     /// Searches and catalogue views read from <paramref name="readConnectionString"/> when given (a streaming replica;
     /// default: RSCAPRET_DB_READ), writes — models, jobs — go to <paramref name="connectionString"/>.
+    /// Searches use <paramref name="modelDirectory"/>; with <paramref name="followActivatedModel"/> (serve without --model
+    /// or RSCAPRET_MODEL) they use the activated model instead when one is (`rscapret models activate`), following a new
+    /// activation within <see cref="ServingModel.Refresh"/>, and <paramref name="modelDirectory"/> only while none is.
     /// </summary>
     public static WebApplication Build(string connectionString, string urls, string modelDirectory, bool withWorker,
         DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null, TileDiskCache? tileCache = null,
-        string? readConnectionString = null)
+        string? readConnectionString = null, bool followActivatedModel = false, TimeSpan? modelRefresh = null)
     {
         readConnectionString ??= RsCapRetDatabase.ResolveReadConnectionString();
         scenePaths ??= ScenePathDisplay.FromEnvironment();
@@ -42,6 +45,17 @@ public static class RsCapRetWebHost
         var app = builder.Build();
         if (reads is not null) app.Lifetime.ApplicationStopped.Register(reads.Dispose);
         app.UseJsonErrors();
+        // The activated model's folder is not on this machine: 503 naming the model (not a 500).
+        app.Use(async (ctx, next) =>
+        {
+            try { await next(ctx); }
+            catch (Exception e) when (NotAvailable(e) is { } missing && !ctx.Response.HasStarted)
+            {
+                ctx.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                ctx.Response.Headers.RetryAfter = "30";
+                await ctx.Response.WriteAsJsonAsync(new { error = missing.Message });
+            }
+        });
         app.UseRequestOriginChecks(RequestOriginChecks.AllowedHostsFromEnvironment(credentials is not null));
         if (credentials is null) app.UseHangfireDashboard("/hangfire"); // Hangfire's default: local requests only
         else
@@ -57,23 +71,34 @@ public static class RsCapRetWebHost
         app.MapMapPage(); // GET /: the search page (links to /hangfire)
 
         // Text queries: concurrent requests share forward passes, repeated texts hit a cache (QueryVectorBatcher).
-        var dataSource = app.Services.GetRequiredService<Npgsql.NpgsqlDataSource>();
-        int? servingModelId = null;   // read and written by the batcher's single loop only
-        var queries = new QueryVectorBatcher(app.Services.GetRequiredService<ModelCache>(), modelDirectory,
-            async encoder => servingModelId ??= await new CatalogStore(dataSource).RegisterModelAsync(encoder.Identity), QueryVectorOptions.FromEnvironment());
+        // The serving model: this folder, or the activated model's when following (re-read every couple of seconds).
+        var serving = new ServingModel(app.Services.GetRequiredService<CatalogStore>(), modelDirectory, followActivatedModel, modelRefresh,
+            app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("RsCapRet.Web.ServingModel"));
+        var queries = new QueryVectorBatcher(app.Services.GetRequiredService<ModelCache>(), serving.DirectoryAsync,
+            encoder => serving.ModelIdAsync(encoder), QueryVectorOptions.FromEnvironment());
         app.Lifetime.ApplicationStopping.Register(() => queries.DisposeAsync().AsTask().GetAwaiter().GetResult());
-        var web = new WebContext(modelDirectory, scenePaths, queries);
+        var web = new WebContext(serving, scenePaths, queries);
         app.MapSearchEndpoints(web);
         app.MapAnalysisEndpoints(web);
+        app.MapSceneEndpoints(web, tileCache ??= TileDiskCache.FromEnvironment());   // the imagery endpoints below share this cache
         app.MapImageryEndpoints(web, tileCache ?? TileDiskCache.FromEnvironment());
         return app;
     }
+
+    private static ModelNotAvailableException? NotAvailable(Exception? e) => e switch
+    {
+        null => null,
+        ModelNotAvailableException m => m,
+        AggregateException a => a.InnerExceptions.Select(NotAvailable).FirstOrDefault(m => m is not null),
+        _ => NotAvailable(e.InnerException),
+    };
 }
 
 /// <summary>What the endpoint groups share: the serving model, how scene paths are shown, search through the model.</summary>
-public sealed class WebContext(string modelDirectory, ScenePathDisplay scenePaths, QueryVectorBatcher queries)
+public sealed class WebContext(ServingModel serving, ScenePathDisplay scenePaths, QueryVectorBatcher queries)
 {
-    public string ModelDirectory => modelDirectory;
+    /// <summary>Which model searches use (it may change while the host runs: see <see cref="WithServingModelAsync{T}"/>).</summary>
+    public ServingModel Serving => serving;
     public ScenePathDisplay ScenePaths => scenePaths;
     public QueryVectorBatcher Queries => queries;
     /// <summary>Which scene files may be read on a request's behalf; one for thumbnails and map tiles, so each file is hashed once.</summary>
@@ -94,14 +119,20 @@ public sealed class WebContext(string modelDirectory, ScenePathDisplay scenePath
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the serving model with its catalogue id: the folder is taken once, so the vectors
+    /// it makes and the model id it filters by belong to the same model even while an activation switches the host.
+    /// </summary>
+    public async Task<T> WithServingModelAsync<T>(ModelCache models, Func<RsCapRetTileEncoder, int, Task<T>> work, CancellationToken ct)
+    {
+        var directory = await serving.DirectoryAsync(ct);
+        return await models.WithModelAsync(directory, async encoder => await work(encoder, await serving.ModelIdAsync(encoder, ct)), ct);
+    }
+
     /// <summary>The query vector comes from the serving model (text or image), and only that model's tiles are searched.</summary>
     public Task<IReadOnlyList<TileHit>> SearchWithModelAsync(CatalogStore store, ModelCache models, Func<RsCapRetTileEncoder, float[]> vectorOf,
         SearchQuery query, CancellationToken ct) =>
-        models.WithModelAsync(modelDirectory, async encoder =>
-        {
-            var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
-            return await store.SearchAsync(vectorOf(encoder), query.K, query.Filter with { ModelId = modelId }, ct);
-        }, ct);
+        WithServingModelAsync(models, (encoder, modelId) => store.SearchAsync(vectorOf(encoder), query.K, query.Filter with { ModelId = modelId }, ct), ct);
 
     public IResult GeoJsonResult(IReadOnlyList<TileHit> hits) =>
         Results.Text(SearchOutput.GeoJson(Shown(hits), h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");

@@ -78,9 +78,10 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
         Assert.Contains("gain", table.Out);
         Assert.Contains("->", table.Out);
 
-        // Input that cannot pair: an empty answer and a note; malformed input: a one-line error.
+        // Input that cannot pair: an empty answer, a note and exit code 2 (a script must not read it as "no change");
+        // malformed input: a one-line error.
         var missing = await Run("changes", "--before", before, "--after", Path.Combine(_dir.FullName, "never-ingested.tif"), "--db", db.ConnectionString);
-        Assert.Equal(0, missing.Code);
+        Assert.Equal(CommandAction.UserError, missing.Code);
         Assert.Contains("no changes found", missing.Out);
         Assert.Contains("note: after: no ingested scene", missing.Err);
         var mixed = await Run("changes", "--before", before, "--after", "2020-01-01..", "--db", db.ConnectionString);

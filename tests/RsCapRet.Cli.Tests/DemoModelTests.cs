@@ -19,7 +19,7 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
         var err = new StringWriter();
         Assert.Equal(0, await CliApp.RunAsync(["demo", "--device", "cpu", "--db", db.ConnectionString], first, err));
         var text = first.ToString();
-        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: ingested, 12 tiles", text);
+        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: ingested, 20 tiles", text);
         // NAIP at 5 m is far coarser than the model's training imagery: tiled natively, and the demo says so.
         Assert.Contains("warning: 5 m/px is far coarser than the model's training range", text);
         Assert.Contains("quality: ", text);
@@ -40,11 +40,11 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
         }
         Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));   // stopped with the demo
         var tiles = await TileCount();
-        Assert.Equal(48L, tiles);
+        Assert.Equal(56L, tiles);   // 20 NAIP (5 x 4, flush edges) + 36 mosaic
 
         var second = new StringWriter();
         Assert.Equal(0, await CliApp.RunAsync(["demo", "--device", "cpu", "--db", db.ConnectionString], second, err));
-        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: already ingested, 12 tiles", second.ToString());
+        Assert.Contains("naip_m_4709963_se_14_1_20200831.tif: already ingested, 20 tiles", second.ToString());
         Assert.Contains("ucm_val_mosaic_epsg32610_0.3m.tif: already ingested, 36 tiles", second.ToString());
         // A second run queues a job per scene again; each finds its scene done and adds nothing.
         foreach (var scene in scenes)

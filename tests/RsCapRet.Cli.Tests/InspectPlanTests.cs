@@ -46,7 +46,7 @@ public sealed class InspectPlanTests(TestDatabase db) : IClassFixture<TestDataba
             Assert.True(ingest.Code == 0, ingest.Err);
             var planned = Regex.Match(ingest.Out, @"(\d+)x(\d+) tiles of (\d+) px; (.+)$", RegexOptions.Multiline);
             Assert.True(planned.Success, ingest.Out);
-            var stored = Regex.Match(ingest.Out, @"\(scene \d+, (\d+) tiles, \d+ skipped\)").Groups[1].Value;
+            var stored = Regex.Match(ingest.Out, @"\(scene \d+, (\d+) tiles, \d+ skipped(, coverage [\d.]+ %)?\)").Groups[1].Value;
 
             Assert.Equal([planned.Groups[1].Value, planned.Groups[2].Value, planned.Groups[3].Value], [grid.Groups[1].Value, grid.Groups[2].Value, grid.Groups[3].Value]);
             Assert.Equal(planned.Groups[4].Value.TrimEnd('\r'), resolution);

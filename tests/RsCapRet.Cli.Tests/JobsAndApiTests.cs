@@ -103,10 +103,12 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
                     Assert.Contains("tiles stored", p.Text);
                 }
 
-            // A second scan queues nothing new for the ingested scenes (the failed one is retried).
+            // A second scan queues nothing: the ingested scenes are unchanged, and the broken file, unchanged since
+            // it failed, is reported failed again rather than re-queued on every scan (`scenes retry` tries again).
             var indexJob = host.Services.GetRequiredService<IndexArchiveJob>();
             var summary = await indexJob.RunAsync(archive, "*.tif", model, null, CancellationToken.None);
-            Assert.Equal("3 files seen, 1 ingest jobs queued", summary);
+            Assert.StartsWith("3 files seen (0 hashed): 0 added, 0 changed, 0 removed, 0 moved, 2 unchanged, 1 failed; 0 ingest jobs queued", summary);
+            Assert.Contains("broken.tif", summary);
         }
         finally { await host.StopAsync(); }
     }

@@ -148,7 +148,7 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
     }
 
     /// <summary>Fails (never skips) with what to install when node, Debian's chromium or tests/web's modules are missing.</summary>
-    private static async Task AssertBrowserToolsInstalledAsync(string root)
+    internal static async Task AssertBrowserToolsInstalledAsync(string root)
     {
         var missing = new List<string>();
         try
@@ -166,4 +166,64 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
             ". scripts/bootstrap.sh installs all of them.");
     }
 
+}
+
+/// <summary>
+/// The scenes panel of the map page (tests/web/scenes-panel.mjs) over scenes ingested through SceneIngestor: one in
+/// the model's range, one far outside it whose file name is an HTML tag with a script, and one that failed. Rows
+/// with their fields, clicking zooms onto the scene with its own imagery, nothing from a path becomes markup, search
+/// hits of the out-of-range scene are marked; at desktop and phone sizes (screenshots left beside the test binary).
+/// </summary>
+public sealed class ScenesPanelTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-scenes-panel-");
+    public void Dispose() => _dir.Delete(true);
+
+    public const string MarkupName = "<img src=x onerror=window.__xss=1>.tif";
+
+    [Fact]
+    public async Task ScenesPanelListsScenesZoomsOntoThemAtDesktopAndPhoneSizesAndShowsPathsAsText()
+    {
+        var root = RepositoryPaths.FindRoot();
+        await MapPageTests.AssertBrowserToolsInstalledAsync(root);
+        var archive = Directory.CreateDirectory(Path.Combine(_dir.FullName, "archive")).FullName;
+        Directory.CreateDirectory(Path.Combine(archive, "2018"));
+        var model = SceneApiScenes.ModelWithTrainingRange(Path.Combine(_dir.FullName, "model"));
+        var good = TestScenes.SmallScene(Path.Combine(archive, "2018"), "m_4709963_se_14_060_20180815.tif", 300);
+        await SceneApiScenes.IngestAsync(db, model, good);
+        var marked = await SceneApiScenes.IngestAsync(db, model, TestScenes.SmallScene(archive, MarkupName, 0), gsd: 20);
+        Assert.True(marked.OutOfRange);
+        var broken = Path.Combine(archive, "broken.tif");
+        await File.WriteAllBytesAsync(broken, (await File.ReadAllBytesAsync(good))[..400]);
+        await Assert.ThrowsAnyAsync<Exception>(() => SceneApiScenes.IngestAsync(db, model, broken));
+
+        var baseUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
+        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, model, withWorker: false, scenePaths: new ScenePathDisplay(archive),
+            tileCache: new Pipeline.TileDiskCache(Path.Combine(_dir.FullName, "tile-cache"), 16 << 20));
+        await app.StartAsync();
+        var prefix = Path.Combine(AppContext.BaseDirectory, "scenes-panel");   // screenshots left for inspection after a run
+        foreach (var old in Directory.EnumerateFiles(AppContext.BaseDirectory, "scenes-panel-*.png")) File.Delete(old);
+        string stdout;
+        try
+        {
+            var (code, output, errors) = await TestProcess.RunAsync("node", [Path.Combine(root, "tests", "web", "scenes-panel.mjs"), baseUrl, prefix, "a farm"],
+                root, TimeSpan.FromSeconds(240));
+            Assert.True(code == 0, $"tests/web/scenes-panel.mjs failed (exit {code}):\n{errors}\n{output}");
+            stdout = output;
+        }
+        finally { await app.StopAsync(); }
+
+        using var facts = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        var f = facts.RootElement;
+        Assert.Equal(3, f.GetProperty("scenes").GetInt32());
+        Assert.Equal(3, f.GetProperty("rows").GetInt32());
+        Assert.True(f.GetProperty("first").GetProperty("zoom").GetDouble() > f.GetProperty("world").GetDouble() + 5);
+        Assert.True(f.GetProperty("outOfRangeHits").GetInt32() >= 1);
+        Assert.True(f.GetProperty("phone").GetProperty("scrollWidth").GetInt32() <= 390);
+        foreach (var shot in new[] { "desktop", "desktop-search", "phone-top", "phone" })
+        {
+            using var png = RasterDataset.Open($"{prefix}-{shot}.png");
+            Assert.Equal(shot.StartsWith("desktop") ? 1280 : 390, png.Width);
+        }
+    }
 }

@@ -11,7 +11,7 @@ public sealed class SceneTilerTests : IDisposable
     private string TempPath(string name) => Path.Combine(_dir.FullName, name);
 
     [Fact]
-    public void NaipGridSkipsMostlyEmptyEdgeTilesAndPlacesFootprints()
+    public void NaipGridIsFlushAtTheEdgesAndPlacesFootprints()
     {
         using var tiler = SceneTiler.Open(RasterDatasetTests.NaipSample);
         var info = tiler.Info;
@@ -19,10 +19,13 @@ public sealed class SceneTilerTests : IDisposable
         Assert.Equal((4, 5), (info.GridRows, info.GridCols)); // 723 x 934 px in 224-px tiles
         Assert.Equal(5.0, info.NativeGsd);
         var tiles = tiler.Tiles().ToList();
-        // Right column (38 px of 224) and bottom row (51 px) are mostly padding: skipped and counted.
-        Assert.Equal(12, tiles.Count);
-        Assert.Equal(8, tiler.SkippedTiles);
+        // The right column and bottom row sit flush with the edges (x 710, y 499), overlapping their neighbours: no
+        // padding, nothing skipped (the scene has no nodata).
+        Assert.Equal(20, tiles.Count);
+        Assert.Equal(0, tiler.SkippedTiles);
         Assert.All(tiles, t => Assert.Equal(224 * 224 * 3, t.Image.Pixels.Length));
+        Assert.Equal(new PixelWindow(710, 499, 224, 224), tiles[^1].Window);
+        Assert.Contains((485899.0 + 5 * 934, 5209246.0 - 5 * 723), tiles[^1].FootprintNative.Ring);   // the scene's corner, not beyond
 
         var first = tiles[0];
         Assert.Equal(new PixelWindow(0, 0, 224, 224), first.Window);
@@ -47,6 +50,7 @@ public sealed class SceneTilerTests : IDisposable
         var t = tiler.ReadTile(0, 0)!;
         Assert.Equal(new PixelWindow(0, 0, 448, 448), t.Window);       // 224 output px at 10 m = 448 source px at 5 m
         Assert.Equal((2, 3), (tiler.Info.GridRows, tiler.Info.GridCols));
+        Assert.Equal(new PixelWindow(486, 275, 448, 448), tiler.ReadTile(1, 2)!.Window);   // flush: 934 - 448, 723 - 448
         Assert.Contains((485899.0 + 2240, 5209246.0 - 2240), t.FootprintNative.Ring);
         Assert.True(t.Image.Pixels.Where((_, i) => i % 3 == 0).Average(x => (double)x) > 100); // NIR (band 4) is bright here
     }
@@ -83,6 +87,8 @@ public sealed class SceneTilerTests : IDisposable
         {
             Assert.Empty(tiler.Tiles());
             Assert.Equal(1, tiler.SkippedTiles);
+            Assert.Equal((256L, 0L), (tiler.ValidPixels, tiler.CoveredPixels));
+            Assert.Equal(0.0, tiler.Coverage);
         }
         using (var tiler = SceneTiler.Open(path, new TilingOptions { TileSize = 32, MaxNodataFraction = 0.8 }))
             Assert.Equal(0.75, Assert.Single(tiler.Tiles()).NodataFraction, 6);
@@ -92,6 +98,8 @@ public sealed class SceneTilerTests : IDisposable
         using var emptyTiler = SceneTiler.Open(empty, new TilingOptions { TileSize = 32 });
         Assert.Empty(emptyTiler.Tiles());
         Assert.Equal(16, emptyTiler.SkippedTiles);
+        Assert.Null(emptyTiler.Coverage);   // no valid pixel
+        Assert.Equal(0, emptyTiler.ValidPixels);
     }
 
     [Fact]
@@ -150,6 +158,7 @@ public sealed class SceneTilerTests : IDisposable
         Assert.Equal([1, 2, 3], tiler.Info.RgbBands);
         Assert.Equal((5, 5), (tiler.Info.GridRows, tiler.Info.GridCols)); // 1000 px, tile 224, stride 200
         Assert.Equal(new PixelWindow(200, 400, 224, 224), tiler.ReadTile(2, 1)!.Window);
+        Assert.Equal(new PixelWindow(776, 776, 224, 224), tiler.ReadTile(4, 4)!.Window);   // flush: 1000 - 224
     }
 
     [Fact]

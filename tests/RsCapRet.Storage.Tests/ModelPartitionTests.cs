@@ -29,6 +29,28 @@ public class ModelPartitionTests
         return claim.SceneId;
     }
 
+    /// <summary>A scene as a catalogue made before migration 0018 holds it (the store's statements need 0018's columns).</summary>
+    private static async Task SeedLegacySceneAsync(NpgsqlDataSource ds, string name, int modelId, IReadOnlyList<float[]> vectors, double lonOffset = 0)
+    {
+        var side = (int)Math.Ceiling(Math.Sqrt(vectors.Count));
+        var sceneId = await ScalarAsync<long>(ds, """
+            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, tile_count, crs_epsg)
+            VALUES ($1, $2, 1, $3, 'done', $4, 32631) RETURNING id
+            """, $"/{name}.tif", "sha-" + name, modelId, vectors.Count);
+        for (var i = 0; i < vectors.Count; i++)
+        {
+            int r = i / side, c = i % side;
+            double x = lonOffset + c * 0.01, y = r * 0.01;
+            await using var cmd = ds.CreateCommand("""
+                INSERT INTO tiles (scene_id, model_id, grid_row, grid_col, px_x, px_y, px_width, px_height, footprint, footprint_native, nodata_fraction, caption, embedding)
+                VALUES ($1, $2, $3, $4, $5, $6, 224, 224, $7, $8, 0, $9, $10)
+                """);
+            foreach (var v in new object[] { sceneId, modelId, r, c, c * 224, r * 224, SearchTests.Box(x, y, x + 0.01, y + 0.01), SearchTests.Box(c, r, c + 1, r + 1, Utm), $"{name} {r},{c}", new Vector(vectors[i]) })
+                cmd.Parameters.Add(new() { Value = v });
+            await cmd.ExecuteNonQueryAsync();
+        }
+    }
+
     private static List<float[]> Clustered(Random rng, int n, int clusters)
     {
         var centres = Enumerable.Range(0, clusters).Select(_ => SingleStatementSearchFixture.RandomVector(rng)).ToArray();
@@ -166,8 +188,8 @@ public class ModelPartitionTests
         var a = await store.RegisterModelAsync(new ModelIdentity("old-a", "1", "llm", "vision", "ha"));
         var b = await store.RegisterModelAsync(new ModelIdentity("old-b", "1", "llm", "vision", "hb"));
         var rng = new Random(5);
-        await SeedSceneAsync(store, "a", a, Clustered(rng, 300, 5));
-        await SeedSceneAsync(store, "b", b, Clustered(rng, 200, 5), lonOffset: 3);
+        await SeedLegacySceneAsync(db.DataSource, "a", a, Clustered(rng, 300, 5));
+        await SeedLegacySceneAsync(db.DataSource, "b", b, Clustered(rng, 200, 5), lonOffset: 3);
         const string everyTile = """
             SELECT string_agg(t::text, E'\n' ORDER BY id) FROM (SELECT id, scene_id, model_id, grid_row, grid_col, px_x, px_y,
                    px_width, px_height, footprint, footprint_native, nodata_fraction, caption, embedding FROM tiles) t
@@ -175,7 +197,14 @@ public class ModelPartitionTests
         var before = await ScalarAsync<string>(db.DataSource, everyTile);
         var maxId = await ScalarAsync<long>(db.DataSource, "SELECT max(id) FROM tiles");
         var query = Clustered(new Random(6), 1, 1)[0];
-        var exactBefore = await store.SearchAsync(query, 15, new SearchFilter(ModelId: a, Exact: true));
+        var exactBefore = new List<(long, double)>();
+        await using (var search = db.DataSource.CreateCommand("SELECT tile_id, distance FROM rscapret_search(query => $1, k => 15, model => $2, exact => true)"))
+        {
+            search.Parameters.Add(new() { Value = new Vector(query) });
+            search.Parameters.Add(new() { Value = a });
+            await using var r = await search.ExecuteReaderAsync();
+            while (await r.ReadAsync()) exactBefore.Add((r.GetInt64(0), r.GetDouble(1)));
+        }
 
         var log = new List<string>();
         var applied = await MigrationRunner.ApplyAsync(db.ConnectionString, log: line => { lock (log) log.Add(line); });
@@ -190,7 +219,9 @@ public class ModelPartitionTests
 
         // Searches answer as before; new tiles continue the identity sequence; a new model gets its partition.
         var hits = await store.SearchAsync(query, 15, new SearchFilter(ModelId: a));
-        Assert.Equal(exactBefore.Select(h => (h.TileId, h.Distance)), hits.Select(h => (h.TileId, h.Distance)));
+        Assert.Equal(exactBefore, hits.Select(h => (h.TileId, h.Distance)));
+        // 0018 made each scene a version of its path, shown there and searchable as before.
+        Assert.Equal(2L, await ScalarAsync<long>(db.DataSource, "SELECT count(*) FROM scene_paths WHERE status = 'current' AND scene_id IS NOT NULL"));
         var c = await store.RegisterModelAsync(new ModelIdentity("new-c", "1", "llm", "vision", "hc"));
         await SeedSceneAsync(store, "c", c, Clustered(rng, 50, 3));
         Assert.True(await ScalarAsync<long>(db.DataSource, "SELECT min(id) FROM tiles WHERE model_id = $1", c) > maxId);

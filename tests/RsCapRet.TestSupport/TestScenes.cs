@@ -6,6 +6,20 @@ namespace RsCapRet.TestSupport;
 /// <summary>Small scenes cut from the NAIP sample for the ingestion, job, API and map page tests.</summary>
 public static class TestScenes
 {
+    /// <summary>A real scene of ../shared/data/scenes by file name.</summary>
+    public static string Shared(string name) => Path.Combine(RepositoryPaths.SharedDirectory(), "data", "scenes", name);
+
+    /// <summary>A window of a real raster written as is with its georeference (`gdal_translate -srcwin`, GDAL's own tool).</summary>
+    public static string Crop(string source, string target, int x, int y, int width, int height)
+    {
+        using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("gdal_translate",
+            ["-q", "-srcwin", $"{x}", $"{y}", $"{width}", $"{height}", source, target]) { RedirectStandardError = true })!;
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"gdal_translate {source}: {err}");
+        return target;
+    }
+
     /// <summary>
     /// A small RGB GeoTIFF (64x64, UTM 14N) cut from the NAIP sample, offset so each call makes different content;
     /// <paramref name="contentOffset"/> takes the pixels from elsewhere while keeping the place (another "acquisition");

@@ -32,14 +32,15 @@ public static class ChangeCommands
             var store = new CatalogStore(ds);
             var result = await ChangeRunner.RunAsync(store, query, async text =>
             {
-                using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+                using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
                 return (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(text));
             }, ct);
             foreach (var note in result.Notes) await parse.InvocationConfiguration.Error.WriteLineAsync($"note: {note}");
             await output.WriteAsync(parse.GetValue(format) == "geojson"
                 ? ChangeOutput.GeoJson(result.Changes, result.Notes) + "\n"
                 : ChangeOutput.Table(result.Changes, query.Toward is not null));
-            return 0;
+            // Input that cannot pair (not ingested, no overlap, different models) is not a result a script may take as "no change".
+            return result.Changes.Count == 0 && result.Notes.Count > 0 ? CommandAction.UserError : 0;
         });
         return cmd;
     }

@@ -31,15 +31,18 @@ public static class ChatCommands
                 ? (File.Exists(file) ? new StreamReader(file) : throw new ArgumentException($"{file}: script file does not exist"))
                 : null;
             var reader = input ?? Console.In;
-            using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
             Npgsql.NpgsqlDataSource? ds = null;
+            RsCapRetTileEncoder? encoder = null;
             try
             {
                 Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve = null;
-                if (!parse.GetValue(noDb))
+                if (parse.GetValue(noDb)) encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+                else
                 {
                     ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
                     var store = new CatalogStore(ds);
+                    // With a catalogue: --model / RSCAPRET_MODEL, else the activated model, else models/default.
+                    encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
                     var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
                     retrieve = (vector, n, token) => store.SearchAsync(vector, n, new SearchFilter(ModelId: modelId), token);
                 }
@@ -79,7 +82,11 @@ public static class ChatCommands
                 }
                 return 0;
             }
-            finally { if (ds is not null) await ds.DisposeAsync(); }
+            finally
+            {
+                encoder?.Dispose();
+                if (ds is not null) await ds.DisposeAsync();
+            }
         });
         return cmd;
     }

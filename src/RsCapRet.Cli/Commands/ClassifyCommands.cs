@@ -28,7 +28,7 @@ public static class ClassifyCommands
             var store = new CatalogStore(ds);
             var map = await LandUseClassifier.RunAsync(store, query, async prompts =>
             {
-                using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+                using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
                 return (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedTexts(prompts));
             }, ct);
             var basePath = parse.GetValue(output) ?? $"scene-{map.Classes.Scene.Id}-classes";

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using RsCapRet.Core;
 using RsCapRet.Pipeline;
+using RsCapRet.Storage;
 
 namespace RsCapRet.Cli.Commands;
 
@@ -30,6 +31,29 @@ public static class CommonOptions
     }
 
     public static RsCapRetTileEncoder LoadEncoder(string? model, string device, bool bf16) => RsCapRetTileEncoder.Load(ModelFolder(model), device, bf16);
+
+    /// <summary>--model or RSCAPRET_MODEL names a model: the process uses that one, whichever model is activated.</summary>
+    public static bool ModelPinned(string? value) =>
+        !string.IsNullOrWhiteSpace(value) || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("RSCAPRET_MODEL"));
+
+    /// <summary>
+    /// The model folder searches use: --model or RSCAPRET_MODEL when given; else the activated model's recorded folder
+    /// (`rscapret models activate`); else models/default. An activated model whose folder is not on this machine is an
+    /// error naming it (searching another model would look in other tiles).
+    /// </summary>
+    public static async Task<string> ServingModelFolderAsync(string? model, CatalogStore store, CancellationToken ct)
+    {
+        if (ModelPinned(model) || await store.ActiveModelAsync(ct) is not { } active) return ModelFolder(model);
+        if (active.Directory is { } dir && File.Exists(Path.Combine(dir, RsCapRet.Model.RsCapRetConfig.FileName))) return Path.GetFullPath(dir);
+        var name = (await store.ModelSharesAsync(ct)).FirstOrDefault(m => m.Id == active.Id) is { } m ? $"{m.Name}@{m.Version} (id {m.Id})" : $"id {active.Id}";
+        throw new DirectoryNotFoundException($"the activated model {name} is not available on this machine: " +
+            (active.Directory is { } d ? $"its folder {d} is missing" : "no folder is recorded for it") +
+            "; copy the model folder there, activate another model (rscapret models activate), or pass --model");
+    }
+
+    /// <summary>Loads the model searches use (<see cref="ServingModelFolderAsync"/>).</summary>
+    public static async Task<RsCapRetTileEncoder> LoadServingEncoderAsync(string? model, string device, bool bf16, CatalogStore store, CancellationToken ct) =>
+        RsCapRetTileEncoder.Load(await ServingModelFolderAsync(model, store, ct), device, bf16);
 
     /// <summary>The model folder --model or its default names, checked to be one.</summary>
     public static string ModelFolder(string? model)

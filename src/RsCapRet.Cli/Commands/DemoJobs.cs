@@ -73,6 +73,75 @@ public static class DemoJobs
         return outcomes;
     }
 
+    /// <summary>
+    /// `index-archive FOLDER --wait`: queues the scan, runs a worker in this process until the scan and the ingest jobs
+    /// it queued have ended, and prints per file what was decided (added, changed, removed, moved, unchanged, failed
+    /// with why). Returns how many files failed.
+    /// </summary>
+    public static async Task<int> IndexArchiveAsync(string connectionString, string modelDirectory, ModelCache models, string root, string pattern,
+        IngestJobOptions options, TextWriter output, TextWriter error, TextWriter? terminal, CancellationToken ct)
+    {
+        using var host = BuildWorkerHost(connectionString, models);
+        var client = host.Services.GetRequiredService<IBackgroundJobClient>();
+        var storage = host.Services.GetRequiredService<JobStorage>();
+        var scanId = client.Enqueue<IndexArchiveJob>(j => j.RunAsync(root, pattern, modelDirectory, options, null, CancellationToken.None));
+        await output.WriteLineAsync($"queued scan job {scanId} of {root} ({pattern}); a worker in this process runs it and its ingest jobs (./rscapret serve shows them at /hangfire)");
+        var pending = new List<string> { scanId };
+        try
+        {
+            await host.StartAsync(ct);
+            var scan = await WaitAsync(storage, root, scanId, new ConsoleProgress(output, null, "  "), error, ct);
+            if (!scan.Succeeded)
+            {
+                await error.WriteLineAsync($"error: {root}: scan job {scanId} failed: {scan.Failure}");
+                return 1;
+            }
+            ScanJobReport? report;
+            using (var connection = storage.GetConnection()) report = IndexArchiveJob.ReadReport(connection, scanId);
+            if (report is null) { await error.WriteLineAsync($"error: scan job {scanId} left no report"); return 1; }
+            pending = report.Decisions.Where(d => d.JobId is not null).Select(d => d.JobId!).ToList();
+            var failed = 0;
+            foreach (var d in report.Decisions)
+            {
+                if (d.JobId is null)
+                {
+                    if (d.Decision == "failed") { failed++; await error.WriteLineAsync($"failed    {d.Path}: {d.Detail}"); }
+                    else if (d.Decision == "moved") await output.WriteLineAsync($"moved     {d.Path} (from {d.From}; same bytes, no model work)");
+                    else await output.WriteLineAsync($"{d.Decision,-9} {d.Path}" + (d.Decision == "removed" ? ": gone from the archive, out of search" : ""));
+                    continue;
+                }
+                var bar = new ConsoleProgress(output, terminal, "  ");
+                var outcome = await WaitAsync(storage, d.Path, d.JobId, bar, error, ct);
+                pending.Remove(d.JobId);
+                if (!outcome.Succeeded)
+                {
+                    failed++;
+                    bar.Clear();
+                    var why = outcome.Failure is { } f && f.StartsWith(d.Path, StringComparison.Ordinal) ? f[d.Path.Length..].TrimStart(':', ' ') : outcome.Failure;
+                    await error.WriteLineAsync($"failed    {d.Path}: {why} (job {d.JobId})");
+                    continue;
+                }
+                if (outcome.Report is not { } ingest) { await output.WriteLineAsync($"{d.Decision,-9} {d.Path} (job {d.JobId} succeeded)"); continue; }
+                var r = ingest.Result;
+                var decision = IngestSceneJob.DecisionOf(r) is var word && word == "added" && d.Decision == "changed" ? "changed" : IngestSceneJob.DecisionOf(r);
+                await output.WriteLineAsync($"{decision,-9} {d.Path}: {r.OutcomeText}, scene {r.SceneId}, {r.Tiles} tiles ({r.SkippedTiles} skipped)" +
+                                            (r.Coverage is { } c ? $", coverage {c.ToString("P1", System.Globalization.CultureInfo.InvariantCulture)}" : ""));
+                if (r.Warning is { } w) await output.WriteLineAsync($"  warning: {w}");
+            }
+            await output.WriteLineAsync(report.Summary + (failed > 0 ? $"; {failed} failed" : ""));
+            return failed;
+        }
+        catch (Exception e)
+        {
+            DeleteUnfinished(storage, client, pending, ct.IsCancellationRequested ? "index-archive --wait was cancelled" : $"index-archive stopped: {e.Message}");
+            throw;
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
     /// <summary>A server like `rscapret worker`'s (storage, queues, job classes) that uses the model the demo already loaded.</summary>
     private static IHost BuildWorkerHost(string connectionString, ModelCache models)
     {

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Hosting;
 using RsCapRet.Core;
 using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
+using RsCapRet.Raster;
 using RsCapRet.Storage;
 using RsCapRet.Web;
 
@@ -55,7 +56,9 @@ public static class HostCommands
             await MigrationRunner.ApplyAsync(cs, ct: ct);
             // Before any model runs: libtorch gives each thread that first enters it the count set here.
             if ((parse.GetValue(torchThreads) ?? (parse.GetValue(withWorker) ? null : (int?)1)) is { } threads) TorchSharp.torch.set_num_threads(threads);
-            var app = RsCapRetWebHost.Build(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker), credentials);
+            // Without --model or RSCAPRET_MODEL the host follows `rscapret models activate` (models/default while none is activated).
+            var app = RsCapRetWebHost.Build(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker), credentials,
+                followActivatedModel: !CommonOptions.ModelPinned(parse.GetValue(model)));
             // Every address Kestrel may bind — --urls, ASPNETCORE_URLS/urls, Kestrel:Endpoints from any configuration
             // source — is checked before start, and the addresses actually bound are checked again after it.
             DashboardCredentials.RequireForPublicBindings(DashboardCredentials.ConfiguredUrls(app.Configuration, parse.GetValue(urls)!), credentials);
@@ -85,13 +88,46 @@ public static class HostCommands
         var archive = new Argument<string>("folder") { Description = "Archive folder to scan, or a local STAC catalog or collection JSON (its items' assets are the scenes)" };
         var pattern2 = new Option<string>("--pattern") { Description = "File pattern", DefaultValueFactory = _ => "*.tif" };
         var model3 = CommonOptions.Model();
-        var indexArchive = new Command("index-archive", "Queue a scan of an archive folder or STAC catalog: new or changed scenes get ingest jobs") { archive, pattern2, model3, DbCommands.DbOption };
-        CommandAction.Set(indexArchive, (parse, output, ct) =>
-            Enqueue(parse, output, "index", [parse.GetValue(archive)!], parse.GetValue(pattern2)!, parse.GetValue(model3), ct));
+        var waitScan = new Option<bool>("--wait")
+        {
+            Description = "Run the scan and its ingest jobs to the end with a worker in this process, print what was decided per file, exit code 2 if any failed",
+        };
+        var skipOutOfRange = SceneCommands.SkipOutOfRangeOption();
+        var device3 = CommonOptions.Device();
+        var indexArchive = new Command("index-archive", "Scan an archive folder or STAC catalog: new or changed files get ingest jobs, files gone leave search, " +
+                                                        "renamed files keep their tiles") { archive, pattern2, model3, waitScan, skipOutOfRange, device3, DbCommands.DbOption };
+        CommandAction.Set(indexArchive, async (parse, output, ct) =>
+        {
+            var options = new IngestJobOptions(SkipOutOfRange: parse.GetValue(skipOutOfRange));
+            if (!parse.GetValue(waitScan))
+                return await Enqueue(parse, output, "index", [parse.GetValue(archive)!], parse.GetValue(pattern2)!, parse.GetValue(model3), ct, options);
+            var root = Path.GetFullPath(parse.GetValue(archive)!);
+            if (!Directory.Exists(root) && !StacCatalog.IsCatalogFile(root)) throw new DirectoryNotFoundException($"{parse.GetValue(archive)}: no such folder");
+            if (StacCatalog.IsCatalogFile(root)) throw new ArgumentException($"{parse.GetValue(archive)}: --wait scans folders; queue a STAC catalog without --wait");
+            var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
+            await MigrationRunner.ApplyAsync(cs, ct: ct);
+            var modelDir = CommonOptions.ModelFolder(parse.GetValue(model3));
+            using var signals = new TerminationSignals(SceneCommands.SignalGrace);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, signals.Token);
+            using var models = new ModelCache(parse.GetValue(device3));
+            var error = parse.InvocationConfiguration.Error;
+            try
+            {
+                var failed = await DemoJobs.IndexArchiveAsync(cs, modelDir, models, root, parse.GetValue(pattern2)!, options, output, error,
+                    ConsoleProgress.Terminal(error), stop.Token);
+                return failed == 0 ? 0 : CommandAction.UserError;
+            }
+            catch (Exception) when (stop.IsCancellationRequested)
+            {
+                await error.WriteLineAsync($"error: {signals.CancelReason}");
+                return signals.ExitCode;
+            }
+        });
         return [worker, serve, enqueue, indexArchive];
     }
 
-    private static async Task<int> Enqueue(ParseResult parse, TextWriter output, string kind, IEnumerable<string> paths, string pattern, string? model, CancellationToken ct)
+    private static async Task<int> Enqueue(ParseResult parse, TextWriter output, string kind, IEnumerable<string> paths, string pattern, string? model, CancellationToken ct,
+        IngestJobOptions? options = null)
     {
         var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
         await MigrationRunner.ApplyAsync(cs, ct: ct);
@@ -101,8 +137,8 @@ public static class HostCommands
         foreach (var p in paths.Select(Path.GetFullPath))
         {
             var id = kind == "ingest"
-                ? client.Enqueue<IngestSceneJob>(j => j.RunAsync(p, modelDir, null, null, CancellationToken.None))
-                : client.Enqueue<IndexArchiveJob>(j => j.RunAsync(p, pattern, modelDir, null, CancellationToken.None));
+                ? client.Enqueue<IngestSceneJob>(j => j.RunAsync(p, modelDir, options, null, CancellationToken.None))
+                : client.Enqueue<IndexArchiveJob>(j => j.RunAsync(p, pattern, modelDir, options, null, CancellationToken.None));
             await output.WriteLineAsync($"queued job {id}: {kind} {p}");
         }
         return 0;

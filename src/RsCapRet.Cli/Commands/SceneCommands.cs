@@ -44,6 +44,11 @@ public static class SceneCommands
         return option;
     }
 
+    public static Option<bool> SkipOutOfRangeOption() => new("--skip-out-of-range")
+    {
+        Description = "Leave out scenes whose resolution lies far outside the model's training range (they are flagged out_of_range otherwise)",
+    };
+
     public static Option<bool> NoCrsOption() => new("--no-crs") { Description = "Accept rasters without a CRS (pixel-space footprints, not on the map)" };
 
     /// <summary>The tiling the options ask for; the tile size and target GSD come from the model (<see cref="TilingPlan"/>).</summary>
@@ -102,6 +107,9 @@ public static class SceneCommands
             if (plan.Resolution.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {w}");
             var kept = tiler.Tiles().Count();
             await output.WriteLineAsync($"tiles: {kept} to caption, {tiler.SkippedTiles} skipped (more than {parse.GetValue(maxNodata):P0} nodata)");
+            await output.WriteLineAsync(tiler.Coverage is { } coverage
+                ? FormattableString.Invariant($"coverage: {coverage * 100:0.0} % of valid pixels ({tiler.CoveredPixels:N0} of {tiler.ValidPixels:N0} px under a kept tile)")
+                : "coverage: none (no valid pixel)");
             return 0;
         });
 
@@ -113,8 +121,11 @@ public static class SceneCommands
         {
             Description = "When another process is ingesting a scene, wait until it finishes or its lease lapses (default: say so and exit non-zero)",
         };
-        var ingest = new Command("ingest", "Tile, caption, embed and store scenes (idempotent per file content and model)")
-            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern, batch, noCaptions, wait, DbCommands.DbOption };
+        var force = new Option<bool>("--force") { Description = "Ingest a new version even when the path shows these bytes with this plan already" };
+        var skipOutOfRange = SkipOutOfRangeOption();
+        var ingest = new Command("ingest", "Tile, caption, embed and store scenes: each path shows one version (its content with this model and plan); " +
+                                           "an edited file or a new plan makes a new version that replaces the old one when complete")
+            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern, batch, noCaptions, wait, force, skipOutOfRange, DbCommands.DbOption };
         CommandAction.Set(ingest, async (parse, output, ct) =>
         {
             var b = parse.GetValue(batch);
@@ -125,44 +136,69 @@ public static class SceneCommands
             string? current = null;
             try
             {
-                using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, parse.GetValue(bf16));
-                await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: stop.Token);
+                var modelDir = CommonOptions.ModelFolder(parse.GetValue(model));
+                using var encoder = RsCapRetTileEncoder.Load(modelDir, parse.GetValue(device)!, parse.GetValue(bf16));
+                var connection = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
+                await using var ds = await RsCapRetDatabase.OpenAsync(connection, ct: stop.Token);
                 var ingestor = new SceneIngestor(new CatalogStore(ds), encoder);
                 var options = new IngestOptions
                 {
                     Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern), BatchSize = b, Caption = !parse.GetValue(noCaptions),
-                    WaitIfHeld = parse.GetValue(wait), CancelReason = () => signals.CancelReason,
+                    WaitIfHeld = parse.GetValue(wait), CancelReason = () => signals.CancelReason, Force = parse.GetValue(force),
+                    SkipOutOfRange = parse.GetValue(skipOutOfRange),
                 };
+                // Each run is recorded as a job on the dashboard, beside the workers' jobs.
+                var jobOptions = new Jobs.IngestJobOptions(parse.GetValue(bands), options.Tiling.TargetGsd, options.Tiling.Overlap, options.Tiling.MaxNodataFraction,
+                    options.Tiling.AllowMissingCrs, options.Caption, SkipOutOfRange: options.SkipOutOfRange, Force: options.Force);
+                var dashboard = Jobs.DashboardRecord.TryStorage(connection, error);
                 var failures = 0;
                 var bar = new ConsoleProgress(output, ConsoleProgress.Terminal(error));
                 foreach (var p in parse.GetValue(paths)!)
                 {
                     current = p;
+                    var full = System.IO.Path.GetFullPath(p);
+                    var record = Jobs.DashboardRecord.TryStart<Jobs.IngestSceneJob>(dashboard, j => j.RunAsync(full, modelDir, jobOptions, null, CancellationToken.None));
                     try
                     {
-                        var r = await ingestor.IngestAsync(p, options, bar.Report, stop.Token);
+                        var r = await ingestor.IngestAsync(p, options, progress =>
+                        {
+                            bar.Report(progress);
+                            record?.Report(progress.Done, progress.GridTiles, "tiles", progress.Message ?? $"{progress.Stored} stored, {progress.Skipped} skipped (nodata)", force: progress.Message is not null);
+                        }, stop.Token);
                         if (r.Outcome == IngestOutcome.HeldByAnotherWorker)
                         {
                             // Not done by this run: a script must not take it for ingested.
                             failures++;
                             var lapses = r.HolderLeaseLeft is { } left ? $"; its lease lapses in {Math.Ceiling(left.TotalSeconds):F0} s unless renewed" : "";
-                            await error.WriteLineAsync($"error: {p}: scene {r.SceneId} is being ingested by another process{lapses}; pass --wait to wait for it");
+                            var why = $"{p}: scene {r.SceneId} is being ingested by another process{lapses}; pass --wait to wait for it";
+                            record?.Fail(new InvalidOperationException(why));
+                            await error.WriteLineAsync($"error: {why}");
                             continue;
                         }
-                        await output.WriteLineAsync($"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped)" + (r.Resolution is { } res ? $"; {res}" : ""));
+                        var line = $"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped" +
+                                   (r.Coverage is { } cov ? $", coverage {cov.ToString("P1", CultureInfo.InvariantCulture)}" : "") + ")" + (r.Resolution is { } res ? $"; {res}" : "");
+                        record?.Succeed(line);
+                        await output.WriteLineAsync(line);
                         if (r.Warning is { } w) await error.WriteLineAsync($"warning: {p}: {w}");
                     }
                     catch (Npgsql.NpgsqlException e) when (!stop.IsCancellationRequested)
                     {
                         // The scene's claim was released if the database came back in time, else it lapses with its lease.
                         failures++;
+                        record?.Fail(e);
                         await error.WriteLineAsync($"error: {p}: database: {e.Message}" + (e.InnerException is { } inner ? $" ({inner.Message})" : ""));
                     }
                     catch (Exception e) when (e is RasterException or IOException or InvalidOperationException or ArgumentException && !stop.IsCancellationRequested)
                     {
                         // One bad scene does not stop the others; its error is recorded on its own row.
                         failures++;
+                        record?.Fail(e);
                         await error.WriteLineAsync($"error: {e.Message}");
+                    }
+                    catch (Exception e) when (stop.IsCancellationRequested)
+                    {
+                        record?.Fail(new OperationCanceledException(signals.CancelReason, e));
+                        throw;
                     }
                 }
                 return failures == 0 ? 0 : CommandAction.UserError;
@@ -214,6 +250,17 @@ public static class SceneCommands
         return doc.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
     }
 
+    /// <summary>Where the last column and row sit (flush with the raster's edges), or how a dimension smaller than a tile is padded.</summary>
+    private static string Edges(TileGrid g)
+    {
+        string Axis(string name, string coordinate, int count, int size, int lastStart, int overlap) =>
+            count > 1 ? FormattableString.Invariant($"last {name} flush at {coordinate}={lastStart} (overlapping its neighbour by {overlap} px)")
+            : size < g.SourceTile ? FormattableString.Invariant($"one {name} spanning all {size} px, padded from {g.OutputLength(size)} to {g.OutputTile} model px ({g.Padding.ToString().ToLowerInvariant()}; padding is not nodata)")
+            : FormattableString.Invariant($"one {name} of {size} px");
+        return Axis("column", "x", g.Cols, g.Width, g.Column(g.Cols - 1).Start, g.LastColumnOverlap) + ", "
+             + Axis("row", "y", g.Rows, g.Height, g.Row(g.Rows - 1).Start, g.LastRowOverlap);
+    }
+
     public static string Describe(SceneInfo i, int tileSize)
     {
         var sb = new System.Text.StringBuilder();
@@ -222,6 +269,7 @@ public static class SceneCommands
         sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
         if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
         sb.AppendLine(FormattableString.Invariant($"grid: {i.GridRows} rows x {i.GridCols} cols of {tileSize}-px tiles at {i.TileGsd:0.###} units/px (native {i.NativeGsd:0.###})"));
+        sb.AppendLine("edges: " + Edges(i.Grid));
         if (i.FootprintWgs84 is { } f)
         {
             var xs = f.Ring.Select(p => p.X).ToArray();

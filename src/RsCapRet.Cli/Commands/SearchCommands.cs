@@ -47,7 +47,8 @@ public static class SearchCommands
             }
             else
             {
-                using var encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+                // --model / RSCAPRET_MODEL, else the activated model, else models/default: the vector and the model id filter agree.
+                using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
                 var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
                 var vector = imageValue is not null
                     ? encoder.EmbedImage(RsCapRet.Raster.RasterImage.ReadRgb(imageValue, maxSide: 4096))

@@ -76,14 +76,31 @@
     legend.hidden = true;
   }
 
+  // On a narrow screen the lists are below the map: bring the map back into view when a list item moves it.
+  const narrow = window.matchMedia('(max-width: 700px)');
+  function showMapOnPhone() {
+    if (narrow.matches) $('map').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  }
+
   function select(layer, item, zoom) {
     if (selected) { selected.layer.setStyle(FOOTPRINT); selected.item.classList.remove('selected'); }
     selected = { layer, item };
     layer.setStyle(SELECTED);
     layer.bringToFront();
     item.classList.add('selected');
-    if (zoom) map.fitBounds(layer.getBounds(), { padding: [80, 80] });
+    if (zoom) { map.fitBounds(layer.getBounds(), { padding: [80, 80] }); showMapOnPhone(); }
     else item.scrollIntoView({ block: 'nearest' });
+  }
+
+  const OUT_OF_RANGE_HINT = 'The scene\u2019s resolution is far outside the model\u2019s training range: captions and search results on it are unreliable';
+
+  // A small label (status, "out of range"); its text is set as text, never parsed as HTML.
+  function badge(text, kind, title) {
+    const span = document.createElement('span');
+    span.className = 'badge ' + kind;
+    span.textContent = text;
+    if (title) span.title = title;
+    return span;
   }
 
   function resultItem(feature) {
@@ -115,7 +132,15 @@
       history.replaceState(null, '', '?' + params.toString());
       search(params);
     });
-    text.append(caption, meta, similar);
+    text.append(caption, meta);
+    // The scene's resolution is far outside the model's training range: the result is unreliable.
+    if (p.out_of_range) {
+      const flags = document.createElement('div');
+      flags.className = 'flags';
+      flags.append(badge('out of range', 'oor', OUT_OF_RANGE_HINT));
+      text.append(flags);
+    }
+    text.append(similar);
     li.append(img, text);
     return li;
   }
@@ -387,5 +412,138 @@
     search(initial);
   }
 
-  window.rscapretMap = { map, imagery }; // for tests and the browser console
+  // Scenes: the catalogue's archive paths and the version each shows (GET /api/scenes), a page at a time. A row
+  // zooms the map onto its scene and shows that scene's own imagery (tiles/...png?scene=ID) over the others, with
+  // its bounding box outlined. Every field comes from files and the catalogue: set as text, never as HTML.
+  const sceneList = $('sceneList'), scenesCount = $('scenesCount'), scenesError = $('scenesError');
+  const moreScenes = $('moreScenes'), allImagery = $('allImagery'), scenesReload = $('scenesReload');
+  const SCENE_OUTLINE = { color: '#0a66ff', weight: 2, opacity: 0.9, dashArray: '6 4', fill: false, interactive: false, className: 'scene-outline' };
+  const SCENE_PAGE = 100;
+  const KNOWN_STATUSES = ['done', 'empty', 'pending', 'ingesting', 'failed', 'removed', 'superseded'];
+  let scenesLoaded = 0, scenesTotal = 0, scenesBusy = false;
+  let sceneImagery = null, sceneOutline = null, selectedScene = null;
+
+  function sceneItem(s) {
+    const li = document.createElement('li');
+    li.className = 'scene';
+    li.tabIndex = 0;
+    if (s.id != null) li.dataset.sceneId = String(s.id);
+    const head = document.createElement('div');
+    head.className = 'scene-head';
+    const status = String(s.status ?? 'unknown');
+    head.append(badge(status, KNOWN_STATUSES.includes(status) ? 'status-' + status : 'status-other'));
+    if (s.out_of_range) head.append(badge('out of range', 'oor', OUT_OF_RANGE_HINT));
+    const name = document.createElement('span');
+    name.className = 'scene-path';
+    name.title = s.path ?? '';
+    // Text nodes with a line-break opportunity (<wbr>) after each '/' and '_', so long file names wrap at their parts.
+    for (const part of String(s.path ?? '').split(/(?<=[\/_])/)) name.append(document.createTextNode(part), document.createElement('wbr'));
+    head.append(name);
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    const tiles = Number(s.tiles ?? 0);
+    meta.textContent = [
+      s.id != null ? `scene ${s.id}` : 'no version yet',
+      s.acquired_at ? String(s.acquired_at).slice(0, 10) : 'date unknown',
+      `${tiles} tile${tiles === 1 ? '' : 's'}`,
+      typeof s.coverage === 'number' ? `coverage ${(s.coverage * 100).toFixed(1)}%` : 'coverage not measured',
+    ].join(' · ');
+    li.append(head, meta);
+    for (const w of s.warnings ?? []) {
+      const warning = document.createElement('div');
+      warning.className = 'scene-warning';
+      warning.textContent = '\u26a0 ' + w;
+      warning.title = w;
+      li.append(warning);
+    }
+    if (s.status === 'failed' && s.error) {
+      const error = document.createElement('div');
+      error.className = 'scene-error';
+      error.textContent = 'error: ' + s.error;
+      error.title = s.error;
+      li.append(error);
+    }
+    li.addEventListener('click', () => selectScene(s, li));
+    li.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectScene(s, li); } });
+    return li;
+  }
+
+  function clearSceneSelection() {
+    if (sceneImagery) map.removeLayer(sceneImagery);
+    if (sceneOutline) map.removeLayer(sceneOutline);
+    if (selectedScene) selectedScene.classList.remove('selected');
+    sceneImagery = sceneOutline = selectedScene = null;
+    allImagery.hidden = true;
+  }
+
+  function selectScene(s, li) {
+    clearSceneSelection();
+    scenesError.hidden = true;
+    selectedScene = li;
+    li.classList.add('selected');
+    const b = s.bbox;
+    if (!Array.isArray(b) || b.length !== 4 || !b.every(Number.isFinite)) {
+      scenesError.textContent = `${s.path}: no footprint to show (${s.status}).`;
+      scenesError.hidden = false;
+      return;
+    }
+    const bounds = L.latLngBounds([b[1], b[0]], [b[3], b[2]]);
+    sceneOutline = L.rectangle(bounds, SCENE_OUTLINE).addTo(map);
+    // Only a searchable version has imagery on the map (the map layer draws complete scenes).
+    if (s.id != null && s.status === 'done') {
+      sceneImagery = L.tileLayer(`tiles/{z}/{x}/{y}.png?scene=${encodeURIComponent(s.id)}`,
+        { maxZoom: 22, tileSize: 256, className: 'scene-imagery', zIndex: 2 }).addTo(map);
+    }
+    allImagery.hidden = false;
+    map.fitBounds(bounds, { padding: [24, 24] });
+    showMapOnPhone();
+  }
+
+  allImagery.addEventListener('click', clearSceneSelection);
+
+  async function loadScenes(reset) {
+    if (scenesBusy) return;
+    scenesBusy = true;
+    scenesError.hidden = true;
+    try {
+      const offset = reset ? 0 : scenesLoaded;
+      const params = new URLSearchParams({ limit: String(SCENE_PAGE), offset: String(offset) });
+      let response, body;
+      try {
+        response = await fetch('api/scenes?' + params.toString(), { headers: { Accept: 'application/json' } });
+        const text = await response.text();
+        try { body = JSON.parse(text); } catch { body = { error: text || response.statusText }; }
+      } catch (e) {
+        scenesError.textContent = 'Loading the scenes failed: ' + e.message;
+        scenesError.hidden = false;
+        return;
+      }
+      if (!response.ok) {
+        scenesError.textContent = `Scenes: error ${response.status}: ${body.error ?? response.statusText}`;
+        scenesError.hidden = false;
+        return;
+      }
+      if (reset) { clearSceneSelection(); sceneList.replaceChildren(); scenesLoaded = 0; }
+      const rows = body.scenes ?? [];
+      for (const s of rows) sceneList.append(sceneItem(s));
+      scenesLoaded += rows.length;
+      scenesTotal = body.total ?? scenesLoaded;
+      scenesCount.textContent = scenesLoaded < scenesTotal ? `(${scenesLoaded} of ${scenesTotal})` : `(${scenesTotal})`;
+      moreScenes.hidden = scenesLoaded >= scenesTotal;
+      if (scenesTotal === 0) {
+        const empty = document.createElement('li');
+        empty.className = 'empty';
+        empty.textContent = 'No scenes in the catalogue yet (rscapret ingest, or index an archive).';
+        sceneList.append(empty);
+      }
+    } finally {
+      scenesBusy = false;
+    }
+  }
+
+  moreScenes.addEventListener('click', () => loadScenes(false));
+  scenesReload.addEventListener('click', () => loadScenes(true));
+  loadScenes(true);
+
+  window.rscapretMap = { map, imagery, sceneImagery: () => sceneImagery }; // for tests and the browser console
 })();

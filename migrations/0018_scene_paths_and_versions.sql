@@ -1,0 +1,238 @@
+-- A scene is an archive path; what the catalogue stores for it are versions (rows of `scenes`): one per file
+-- content (SHA-256), model and ingest plan. `scene_paths` says which version each path shows now, so that
+--   * an edited file is ingested as a new version and the path switches to it in one transaction (searches see the
+--     old version until the new one is complete: never both, never neither);
+--   * a file gone from the archive is 'removed' (out of search; its tiles kept for `changes` until pruned);
+--   * a renamed file keeps its version (and tile ids), and the same bytes at several paths share one version.
+-- A version is searchable (status 'done') exactly while some current path shows it; otherwise it is 'superseded'
+-- (a newer version replaced it) or 'removed' (its path left the archive).
+
+ALTER TABLE scenes DROP CONSTRAINT scenes_status_check;
+ALTER TABLE scenes ADD CONSTRAINT scenes_status_check
+    CHECK (status IN ('pending', 'ingesting', 'done', 'empty', 'failed', 'superseded', 'removed'));
+
+-- The ingest plan (model input size, requested GSD, bands, overlap, stretch, nodata threshold, captions, grid
+-- layout) as JSON and as the canonical text it is compared by; scenes ingested before this migration have the
+-- plan 'legacy', which no current plan equals (their edge tiles were lost), so a re-scan re-ingests them.
+ALTER TABLE scenes ADD COLUMN plan jsonb;
+ALTER TABLE scenes ADD COLUMN plan_key text NOT NULL DEFAULT 'legacy';
+-- `ingest --force` makes a new revision of the same content and plan beside the current one.
+ALTER TABLE scenes ADD COLUMN revision integer NOT NULL DEFAULT 1;
+-- Valid pixels under a stored tile / valid pixels (NULL: not measured, scenes ingested before this migration).
+ALTER TABLE scenes ADD COLUMN coverage double precision;
+-- The scene's tile resolution lies far outside the model's training range (its `warning` says how far).
+ALTER TABLE scenes ADD COLUMN out_of_range boolean NOT NULL DEFAULT false;
+ALTER TABLE scenes ADD COLUMN retired_at timestamptz;   -- when it stopped being current (superseded, removed)
+UPDATE scenes SET out_of_range = true WHERE warning LIKE '%far coarser%' OR warning LIKE '%far finer%';
+
+ALTER TABLE scenes DROP CONSTRAINT scenes_content_sha256_model_id_key;
+ALTER TABLE scenes ADD CONSTRAINT scenes_version_key UNIQUE (content_sha256, model_id, plan_key, revision);
+
+CREATE TABLE scene_paths (
+    path             text        NOT NULL,
+    model_id         integer     NOT NULL REFERENCES models (id),
+    scene_id         bigint      REFERENCES scenes (id) ON DELETE SET NULL,  -- the version shown (complete)
+    pending_scene_id bigint      REFERENCES scenes (id) ON DELETE SET NULL,  -- a version being ingested for it
+    version          integer     NOT NULL DEFAULT 0,    -- how many versions have been current at this path
+    status           text        NOT NULL DEFAULT 'current' CHECK (status IN ('current', 'removed')),
+    decision         text,                              -- what the last scan or ingest decided, and why
+    first_seen_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    removed_at       timestamptz,
+    PRIMARY KEY (path, model_id)
+);
+CREATE INDEX scene_paths_scene_idx   ON scene_paths (scene_id);
+CREATE INDEX scene_paths_pending_idx ON scene_paths (pending_scene_id) WHERE pending_scene_id IS NOT NULL;
+-- Scans list what the catalogue has under a folder: a prefix match.
+CREATE INDEX scene_paths_prefix_idx  ON scene_paths (path text_pattern_ops);
+
+-- Existing catalogues: each path shows its latest complete version; older complete versions of the same path
+-- (an edited file ingested twice) are superseded; a path with no complete version keeps its latest attempt pending.
+INSERT INTO scene_paths (path, model_id, scene_id, version, status, decision, first_seen_at, updated_at)
+SELECT DISTINCT ON (path, model_id) path, model_id, id, 1, 'current', 'migrated', created_at, updated_at
+  FROM scenes WHERE status IN ('done', 'empty')
+ ORDER BY path, model_id, updated_at DESC, id DESC;
+UPDATE scenes s SET status = 'superseded', retired_at = now()
+ WHERE s.status IN ('done', 'empty') AND NOT EXISTS (SELECT 1 FROM scene_paths p WHERE p.scene_id = s.id);
+INSERT INTO scene_paths (path, model_id, pending_scene_id, version, status, decision, first_seen_at, updated_at)
+SELECT DISTINCT ON (path, model_id) path, model_id, id, 0, 'current', 'migrated', created_at, updated_at
+  FROM scenes WHERE status IN ('pending', 'ingesting', 'failed')
+ ORDER BY path, model_id, updated_at DESC, id DESC
+ON CONFLICT (path, model_id) DO UPDATE SET pending_scene_id = EXCLUDED.pending_scene_id;
+
+-- A complete version is searchable ('done', or 'empty' without tiles) exactly while a current path shows it;
+-- otherwise 'removed' (only removed paths show it) or 'superseded' (no path shows it). Called after every change of
+-- scene_paths, in the same transaction. The versions are locked first, in a statement of their own, so that two
+-- transactions changing paths of one version take turns and the second decides on what the first committed.
+CREATE FUNCTION rscapret_reconcile_scenes(ids bigint[]) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM 1 FROM scenes WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
+    UPDATE scenes s
+       SET status = v.status,
+           retired_at = CASE WHEN v.status IN ('done', 'empty') THEN NULL ELSE COALESCE(s.retired_at, now()) END,
+           updated_at = now()
+      FROM (SELECT s2.id,
+                   CASE WHEN EXISTS (SELECT 1 FROM scene_paths p WHERE p.scene_id = s2.id AND p.status = 'current')
+                        THEN CASE WHEN s2.tile_count > 0 THEN 'done' ELSE 'empty' END
+                        WHEN EXISTS (SELECT 1 FROM scene_paths p WHERE p.scene_id = s2.id) THEN 'removed'
+                        ELSE 'superseded' END AS status
+              FROM scenes s2
+             WHERE s2.id = ANY(ids) AND s2.status IN ('done', 'empty', 'superseded', 'removed')) v
+     WHERE s.id = v.id AND s.status IS DISTINCT FROM v.status;
+END
+$$;
+
+-- Which model serves searches: the one activated last (`rscapret models activate`); its folder is recorded when it
+-- registers, so every process can load it. No activated model: each process uses its own --model / default.
+ALTER TABLE models ADD COLUMN directory text;
+ALTER TABLE models ADD COLUMN activated_at timestamptz;
+
+-- `changes` pairs any version kept in the catalogue: a removed or superseded one too, until it is pruned.
+CREATE OR REPLACE FUNCTION rscapret_changes(
+    before_scene bigint,
+    after_scene  bigint,
+    k            integer          DEFAULT 20,
+    min_iou      double precision DEFAULT 0.5,
+    area         geometry         DEFAULT NULL,
+    toward       vector(256)      DEFAULT NULL)
+RETURNS TABLE (before_tile bigint, after_tile bigint, before_scene_id bigint, after_scene_id bigint,
+               before_caption text, after_caption text, distance double precision, toward_gain double precision,
+               iou double precision, overlap geometry, before_acquired timestamptz, after_acquired timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    b scenes%ROWTYPE;
+    a scenes%ROWTYPE;
+BEGIN
+    IF before_scene IS NULL OR after_scene IS NULL THEN RAISE EXCEPTION 'rscapret_changes: before_scene and after_scene are required'; END IF;
+    IF before_scene = after_scene THEN RAISE EXCEPTION 'rscapret_changes: before and after are the same scene (%)', before_scene; END IF;
+    SELECT * INTO b FROM scenes WHERE id = before_scene;
+    SELECT * INTO a FROM scenes WHERE id = after_scene;
+    IF b.id IS NULL THEN RAISE NOTICE 'no scene % in the catalogue (before)', before_scene; RETURN; END IF;
+    IF a.id IS NULL THEN RAISE NOTICE 'no scene % in the catalogue (after)', after_scene; RETURN; END IF;
+    -- Notices name scenes by id only: the API passes them on, and paths are the server's business.
+    IF b.status NOT IN ('done', 'superseded', 'removed') OR b.tile_count = 0 THEN
+        RAISE NOTICE 'scene % (before) is not ingested: its status is %', b.id, b.status; RETURN; END IF;
+    IF a.status NOT IN ('done', 'superseded', 'removed') OR a.tile_count = 0 THEN
+        RAISE NOTICE 'scene % (after) is not ingested: its status is %', a.id, a.status; RETURN; END IF;
+    IF b.model_id <> a.model_id THEN
+        RAISE NOTICE 'scenes % and % were encoded by different models (% and %); their vectors are not comparable',
+            b.id, a.id, b.model_id, a.model_id;
+        RETURN;
+    END IF;
+    IF b.footprint IS NULL OR a.footprint IS NULL THEN
+        RAISE NOTICE 'scene % has no geographic footprint (ingested without a CRS); it cannot be paired by ground',
+            CASE WHEN b.footprint IS NULL THEN b.id ELSE a.id END;
+        RETURN;
+    END IF;
+    IF NOT ST_Intersects(b.footprint, a.footprint) THEN
+        RAISE NOTICE 'scenes % and % do not overlap', b.id, a.id; RETURN; END IF;
+    RETURN QUERY SELECT * FROM rscapret_change_pairs(ARRAY[b.id], ARRAY[a.id], k, min_iou, area, toward);
+END
+$$;
+
+-- An area and two acquisition-time ranges: the current version of every path (a removed path's last one too) acquired in a range and intersecting the area.
+CREATE OR REPLACE FUNCTION rscapret_changes(
+    area     geometry,
+    before   tstzrange,
+    after    tstzrange,
+    k        integer          DEFAULT 20,
+    min_iou  double precision DEFAULT 0.5,
+    model    integer          DEFAULT NULL,
+    toward   vector(256)      DEFAULT NULL)
+RETURNS TABLE (before_tile bigint, after_tile bigint, before_scene_id bigint, after_scene_id bigint,
+               before_caption text, after_caption text, distance double precision, toward_gain double precision,
+               iou double precision, overlap geometry, before_acquired timestamptz, after_acquired timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    before_ids bigint[];
+    after_ids  bigint[];
+BEGIN
+    IF area IS NULL THEN RAISE EXCEPTION 'rscapret_changes: an area is required with time ranges (it bounds the work)'; END IF;
+    IF before IS NULL OR after IS NULL OR isempty(before) OR isempty(after) THEN
+        RAISE EXCEPTION 'rscapret_changes: before and after must be non-empty time ranges'; END IF;
+    IF before && after THEN RAISE EXCEPTION 'rscapret_changes: the before range % and the after range % overlap', before, after; END IF;
+    IF ST_SRID(area) = 0 THEN area := ST_SetSRID(area, 4326); END IF;
+    IF ST_SRID(area) <> 4326 THEN area := ST_Transform(area, 4326); END IF;
+    before_ids := ARRAY(SELECT s.id FROM scenes s WHERE s.status IN ('done', 'removed') AND s.acquired_at <@ before
+                          AND ST_Intersects(s.footprint, area) AND (model IS NULL OR s.model_id = model));
+    after_ids  := ARRAY(SELECT s.id FROM scenes s WHERE s.status IN ('done', 'removed') AND s.acquired_at <@ after
+                          AND ST_Intersects(s.footprint, area) AND (model IS NULL OR s.model_id = model));
+    IF cardinality(before_ids) = 0 THEN RAISE NOTICE 'no ingested scene acquired in % covers the area', before; RETURN; END IF;
+    IF cardinality(after_ids) = 0 THEN RAISE NOTICE 'no ingested scene acquired in % covers the area', after; RETURN; END IF;
+    RETURN QUERY SELECT * FROM rscapret_change_pairs(before_ids, after_ids, k, min_iou, area, toward);
+END
+$$;
+
+-- The pairing of 0012, each before tile with its best-overlapping after tile only (flush edge tiles, 0018).
+CREATE OR REPLACE FUNCTION rscapret_change_pairs(
+    before_scenes bigint[],
+    after_scenes  bigint[],
+    k             integer,
+    min_iou       double precision,
+    area          geometry,
+    toward        vector(256))
+RETURNS TABLE (before_tile bigint, after_tile bigint, before_scene bigint, after_scene bigint,
+               before_caption text, after_caption text, distance double precision, toward_gain double precision,
+               iou double precision, overlap geometry, before_acquired timestamptz, after_acquired timestamptz)
+LANGUAGE plpgsql STABLE
+-- Plan every call with its own area: after five calls PL/pgSQL would otherwise switch to a generic plan that
+-- cannot know how small the area is (bench changes: a 1 % bbox went from 56 ms to 700 ms, near the whole scene's 1.8 s).
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    before_tiles bigint;
+    max_tiles    bigint := coalesce(nullif(current_setting('rscapret.changes_max_tiles', true), '')::bigint, 250000);
+BEGIN
+    IF k IS NULL OR k < 1 OR k > 1000 THEN RAISE EXCEPTION 'rscapret_changes: k must be between 1 and 1000, got %', k; END IF;
+    IF min_iou IS NULL OR min_iou <= 0 OR min_iou > 1 THEN
+        RAISE EXCEPTION 'rscapret_changes: min_iou must be in (0, 1], got %', min_iou; END IF;
+    IF area IS NOT NULL AND ST_SRID(area) = 0 THEN area := ST_SetSRID(area, 4326); END IF;
+    IF area IS NOT NULL AND ST_SRID(area) <> 4326 THEN area := ST_Transform(area, 4326); END IF;
+
+    SELECT count(*) INTO before_tiles FROM tiles t
+     WHERE t.scene_id = ANY (before_scenes) AND (area IS NULL OR ST_Intersects(t.footprint, area));
+    IF before_tiles > max_tiles THEN
+        RAISE EXCEPTION 'rscapret_changes: the before set has % tiles, more than rscapret.changes_max_tiles (%); give a smaller area',
+            before_tiles, max_tiles;
+    END IF;
+
+    RETURN QUERY
+    WITH candidates AS (
+        SELECT b.id AS b_id, a.id AS a_id, b.scene_id AS b_scene, a.scene_id AS a_scene,
+               b.caption AS b_caption, a.caption AS a_caption, b.embedding AS b_vec, a.embedding AS a_vec,
+               ST_Area(b.footprint) AS b_area, ST_Area(a.footprint) AS a_area, b.footprint AS b_fp, a.footprint AS a_fp
+          FROM tiles b
+          JOIN tiles a ON a.footprint && b.footprint          -- GiST on tiles.footprint
+                      AND a.scene_id = ANY (after_scenes)
+                      AND a.model_id = b.model_id
+         WHERE b.scene_id = ANY (before_scenes)
+           AND b.footprint IS NOT NULL
+           AND (area IS NULL OR ST_Intersects(b.footprint, area))
+           -- The intersection of two footprints is no larger than that of their boxes, and IoU >= min_iou needs an
+           -- intersection of at least min_iou x the larger footprint: this drops edge neighbours before ST_Intersection.
+           AND (least(ST_XMax(a.footprint), ST_XMax(b.footprint)) - greatest(ST_XMin(a.footprint), ST_XMin(b.footprint)))
+             * (least(ST_YMax(a.footprint), ST_YMax(b.footprint)) - greatest(ST_YMin(a.footprint), ST_YMin(b.footprint)))
+               >= min_iou * greatest(ST_Area(a.footprint), ST_Area(b.footprint)) * 0.999
+    ), pairs AS (
+        SELECT c.*, ST_Intersection(c.b_fp, c.a_fp) AS inter FROM candidates c
+    ), scored AS (
+        -- Each before tile pairs with the after tile it overlaps most: the flush last column and row of a grid overlap
+        -- their neighbours by more than min_iou, and would otherwise pair with the neighbours' counterparts too.
+        SELECT DISTINCT ON (p.b_id) p.*, ST_Area(p.inter) / nullif(p.b_area + p.a_area - ST_Area(p.inter), 0) AS pair_iou
+          FROM pairs p
+         ORDER BY p.b_id, ST_Area(p.inter) / nullif(p.b_area + p.a_area - ST_Area(p.inter), 0) DESC NULLS LAST, p.a_id
+    )
+    SELECT s.b_id, s.a_id, s.b_scene, s.a_scene, s.b_caption, s.a_caption,
+           (s.b_vec <=> s.a_vec)::double precision,
+           CASE WHEN toward IS NULL THEN NULL ELSE ((s.b_vec <=> toward) - (s.a_vec <=> toward))::double precision END,
+           s.pair_iou, s.inter, sb.acquired_at, sa.acquired_at
+      FROM scored s
+      JOIN scenes sb ON sb.id = s.b_scene
+      JOIN scenes sa ON sa.id = s.a_scene
+     WHERE s.pair_iou >= min_iou
+     ORDER BY CASE WHEN toward IS NULL THEN (s.b_vec <=> s.a_vec) ELSE (s.b_vec <=> toward) - (s.a_vec <=> toward) END DESC,
+              s.b_id, s.a_id
+     LIMIT k;
+END
+$$;

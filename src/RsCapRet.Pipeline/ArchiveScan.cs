@@ -1,0 +1,115 @@
+using System.IO.Enumeration;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Pipeline;
+
+/// <summary>What a scan decided for one path. Added and Changed need an ingest (model work unless the bytes are known).</summary>
+public enum ScanDecisionKind { Added, Changed, Removed, Moved, Unchanged, Failed }
+
+/// <summary>One path's decision; <see cref="From"/> is the old path of a move; <see cref="Detail"/> says why.</summary>
+public sealed record ScanDecision(string Path, ScanDecisionKind Kind, string? Detail = null, string? From = null)
+{
+    public string Word => Kind.ToString().ToLowerInvariant();
+
+    public override string ToString() => Kind switch
+    {
+        ScanDecisionKind.Moved => $"moved     {Path} (from {From}; same bytes, no model work)",
+        _ => $"{Word,-9} {Path}" + (Detail is { } d ? $": {d}" : ""),
+    };
+}
+
+/// <summary>A scan's decisions and how many files it had to hash (the others were known by size and mtime).</summary>
+public sealed record ScanResult(IReadOnlyList<ScanDecision> Decisions, int Files, int Hashed)
+{
+    public IEnumerable<ScanDecision> ToIngest => Decisions.Where(d => d.Kind is ScanDecisionKind.Added or ScanDecisionKind.Changed);
+
+    public string Summary => $"{Files} files seen ({Hashed} hashed): " + string.Join(", ",
+        Enum.GetValues<ScanDecisionKind>().Select(k => $"{Decisions.Count(d => d.Kind == k)} {k.ToString().ToLowerInvariant()}"));
+}
+
+/// <summary>
+/// Compares an archive folder with what the catalogue shows for it (one model, one ingest plan) and applies the
+/// decisions that need no model work: a file gone is removed from search, a file renamed or moved with the same
+/// bytes keeps its version (and tile ids) under its new path. New and changed files are returned for ingestion.
+/// Files whose size and modification time are what the last scan saw are not re-hashed.
+/// </summary>
+public static class ArchiveScan
+{
+    public static async Task<ScanResult> RunAsync(CatalogStore store, string root, string pattern, int modelId, string planKey,
+        Action<string>? log = null, CancellationToken ct = default)
+    {
+        root = Path.GetFullPath(root);
+        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: archive folder is not reachable");
+        var known = await store.KnownFilesUnderAsync(root, ct);
+        var catalogued = (await store.CurrentPathsUnderAsync(root, modelId, ct)).ToDictionary(p => p.Path, StringComparer.Ordinal);
+        var decisions = new List<ScanDecision>();
+        var newFiles = new List<(string Path, string Sha)>();
+        var onDisk = new HashSet<string>(StringComparer.Ordinal);
+        int files = 0, hashed = 0;
+        foreach (var file in Directory.EnumerateFiles(root, pattern, SearchOption.AllDirectories).Select(Path.GetFullPath).Order(StringComparer.Ordinal))
+        {
+            ct.ThrowIfCancellationRequested();
+            files++;
+            onDisk.Add(file);
+            string sha;
+            try
+            {
+                var info = new FileInfo(file);
+                if (known.TryGetValue(file, out var k) && k.SizeBytes == info.Length && k.ModifiedUtc == Truncated(info.LastWriteTimeUtc))
+                    sha = k.ContentSha256;
+                else
+                {
+                    var described = await SceneIngestor.DescribeFileAsync(file, ct);
+                    sha = described.ContentSha256;
+                    hashed++;
+                    await store.RememberFileAsync(file, new KnownFile(info.Length, info.LastWriteTimeUtc, sha), ct);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Raster.RasterException)
+            {
+                decisions.Add(new ScanDecision(file, ScanDecisionKind.Failed, e.Message));
+                continue;
+            }
+            if (catalogued.TryGetValue(file, out var c))
+            {
+                // The bytes and plan that failed last time fail again: not re-queued on every scan (`scenes retry` tries again).
+                if (c.FailedAttempt is { } f && f.Sha256 == sha && f.PlanKey == planKey)
+                    decisions.Add(new ScanDecision(file, ScanDecisionKind.Failed, $"{f.Error} (unchanged since it failed; `rscapret scenes retry` tries again)"));
+                else if (c.SceneId is null) decisions.Add(new ScanDecision(file, ScanDecisionKind.Added, "not ingested yet (earlier attempt pending or failed)"));
+                else if (c.ContentSha256 != sha) decisions.Add(new ScanDecision(file, ScanDecisionKind.Changed, "content changed: a new version is ingested; searches see the old one until it completes"));
+                else if (c.PlanKey != planKey) decisions.Add(new ScanDecision(file, ScanDecisionKind.Changed, c.PlanKey == "legacy"
+                    ? "ingested by an earlier version of the tiler (edge strips lost): a new version is ingested"
+                    : "ingest plan changed: a new version is ingested"));
+                else decisions.Add(new ScanDecision(file, ScanDecisionKind.Unchanged));
+            }
+            else newFiles.Add((file, sha));
+        }
+
+        // Gone: catalogued paths under the folder that the pattern covers and that are no longer there.
+        var gone = catalogued.Values.Where(c => !onDisk.Contains(c.Path) && MatchesPattern(root, c.Path, pattern)).ToList();
+        foreach (var (path, sha) in newFiles)
+        {
+            var moved = gone.FirstOrDefault(g => g.SceneId is not null && g.ContentSha256 == sha && g.PlanKey == planKey);
+            if (moved is not null && await store.MovePathAsync(moved.Path, path, modelId, ct))
+            {
+                gone.Remove(moved);
+                decisions.Add(new ScanDecision(path, ScanDecisionKind.Moved, From: moved.Path));
+            }
+            else decisions.Add(new ScanDecision(path, ScanDecisionKind.Added));
+        }
+        if (gone.Count > 0)
+        {
+            await store.RemovePathsAsync(gone.Select(g => g.Path).ToList(), modelId, ct: ct);
+            decisions.AddRange(gone.Select(g => new ScanDecision(g.Path, ScanDecisionKind.Removed, "gone from the archive: out of search (kept for `changes` until `scenes prune`)")));
+        }
+        var ordered = decisions.OrderBy(d => d.Path, StringComparer.Ordinal).ToList();
+        foreach (var d in ordered.Where(d => d.Kind != ScanDecisionKind.Unchanged)) log?.Invoke(d.ToString());
+        return new ScanResult(ordered, files, hashed);
+    }
+
+    /// <summary>PostgreSQL keeps microseconds; a file's mtime has ticks (100 ns).</summary>
+    internal static DateTime Truncated(DateTime utc) => new(utc.Ticks - utc.Ticks % 10, DateTimeKind.Utc);
+
+    private static bool MatchesPattern(string root, string path, string pattern) =>
+        path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) && FileSystemName.MatchesSimpleExpression(pattern, Path.GetFileName(path));
+}
