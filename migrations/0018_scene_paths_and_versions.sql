@@ -164,7 +164,7 @@ BEGIN
 END
 $$;
 
--- The pairing of 0012, each before tile with its best-overlapping after tile only (flush edge tiles, 0018).
+-- The pairing of 0012, each before tile with its best-overlapping after tiles only (flush edge tiles, 0018).
 CREATE OR REPLACE FUNCTION rscapret_change_pairs(
     before_scenes bigint[],
     after_scenes  bigint[],
@@ -217,11 +217,11 @@ BEGIN
     ), pairs AS (
         SELECT c.*, ST_Intersection(c.b_fp, c.a_fp) AS inter FROM candidates c
     ), scored AS (
-        -- Each before tile pairs with the after tile it overlaps most: the flush last column and row of a grid overlap
-        -- their neighbours by more than min_iou, and would otherwise pair with the neighbours' counterparts too.
-        SELECT DISTINCT ON (p.b_id) p.*, ST_Area(p.inter) / nullif(p.b_area + p.a_area - ST_Area(p.inter), 0) AS pair_iou
-          FROM pairs p
-         ORDER BY p.b_id, ST_Area(p.inter) / nullif(p.b_area + p.a_area - ST_Area(p.inter), 0) DESC NULLS LAST, p.a_id
+        -- Each before tile pairs with the after tiles it overlaps most (all of them on a tie): the flush last column
+        -- and row of a grid overlap their neighbours by more than min_iou, and would otherwise also pair with the
+        -- neighbours' counterparts.
+        SELECT q.*, max(q.pair_iou) OVER (PARTITION BY q.b_id) AS b_best
+          FROM (SELECT p.*, ST_Area(p.inter) / nullif(p.b_area + p.a_area - ST_Area(p.inter), 0) AS pair_iou FROM pairs p) q
     )
     SELECT s.b_id, s.a_id, s.b_scene, s.a_scene, s.b_caption, s.a_caption,
            (s.b_vec <=> s.a_vec)::double precision,
@@ -230,7 +230,7 @@ BEGIN
       FROM scored s
       JOIN scenes sb ON sb.id = s.b_scene
       JOIN scenes sa ON sa.id = s.a_scene
-     WHERE s.pair_iou >= min_iou
+     WHERE s.pair_iou >= min_iou AND s.pair_iou >= s.b_best - 1e-9
      ORDER BY CASE WHEN toward IS NULL THEN (s.b_vec <=> s.a_vec) ELSE (s.b_vec <=> toward) - (s.a_vec <=> toward) END DESC,
               s.b_id, s.a_id
      LIMIT k;

@@ -34,7 +34,7 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
         foreach (var scene in scenes)
         {
             var job = Assert.Single(SucceededIngestJobs(monitor, scene));
-            Assert.StartsWith("Ingested:", job.Value.Result?.ToString()?.Trim('"'));
+            Assert.StartsWith("added: ingested", job.Value.Result?.ToString()?.Trim('"'));
             Assert.Contains(monitor.JobDetails(job.Key).History, h => h.StateName == ProcessingState.StateName
                 && h.Data["ServerId"].StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
         }
@@ -51,7 +51,7 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
         {
             var jobs = SucceededIngestJobs(monitor, scene);
             Assert.Equal(2, jobs.Count);
-            Assert.Single(jobs, j => j.Value.Result?.ToString()?.Trim('"').StartsWith("AlreadyIngested:") == true);
+            Assert.Single(jobs, j => j.Value.Result?.ToString()?.Trim('"').StartsWith("unchanged: already ingested") == true);
         }
         Assert.Equal(tiles, await TileCount());
         Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
