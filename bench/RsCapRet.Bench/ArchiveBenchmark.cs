@@ -125,7 +125,7 @@ public static partial class ArchiveBenchmark
         var perRow = (ds.Width - w) / 9 + 1;
         for (var i = 0; i < files; i++)
         {
-            int x = i % perRow * 9 % (ds.Width - w), y = i / perRow * 7 % (ds.Height - h);
+            int x = i % perRow * 9, y = i / perRow * 7 % (ds.Height - h + 1);
             var bands = new List<byte[]>();
             for (var b = 1; b <= 3; b++)
             {

@@ -72,9 +72,12 @@ public static class ArchiveScan
             }
             if (catalogued.TryGetValue(file, out var c))
             {
-                // The bytes and plan that failed last time fail again: not re-queued on every scan (`scenes retry` tries again).
-                if (c.FailedAttempt is { } f && f.Sha256 == sha && f.PlanKey == planKey)
+                // The bytes and plan that failed last time fail again: not re-queued on every scan (`scenes retry` tries
+                // again); the ones being ingested are not queued twice.
+                if (c.Attempt is { } f && f.Sha256 == sha && f.PlanKey == planKey && f.Status == SceneStatus.Failed)
                     decisions.Add(new ScanDecision(file, ScanDecisionKind.Failed, $"{f.Error} (unchanged since it failed; `rscapret scenes retry` tries again)"));
+                else if (c.Attempt is { } g && g.Sha256 == sha && g.PlanKey == planKey && g.Status == SceneStatus.Ingesting)
+                    decisions.Add(new ScanDecision(file, ScanDecisionKind.Unchanged, "being ingested"));
                 else if (c.SceneId is null) decisions.Add(new ScanDecision(file, ScanDecisionKind.Added, "not ingested yet (earlier attempt pending or failed)"));
                 else if (c.ContentSha256 != sha) decisions.Add(new ScanDecision(file, ScanDecisionKind.Changed, "content changed: a new version is ingested; searches see the old one until it completes"));
                 else if (c.PlanKey != planKey) decisions.Add(new ScanDecision(file, ScanDecisionKind.Changed, c.PlanKey == "legacy"

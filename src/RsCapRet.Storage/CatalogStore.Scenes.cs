@@ -32,8 +32,8 @@ public sealed record ScenePathState(string Path, int ModelId, int Version, bool 
 /// <summary>A current path of the catalogue under a folder, with what a scan compares a file against.</summary>
 public sealed record CataloguedPath(string Path, long? SceneId, string? ContentSha256, string? PlanKey, long SizeBytes)
 {
-    /// <summary>The latest attempt at a newer version when it failed: its content, plan and error.</summary>
-    public (string Sha256, string PlanKey, string? Error)? FailedAttempt { get; init; }
+    /// <summary>The version being ingested (or last attempted) for the path: its content, plan, status and error.</summary>
+    public (string Sha256, string PlanKey, SceneStatus Status, string? Error)? Attempt { get; init; }
 }
 
 /// <summary>What a scan saw of a file last time (migrations/0004): unchanged size and mtime mean unchanged bytes.</summary>
@@ -269,7 +269,9 @@ public sealed partial class CatalogStore
     {
         await using var cmd = DataSource.CreateCommand("""
             SELECT p.path, p.scene_id, s.content_sha256, s.plan_key, COALESCE(s.size_bytes, q.size_bytes, 0),
-                   q.status = 'failed', q.content_sha256, q.plan_key, q.error
+                   -- An attempt whose holder's lease lapsed (the worker died) is no longer being ingested: 'pending'.
+                   CASE WHEN q.status = 'ingesting' AND COALESCE(q.lease_expires_at, q.updated_at) < now() THEN 'pending' ELSE q.status END,
+                   q.content_sha256, q.plan_key, q.error
               FROM scene_paths p
               LEFT JOIN scenes s ON s.id = p.scene_id
               LEFT JOIN scenes q ON q.id = p.pending_scene_id
@@ -284,7 +286,8 @@ public sealed partial class CatalogStore
             list.Add(new CataloguedPath(r.GetString(0), r.IsDBNull(1) ? null : r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2),
                 r.IsDBNull(3) ? null : r.GetString(3), r.GetInt64(4))
             {
-                FailedAttempt = !r.IsDBNull(5) && r.GetBoolean(5) ? (r.GetString(6), r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8)) : null,
+                Attempt = r.IsDBNull(5) ? null
+                    : (r.GetString(6), r.GetString(7), Enum.Parse<SceneStatus>(r.GetString(5), ignoreCase: true), r.IsDBNull(8) ? null : r.GetString(8)),
             });
         return list;
     }
