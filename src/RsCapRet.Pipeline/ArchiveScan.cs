@@ -46,7 +46,7 @@ public static class ArchiveScan
         var newFiles = new List<(string Path, string Sha)>();
         var onDisk = new HashSet<string>(StringComparer.Ordinal);
         int files = 0, hashed = 0;
-        foreach (var file in Directory.EnumerateFiles(root, pattern, SearchOption.AllDirectories).Select(Path.GetFullPath).Order(StringComparer.Ordinal))
+        foreach (var file in FilesUnder(root, pattern).Order(StringComparer.Ordinal))
         {
             ct.ThrowIfCancellationRequested();
             files++;
@@ -108,6 +108,48 @@ public static class ArchiveScan
         var ordered = decisions.OrderBy(d => d.Path, StringComparer.Ordinal).ToList();
         foreach (var d in ordered.Where(d => d.Kind != ScanDecisionKind.Unchanged)) log?.Invoke(d.ToString());
         return new ScanResult(ordered, files, hashed);
+    }
+
+    /// <summary>
+    /// The files matching <paramref name="pattern"/> under <paramref name="root"/>, each folder read once: a symbolic
+    /// link back to a folder already read (a loop such as `sub/up -> ..`, or a second way to the same folder) is not
+    /// followed again, so a scan ends whatever links the archive holds.
+    /// </summary>
+    public static IEnumerable<string> FilesUnder(string root, string pattern)
+    {
+        var read = new HashSet<string>(StringComparer.Ordinal);
+        var folders = new Stack<string>();
+        folders.Push(Path.GetFullPath(root));
+        while (folders.Count > 0)
+        {
+            var folder = folders.Pop();
+            if (!read.Add(RealPath(folder))) continue;
+            IEnumerable<string> files, subfolders;
+            try
+            {
+                files = Directory.EnumerateFiles(folder, pattern).ToList();
+                subfolders = Directory.EnumerateDirectories(folder).ToList();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }   // unreadable folder: its files are not there
+            foreach (var f in files) yield return f;
+            // Deterministic order, real folders before links to them: a folder reached both ways keeps one path scan after scan.
+            foreach (var d in subfolders.OrderBy(d => new DirectoryInfo(d).LinkTarget is null).ThenByDescending(d => d, StringComparer.Ordinal))
+                folders.Push(d);
+        }
+    }
+
+    /// <summary>The folder with every symbolic link on its way resolved (the loop check's key; links of links too, 40 deep at most).</summary>
+    private static string RealPath(string folder, int depth = 0)
+    {
+        var real = "/";
+        foreach (var part in Path.GetFullPath(folder).Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var next = Path.Combine(real, part);
+            if (depth < 40 && new DirectoryInfo(next).LinkTarget is { } target)
+                next = RealPath(Path.GetFullPath(target, real), depth + 1);
+            real = next;
+        }
+        return real;
     }
 
     /// <summary>PostgreSQL keeps microseconds; a file's mtime has ticks (100 ns).</summary>

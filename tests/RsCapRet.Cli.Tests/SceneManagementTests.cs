@@ -138,6 +138,26 @@ public sealed class SceneManagementTests(TestDatabase db) : IClassFixture<TestDa
         Assert.True(removed.Code == 0, removed.Err);
     }
 
+    [Fact]
+    public async Task ScansOfArchivesWithSymlinkLoopsEndAndSeeEachFileOnce()
+    {
+        TestScenes.Crop(TestScenes.Shared("neon_OSBS_029_utm17n_0.1m.tif"), At("x.tif"), 10, 20, 200, 180);
+        Directory.CreateDirectory(At("sub/deeper"));
+        TestScenes.Crop(TestScenes.Shared("neon_OSBS_029_utm17n_0.1m.tif"), At("sub/y.tif"), 60, 20, 200, 180);
+        TestScenes.Crop(TestScenes.Shared("neon_OSBS_029_utm17n_0.1m.tif"), At("sub/deeper/z.tif"), 110, 20, 200, 180);
+        // Two loops and a second way into a folder.
+        File.CreateSymbolicLink(At("sub/up"), "..");
+        File.CreateSymbolicLink(At("sub/deeper/top"), _dir.FullName);
+        File.CreateSymbolicLink(At("again"), At("sub"));
+        var scan = Task.Run(() => Cli("index-archive", _dir.FullName, "--wait"));
+        var finished = await Task.WhenAny(scan, Task.Delay(TimeSpan.FromMinutes(5)));
+        Assert.True(finished == scan, "the scan did not end");
+        var (code, output, err) = await scan;
+        Assert.True(code == 0, output + err);
+        Assert.Contains("3 files seen", output);
+        Assert.Contains("3 added", output);
+    }
+
     private async Task<long> Scalar(string sql, long arg)
     {
         await using var cmd = db.DataSource.CreateCommand(sql);
