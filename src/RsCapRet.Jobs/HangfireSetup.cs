@@ -19,9 +19,12 @@ public static class HangfireSetup
             .UseRecommendedSerializerSettings()
             .UseStorage(storage)
             .UseFilter(TransientRetry.Filter())
-            .UseJobProgressBars();
+            .UseJobProgressBars()
+            .UseScanReports();
 
     private static IGlobalConfiguration UseJobProgressBars(this IGlobalConfiguration config) => JobProgress.UseProgressBars(config);
+
+    private static IGlobalConfiguration UseScanReports(this IGlobalConfiguration config) => ScanReportView.UseScanReports(config);
 
     /// <summary>The job storage every host and client uses (workers, web host, `rscapret enqueue`).</summary>
     public static PostgreSqlStorage CreateStorage(string connectionString)

@@ -124,8 +124,8 @@ public sealed record ScanJobLine(string Path, string Decision, string? Detail, s
 public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobClient jobs)
 {
     public const string ReportParameter = "rscapret.scan";
-    /// <summary>How many decisions the dashboard's result text lists (all are in the report parameter).</summary>
-    private const int ResultLines = 200;
+    /// <summary>How many failed files the job's result text names (every decision is in the report parameter).</summary>
+    private const int ResultLines = 50;
 
     public static ScanJobReport? ReadReport(IStorageConnection connection, string jobId) =>
         connection.GetJobParameter(jobId, ReportParameter) is { Length: > 0 } json
@@ -184,9 +184,10 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
         var text = $"{scan.Summary}; {queuedCount} ingest jobs queued";
         context?.SetJobParameter(ReportParameter, new ScanJobReport(text, lines, scan.Files, scan.Hashed));
         progress.Report(scan.Files, scan.Files, "files", text, force: true);
-        var listed = scan.Decisions.Where(d => d.Kind != ScanDecisionKind.Unchanged).ToList();
-        return string.Join("\n", new[] { text }.Concat(listed.Take(ResultLines).Select(d => d.ToString()))
-            .Concat(listed.Count > ResultLines ? [$"... and {listed.Count - ResultLines} more"] : []));
+        // The result is the summary and the files that failed (the dashboard draws every decision from the report).
+        var failures = scan.Decisions.Where(d => d.Kind == ScanDecisionKind.Failed).ToList();
+        return failures.Count == 0 ? text
+            : $"{text}; failed: " + string.Join("; ", failures.Take(ResultLines).Select(d => $"{d.Path}: {d.Detail}")) + (failures.Count > ResultLines ? $"; ... and {failures.Count - ResultLines} more" : "");
     }
 
     /// <summary>Whether the path already shows this content with this plan (a STAC asset needs no job).</summary>
