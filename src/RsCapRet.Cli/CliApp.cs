@@ -15,6 +15,8 @@ public static class CliApp
                      SearchCommands.Build(),
                      ChangeCommands.Build(),
                      ClassifyCommands.Build(),
+                     CalibrateCommands.Build(),
+                     LocalizeCommands.Build(),
                      ExportCommands.Build(),
                      ChatCommands.Build(),
                      ScenesCommands.Build(),

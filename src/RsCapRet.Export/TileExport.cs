@@ -37,29 +37,69 @@ public static class TileExport
         _ => throw new FormatException($"--format must be geoparquet, flatgeobuf or geojson, got '{value}'"),
     };
 
-    /// <summary>Writes the rows to <paramref name="outPath"/> (through a temporary file, renamed at the end); returns the row count.</summary>
+    /// <summary>
+    /// Writes the rows to <paramref name="outPath"/>, whatever its extension, through a hidden temporary file beside it
+    /// (renamed at the end, removed on failure); returns the row count. An existing file is refused unless
+    /// <paramref name="overwrite"/>. Failures are <see cref="ExportException"/>s naming <paramref name="outPath"/> only,
+    /// never the temporary files.
+    /// </summary>
     public static async Task<long> WriteAsync(NpgsqlDataSource ds, ExportFilter filter, ExportFormat format, string outPath,
-        Func<string, string>? scenePath = null, CancellationToken ct = default)
+        Func<string, string>? scenePath = null, CancellationToken ct = default, bool overwrite = false)
     {
         var full = Path.GetFullPath(outPath);
-        if (Path.GetDirectoryName(full) is { } dir && !Directory.Exists(dir)) throw new DirectoryNotFoundException($"--out: folder {dir} does not exist");
-        // The temporary name keeps the extension: GDAL's FlatGeobuf driver writes a folder for a name without ".fgb".
-        var tmp = Path.ChangeExtension(full, ".partial" + Path.GetExtension(full));
-        File.Delete(tmp);
-        long count;
+        var dir = Path.GetDirectoryName(full) ?? throw new ExportException($"--out: {outPath} is not a file path");
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--out: folder {dir} does not exist");
+        if (Directory.Exists(full)) throw new ExportException($"--out: {outPath} is a folder");
+        if (File.Exists(full) && !overwrite) throw new ExportException($"--out: {outPath} exists (pass --overwrite to replace it)");
+        // Hidden, unique, beside the target (same file system: the final rename is atomic). The extension is the
+        // format's own: GDAL's FlatGeobuf driver writes a folder for a name without ".fgb".
+        var extension = format switch { ExportFormat.GeoParquet => ".parquet", ExportFormat.FlatGeobuf => ".fgb", _ => ".geojson" };
+        var tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.partial{extension}");
+        string Clean(string message) => message.Replace(tmp + ".geojsons", outPath).Replace(tmp, outPath);
         try
         {
-            var rows = RowsAsync(ds, filter, scenePath ?? (p => p), ct);
-            count = format switch
+            // Can the folder be written at all? Asked before the database is read.
+            try { await using (new FileStream(tmp, FileMode.CreateNew, FileAccess.Write)) { } }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
-                ExportFormat.GeoParquet => await WriteGeoParquetAsync(rows, tmp, ct),
-                ExportFormat.GeoJson => await WriteGeoJsonAsync(rows, tmp, sequence: false, embeddingAsText: false, ct),
-                _ => await WriteFlatGeobufAsync(rows, tmp, ct),
-            };
-            File.Move(tmp, full, overwrite: true);
+                throw new ExportException($"--out: cannot write {outPath}: {Reason(e, Clean)}", e);
+            }
+            File.Delete(tmp);   // each writer creates its file itself (ogr2ogr will not write over one)
+            long count;
+            try
+            {
+                var rows = RowsAsync(ds, filter, scenePath ?? (p => p), ct);
+                count = format switch
+                {
+                    ExportFormat.GeoParquet => await WriteGeoParquetAsync(rows, tmp, ct),
+                    ExportFormat.GeoJson => await WriteGeoJsonAsync(rows, tmp, sequence: false, embeddingAsText: false, ct),
+                    _ => await WriteFlatGeobufAsync(rows, tmp, outPath, ct),
+                };
+                File.Move(tmp, full, overwrite);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ParquetException or InvalidOperationException && e is not ExportException)
+            {
+                throw new ExportException($"could not write {outPath}: {Reason(e, Clean)}", e);
+            }
+            return count;
         }
-        finally { File.Delete(tmp); }
-        return count;
+        finally
+        {
+            TryDelete(tmp);
+            TryDelete(tmp + ".geojsons");
+        }
+    }
+
+    private static string Reason(Exception e, Func<string, string> clean) => e switch
+    {
+        UnauthorizedAccessException => "permission denied",
+        _ => clean(e.Message),
+    };
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     public static async IAsyncEnumerable<ExportRow> RowsAsync(NpgsqlDataSource ds, ExportFilter filter, Func<string, string> scenePath,
@@ -188,7 +228,7 @@ public static class TileExport
     /// FlatGeobuf through GDAL's driver: rows go to a GeoJSON sequence (read by GDAL as a stream) and ogr2ogr writes
     /// the file with its spatial index. FlatGeobuf has no list type, so the embedding is a string holding its JSON array.
     /// </summary>
-    private static async Task<long> WriteFlatGeobufAsync(IAsyncEnumerable<ExportRow> rows, string path, CancellationToken ct)
+    private static async Task<long> WriteFlatGeobufAsync(IAsyncEnumerable<ExportRow> rows, string path, string shownPath, CancellationToken ct)
     {
         var seq = path + ".geojsons";
         try
@@ -203,10 +243,14 @@ public static class TileExport
             {
                 var err = await p.StandardError.ReadToEndAsync(ct);
                 await p.WaitForExitAsync(ct);
-                if (p.ExitCode != 0) throw new InvalidOperationException($"ogr2ogr could not write {path}: {err.Trim()}");
+                if (p.ExitCode != 0)
+                    throw new InvalidOperationException($"ogr2ogr could not write {shownPath}: {err.Trim().Replace(seq, shownPath).Replace(path, shownPath)}");
             }
             return count;
         }
         finally { File.Delete(seq); }
     }
 }
+
+/// <summary>An export could not be written (the message names the output path the user gave, nothing internal).</summary>
+public sealed class ExportException(string message, Exception? inner = null) : IOException(message, inner);

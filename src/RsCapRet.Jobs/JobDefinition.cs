@@ -16,6 +16,14 @@ public sealed record JobDefinition(
 {
     public static readonly IReadOnlySet<string> KnownJobs = new HashSet<string> { "index-archive", "ingest-scene", "train", "train-clip", "evaluate" };
 
+    /// <summary>
+    /// The cron of a job that runs only when someone asks (issue 29): it is not registered with Hangfire, so the
+    /// dashboard lists no "31 February" schedule shown as DISABLED; an earlier registration under its id is removed.
+    /// </summary>
+    public const string ManualCron = "manual";
+
+    public bool IsManual => string.Equals(Cron.Trim(), ManualCron, StringComparison.OrdinalIgnoreCase);
+
     public string Arg(string name) => Args.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v)
         ? v
         : throw new FormatException($"Job definition '{Id}' lacks the argument '{name}'.");
@@ -49,9 +57,20 @@ public sealed record JobDefinition(
             throw new FormatException($"Job definition '{file}' names an unknown job '{def.Job}' (known: {string.Join(", ", KnownJobs.Order())}).");
         if (!JobQueues.All.Contains(def.Queue))
             throw new FormatException($"Job definition '{file}' names an unknown queue '{def.Queue}' (known: {string.Join(", ", JobQueues.All)}).");
-        if (!IsValidCron(def.Cron))
+        if (!def.IsManual && IsNeverCron(def.Cron))
+            throw new FormatException($"Job definition '{file}' has a cron that never fires ('{def.Cron}'): write \"cron\": \"{ManualCron}\" for a job that runs only when asked.");
+        if (!def.IsManual && !IsValidCron(def.Cron))
             throw new FormatException($"Job definition '{file}' has an invalid cron expression '{def.Cron}'.");
         return def with { Args = def.Args ?? new Dictionary<string, string>() };
+    }
+
+    /// <summary>Day 30 or 31 of February only (Hangfire's Cron.Never() is "0 0 31 2 *"): a schedule that never comes.</summary>
+    private static bool IsNeverCron(string cron)
+    {
+        var f = cron.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (f.Length is not (5 or 6)) return false;
+        var (day, month) = f.Length == 5 ? (f[2], f[3]) : (f[3], f[4]);
+        return day is "30" or "31" && month is "2" or "FEB" or "feb" or "Feb";
     }
 
     // Shape check only (5 or 6 fields of cron characters); Hangfire parses the expression fully when the

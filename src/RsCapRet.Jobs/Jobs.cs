@@ -199,7 +199,10 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
     }
 }
 
-/// <summary>Registers the recurring jobs of jobs/*.json with Hangfire (and removes none: ids are stable).</summary>
+/// <summary>
+/// Registers the recurring jobs of jobs/*.json with Hangfire (ids are stable; a definition whose cron is "manual" is
+/// not registered, and a registration it had earlier is removed).
+/// </summary>
 public static class RecurringJobDefinitions
 {
     public static void Apply(IRecurringJobManager manager, IReadOnlyList<JobDefinition> definitions, string baseDirectory)
@@ -207,6 +210,8 @@ public static class RecurringJobDefinitions
         string Abs(string p) => Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(baseDirectory, p));
         foreach (var d in definitions)
         {
+            // A job that runs only when asked is not a recurring job; one registered by an earlier version goes.
+            if (d.IsManual) { manager.RemoveIfExists(d.Id); continue; }
             var options = new RecurringJobOptions { TimeZone = TimeZoneInfo.Utc };
             switch (d.Job)
             {

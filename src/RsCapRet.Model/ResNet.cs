@@ -234,6 +234,18 @@ public sealed class ResNetVisionModel : VisionBackbone
         return cat(parts, 0).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The last stage before pooling, [B, 512, h, w] for ResNet18 (7 × 7 at 224 px): <see cref="Pooled"/> is its mean over h and w.</summary>
+    public override Tensor PositionFeatures(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var n = pixels.shape[0];
+        if (is_grad_enabled() || n <= InferenceChunk) return Through(pixels, ResidualBlocks.Count).MoveToOuterDisposeScope();
+        var parts = new List<Tensor>();
+        for (long s = 0; s < n; s += InferenceChunk)
+            parts.Add(Through(pixels.narrow(0, s, Math.Min(InferenceChunk, n - s)), ResidualBlocks.Count));
+        return cat(parts, 0).MoveToOuterDisposeScope();
+    }
+
     public static ResNetConfig ReadConfig(string configPath)
     {
         var cfg = ModelConfigs.Read<ResNetConfig>(configPath);

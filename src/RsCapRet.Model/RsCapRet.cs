@@ -249,6 +249,23 @@ public sealed class RsCapRetModel : nn.Module
         return F.normalize(heads.image_to_shared.forward(pooled.to_type(heads.image_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Cell vectors: <c>image_to_shared</c> applied at every position of the backbone's last feature map (ResNet: the
+    /// 7 × 7 map at 224 px) — [B, h, w, SharedDim], before normalisation — beside the tile's own vector before
+    /// normalisation, [B, SharedDim]. <c>image_to_shared</c> is linear, so the mean of the cells is the tile's vector
+    /// (up to float rounding). Backbones without a position map throw <see cref="CellVectorsNotAvailableException"/>.
+    /// </summary>
+    public (Tensor Tile, Tensor Cells) CellEmbeddings(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var features = vision.PositionFeatures(pixels.to(Device));
+        var pooled = features.mean([2, 3]);
+        var w = heads.image_to_shared.weight!;
+        var tile = heads.image_to_shared.forward(pooled.to_type(w.dtype)).to_type(ScalarType.Float32);
+        var cells = heads.image_to_shared.forward(features.permute(0, 2, 3, 1).to_type(w.dtype)).to_type(ScalarType.Float32);
+        return (tile.MoveToOuterDisposeScope(), cells.MoveToOuterDisposeScope());
+    }
+
     /// <summary>exp(logit_scale) * image @ text^T for normalised vectors.</summary>
     public Tensor LogitsPerImage(Tensor imageEmbeds, Tensor retEmbeds) =>
         heads.logit_scale.to_type(imageEmbeds.dtype).exp() * matmul(imageEmbeds, retEmbeds.t());

@@ -28,9 +28,20 @@ public abstract class VisionBackbone : nn.Module
     /// <summary>Pooled vectors [B, HiddenSize] for pixel values [B, 3, H, W].</summary>
     public abstract Tensor Pooled(Tensor pixels);
 
+    /// <summary>
+    /// The per-position features the pooled vector is the mean of: [B, HiddenSize, h, w] (ResNet: the last stage
+    /// before global average pooling, 7 × 7 at 224 px). Backbones whose pooled vector is not such a mean (CLIP ViT:
+    /// the post-layernorm CLS token) throw <see cref="CellVectorsNotAvailableException"/>.
+    /// </summary>
+    public virtual Tensor PositionFeatures(Tensor pixels) => throw new CellVectorsNotAvailableException(Architecture);
+
     /// <summary>Writes config.json and model.safetensors so <see cref="VisionBackbones.FromPretrained"/> reads them back.</summary>
     public abstract void SavePretrained(string directory);
 }
+
+/// <summary>Cell vectors (<see cref="VisionBackbone.PositionFeatures"/>) asked of a backbone that has none.</summary>
+public sealed class CellVectorsNotAvailableException(string architecture)
+    : InvalidOperationException($"cell vectors are not available for this backbone ({architecture}): its image vector is not a mean over positions (ResNet backbones have them)");
 
 /// <summary>
 /// The registry of vision backbones, as torchvision keeps one: a checkpoint folder's config.json names its family

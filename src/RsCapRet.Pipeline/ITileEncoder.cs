@@ -7,6 +7,26 @@ namespace RsCapRet.Pipeline;
 public sealed record TileEncoding(string? Caption, float[] Embedding);
 
 /// <summary>
+/// The cell vectors of one image: <see cref="Rows"/> × <see cref="Cols"/> L2-normalised shared-space vectors, row by
+/// row from the image's top-left (<see cref="At"/>), and the image's own normalised vector (<see cref="Tile"/>).
+/// </summary>
+public sealed record TileCells(int Rows, int Cols, float[] Tile, float[][] Cells)
+{
+    public float[] At(int row, int col) => Cells[row * Cols + col];
+
+    /// <summary>Cosine of every cell to a normalised query vector, row by row.</summary>
+    public double[] Scores(float[] query) => Cells.Select(c => Dot(c, query)).ToArray();
+
+    public static double Dot(float[] a, float[] b)
+    {
+        if (a.Length != b.Length) throw new ArgumentException($"vectors of {a.Length} and {b.Length} dimensions cannot be compared");
+        double s = 0;
+        for (var i = 0; i < a.Length; i++) s += (double)a[i] * b[i];
+        return s;
+    }
+}
+
+/// <summary>
 /// The model as ingestion sees it: batches of RGB tiles in, captions and shared-space vectors out.
 /// Implemented by the RS-CapRet model (RsCapRetTileEncoder); tests may use their own.
 /// </summary>

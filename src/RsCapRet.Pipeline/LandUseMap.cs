@@ -36,7 +36,8 @@ public sealed record LandUseQuery(string Scene, IReadOnlyList<string> Labels, st
     /// Labels from a comma-separated list (<paramref name="labels"/>) or a file of one label per line
     /// (<paramref name="labelsFile"/>; blank lines and lines starting with # are skipped), else the defaults.
     /// </summary>
-    public static LandUseQuery Parse(string? scene, string? labels, string? labelsFile, string? template)
+    /// <param name="maxLabels">the most labels allowed (the host's limit is lower than the map's <see cref="MaxLabels"/>)</param>
+    public static LandUseQuery Parse(string? scene, string? labels, string? labelsFile, string? template, int maxLabels = MaxLabels)
     {
         if (string.IsNullOrWhiteSpace(scene)) throw new FormatException("scene: give a scene id or the path of an ingested scene.");
         if (labels is not null && labelsFile is not null) throw new FormatException("labels: give --labels or --labels-file, not both.");
@@ -55,7 +56,8 @@ public sealed record LandUseQuery(string Scene, IReadOnlyList<string> Labels, st
         else list = DefaultLabels;
         var dup = list.GroupBy(l => l, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new FormatException($"labels: '{dup.Key}' appears twice.");
-        if (list.Count > MaxLabels) throw new FormatException($"labels: at most {MaxLabels} labels, got {list.Count}.");
+        maxLabels = Math.Min(maxLabels, MaxLabels);
+        if (list.Count > maxLabels) throw new FormatException($"labels: at most {maxLabels} labels, got {list.Count}.");
         template ??= DefaultTemplate;
         if (!template.Contains("{label}", StringComparison.Ordinal))
             throw new FormatException($"template: '{template}' has no {{label}} placeholder (e.g. \"an aerial image of {{label}}\").");

@@ -126,6 +126,33 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     }
 
     /// <summary>
+    /// Cell vectors of images (one forward pass): per image the L2-normalised vector of every position of the
+    /// backbone's last feature map (7 × 7 at 224 px for ResNet18) and the tile's own normalised vector, which is the
+    /// normalised mean of the cells before their normalisation. CLIP ViT backbones throw
+    /// <see cref="CellVectorsNotAvailableException"/>.
+    /// </summary>
+    public IReadOnlyList<TileCells> EncodeCells(IReadOnlyList<RgbImage> images) => EncodeCells(Preprocessor.Process(images));
+
+    /// <summary><see cref="EncodeCells(IReadOnlyList{RgbImage})"/> from pixel values [B, 3, H, W] (made by <see cref="Preprocessor"/>).</summary>
+    public IReadOnlyList<TileCells> EncodeCells(Tensor pixels)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var (tile, cells) = Model.CellEmbeddings(pixels);
+        tile = nn.functional.normalize(tile, dim: -1).cpu();
+        cells = nn.functional.normalize(cells, dim: -1).cpu().contiguous();
+        int n = (int)cells.shape[0], rows = (int)cells.shape[1], cols = (int)cells.shape[2], dim = (int)cells.shape[3];
+        var result = new List<TileCells>(n);
+        for (var i = 0; i < n; i++)
+        {
+            var flat = cells[i].reshape(rows * cols, dim).data<float>().ToArray();
+            var vectors = Enumerable.Range(0, rows * cols).Select(k => flat.AsSpan(k * dim, dim).ToArray()).ToArray();
+            result.Add(new TileCells(rows, cols, tile[i].data<float>().ToArray(), vectors));
+        }
+        return result;
+    }
+
+    /// <summary>
     /// Captions are display text: byte-fallback tokens can decode to control characters (PostgreSQL text cannot even
     /// hold NUL), so those go, and whitespace runs collapse.
     /// </summary>

@@ -4,7 +4,7 @@ using RsCapRet.Storage;
 namespace RsCapRet.Pipeline;
 
 /// <summary>
-/// Holds a claimed scene for one ingestion run. It renews the lease every third of the lease on a timer, besides the
+/// Holds a claimed scene for one ingestion run. It renews the lease every third of the lease (10 s at most) on a timer, besides the
 /// per-batch renewals, so a slow batch does not lose the scene; it cancels the work (<see cref="Token"/>) when the
 /// claim turns out to be taken over; and it releases the claim as soon as the run is cancelled (Ctrl-C, SIGTERM, a
 /// job stopped), recording why, so the next run takes the scene at once instead of waiting out the lease.
@@ -57,7 +57,9 @@ internal sealed class SceneClaimKeeper : IAsyncDisposable
 
     private async Task RenewUntilStoppedAsync()
     {
-        var every = TimeSpan.FromTicks(Math.Max(_claim.Lease.Ticks / 3, TimeSpan.FromMilliseconds(50).Ticks));
+        // Every third of the lease, and at least every CatalogStore.MaxRenewInterval: a run with a shorter lease than
+        // this one's takes the scene over once it goes unrenewed for CatalogStore.StaleAfter its own lease.
+        var every = TimeSpan.FromTicks(Math.Clamp(_claim.Lease.Ticks / 3, TimeSpan.FromMilliseconds(50).Ticks, CatalogStore.MaxRenewInterval.Ticks));
         try
         {
             while (true)

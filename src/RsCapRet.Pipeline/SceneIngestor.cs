@@ -55,6 +55,8 @@ public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outc
     /// <summary>The version a reused one was first ingested for (its path then).</summary>
     public string? ReusedFrom { get; init; }
     public bool OutOfRange { get; init; }
+    /// <summary>The claim this run took the scene over from (a process on this machine that is gone, a lapsed lease).</summary>
+    public string? TakenOverFrom { get; init; }
 
     public string OutcomeText => Outcome switch
     {
@@ -127,7 +129,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 return await ReuseAsync(held);
             if (held is { Status: SceneStatus.Ingesting })
             {
-                var left = await store.LeaseLeftAsync(held.Id, ct);
+                var left = await store.LeaseLeftAsync(held.Id, ct, options.Lease);
                 if (!options.WaitIfHeld)
                     return new IngestResult(path, held.Id, IngestOutcome.HeldByAnotherWorker, 0, 0, sw.Elapsed, HolderLeaseLeft: left);
                 if (!waiting)
@@ -201,7 +203,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var replaced = state?.Current is { } before && before.Id != claim.SceneId && state.Removed == false ? before.Id : (long?)null;
             return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
                 writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: resolution.Warning, Resolution: resolution.Note)
-                { Coverage = tiler.Coverage, ReplacedSceneId = replaced, OutOfRange = resolution.OutOfRange };
+                { Coverage = tiler.Coverage, ReplacedSceneId = replaced, OutOfRange = resolution.OutOfRange, TakenOverFrom = claim.TakenOverFrom };
 
             async Task WriteBatch(List<RasterTile> batch)
             {

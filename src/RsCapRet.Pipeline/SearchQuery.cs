@@ -9,13 +9,18 @@ namespace RsCapRet.Pipeline;
 /// <summary>A validated search request (shared by the command line and the HTTP API).</summary>
 public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
 {
+    /// <summary>Rows of the ranking skipped before this page (paging; offset + k at most <see cref="CatalogStore.MaxRankDepth"/>).</summary>
+    public int Offset { get; init; }
+    /// <summary>Only results with at least this relevance (0..1); null: all.</summary>
+    public double? MinRelevance { get; init; }
+
     public const int MaxK = 1000;
     public const int MaxTextLength = 1000;
     private static readonly GeometryFactory Wgs84 = new(new PrecisionModel(), 4326);
 
     /// <summary>Parses and checks user input; throws <see cref="FormatException"/> with a message fit for users.</summary>
     public static SearchQuery Parse(string? text, string? k, string? bbox, string? near, string? after, string? before, bool exact = false,
-        bool textRequired = true)
+        bool textRequired = true, string? offset = null, string? minRelevance = null)
     {
         text = text?.Trim();
         if (textRequired && string.IsNullOrEmpty(text)) throw new FormatException("The query text is empty.");
@@ -37,7 +42,16 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
         var afterDate = Date(after, "after");
         var beforeDate = Date(before, "before");
         if (afterDate >= beforeDate) throw new FormatException("after must be earlier than before.");
-        return new SearchQuery(text, kValue, new SearchFilter(area, point, radius, afterDate, beforeDate, Exact: exact));
+        var offsetValue = 0;
+        if (!string.IsNullOrWhiteSpace(offset) && (!int.TryParse(offset, NumberStyles.Integer, CultureInfo.InvariantCulture, out offsetValue) || offsetValue < 0))
+            throw new FormatException($"offset must be a whole number of rows, 0 or more, got '{offset}'.");
+        if ((long)offsetValue + kValue > CatalogStore.MaxRankDepth)
+            throw new FormatException($"offset + k must be at most {CatalogStore.MaxRankDepth} (the ranking is {CatalogStore.MaxRankDepth} rows deep), got {offsetValue} + {kValue}.");
+        return new SearchQuery(text, kValue, new SearchFilter(area, point, radius, afterDate, beforeDate, Exact: exact))
+        {
+            Offset = offsetValue,
+            MinRelevance = RankedHits.ParseMinimum(minRelevance),
+        };
     }
 
     /// <summary>A "minLon,minLat,maxLon,maxLat" box (WGS84) as a polygon.</summary>
@@ -86,32 +100,85 @@ public static class SearchOutput
         for (var i = 0; i < hits.Count; i++)
         {
             var h = hits[i];
-            var c = h.Footprint?.Centroid;
-            var centre = c is null ? "-" : FormattableString.Invariant($"{c.X:F5}, {c.Y:F5}");
-            var scene = Path.GetFileName(h.ScenePath);
-            if (scene.Length > 40) scene = "…" + scene[^39..];
-            sb.AppendLine(FormattableString.Invariant($"{i + 1,3} {1 - h.Distance,6:F3} {h.TileId,7} {scene,-40} {$"{h.PxWidth}x{h.PxHeight}+{h.PxX}+{h.PxY}",-18} {centre,-22} {h.Caption}"));
+            sb.AppendLine(FormattableString.Invariant($"{i + 1,3} {1 - h.Distance,6:F3} {Row(h)}"));
         }
         return sb.ToString();
     }
 
+    private static string Row(TileHit h)
+    {
+        var c = h.Footprint?.Centroid;
+        var centre = c is null ? "-" : FormattableString.Invariant($"{c.X:F5}, {c.Y:F5}");
+        var scene = Path.GetFileName(h.ScenePath);
+        if (scene.Length > 40) scene = "…" + scene[^39..];
+        return FormattableString.Invariant($"{h.TileId,7} {scene,-40} {$"{h.PxWidth}x{h.PxHeight}+{h.PxX}+{h.PxY}",-18} {centre,-22} {h.Caption}");
+    }
+
+    /// <summary>
+    /// The table with each hit's relevance: a line first says "no good match" when nothing reaches 0.5 (the nearest
+    /// are still listed, marked "~"), when nothing reached --min-relevance, or why relevance is not available.
+    /// </summary>
+    public static string Table(RankedHits ranked)
+    {
+        if (ranked.Hits.Count == 0) return ranked.Offset > 0 ? $"no tiles after row {ranked.Offset}\n" : "no tiles found\n";
+        var sb = new StringBuilder();
+        if (ranked.Note is not null) sb.AppendLine($"note: {ranked.Note}");
+        else if (ranked.BelowMinimum)
+            sb.AppendLine(FormattableString.Invariant($"no good match: no tile reaches relevance {ranked.Minimum:0.######} (--min-relevance); the nearest is shown, marked ~"));
+        else if (ranked.GoodMatch == false)
+            sb.AppendLine(FormattableString.Invariant($"no good match: no tile reaches relevance {RelevanceCalibration.GoodMatch:0.0}; the nearest are shown, marked ~"));
+        sb.AppendLine($"{"#",4} {"relev.",6} {"score",6} {"tile",7} {"scene",-40} {"window",-18} {"centre (lon, lat)",-22} caption");
+        for (var i = 0; i < ranked.Hits.Count; i++)
+        {
+            var h = ranked.Hits[i];
+            var relevance = ranked.Relevance[i] is { } r ? r.ToString("F3", CultureInfo.InvariantCulture) : "-";
+            var rank = (ranked.Offset + i + 1).ToString(CultureInfo.InvariantCulture) + (ranked.Weak(i) ? "~" : "");
+            sb.AppendLine(FormattableString.Invariant($"{rank,4} {relevance,6} {1 - h.Distance,6:F3} {Row(h)}"));
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// <see cref="GeoJson(IReadOnlyList{TileHit}, Func{TileHit, string}?)"/> with relevance: each feature's
+    /// "relevance" (null when not available) and "weak" (below 0.5, or kept only as the nearest below min_relevance);
+    /// the collection's "offset", "good_match" (whether any reaches 0.5; null without relevance),
+    /// "below_min_relevance", and "relevance_note" when relevance is not available.
+    /// </summary>
+    public static string GeoJson(RankedHits ranked, Func<TileHit, string>? thumbnailUrl = null) =>
+        GeoJson(ranked.Hits, thumbnailUrl, ranked);
+
     /// <summary>A GeoJSON FeatureCollection: footprint polygons (EPSG:4326) with caption, score and tile facts.</summary>
-    public static string GeoJson(IReadOnlyList<TileHit> hits, Func<TileHit, string>? thumbnailUrl = null)
+    public static string GeoJson(IReadOnlyList<TileHit> hits, Func<TileHit, string>? thumbnailUrl = null) => GeoJson(hits, thumbnailUrl, null);
+
+    private static string GeoJson(IReadOnlyList<TileHit> hits, Func<TileHit, string>? thumbnailUrl, RankedHits? ranked)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
             w.WriteString("type", "FeatureCollection");
+            if (ranked is not null)
+            {
+                w.WriteNumber("offset", ranked.Offset);
+                if (ranked.GoodMatch is { } good) w.WriteBoolean("good_match", good); else w.WriteNull("good_match");
+                w.WriteBoolean("below_min_relevance", ranked.BelowMinimum);
+                if (ranked.Minimum is { } min) w.WriteNumber("min_relevance", min);
+                if (ranked.Note is not null) w.WriteString("relevance_note", ranked.Note);
+            }
             w.WriteStartArray("features");
             for (var i = 0; i < hits.Count; i++)
             {
-                var (h, rank) = (hits[i], i + 1);
+                var (h, rank, at) = (hits[i], (ranked?.Offset ?? 0) + i + 1, i);
                 GeoJsonGeometry.WriteFeature(w, h.TileId, h.Footprint, p =>
                 {
                     p.WriteNumber("rank", rank);
                     p.WriteNumber("tile_id", h.TileId);
                     p.WriteNumber("score", Math.Round(1 - h.Distance, 6));
+                    if (ranked is not null)
+                    {
+                        if (ranked.Relevance[at] is { } r) p.WriteNumber("relevance", r); else p.WriteNull("relevance");
+                        p.WriteBoolean("weak", ranked.Weak(at));
+                    }
                     p.WriteNumber("distance", Math.Round(h.Distance, 6));
                     if (h.Caption is null) p.WriteNull("caption"); else p.WriteString("caption", h.Caption);
                     p.WriteNumber("scene_id", h.SceneId);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using RsCapRet.Core;
 using RsCapRet.Raster.Gdal;
@@ -141,10 +142,11 @@ public sealed class RasterDataset : IDisposable
     /// Reads <paramref name="window"/> of band <paramref name="band"/> (1-based) into <paramref name="buffer"/> at
     /// <paramref name="bufWidth"/> x <paramref name="bufHeight"/> (a different size resamples through GDAL), converting
     /// to the buffer's element type. <paramref name="pixelStride"/>/<paramref name="lineStride"/> (in elements) allow
-    /// writing straight into an interleaved buffer.
+    /// writing straight into an interleaved buffer. A cancelled <paramref name="ct"/> stops GDAL mid-read (its
+    /// progress callback, called as blocks are decoded) with <see cref="OperationCanceledException"/>.
     /// </summary>
     public unsafe void Read<T>(int band, PixelWindow window, Span<T> buffer, int bufWidth, int bufHeight,
-        ResampleAlgorithm resample = ResampleAlgorithm.Nearest, int pixelStride = 1, int lineStride = 0) where T : unmanaged
+        ResampleAlgorithm resample = ResampleAlgorithm.Nearest, int pixelStride = 1, int lineStride = 0, CancellationToken ct = default) where T : unmanaged
     {
         if (band < 1 || band > Bands.Count) throw new ArgumentOutOfRangeException(nameof(band), band, $"{Path} has bands 1..{Bands.Count}.");
         if (window.X < 0 || window.Y < 0 || window.Width <= 0 || window.Height <= 0 || window.X + window.Width > Width || window.Y + window.Height > Height)
@@ -152,16 +154,36 @@ public sealed class RasterDataset : IDisposable
         if (lineStride == 0) lineStride = bufWidth * pixelStride;
         var needed = (long)(bufHeight - 1) * lineStride + (long)(bufWidth - 1) * pixelStride + 1;
         if (buffer.Length < needed) throw new ArgumentException($"Buffer holds {buffer.Length} elements; {needed} needed.", nameof(buffer));
+        ct.ThrowIfCancellationRequested();
         var extra = GdalNative.RasterIOExtraArg.Create(resample);
-        GdalNative.CPLErrorReset();
-        fixed (T* p = buffer)
+        var cancellation = ct.CanBeCanceled ? GCHandle.Alloc(new StrongBox<CancellationToken>(ct)) : default;
+        if (ct.CanBeCanceled)
         {
-            var err = GdalNative.GDALRasterIOEx(GdalNative.GDALGetRasterBand(_handle, band), GdalNative.GF_Read,
-                window.X, window.Y, window.Width, window.Height, p, bufWidth, bufHeight, (int)DataTypeOf<T>(),
-                (long)pixelStride * sizeof(T), (long)lineStride * sizeof(T), ref extra);
-            GdalRuntime.Check(err, Path, $"reading band {band} window {window}");
+            extra.Progress = (IntPtr)(delegate* unmanaged<double, IntPtr, IntPtr, int>)&ContinueUnlessCancelled;
+            extra.ProgressData = GCHandle.ToIntPtr(cancellation);
+        }
+        GdalNative.CPLErrorReset();
+        try
+        {
+            fixed (T* p = buffer)
+            {
+                var err = GdalNative.GDALRasterIOEx(GdalNative.GDALGetRasterBand(_handle, band), GdalNative.GF_Read,
+                    window.X, window.Y, window.Width, window.Height, p, bufWidth, bufHeight, (int)DataTypeOf<T>(),
+                    (long)pixelStride * sizeof(T), (long)lineStride * sizeof(T), ref extra);
+                ct.ThrowIfCancellationRequested();
+                GdalRuntime.Check(err, Path, $"reading band {band} window {window}");
+            }
+        }
+        finally
+        {
+            if (cancellation.IsAllocated) cancellation.Free();
         }
     }
+
+    /// <summary>GDAL's progress callback for <see cref="Read{T}"/>: 0 (stop) once the read's token is cancelled.</summary>
+    [UnmanagedCallersOnly]
+    private static int ContinueUnlessCancelled(double complete, IntPtr message, IntPtr data) =>
+        GCHandle.FromIntPtr(data).Target is StrongBox<CancellationToken> { Value.IsCancellationRequested: true } ? 0 : 1;
 
     /// <summary>Reads the GDAL mask of band <paramref name="band"/> (0 = invalid, 255 = valid) for a window.</summary>
     public unsafe void ReadMask(int band, PixelWindow window, Span<byte> buffer, int bufWidth, int bufHeight)

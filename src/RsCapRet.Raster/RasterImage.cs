@@ -23,10 +23,13 @@ public static class RasterImage
     /// <summary>
     /// Decodes untrusted image bytes (an HTTP upload): opened from memory (/vsimem/), never a path, with only
     /// <see cref="UploadDrivers"/> allowed (no VRT or other format that can point at files or URLs), and refused
-    /// before any pixel is decoded when it declares more than <paramref name="maxPixels"/> pixels. Errors name the
-    /// file <paramref name="displayName"/>.
+    /// before any pixel is decoded when it declares more than <paramref name="maxPixels"/> pixels or more than
+    /// <paramref name="maxBands"/> bands, whatever its file size. The decoding stops with
+    /// <see cref="OperationCanceledException"/> when <paramref name="ct"/> is cancelled (the client hung up, the time
+    /// budget ran out). Errors name the file <paramref name="displayName"/>.
     /// </summary>
-    public static RgbImage ReadUploadedRgb(ReadOnlySpan<byte> bytes, long maxPixels, int maxSide, string displayName = "upload")
+    public static RgbImage ReadUploadedRgb(ReadOnlySpan<byte> bytes, long maxPixels, int maxSide, string displayName = "upload", int maxBands = 4,
+        CancellationToken ct = default)
     {
         if (bytes.Length == 0) throw new RasterException(displayName, "is empty");
         GdalRuntime.EnsureInitialised();
@@ -48,7 +51,9 @@ public static class RasterImage
             {
                 if ((long)ds.Width * ds.Height > maxPixels)
                     throw new RasterException(displayName, $"declares {ds.Width}x{ds.Height} px ({(double)ds.Width * ds.Height / 1e6:0.#} MP), more than the limit of {maxPixels / 1e6:0.#} MP");
-                return ReadRgb(ds, displayName, maxSide);
+                if (ds.Bands.Count > maxBands)
+                    throw new RasterException(displayName, $"declares {ds.Bands.Count} bands, more than the limit of {maxBands}");
+                return ReadRgb(ds, displayName, maxSide, ct);
             }
         }
         finally
@@ -58,7 +63,7 @@ public static class RasterImage
         }
     }
 
-    private static RgbImage ReadRgb(RasterDataset ds, string path, int? maxSide)
+    private static RgbImage ReadRgb(RasterDataset ds, string path, int? maxSide, CancellationToken ct = default)
     {
         var (rgb, _) = SceneTiler.ChooseBands(ds, null);
         foreach (var b in rgb.Distinct())
@@ -69,7 +74,7 @@ public static class RasterImage
         var image = RgbImage.Create(w, h);
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         for (var c = 0; c < 3; c++)
-            ds.Read(rgb[c], full, image.Pixels.AsSpan(c), w, h, pixelStride: 3);
+            ds.Read(rgb[c], full, image.Pixels.AsSpan(c), w, h, pixelStride: 3, ct: ct);
         return image;
     }
 }

@@ -302,6 +302,27 @@ public sealed class SceneTiler : IDisposable
         return image;
     }
 
+    /// <summary>
+    /// A rectangle of the raster in (possibly fractional) pixel coordinates as a WGS84 footprint (its four corners
+    /// through the geotransform and the CRS; null when the scene has no CRS): the cells inside a tile.
+    /// </summary>
+    public Footprint? Wgs84Footprint(double x, double y, double width, double height)
+    {
+        if (_toWgs84 is null) return null;
+        var gt = _ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
+        double[] px = [x, x + width, x + width, x, x];
+        double[] py = [y, y, y + height, y + height, y];
+        var gx = new double[5];
+        var gy = new double[5];
+        for (var i = 0; i < 5; i++)
+        {
+            gx[i] = gt[0] + px[i] * gt[1] + py[i] * gt[2];
+            gy[i] = gt[3] + px[i] * gt[4] + py[i] * gt[5];
+        }
+        _toWgs84.Transform(gx, gy);
+        return new Footprint(4326, Ring(gx, gy));
+    }
+
     /// <summary>The window's four corners through the full affine geotransform (rotation terms included).</summary>
     private (double[] X, double[] Y) Corners(PixelWindow w)
     {

@@ -18,6 +18,8 @@ public sealed record SceneClaim(long SceneId, Guid Token, TimeSpan Lease)
     /// <summary>The archive path the version is ingested for: completing it makes the version current there.</summary>
     public string? Path { get; init; }
     public int ModelId { get; init; }
+    /// <summary>Whose claim this one replaced (a dead process on this machine, or a lapsed lease); null for a free scene.</summary>
+    public string? TakenOverFrom { get; init; }
 }
 
 /// <summary>An ingest plan as the catalogue keeps it: the canonical text versions are compared by, and its JSON.</summary>

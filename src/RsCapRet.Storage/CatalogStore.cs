@@ -44,7 +44,10 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     /// Claims a scene for ingestion by this worker for <paramref name="lease"/> (recorded on the row; renewals push it
     /// on). Returns null when this content was already ingested with this model (done/empty) or another worker holds
     /// it (status 'ingesting' and its lease has not lapsed). A failed, released or abandoned scene is claimed again,
-    /// which makes jobs safe to retry.
+    /// which makes jobs safe to retry. The claim records its holder (<see cref="ClaimHolder"/>): a scene whose holder
+    /// ran on this machine and no longer exists is taken over at once; one not renewed for <see cref="StaleAfter"/>
+    /// this run's lease is taken over too, whatever lease its holder set. Claiming an existing row never inserts, so
+    /// runs waiting for a held scene consume no scene ids.
     /// </summary>
     public Task<SceneClaim?> TryClaimSceneAsync(SceneFile file, int modelId, TimeSpan lease, CancellationToken ct = default) =>
         TryClaimSceneAsync(file, modelId, ScenePlan.Unstated, 1, lease, ct);
@@ -57,15 +60,84 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     public async Task<SceneClaim?> TryClaimSceneAsync(SceneFile file, int modelId, ScenePlan plan, int revision, TimeSpan lease,
         CancellationToken ct = default)
     {
-        // A row claimed before migration 0010 has no lease_expires_at: its lease is taken to be the claimant's.
+        var me = ClaimHolder.Current;
+        var stale = StaleAfter(lease);
+        for (var attempt = 0; attempt < 8; attempt++)
+        {
+            // Look before inserting: an INSERT ... ON CONFLICT takes an identity value even when it conflicts, and a run
+            // waiting for a held scene asks every second.
+            long id;
+            string status;
+            Guid? token;
+            bool lapsed;
+            ClaimHolder? holder;
+            await using (var look = DataSource.CreateCommand("""
+                SELECT id, status, claim_token,
+                       COALESCE(lease_expires_at, updated_at + $5) < now() OR updated_at < now() - $6,
+                       claim_host, claim_namespace, claim_pid, claim_process_start
+                  FROM scenes WHERE content_sha256 = $1 AND model_id = $2 AND plan_key = $3 AND revision = $4
+                """))
+            {
+                look.Parameters.Add(new() { Value = file.ContentSha256 });
+                look.Parameters.Add(new() { Value = modelId });
+                look.Parameters.Add(new() { Value = plan.Key });
+                look.Parameters.Add(new() { Value = revision });
+                look.Parameters.Add(new() { Value = lease });
+                look.Parameters.Add(new() { Value = stale });
+                await using var r = await look.ExecuteReaderAsync(ct);
+                if (!await r.ReadAsync(ct))
+                {
+                    await r.DisposeAsync();
+                    if (await InsertClaimAsync(file, modelId, plan, revision, lease, me, ct) is { } inserted) return inserted;
+                    continue;   // another run inserted it in between: look again
+                }
+                id = r.GetInt64(0);
+                status = r.GetString(1);
+                token = r.IsDBNull(2) ? null : r.GetGuid(2);
+                lapsed = r.GetBoolean(3);
+                holder = r.IsDBNull(4) || r.IsDBNull(6) ? null
+                    : new ClaimHolder(r.GetString(4), r.IsDBNull(5) ? "" : r.GetString(5), r.GetInt32(6), r.IsDBNull(7) ? 0 : r.GetInt64(7));
+            }
+            // A failed or released scene; one whose holder stopped renewing its lease (or for longer than this run's own
+            // lease); one whose holder ran on this machine and is gone (killed, crashed) — taken over at once.
+            var deadHolder = status == "ingesting" && !lapsed && ClaimHolder.IsKnownGone(holder);
+            if (!(status is "pending" or "failed" || (status == "ingesting" && (lapsed || deadHolder)))) return null;
+            await using var take = DataSource.CreateCommand("""
+                UPDATE scenes
+                   SET status = 'ingesting', path = $2, error = NULL, updated_at = now(), claim_token = gen_random_uuid(),
+                       lease_expires_at = now() + $5, claim_host = $7, claim_namespace = $8, claim_pid = $9, claim_process_start = $10
+                 WHERE id = $1 AND status = $3 AND claim_token IS NOT DISTINCT FROM $4
+                   AND ($3 <> 'ingesting' OR $11 OR COALESCE(lease_expires_at, updated_at + $5) < now() OR updated_at < now() - $6)
+                RETURNING id, claim_token
+                """);
+            take.Parameters.Add(new() { Value = id });
+            take.Parameters.Add(new() { Value = file.Path });
+            take.Parameters.Add(new() { Value = status });
+            take.Parameters.Add(new() { Value = (object?)token ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Uuid });
+            take.Parameters.Add(new() { Value = lease });
+            take.Parameters.Add(new() { Value = stale });
+            AddHolderParameters(take, me);
+            take.Parameters.Add(new() { Value = deadHolder });
+            await using var t = await take.ExecuteReaderAsync(ct);
+            if (await t.ReadAsync(ct))
+                return new SceneClaim(t.GetInt64(0), t.GetGuid(1), lease)
+                {
+                    Path = file.Path, ModelId = modelId,
+                    TakenOverFrom = status != "ingesting" ? null : deadHolder ? $"{holder}, which is gone" : $"{holder?.ToString() ?? "a run"} whose lease lapsed",
+                };
+            // Changed between the look and the update (renewed, released, taken by another run): look again.
+        }
+        return null;
+    }
+
+    private async Task<SceneClaim?> InsertClaimAsync(SceneFile file, int modelId, ScenePlan plan, int revision, TimeSpan lease, ClaimHolder me,
+        CancellationToken ct)
+    {
         await using var cmd = DataSource.CreateCommand("""
-            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, claim_token, lease_expires_at, plan_key, plan, revision)
-            VALUES ($1, $2, $3, $4, 'ingesting', gen_random_uuid(), now() + $5, $6, $7::jsonb, $8)
-            ON CONFLICT (content_sha256, model_id, plan_key, revision) DO UPDATE
-               SET status = 'ingesting', path = EXCLUDED.path, error = NULL, updated_at = now(), claim_token = gen_random_uuid(),
-                   lease_expires_at = now() + $5
-             WHERE scenes.status IN ('pending', 'failed')
-                OR (scenes.status = 'ingesting' AND COALESCE(scenes.lease_expires_at, scenes.updated_at + $5) < now())
+            INSERT INTO scenes (path, content_sha256, size_bytes, model_id, status, claim_token, lease_expires_at, plan_key, plan, revision,
+                                claim_host, claim_namespace, claim_pid, claim_process_start)
+            VALUES ($1, $2, $3, $4, 'ingesting', gen_random_uuid(), now() + $5, $6, $11::jsonb, $12, $7, $8, $9, $10)
+            ON CONFLICT (content_sha256, model_id, plan_key, revision) DO NOTHING
             RETURNING id, claim_token
             """);
         cmd.Parameters.Add(new() { Value = file.Path });
@@ -74,11 +146,31 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         cmd.Parameters.Add(new() { Value = modelId });
         cmd.Parameters.Add(new() { Value = lease });
         cmd.Parameters.Add(new() { Value = plan.Key });
+        AddHolderParameters(cmd, me);
         cmd.Parameters.Add(new() { Value = plan.Json });
         cmd.Parameters.Add(new() { Value = revision });
         await using var r = await cmd.ExecuteReaderAsync(ct);
         return await r.ReadAsync(ct) ? new SceneClaim(r.GetInt64(0), r.GetGuid(1), lease) { Path = file.Path, ModelId = modelId } : null;
     }
+
+    private static void AddHolderParameters(NpgsqlCommand cmd, ClaimHolder holder)
+    {
+        cmd.Parameters.Add(new() { Value = holder.Host });
+        cmd.Parameters.Add(new() { Value = holder.Namespace });
+        cmd.Parameters.Add(new() { Value = holder.Pid });
+        cmd.Parameters.Add(new() { Value = holder.ProcessStart });
+    }
+
+    /// <summary>
+    /// How long a claim may go without a renewal before a run with <paramref name="lease"/> takes it over whatever the
+    /// holder's own lease: that lease, but never under <see cref="MinStaleAfter"/> (holders renew every
+    /// <see cref="MaxRenewInterval"/> at most, so a live one is never that late).
+    /// </summary>
+    public static TimeSpan StaleAfter(TimeSpan lease) => lease > MinStaleAfter ? lease : MinStaleAfter;
+
+    /// <summary>The longest a holder goes between renewals (<c>SceneClaimKeeper</c> renews every third of its lease, at most this).</summary>
+    public static readonly TimeSpan MaxRenewInterval = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan MinStaleAfter = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// Renews a claimed scene's lease (another <see cref="SceneClaim.Lease"/> from now) during a long ingestion;
@@ -100,13 +192,15 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     /// How long until the lease of a scene being ingested lapses (zero when it already has, and another run may take
     /// the scene over); null when the scene is not being ingested.
     /// </summary>
-    public async Task<TimeSpan?> LeaseLeftAsync(long sceneId, CancellationToken ct = default)
+    /// <param name="lease">the asking run's lease: a claim not renewed for <see cref="StaleAfter"/> of it lapses for that run sooner</param>
+    public async Task<TimeSpan?> LeaseLeftAsync(long sceneId, CancellationToken ct = default, TimeSpan? lease = null)
     {
         await using var cmd = DataSource.CreateCommand("""
-            SELECT greatest(extract(epoch FROM lease_expires_at - now()), 0)::double precision
+            SELECT greatest(extract(epoch FROM least(lease_expires_at, updated_at + $2) - now()), 0)::double precision
               FROM scenes WHERE id = $1 AND status = 'ingesting' AND lease_expires_at IS NOT NULL
             """);
         cmd.Parameters.Add(new() { Value = sceneId });
+        cmd.Parameters.Add(new() { Value = lease is { } l ? StaleAfter(l) : TimeSpan.FromDays(3650) });
         return await cmd.ExecuteScalarAsync(ct) is double seconds ? TimeSpan.FromSeconds(seconds) : null;
     }
 
@@ -203,12 +297,23 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     /// The k tiles nearest to <paramref name="query"/> by cosine distance under <paramref name="filter"/>, through
     /// the rscapret_search SQL function (migrations/0003, current definition 0013) that analysts use too.
     /// </summary>
-    public async Task<IReadOnlyList<TileHit>> SearchAsync(float[] query, int k, SearchFilter? filter = null,
+    public Task<IReadOnlyList<TileHit>> SearchAsync(float[] query, int k, SearchFilter? filter = null,
+        CancellationToken ct = default) => SearchAsync(query, k, 0, filter, ct);
+
+    /// <summary>
+    /// Rows <paramref name="offset"/> + 1 to <paramref name="offset"/> + <paramref name="k"/> of the ranking (paging,
+    /// issue 29): the function is asked for the first <paramref name="offset"/> + <paramref name="k"/> rows and the first
+    /// <paramref name="offset"/> are skipped, so a page is exactly the same rows as that stretch of one longer search
+    /// (the index's candidate list depends on the number of rows asked for; asking for the same number gives the same
+    /// rows). The ranking is <see cref="MaxRankDepth"/> rows deep: offset + k at most 1,000.
+    /// </summary>
+    public async Task<IReadOnlyList<TileHit>> SearchAsync(float[] query, int k, int offset, SearchFilter? filter,
         CancellationToken ct = default)
     {
         filter ??= new SearchFilter();
         if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
+        CheckOffset(k, offset, MaxRankDepth);
         await using var cmd = ReadSource.CreateCommand("""
             SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
                    h.footprint, h.caption, h.distance, h.acquired_at, s.out_of_range
@@ -218,18 +323,33 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
              ORDER BY h.distance, h.tile_id
             """);
         cmd.Parameters.Add(new() { Value = new Vector(query) });
-        AddFilterParameters(cmd, k, filter, withModel: true);
-        return await ReadHitsAsync(cmd, ct);
+        AddFilterParameters(cmd, k + offset, filter, withModel: true);
+        return await ReadHitsAsync(cmd, offset, ct);
+    }
+
+    /// <summary>How deep the ranking goes: offset + k at most (rscapret_search's k; 999 for rscapret_search_by_tile, which asks for one more).</summary>
+    public const int MaxRankDepth = 1000;
+
+    private static void CheckOffset(int k, int offset, int depth)
+    {
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset), offset, "offset must not be negative.");
+        if ((long)offset + k > depth)
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, $"offset + k must be at most {depth} (the ranking is {depth} rows deep), got {(long)offset + k}.");
     }
 
     /// <summary>
     /// The k tiles that look most like tile <paramref name="tileId"/> (its stored image vector, its model), through
     /// rscapret_search_by_tile (migrations/0005, current definition 0013); the tile itself is left out. Null when no completed scene has that tile.
     /// </summary>
-    public async Task<IReadOnlyList<TileHit>?> SearchByTileAsync(long tileId, int k, SearchFilter? filter = null, CancellationToken ct = default)
+    public Task<IReadOnlyList<TileHit>?> SearchByTileAsync(long tileId, int k, SearchFilter? filter = null, CancellationToken ct = default) =>
+        SearchByTileAsync(tileId, k, 0, filter, ct);
+
+    /// <summary>A page of <see cref="SearchByTileAsync(long, int, SearchFilter?, CancellationToken)"/>'s ranking, as <see cref="SearchAsync(float[], int, int, SearchFilter?, CancellationToken)"/> pages (offset + k at most 999).</summary>
+    public async Task<IReadOnlyList<TileHit>?> SearchByTileAsync(long tileId, int k, int offset, SearchFilter? filter, CancellationToken ct = default)
     {
         filter ??= new SearchFilter();
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
+        CheckOffset(k, offset, MaxRankDepth - 1);
         await using var cmd = ReadSource.CreateCommand("""
             SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
                    h.footprint, h.caption, h.distance, h.acquired_at, s.out_of_range
@@ -239,8 +359,8 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
              ORDER BY h.distance, h.tile_id
             """);
         cmd.Parameters.Add(new() { Value = tileId });
-        AddFilterParameters(cmd, k, filter, withModel: false);
-        try { return await ReadHitsAsync(cmd, ct); }
+        AddFilterParameters(cmd, k + offset, filter, withModel: false);
+        try { return await ReadHitsAsync(cmd, offset, ct); }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.NoDataFound) { return null; }
     }
 
@@ -257,11 +377,12 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         cmd.Parameters.Add(new() { Value = filter.Exact });
     }
 
-    private static async Task<IReadOnlyList<TileHit>> ReadHitsAsync(NpgsqlCommand cmd, CancellationToken ct)
+    private static async Task<IReadOnlyList<TileHit>> ReadHitsAsync(NpgsqlCommand cmd, int skip, CancellationToken ct)
     {
         var hits = new List<TileHit>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct)) hits.Add(ReadHit(r));
+        for (var row = 0; await r.ReadAsync(ct); row++)
+            if (row >= skip) hits.Add(ReadHit(r));
         return hits;
     }
 

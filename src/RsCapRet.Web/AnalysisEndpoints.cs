@@ -26,7 +26,7 @@ public static class AnalysisEndpoints
             try
             {
                 result = await ChangeRunner.RunAsync(store, query, text => web.WithServingModelAsync(models,
-                    (encoder, modelId) => Task.FromResult((modelId, encoder.EmbedText(text))), ct), ct);
+                    (encoder, modelId) => Task.FromResult((modelId, web.Limits.Work.EmbedTexts(encoder, [text], ct, "text")[0])), ct), ct);
             }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
@@ -56,6 +56,7 @@ public static class AnalysisEndpoints
             {
                 try { (modelId, vector) = await web.Queries.EmbedAsync(query.Text!, ct); }
                 catch (QueryQueueFullException e) { return WebContext.Busy(e); }
+                catch (ModelWorkLimitException e) { return Results.BadRequest(new { error = e.Message }); }
             }
             var result = await store.HeatmapAsync(vector, query.Area, query.Scene, modelId, query.MaxTiles, ct);
             if (result.MoreThan is { } n)
@@ -64,16 +65,22 @@ public static class AnalysisEndpoints
         });
 
         // Zero-shot land-use classes of a scene: its stored vectors against the [RET] vectors of one prompt per label.
+        // Bounded (web.Limits.Work): labels per request, tokens per prompt after the template, tokens in all; the prompts
+        // go through the model a few at a time and the work stops at the next pass when the client hangs up.
         app.MapGet("/api/scenes/{id:long}/classes", async (long id, HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
         {
             LandUseQuery query;
             var q = req.Query;
-            try { query = LandUseQuery.Parse(id.ToString(System.Globalization.CultureInfo.InvariantCulture), q["labels"].FirstOrDefault(), null, q["template"].FirstOrDefault()); }
+            try
+            {
+                query = LandUseQuery.Parse(id.ToString(System.Globalization.CultureInfo.InvariantCulture), q["labels"].FirstOrDefault(), null,
+                    q["template"].FirstOrDefault(), maxLabels: web.Limits.Work.MaxPrompts);
+            }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             try
             {
                 var map = await LandUseClassifier.RunAsync(store, query, prompts => web.WithServingModelAsync(models,
-                    (encoder, modelId) => Task.FromResult<(int, IReadOnlyList<float[]>)>((modelId, encoder.EmbedTexts(prompts))), ct), ct);
+                    (encoder, modelId) => Task.FromResult<(int, IReadOnlyList<float[]>)>((modelId, web.Limits.Work.EmbedTexts(encoder, prompts, ct, "label prompt"))), ct), ct);
                 return Results.Text(map.GeoJson(), "application/geo+json");
             }
             catch (SceneNotFoundException e) { return Results.NotFound(new { error = e.Message }); }

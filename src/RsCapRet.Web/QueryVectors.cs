@@ -20,6 +20,8 @@ public sealed record QueryVectorOptions
     public int QueueCapacity { get; init; } = 256;
     /// <summary>Recent query texts whose vectors are kept (0: no cache).</summary>
     public int CacheEntries { get; init; } = 4096;
+    /// <summary>A query's tokens at most (<see cref="ModelWorkLimits.MaxPromptTokens"/>); a longer one is refused with <see cref="ModelWorkLimitException"/>.</summary>
+    public ModelWorkLimits Limits { get; init; } = new();
 
     /// <summary>RSCAPRET_QUERY_BATCH, RSCAPRET_QUERY_BATCH_WINDOW_MS, RSCAPRET_QUERY_QUEUE, RSCAPRET_QUERY_CACHE (defaults above).</summary>
     public static QueryVectorOptions FromEnvironment()
@@ -32,6 +34,7 @@ public sealed record QueryVectorOptions
             Window = Int("RSCAPRET_QUERY_BATCH_WINDOW_MS") is { } ms ? TimeSpan.FromMilliseconds(ms) : d.Window,
             QueueCapacity = Math.Max(1, Int("RSCAPRET_QUERY_QUEUE") ?? d.QueueCapacity),
             CacheEntries = Int("RSCAPRET_QUERY_CACHE") ?? d.CacheEntries,
+            Limits = ModelWorkLimits.FromEnvironment(),
         };
     }
 }
@@ -56,7 +59,7 @@ public sealed class QueryQueueFullException(int retryAfterSeconds)
 /// </summary>
 public sealed class QueryVectorBatcher : IAsyncDisposable
 {
-    private sealed record Pending(string Directory, string Text, TaskCompletionSource<(int ModelId, float[] Vector)> Done);
+    private sealed record Pending(string Directory, string Text, TaskCompletionSource<(int ModelId, float[] Vector)> Done, CancellationToken Cancelled);
 
     private readonly ModelCache _models;
     private readonly Func<CancellationToken, ValueTask<string>> _modelDirectory;
@@ -105,7 +108,7 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
                     _recent.AddFirst(node);
                     return (node.Value.ModelId, node.Value.Vector);
                 }
-        var pending = new Pending(directory, text, new TaskCompletionSource<(int, float[])>(TaskCreationOptions.RunContinuationsAsynchronously));
+        var pending = new Pending(directory, text, new TaskCompletionSource<(int, float[])>(TaskCreationOptions.RunContinuationsAsynchronously), ct);
         if (!_queue.Writer.TryWrite(pending)) throw new QueryQueueFullException(1);
         return await pending.Done.Task.WaitAsync(ct);
     }
@@ -151,11 +154,35 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
 
     private async Task EmbedBatchAsync(string directory, List<Pending> batch)
     {
+        // Queries whose clients have gone are not embedded.
+        foreach (var p in batch.Where(p => p.Cancelled.IsCancellationRequested)) p.Done.TrySetCanceled(p.Cancelled);
+        batch = batch.Where(p => !p.Cancelled.IsCancellationRequested).ToList();
+        if (batch.Count == 0) return;
         // The same text twice in one batch is embedded once.
         var texts = batch.Select(p => p.Text).Distinct().ToList();
         try
         {
-            var (modelId, vectors) = await _models.WithModelAsync(directory, async encoder => (await _modelId(encoder), encoder.EmbedTexts(texts)), _stop.Token);
+            var (modelId, vectors) = await _models.WithModelAsync(directory, async encoder =>
+            {
+                // A query over the token limit is refused on its own; the others of the batch go on.
+                var refused = new HashSet<string>();
+                foreach (var text in texts)
+                {
+                    try { _options.Limits.Tokenize(encoder.Tokenizer, [text], "query text"); }
+                    catch (ModelWorkLimitException e)
+                    {
+                        refused.Add(text);
+                        foreach (var p in batch.Where(p => p.Text == text)) p.Done.TrySetException(e);
+                    }
+                }
+                if (refused.Count > 0)
+                {
+                    texts.RemoveAll(refused.Contains);
+                    batch.RemoveAll(p => refused.Contains(p.Text));
+                }
+                return (await _modelId(encoder), texts.Count == 0 ? [] : encoder.EmbedTexts(texts));
+            }, _stop.Token);
+            if (texts.Count == 0) return;
             Interlocked.Increment(ref _batches);
             Interlocked.Add(ref _embedded, texts.Count);
             var byText = texts.Select((t, i) => (t, i)).ToDictionary(x => x.t, x => vectors[x.i]);

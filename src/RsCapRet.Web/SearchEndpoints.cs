@@ -17,6 +17,9 @@ public static class SearchEndpoints
     public static long MaxUploadPixels =>
         long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_MAX_UPLOAD_PIXELS"), out var p) && p > 0 ? p : 50_000_000;
 
+    /// <summary>How long an upload's decoding may take before it is refused (413).</summary>
+    public static readonly TimeSpan UploadDecodeBudget = TimeSpan.FromSeconds(10);
+
     public static void MapSearchEndpoints(this WebApplication app, WebContext web)
     {
         // Text (q=...) or image-to-image from a stored tile (tile=ID); same filters either way.
@@ -29,14 +32,17 @@ public static class SearchEndpoints
                 var q = req.Query;
                 if (!string.IsNullOrEmpty(q["tile"]) && !string.IsNullOrEmpty(q["q"])) throw new FormatException("give either q (text) or tile (a tile id), not both.");
                 if (!string.IsNullOrEmpty(q["tile"])) tile = SearchQuery.ParseTileId(q["tile"]);
-                query = SearchQuery.Parse(q["q"], q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: tile is null);
+                query = SearchQuery.Parse(q["q"], q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: tile is null,
+                    offset: q["offset"], minRelevance: q["min_relevance"]);
+                if (tile is not null && query.Offset + query.K > CatalogStore.MaxRankDepth - 1)
+                    throw new FormatException($"offset + k must be at most {CatalogStore.MaxRankDepth - 1} for a tile's look-alikes, got {query.Offset} + {query.K}.");
             }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            IReadOnlyList<TileHit> hits;
+            RankedHits ranked;
             if (tile is { } id)
             {
-                if (await store.SearchByTileAsync(id, query.K, query.Filter, ct) is not { } found) return Results.NotFound(new { error = $"no tile {id}" });
-                hits = found;
+                if (await store.SearchByTileAsync(id, query.K, query.Offset, query.Filter, ct) is not { } found) return Results.NotFound(new { error = $"no tile {id}" });
+                ranked = RankedHits.Without(found, RelevanceCalibration.NotTextNote, query.Offset);
             }
             else
             {
@@ -45,9 +51,12 @@ public static class SearchEndpoints
                 float[] vector;
                 try { (modelId, vector) = await web.Queries.EmbedAsync(query.Text!, ct); }
                 catch (QueryQueueFullException e) { return WebContext.Busy(e); }
-                hits = await store.SearchAsync(vector, query.K, query.Filter with { ModelId = modelId }, ct);
+                catch (ModelWorkLimitException e) { return Results.BadRequest(new { error = e.Message }); }
+                var hits = await store.SearchAsync(vector, query.K, query.Offset, query.Filter with { ModelId = modelId }, ct);
+                // Relevance from the serving model's relevance.json (null, with a note, when it has none).
+                ranked = RankedHits.Score(hits, vector, await web.Serving.DirectoryAsync(ct), query.Offset).AtLeast(query.MinRelevance);
             }
-            return web.GeoJsonResult(hits);
+            return web.GeoJsonResult(ranked);
         });
 
         // Image-to-image with an uploaded image (the request body: PNG, JPEG, TIFF...), filters in the query string.
@@ -57,7 +66,8 @@ public static class SearchEndpoints
             try
             {
                 var q = req.Query;
-                query = SearchQuery.Parse(null, q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: false);
+                query = SearchQuery.Parse(null, q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: false,
+                    offset: q["offset"]);
             }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             var tooLarge = Results.Json(new { error = $"the image is larger than {MaxUploadBytes / 1_000_000} MB" }, statusCode: StatusCodes.Status413PayloadTooLarge);
@@ -73,14 +83,28 @@ public static class SearchEndpoints
                 body.Write(buffer, 0, n);
             }
             if (body.Length == 0) return Results.BadRequest(new { error = "the request body is empty: send the image as the body" });
+            // Decoded within a time budget and the request's cancellation (a client that hangs up stops the decoding),
+            // after the declared size and bands are checked.
             RgbImage image;
-            try { image = RasterImage.ReadUploadedRgb(body.GetBuffer().AsSpan(0, (int)body.Length), MaxUploadPixels, maxSide: 4096); }
+            using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            budget.CancelAfter(UploadDecodeBudget);
+            try
+            {
+                image = RasterImage.ReadUploadedRgb(body.GetBuffer().AsSpan(0, (int)body.Length), MaxUploadPixels, maxSide: 4096,
+                    maxBands: web.Limits.MaxUploadBands, ct: budget.Token);
+            }
             catch (RasterException e) when (e.Message.Contains("more than the limit"))
             {
-                return Results.Json(new { error = "the uploaded image " + e.Message.Replace("upload: ", "") + " (RSCAPRET_MAX_UPLOAD_PIXELS)" }, statusCode: StatusCodes.Status413PayloadTooLarge);
+                var setting = e.Message.Contains(" bands, ") ? HostLimits.MaxUploadBandsVariable : "RSCAPRET_MAX_UPLOAD_PIXELS";
+                return Results.Json(new { error = "the uploaded image " + e.Message.Replace("upload: ", "") + $" ({setting})" }, statusCode: StatusCodes.Status413PayloadTooLarge);
             }
             catch (RasterException e) { return Results.BadRequest(new { error = "the uploaded image cannot be read: " + e.Message }); }
-            return web.GeoJsonResult(await web.SearchWithModelAsync(store, models, encoder => encoder.EmbedImage(image), query, ct));
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                return Results.Json(new { error = $"the uploaded image took more than {UploadDecodeBudget.TotalSeconds:0} s to decode" }, statusCode: StatusCodes.Status413PayloadTooLarge);
+            }
+            var imageHits = await web.SearchWithModelAsync(store, models, encoder => encoder.EmbedImage(image), query, ct);
+            return web.GeoJsonResult(RankedHits.Without(imageHits, RelevanceCalibration.NotTextNote, query.Offset));
         });
 
         app.MapGet("/api/tiles/{id:long}", async (long id, CatalogStore store, CancellationToken ct) =>

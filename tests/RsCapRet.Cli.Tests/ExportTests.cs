@@ -80,7 +80,7 @@ public sealed class ExportTests(TestDatabase db) : IClassFixture<TestDatabase>, 
 
         // One scene only.
         var firstScene = expected[0].Scene;
-        var sceneOnly = await Run("export", "--format", "geoparquet", "--scene", firstScene.ToString(), "--out", parquet, "--db", db.ConnectionString);
+        var sceneOnly = await Run("export", "--format", "geoparquet", "--scene", firstScene.ToString(), "--out", parquet, "--overwrite", "--db", db.ConnectionString);
         Assert.Contains($"{expected.Count(e => e.Scene == firstScene)} tiles written", sceneOnly.Out);
 
         // GeoJSON and FlatGeobuf, read by GDAL: the same ids, captions and footprints.

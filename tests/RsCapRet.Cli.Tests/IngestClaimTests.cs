@@ -6,9 +6,12 @@ using RsCapRet.TestSupport;
 namespace RsCapRet.Cli.Tests;
 
 /// <summary>
-/// A direct `rscapret ingest` (the real binary) owns its scene's claim: killed, it holds the scene only until its lease
-/// lapses (RSCAPRET_SCENE_LEASE_SECONDS), and a re-run says so and fails unless --wait; interrupted (SIGINT, SIGTERM)
-/// or failing because its database restarted, it releases the scene with the reason, and a re-run takes it at once.
+/// A direct `rscapret ingest` (the real binary) owns its scene's claim, recorded with its process: killed (or left
+/// holding it because its database stayed down), a re-run on the same machine sees the process is gone and takes the
+/// scene at once; a holder on another machine is waited for (--wait, else an error naming the lease) only until the
+/// claim has gone unrenewed for the waiter's own lease (RSCAPRET_SCENE_LEASE_SECONDS), without using up scene ids;
+/// interrupted (SIGINT, SIGTERM) or failing because its database restarted, it releases the scene with the reason, and
+/// a re-run takes it at once.
 /// </summary>
 public sealed partial class IngestClaimTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
 {
@@ -109,31 +112,91 @@ public sealed partial class IngestClaimTests(TestDatabase db) : IClassFixture<Te
     [GeneratedRegex(@"lease lapses in (\d+) s")]
     private static partial Regex LeaseLapsesIn();
 
+    private Task<long> SceneIdsTaken() => Scalar<long>("SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('scenes', 'id')), 0)");
+
     [Fact]
-    public async Task AKilledIngestHoldsItsSceneOnlyForItsLeaseAndARerunSaysSoOrWaits()
+    public async Task AKilledIngestIsTakenOverAtOnceByARerunOnTheSameMachine()
     {
         var scene = TestScenes.Cut(Path.Combine(_dir.FullName, "killed.tif"), SceneSize, 0);
-        var lease = new Dictionary<string, string> { ["RSCAPRET_SCENE_LEASE_SECONDS"] = "15" };
-        var killed = Start(scene, lease);
+        var killed = Start(scene);   // the default ten-minute lease
         await MidScene(killed, scene);
+        var pid = killed.Process.Id;
         killed.Process.Kill();   // SIGKILL: no chance to release anything
         await killed.Process.WaitForExitAsync();
         Assert.Equal("ingesting", await Status(scene));
+        Assert.Equal(pid, await Scalar<int>("SELECT claim_pid FROM scenes WHERE path = $1", scene));
 
-        // Held: said so on stderr, with the lease the killed run had (15 s, not ten minutes), and a failing exit code.
+        // The holder ran on this machine and is gone: the re-run takes the scene at once, no --wait, no lease to wait out.
+        var sw = Stopwatch.StartNew();
+        var rerun = await RunToEnd(scene);
+        Assert.True(rerun.Process.ExitCode == 0, rerun.Text);
+        Assert.Contains($"taken over from process {pid} on {Environment.MachineName}, which is gone", rerun.Text);
+        Assert.True(sw.Elapsed < TimeSpan.FromMinutes(2), $"took {sw.Elapsed}");
+        await AssertCompletelyIngested(scene);
+    }
+
+    [Fact]
+    public async Task AHolderOnAnotherMachineIsWaitedForOnlyForTheWaitersLeaseAndWaitingTakesNoSceneIds()
+    {
+        var scene = TestScenes.Cut(Path.Combine(_dir.FullName, "elsewhere.tif"), SceneSize, 20);
+        var killed = Start(scene);   // the default ten-minute lease, renewed every 10 s
+        await MidScene(killed, scene);
+        killed.Process.Kill();
+        await killed.Process.WaitForExitAsync();
+        // As if it had run on another machine: whether it still runs cannot be told from here.
+        await Scalar<object>("UPDATE scenes SET claim_host = 'another-host' WHERE path = $1 AND status = 'ingesting'", scene);
+
+        // Held: said so on stderr, lapsing within the re-run's own lease (30 s), not the holder's ten minutes.
+        var lease = new Dictionary<string, string> { ["RSCAPRET_SCENE_LEASE_SECONDS"] = "30" };
         var rerun = await RunToEnd(scene, lease);
         Assert.Equal(2, rerun.Process.ExitCode);
         var line = Assert.Single(rerun.Error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith($"error: {scene}: scene ", line);
         Assert.Contains("is being ingested by another process", line);
         Assert.Contains("--wait", line);
-        Assert.InRange(int.Parse(LeaseLapsesIn().Match(line).Groups[1].Value), 1, 15);
-        Assert.Equal("ingesting", await Status(scene));
+        Assert.InRange(int.Parse(LeaseLapsesIn().Match(line).Groups[1].Value), 1, 30);
 
-        // --wait takes the scene over once the lease lapses and ingests all of it.
+        // --wait polls every second without taking scene ids, and takes the scene over once it has gone 30 s unrenewed.
+        var ids = await SceneIdsTaken();
+        var sw = Stopwatch.StartNew();
         var waited = await RunToEnd(scene, lease, "--wait");
         Assert.True(waited.Process.ExitCode == 0, waited.Text);
         Assert.Contains("waiting for it to finish or for its lease to lapse", waited.Text);
+        Assert.Contains("taken over from process", waited.Text);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(90), $"--wait took {sw.Elapsed}");
+        Assert.Equal(ids, await SceneIdsTaken());
+        await AssertCompletelyIngested(scene);
+    }
+
+    [Fact]
+    public async Task AnIngestWhoseDatabaseStaysDownUntilItExitsLeavesItsSceneToTheNextRunAtOnce()
+    {
+        var scene = TestScenes.Cut(Path.Combine(_dir.FullName, "down.tif"), SceneSize, 60);
+        var named = new Dictionary<string, string> { ["RSCAPRET_DB"] = db.ConnectionString + ";Application Name=rscapret-down" };
+        var run = Start(scene, named);
+        await MidScene(run, scene);
+        // PostgreSQL "stopped" mid-COPY for longer than the run retries recording its failure: the claim stays.
+        var database = new Npgsql.NpgsqlConnectionStringBuilder(db.ConnectionString).Database;
+        await using (var admin = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(db.ConnectionString) { Database = "postgres", Pooling = false }.ConnectionString))
+        {
+            await admin.OpenAsync();
+            async Task Exec(string sql) { await using var cmd = new Npgsql.NpgsqlCommand(sql, admin); await cmd.ExecuteNonQueryAsync(); }
+            try
+            {
+                await Exec($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false");
+                await Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rscapret-down'");
+                await Finished(run, TimeSpan.FromSeconds(90));
+            }
+            finally { await Exec($"ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true"); }
+        }
+        Assert.Equal(2, run.Process.ExitCode);
+        Assert.Equal("ingesting", await Status(scene));   // nobody could record anything
+
+        var sw = Stopwatch.StartNew();
+        var rerun = await RunToEnd(scene);
+        Assert.True(rerun.Process.ExitCode == 0, rerun.Text);
+        Assert.Contains("which is gone", rerun.Text);
+        Assert.True(sw.Elapsed < TimeSpan.FromMinutes(2), $"took {sw.Elapsed}");
         await AssertCompletelyIngested(scene);
     }
 

@@ -5,9 +5,9 @@ using RsCapRet.Storage;
 namespace RsCapRet.Cli.Commands;
 
 /// <summary>
-/// `rscapret classify SCENE [--labels "a,b,c" | --labels-file F] [--template "{label}"] [--out BASE]`: a zero-shot
-/// land-use map of an ingested scene, written as BASE.tif (one cell per tile, class index, colour table) and
-/// BASE.geojson (tile footprints with label, score and margin).
+/// `rscapret classify SCENE [--labels "a,b,c" | --labels-file F] [--template "{label}"] [--out X.tif]`: a zero-shot
+/// land-use map of an ingested scene, written as X.tif (one cell per tile, class index, colour table) and
+/// X.geojson beside it (tile footprints with label, score and margin); see <see cref="OutputPaths"/>.
 /// </summary>
 public static class ClassifyCommands
 {
@@ -17,7 +17,7 @@ public static class ClassifyCommands
         var labels = new Option<string?>("--labels") { Description = "Comma-separated labels (default: the UCM and RSICD scene classes)" };
         var labelsFile = new Option<string?>("--labels-file") { Description = "A file of labels, one per line (# starts a comment)" };
         var template = new Option<string?>("--template") { Description = $"The prompt of a label, with {{label}} in it (default \"{LandUseQuery.DefaultTemplate}\")" };
-        var output = new Option<string?>("--out") { Description = "Write BASE.tif and BASE.geojson (default: scene-ID-classes in the current folder)" };
+        var output = new Option<string?>("--out") { Description = "Write X.tif and X.geojson beside it (--out X.tif; a name without .tif gets both extensions; default: scene-ID-classes.tif/.geojson in the current folder)" };
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var cmd = new Command("classify", "Zero-shot land-use map of an ingested scene: every tile labelled by the nearest label prompt ([RET] vectors of the scene's model)")
             { scene, labels, labelsFile, template, output, model, device, DbCommands.DbOption };
@@ -29,10 +29,11 @@ public static class ClassifyCommands
             var map = await LandUseClassifier.RunAsync(store, query, async prompts =>
             {
                 using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
-                return (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedTexts(prompts));
+                // Each prompt within the token limit (RSCAPRET_MAX_PROMPT_TOKENS), a few per forward pass, Ctrl-C between passes.
+                return (await store.RegisterModelAsync(encoder.Identity, ct), ModelWorkLimits.CommandLine().EmbedTexts(encoder, prompts, ct, "label prompt"));
             }, ct);
-            var basePath = parse.GetValue(output) ?? $"scene-{map.Classes.Scene.Id}-classes";
-            var dir = Path.GetDirectoryName(Path.GetFullPath(basePath))!;
+            var (tifPath, geoJsonPath) = OutputPaths(parse.GetValue(output), map.Classes.Scene.Id);
+            var dir = Path.GetDirectoryName(Path.GetFullPath(tifPath))!;
             if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--out: folder {dir} does not exist");
             await stdout.WriteAsync(map.Table());
             if (map.Classes.Tiles.Count == 0)
@@ -40,11 +41,27 @@ public static class ClassifyCommands
                 await stdout.WriteLineAsync("no stored tiles: nothing written");
                 return 0;
             }
-            map.WriteGeoTiff(basePath + ".tif");
-            await File.WriteAllTextAsync(basePath + ".geojson", map.GeoJson(), ct);
-            await stdout.WriteLineAsync($"wrote {basePath}.tif (class per tile, colour table, label names) and {basePath}.geojson");
+            map.WriteGeoTiff(tifPath);
+            await File.WriteAllTextAsync(geoJsonPath, map.GeoJson(), ct);
+            await stdout.WriteLineAsync($"wrote {tifPath} (class per tile, colour table, label names) and {geoJsonPath}");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The files --out names, as GDAL's tools take an output name: "classes.tif" (or .tiff) writes classes.tif and
+    /// classes.geojson beside it; "classes.geojson" the same two; a name without either extension gets both added
+    /// (BASE.tif, BASE.geojson). Without --out: scene-ID-classes.tif and .geojson in the current folder.
+    /// </summary>
+    public static (string Tif, string GeoJson) OutputPaths(string? output, long sceneId)
+    {
+        var name = string.IsNullOrWhiteSpace(output) ? $"scene-{sceneId}-classes" : output;
+        var extension = Path.GetExtension(name);
+        if (extension.Equals(".tif", StringComparison.OrdinalIgnoreCase) || extension.Equals(".tiff", StringComparison.OrdinalIgnoreCase))
+            return (name, name[..^extension.Length] + ".geojson");
+        if (extension.Equals(".geojson", StringComparison.OrdinalIgnoreCase))
+            return (name[..^extension.Length] + ".tif", name);
+        return (name + ".tif", name + ".geojson");
     }
 }

@@ -25,13 +25,28 @@ public static class EvaluationCommands
         var outDir = new Option<string?>("--out") { Description = "Write captions.json, scores.json and report.md here" };
         var beam = new Option<int?>("--beam") { Description = "Beam width (1 = greedy; default: the model's beam_width)" }.InRange(1, 16);
         var clip = new Option<string[]>("--clip") { Description = "CLIP dual-encoder folder(s) (Hugging Face CLIPModel + vocab.json/merges.txt) whose retrieval is reported beside the model's", AllowMultipleArgumentsPerToken = false };
+        var cells = new Option<bool>("--cells") { Description = "Instead: the quadrant test of cell vectors (mosaics of four images of different classes per tile; does the quadrant scoring highest for a class hold it)" };
+        var mosaics = new Option<int>("--mosaics") { Description = "Mosaics the --cells test builds", DefaultValueFactory = _ => 200 }.InRange(1, 100_000);
         var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split (a CLIP folder as --model: retrieval only)")
-            { model, device, dataset, split, outDir, beam, clip };
+            { model, device, dataset, split, outDir, beam, clip, cells, mosaics };
         CommandAction.Set(evaluate, async (parse, output, ct) =>
         {
             var (datasetDir, splitName, outPath) = (parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(outDir));
             var dev = TorchDevice.Resolve(parse.GetValue(device)!);
             var modelDir = parse.GetValue(model);
+            if (parse.GetValue(cells))
+            {
+                using var cellEncoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
+                var cellReport = RsCapRet.Pipeline.CellLocalizationEvaluation.Run(cellEncoder, datasetDir, splitName, parse.GetValue(mosaics),
+                    log: msg => parse.InvocationConfiguration.Error.WriteLine(msg));
+                if (outPath is not null)
+                {
+                    Directory.CreateDirectory(outPath);
+                    await File.WriteAllTextAsync(Path.Combine(outPath, "cells.md"), cellReport.Markdown() + "\n", ct);
+                }
+                await output.WriteLineAsync(cellReport.Markdown());
+                return 0;
+            }
             var clipDirs = (parse.GetValue(clip) ?? []).ToList();
             EvaluationReport? report = null;
             if (modelDir is not null && ClipEvaluator.IsClipFolder(modelDir)) clipDirs.Insert(0, modelDir);

@@ -6,7 +6,7 @@ using RsCapRet.Storage;
 namespace RsCapRet.Cli.Commands;
 
 /// <summary>
-/// `rscapret export --format geoparquet|flatgeobuf|geojson [--bbox ...] [--scene ID] [--model NAME] --out FILE`: the
+/// `rscapret export --format geoparquet|flatgeobuf|geojson [--bbox ...] [--scene ID] [--model NAME] --out FILE [--overwrite]`: the
 /// catalogue's tiles (footprint, caption, scene, time, model, embedding) for GIS tools, DuckDB and notebooks.
 /// </summary>
 public static class ExportCommands
@@ -18,9 +18,10 @@ public static class ExportCommands
         var bbox = new Option<string?>("--bbox") { Description = "Only tiles intersecting minLon,minLat,maxLon,maxLat (WGS84)" };
         var scene = new Option<long?>("--scene") { Description = "Only this scene's tiles (its id)" };
         var modelName = new Option<string?>("--model") { Description = "Only tiles of the model with this name (as `rscapret db status` lists models)" };
-        var output = new Option<string>("--out") { Description = "The file to write (replaced when it exists)", Required = true };
+        var output = new Option<string>("--out") { Description = "The file to write, any name (an existing file is refused unless --overwrite)", Required = true };
+        var overwrite = new Option<bool>("--overwrite", "--force") { Description = "Replace the --out file when it exists" };
         var cmd = new Command("export", "Write the catalogue's tiles to GeoParquet, FlatGeobuf or GeoJSON (footprints, captions, times, 256-d embeddings)")
-            { format, bbox, scene, modelName, output, DbCommands.DbOption };
+            { format, bbox, scene, modelName, output, overwrite, DbCommands.DbOption };
         CommandAction.Set(cmd, async (parse, stdout, ct) =>
         {
             var area = parse.GetValue(bbox) is { Length: > 0 } b ? SearchQuery.ParseBbox(b) : null;
@@ -28,7 +29,7 @@ public static class ExportCommands
             var path = parse.GetValue(output)!;
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            var rows = await TileExport.WriteAsync(ds, new ExportFilter(area, parse.GetValue(scene), parse.GetValue(modelName)), fmt, path, ct: ct);
+            var rows = await TileExport.WriteAsync(ds, new ExportFilter(area, parse.GetValue(scene), parse.GetValue(modelName)), fmt, path, ct: ct, overwrite: parse.GetValue(overwrite));
             await stdout.WriteLineAsync(FormattableString.Invariant($"{rows:N0} tiles written to {path} ({fmt}, {new FileInfo(path).Length / 1e6:F1} MB, {sw.Elapsed.TotalSeconds:F1} s)"));
             return 0;
         });

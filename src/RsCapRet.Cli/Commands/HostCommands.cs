@@ -67,7 +67,11 @@ public static class HostCommands
             {
                 var defs = JobDefinition.LoadDirectory(jobsDir);
                 RecurringJobDefinitions.Apply(app.Services.GetRequiredService<IRecurringJobManager>(), defs, Path.GetDirectoryName(Path.GetFullPath(jobsDir))!);
-                await output.WriteLineAsync($"recurring jobs: {string.Join(", ", defs.Select(d => $"{d.Id} ({d.Cron})"))}");
+                var scheduled = defs.Where(d => !d.IsManual).ToList();
+                await output.WriteLineAsync(scheduled.Count == 0 ? "recurring jobs: none scheduled"
+                    : $"recurring jobs: {string.Join(", ", scheduled.Select(d => $"{d.Id} ({d.Cron})"))}");
+                if (defs.Any(d => d.IsManual))
+                    await output.WriteLineAsync($"not scheduled (cron \"manual\" in {jobsDir}): {string.Join(", ", defs.Where(d => d.IsManual).Select(d => d.Id))}");
             }
             await app.StartAsync(ct);
             try { DashboardCredentials.RequireForPublicBindings(app.Urls, credentials); }

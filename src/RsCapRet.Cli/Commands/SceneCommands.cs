@@ -176,7 +176,8 @@ public static class SceneCommands
                             continue;
                         }
                         var line = $"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped" +
-                                   (r.Coverage is { } cov ? $", coverage {cov.ToString("P1", CultureInfo.InvariantCulture)}" : "") + ")" + (r.Resolution is { } res ? $"; {res}" : "");
+                                   (r.Coverage is { } cov ? $", coverage {cov.ToString("P1", CultureInfo.InvariantCulture)}" : "") + ")" + (r.Resolution is { } res ? $"; {res}" : "") +
+                                   (r.TakenOverFrom is { } from ? $"; taken over from {from}" : "");
                         record?.Succeed(line);
                         await output.WriteLineAsync(line);
                         if (r.Warning is { } w) await error.WriteLineAsync($"warning: {p}: {w}");

@@ -21,29 +21,36 @@ public static class SearchCommands
         var before = new Option<string?>("--before") { Description = "Only scenes acquired before this date" };
         var k = new Option<int?>("--k") { Description = $"Number of results (1-{SearchQuery.MaxK}, default 10)" }
             .Must(v => v is >= 1 and <= SearchQuery.MaxK, $"must be 1..{SearchQuery.MaxK}");
+        var offset = new Option<int?>("--offset") { Description = $"Skip this many rows of the ranking (paging: --offset 5 --k 5 is rows 6-10 of --k 10; offset + k at most {CatalogStore.MaxRankDepth})" }
+            .Must(v => v is >= 0, "must be 0 or more");
+        var minRelevance = new Option<double?>("--min-relevance") { Description = "Only tiles whose relevance (calibrated chance of a match, text queries) is at least this (0-1); when none is, the nearest is shown, marked ~" }
+            .Must(v => v is >= 0 and <= 1, "must be between 0 and 1");
         var format = new Option<string>("--format") { Description = "table or geojson", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "geojson");
         var exact = new Option<bool>("--exact") { Description = "Exhaustive search without the ANN index (validation)" };
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var cmd = new Command("search", "Find tiles by text, with optional spatial and time filters")
-            { text, tile, image, bbox, near, after, before, k, format, exact, model, device, DbCommands.DbOption };
+            { text, tile, image, bbox, near, after, before, k, offset, minRelevance, format, exact, model, device, DbCommands.DbOption };
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
             var (textValue, tileValue, imageValue) = (parse.GetValue(text), parse.GetValue(tile), parse.GetValue(image));
             var given = new[] { textValue, tileValue, imageValue }.Count(v => !string.IsNullOrWhiteSpace(v));
             if (given != 1) throw new ArgumentException("give exactly one of: a query text, --tile ID, --image FILE");
             var query = SearchQuery.Parse(textValue, parse.GetValue(k)?.ToString(System.Globalization.CultureInfo.InvariantCulture), parse.GetValue(bbox), parse.GetValue(near),
-                parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact), textRequired: false);
+                parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact), textRequired: false,
+                offset: parse.GetValue(offset)?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                minRelevance: parse.GetValue(minRelevance)?.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             // RSCAPRET_DB_READ (a streaming replica) serves the search itself; the primary registers the model.
             await using var reads = RsCapRetDatabase.ResolveReadConnectionString() is { } read ? RsCapRetDatabase.CreateDataSource(read) : null;
             var store = new CatalogStore(ds, reads);
-            IReadOnlyList<TileHit> hits;
+            RankedHits ranked;
             if (tileValue is not null)
             {
                 // The stored vector is the query: no model needed, and the tile's own model is searched.
                 var id = SearchQuery.ParseTileId(tileValue);
-                hits = await store.SearchByTileAsync(id, query.K, query.Filter, ct) ?? throw new ArgumentException($"no tile {id} in a completed scene");
+                var hits = await store.SearchByTileAsync(id, query.K, query.Offset, query.Filter, ct) ?? throw new ArgumentException($"no tile {id} in a completed scene");
+                ranked = RankedHits.Without(hits, RelevanceCalibration.NotTextNote, query.Offset);
             }
             else
             {
@@ -53,9 +60,12 @@ public static class SearchCommands
                 var vector = imageValue is not null
                     ? encoder.EmbedImage(RsCapRet.Raster.RasterImage.ReadRgb(imageValue, maxSide: 4096))
                     : encoder.EmbedText(query.Text!);
-                hits = await store.SearchAsync(vector, query.K, query.Filter with { ModelId = modelId }, ct);
+                var hits = await store.SearchAsync(vector, query.K, query.Offset, query.Filter with { ModelId = modelId }, ct);
+                // Relevance is calibrated for text: image queries are ranked by score only.
+                ranked = imageValue is not null ? RankedHits.Without(hits, RelevanceCalibration.NotTextNote, query.Offset)
+                    : RankedHits.Score(hits, vector, encoder.Directory, query.Offset).AtLeast(query.MinRelevance);
             }
-            await output.WriteAsync(parse.GetValue(format) == "geojson" ? SearchOutput.GeoJson(hits) + "\n" : SearchOutput.Table(hits));
+            await output.WriteAsync(parse.GetValue(format) == "geojson" ? SearchOutput.GeoJson(ranked) + "\n" : SearchOutput.Table(ranked));
             return 0;
         });
         return cmd;

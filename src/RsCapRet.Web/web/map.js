@@ -94,6 +94,14 @@
 
   const OUT_OF_RANGE_HINT = 'The scene\u2019s resolution is far outside the model\u2019s training range: captions and search results on it are unreliable';
 
+  // Leaflet parses a string given to a tooltip or popup as HTML: data (captions, labels, queries) goes in as a node
+  // holding it as text.
+  function textNode(text) {
+    const span = document.createElement('span');
+    span.textContent = text;
+    return span;
+  }
+
   // A small label (status, "out of range"); its text is set as text, never parsed as HTML.
   function badge(text, kind, title) {
     const span = document.createElement('span');
@@ -118,7 +126,9 @@
     const meta = document.createElement('div');
     meta.className = 'meta';
     const scene = String(p.scene).split(/[\\/]/).pop();
-    meta.textContent = `#${p.rank} · score ${p.score.toFixed(3)} · ${scene} · ${p.window.width}×${p.window.height}+${p.window.x}+${p.window.y}`;
+    // Relevance (issue 29): the calibrated chance of a match, when the model has one; "weak" below 0.5.
+    const relevance = typeof p.relevance === 'number' ? ` · relevance ${p.relevance.toFixed(2)}${p.weak ? ' (weak)' : ''}` : '';
+    meta.textContent = `#${p.rank} · score ${p.score.toFixed(3)}${relevance} · ${scene} · ${p.window.width}×${p.window.height}+${p.window.x}+${p.window.y}`;
     meta.title = p.scene;
     // Image-to-image: tiles that look like this one (its stored vector; the tile itself is left out).
     const similar = document.createElement('button');
@@ -173,12 +183,15 @@
     if (!body) return;
     const features = body.features ?? [];
     statusEl.textContent = features.length === 0 ? 'No tiles found.' : `${features.length} tile${features.length === 1 ? '' : 's'} found.`;
+    // No result reaches relevance 0.5 (or min_relevance): say so; the nearest are still listed, marked weak.
+    if (features.length > 0 && (body.good_match === false || body.below_min_relevance === true))
+      statusEl.textContent += ' No good match: nothing reaches relevance 0.5; the nearest are shown.';
     const items = new Map();
     footprints = L.geoJSON(body, {
       style: () => ({ ...FOOTPRINT, className: 'footprint' }),
       filter: (f) => f.geometry != null,
       onEachFeature: (feature, layer) => {
-        layer.bindTooltip(feature.properties.caption ?? '', { sticky: true });
+        layer.bindTooltip(textNode(feature.properties.caption ?? ''), { sticky: true });
         const popup = document.createElement('div');
         popup.className = 'popup-caption';
         popup.textContent = feature.properties.caption ?? '(no caption)';
@@ -270,7 +283,7 @@
       filter: (f) => f.geometry != null,
       onEachFeature: (feature, layer) => {
         const p = feature.properties;
-        layer.bindTooltip(`${p.before.caption ?? ''} → ${p.after.caption ?? ''}`, { sticky: true });
+        layer.bindTooltip(textNode(`${p.before.caption ?? ''} → ${p.after.caption ?? ''}`), { sticky: true });
         layer.on('click', () => items.get(feature)?.scrollIntoView({ block: 'nearest' }));
       },
     }).addTo(map);
@@ -310,7 +323,7 @@
     footprints = L.geoJSON(body, {
       style: (f) => ({ stroke: false, fillColor: heatColour(share(f)), fillOpacity: 0.6, className: 'heat-footprint' }),
       filter: (f) => f.geometry != null,
-      onEachFeature: (feature, layer) => layer.bindTooltip(`score ${feature.properties.score.toFixed(3)} · tile ${feature.properties.tile_id}`, { sticky: true }),
+      onEachFeature: (feature, layer) => layer.bindTooltip(textNode(`score ${feature.properties.score.toFixed(3)} · tile ${feature.properties.tile_id}`), { sticky: true }),
     }).addTo(map);
     // A scene's heat map shows the whole scene; a view's stays where the user is.
     if (params.has('scene') && footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
@@ -354,7 +367,7 @@
       onEachFeature: (feature, layer) => {
         const p = feature.properties;
         const margin = p.margin == null ? '' : `, margin ${p.margin.toFixed(3)}`;
-        layer.bindTooltip(`${p.label} (score ${p.score.toFixed(3)}${margin}) · tile ${p.tile_id}`, { sticky: true });
+        layer.bindTooltip(textNode(`${p.label} (score ${p.score.toFixed(3)}${margin}) · tile ${p.tile_id}`), { sticky: true });
       },
     }).addTo(map);
     if (footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
