@@ -15,7 +15,7 @@ namespace RsCapRet.Jobs;
 
 /// <summary>How to tile scenes in jobs; the JSON-friendly subset of <see cref="TilingOptions"/>.</summary>
 public sealed record IngestJobOptions(string? Bands = null, double? Gsd = null, int Overlap = 0, double MaxNodata = 0.5, bool NoCrs = false, bool Captions = true,
-    string? StacItem = null, bool SkipOutOfRange = false, bool Force = false)
+    string? StacItem = null, bool SkipOutOfRange = false, bool Force = false, bool FollowLinksOutside = false)
 {
     /// <summary>The options a stored plan asks for (to retry a failed version as it was made).</summary>
     public static IngestJobOptions FromPlan(IngestPlan plan) =>
@@ -168,7 +168,7 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
         }
         if (!Directory.Exists(root)) throw new TransientJobException($"{root}: archive folder is not reachable");
         var progress = new JobProgress(context);
-        var scan = await ArchiveScan.RunAsync(store, root, pattern, modelId, planKey, ct: ct);
+        var scan = await ArchiveScan.RunAsync(store, root, pattern, modelId, planKey, ct: ct, followLinksOutside: options.FollowLinksOutside);
         var lines = new List<ScanJobLine>();
         foreach (var d in scan.Decisions)
         {

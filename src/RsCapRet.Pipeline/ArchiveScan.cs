@@ -3,8 +3,11 @@ using RsCapRet.Storage;
 
 namespace RsCapRet.Pipeline;
 
-/// <summary>What a scan decided for one path. Added and Changed need an ingest (model work unless the bytes are known).</summary>
-public enum ScanDecisionKind { Added, Changed, Removed, Moved, Unchanged, Failed }
+/// <summary>
+/// What a scan decided for one path. Added and Changed need an ingest (model work unless the bytes are known); Skipped
+/// is a folder the scan did not enter (a link out of the archive, too deep).
+/// </summary>
+public enum ScanDecisionKind { Added, Changed, Removed, Moved, Unchanged, Failed, Skipped }
 
 /// <summary>One path's decision; <see cref="From"/> is the old path of a move; <see cref="Detail"/> says why.</summary>
 public sealed record ScanDecision(string Path, ScanDecisionKind Kind, string? Detail = null, string? From = null)
@@ -36,7 +39,7 @@ public sealed record ScanResult(IReadOnlyList<ScanDecision> Decisions, int Files
 public static class ArchiveScan
 {
     public static async Task<ScanResult> RunAsync(CatalogStore store, string root, string pattern, int modelId, string planKey,
-        Action<string>? log = null, CancellationToken ct = default)
+        Action<string>? log = null, CancellationToken ct = default, bool followLinksOutside = false)
     {
         root = Path.GetFullPath(root);
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: archive folder is not reachable");
@@ -46,7 +49,8 @@ public static class ArchiveScan
         var newFiles = new List<(string Path, string Sha)>();
         var onDisk = new HashSet<string>(StringComparer.Ordinal);
         int files = 0, hashed = 0;
-        foreach (var file in FilesUnder(root, pattern).Order(StringComparer.Ordinal))
+        var skippedFolders = new List<(string Folder, string Why)>();
+        foreach (var file in FilesUnder(root, pattern, followLinksOutside, skippedFolders.Add).Order(StringComparer.Ordinal))
         {
             ct.ThrowIfCancellationRequested();
             files++;
@@ -89,7 +93,8 @@ public static class ArchiveScan
         }
 
         // Gone: catalogued paths under the folder that the pattern covers and that are no longer there.
-        var gone = catalogued.Values.Where(c => !onDisk.Contains(c.Path) && MatchesPattern(root, c.Path, pattern)).ToList();
+        var gone = catalogued.Values.Where(c => !onDisk.Contains(c.Path) && MatchesPattern(root, c.Path, pattern)
+                                                && !skippedFolders.Any(f => c.Path.StartsWith(f.Folder + "/", StringComparison.Ordinal))).ToList();
         foreach (var (path, sha) in newFiles)
         {
             var moved = gone.FirstOrDefault(g => g.SceneId is not null && g.ContentSha256 == sha && g.PlanKey == planKey);
@@ -105,25 +110,45 @@ public static class ArchiveScan
             await store.RemovePathsAsync(gone.Select(g => g.Path).ToList(), modelId, ct: ct);
             decisions.AddRange(gone.Select(g => new ScanDecision(g.Path, ScanDecisionKind.Removed, "gone from the archive: out of search (kept for `changes` until `scenes prune`)")));
         }
+        // Folders the scan did not enter are said, not silently left out (their files are not removed from the catalogue
+        // either: a link out of the archive that is refused now keeps what an earlier, allowed scan indexed through it).
+        decisions.AddRange(skippedFolders.Select(f => new ScanDecision(f.Folder, ScanDecisionKind.Skipped, f.Why)));
         var ordered = decisions.OrderBy(d => d.Path, StringComparer.Ordinal).ToList();
         foreach (var d in ordered.Where(d => d.Kind != ScanDecisionKind.Unchanged)) log?.Invoke(d.ToString());
         return new ScanResult(ordered, files, hashed);
     }
 
+    /// <summary>Folders deeper than this below the archive root are not scanned (and are reported).</summary>
+    public const int MaxDepth = 64;
+
     /// <summary>
     /// The files matching <paramref name="pattern"/> under <paramref name="root"/>, each folder read once: a symbolic
     /// link back to a folder already read (a loop such as `sub/up -> ..`, or a second way to the same folder) is not
-    /// followed again, so a scan ends whatever links the archive holds.
+    /// followed again, so a scan ends whatever links the archive holds. A link to a folder outside the root is not
+    /// followed unless <paramref name="followLinksOutside"/>; folders more than <see cref="MaxDepth"/> levels down are
+    /// not read. Folders not entered are passed to <paramref name="skipped"/> with why.
     /// </summary>
-    public static IEnumerable<string> FilesUnder(string root, string pattern)
+    public static IEnumerable<string> FilesUnder(string root, string pattern, bool followLinksOutside = false, Action<(string, string)>? skipped = null)
     {
         var read = new HashSet<string>(StringComparer.Ordinal);
-        var folders = new Stack<string>();
-        folders.Push(Path.GetFullPath(root));
+        var realRoot = RealPath(Path.GetFullPath(root)).TrimEnd('/') + "/";
+        var folders = new Stack<(string Path, int Depth)>();
+        folders.Push((Path.GetFullPath(root), 0));
         while (folders.Count > 0)
         {
-            var folder = folders.Pop();
-            if (!read.Add(RealPath(folder))) continue;
+            var (folder, depth) = folders.Pop();
+            var real = RealPath(folder);
+            if (!read.Add(real)) continue;
+            if (depth > 0 && !followLinksOutside && !(real + "/").StartsWith(realRoot, StringComparison.Ordinal))
+            {
+                skipped?.Invoke((folder, $"a link to {real}, outside the archive root: not followed (index-archive --follow-links-outside allows it)"));
+                continue;
+            }
+            if (depth > MaxDepth)
+            {
+                skipped?.Invoke((folder, $"more than {MaxDepth} folders below the archive root: not scanned"));
+                continue;
+            }
             IEnumerable<string> files, subfolders;
             try
             {
@@ -134,7 +159,7 @@ public static class ArchiveScan
             foreach (var f in files) yield return f;
             // Deterministic order, real folders before links to them: a folder reached both ways keeps one path scan after scan.
             foreach (var d in subfolders.OrderBy(d => new DirectoryInfo(d).LinkTarget is null).ThenByDescending(d => d, StringComparer.Ordinal))
-                folders.Push(d);
+                folders.Push((d, depth + 1));
         }
     }
 

@@ -107,7 +107,7 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             // it failed, is reported failed again rather than re-queued on every scan (`scenes retry` tries again).
             var indexJob = host.Services.GetRequiredService<IndexArchiveJob>();
             var summary = await indexJob.RunAsync(archive, "*.tif", model, null, CancellationToken.None);
-            Assert.StartsWith("3 files seen (0 hashed): 0 added, 0 changed, 0 removed, 0 moved, 2 unchanged, 1 failed; 0 ingest jobs queued", summary);
+            Assert.StartsWith("3 files seen (0 hashed): 0 added, 0 changed, 0 removed, 0 moved, 2 unchanged, 1 failed, 0 skipped; 0 ingest jobs queued", summary);
             Assert.Contains("broken.tif", summary);
         }
         finally { await host.StopAsync(); }

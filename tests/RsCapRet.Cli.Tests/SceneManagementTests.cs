@@ -156,6 +156,22 @@ public sealed class SceneManagementTests(TestDatabase db) : IClassFixture<TestDa
         Assert.True(code == 0, output + err);
         Assert.Contains("3 files seen", output);
         Assert.Contains("3 added", output);
+
+        // A link to a folder outside the archive is not followed (and said), unless asked for.
+        var outside = Directory.CreateTempSubdirectory("rscapret-outside-");
+        try
+        {
+            TestScenes.Crop(TestScenes.Shared("neon_OSBS_029_utm17n_0.1m.tif"), Path.Combine(outside.FullName, "o.tif"), 150, 150, 200, 180);
+            File.CreateSymbolicLink(At("elsewhere"), outside.FullName);
+            (code, output, err) = await Cli("index-archive", _dir.FullName, "--wait");
+            Assert.True(code == 0, output + err);
+            Assert.Contains($"skipped   {At("elsewhere")}: a link to", output);
+            Assert.Contains("3 unchanged", output);
+            (code, output, err) = await Cli("index-archive", _dir.FullName, "--wait", "--follow-links-outside");
+            Assert.True(code == 0, output + err);
+            Assert.Contains($"added     {At("elsewhere/o.tif")}", output);
+        }
+        finally { outside.Delete(recursive: true); }
     }
 
     private async Task<long> Scalar(string sql, long arg)

@@ -107,7 +107,8 @@ public static class DemoJobs
                 {
                     if (d.Decision == "failed") { failed++; await error.WriteLineAsync($"failed    {d.Path}: {d.Detail}"); }
                     else if (d.Decision == "moved") await output.WriteLineAsync($"moved     {d.Path} (from {d.From}; same bytes, no model work)");
-                    else await output.WriteLineAsync($"{d.Decision,-9} {d.Path}" + (d.Decision == "removed" ? ": gone from the archive, out of search" : ""));
+                    else await output.WriteLineAsync($"{d.Decision,-9} {d.Path}" + (d.Decision == "removed" ? ": gone from the archive, out of search"
+                        : d.Decision == "skipped" ? $": {d.Detail}" : ""));
                     continue;
                 }
                 var bar = new ConsoleProgress(output, terminal, "  ");

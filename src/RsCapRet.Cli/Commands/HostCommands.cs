@@ -97,12 +97,16 @@ public static class HostCommands
             Description = "Run the scan and its ingest jobs to the end with a worker in this process, print what was decided per file, exit code 2 if any failed",
         };
         var skipOutOfRange = SceneCommands.SkipOutOfRangeOption();
+        var followOutside = new Option<bool>("--follow-links-outside")
+        {
+            Description = "Follow symbolic links to folders outside the archive folder (each real folder is still read once)",
+        };
         var device3 = CommonOptions.Device();
         var indexArchive = new Command("index-archive", "Scan an archive folder or STAC catalog: new or changed files get ingest jobs, files gone leave search, " +
-                                                        "renamed files keep their tiles") { archive, pattern2, model3, waitScan, skipOutOfRange, device3, DbCommands.DbOption };
+                                                        "renamed files keep their tiles") { archive, pattern2, model3, waitScan, skipOutOfRange, followOutside, device3, DbCommands.DbOption };
         CommandAction.Set(indexArchive, async (parse, output, ct) =>
         {
-            var options = new IngestJobOptions(SkipOutOfRange: parse.GetValue(skipOutOfRange));
+            var options = new IngestJobOptions(SkipOutOfRange: parse.GetValue(skipOutOfRange), FollowLinksOutside: parse.GetValue(followOutside));
             if (!parse.GetValue(waitScan))
                 return await Enqueue(parse, output, "index", [parse.GetValue(archive)!], parse.GetValue(pattern2)!, parse.GetValue(model3), ct, options);
             var root = Path.GetFullPath(parse.GetValue(archive)!);
