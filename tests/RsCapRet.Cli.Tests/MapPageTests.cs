@@ -54,7 +54,8 @@ public sealed class MapPageTests(TestDatabase db) : IClassFixture<TestDatabase>,
             Assert.Contains("href=\"hangfire\"", html);
             Assert.DoesNotContain("http", html); // no CDN: every asset comes from this host
             foreach (var (path, type) in new[] { ("/static/map.js", "text/javascript"), ("/static/map.css", "text/css"),
-                                                 ("/static/vendor/leaflet/leaflet.js", "text/javascript"), ("/static/vendor/leaflet/leaflet.css", "text/css") })
+                                                 ("/static/vendor/leaflet/leaflet.js", "text/javascript"), ("/static/vendor/leaflet/leaflet.css", "text/css"),
+                                                 ("/static/vendor/naturalearth/ne-110m.json", "application/json") }) // the offline basemap
             {
                 var response = await http.GetAsync(path);
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);

@@ -1,6 +1,6 @@
 // The search page: a text query to /api/search, results listed beside a Leaflet map of their footprints.
 // The base layer is the host's own imagery (tiles/{z}/{x}/{y}.png, rendered from the ingested scenes; no internet
-// needed), over a light graticule where no scene is.
+// needed), over an offline Natural Earth basemap (land, borders; the sea is the map's background) and a graticule.
 'use strict';
 (function () {
   const FOOTPRINT = { color: '#ff00ff', weight: 3, opacity: 1, fillColor: '#ff00ff', fillOpacity: 0.12 };
@@ -9,8 +9,24 @@
   const $ = (id) => document.getElementById(id);
   const form = $('search'), q = $('q'), k = $('k'), inView = $('inView'), thumbs = $('thumbs');
   const statusEl = $('status'), errorEl = $('error'), list = $('results'), legend = $('legend');
+  const fAfter = $('fAfter'), fBefore = $('fBefore'), fNear = $('fNear'), moreResults = $('moreResults');
 
   const map = L.map('map', { worldCopyJump: false, minZoom: 1, maxZoom: 22, zoomSnap: 0.25 }).setView([20, 0], 2);
+  // The basemap: Natural Earth 1:110m land and country borders, vendored with the page (static/vendor/naturalearth),
+  // in its own pane under the imagery tiles (tilePane is z-index 200); the sea is #map's background colour.
+  map.createPane('basemap').style.zIndex = 150;
+  map.getPane('basemap').style.pointerEvents = 'none';
+  const basemap = L.geoJSON(null, {
+    pane: 'basemap', interactive: false,
+    style: (f) => (f.properties.kind === 'land'
+      ? { stroke: true, color: '#8fa8b8', weight: 0.8, fillColor: '#f2efe6', fillOpacity: 1, className: 'basemap-land' }
+      : { color: '#a89f91', weight: 0.8, dashArray: '3 2', fill: false, className: 'basemap-border' }),
+  }).addTo(map);
+  map.attributionControl.addAttribution('basemap: Natural Earth (public domain)');
+  const basemapReady = fetch('static/vendor/naturalearth/ne-110m.json')
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))))
+    .then((data) => { basemap.addData(data); return true; })
+    .catch((e) => { console.warn('basemap not loaded: ' + e.message); return false; });
   const graticule = L.layerGroup().addTo(map);
   // Imagery of the ingested scenes, under every overlay; transparent where no scene covers.
   const imagery = L.tileLayer('tiles/{z}/{x}/{y}.png', { maxZoom: 22, tileSize: 256, className: 'imagery',
@@ -74,6 +90,8 @@
     lastResults = null;
     selected = null;
     legend.hidden = true;
+    moreResults.hidden = true;
+    page = null;
   }
 
   // On a narrow screen the lists are below the map: bring the map back into view when a list item moves it.
@@ -177,16 +195,28 @@
     return body;
   }
 
+  // The search shown: its parameters (without offset), its page size and the rows listed so far, for "more".
+  let page = null;
+
+  function searchStatus(body, shown) {
+    statusEl.textContent = shown === 0 ? 'No tiles found.' : `${shown} tile${shown === 1 ? '' : 's'} found.`;
+    // No result reaches relevance 0.5 (or min_relevance): say so; the nearest are still listed, marked weak.
+    if (shown > 0 && (body.good_match === false || body.below_min_relevance === true))
+      statusEl.textContent += ' No good match: nothing reaches relevance 0.5; the nearest are shown.';
+  }
+
   async function search(params) {
     clearResults();
+    params = new URLSearchParams(params);
+    params.delete('offset');
     const body = await fetchApi('api/search?' + params.toString(), 'Searching…', 'search');
     if (!body) return;
     const features = body.features ?? [];
-    statusEl.textContent = features.length === 0 ? 'No tiles found.' : `${features.length} tile${features.length === 1 ? '' : 's'} found.`;
-    // No result reaches relevance 0.5 (or min_relevance): say so; the nearest are still listed, marked weak.
-    if (features.length > 0 && (body.good_match === false || body.below_min_relevance === true))
-      statusEl.textContent += ' No good match: nothing reaches relevance 0.5; the nearest are shown.';
+    searchStatus(body, features.length);
     const items = new Map();
+    const pageSize = Number(params.get('k') ?? 10) || 10;
+    page = { params, pageSize, shown: features.length, items };
+    moreResults.hidden = features.length < pageSize;
     footprints = L.geoJSON(body, {
       style: () => ({ ...FOOTPRINT, className: 'footprint' }),
       filter: (f) => f.geometry != null,
@@ -200,8 +230,14 @@
       },
     }).addTo(map);
     drawThumbnails(body);
+    listResults(features, footprints.getLayers(), items);
+    if (footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+  }
+
+  // A list row per feature, linked to its footprint among 'layers' (the footprints drawn for these features).
+  function listResults(features, layers, items) {
     const layersById = new Map();
-    footprints.eachLayer((layer) => layersById.set(layer.feature.properties.tile_id, layer));
+    for (const layer of layers) layersById.set(layer.feature.properties.tile_id, layer);
     for (const feature of features) {
       const li = resultItem(feature);
       items.set(feature.properties.tile_id, li);
@@ -209,8 +245,29 @@
       if (layer) li.addEventListener('click', () => select(layer, li, true));
       list.append(li);
     }
-    if (layersById.size > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
   }
+
+  // "More": the next page of the same ranking (offset = rows listed so far), appended to the list and the map.
+  async function searchMore() {
+    if (!page || !footprints) return;
+    const current = page;
+    const params = new URLSearchParams(current.params);
+    params.set('offset', String(current.shown));
+    moreResults.disabled = true;
+    const body = await fetchApi('api/search?' + params.toString(), 'Loading more…', 'search');
+    moreResults.disabled = false;
+    if (!body || page !== current) return;
+    const features = body.features ?? [];
+    const before = new Set(footprints.getLayers());
+    footprints.addData(features);
+    const added = footprints.getLayers().filter((l) => !before.has(l));
+    listResults(features, added, current.items);
+    current.shown += features.length;
+    if (lastResults) { lastResults = { ...lastResults, features: [...(lastResults.features ?? []), ...features] }; drawThumbnails(lastResults); }
+    searchStatus(body, current.shown);
+    moreResults.hidden = features.length < current.pageSize;
+  }
+  moreResults.addEventListener('click', searchMore);
 
   // Each result's thumbnail over its footprint's box, while "thumbnails" is ticked.
   let lastResults = null;
@@ -310,7 +367,7 @@
   const heatButton = $('heat');
   const heatColour = (t) => `hsl(${Math.round(240 * (1 - t))}, 90%, 50%)`;
 
-  async function heatmap(params) {
+  async function heatmap(params, fit) {
     clearResults();
     const body = await fetchApi('api/heatmap?' + params.toString(), 'Scoring tiles…', 'heat map');
     if (!body) return;
@@ -325,14 +382,20 @@
       filter: (f) => f.geometry != null,
       onEachFeature: (feature, layer) => layer.bindTooltip(textNode(`score ${feature.properties.score.toFixed(3)} · tile ${feature.properties.tile_id}`), { sticky: true }),
     }).addTo(map);
-    // A scene's heat map shows the whole scene; a view's stays where the user is.
-    if (params.has('scene') && footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+    // A scene's heat map, or one opened from the address, zooms onto its tiles (onto its bbox when it has none);
+    // a heat map of the current view stays where the user is.
+    if (!fit) return;
+    if (footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+    else if (params.has('bbox')) {
+      const b = params.get('bbox').split(',').map(Number);
+      if (b.length === 4 && b.every(Number.isFinite)) map.fitBounds([[b[1], b[0]], [b[3], b[2]]]);
+    }
   }
 
   heatButton.addEventListener('click', () => {
     const params = new URLSearchParams({ q: q.value, bbox: viewBbox() });
     history.replaceState(null, '', '?heat=1&' + params.toString());
-    heatmap(params);
+    heatmap(params, false);
   });
 
   // Land use: every tile of a scene with the label whose prompt is nearest (GET /api/scenes/{id}/classes), coloured
@@ -388,6 +451,9 @@
     const params = new URLSearchParams({ q: q.value });
     if (k.value !== '') params.set('k', k.value);
     if (inView.checked) params.set('bbox', viewBbox());
+    // The date and near filters (the API checks them and answers 400 with why).
+    for (const [name, input] of [['after', fAfter], ['before', fBefore], ['near', fNear]])
+      if (input.value.trim() !== '') params.set(name, input.value.trim());
     return params;
   }
 
@@ -398,9 +464,9 @@
     search(params);
   });
 
-  // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (filters passed as given).
+  // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (the filters fill their inputs).
   // ?tile=ID runs an image-to-image search from that tile.
-  // ?before=...&after=...[&toward=&k=&bbox=] opens the changes view.
+  // ?before=...&after=...[&toward=&k=&bbox=] without q or tile opens the changes view.
   // ?classes=SCENE[&labels=a,b] opens the land-use view.
   // ?heat=1&q=TEXT&bbox=... (or &scene=ID) opens the heat map.
   const initial = new URLSearchParams(location.search);
@@ -408,21 +474,24 @@
     q.value = initial.get('q') ?? '';
     const params = new URLSearchParams(initial);
     params.delete('heat');
-    heatmap(params);
+    heatmap(params, true);
   } else if (initial.has('classes')) {
     classSceneIn.value = initial.get('classes');
     classLabelsIn.value = initial.get('labels') ?? '';
     classes(classSceneIn.value, classLabelsIn.value);
+  } else if (initial.has('q') || initial.has('tile')) {
+    q.value = initial.get('q') ?? '';
+    if (initial.has('k')) k.value = initial.get('k');
+    fAfter.value = initial.get('after') ?? '';
+    fBefore.value = initial.get('before') ?? '';
+    fNear.value = initial.get('near') ?? '';
+    search(initial);
   } else if (initial.has('before') && initial.has('after')) {
     beforeIn.value = initial.get('before');
     afterIn.value = initial.get('after');
     towardIn.value = initial.get('toward') ?? '';
     if (initial.has('k')) k.value = initial.get('k');
     changes(initial);
-  } else if (initial.has('q') || initial.has('tile')) {
-    q.value = initial.get('q') ?? '';
-    if (initial.has('k')) k.value = initial.get('k');
-    search(initial);
   }
 
   // Scenes: the catalogue's archive paths and the version each shows (GET /api/scenes), a page at a time. A row
@@ -558,5 +627,5 @@
   scenesReload.addEventListener('click', () => loadScenes(true));
   loadScenes(true);
 
-  window.rscapretMap = { map, imagery, sceneImagery: () => sceneImagery }; // for tests and the browser console
+  window.rscapretMap = { map, imagery, basemap, basemapReady, sceneImagery: () => sceneImagery }; // for tests and the browser console
 })();
