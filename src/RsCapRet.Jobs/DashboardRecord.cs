@@ -17,11 +17,19 @@ public sealed class DashboardRecord
     private readonly JobStorage _storage;
     private readonly BackgroundJobClient _client;
     private readonly DateTime _started = DateTime.UtcNow;
-    private DateTime _lastProgress = DateTime.MinValue;
+    private readonly JobProgress _progress;
 
     public string JobId { get; }
 
-    private DashboardRecord(JobStorage storage, BackgroundJobClient client, string jobId) => (_storage, _client, JobId) = (storage, client, jobId);
+    private DashboardRecord(JobStorage storage, BackgroundJobClient client, string jobId)
+    {
+        (_storage, _client, JobId) = (storage, client, jobId);
+        _progress = new JobProgress(p => Try(() =>
+        {
+            using var connection = _storage.GetConnection();
+            connection.SetJobParameter(JobId, JobProgress.Parameter, SerializationHelper.Serialize(p, SerializationOption.User));
+        }));
+    }
 
     /// <summary>Records the call as a processing job; null (and a warning) when the job storage cannot be reached.</summary>
     public static DashboardRecord? TryStart<T>(JobStorage? storage, Expression<Func<T, Task>> call, TextWriter? warnings = null)
@@ -60,17 +68,7 @@ public sealed class DashboardRecord
     }
 
     /// <summary>Progress as the dashboard's bar shows it (at most once a second unless <paramref name="force"/>).</summary>
-    public void Report(long done, long total, string unit, string? text = null, bool force = false)
-    {
-        var now = DateTime.UtcNow;
-        if (!force && (now - _lastProgress).TotalSeconds < 1 && done < total) return;
-        _lastProgress = now;
-        Try(() =>
-        {
-            using var connection = _storage.GetConnection();
-            connection.SetJobParameter(JobId, JobProgress.Parameter, SerializationHelper.Serialize(new ProgressValue(done, total, unit, text, now), SerializationOption.User));
-        });
-    }
+    public void Report(long done, long total, string unit, string? text = null, bool force = false) => _progress.Report(done, total, unit, text, force);
 
     public void Succeed(string result) =>
         Try(() => _client.ChangeState(JobId, new SucceededState(result, 0, (long)(DateTime.UtcNow - _started).TotalMilliseconds), ProcessingState.StateName));

@@ -14,18 +14,21 @@ public sealed record ProgressValue(long Done, long Total, string Unit, string? T
 /// Progress of a running job, stored as a job parameter (so it lives in the job storage every worker and the web
 /// host share) and drawn as a bar on the job's page in the Hangfire dashboard. Writes at most once a second.
 /// </summary>
-public sealed class JobProgress(PerformContext? context)
+public sealed class JobProgress(Action<ProgressValue>? store)
 {
     public const string Parameter = "rscapret.progress";
     private DateTime _last = DateTime.MinValue;
 
+    /// <summary>The progress of the job a worker runs, stored through its context (none without one).</summary>
+    public JobProgress(PerformContext? context) : this(context is null ? null : p => context.SetJobParameter(Parameter, p)) { }
+
     public void Report(long done, long total, string unit, string? text = null, bool force = false)
     {
-        if (context is null) return;
+        if (store is null) return;
         var now = DateTime.UtcNow;
         if (!force && (now - _last).TotalSeconds < 1 && done < total) return;
         _last = now;
-        context.SetJobParameter(Parameter, new ProgressValue(done, total, unit, text, now));
+        store(new ProgressValue(done, total, unit, text, now));
     }
 
     /// <summary>The progress a job last stored, read from the job storage.</summary>

@@ -194,8 +194,7 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
     private static async Task<bool> ShowsAsync(CatalogStore store, string path, int modelId, string planKey, CancellationToken ct)
     {
         if (await store.GetScenePathAsync(path, modelId, ct) is not { Removed: false, Current: { } shown } || shown.PlanKey != planKey) return false;
-        var info = new FileInfo(path);
-        return info.Exists && await store.KnownHashAsync(path, info.Length, info.LastWriteTimeUtc, ct) == shown.ContentSha256;
+        return await store.KnownFileAsync(path, ct) is { } known && known.Describes(new FileInfo(path)) && known.ContentSha256 == shown.ContentSha256;
     }
 }
 

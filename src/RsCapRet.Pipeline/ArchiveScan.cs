@@ -58,16 +58,9 @@ public static class ArchiveScan
             string sha;
             try
             {
-                var info = new FileInfo(file);
-                if (known.TryGetValue(file, out var k) && k.SizeBytes == info.Length && k.ModifiedUtc == Truncated(info.LastWriteTimeUtc))
-                    sha = k.ContentSha256;
-                else
-                {
-                    var described = await SceneIngestor.DescribeFileAsync(file, ct);
-                    sha = described.ContentSha256;
-                    hashed++;
-                    await store.RememberFileAsync(file, new KnownFile(info.Length, info.LastWriteTimeUtc, sha), ct);
-                }
+                var (described, didHash) = await SceneIngestor.DescribeKnownAsync(store, file, known.GetValueOrDefault(file), ct);
+                sha = described.ContentSha256;
+                if (didHash) hashed++;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or Raster.RasterException)
             {
@@ -176,9 +169,6 @@ public static class ArchiveScan
         }
         return real;
     }
-
-    /// <summary>PostgreSQL keeps microseconds; a file's mtime has ticks (100 ns).</summary>
-    internal static DateTime Truncated(DateTime utc) => new(utc.Ticks - utc.Ticks % 10, DateTimeKind.Utc);
 
     private static bool MatchesPattern(string root, string path, string pattern) =>
         path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) && FileSystemName.MatchesSimpleExpression(pattern, Path.GetFileName(path));

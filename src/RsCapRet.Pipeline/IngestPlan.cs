@@ -47,13 +47,5 @@ public sealed record IngestPlan(
         catch (JsonException) { return null; }
     }
 
-    /// <summary>The tiling options this plan asks for (the acquisition pattern and STAC item are not part of a plan).</summary>
-    public TilingOptions ToTiling(TilingOptions? template = null) => (template ?? new TilingOptions()) with
-    {
-        TargetGsd = Gsd, Overlap = Overlap, MaxNodataFraction = MaxNodata, AllowMissingCrs = NoCrs,
-        Bands = Bands?.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray(),
-        Stretch = Enum.TryParse<StretchMode>(Stretch, ignoreCase: true, out var s) ? s : StretchMode.Auto,
-    };
-
     public ScenePlan ToScenePlan() => new(Key, ToJson());
 }

@@ -246,19 +246,23 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         }
     }
 
-    /// <summary>
-    /// The file's size and SHA-256, taken from what a scan recorded when its size and modification time are unchanged
-    /// (a scan just hashed it), else hashed and recorded.
-    /// </summary>
     private async Task<SceneFile> DescribeKnownFileAsync(string path, CancellationToken ct)
     {
         var full = Path.GetFullPath(path);
-        var info = new FileInfo(full);
-        if (info.Exists && await store.KnownHashAsync(full, info.Length, ArchiveScan.Truncated(info.LastWriteTimeUtc), ct) is { } sha)
-            return new SceneFile(full, sha, info.Length);
-        var file = await DescribeFileAsync(full, ct);
-        await store.RememberFileAsync(full, new KnownFile(file.SizeBytes, info.LastWriteTimeUtc, file.ContentSha256), ct);
-        return file;
+        return (await DescribeKnownAsync(store, full, await store.KnownFileAsync(full, ct), ct)).File;
+    }
+
+    /// <summary>
+    /// The file's size and SHA-256: <paramref name="known"/>'s when its size and modification time are unchanged (a scan
+    /// hashed it), else hashed and recorded for the next scan or ingest. <c>Hashed</c> says which.
+    /// </summary>
+    public static async Task<(SceneFile File, bool Hashed)> DescribeKnownAsync(CatalogStore store, string fullPath, KnownFile? known, CancellationToken ct)
+    {
+        var info = new FileInfo(fullPath);
+        if (known is not null && known.Describes(info)) return (new SceneFile(fullPath, known.ContentSha256, info.Length), false);
+        var file = await DescribeFileAsync(fullPath, ct);
+        await store.RememberFileAsync(fullPath, new KnownFile(file.SizeBytes, info.LastWriteTimeUtc, file.ContentSha256), ct);
+        return (file, true);
     }
 
     /// <summary>Size and SHA-256 of the file, streamed (scenes can be many GB).</summary>

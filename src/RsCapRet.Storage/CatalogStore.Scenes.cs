@@ -37,7 +37,15 @@ public sealed record CataloguedPath(string Path, long? SceneId, string? ContentS
 }
 
 /// <summary>What a scan saw of a file last time (migrations/0004): unchanged size and mtime mean unchanged bytes.</summary>
-public sealed record KnownFile(long SizeBytes, DateTime ModifiedUtc, string ContentSha256);
+public sealed record KnownFile(long SizeBytes, DateTime ModifiedUtc, string ContentSha256)
+{
+    /// <summary>Whether the file on disk still has this size and mtime (PostgreSQL keeps the mtime to the microsecond).</summary>
+    public bool Describes(FileInfo file)
+    {
+        var mtime = file.LastWriteTimeUtc;
+        return file.Exists && file.Length == SizeBytes && new DateTime(mtime.Ticks - mtime.Ticks % 10, DateTimeKind.Utc) == ModifiedUtc;
+    }
+}
 
 /// <summary>What <see cref="CatalogStore.PruneAsync"/> deleted.</summary>
 public sealed record PruneResult(int Versions, int Paths, long Tiles, IReadOnlyList<long> SceneIds);
@@ -229,20 +237,16 @@ public sealed partial class CatalogStore
                 clear.Parameters.Add(new() { Value = modelId });
                 await clear.ExecuteNonQueryAsync(ct);
             }
-            long? sceneId;
             await using (var move = new NpgsqlCommand("""
                 UPDATE scene_paths SET path = $2, updated_at = now(), decision = 'moved from ' || $1
                  WHERE path = $1 AND model_id = $3 AND status = 'current'
                    AND NOT EXISTS (SELECT 1 FROM scene_paths o WHERE o.path = $2 AND o.model_id = $3)
-                RETURNING scene_id
                 """, conn, tx))
             {
                 move.Parameters.Add(new() { Value = from });
                 move.Parameters.Add(new() { Value = to });
                 move.Parameters.Add(new() { Value = modelId });
-                await using var r = await move.ExecuteReaderAsync(ct);
-                if (!await r.ReadAsync(ct)) return false;
-                sceneId = r.IsDBNull(0) ? null : r.GetInt64(0);
+                if (await move.ExecuteNonQueryAsync(ct) == 0) return false;
             }
             await using (var scene = new NpgsqlCommand("UPDATE scenes SET path = $2 WHERE path = $1 AND model_id = $3", conn, tx))
             {
@@ -310,14 +314,13 @@ public sealed partial class CatalogStore
         return known;
     }
 
-    /// <summary>The SHA-256 a scan computed for a file at this size and mtime; null when it has not (or the file changed).</summary>
-    public async Task<string?> KnownHashAsync(string path, long size, DateTime modifiedUtc, CancellationToken ct = default)
+    /// <summary>What a scan or an ingest last saw of the file at <paramref name="path"/>, or null.</summary>
+    public async Task<KnownFile?> KnownFileAsync(string path, CancellationToken ct = default)
     {
-        await using var cmd = DataSource.CreateCommand("SELECT content_sha256 FROM archive_files WHERE path = $1 AND size_bytes = $2 AND modified_at = $3");
+        await using var cmd = DataSource.CreateCommand("SELECT size_bytes, modified_at, content_sha256 FROM archive_files WHERE path = $1");
         cmd.Parameters.Add(new() { Value = path });
-        cmd.Parameters.Add(new() { Value = size });
-        cmd.Parameters.Add(new() { Value = DateTime.SpecifyKind(modifiedUtc, DateTimeKind.Utc) });
-        return await cmd.ExecuteScalarAsync(ct) as string;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? new KnownFile(r.GetInt64(0), r.GetDateTime(1), r.GetString(2)) : null;
     }
 
     public async Task RememberFileAsync(string path, KnownFile file, CancellationToken ct = default)
@@ -383,7 +386,10 @@ public sealed partial class CatalogStore
         if (query.Status is { } st && !SceneListQuery.Statuses.Contains(st))
             throw new ArgumentException($"status must be one of {string.Join(", ", SceneListQuery.Statuses)}, got '{st}'");
         var all = query.All || query.Status is "removed" or "superseded";
-        return await ReadListingsAsync(all, query, null, ct);
+        var (rows, total) = await ReadListingsAsync(all, query, null, ct);
+        // The total is counted beside the page's rows; past the end there are none to count with.
+        if (rows.Count == 0 && query.Offset > 0) (_, total) = await ReadListingsAsync(all, query with { Offset = 0, Limit = 1 }, null, ct);
+        return (rows, total);
     }
 
     private async Task<(IReadOnlyList<SceneListing>, long)> ReadListingsAsync(bool all, SceneListQuery query, string? pathOrId, CancellationToken ct)

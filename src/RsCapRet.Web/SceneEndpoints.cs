@@ -31,8 +31,6 @@ public static class SceneEndpoints
             try { query = ParseList(req.Query); }
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             var (rows, total) = await store.ListScenesAsync(query, ct);
-            // The store counts the rows it returns a page of; past the end there are none to count with.
-            if (rows.Count == 0 && query.Offset > 0) (_, total) = await store.ListScenesAsync(query with { Offset = 0, Limit = 1 }, ct);
             return Json(new JsonObject
             {
                 ["scenes"] = new JsonArray(rows.Select(r => (JsonNode?)Shown(web, r, withPlan: false)).ToArray()),
@@ -46,7 +44,7 @@ public static class SceneEndpoints
         // (AnalysisEndpoints) has one segment more and never meets these routes.
         app.MapGet("/api/scenes/{id}", async (string id, CatalogStore store, CancellationToken ct) =>
         {
-            if (ParseId(id) is not { } sceneId) return BadId(id);
+            if (SceneManagement.IdOf(id) is not { } sceneId) return BadId(id);
             var rows = await SceneManagement.FindAsync(store, sceneId.ToString(CultureInfo.InvariantCulture), ct);
             if (rows.Count == 0) return NoScene(sceneId);
             return Json(new JsonObject
@@ -58,7 +56,7 @@ public static class SceneEndpoints
 
         app.MapDelete("/api/scenes/{id}", async (string id, CatalogStore store, CancellationToken ct) =>
         {
-            if (ParseId(id) is not { } sceneId) return BadId(id);
+            if (SceneManagement.IdOf(id) is not { } sceneId) return BadId(id);
             var (deleted, cached) = await SceneManagement.DeleteAsync(store, sceneId.ToString(CultureInfo.InvariantCulture), tileCache, ct);
             if (deleted.Paths.Count == 0 && deleted.SceneIds.Count == 0) return NoScene(sceneId);
             return Json(new JsonObject
@@ -110,9 +108,6 @@ public static class SceneEndpoints
                 ? $"{name} must be a whole number, {min} or more, got '{Shorten(text)}'."
                 : $"{name} must be a whole number between {min} and {max}, got '{Shorten(text)}'.");
     }
-
-    private static long? ParseId(string id) =>
-        long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null;
 
     private static IResult BadId(string id) => Results.BadRequest(new { error = $"id must be a positive scene id, got '{Shorten(id)}'." });
 
