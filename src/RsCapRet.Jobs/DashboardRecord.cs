@@ -18,6 +18,7 @@ public sealed class DashboardRecord
     private readonly BackgroundJobClient _client;
     private readonly DateTime _started = DateTime.UtcNow;
     private readonly JobProgress _progress;
+    private readonly List<string> _warnings = [];
 
     public string JobId { get; }
 
@@ -27,7 +28,7 @@ public sealed class DashboardRecord
         _progress = new JobProgress(p => Try(() =>
         {
             using var connection = _storage.GetConnection();
-            connection.SetJobParameter(JobId, JobProgress.Parameter, SerializationHelper.Serialize(p, SerializationOption.User));
+            JobPageView.SetParameter(connection, JobId, JobProgress.Parameter, p);
         }));
     }
 
@@ -69,6 +70,14 @@ public sealed class DashboardRecord
 
     /// <summary>Progress as the dashboard's bar shows it (at most once a second unless <paramref name="force"/>).</summary>
     public void Report(long done, long total, string unit, string? text = null, bool force = false) => _progress.Report(done, total, unit, text, force);
+
+    /// <summary>A warning the command printed (e.g. a scene far coarser than the model's range), listed on the job's page.</summary>
+    public void Warn(string warning) => Try(() =>
+    {
+        _warnings.Add(warning);
+        using var connection = _storage.GetConnection();
+        JobPageView.SetParameter(connection, JobId, JobPageView.WarningsParameter, _warnings.ToArray());
+    });
 
     public void Succeed(string result) =>
         Try(() => _client.ChangeState(JobId, new SucceededState(result, 0, (long)(DateTime.UtcNow - _started).TotalMilliseconds), ProcessingState.StateName));

@@ -19,12 +19,21 @@ public static class HangfireSetup
             .UseRecommendedSerializerSettings()
             .UseStorage(storage)
             .UseFilter(TransientRetry.Filter())
-            .UseJobProgressBars()
-            .UseScanReports();
+            .UseJobPageSections();
 
-    private static IGlobalConfiguration UseJobProgressBars(this IGlobalConfiguration config) => JobProgress.UseProgressBars(config);
+    private static int _jobPageSectionsAdded;
 
-    private static IGlobalConfiguration UseScanReports(this IGlobalConfiguration config) => ScanReportView.UseScanReports(config);
+    /// <summary>
+    /// The sections of a job's dashboard page: arguments and warnings, progress bar, a scan's decisions. Hangfire keeps
+    /// one process-wide list of them, so they are added once, however many hosts a process configures (the demo, tests).
+    /// </summary>
+    private static IGlobalConfiguration UseJobPageSections(this IGlobalConfiguration config)
+    {
+        if (Interlocked.Exchange(ref _jobPageSectionsAdded, 1) == 1) return config;
+        JobPageView.UseJobPages(config);
+        JobProgress.UseProgressBars(config);
+        return ScanReportView.UseScanReports(config);
+    }
 
     /// <summary>The job storage every host and client uses (workers, web host, `rscapret enqueue`).</summary>
     public static PostgreSqlStorage CreateStorage(string connectionString)

@@ -28,6 +28,25 @@ public sealed record JobDefinition(
         ? v
         : throw new FormatException($"Job definition '{Id}' lacks the argument '{name}'.");
 
+    /// <summary>The `rscapret` command that does this job's work when asked (paths as the definition writes them).</summary>
+    public string Command()
+    {
+        string A(string name) => Args.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? Quoted(v) : $"<{name}>";
+        return Job switch
+        {
+            "index-archive" => $"rscapret index-archive {A("root")} --pattern {A("glob")} --model {A("model")}",
+            "ingest-scene" => $"rscapret ingest {A("path")} --model {A("model")}",
+            "train" => $"rscapret train --config {A("config")} --out {A("out")}",
+            "train-clip" => $"rscapret train-clip --config {A("config")} --out {A("out")}",
+            "evaluate" => $"rscapret evaluate --model {A("model")} --dataset {A("dataset")} --split {A("split")} --out {A("out")}",
+            _ => $"rscapret {Job}",
+        };
+    }
+
+    /// <summary>A shell word: as it is when it is plain, else in single quotes.</summary>
+    private static string Quoted(string value) =>
+        value.All(c => char.IsAsciiLetterOrDigit(c) || "/._-+:=,@".Contains(c)) ? value : "'" + value.Replace("'", "'\\''") + "'";
+
     /// <summary>Reads and validates every *.json in <paramref name="directory"/>, sorted by file name.</summary>
     public static IReadOnlyList<JobDefinition> LoadDirectory(string directory)
     {

@@ -20,7 +20,7 @@ public sealed class JobProgress(Action<ProgressValue>? store)
     private DateTime _last = DateTime.MinValue;
 
     /// <summary>The progress of the job a worker runs, stored through its context (none without one).</summary>
-    public JobProgress(PerformContext? context) : this(context is null ? null : p => context.SetJobParameter(Parameter, p)) { }
+    public JobProgress(PerformContext? context) : this(context is null ? null : p => JobPageView.SetParameter(context, Parameter, p)) { }
 
     public void Report(long done, long total, string unit, string? text = null, bool force = false)
     {

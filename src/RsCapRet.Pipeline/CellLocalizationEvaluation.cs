@@ -12,6 +12,14 @@ public sealed record CellLocalizationReport(string Dataset, string Split, int Mo
 {
     public double Accuracy => Decisions == 0 ? 0 : (double)Correct / Decisions;
 
+    /// <summary>
+    /// Land use at cell resolution against tile resolution (issue 30): every tile and every cell labelled with the
+    /// nearest of the split's class labels, the share of the mosaics' pixels whose label is their image's class
+    /// (a tile's one label can be right on a quarter of it at most).
+    /// </summary>
+    public double CellPixelAccuracy { get; init; }
+    public double TilePixelAccuracy { get; init; }
+
     public string Markdown() => string.Create(CultureInfo.InvariantCulture,
         $"""
         ### Where in the tile: quadrant test ({Dataset}, {Split})
@@ -21,6 +29,13 @@ public sealed record CellLocalizationReport(string Dataset, string Split, int Mo
         | decisions | quadrant accuracy | chance | mean margin (right quadrant − best other) |
         |---:|---:|---:|---:|
         | {Decisions} | {Accuracy:F3} | 0.250 | {MeanMargin:F4} |
+
+        Land use on the same mosaics: every cell (and every tile) labelled with the nearest of the {Classes} class labels; share of the pixels whose label is their image's class (chance {1.0 / Classes:F3}; a tile's single label is right on a quarter of it at most):
+
+        | resolution | pixel accuracy |
+        |---|---:|
+        | cell ({Rows}x{Cols} per tile) | {CellPixelAccuracy:F3} |
+        | tile | {TilePixelAccuracy:F3} |
 
         {Elapsed.TotalSeconds:F1} s.
         """);
@@ -79,7 +94,7 @@ public static class CellLocalizationEvaluation
         var quarter = encoder.Preprocessor with { Size = half };
         var random = new Random(seed);
         int decisions = 0, correct = 0, rows = 0, cols = 0;
-        double margins = 0;
+        double margins = 0, cellPixels = 0, tilePixels = 0;
         const int batch = 16;
         for (var start = 0; start < mosaics; start += batch)
         {
@@ -107,11 +122,43 @@ public static class CellLocalizationEvaluation
                     if (best == q) correct++;
                     margins += means[q] - means.Where((_, i) => i != q).Max();
                 }
+                var (cellRight, tileRight) = PixelAccuracy(grid, queries, plans[t]);
+                cellPixels += cellRight;
+                tilePixels += tileRight;
             }
             log?.Invoke($"{Math.Min(mosaics, start + batch)}/{mosaics} mosaics, quadrant accuracy so far {(double)correct / decisions:F3}");
         }
         return new CellLocalizationReport(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(datasetDirectory))), split, mosaics,
-            classes.Count, decisions, correct, margins / decisions, rows, cols, sw.Elapsed);
+            classes.Count, decisions, correct, margins / decisions, rows, cols, sw.Elapsed)
+            { CellPixelAccuracy = cellPixels / mosaics, TilePixelAccuracy = tilePixels / mosaics };
+    }
+
+    /// <summary>
+    /// The share of a mosaic tile's pixels labelled right, by its cells and by the tile: each cell (and the tile) takes
+    /// the nearest class label; a cell's pixels in quadrant q are right when it took quadrant q's class
+    /// (<paramref name="quadrantClasses"/>), by the share of its area there.
+    /// </summary>
+    public static (double Cells, double Tile) PixelAccuracy(TileCells grid, IReadOnlyList<float[]> classVectors, int[] quadrantClasses)
+    {
+        static int Nearest(float[] v, IReadOnlyList<float[]> labels)
+        {
+            var (best, bestScore) = (0, double.NegativeInfinity);
+            for (var i = 0; i < labels.Count; i++)
+                if (TileCells.Dot(v, labels[i]) is var d && d > bestScore) (best, bestScore) = (i, d);
+            return best;
+        }
+        static double FirstHalf(int i, int n) => Math.Clamp(Math.Min(i + 1.0, n / 2.0) - i, 0, 1);
+        double right = 0;
+        for (var r = 0; r < grid.Rows; r++)
+        for (var c = 0; c < grid.Cols; c++)
+        {
+            var label = Nearest(grid.At(r, c), classVectors);
+            double top = FirstHalf(r, grid.Rows), left = FirstHalf(c, grid.Cols);
+            double[] w = [top * left, top * (1 - left), (1 - top) * left, (1 - top) * (1 - left)];
+            for (var q = 0; q < 4; q++) if (quadrantClasses[q] == label) right += w[q];
+        }
+        var tileLabel = Nearest(grid.Tile, classVectors);
+        return (right / (grid.Rows * grid.Cols), quadrantClasses.Contains(tileLabel) ? 0.25 : 0);
     }
 
     /// <summary>Area-weighted mean score of the cells in each quadrant (top-left, top-right, bottom-left, bottom-right).</summary>

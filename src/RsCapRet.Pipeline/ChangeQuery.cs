@@ -81,28 +81,42 @@ public sealed record ChangeQuery(string? BeforeScene, string? AfterScene, TimeRa
 /// <summary>Change results as a table for terminals and as GeoJSON (overlap footprints) for maps and GIS tools.</summary>
 public static class ChangeOutput
 {
-    public static string Table(IReadOnlyList<TileChange> changes, bool toward)
+    /// <summary>
+    /// The pairs, one a line; with a toward text, each after tile's relevance to it and whether it matches (≥ 0.5),
+    /// and a first line when none matches (or why relevance is not available).
+    /// </summary>
+    public static string Table(RankedChanges ranked)
     {
+        var changes = ranked.Changes;
         if (changes.Count == 0) return "no changes found\n";
+        var toward = ranked.Toward is not null;
         var sb = new StringBuilder();
-        sb.AppendLine($"{"#",3} {(toward ? "gain" : "change"),7} {"iou",5} {"before",8} {"after",8} {"centre (lon, lat)",-22} before caption  ->  after caption");
+        if (ranked.RelevanceNote is not null) sb.AppendLine($"note: {ranked.RelevanceNote}");
+        else if (ranked.NoMatchLine is { } none) sb.AppendLine(none);
+        sb.AppendLine($"{"#",3} {(toward ? "gain" : "change"),7} {"iou",5} {"before",8} {"after",8} " + (toward ? $"{"after relev.",12} {"match",5} " : "") +
+                      $"{"centre (lon, lat)",-22} before caption  ->  after caption");
         for (var i = 0; i < changes.Count; i++)
         {
             var c = changes[i];
             var p = c.Overlap?.Centroid;
             var centre = p is null || p.IsEmpty ? "-" : FormattableString.Invariant($"{p.X:F5}, {p.Y:F5}");
             var score = toward ? c.TowardGain ?? 0 : c.Distance;
-            sb.AppendLine(FormattableString.Invariant($"{i + 1,3} {score,7:F3} {c.Iou,5:F2} {c.BeforeTile,8} {c.AfterTile,8} {centre,-22} {c.BeforeCaption}  ->  {c.AfterCaption}"));
+            var relevance = !toward ? "" : FormattableString.Invariant(
+                $"{(ranked.AfterRelevance[i] is { } r ? r.ToString("F3", CultureInfo.InvariantCulture) : "-"),12} {ranked.Matches(i) switch { true => "yes", false => "no", null => "-" },5} ");
+            sb.AppendLine(FormattableString.Invariant($"{i + 1,3} {score,7:F3} {c.Iou,5:F2} {c.BeforeTile,8} {c.AfterTile,8} {relevance}{centre,-22} {c.BeforeCaption}  ->  {c.AfterCaption}"));
         }
         return sb.ToString();
     }
 
     /// <summary>
-    /// A FeatureCollection of overlap polygons with both tiles' facts; <paramref name="notes"/> (why nothing paired)
-    /// travel as a foreign member "notes".
+    /// A FeatureCollection of overlap polygons with both tiles' facts; the notes (why nothing paired) travel as a
+    /// foreign member "notes". With a toward text: "toward", "any_match" (whether any pair's after tile matches it;
+    /// null without relevance), "relevance_note" when relevance is not available, and per pair "after_relevance"
+    /// (the after tile's calibrated relevance to the text) and "matches" (after_relevance ≥ 0.5); both null otherwise.
     /// </summary>
-    public static string GeoJson(IReadOnlyList<TileChange> changes, IReadOnlyList<string> notes, Func<long, string>? thumbnailUrl = null)
+    public static string GeoJson(RankedChanges ranked, Func<long, string>? thumbnailUrl = null)
     {
+        var (changes, notes) = (ranked.Changes, ranked.Notes);
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
         {
@@ -111,15 +125,20 @@ public static class ChangeOutput
             w.WriteStartArray("notes");
             foreach (var n in notes) w.WriteStringValue(n);
             w.WriteEndArray();
+            if (ranked.Toward is { } text) w.WriteString("toward", text); else w.WriteNull("toward");
+            if (ranked.AnyMatch is { } any) w.WriteBoolean("any_match", any); else w.WriteNull("any_match");
+            if (ranked.RelevanceNote is not null) w.WriteString("relevance_note", ranked.RelevanceNote);
             w.WriteStartArray("features");
             for (var i = 0; i < changes.Count; i++)
             {
-                var (c, rank) = (changes[i], i + 1);
+                var (c, rank, at) = (changes[i], i + 1, i);
                 GeoJsonGeometry.WriteFeature(w, null, c.Overlap, p =>
                 {
                     p.WriteNumber("rank", rank);
                     p.WriteNumber("distance", Math.Round(c.Distance, 6));
                     if (c.TowardGain is { } g) p.WriteNumber("toward_gain", Math.Round(g, 6)); else p.WriteNull("toward_gain");
+                    if (ranked.AfterRelevance[at] is { } r) p.WriteNumber("after_relevance", r); else p.WriteNull("after_relevance");
+                    if (ranked.Matches(at) is { } m) p.WriteBoolean("matches", m); else p.WriteNull("matches");
                     p.WriteNumber("iou", Math.Round(c.Iou, 4));
                     Side(p, "before", c.BeforeTile, c.BeforeScene, c.BeforeCaption, c.BeforeAcquired, thumbnailUrl);
                     Side(p, "after", c.AfterTile, c.AfterScene, c.AfterCaption, c.AfterAcquired, thumbnailUrl);

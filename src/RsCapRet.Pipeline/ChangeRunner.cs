@@ -4,19 +4,23 @@ namespace RsCapRet.Pipeline;
 
 /// <summary>
 /// Runs a <see cref="ChangeQuery"/>: resolves the scenes it names, embeds the toward text with the scenes' model, and
-/// turns inputs that cannot pair into notes beside an empty result (the command line and the API answer alike).
+/// turns inputs that cannot pair into notes beside an empty result (the command line and the API answer alike). With a
+/// toward text, each pair's after tile carries its relevance to the text (from the text's model's calibration).
 /// </summary>
 public static class ChangeRunner
 {
-    /// <param name="embedText">the [RET] vector of a text and the catalogue id of the model that made it; called only
-    /// when the query has a toward text</param>
-    public static async Task<ChangeResult> RunAsync(CatalogStore store, ChangeQuery query,
-        Func<string, Task<(int ModelId, float[] Vector)>>? embedText, CancellationToken ct)
+    /// <param name="embedText">the [RET] vector of a text, the catalogue id of the model that made it and that model's
+    /// folder (its relevance.json scores the after tiles); called only when the query has a toward text</param>
+    public static async Task<RankedChanges> RunAsync(CatalogStore store, ChangeQuery query,
+        Func<string, Task<(int ModelId, float[] Vector, string? ModelDirectory)>>? embedText, CancellationToken ct)
     {
-        int? modelId = null;
-        float[]? toward = null;
-        if (query.Toward is not null)
-            (modelId, toward) = await (embedText ?? throw new ArgumentNullException(nameof(embedText)))(query.Toward);
+        if (query.Toward is null) return RankedChanges.Plain(await PairAsync(store, query, null, null, ct));
+        var (modelId, toward, directory) = await (embedText ?? throw new ArgumentNullException(nameof(embedText)))(query.Toward);
+        return RankedChanges.Score(await PairAsync(store, query, modelId, toward, ct), query.Toward, toward, directory);
+    }
+
+    private static async Task<ChangeResult> PairAsync(CatalogStore store, ChangeQuery query, int? modelId, float[]? toward, CancellationToken ct)
+    {
         if (!query.ByScenes)
             return await store.ChangesAsync(new ChangeRequest(null, null, query.Area, query.BeforeRange, query.AfterRange, query.K, query.MinIou, modelId, toward), ct);
 

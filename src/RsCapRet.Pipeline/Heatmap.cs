@@ -35,6 +35,56 @@ public sealed record HeatmapQuery(string? Text, long? Tile, Geometry? Area, long
         return new HeatmapQuery(text, tileId, hasBbox ? SearchQuery.ParseBbox(bbox!) : null, sceneId, maxTiles);
     }
 
+    /// <summary>The most tiles a heat map with cells=1 draws (49 features each).</summary>
+    public const int MaxCellTiles = 1_000;
+
+    /// <summary>
+    /// The scores as GeoJSON: tile footprints with score, and the answer's score range for the legend. With
+    /// <paramref name="cells"/> (cells=1: the tiles' stored cell vectors, by tile id) a tile that has them is drawn as
+    /// its cells instead (one feature each, with "row", "col" and the cell's score; the tile's own score as
+    /// "tile_score"); "cell_tiles" counts them.
+    /// </summary>
+    public static string GeoJson(HeatmapResult result, string query, IReadOnlyDictionary<long, StoredTileCells>? cells, float[] vector)
+    {
+        if (cells is null) return GeoJson(result, query);
+        var scored = new List<(TileScore Tile, CellScore? Cell)>();
+        foreach (var t in result.Tiles)
+        {
+            if (!cells.TryGetValue(t.TileId, out var stored)) { scored.Add((t, null)); continue; }
+            var hit = new TileHit(t.TileId, t.SceneId, "", 0, 0, 0, 0, 0, 0, t.Footprint, null, 1 - t.Score, null);
+            foreach (var c in TileLocalizer.FromStored(hit, stored, query, vector).Cells) scored.Add((t, c));
+        }
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = false }))
+        {
+            w.WriteStartObject();
+            w.WriteString("type", "FeatureCollection");
+            w.WriteString("query", query);
+            w.WriteNumber("tiles", result.Tiles.Count);
+            w.WriteNumber("cell_tiles", result.Tiles.Count(t => cells.ContainsKey(t.TileId)));
+            if (scored.Count > 0)
+            {
+                w.WriteNumber("min_score", Math.Round(scored.Min(s => s.Cell?.Score ?? s.Tile.Score), 6));
+                w.WriteNumber("max_score", Math.Round(scored.Max(s => s.Cell?.Score ?? s.Tile.Score), 6));
+            }
+            w.WriteStartArray("features");
+            foreach (var (t, c) in scored)
+                GeoJsonGeometry.WriteFeature(w, null, c?.Footprint ?? t.Footprint, p =>
+                {
+                    p.WriteNumber("tile_id", t.TileId);
+                    p.WriteNumber("scene_id", t.SceneId);
+                    p.WriteNumber("score", Math.Round(c?.Score ?? t.Score, 6));
+                    if (c is null) return;
+                    p.WriteNumber("row", c.Row);
+                    p.WriteNumber("col", c.Col);
+                    p.WriteNumber("tile_score", Math.Round(t.Score, 6));
+                });
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
     /// <summary>The scores as GeoJSON: tile footprints with score, and the answer's score range for the legend.</summary>
     public static string GeoJson(HeatmapResult result, string query)
     {

@@ -4,7 +4,11 @@ using RsCapRet.Storage;
 namespace RsCapRet.Pipeline;
 
 /// <summary>What a model gives a tile: its caption (null when captioning is off) and its 256-d image vector.</summary>
-public sealed record TileEncoding(string? Caption, float[] Embedding);
+public sealed record TileEncoding(string? Caption, float[] Embedding)
+{
+    /// <summary>The tile's cell vectors, when asked for (ingest --cells).</summary>
+    public TileCells? Cells { get; init; }
+}
 
 /// <summary>
 /// The cell vectors of one image: <see cref="Rows"/> × <see cref="Cols"/> L2-normalised shared-space vectors, row by
@@ -40,4 +44,12 @@ public interface ITileEncoder
     /// <summary>The model folder it was loaded from, recorded in the catalogue so `models activate` can name it.</summary>
     string? Directory => null;
     IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct);
+
+    /// <summary>
+    /// <see cref="Encode(IReadOnlyList{RgbImage}, bool, CancellationToken)"/> with each tile's cell vectors from the same
+    /// forward pass when <paramref name="cells"/> (encoders without them throw
+    /// <see cref="RsCapRet.Model.CellVectorsNotAvailableException"/>).
+    /// </summary>
+    IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, bool cells, CancellationToken ct) =>
+        cells ? throw new RsCapRet.Model.CellVectorsNotAvailableException(GetType().Name) : Encode(tiles, caption, ct);
 }

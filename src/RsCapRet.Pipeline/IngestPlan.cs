@@ -20,7 +20,8 @@ public sealed record IngestPlan(
     [property: JsonPropertyName("stretch")] string Stretch,
     [property: JsonPropertyName("max_nodata")] double MaxNodata,
     [property: JsonPropertyName("captions")] bool Captions,
-    [property: JsonPropertyName("no_crs")] bool NoCrs)
+    [property: JsonPropertyName("no_crs")] bool NoCrs,
+    [property: JsonPropertyName("cells")] bool Cells = false)
 {
     /// <summary>
     /// The grid layout of this version of the tiler: last column and row flush with the raster's edges, small scenes
@@ -35,7 +36,8 @@ public sealed record IngestPlan(
     /// <summary>The canonical text plans are compared by (invariant culture, fixed order).</summary>
     public string Key => string.Create(CultureInfo.InvariantCulture,
         $"grid={Grid};tile={TileSize};gsd={(Gsd is { } g ? g.ToString("R", CultureInfo.InvariantCulture) : "auto")};bands={Bands ?? "auto"};" +
-        $"overlap={Overlap};stretch={Stretch};max_nodata={MaxNodata:R};captions={(Captions ? 1 : 0)};no_crs={(NoCrs ? 1 : 0)}");
+        $"overlap={Overlap};stretch={Stretch};max_nodata={MaxNodata:R};captions={(Captions ? 1 : 0)};no_crs={(NoCrs ? 1 : 0)}") +
+        (Cells ? ";cells=1" : "");   // absent when off: the keys of versions ingested before --cells stay the same
 
     public string ToJson() => JsonSerializer.Serialize(this);
 

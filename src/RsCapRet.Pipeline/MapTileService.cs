@@ -26,10 +26,11 @@ public sealed class MapTileService(TileDiskCache cache, RegisteredSceneFiles fil
     private readonly Dictionary<string, (SceneMapRenderer Renderer, object Gate)> _open = new();
     private readonly LinkedList<string> _recent = new();
 
-    public async Task<MapTileResult> RenderAsync(CatalogStore store, MapTileAddress tile, long? sceneId, CancellationToken ct = default)
+    public async Task<MapTileResult> RenderAsync(CatalogStore store, MapTileAddress tile, long? sceneId, CancellationToken ct = default,
+        DateTimeOffset? acquiredBefore = null)
     {
         var (west, south, east, north) = tile.LonLat;
-        var scenes = await store.ScenesForMapAsync(west, south, east, north, sceneId, ct: ct);
+        var scenes = await store.ScenesForMapAsync(west, south, east, north, sceneId, ct: ct, acquiredBefore: acquiredBefore);
         var usable = new List<MapScene>();
         var missing = new List<(long, string)>();
         foreach (var scene in scenes)

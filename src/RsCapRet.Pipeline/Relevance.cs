@@ -188,6 +188,9 @@ public sealed record RankedHits(IReadOnlyList<TileHit> Hits, IReadOnlyList<doubl
     /// <summary>The --min-relevance / min_relevance applied, if any.</summary>
     public double? Minimum { get; init; }
 
+    /// <summary>Each row's hot cells (search --localize, API localize=1); null when not asked for.</summary>
+    public SearchLocalizer.Outcome? Localized { get; init; }
+
     /// <summary>Whether row <paramref name="i"/> is shown marked: below 0.5, or kept only as the nearest below the minimum.</summary>
     public bool Weak(int i) => BelowMinimum || Relevance[i] is { } r && r < RelevanceCalibration.GoodMatch;
 

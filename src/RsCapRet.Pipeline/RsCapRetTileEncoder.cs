@@ -82,6 +82,33 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Vectors, captions and cell vectors from one backbone pass: the pooled vector the caption and the tile's vector
+    /// come from is the mean of the position features the cells come from.
+    /// </summary>
+    public IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, bool cells, CancellationToken ct)
+    {
+        if (!cells) return Encode(tiles, caption, ct);
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var (pooled, cellVectors) = Model.PooledAndCellEmbeddings(Preprocessor.Process(tiles));
+        var vectors = Model.ImageEmbeddingFromPooled(pooled).to_type(ScalarType.Float32).cpu();
+        var normalised = nn.functional.normalize(cellVectors, dim: -1).cpu().contiguous();
+        ct.ThrowIfCancellationRequested();
+        IReadOnlyList<int[]>? ids = caption ? Model.GenerateCaptionsFromPooled(pooled, Generation) : null;
+        int rows = (int)normalised.shape[1], cols = (int)normalised.shape[2], dim = (int)normalised.shape[3];
+        var result = new List<TileEncoding>(tiles.Count);
+        for (var i = 0; i < tiles.Count; i++)
+        {
+            var vector = vectors[i].data<float>().ToArray();
+            var flat = normalised[i].reshape(rows * cols, dim).data<float>().ToArray();
+            var perCell = Enumerable.Range(0, rows * cols).Select(k => flat.AsSpan(k * dim, dim).ToArray()).ToArray();
+            result.Add(new TileEncoding(ids is null ? null : CleanCaption(Tokenizer.Decode(ids[i])), vector)
+                { Cells = new TileCells(rows, cols, vector, perCell) });
+        }
+        return result;
+    }
+
     /// <summary>Captions for images (e.g. files given on the command line).</summary>
     public IReadOnlyList<string> Caption(IReadOnlyList<RgbImage> images, GenerationOptions? options = null)
     {

@@ -33,6 +33,8 @@ public sealed record IngestOptions
     public bool Force { get; init; }
     /// <summary>Leave out scenes whose resolution lies far outside the model's training range (nothing is stored).</summary>
     public bool SkipOutOfRange { get; init; }
+    /// <summary>Keep each tile's cell vectors (tile_cells, half precision) from the same forward pass (issue 30).</summary>
+    public bool Cells { get; init; }
 
     public const string LeaseVariable = "RSCAPRET_SCENE_LEASE_SECONDS";
 
@@ -96,7 +98,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         var file = await DescribeKnownFileAsync(path, ct);
         var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
         if (encoder.Directory is { } modelDir) await store.RecordModelDirectoryAsync(modelId, modelDir, ct);
-        var plan = IngestPlan.For(options.Tiling, encoder.InputSize, options.Caption).ToScenePlan();
+        var plan = (IngestPlan.For(options.Tiling, encoder.InputSize, options.Caption) with { Cells = options.Cells }).ToScenePlan();
 
         // The version decision: this path already shows these bytes with this plan; or the version exists (another
         // path, an earlier state of this one) and is shown here without model work; or a version is ingested.
@@ -150,7 +152,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
         try
         {
             var (tiling, resolution) = tilingPlan ?? TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
-            using var tiler = SceneTiler.Open(path, tiling);
+            using var tiler = SceneTiler.Open(path, tiling, work);   // a cancelled run stops GDAL mid-read
             var info = tiler.Info;
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
@@ -166,7 +168,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 try
                 {
                     var batch = new List<RasterTile>(options.BatchSize);
-                    foreach (var tile in tiler.Tiles())
+                    foreach (var tile in tiler.Tiles(stop.Token))
                     {
                         stop.Token.ThrowIfCancellationRequested();
                         batch.Add(tile);
@@ -207,7 +209,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
 
             async Task WriteBatch(List<RasterTile> batch)
             {
-                var encoded = encoder.Encode(batch.Select(t => t.Image).ToList(), options.Caption, work);
+                var encoded = encoder.Encode(batch.Select(t => t.Image).ToList(), options.Caption, options.Cells, work);
                 if (encoded.Count != batch.Count) throw new InvalidOperationException($"The encoder returned {encoded.Count} results for {batch.Count} tiles.");
                 var records = new List<TileRecord>(batch.Count);
                 for (var i = 0; i < batch.Count; i++)
@@ -215,7 +217,8 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                     var t = batch[i];
                     records.Add(new TileRecord(t.GridRow, t.GridCol, t.Window.X, t.Window.Y, t.Window.Width, t.Window.Height,
                         t.FootprintWgs84 is { } w ? Geometries.ToPolygon(w) : null, Geometries.ToPolygon(t.FootprintNative),
-                        (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding));
+                        (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding)
+                        { Cells = encoded[i].Cells is { } c ? new CellVectors(c.Rows, c.Cols, c.Cells) : null });
                 }
                 await writer.WriteAsync(records, work);
                 await store.HeartbeatAsync(claim, work);

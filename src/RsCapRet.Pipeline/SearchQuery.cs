@@ -20,7 +20,7 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
 
     /// <summary>Parses and checks user input; throws <see cref="FormatException"/> with a message fit for users.</summary>
     public static SearchQuery Parse(string? text, string? k, string? bbox, string? near, string? after, string? before, bool exact = false,
-        bool textRequired = true, string? offset = null, string? minRelevance = null)
+        bool textRequired = true, string? offset = null, string? minRelevance = null, string? scene = null, string? latest = null, string? asOf = null)
     {
         text = text?.Trim();
         if (textRequired && string.IsNullOrEmpty(text)) throw new FormatException("The query text is empty.");
@@ -47,7 +47,11 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
             throw new FormatException($"offset must be a whole number of rows, 0 or more, got '{offset}'.");
         if ((long)offsetValue + kValue > CatalogStore.MaxRankDepth)
             throw new FormatException($"offset + k must be at most {CatalogStore.MaxRankDepth} (the ranking is {CatalogStore.MaxRankDepth} rows deep), got {offsetValue} + {kValue}.");
-        return new SearchQuery(text, kValue, new SearchFilter(area, point, radius, afterDate, beforeDate, Exact: exact))
+        var (newest, asOfBefore) = ParsePerPlace(latest, asOf);
+        if (asOfBefore is { } bound && (beforeDate is null || bound < beforeDate)) beforeDate = bound;
+        if (afterDate >= beforeDate) throw new FormatException("after must be earlier than as_of.");
+        return new SearchQuery(text, kValue, new SearchFilter(area, point, radius, afterDate, beforeDate, Exact: exact,
+            SceneId: ParseSceneId(scene), NewestPerPlace: newest))
         {
             Offset = offsetValue,
             MinRelevance = RankedHits.ParseMinimum(minRelevance),
@@ -61,6 +65,28 @@ public sealed record SearchQuery(string? Text, int K, SearchFilter Filter)
         CheckLon(v[0], "bbox"); CheckLon(v[2], "bbox"); CheckLat(v[1], "bbox"); CheckLat(v[3], "bbox");
         if (v[0] >= v[2] || v[1] >= v[3]) throw new FormatException($"bbox must have min < max on both axes, got '{bbox}'.");
         return Wgs84.ToGeometry(new Envelope(v[0], v[2], v[1], v[3]));
+    }
+
+    /// <summary>An optional scene id (only that scene's tiles); null when not given.</summary>
+    public static long? ParseSceneId(string? s) =>
+        string.IsNullOrWhiteSpace(s) ? null
+        : long.TryParse(s.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0
+            ? id : throw new FormatException($"scene must be a positive scene id, got '{s}'.");
+
+    /// <summary>
+    /// One acquisition per place (the map page's default): latest=true keeps the newest; as_of=DATE the newest acquired
+    /// on or before that day (implies latest), returned as the exclusive bound (the next day's start, UTC).
+    /// </summary>
+    public static (bool Newest, DateTimeOffset? AcquiredBefore) ParsePerPlace(string? latest, string? asOf)
+    {
+        var newest = latest?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "false" or "0" => false,
+            "true" or "1" => true,
+            _ => throw new FormatException($"latest must be true or false, got '{latest}'."),
+        };
+        if (Date(asOf, "as_of") is not { } day) return (newest, null);
+        return (true, new DateTimeOffset(day.UtcDateTime.Date, TimeSpan.Zero).AddDays(1));
     }
 
     /// <summary>A tile id for image-to-image search.</summary>
@@ -134,8 +160,43 @@ public static class SearchOutput
             var relevance = ranked.Relevance[i] is { } r ? r.ToString("F3", CultureInfo.InvariantCulture) : "-";
             var rank = (ranked.Offset + i + 1).ToString(CultureInfo.InvariantCulture) + (ranked.Weak(i) ? "~" : "");
             sb.AppendLine(FormattableString.Invariant($"{rank,4} {relevance,6} {1 - h.Distance,6:F3} {Row(h)}"));
+            if (ranked.Localized is { } loc) sb.AppendLine("     " + HotLine(loc, h.TileId));
         }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// "hot_cells": the merged polygon (or multipolygon) of the result's hottest cells in EPSG:4326, with "cells"
+    /// ([row, col] pairs, row 0 at the top), "best_score", "threshold" and "from" ("stored" or "imagery"); null with
+    /// "hot_cells_note" when the result could not be localised.
+    /// </summary>
+    private static void WriteHotCells(Utf8JsonWriter p, SearchLocalizer.Outcome loc, long tileId)
+    {
+        if (!loc.Hot.TryGetValue(tileId, out var hot))
+        {
+            p.WriteNull("hot_cells");
+            p.WriteString("hot_cells_note", loc.Missing.GetValueOrDefault(tileId, "not localised"));
+            return;
+        }
+        p.WriteStartObject("hot_cells");
+        p.WritePropertyName("geometry");
+        if (hot.Area is null) p.WriteNullValue(); else GeoJsonGeometry.Write(p, hot.Area);
+        p.WriteStartArray("cells");
+        foreach (var (row, col) in hot.Cells) { p.WriteStartArray(); p.WriteNumberValue(row); p.WriteNumberValue(col); p.WriteEndArray(); }
+        p.WriteEndArray();
+        p.WriteNumber("best_score", Math.Round(hot.BestScore, 6));
+        p.WriteNumber("threshold", Math.Round(hot.Threshold, 6));
+        p.WriteString("from", hot.From);
+        p.WriteEndObject();
+    }
+
+    /// <summary>A result's hot cells as one table line: the cells (row, col), the best score, the area's centre.</summary>
+    private static string HotLine(SearchLocalizer.Outcome loc, long tileId)
+    {
+        if (!loc.Hot.TryGetValue(tileId, out var hot)) return $"hot cells: none ({loc.Missing.GetValueOrDefault(tileId, "not localised")})";
+        var cells = string.Join(" ", hot.Cells.Select(c => FormattableString.Invariant($"r{c.Row}c{c.Col}")));
+        var centre = hot.Area?.Centroid is { } p ? FormattableString.Invariant($", centre {p.X:F6}, {p.Y:F6}") : "";
+        return FormattableString.Invariant($"hot cells ({hot.From}): {cells}; best {hot.BestScore:F3}, at least {hot.Threshold:F3}{centre}");
     }
 
     /// <summary>
@@ -191,6 +252,7 @@ public static class SearchOutput
                     if (h.AcquiredAt is { } t) p.WriteString("acquired_at", t.ToString("O", CultureInfo.InvariantCulture)); else p.WriteNull("acquired_at");
                     p.WriteBoolean("out_of_range", h.OutOfRange);   // the scene's resolution is far outside the model's range
                     if (thumbnailUrl != null) p.WriteString("thumbnail_url", thumbnailUrl(h));
+                    if (ranked?.Localized is { } loc) WriteHotCells(p, loc, h.TileId);
                 });
             }
             w.WriteEndArray();

@@ -37,6 +37,25 @@ public sealed record TileLocalization(TileHit Tile, string Query, int Rows, int 
 {
     public CellScore Hottest => Cells.MaxBy(c => c.Score)!;
 
+    /// <summary>Where the cell vectors came from: "imagery" (re-read, one forward pass) or "stored" (ingest --cells).</summary>
+    public string CellsFrom { get; init; } = "imagery";
+
+    /// <summary>How far below the hottest cell a cell may score and still count as hot (<see cref="Hot"/>).</summary>
+    public const double HotMargin = 0.05;
+
+    /// <summary>
+    /// The hottest cells: those within <paramref name="margin"/> of the best cell's score (always the best one), merged
+    /// into one (multi)polygon in EPSG:4326 (null without footprints).
+    /// </summary>
+    public HotCells Hot(double margin = HotMargin)
+    {
+        var best = Hottest.Score;
+        var hot = Cells.Where(c => c.Score >= best - margin).ToList();
+        var shapes = hot.Where(c => c.Footprint is not null).Select(c => (Geometry)c.Footprint!).ToList();
+        Geometry? area = shapes.Count == 0 ? null : NetTopologySuite.Operation.Union.UnaryUnionOp.Union(shapes);
+        return new HotCells(hot.Select(c => (c.Row, c.Col)).ToList(), best, best - margin, area, CellsFrom);
+    }
+
     /// <summary>A grid of scores (rows top to bottom as in the image) and the hottest cell.</summary>
     public string Table()
     {
@@ -74,6 +93,7 @@ public sealed record TileLocalization(TileHit Tile, string Query, int Rows, int 
             w.WriteNumber("tile_score", Math.Round(TileScore, 6));
             w.WriteNumber("rows", Rows);
             w.WriteNumber("cols", Cols);
+            w.WriteString("cells_from", CellsFrom);
             w.WriteStartArray("features");
             foreach (var cell in Cells)
                 GeoJsonGeometry.WriteFeature(w, cell.Row * Cols + cell.Col, cell.Footprint, p =>
@@ -149,5 +169,145 @@ public static class TileLocalizer
             list.Add(new CellScore(r, c, scores[r * cells.Cols + c], footprint is null ? null : Geometries.ToPolygon(footprint)));
         }
         return new TileLocalization(tile, query, cells.Rows, cells.Cols, TileCells.Dot(cells.Tile, vector), list);
+    }
+
+    /// <summary>
+    /// The tile's stored cells scored against the vector <paramref name="vector"/> gives (null: none usable), when it
+    /// has cells stored by model <paramref name="modelId"/>; null otherwise (the caller re-reads the imagery).
+    /// </summary>
+    public static async Task<TileLocalization?> FromStoredAsync(CatalogStore store, long tileId, int modelId, string query,
+        Func<Task<float[]?>> vector, CancellationToken ct)
+    {
+        var stored = (await store.GetTileCellsAsync([tileId], ct)).GetValueOrDefault(tileId);
+        if (stored is null || stored.ModelId != modelId || await store.GetTileAsync(tileId, ct) is not { } tile) return null;
+        return await vector() is { } v ? FromStored(tile, stored, query, v) : null;
+    }
+
+    /// <summary>
+    /// The scored cells of a tile from its stored cell vectors (ingest --cells), placed on its stored footprint: no
+    /// imagery, no forward pass. The tile score is the stored vector's (the search's own score).
+    /// </summary>
+    public static TileLocalization FromStored(TileHit tile, StoredTileCells stored, string query, float[] vector) =>
+        FromCells(tile, new TileCells(stored.Cells.Rows, stored.Cells.Cols, stored.TileVector, stored.Cells.Vectors), query, vector) with { CellsFrom = "stored" };
+
+    /// <summary>Cells scored and placed on the tile's footprint (<see cref="CellFootprints"/>), without the scene file.</summary>
+    public static TileLocalization FromCells(TileHit tile, TileCells cells, string query, float[] vector)
+    {
+        var scores = cells.Scores(vector);
+        var footprints = CellFootprints(tile.Footprint, cells.Rows, cells.Cols);
+        var list = new List<CellScore>(cells.Rows * cells.Cols);
+        for (var k = 0; k < scores.Length; k++) list.Add(new CellScore(k / cells.Cols, k % cells.Cols, scores[k], footprints?[k]));
+        return new TileLocalization(tile, query, cells.Rows, cells.Cols, TileCells.Dot(cells.Tile, vector), list);
+    }
+
+    /// <summary>
+    /// The cells of a tile's EPSG:4326 footprint (a quadrilateral of the window's four corners), by bilinear
+    /// interpolation of its corners; neighbours share their corner points exactly, so they merge cleanly. Null
+    /// without a footprint.
+    /// </summary>
+    public static Polygon[]? CellFootprints(Polygon? footprint, int rows, int cols)
+    {
+        if (footprint is null || footprint.ExteriorRing.NumPoints != 5) return null;
+        var (tl, tr, br, bl) = Corners(footprint.ExteriorRing.Coordinates);
+        var grid = new Coordinate[(rows + 1) * (cols + 1)];
+        for (var r = 0; r <= rows; r++)
+        for (var c = 0; c <= cols; c++)
+        {
+            double u = (double)c / cols, v = (double)r / rows;
+            grid[r * (cols + 1) + c] = new Coordinate(
+                (1 - u) * (1 - v) * tl.X + u * (1 - v) * tr.X + u * v * br.X + (1 - u) * v * bl.X,
+                (1 - u) * (1 - v) * tl.Y + u * (1 - v) * tr.Y + u * v * br.Y + (1 - u) * v * bl.Y);
+        }
+        var factory = footprint.Factory;
+        var cells = new Polygon[rows * cols];
+        for (var r = 0; r < rows; r++)
+        for (var c = 0; c < cols; c++)
+        {
+            Coordinate At(int rr, int cc) => grid[rr * (cols + 1) + cc].Copy();
+            cells[r * cols + c] = factory.CreatePolygon([At(r, c), At(r, c + 1), At(r + 1, c + 1), At(r + 1, c), At(r, c)]);
+        }
+        return cells;
+    }
+
+    /// <summary>
+    /// The top-left, top-right, bottom-right and bottom-left corners of a north-up tile's ring (lon/lat, y up),
+    /// whatever vertex it starts at and whichever way it turns (the database and GeoJSON writers may reorient rings):
+    /// clockwise order from the most north-western vertex.
+    /// </summary>
+    private static (Coordinate TL, Coordinate TR, Coordinate BR, Coordinate BL) Corners(Coordinate[] ring)
+    {
+        var quad = ring.Take(4).ToList();
+        double signedArea = 0;
+        for (var i = 0; i < 4; i++) signedArea += quad[i].X * quad[(i + 1) % 4].Y - quad[(i + 1) % 4].X * quad[i].Y;
+        if (signedArea > 0) quad.Reverse();   // counter-clockwise: turn it clockwise (east from the top-left)
+        double minX = quad.Min(c => c.X), maxX = quad.Max(c => c.X), minY = quad.Min(c => c.Y), maxY = quad.Max(c => c.Y);
+        double w = Math.Max(maxX - minX, 1e-12), h = Math.Max(maxY - minY, 1e-12);
+        var start = quad.IndexOf(quad.MinBy(c => (c.X - minX) / w + (maxY - c.Y) / h)!);
+        return (quad[start], quad[(start + 1) % 4], quad[(start + 2) % 4], quad[(start + 3) % 4]);
+    }
+}
+
+/// <summary>
+/// A search result's hottest cells (<see cref="TileLocalization.Hot"/>): which cells, the best cell's score, the score
+/// a cell needed, their merged area in EPSG:4326, and where the cell vectors came from ("stored" or "imagery").
+/// </summary>
+public sealed record HotCells(IReadOnlyList<(int Row, int Col)> Cells, double BestScore, double Threshold, Geometry? Area, string From);
+
+/// <summary>A model that gives cell vectors: its catalogue id, input size, and cell vectors of images (one forward pass).</summary>
+public sealed record CellEncoder(int ModelId, int InputSize, Func<IReadOnlyList<RgbImage>, IReadOnlyList<TileCells>> Encode);
+
+/// <summary>
+/// Hot cells for search results (search --localize, API localize=1): stored cell vectors where the tile has them
+/// (and was ingested by the model that made the query), else the tile's imagery re-read and encoded — all the
+/// missing tiles in one forward pass. Bounded by <see cref="MaxRows"/> results.
+/// </summary>
+public static class SearchLocalizer
+{
+    /// <summary>The most results one search may localise (each may need a read of its scene and a forward pass).</summary>
+    public const int MaxRows = 20;
+
+    /// <summary>Why a result has no hot cells without a model: it has no stored cell vectors.</summary>
+    public const string NotStored = "no stored cell vectors";
+
+    /// <summary>Hot cells by tile id, and why the others have none (imagery gone or unreadable, another model).</summary>
+    public sealed record Outcome(IReadOnlyDictionary<long, HotCells> Hot, IReadOnlyDictionary<long, string> Missing)
+    {
+        public bool NeedsModel => Missing.Values.Any(m => m == NotStored);
+    }
+
+    /// <param name="encoder">The model for tiles without stored cells; null: stored cells only (the others are <see cref="NotStored"/>).</param>
+    public static async Task<Outcome> LocalizeAsync(CatalogStore store, RegisteredSceneFiles files, IReadOnlyList<TileHit> hits, string query,
+        float[] vector, int queryModelId, CellEncoder? encoder, CancellationToken ct)
+    {
+        if (hits.Count > MaxRows) throw new ArgumentException($"localize is limited to {MaxRows} results at a time, got {hits.Count}");
+        var hot = new Dictionary<long, HotCells>();
+        var missing = new Dictionary<long, string>();
+        var stored = await store.GetTileCellsAsync(hits.Select(h => h.TileId).ToList(), ct);
+        var toRead = new List<TileHit>();
+        foreach (var h in hits)
+        {
+            if (stored.TryGetValue(h.TileId, out var s) && s.ModelId == queryModelId)
+                hot[h.TileId] = TileLocalizer.FromStored(h, s, query, vector).Hot();
+            else if (encoder is null) missing[h.TileId] = NotStored;
+            else if (encoder.ModelId != queryModelId) missing[h.TileId] = "the query's model is not the serving model";
+            else toRead.Add(h);
+        }
+        if (toRead.Count == 0) return new Outcome(hot, missing);
+        var read = new List<(TileHit Hit, RgbImage Image)>();
+        foreach (var h in toRead)
+        {
+            try
+            {
+                var (_, tiler, image) = await TileLocalizer.ReadAsync(store, files, h.TileId, encoder!.InputSize, ct);
+                tiler.Dispose();
+                read.Add((h, image));
+            }
+            catch (TileImageryUnavailableException e) { missing[h.TileId] = e.Problem; }
+            catch (TileNotFoundException) { missing[h.TileId] = "the tile is gone"; }
+        }
+        if (read.Count == 0) return new Outcome(hot, missing);
+        var encoded = encoder!.Encode(read.Select(r => r.Image).ToList());
+        for (var i = 0; i < read.Count; i++) hot[read[i].Hit.TileId] = TileLocalizer.FromCells(read[i].Hit, encoded[i], query, vector).Hot();
+        return new Outcome(hot, missing);
     }
 }

@@ -185,17 +185,67 @@ public sealed class RasterDataset : IDisposable
     private static int ContinueUnlessCancelled(double complete, IntPtr message, IntPtr data) =>
         GCHandle.FromIntPtr(data).Target is StrongBox<CancellationToken> { Value.IsCancellationRequested: true } ? 0 : 1;
 
-    /// <summary>Reads the GDAL mask of band <paramref name="band"/> (0 = invalid, 255 = valid) for a window.</summary>
-    public unsafe void ReadMask(int band, PixelWindow window, Span<byte> buffer, int bufWidth, int bufHeight)
+    /// <summary>
+    /// Reads the GDAL mask of band <paramref name="band"/> (0 = invalid, 255 = valid) for a window; a cancelled
+    /// <paramref name="ct"/> stops it like <see cref="Read{T}"/>.
+    /// </summary>
+    public unsafe void ReadMask(int band, PixelWindow window, Span<byte> buffer, int bufWidth, int bufHeight, CancellationToken ct = default)
     {
+        ct.ThrowIfCancellationRequested();
         var mask = GdalNative.GDALGetMaskBand(GdalNative.GDALGetRasterBand(_handle, band));
         var extra = GdalNative.RasterIOExtraArg.Create(ResampleAlgorithm.Nearest);
-        GdalNative.CPLErrorReset();
-        fixed (byte* p = buffer)
+        var cancellation = ct.CanBeCanceled ? GCHandle.Alloc(new StrongBox<CancellationToken>(ct)) : default;
+        if (ct.CanBeCanceled)
         {
-            var err = GdalNative.GDALRasterIOEx(mask, GdalNative.GF_Read, window.X, window.Y, window.Width, window.Height,
-                p, bufWidth, bufHeight, (int)GdalDataType.Byte, 1, bufWidth, ref extra);
-            GdalRuntime.Check(err, Path, $"reading the mask of band {band}");
+            extra.Progress = (IntPtr)(delegate* unmanaged<double, IntPtr, IntPtr, int>)&ContinueUnlessCancelled;
+            extra.ProgressData = GCHandle.ToIntPtr(cancellation);
+        }
+        GdalNative.CPLErrorReset();
+        try
+        {
+            fixed (byte* p = buffer)
+            {
+                var err = GdalNative.GDALRasterIOEx(mask, GdalNative.GF_Read, window.X, window.Y, window.Width, window.Height,
+                    p, bufWidth, bufHeight, (int)GdalDataType.Byte, 1, bufWidth, ref extra);
+                ct.ThrowIfCancellationRequested();
+                GdalRuntime.Check(err, Path, $"reading the mask of band {band}");
+            }
+        }
+        finally
+        {
+            if (cancellation.IsAllocated) cancellation.Free();
+        }
+    }
+
+    /// <summary>GDAL's natural block of band <paramref name="band"/>: what it decodes at once (a strip or a tile).</summary>
+    public (int Width, int Height) BlockSize(int band)
+    {
+        GdalNative.GDALGetBlockSize(GdalNative.GDALGetRasterBand(_handle, band), out var w, out var h);
+        return (Math.Max(1, w), Math.Max(1, h));
+    }
+
+    /// <summary>
+    /// Whether the file stores its bands interleaved by pixel (GDAL's IMAGE_STRUCTURE INTERLEAVE=PIXEL), so that
+    /// decoding a block of one band decodes that block of every band.
+    /// </summary>
+    public bool InterleavedByPixel => Bands.Count > 1 &&
+        string.Equals(Metadata("INTERLEAVE", "IMAGE_STRUCTURE"), "PIXEL", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The files GDAL reads for this dataset (the file itself, sidecars, a VRT's sources); empty when it does not say.</summary>
+    public IReadOnlyList<string> Files
+    {
+        get
+        {
+            var list = GdalNative.GDALGetFileList(_handle);
+            if (list == IntPtr.Zero) return [];
+            try
+            {
+                var files = new List<string>();
+                for (var i = 0; Marshal.ReadIntPtr(list, i * IntPtr.Size) is var item && item != IntPtr.Zero; i++)
+                    if (GdalNative.Utf8(item) is { } f) files.Add(f);
+                return files;
+            }
+            finally { GdalNative.CSLDestroy(list); }
         }
     }
 

@@ -38,6 +38,25 @@ public sealed record TilingOptions
     /// <summary>How many times finer than native a target GSD may be (upsampling beyond this invents pixels).</summary>
     public double MaxUpsampling { get; init; } = 4;
     /// <summary>
+    /// Most bands GDAL may decode for each pixel (RSCAPRET_MAX_DECODED_BANDS): the chosen ones, or every band of a file
+    /// that interleaves its bands by pixel (decoding one band's block decodes all of them).
+    /// </summary>
+    public int MaxDecodedBands { get; init; } = PositiveFromEnvironment(MaxDecodedBandsVariable) ?? 64;
+    /// <summary>Most bytes one block may decode to (RSCAPRET_MAX_BLOCK_MB): every tile touching a block decodes all of it.</summary>
+    public long MaxBlockBytes { get; init; } = (PositiveFromEnvironment(MaxBlockMbVariable) ?? 256) * (1L << 20);
+    /// <summary>
+    /// Most bytes the decoded bands may declare per byte of the files GDAL reads for the scene (RSCAPRET_MAX_DECODE_RATIO):
+    /// deflate stops near 1000:1, so far beyond it lies a decode bomb (strips sharing one compressed blob) or an empty file.
+    /// </summary>
+    public long MaxDecodeRatio { get; init; } = PositiveFromEnvironment(MaxDecodeRatioVariable) ?? 10_000;
+
+    public const string MaxDecodedBandsVariable = "RSCAPRET_MAX_DECODED_BANDS";
+    public const string MaxBlockMbVariable = "RSCAPRET_MAX_BLOCK_MB";
+    public const string MaxDecodeRatioVariable = "RSCAPRET_MAX_DECODE_RATIO";
+
+    private static int? PositiveFromEnvironment(string name) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : null;
+    /// <summary>
     /// File-name pattern with a <c>(?&lt;date&gt;yyyyMMdd)</c> group, the last source of an acquisition time
     /// (<see cref="AcquisitionTimes"/>); default RSCAPRET_ACQUIRED_PATTERN, else NAIP's trailing _YYYYMMDD; null = none.
     /// </summary>
@@ -115,7 +134,7 @@ public sealed class SceneTiler : IDisposable
     public long CoveredPixels { get; private set; }
     private bool _coverageDone;
 
-    private SceneTiler(RasterDataset ds, TilingOptions options)
+    private SceneTiler(RasterDataset ds, TilingOptions options, CancellationToken ct)
     {
         _ds = ds;
         _options = options;
@@ -143,6 +162,7 @@ public sealed class SceneTiler : IDisposable
             throw new RasterException(path, FormattableString.Invariant($"--gsd {t:G4} is more than {options.MaxUpsampling:G3}x finer than the native {nativeGsd:G4} units/px (upsampling only invents pixels); use --gsd {nativeGsd / options.MaxUpsampling:G4} or coarser"));
         if ((long)rows * cols > options.MaxGridTiles)
             throw new RasterException(path, FormattableString.Invariant($"{ds.Width}x{ds.Height} px would be {(long)rows * cols:N0} tiles of {options.TileSize} px, more than the limit of {options.MaxGridTiles:N0} per scene (raise RSCAPRET_MAX_GRID_TILES, or pass a coarser --gsd)"));
+        CheckDecodeBounds(ds, rgb, alpha, options);
 
         if (ds.Crs != null)
         {
@@ -154,23 +174,70 @@ public sealed class SceneTiler : IDisposable
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
             nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
-            StretchRanges(ds, rgb, alpha, options)) { Grid = _grid };
+            StretchRanges(ds, rgb, alpha, options, ct)) { Grid = _grid };
     }
 
-    public static SceneTiler Open(string path, TilingOptions? options = null)
+    /// <summary>
+    /// Opens a scene: its bands, grid and stretch (a decimated read of the whole scene for non-8-bit data, which a
+    /// cancelled <paramref name="ct"/> stops at GDAL's next block). Refused before any pixel is read when the grid or
+    /// what GDAL would decode exceeds the options' limits (<see cref="CheckDecodeBounds"/>).
+    /// </summary>
+    public static SceneTiler Open(string path, TilingOptions? options = null, CancellationToken ct = default)
     {
         options ??= new TilingOptions();
         options.Validate();
         var ds = RasterDataset.Open(path);
-        try { return new SceneTiler(ds, options); }
+        try { return new SceneTiler(ds, options, ct); }
         catch { ds.Dispose(); throw; }
     }
+
+    /// <summary>
+    /// What reading the scene makes GDAL decode, bounded from its declared structure before any pixel is read: bands
+    /// decoded per pixel (all of them when interleaved by pixel), the bytes of one block (a tile read decodes every
+    /// block it touches whole), and the declared bytes of the decoded bands against the bytes of the files GDAL reads.
+    /// </summary>
+    private static void CheckDecodeBounds(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, TilingOptions options)
+    {
+        var path = ds.Path;
+        var read = rgb.Append(alpha ?? 0).Where(b => b > 0).Distinct().ToArray();
+        var interleaved = ds.InterleavedByPixel;
+        var decoded = interleaved ? ds.Bands.Select(b => b.Index).ToArray() : read;
+        if (decoded.Length > options.MaxDecodedBands)
+            throw new RasterException(path, FormattableString.Invariant(
+                $"interleaves {ds.Bands.Count} bands by pixel, so reading the {read.Length} it shows decodes all {ds.Bands.Count} for every pixel, more than the limit of {options.MaxDecodedBands} bands decoded per pixel (raise {TilingOptions.MaxDecodedBandsVariable}, or store it band by band: gdal_translate -co INTERLEAVE=BAND)"));
+        var bytesPerPixel = decoded.Sum(b => (long)BytesPerSample(ds.Bands[b - 1].DataType));
+        foreach (var b in read)
+        {
+            var (bw, bh) = ds.BlockSize(b);
+            var blockBytes = (long)bw * bh * (interleaved ? bytesPerPixel : BytesPerSample(ds.Bands[b - 1].DataType));
+            if (blockBytes > options.MaxBlockBytes)
+                throw new RasterException(path, FormattableString.Invariant(
+                    $"stores band {b} in blocks of {bw}x{bh} px that decode to {blockBytes / 1048576.0:N0} MB each (every tile touching one decodes all of it), more than the limit of {options.MaxBlockBytes / 1048576.0:N0} MB (raise {TilingOptions.MaxBlockMbVariable}, or retile it: gdal_translate -co TILED=YES)"));
+        }
+        var onDisk = ds.Files.Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
+        var declared = (double)ds.Width * ds.Height * bytesPerPixel;
+        if (onDisk > 0 && declared > (double)onDisk * options.MaxDecodeRatio)
+            throw new RasterException(path, FormattableString.Invariant(
+                $"declares {ds.Width}x{ds.Height} px x {decoded.Length} bands ({Bytes(declared)} to decode) in {Bytes(onDisk)} of file, {declared / onDisk:N0} times its size, more than the limit of {options.MaxDecodeRatio:N0} (a decode bomb, e.g. strips sharing one compressed blob, or an almost empty file; raise {TilingOptions.MaxDecodeRatioVariable} to read it)"));
+
+        static string Bytes(double n) => n >= 1 << 30 ? FormattableString.Invariant($"{n / (1 << 30):0.#} GB")
+            : n >= 1 << 20 ? FormattableString.Invariant($"{n / (1 << 20):0.#} MB") : FormattableString.Invariant($"{n / 1024:0.#} KB");
+    }
+
+    private static int BytesPerSample(GdalDataType type) => type switch
+    {
+        GdalDataType.Byte or GdalDataType.Int8 => 1,
+        GdalDataType.UInt16 or GdalDataType.Int16 => 2,
+        GdalDataType.UInt32 or GdalDataType.Int32 or GdalDataType.Float32 or GdalDataType.CInt16 => 4,
+        GdalDataType.CFloat64 => 16,
+        _ => 8,
+    };
 
     /// <summary>
     /// The tiles, row by row; skipped tiles are counted in <see cref="SkippedTiles"/>, and <see cref="Coverage"/> is
     /// known once the enumeration ends.
     /// </summary>
-    public IEnumerable<RasterTile> Tiles()
+    public IEnumerable<RasterTile> Tiles(CancellationToken ct = default)
     {
         SkippedTiles = 0;
         _coverageDone = false;
@@ -179,7 +246,7 @@ public sealed class SceneTiler : IDisposable
         for (var r = 0; r < Info.GridRows; r++)
         for (var c = 0; c < Info.GridCols; c++)
         {
-            var read = Read(r, c);
+            var read = Read(r, c, ct);
             coverage.Add(r, c, read.Valid, read.Content.Width, read.Content.Height, read.Tile is not null);
             if (read.Tile is null) SkippedTiles++;
             else yield return read.Tile;
@@ -192,7 +259,7 @@ public sealed class SceneTiler : IDisposable
     public RasterTile? ReadTile(int row, int col) => Read(row, col).Tile;
 
     /// <summary>One grid cell: the tile (null when skipped), and its real pixels with their validity mask (no padding).</summary>
-    private (RasterTile? Tile, RgbImage Content, bool[] Valid) Read(int row, int col)
+    private (RasterTile? Tile, RgbImage Content, bool[] Valid) Read(int row, int col, CancellationToken ct = default)
     {
         if (row < 0 || row >= Info.GridRows || col < 0 || col >= Info.GridCols)
             throw new ArgumentOutOfRangeException(nameof(row), $"Tile ({row},{col}) is outside the {Info.GridRows}x{Info.GridCols} grid.");
@@ -202,7 +269,7 @@ public sealed class SceneTiler : IDisposable
         int outW = _grid.OutputLength(window.Width), outH = _grid.OutputLength(window.Height);
         var resample = source == n ? ResampleAlgorithm.Nearest : source > n ? ResampleAlgorithm.Average : ResampleAlgorithm.Bilinear;
 
-        var (rgb, valid) = ReadStretched(window, outW, outH, resample);
+        var (rgb, valid) = ReadStretched(window, outW, outH, resample, ct);
         var invalid = 0;
         for (var k = 0; k < valid.Length; k++)
         {
@@ -223,7 +290,8 @@ public sealed class SceneTiler : IDisposable
     /// band choice and stretch: RGB bytes, and which pixels hold data — GDAL's mask of each chosen band (nodata,
     /// per-dataset masks), the alpha band, and finite values.
     /// </summary>
-    private (byte[] Rgb, bool[] Valid) ReadStretched(PixelWindow clipped, int outW, int outH, ResampleAlgorithm resample)
+    private (byte[] Rgb, bool[] Valid) ReadStretched(PixelWindow clipped, int outW, int outH, ResampleAlgorithm resample,
+        CancellationToken ct = default)
     {
         var valid = new bool[outW * outH];
         Array.Fill(valid, true);
@@ -233,13 +301,13 @@ public sealed class SceneTiler : IDisposable
         foreach (var b in Info.RgbBands.Append(Info.AlphaBand ?? 0).Where(b => b > 0).Distinct())
         {
             if ((_ds.Bands[b - 1].MaskFlags & GdalNative.GMF_ALL_VALID) != 0 && b != Info.AlphaBand) continue;
-            if (b == Info.AlphaBand) _ds.Read(b, clipped, mask.AsSpan(), outW, outH, ResampleAlgorithm.Nearest);
-            else _ds.ReadMask(b, clipped, mask, outW, outH);
+            if (b == Info.AlphaBand) _ds.Read(b, clipped, mask.AsSpan(), outW, outH, ResampleAlgorithm.Nearest, ct: ct);
+            else _ds.ReadMask(b, clipped, mask, outW, outH, ct);
             for (var k = 0; k < mask.Length; k++) if (mask[k] == 0) valid[k] = false;
         }
         for (var channel = 0; channel < 3; channel++)
         {
-            _ds.Read(Info.RgbBands[channel], clipped, values.AsSpan(), outW, outH, resample);
+            _ds.Read(Info.RgbBands[channel], clipped, values.AsSpan(), outW, outH, resample, ct: ct);
             var (lo, hi) = Info.StretchRanges[channel];
             var span = hi > lo ? 255.0 / (hi - lo) : 0;
             for (var k = 0; k < values.Length; k++)
@@ -386,7 +454,8 @@ public sealed class SceneTiler : IDisposable
     /// Per-band stretch ranges from a decimated read of the whole scene (at most ~1 Mpx, so memory stays bounded),
     /// excluding nodata, masked and NaN pixels.
     /// </summary>
-    private static IReadOnlyList<(double, double)> StretchRanges(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, TilingOptions options)
+    private static IReadOnlyList<(double, double)> StretchRanges(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, TilingOptions options,
+        CancellationToken ct)
     {
         var stretch = options.Stretch == StretchMode.Auto
             ? rgb.All(b => ds.Bands[b - 1].DataType == GdalDataType.Byte) ? StretchMode.None : StretchMode.Percentile
@@ -401,10 +470,10 @@ public sealed class SceneTiler : IDisposable
         var ranges = new List<(double, double)>();
         foreach (var b in rgb)
         {
-            ds.Read(b, full, values.AsSpan(), w, h, ResampleAlgorithm.Nearest);
-            ds.ReadMask(b, full, mask, w, h);
+            ds.Read(b, full, values.AsSpan(), w, h, ResampleAlgorithm.Nearest, ct: ct);
+            ds.ReadMask(b, full, mask, w, h, ct);
             var alphaMask = new byte[w * h];
-            if (alpha is { } a) ds.Read(a, full, alphaMask.AsSpan(), w, h, ResampleAlgorithm.Nearest);
+            if (alpha is { } a) ds.Read(a, full, alphaMask.AsSpan(), w, h, ResampleAlgorithm.Nearest, ct: ct);
             var sample = new List<float>(values.Length);
             for (var i = 0; i < values.Length; i++)
                 if (mask[i] != 0 && (alpha is null || alphaMask[i] != 0) && float.IsFinite(values[i])) sample.Add(values[i]);

@@ -40,7 +40,11 @@ public sealed record SceneMetadata(int WidthPx, int HeightPx, int BandCount, str
 
 /// <summary>One tile ready to store: grid position, pixel window, footprints, caption and 256-d vector.</summary>
 public sealed record TileRecord(int GridRow, int GridCol, int PxX, int PxY, int PxWidth, int PxHeight,
-    Polygon? Footprint, Polygon FootprintNative, float NodataFraction, string? Caption, float[] Embedding);
+    Polygon? Footprint, Polygon FootprintNative, float NodataFraction, string? Caption, float[] Embedding)
+{
+    /// <summary>The tile's cell vectors, kept in tile_cells when set (ingest --cells).</summary>
+    public CellVectors? Cells { get; init; }
+}
 
 /// <summary>
 /// A version's state. Done and Empty are complete and shown by a current path (searchable when done); Superseded
@@ -65,8 +69,9 @@ public sealed record TileHit(long TileId, long SceneId, string ScenePath, int Gr
 
 /// <summary>
 /// Optional search filters. <see cref="Area"/> and <see cref="Near"/> are EPSG:4326 geometries (lon/lat);
-/// <see cref="Exact"/> ranks every filtered row without the ANN index (for validation).
+/// <see cref="Exact"/> ranks every filtered row without the ANN index (for validation); <see cref="NewestPerPlace"/>
+/// keeps one acquisition per place, the newest the other filters let through (rscapret_search_newest, migrations/0022).
 /// </summary>
 public sealed record SearchFilter(Geometry? Area = null, Point? Near = null, double? RadiusMetres = null,
     DateTimeOffset? AcquiredAfter = null, DateTimeOffset? AcquiredBefore = null, int? ModelId = null,
-    long? SceneId = null, bool Exact = false);
+    long? SceneId = null, bool Exact = false, bool NewestPerPlace = false);

@@ -23,10 +23,14 @@ public sealed record TimeRange(DateTimeOffset? From, DateTimeOffset? To)
         $"{From?.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) ?? ""}..{To?.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) ?? ""}";
 }
 
-/// <summary>One pair of tiles over the same ground: cosine distance 0 = unchanged.</summary>
+/// <summary>
+/// One pair of tiles over the same ground: cosine distance 0 = unchanged. With a toward vector,
+/// <see cref="AfterTowardDistance"/> is the after tile's own cosine distance to it (whether the after tile shows the
+/// text at all, apart from how far it moved toward it).
+/// </summary>
 public sealed record TileChange(long BeforeTile, long AfterTile, long BeforeScene, long AfterScene, string? BeforeCaption,
     string? AfterCaption, double Distance, double? TowardGain, double Iou, Geometry? Overlap, DateTimeOffset? BeforeAcquired,
-    DateTimeOffset? AfterAcquired);
+    DateTimeOffset? AfterAcquired, double? AfterTowardDistance = null);
 
 /// <summary>The ranked pairs, and why there are none when the inputs cannot pair (the SQL function's notices).</summary>
 public sealed record ChangeResult(IReadOnlyList<TileChange> Changes, IReadOnlyList<string> Notes);
@@ -80,7 +84,22 @@ public sealed partial class CatalogStore
                     r.IsDBNull(7) ? null : r.GetDouble(7), r.GetDouble(8), r.IsDBNull(9) ? null : r.GetFieldValue<Geometry>(9),
                     Time(r, 10), Time(r, 11)));
         }
+        if (request.Toward is { } towardVector && rows.Count > 0)
+            rows = await WithAfterTowardDistancesAsync(conn, rows, towardVector, ct);
         return new ChangeResult(rows, notes);
+    }
+
+    /// <summary>The after tiles' own distances to the toward vector (the pairs rank by gain, which does not say whether the after tile shows the text).</summary>
+    private static async Task<List<TileChange>> WithAfterTowardDistancesAsync(NpgsqlConnection conn, List<TileChange> rows, float[] toward, CancellationToken ct)
+    {
+        await using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT id, (embedding <=> $1)::double precision FROM tiles WHERE id = ANY($2)";
+        cmd.Parameters.Add(new() { Value = new Vector(toward), DataTypeName = "vector" });
+        cmd.Parameters.Add(new() { Value = rows.Select(c => c.AfterTile).Distinct().ToArray() });
+        var distance = new Dictionary<long, double>();
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct)) distance[r.GetInt64(0)] = r.GetDouble(1);
+        return rows.Select(c => c with { AfterTowardDistance = distance.TryGetValue(c.AfterTile, out var d) ? d : null }).ToList();
     }
 
     private static object Range(TimeRange? range) => range is null

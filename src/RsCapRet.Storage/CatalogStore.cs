@@ -102,6 +102,9 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
             // lease); one whose holder ran on this machine and is gone (killed, crashed) — taken over at once.
             var deadHolder = status == "ingesting" && !lapsed && ClaimHolder.IsKnownGone(holder);
             if (!(status is "pending" or "failed" || (status == "ingesting" && (lapsed || deadHolder)))) return null;
+            // A lapsed holder may still have its tile transaction open — a worker cut off from the network mid-scene,
+            // whose COPY the server waits on for hours: end it first, so its uncommitted tiles cannot block this run's.
+            if (status == "ingesting" && token is { } held) await EndTileWriterAsync(held, ct);
             await using var take = DataSource.CreateCommand("""
                 UPDATE scenes
                    SET status = 'ingesting', path = $2, error = NULL, updated_at = now(), claim_token = gen_random_uuid(),
@@ -173,6 +176,32 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     public static readonly TimeSpan MinStaleAfter = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// The advisory lock a claim's tile transaction holds (shared, so it blocks nothing) while it lasts: 64 bits of the
+    /// claim token. It marks the transaction's server session in pg_locks for <see cref="EndTileWriterAsync"/>.
+    /// </summary>
+    public static long TileWriterLock(Guid claimToken) => BitConverter.ToInt64(claimToken.ToByteArray(), 0);
+
+    /// <summary>
+    /// Ends the server session of the tile transaction of claim <paramref name="claimToken"/>, if one is still open
+    /// (waiting up to 5 s for it to go): its uncommitted tiles are rolled back and their locks released. Sessions of
+    /// another role need privileges this one may lack; those are left to the server's own timeouts.
+    /// </summary>
+    private async Task EndTileWriterAsync(Guid claimToken, CancellationToken ct)
+    {
+        // pg_locks shows a bigint advisory key as its high (classid) and low (objid) 32 bits.
+        var key = TileWriterLock(claimToken);
+        await using var cmd = DataSource.CreateCommand("""
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_locks
+             WHERE locktype = 'advisory' AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND pid <> pg_backend_pid()
+            """);
+        cmd.Parameters.Add(new() { Value = (long)(uint)(key >> 32) });
+        cmd.Parameters.Add(new() { Value = (long)(uint)key });
+        try { await cmd.ExecuteScalarAsync(ct); }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege) { }
+    }
+
+    /// <summary>
     /// Renews a claimed scene's lease (another <see cref="SceneClaim.Lease"/> from now) during a long ingestion;
     /// throws when the claim is no longer this worker's (taken over after its lease lapsed, or released).
     /// </summary>
@@ -186,6 +215,15 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         cmd.Parameters.Add(new() { Value = claim.Token });
         cmd.Parameters.Add(new() { Value = claim.Lease });
         if (await cmd.ExecuteNonQueryAsync(ct) == 0) throw new SceneLeaseLostException(claim.SceneId);
+    }
+
+    /// <summary>Whether <paramref name="claim"/> still holds its scene (read only: no lease renewed).</summary>
+    public async Task<bool> ClaimHeldAsync(SceneClaim claim, CancellationToken ct = default)
+    {
+        await using var cmd = DataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM scenes WHERE id = $1 AND claim_token = $2 AND status = 'ingesting')");
+        cmd.Parameters.Add(new() { Value = claim.SceneId });
+        cmd.Parameters.Add(new() { Value = claim.Token });
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
     /// <summary>
@@ -227,19 +265,19 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         try
         {
             var tx = await conn.BeginTransactionAsync(ct);
+            // Marked with the claim while the transaction lasts: a run taking the scene over ends it (EndTileWriterAsync).
+            await using (var mark = new NpgsqlCommand("SELECT pg_advisory_xact_lock_shared($1)", conn, tx))
+            {
+                mark.Parameters.Add(new() { Value = TileWriterLock(claim.Token) });
+                await mark.ExecuteNonQueryAsync(ct);
+            }
             await using (var del = new NpgsqlCommand("DELETE FROM tiles WHERE scene_id = $1", conn, tx))
             {
                 del.Parameters.Add(new() { Value = claim.SceneId });
                 await del.ExecuteNonQueryAsync(ct);
             }
-            var importer = await conn.BeginBinaryImportAsync("""
-                COPY tiles (scene_id, model_id, grid_row, grid_col, px_x, px_y, px_width, px_height,
-                            footprint, footprint_native, nodata_fraction, caption, embedding) FROM STDIN (FORMAT BINARY)
-                """, ct);
-            // The end of the COPY waits for the server to insert what it has not yet (the HNSW index per row): on a busy
-            // 2-core machine about 1.3 ms a tile, minutes for the largest scenes, far past Npgsql's default 30 s.
-            importer.Timeout = TimeSpan.FromMinutes(30);
-            return new SceneTileWriter(conn, tx, importer, claim, modelId);
+            var importer = await SceneTileWriter.BeginTilesCopyAsync(conn, ct);
+            return new SceneTileWriter(conn, tx, importer, claim, modelId, this);
         }
         catch
         {
@@ -314,6 +352,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         CheckOffset(k, offset, MaxRankDepth);
+        if (filter.NewestPerPlace) return await SearchNewestPerPlaceAsync(query, k, offset, filter, null, ct);
         await using var cmd = ReadSource.CreateCommand("""
             SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
                    h.footprint, h.caption, h.distance, h.acquired_at, s.out_of_range
@@ -350,6 +389,12 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         filter ??= new SearchFilter();
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         CheckOffset(k, offset, MaxRankDepth - 1);
+        if (filter.NewestPerPlace)
+        {
+            // The tile's own vector and model, the tile itself left out (as rscapret_search_by_tile does).
+            if (await GetTileVectorAsync(tileId, ct) is not { } source || await GetTileAsync(tileId, ct) is null) return null;
+            return await SearchNewestPerPlaceAsync(source.Vector, k, offset, filter with { ModelId = source.ModelId }, tileId, ct);
+        }
         await using var cmd = ReadSource.CreateCommand("""
             SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
                    h.footprint, h.caption, h.distance, h.acquired_at, s.out_of_range
@@ -428,16 +473,59 @@ public sealed class SceneTileWriter : IAsyncDisposable
 
     public int Count { get; private set; }
 
-    internal SceneTileWriter(NpgsqlConnection conn, NpgsqlTransaction tx, NpgsqlBinaryImporter importer, SceneClaim claim, int modelId)
+    private readonly CatalogStore _store;
+
+    internal SceneTileWriter(NpgsqlConnection conn, NpgsqlTransaction tx, NpgsqlBinaryImporter importer, SceneClaim claim, int modelId, CatalogStore store)
     {
-        _conn = conn; _tx = tx; _importer = importer; _claim = claim; _modelId = modelId;
+        _conn = conn; _tx = tx; _importer = importer; _claim = claim; _modelId = modelId; _store = store;
     }
 
+    /// <summary>
+    /// A run taking the scene over ends this writer's server session (CatalogStore.EndTileWriterAsync): the write then
+    /// fails as a broken connection. Asked on a fresh connection, the claim says which it was — taken over (lease
+    /// lost) or a database that went away (the original error).
+    /// </summary>
+    private async Task<Exception> Explain(NpgsqlException e)
+    {
+        try { return await _store.ClaimHeldAsync(_claim) ? e : new SceneLeaseLostException(_claim.SceneId); }
+        catch (NpgsqlException) { return e; }
+    }
+
+    internal static async Task<NpgsqlBinaryImporter> BeginTilesCopyAsync(NpgsqlConnection conn, CancellationToken ct)
+    {
+        var importer = await conn.BeginBinaryImportAsync("""
+            COPY tiles (scene_id, model_id, grid_row, grid_col, px_x, px_y, px_width, px_height,
+                        footprint, footprint_native, nodata_fraction, caption, embedding) FROM STDIN (FORMAT BINARY)
+            """, ct);
+        // The end of the COPY waits for the server to insert what it has not yet (the HNSW index per row): on a busy
+        // 2-core machine about 1.3 ms a tile, minutes for the largest scenes, far past Npgsql's default 30 s.
+        importer.Timeout = TimeSpan.FromMinutes(30);
+        return importer;
+    }
+
+    /// <summary>
+    /// Streams tiles into the open COPY. Tiles with <see cref="TileRecord.Cells"/> end it (one COPY at a time per
+    /// connection, and their cells reference them), their cells follow, and the next batch opens a new one.
+    /// </summary>
     public async Task WriteAsync(IEnumerable<TileRecord> tiles, CancellationToken ct = default)
     {
-        var writer = _importer ?? throw new InvalidOperationException("The scene's tiles were already completed.");
+        if (_completed) throw new InvalidOperationException("The scene's tiles were already completed.");
+        try { await WriteTilesAsync(tiles, ct); }
+        catch (NpgsqlException e) when (e is not PostgresException || e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown })
+        {
+            var explained = await Explain(e);
+            if (ReferenceEquals(explained, e)) throw;
+            throw explained;
+        }
+    }
+
+    private async Task WriteTilesAsync(IEnumerable<TileRecord> tiles, CancellationToken ct)
+    {
+        var writer = _importer ??= await BeginTilesCopyAsync(_conn, ct);
+        List<TileRecord>? withCells = null;
         foreach (var t in tiles)
         {
+            if (t.Cells is not null) (withCells ??= []).Add(t);
             if (t.Embedding.Length != 256)
                 throw new ArgumentException($"Tile ({t.GridRow},{t.GridCol}) has a {t.Embedding.Length}-d vector; 256 expected.");
             await writer.StartRowAsync(ct);
@@ -456,15 +544,34 @@ public sealed class SceneTileWriter : IAsyncDisposable
             await writer.WriteAsync(new Vector(t.Embedding), "vector", ct);
             Count++;
         }
+        if (withCells is null) return;
+        await writer.CompleteAsync(ct);
+        await writer.DisposeAsync();
+        _importer = null;
+        await CatalogStore.WriteCellsAsync(_conn, _claim.SceneId, _modelId, withCells, ct);
     }
 
     /// <summary>Ends the COPY, records the scene's metadata and status (done, or empty without tiles), commits.</summary>
     public async Task CompleteAsync(SceneMetadata meta, int skippedTiles, CancellationToken ct = default)
     {
-        var writer = _importer ?? throw new InvalidOperationException("The scene's tiles were already completed.");
-        await writer.CompleteAsync(ct);
-        await writer.DisposeAsync();
-        _importer = null;
+        if (_completed) throw new InvalidOperationException("The scene's tiles were already completed.");
+        try { await CommitAsync(meta, skippedTiles, ct); }
+        catch (NpgsqlException e) when (e is not PostgresException || e is PostgresException { SqlState: PostgresErrorCodes.AdminShutdown })
+        {
+            var explained = await Explain(e);
+            if (ReferenceEquals(explained, e)) throw;
+            throw explained;
+        }
+    }
+
+    private async Task CommitAsync(SceneMetadata meta, int skippedTiles, CancellationToken ct)
+    {
+        if (_importer is { } writer)
+        {
+            await writer.CompleteAsync(ct);
+            await writer.DisposeAsync();
+            _importer = null;
+        }
         await using (var upd = new NpgsqlCommand("""
             UPDATE scenes SET status = $2, error = NULL, tile_count = $3, skipped_tiles = $4,
                    width_px = $5, height_px = $6, band_count = $7, crs_wkt = $8, crs_epsg = $9,

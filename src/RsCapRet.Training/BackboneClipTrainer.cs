@@ -126,7 +126,7 @@ public sealed class BackboneClipTrainer
         var (backboneParams, rest) = model.TrainableParameters();
         _log($"train: {train.Images.Count} images × {_cfg.FeatureViews} views; val: {val.Images.Count} images; device {device}; " +
              $"backbone: {backboneDir}, last {_cfg.TrainableBlocks} of {blocks} blocks train ({backboneParams.Sum(p => p.Parameter.numel()):N0} parameters), " +
-             (textEncoder is null ? "text tower" : $"frozen text encoder {_cfg.TextEncoder}; text") + $" and image projections {rest.Sum(p => p.Parameter.numel()):N0}");
+             (textEncoder is null ? "text tower" : $"frozen text encoder {_cfg.TextEncoder} ({textEncoder.Config.Pooling} pooling); text") + $" and image projections {rest.Sum(p => p.Parameter.numel()):N0}");
 
         var backboneLr = _cfg.BackboneLearningRate ?? _cfg.LearningRate;
         bool Decays(string name, Tensor p) => p.dim() >= 2 && !name.Contains("position_embedding");

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using RsCapRet.Core;
 using RsCapRet.Evaluation;
 using RsCapRet.Model;
 using RsCapRet.Model.Tokenizers;
@@ -15,7 +16,20 @@ public sealed record EvaluationReport(string Model, string Dataset, string Split
     [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyDictionary<string, string> Candidates { get; init; } = new Dictionary<string, string>();
     /// <summary>How the captions were decoded: "greedy" or "beam N".</summary>
     public string Decoding { get; init; } = "greedy";
+    /// <summary>The text→image ranking measured: the product's search mode (<see cref="HybridRanking.Name"/>).</summary>
+    public string Retrieval { get; init; } = HybridRanking.Name(RetrievalMode.Vector);
+    /// <summary>Dihedral views averaged into each image vector (1: none; test-time augmentation otherwise).</summary>
+    public int ImageViews { get; init; } = 1;
+    /// <summary>The vector ranking's text→image figures when <see cref="TextToImage"/> measured another mode.</summary>
+    public RecallAtK? VectorTextToImage { get; init; }
 }
+
+/// <summary>
+/// Which search path <c>evaluate</c> measures text→image on. Hybrid needs the caption text-match scores of PostgreSQL
+/// (the product's own SQL, <c>CatalogStore.CaptionScoresAsync</c>): texts × captions.
+/// </summary>
+public sealed record RetrievalOptions(RetrievalMode Mode, double CaptionWeight = HybridRanking.DefaultCaptionWeight,
+    Func<IReadOnlyList<string>, IReadOnlyList<string>, double[,]>? CaptionScores = null);
 
 /// <summary>Retrieval of a CLIP dual encoder on a split (no captions: CLIP does not generate text).</summary>
 public sealed record ClipRetrievalReport(string Model, string Dataset, string Split, int Images, int Texts,
@@ -29,8 +43,13 @@ public static class ModelEvaluator
 {
     public static EvaluationReport Evaluate(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre,
         string modelName, string datasetDirectory, string split, GenerationOptions generation, MetricOptions metrics,
-        Action<string>? log = null, string? outDir = null, Action<int, int>? progress = null)
+        Action<string>? log = null, string? outDir = null, Action<int, int>? progress = null, RetrievalOptions? retrieval = null,
+        int views = 1)
     {
+        if (views is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(views), views, "test-time views must be 1..8 (the dihedral views)");
+        retrieval ??= new RetrievalOptions(HybridRanking.DefaultMode);
+        if (retrieval.Mode == RetrievalMode.Hybrid && retrieval.CaptionScores is null)
+            throw new ArgumentException("hybrid retrieval needs the caption text-match scores (a catalogue database)");
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(datasetDirectory));
         var images = KarpathyDataset.Load(datasetDirectory, name, new HashSet<string> { split });
@@ -47,7 +66,8 @@ public static class ModelEvaluator
             var pooled = model.PooledImage(pixels);   // one backbone pass for captions and vectors
             var ids = model.GenerateCaptionsFromPooled(pooled, generation);
             for (var i = 0; i < batch.Count; i++) candidates[batch[i].ImageId] = tokenizer.Decode(ids[i]).Trim();
-            var vecs = model.ImageEmbeddingFromPooled(pooled).cpu();
+            // Test-time augmentation: the mean of the dihedral views' vectors (views 1: the identity's, from the same pass).
+            var vecs = (views > 1 ? model.ImageEmbeddingViews(pixels, views) : model.ImageEmbeddingFromPooled(pooled)).cpu();
             for (var i = 0; i < batch.Count; i++) imageVecs.Add(vecs[i].data<float>().ToArray());
             log?.Invoke($"captioned {Math.Min(s + 32, images.Count)}/{images.Count}");
             progress?.Invoke(Math.Min(s + 32, images.Count), images.Count);
@@ -81,14 +101,48 @@ public static class ModelEvaluator
                 sim[t, i] = dot;
             }
         var labels = texts.Select(t => t.Image).ToList();
+        var vectorTextToImage = RetrievalMetrics.TextToImage(sim, labels);
+        var textToImage = vectorTextToImage;
+        if (retrieval.Mode == RetrievalMode.Hybrid)
+        {
+            log?.Invoke("hybrid: caption text-match scores from the catalogue database");
+            var captionList = images.Select(im => candidates[im.ImageId]).ToList();
+            var textScores = retrieval.CaptionScores!(distinct, captionList);
+            var textIndex = distinct.Select((t, i) => (t, i)).ToDictionary(x => x.t, x => x.i);
+            textToImage = HybridTextToImage(sim, texts.Select(t => textIndex[t.Text]).ToList(), textScores, labels, retrieval.CaptionWeight);
+        }
         var report = new EvaluationReport(modelName, name, split, images.Count, texts.Count, captionScores,
-            RetrievalMetrics.TextToImage(sim, labels), RetrievalMetrics.ImageToText(sim, labels), sw.Elapsed.TotalSeconds)
+            textToImage, RetrievalMetrics.ImageToText(sim, labels), sw.Elapsed.TotalSeconds)
         {
             Candidates = candidates,
             Decoding = generation.BeamWidth > 1 ? $"beam {generation.BeamWidth}" : "greedy",
+            Retrieval = HybridRanking.Name(retrieval.Mode, retrieval.CaptionWeight),
+            VectorTextToImage = retrieval.Mode == RetrievalMode.Vector ? null : vectorTextToImage,
+            ImageViews = views,
         };
         if (outDir != null) WriteFiles(outDir, report, [], Markdown(report));
         return report;
+    }
+
+    /// <summary>
+    /// Text→image recall of the hybrid ranking: for each text, the images ordered as the product's hybrid search
+    /// orders tiles (<see cref="HybridRanking.Order"/>; cosine distance 1 − similarity, image index as the id).
+    /// </summary>
+    public static RecallAtK HybridTextToImage(float[,] similarity, IReadOnlyList<int> textRow, double[,] textScores,
+        IReadOnlyList<int> textToImage, double captionWeight)
+    {
+        int texts = similarity.GetLength(0), images = similarity.GetLength(1);
+        var ids = Enumerable.Range(0, images).Select(i => (long)i).ToArray();
+        var ranks = new int[texts];
+        Parallel.For(0, texts, t =>
+        {
+            var distances = new double[images];
+            var scores = new double[images];
+            for (var i = 0; i < images; i++) { distances[i] = 1 - (double)similarity[t, i]; scores[i] = textScores[textRow[t], i]; }
+            var order = HybridRanking.Order(distances, scores, ids, captionWeight);
+            ranks[t] = Array.IndexOf(order, textToImage[t]);
+        });
+        return RetrievalMetrics.FromRanks(ranks);
     }
 
     /// <summary>captions.json + scores.json (when a captioning model was evaluated), report.json and report.md.</summary>
@@ -157,9 +211,12 @@ public static class ModelEvaluator
             | --- | --- | --- | --- | --- | --- | --- | --- |
             | {M("Bleu_1")} | {M("Bleu_2")} | {M("Bleu_3")} | {M("Bleu_4")} | {M("METEOR")} | {M("ROUGE_L")} | {M("CIDEr")} | {M("SPICE")} |
 
+            Retrieval measured: {r.Retrieval}{(r.ImageViews > 1 ? $"; image vectors the mean of {r.ImageViews} dihedral views (test-time augmentation)" : "")}.
+
             | retrieval | R@1 | R@5 | R@10 | mR |
             | --- | --- | --- | --- | --- |
             | text→image | {r.TextToImage.R1:F2} | {r.TextToImage.R5:F2} | {r.TextToImage.R10:F2} | {r.TextToImage.Mean:F2} |
+            {(r.VectorTextToImage is { } v ? $"| text→image, vector only | {v.R1:F2} | {v.R5:F2} | {v.R10:F2} | {v.Mean:F2} |" : "")}
             | image→text | {r.ImageToText.R1:F2} | {r.ImageToText.R5:F2} | {r.ImageToText.R10:F2} | {r.ImageToText.Mean:F2} |
 
             {(r.Captions.NotAvailable.Count > 0 ? "Not available: " + string.Join("; ", r.Captions.NotAvailable) : "")}

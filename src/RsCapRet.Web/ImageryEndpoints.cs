@@ -22,6 +22,7 @@ public static class ImageryEndpoints
         {
             MapTileAddress tile;
             long? scene = null;
+            DateTimeOffset? asOfBefore = null;   // as_of=DATE: the scenes acquired on or before that day (the page's "as of")
             try
             {
                 static int Int(string s, string name) => int.TryParse(s, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v)
@@ -30,12 +31,13 @@ public static class ImageryEndpoints
                 if (req.Query["scene"] is { Count: > 0 } s)
                     scene = long.TryParse(s[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) && id > 0
                         ? id : throw new FormatException($"scene must be a positive scene id, got '{s[0]}'");
+                if (req.Query["as_of"] is { Count: > 0 } asOf) asOfBefore = SearchQuery.ParsePerPlace(null, asOf[0]).AcquiredBefore;
             }
             catch (Exception e) when (e is FormatException or ArgumentOutOfRangeException)
             {
                 return Results.BadRequest(new { error = ErrorMessages.OneLine(e) });
             }
-            var result = await mapTiles.RenderAsync(store, tile, scene, ct);
+            var result = await mapTiles.RenderAsync(store, tile, scene, ct, asOfBefore);
             if (result.Missing.Count > 0)
             {
                 // The tile is drawn without them; the scenes are named (by id, never by path) for the page and the log.

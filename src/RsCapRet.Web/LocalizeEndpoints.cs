@@ -15,6 +15,57 @@ namespace RsCapRet.Web;
 /// </summary>
 public static class LocalizeEndpoints
 {
+    /// <summary>GET /api/search's localize=1 (or 0): refused with k above <see cref="SearchLocalizer.MaxRows"/>.</summary>
+    public static bool LocalizeRequested(HttpRequest req)
+    {
+        var on = req.Query["localize"].ToString() switch
+        {
+            "" or "0" or "false" => false,
+            "1" or "true" => true,
+            var other => throw new FormatException($"localize must be 1 or 0, got '{other}'."),
+        };
+        if (on && int.TryParse(req.Query["k"], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var k) && k > SearchLocalizer.MaxRows)
+            throw new FormatException($"localize=1 takes k {SearchLocalizer.MaxRows} at most, got {k}.");
+        return on;
+    }
+
+    /// <summary>
+    /// The search's rows with their hottest cells against the same query (the text's vector from the query batcher,
+    /// or the source tile's stored vector): stored cells need no model; the others are re-read and encoded by the
+    /// serving model in one batch, in the model queue. Null and the error to answer when the model cannot do it.
+    /// </summary>
+    public static async Task<(RankedHits? Ranked, IResult? Error)> WithHotCellsAsync(HttpRequest req, CatalogStore store, ModelCache models, WebContext web,
+        RankedHits ranked, CancellationToken ct)
+    {
+        if (ranked.Hits.Count == 0) return (ranked, null);
+        string text = req.Query["q"].ToString().Trim();
+        int queryModel;
+        float[] vector;
+        if (!string.IsNullOrEmpty(req.Query["tile"]))
+        {
+            var id = SearchQuery.ParseTileId(req.Query["tile"]);
+            if (await store.GetTileVectorAsync(id, ct) is not { } source) return (null, Results.NotFound(new { error = $"no tile {id}" }));
+            (queryModel, vector, text) = (source.ModelId, source.Vector, $"tile {id}");
+        }
+        else
+        {
+            try { (queryModel, vector) = await web.Queries.EmbedAsync(text, ct); }
+            catch (QueryQueueFullException e) { return (null, WebContext.Busy(e)); }
+            catch (ModelWorkLimitException e) { return (null, Results.BadRequest(new { error = e.Message })); }
+        }
+        var outcome = await SearchLocalizer.LocalizeAsync(store, web.SceneFiles, ranked.Hits, text, vector, queryModel, null, ct);
+        if (outcome.NeedsModel)
+        {
+            try
+            {
+                outcome = await web.WithServingModelAsync(models, (encoder, servingId) => SearchLocalizer.LocalizeAsync(store, web.SceneFiles, ranked.Hits, text,
+                    vector, queryModel, new CellEncoder(servingId, encoder.InputSize, encoder.EncodeCells), ct), ct);
+            }
+            catch (CellVectorsNotAvailableException e) { return (null, Results.Json(new { error = e.Message }, statusCode: StatusCodes.Status501NotImplemented)); }
+        }
+        return (ranked with { Localized = outcome }, null);
+    }
+
     public static void MapLocalizeEndpoints(this WebApplication app, WebContext web)
     {
         app.MapGet("/api/tiles/{id:long}/cells", async (long id, HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
@@ -33,8 +84,15 @@ public static class LocalizeEndpoints
             catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
             try
             {
-                var result = await web.WithServingModelAsync(models, async (encoder, _) =>
+                var result = await web.WithServingModelAsync(models, async (encoder, modelId) =>
                 {
+                    // Cells stored at ingest (--cells) need no imagery and no image pass.
+                    var stored = like is { } likeId
+                        ? await TileLocalizer.FromStoredAsync(store, id, modelId, $"tile {likeId}",
+                            async () => await store.GetTileVectorAsync(likeId, ct) is { } v && v.ModelId == modelId ? v.Vector : null, ct)
+                        : await TileLocalizer.FromStoredAsync(store, id, modelId, text!.Trim(),
+                            () => Task.FromResult<float[]?>(web.Limits.Work.EmbedTexts(encoder, [text.Trim()], ct, "query text")[0]), ct);
+                    if (stored is not null) return stored;
                     if (like is { } other)
                     {
                         var (_, tiler, otherImage) = await TileLocalizer.ReadAsync(store, web.SceneFiles, other, encoder.InputSize, ct);

@@ -29,9 +29,11 @@ public static class RsCapRetWebHost
     /// </summary>
     public static WebApplication Build(string connectionString, string urls, string modelDirectory, bool withWorker,
         DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null, TileDiskCache? tileCache = null,
-        string? readConnectionString = null, bool followActivatedModel = false, TimeSpan? modelRefresh = null, HostLimits? limits = null)
+        string? readConnectionString = null, bool followActivatedModel = false, TimeSpan? modelRefresh = null, HostLimits? limits = null,
+        TrustedProxies? trustedProxies = null)
     {
         limits ??= HostLimits.FromEnvironment();
+        trustedProxies ??= TrustedProxies.FromEnvironment();
         readConnectionString ??= RsCapRetDatabase.ResolveReadConnectionString();
         scenePaths ??= ScenePathDisplay.FromEnvironment();
         var builder = WebApplication.CreateSlimBuilder();
@@ -47,6 +49,8 @@ public static class RsCapRetWebHost
         builder.Services.AddSingleton(sp => new CatalogStore(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), reads));
         var app = builder.Build();
         if (reads is not null) app.Lifetime.ApplicationStopped.Register(reads.Dispose);
+        // Behind configured reverse proxies only: the client's address from X-Forwarded-For (the password brake's key).
+        trustedProxies?.Apply(app);
         app.UseRequestLogging(RequestLogging.SummaryInterval());
         app.UseSecurityHeaders();   // CSP, nosniff, no framing, no referrer: on every response, errors included
         app.UseJsonErrors();

@@ -9,6 +9,7 @@ namespace RsCapRet.Cli.Tests;
 /// unless --overwrite, and an output that cannot be written is one `error:` line and exit 2 — no stack trace, no
 /// internal names (temporary files, /vsimem/) — for export and classify alike.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]   // Unix file modes make a folder unwritable
 public sealed class ExportOutputTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-export-out-");

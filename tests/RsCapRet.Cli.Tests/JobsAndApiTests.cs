@@ -158,6 +158,19 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
                 Assert.Equal(3, ids.Count);
                 Assert.DoesNotContain(tileId, ids);
             }
+            // Hybrid search (issue 31): the same rows re-ranked with the caption match; bad modes and weights are 400s.
+            var hybrid = await http.GetAsync("/api/search?q=a%20farm&k=3&mode=hybrid&caption_weight=0.5");
+            Assert.Equal(HttpStatusCode.OK, hybrid.StatusCode);
+            using (var hybridDoc = JsonDocument.Parse(await hybrid.Content.ReadAsStringAsync()))
+                Assert.Equal(3, hybridDoc.RootElement.GetProperty("features").GetArrayLength());
+            foreach (var bad in new[] { "/api/search?q=farm&mode=bm25", "/api/search?q=farm&mode=hybrid&caption_weight=-1",
+                                        "/api/search?q=farm&mode=hybrid&offset=199&k=5", $"/api/search?tile={tileId}&mode=hybrid",
+                                        "/api/search?q=farm&mode=hybrid&latest=true" })
+            {
+                var response = await http.GetAsync(bad);
+                Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+                Assert.Contains("\"error\"", await response.Content.ReadAsStringAsync());
+            }
             Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync("/api/search?tile=abc")).StatusCode);
             Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync($"/api/search?tile={tileId}&q=farm")).StatusCode);
             Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/search?tile=999999999")).StatusCode);

@@ -91,6 +91,9 @@ public sealed class CellLocalizationEvaluationTests
         Assert.Equal((160, 21, 7, 7), (report.Decisions, report.Classes, report.Rows, report.Cols));
         Assert.True(report.Accuracy >= 0.7, $"quadrant accuracy {report.Accuracy:F3} (chance 0.25; measured 0.884 on 200 mosaics)");
         Assert.True(report.MeanMargin > 0);
+        // Land use per pixel on the same mosaics: cells against tiles (measured on 200 mosaics: 0.485 and 0.188; chance 1/21).
+        Assert.True(report.CellPixelAccuracy >= 0.3, $"cell-resolution pixel accuracy {report.CellPixelAccuracy:F3} (chance 0.048; measured 0.485 on 200 mosaics)");
+        Assert.True(report.CellPixelAccuracy > 1.5 * report.TilePixelAccuracy, $"cells {report.CellPixelAccuracy:F3} against tiles {report.TilePixelAccuracy:F3}");
     }
 
     [Fact]
@@ -103,5 +106,47 @@ public sealed class CellLocalizationEvaluationTests
         Assert.Equal(1 / 2.25, means[0], 10);   // its quadrant: 1 + 0.5 + 0.5 + 0.25 cells of area
         Assert.Equal(0, means[3], 10);
         Assert.Equal(new[] { "storage tanks", "farmland", "runway" }, new[] { "storagetanks", "agricultural", "runway" }.Select(CellLocalizationEvaluation.LabelOf));
+    }
+}
+
+/// <summary>
+/// Stored cells (issue 30): half precision round-trips within its resolution, and cells placed on a stored footprint
+/// tile it row 0 at the top, col 0 at the west, whichever vertex its ring starts at and whichever way it turns.
+/// </summary>
+public sealed class StoredCellPlacementTests
+{
+    [Fact]
+    public void HalfPrecisionCellsComeBackWithinItsResolution()
+    {
+        var random = new Random(3);
+        var vectors = Enumerable.Range(0, 49).Select(_ => Enumerable.Range(0, 256).Select(_ => (float)(random.NextDouble() * 2 - 1) / 16).ToArray()).ToArray();
+        var stored = new RsCapRet.Storage.CellVectors(7, 7, vectors);
+        var bytes = stored.ToHalfBytes();
+        Assert.Equal(49 * 256 * 2, bytes.Length);
+        var back = RsCapRet.Storage.CellVectors.FromHalfBytes(7, 7, 256, bytes);
+        for (var k = 0; k < 49; k++)
+        for (var i = 0; i < 256; i++)
+            Assert.True(Math.Abs(back.Vectors[k][i] - vectors[k][i]) <= 1e-4, $"cell {k} dim {i}: {back.Vectors[k][i]} vs {vectors[k][i]}");
+    }
+
+    [Theory]
+    [InlineData(false, 0)]
+    [InlineData(true, 0)]
+    [InlineData(true, 2)]
+    public void CellsOfAFootprintStartAtItsNorthWestCorner(bool counterClockwise, int startAt)
+    {
+        // A slightly rotated north-up tile: corners TL, TR, BR, BL (clockwise, y up).
+        NetTopologySuite.Geometries.Coordinate[] corners = [new(0, 10), new(10, 10.2), new(10.2, 0.2), new(0.2, 0)];
+        var order = counterClockwise ? corners.Reverse().ToArray() : corners;
+        var ring = Enumerable.Range(0, 5).Select(i => order[(i + startAt) % 4].Copy()).ToArray();
+        var footprint = new NetTopologySuite.Geometries.GeometryFactory().CreatePolygon(ring);
+        var cells = TileLocalizer.CellFootprints(footprint, 7, 7)!;
+        Assert.Equal(49, cells.Length);
+        Assert.Equal(footprint.Area, cells.Sum(c => c.Area), 6);
+        var (nw, se) = (cells[0].Centroid, cells[48].Centroid);
+        Assert.True(nw.X < 2 && nw.Y > 8, $"row 0 col 0 at {nw}");
+        Assert.True(se.X > 8 && se.Y < 2, $"row 6 col 6 at {se}");
+        var ne = cells[6].Centroid;
+        Assert.True(ne.X > 8 && ne.Y > 8, $"row 0 col 6 at {ne}");
     }
 }

@@ -39,7 +39,7 @@ public sealed class TestDatabase : IAsyncLifetime
                 .WithName("rscapret-db:test")
                 .Build();
             await image.CreateAsync();
-            _container = new PostgreSqlBuilder().WithImage(image).Build();
+            _container = new PostgreSqlBuilder(image).Build();
             await _container.StartAsync();
             ConnectionString = _container.GetConnectionString();
             Backend = "testcontainers";

@@ -96,10 +96,10 @@ public sealed class BackboneAdaptationTests : IDisposable
     }
 
     /// <summary>A tiny BERT sentence encoder folder (random weights) whose vocab.txt holds the UCM captions' words.</summary>
-    private string TinyTextEncoder()
+    private string TinyTextEncoder(string pooling = "mean")
     {
         var dir = Path.Combine(_dir.FullName, "tiny-bert");
-        var config = new BertConfig { Architecture = "tiny", VocabSize = 0, HiddenSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 64, MaxSeqLength = 64 };
+        var config = new BertConfig { Architecture = "tiny", VocabSize = 0, HiddenSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 64, MaxSeqLength = 64, Pooling = pooling };
         var words = RsCapRet.Training.Datasets.KarpathyDataset.Load(Ucm, "ucm").SelectMany(i => i.Captions)
             .SelectMany(c => c.ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries)).Distinct().Order(StringComparer.Ordinal);
         var vocab = new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" }.Concat(words).ToList();
@@ -110,10 +110,12 @@ public sealed class BackboneAdaptationTests : IDisposable
         return dir;
     }
 
-    [Fact]
-    public void AFrozenTextEncoderEmbedsEachDistinctCaptionOnceAndStaysFrozen()
+    [Theory]
+    [InlineData("mean")]   // all-MiniLM-L6-v2
+    [InlineData("cls")]    // snowflake-arctic-embed-xs
+    public void AFrozenTextEncoderEmbedsEachDistinctCaptionOnceAndStaysFrozen(string pooling)
     {
-        var encoder = TinyTextEncoder();
+        var encoder = TinyTextEncoder(pooling);
         var log = new List<string>();
         var cfg = Config(TinyBackbone()) with { TextConfig = null, Tokenizer = null, TextEncoder = encoder };
         cfg.Validate("adapt.json");
@@ -124,8 +126,18 @@ public sealed class BackboneAdaptationTests : IDisposable
         // 8 UCM train images of 5 captions each; UCM repeats captions word for word, so fewer distinct ones are embedded.
         var line = Assert.Single(log, l => l.StartsWith("train: ") && l.Contains("distinct captions of 40 embedded"));
         Assert.DoesNotContain("train: 40 distinct", line);
-        Assert.Contains(log, l => l.Contains("frozen text encoder"));
+        Assert.Contains(log, l => l.Contains($"frozen text encoder {encoder} ({pooling} pooling)"));
         Assert.Equal(before, File.ReadAllBytes(Path.Combine(encoder, "model.safetensors")));
+    }
+
+    [Fact]
+    public void TheArcticAdaptationIsTheMiniLmOneWithOnlyTheTextSideChanged()
+    {
+        var configs = Path.Combine(RepositoryPaths.FindRoot(), "models", "configs");
+        var minilm = ClipTrainConfig.Load(Path.Combine(configs, "adapt-resnet18-rs-l3-minilm.json"));
+        var arctic = ClipTrainConfig.Load(Path.Combine(configs, "adapt-resnet18-rs-l3-arctic.json"));
+        Assert.Equal(Path.Combine(VisionBackbones.BackbonesDirectory(), "snowflake-arctic-embed-xs"), arctic.TextEncoder);
+        Assert.Equal(minilm.ToJson(), (arctic with { Name = minilm.Name, TextEncoder = minilm.TextEncoder }).ToJson());
     }
 
     [Fact]

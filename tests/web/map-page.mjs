@@ -132,7 +132,9 @@ try {
   await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n && document.querySelector('#status').textContent !== 'Searching…', similarIds.length);
   check(new URL(page.url()).searchParams.get('tile') === String(firstId), 'the tile search is kept in the address: ' + page.url());
 
-  // "limit to map view" sends the view's bbox.
+  // "similar tiles" emptied the box (issue 29); "limit to map view" sends the view's bbox.
+  check(await page.inputValue('#q') === '', 'similar tiles left the text in the box');
+  await page.fill('#q', query);
   await page.check('#inView');
   const [viewResponse] = await Promise.all([
     page.waitForResponse((r) => r.url().includes('/api/search')),

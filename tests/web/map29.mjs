@@ -32,7 +32,7 @@ try {
   const scenes = (await api('/api/scenes?limit=10')).body.scenes.filter((s) => s.status === 'done' && Array.isArray(s.bbox));
   check(scenes.length > 0, 'no ingested scene with a footprint');
   const [w, s, e, n] = scenes[0].bbox;
-  const all = (await api('/api/search?k=1000&q=' + encodeURIComponent(query))).body.features;
+  const all = (await api('/api/search?k=1000&latest=true&q=' + encodeURIComponent(query))).body.features;
   check(all.length >= 2, `${all.length} tiles in the catalogue; need 2 for paging`);
   const pageSize = all.length >= 4 ? 2 : 1;
 
@@ -97,7 +97,8 @@ try {
   check(new URL(response.url()).searchParams.get('offset') === String(pageSize), 'more did not send offset: ' + response.url());
   const secondPage = (await response.json()).features.length;
   await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n, pageSize + secondPage);
-  const larger = (await api(`/api/search?k=${pageSize + secondPage}&q=${encodeURIComponent(query)}`)).body.features;
+  // The page keeps one acquisition per place (latest=true; a.tif and b.tif are the same ground).
+  const larger = (await api(`/api/search?k=${pageSize + secondPage}&latest=true&q=${encodeURIComponent(query)}`)).body.features;
   const listed = await page.$$eval('#results li', (lis) => lis.map((li) => Number(li.dataset.tileId)));
   check(JSON.stringify(listed) === JSON.stringify(larger.map((f) => f.properties.tile_id)), `rows ${listed} differ from k=${larger.length}'s ${larger.map((f) => f.properties.tile_id)}`);
   facts.moreRows = listed.length;

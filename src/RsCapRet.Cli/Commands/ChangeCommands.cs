@@ -16,7 +16,11 @@ public static class ChangeCommands
         var after = new Option<string?>("--after") { Description = "The later acquisition: a scene id or path, or a date range FROM..TO (e.g. 2020-01-01..)", Required = true };
         var area = new Option<string?>("--area") { Description = "Only this area: a WKT polygon in lon/lat (required with date ranges)" };
         var bbox = new Option<string?>("--bbox") { Description = "Only this box: minLon,minLat,maxLon,maxLat (WGS84)" };
-        var toward = new Option<string?>("--toward") { Description = "Rank by how much the after tile moved toward this text, e.g. \"new buildings\"" };
+        var toward = new Option<string?>("--toward")
+        {
+            Description = "Rank by how much the after tile moved toward this text, e.g. \"new buildings\"; each pair also says whether its after tile " +
+                          "matches the text at all (relevance >= 0.5, from the model's relevance.json)",
+        };
         var k = new Option<string?>("--k") { Description = $"Number of pairs (1-{ChangeQuery.MaxK}, default 20)" };
         var minIou = new Option<string?>("--min-iou") { Description = "Least footprint overlap (intersection over union) for two tiles to pair (default 0.5)" };
         var format = new Option<string>("--format") { Description = "table or geojson", DefaultValueFactory = _ => "table" };
@@ -33,12 +37,12 @@ public static class ChangeCommands
             var result = await ChangeRunner.RunAsync(store, query, async text =>
             {
                 using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
-                return (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(text));
+                return (await store.RegisterModelAsync(encoder.Identity, ct), encoder.EmbedText(text), encoder.Directory);
             }, ct);
             foreach (var note in result.Notes) await parse.InvocationConfiguration.Error.WriteLineAsync($"note: {note}");
             await output.WriteAsync(parse.GetValue(format) == "geojson"
-                ? ChangeOutput.GeoJson(result.Changes, result.Notes) + "\n"
-                : ChangeOutput.Table(result.Changes, query.Toward is not null));
+                ? ChangeOutput.GeoJson(result) + "\n"
+                : ChangeOutput.Table(result));
             // Input that cannot pair (not ingested, no overlap, different models) is not a result a script may take as "no change".
             return result.Changes.Count == 0 && result.Notes.Count > 0 ? CommandAction.UserError : 0;
         });

@@ -18,19 +18,26 @@ public static class ClassifyCommands
         var labelsFile = new Option<string?>("--labels-file") { Description = "A file of labels, one per line (# starts a comment)" };
         var template = new Option<string?>("--template") { Description = $"The prompt of a label, with {{label}} in it (default \"{LandUseQuery.DefaultTemplate}\")" };
         var output = new Option<string?>("--out") { Description = "Write X.tif and X.geojson beside it (--out X.tif; a name without .tif gets both extensions; default: scene-ID-classes.tif/.geojson in the current folder)" };
+        var cells = new Option<bool>("--cells")
+        {
+            Description = "Also write X-cells.tif: every cell (7x7 per tile) labelled, 7 times finer than the tile grid, same colours and labels " +
+                          "(needs a scene ingested with --cells)",
+        };
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var cmd = new Command("classify", "Zero-shot land-use map of an ingested scene: every tile labelled by the nearest label prompt ([RET] vectors of the scene's model)")
-            { scene, labels, labelsFile, template, output, model, device, DbCommands.DbOption };
+            { scene, labels, labelsFile, template, output, cells, model, device, DbCommands.DbOption };
         CommandAction.Set(cmd, async (parse, stdout, ct) =>
         {
             var query = LandUseQuery.Parse(parse.GetValue(scene), parse.GetValue(labels), parse.GetValue(labelsFile), parse.GetValue(template));
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             var store = new CatalogStore(ds);
+            IReadOnlyList<float[]> promptVectors = [];
             var map = await LandUseClassifier.RunAsync(store, query, async prompts =>
             {
                 using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
                 // Each prompt within the token limit (RSCAPRET_MAX_PROMPT_TOKENS), a few per forward pass, Ctrl-C between passes.
-                return (await store.RegisterModelAsync(encoder.Identity, ct), ModelWorkLimits.CommandLine().EmbedTexts(encoder, prompts, ct, "label prompt"));
+                promptVectors = ModelWorkLimits.CommandLine().EmbedTexts(encoder, prompts, ct, "label prompt");
+                return (await store.RegisterModelAsync(encoder.Identity, ct), promptVectors);
             }, ct);
             var (tifPath, geoJsonPath) = OutputPaths(parse.GetValue(output), map.Classes.Scene.Id);
             var dir = Path.GetDirectoryName(Path.GetFullPath(tifPath))!;
@@ -41,9 +48,18 @@ public static class ClassifyCommands
                 await stdout.WriteLineAsync("no stored tiles: nothing written");
                 return 0;
             }
+            // The cell map first: a scene without stored cells is an error before any file is written.
+            var cellMap = parse.GetValue(cells) ? await CellLandUseMap.BuildAsync(store, map, promptVectors, ct) : null;
             map.WriteGeoTiff(tifPath);
             await File.WriteAllTextAsync(geoJsonPath, map.GeoJson(), ct);
             await stdout.WriteLineAsync($"wrote {tifPath} (class per tile, colour table, label names) and {geoJsonPath}");
+            if (cellMap is not null)
+            {
+                var cellPath = tifPath[..^Path.GetExtension(tifPath).Length] + "-cells.tif";
+                cellMap.WriteGeoTiff(cellPath);
+                await stdout.WriteAsync(cellMap.Table());
+                await stdout.WriteLineAsync($"wrote {cellPath} (class per cell, {cellMap.Width}x{cellMap.Height}, the same colour table and label names)");
+            }
             return 0;
         });
         return cmd;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using RsCapRet.Core;
 using RsCapRet.Evaluation;
 using RsCapRet.Model;
 using RsCapRet.Training;
@@ -27,8 +28,17 @@ public static class EvaluationCommands
         var clip = new Option<string[]>("--clip") { Description = "CLIP dual-encoder folder(s) (Hugging Face CLIPModel + vocab.json/merges.txt) whose retrieval is reported beside the model's", AllowMultipleArgumentsPerToken = false };
         var cells = new Option<bool>("--cells") { Description = "Instead: the quadrant test of cell vectors (mosaics of four images of different classes per tile; does the quadrant scoring highest for a class hold it)" };
         var mosaics = new Option<int>("--mosaics") { Description = "Mosaics the --cells test builds", DefaultValueFactory = _ => 200 }.InRange(1, 100_000);
+        var retrievalMode = new Option<string>("--retrieval")
+        {
+            Description = "Text→image ranking measured: vector ([RET] cosine) or hybrid (fused with a caption text match, as search --mode hybrid; needs the catalogue database)",
+            DefaultValueFactory = _ => HybridRanking.DefaultMode.ToString().ToLowerInvariant(),
+        };
+        retrievalMode.AcceptOnlyFromAmong("vector", "hybrid");
+        var captionWeight = new Option<double>("--caption-weight") { Description = "Hybrid: the caption side's weight in the fusion (0-100)", DefaultValueFactory = _ => HybridRanking.DefaultCaptionWeight }
+            .Must(v => v is >= 0 and <= 100, "must be between 0 and 100");
+        var tta = new Option<int>("--tta") { Description = "Test-time augmentation: each image vector the mean of this many dihedral views (1 = none, 4 = the quarter turns, 8 = with mirrors)", DefaultValueFactory = _ => 1 }.InRange(1, 8);
         var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split (a CLIP folder as --model: retrieval only)")
-            { model, device, dataset, split, outDir, beam, clip, cells, mosaics };
+            { model, device, dataset, split, outDir, beam, clip, cells, mosaics, retrievalMode, captionWeight, tta, DbCommands.DbOption };
         CommandAction.Set(evaluate, async (parse, output, ct) =>
         {
             var (datasetDir, splitName, outPath) = (parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(outDir));
@@ -52,10 +62,20 @@ public static class EvaluationCommands
             if (modelDir is not null && ClipEvaluator.IsClipFolder(modelDir)) clipDirs.Insert(0, modelDir);
             else
             {
-                using var encoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
-                report = ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
-                    datasetDir, splitName, encoder.Generation with { BeamWidth = parse.GetValue(beam) ?? encoder.Generation.BeamWidth, MaxNewTokens = 40 },
-                    MetricOptions.FromEnvironment(), msg => parse.InvocationConfiguration.Error.WriteLine(msg), null);
+                var mode = HybridRanking.ParseMode(parse.GetValue(retrievalMode)!);
+                var owned = new List<IAsyncDisposable>();
+                try
+                {
+                    // Hybrid's text side is PostgreSQL full-text search: the product's own SQL scores the captions.
+                    var store = mode == RetrievalMode.Hybrid ? await CatalogConnection.OpenAsync(parse, owned, ct) : null;
+                    var retrieval = new RetrievalOptions(mode, parse.GetValue(captionWeight),
+                        store is null ? null : (texts, captions) => store.CaptionScoresAsync(texts, captions, ct).GetAwaiter().GetResult());
+                    using var encoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
+                    report = ModelEvaluator.Evaluate(encoder.Model, encoder.Tokenizer, encoder.Preprocessor, encoder.Identity.Name,
+                        datasetDir, splitName, encoder.Generation with { BeamWidth = parse.GetValue(beam) ?? encoder.Generation.BeamWidth, MaxNewTokens = 40 },
+                        MetricOptions.FromEnvironment(), msg => parse.InvocationConfiguration.Error.WriteLine(msg), null, null, retrieval, parse.GetValue(tta));
+                }
+                finally { foreach (var d in owned) await d.DisposeAsync(); }
             }
             var clipReports = clipDirs.Select(d => ClipEvaluator.Evaluate(d, datasetDir, splitName, dev)).ToList();
             var markdown = ModelEvaluator.Markdown(report, clipReports, splitName);

@@ -67,6 +67,7 @@ public static class HostCommands
             {
                 var defs = JobDefinition.LoadDirectory(jobsDir);
                 RecurringJobDefinitions.Apply(app.Services.GetRequiredService<IRecurringJobManager>(), defs, Path.GetDirectoryName(Path.GetFullPath(jobsDir))!);
+                JobDefinitionsPage.Show(defs, jobsDir);   // the dashboard says which are manual and how to run them
                 var scheduled = defs.Where(d => !d.IsManual).ToList();
                 await output.WriteLineAsync(scheduled.Count == 0 ? "recurring jobs: none scheduled"
                     : $"recurring jobs: {string.Join(", ", scheduled.Select(d => $"{d.Id} ({d.Cron})"))}");

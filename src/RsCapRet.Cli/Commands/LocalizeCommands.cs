@@ -35,8 +35,15 @@ public static class LocalizeCommands
             // Fail on a bad id before the model loads.
             if (await store.GetTileAsync(id, ct) is null) throw new TileNotFoundException(id);
             using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
+            var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
+            // Cells stored at ingest (--cells) need no imagery and no image pass.
+            var stored = likeId is { } likeTile
+                ? await TileLocalizer.FromStoredAsync(store, id, modelId, $"tile {likeTile}",
+                    async () => await store.GetTileVectorAsync(likeTile, ct) is { } v && v.ModelId == modelId ? v.Vector : null, ct)
+                : await TileLocalizer.FromStoredAsync(store, id, modelId, textValue!.Trim(), () => Task.FromResult<float[]?>(encoder.EmbedText(textValue.Trim())), ct);
             TileLocalization result;
-            if (likeId is { } other)
+            if (stored is not null) result = stored;
+            else if (likeId is { } other)
             {
                 var (_, otherTiler, otherImage) = await TileLocalizer.ReadAsync(store, files, other, encoder.InputSize, ct);
                 otherTiler.Dispose();

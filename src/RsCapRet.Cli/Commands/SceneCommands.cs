@@ -117,6 +117,11 @@ public static class SceneCommands
         var (model, device, bf16) = (CommonOptions.Model(), CommonOptions.Device(), CommonOptions.Bf16());
         var batch = new Option<int>("--batch") { Description = "Tiles per model batch", DefaultValueFactory = _ => 16 }.InRange(1, 1024);
         var noCaptions = new Option<bool>("--no-captions") { Description = "Store vectors only (much faster)" };
+        var cells = new Option<bool>("--cells")
+        {
+            Description = "Also keep each tile's 7x7 cell vectors (half precision, about 25 kB a tile): localize, search --localize and " +
+                          "classify --cells then need no model pass over the imagery",
+        };
         var wait = new Option<bool>("--wait")
         {
             Description = "When another process is ingesting a scene, wait until it finishes or its lease lapses (default: say so and exit non-zero)",
@@ -125,7 +130,7 @@ public static class SceneCommands
         var skipOutOfRange = SkipOutOfRangeOption();
         var ingest = new Command("ingest", "Tile, caption, embed and store scenes: each path shows one version (its content with this model and plan); " +
                                            "an edited file or a new plan makes a new version that replaces the old one when complete")
-            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern, batch, noCaptions, wait, force, skipOutOfRange, DbCommands.DbOption };
+            { paths, model, device, bf16, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern, batch, noCaptions, cells, wait, force, skipOutOfRange, DbCommands.DbOption };
         CommandAction.Set(ingest, async (parse, output, ct) =>
         {
             var b = parse.GetValue(batch);
@@ -145,11 +150,11 @@ public static class SceneCommands
                 {
                     Tiling = Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern), BatchSize = b, Caption = !parse.GetValue(noCaptions),
                     WaitIfHeld = parse.GetValue(wait), CancelReason = () => signals.CancelReason, Force = parse.GetValue(force),
-                    SkipOutOfRange = parse.GetValue(skipOutOfRange),
+                    SkipOutOfRange = parse.GetValue(skipOutOfRange), Cells = parse.GetValue(cells),
                 };
                 // Each run is recorded as a job on the dashboard, beside the workers' jobs.
                 var jobOptions = new Jobs.IngestJobOptions(parse.GetValue(bands), options.Tiling.TargetGsd, options.Tiling.Overlap, options.Tiling.MaxNodataFraction,
-                    options.Tiling.AllowMissingCrs, options.Caption, SkipOutOfRange: options.SkipOutOfRange, Force: options.Force);
+                    options.Tiling.AllowMissingCrs, options.Caption, SkipOutOfRange: options.SkipOutOfRange, Force: options.Force, Cells: options.Cells);
                 var dashboard = Jobs.DashboardRecord.TryStorage(connection, error);
                 var failures = 0;
                 var bar = new ConsoleProgress(output, ConsoleProgress.Terminal(error));
@@ -180,7 +185,11 @@ public static class SceneCommands
                                    (r.TakenOverFrom is { } from ? $"; taken over from {from}" : "");
                         record?.Succeed(line);
                         await output.WriteLineAsync(line);
-                        if (r.Warning is { } w) await error.WriteLineAsync($"warning: {p}: {w}");
+                        if (r.Warning is { } w)
+                        {
+                            record?.Warn(w);   // on the run's dashboard page too
+                            await error.WriteLineAsync($"warning: {p}: {w}");
+                        }
                     }
                     catch (Npgsql.NpgsqlException e) when (!stop.IsCancellationRequested)
                     {

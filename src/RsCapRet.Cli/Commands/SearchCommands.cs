@@ -28,9 +28,23 @@ public static class SearchCommands
         var format = new Option<string>("--format") { Description = "table or geojson", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "geojson");
         var exact = new Option<bool>("--exact") { Description = "Exhaustive search without the ANN index (validation)" };
+        var localize = new Option<bool>("--localize")
+        {
+            Description = $"Where in each result the query matches: its hottest cells (within {TileLocalization.HotMargin} of its best cell), merged into " +
+                          $"a polygon (stored cell vectors, else the tile's imagery re-read; at most {SearchLocalizer.MaxRows} results)",
+        };
+        var mode = new Option<string>("--mode")
+        {
+            Description = $"Text queries: vector (the [RET] vector's cosine) or hybrid (its first {RsCapRet.Core.HybridRanking.DefaultDepth} rows re-ranked by " +
+                          $"reciprocal rank fusion with a match of the text against the tiles' captions); default {RsCapRet.Core.HybridRanking.DefaultMode.ToString().ToLowerInvariant()}, chosen on val",
+            DefaultValueFactory = _ => RsCapRet.Core.HybridRanking.DefaultMode.ToString().ToLowerInvariant(),
+        };
+        mode.AcceptOnlyFromAmong("vector", "hybrid");
+        var captionWeight = new Option<double>("--caption-weight") { Description = "Hybrid: the caption match's weight in the fusion (0-100)", DefaultValueFactory = _ => RsCapRet.Core.HybridRanking.DefaultCaptionWeight }
+            .Must(v => v is >= 0 and <= 100, "must be between 0 and 100");
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var cmd = new Command("search", "Find tiles by text, with optional spatial and time filters")
-            { text, tile, image, bbox, near, after, before, k, offset, minRelevance, format, exact, model, device, DbCommands.DbOption };
+            { text, tile, image, bbox, near, after, before, k, offset, minRelevance, format, exact, localize, mode, captionWeight, model, device, DbCommands.DbOption };
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
             var (textValue, tileValue, imageValue) = (parse.GetValue(text), parse.GetValue(tile), parse.GetValue(image));
@@ -40,6 +54,10 @@ public static class SearchCommands
                 parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact), textRequired: false,
                 offset: parse.GetValue(offset)?.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 minRelevance: parse.GetValue(minRelevance)?.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+            var hybrid = RsCapRet.Core.HybridRanking.ParseMode(parse.GetValue(mode)!) == RsCapRet.Core.RetrievalMode.Hybrid;
+            if (hybrid && textValue is null) throw new ArgumentException("--mode hybrid ranks by a query text: not with --tile or --image");
+            var localized = parse.GetValue(localize);
+            if (localized && query.K > SearchLocalizer.MaxRows) throw new ArgumentException($"--localize takes --k {SearchLocalizer.MaxRows} at most, got {query.K}");
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             // RSCAPRET_DB_READ (a streaming replica) serves the search itself; the primary registers the model.
             await using var reads = RsCapRetDatabase.ResolveReadConnectionString() is { } read ? RsCapRetDatabase.CreateDataSource(read) : null;
@@ -51,6 +69,18 @@ public static class SearchCommands
                 var id = SearchQuery.ParseTileId(tileValue);
                 var hits = await store.SearchByTileAsync(id, query.K, query.Offset, query.Filter, ct) ?? throw new ArgumentException($"no tile {id} in a completed scene");
                 ranked = RankedHits.Without(hits, RelevanceCalibration.NotTextNote, query.Offset);
+                if (localized && await store.GetTileVectorAsync(id, ct) is { } source)
+                {
+                    // The tile's own vector is the query; the model is loaded only for results without stored cells.
+                    var outcome = await SearchLocalizer.LocalizeAsync(store, new RegisteredSceneFiles(), hits, $"tile {id}", source.Vector, source.ModelId, null, ct);
+                    if (outcome.NeedsModel)
+                    {
+                        using var encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
+                        var cells = new CellEncoder(await store.RegisterModelAsync(encoder.Identity, ct), encoder.InputSize, encoder.EncodeCells);
+                        outcome = await SearchLocalizer.LocalizeAsync(store, new RegisteredSceneFiles(), hits, $"tile {id}", source.Vector, source.ModelId, cells, ct);
+                    }
+                    ranked = ranked with { Localized = outcome };
+                }
             }
             else
             {
@@ -60,10 +90,18 @@ public static class SearchCommands
                 var vector = imageValue is not null
                     ? encoder.EmbedImage(RsCapRet.Raster.RasterImage.ReadRgb(imageValue, maxSide: 4096))
                     : encoder.EmbedText(query.Text!);
-                var hits = await store.SearchAsync(vector, query.K, query.Offset, query.Filter with { ModelId = modelId }, ct);
+                var hits = hybrid
+                    ? await store.HybridSearchAsync(vector, query.Text!, query.K, query.Offset, query.Filter with { ModelId = modelId }, parse.GetValue(captionWeight), ct)
+                    : await store.SearchAsync(vector, query.K, query.Offset, query.Filter with { ModelId = modelId }, ct);
                 // Relevance is calibrated for text: image queries are ranked by score only.
                 ranked = imageValue is not null ? RankedHits.Without(hits, RelevanceCalibration.NotTextNote, query.Offset)
                     : RankedHits.Score(hits, vector, encoder.Directory, query.Offset).AtLeast(query.MinRelevance);
+                if (localized)
+                    ranked = ranked with
+                    {
+                        Localized = await SearchLocalizer.LocalizeAsync(store, new RegisteredSceneFiles(), ranked.Hits, query.Text ?? "image", vector, modelId,
+                            new CellEncoder(modelId, encoder.InputSize, encoder.EncodeCells), ct),
+                    };
             }
             await output.WriteAsync(parse.GetValue(format) == "geojson" ? SearchOutput.GeoJson(ranked) + "\n" : SearchOutput.Table(ranked));
             return 0;

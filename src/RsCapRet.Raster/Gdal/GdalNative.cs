@@ -129,6 +129,10 @@ internal static partial class GdalNative
     [LibraryImport(Lib)] public static partial void GDALDestroyColorTable(IntPtr colorTable);
     [LibraryImport(Lib)] public static partial void GDALSetColorEntry(IntPtr colorTable, int index, in ColorEntry entry);
     [LibraryImport(Lib)] public static partial IntPtr GDALGetMaskBand(IntPtr band);
+    [LibraryImport(Lib)] public static partial void GDALGetBlockSize(IntPtr band, out int xSize, out int ySize);
+    /// <summary>The files a dataset reads (a string list to free with <see cref="CSLDestroy"/>; null for none).</summary>
+    [LibraryImport(Lib)] public static partial IntPtr GDALGetFileList(SafeDatasetHandle dataset);
+    [LibraryImport(Lib)] public static partial void CSLDestroy(IntPtr list);
     [LibraryImport(Lib)]
     public static unsafe partial int GDALRasterIOEx(IntPtr band, int rwFlag, int xOff, int yOff, int xSize, int ySize,
         void* buffer, int bufXSize, int bufYSize, int bufType, long pixelSpace, long lineSpace, ref RasterIOExtraArg extra);

@@ -10,6 +10,7 @@
   const form = $('search'), q = $('q'), k = $('k'), inView = $('inView'), thumbs = $('thumbs');
   const statusEl = $('status'), errorEl = $('error'), list = $('results'), legend = $('legend');
   const fAfter = $('fAfter'), fBefore = $('fBefore'), fNear = $('fNear'), moreResults = $('moreResults');
+  const fAsOf = $('fAsOf'), sourceTileEl = $('sourceTile'), flipButton = $('flipImagery'), downloads = $('downloads');
 
   const map = L.map('map', { worldCopyJump: false, minZoom: 1, maxZoom: 22, zoomSnap: 0.25 }).setView([20, 0], 2);
   // The basemap: Natural Earth 1:110m land and country borders, vendored with the page (static/vendor/naturalearth),
@@ -32,6 +33,42 @@
   const imagery = L.tileLayer('tiles/{z}/{x}/{y}.png', { maxZoom: 22, tileSize: 256, className: 'imagery',
     attribution: 'imagery: the ingested scenes' }).addTo(map);
   const thumbLayer = L.layerGroup().addTo(map);   // result thumbnails over their footprints (the "thumbnails" toggle)
+  // "Where in the tile" (issue 30): searches ask localize=1 and each result's hottest cells are drawn in its footprint;
+  // the heat map asks cells=1 (one colour per stored cell).
+  const whereInTile = $('whereInTile');
+  const hybrid = $('hybrid');
+  const hotLayer = L.layerGroup().addTo(map);
+  const HOT = { color: '#ffd400', weight: 2, opacity: 1, fillColor: '#ffd400', fillOpacity: 0.45, interactive: false, className: 'hot-cells' };
+  function drawHotCells(features) {
+    for (const f of features) {
+      const hot = f.properties.hot_cells;
+      if (hot && hot.geometry) L.geoJSON(hot.geometry, { style: () => HOT, interactive: false }).addTo(hotLayer);
+    }
+  }
+  // Over several acquisitions of the same ground the imagery shows the newest, or the newest on or before "as of":
+  // the one the results and the heat map keep (latest=true on their requests), so hits lie on their own imagery.
+  function imageryUrl() {
+    const asOf = fAsOf.value.trim();
+    return 'tiles/{z}/{x}/{y}.png' + (/^\d{4}-\d{2}-\d{2}$/.test(asOf) ? '?as_of=' + asOf : '');
+  }
+  // Leaflet's setUrl redraws at the map's fractional zoom (tiles/18.5/...): the layer is added again instead, which
+  // picks a whole zoom.
+  function updateImagery() {
+    const url = imageryUrl();
+    if (imagery._url === url) return;
+    imagery.setUrl(url, true);
+    if (map.hasLayer(imagery)) { imagery.remove(); imagery.addTo(map); }
+  }
+  fAsOf.addEventListener('change', updateImagery);
+  // The selected hit's own scene, drawn over the others (a hit of an older acquisition lies on its own imagery).
+  const hitImagery = L.layerGroup().addTo(map);
+  function showHitImagery(sceneId) {
+    if (hitImagery.sceneId === sceneId) return;
+    hitImagery.clearLayers();
+    hitImagery.sceneId = sceneId;
+    if (sceneId != null) L.tileLayer(`tiles/{z}/{x}/{y}.png?scene=${encodeURIComponent(sceneId)}`,
+      { maxZoom: 22, tileSize: 256, className: 'hit-imagery', zIndex: 3 }).addTo(hitImagery);
+  }
   let footprints = null;      // L.GeoJSON of the current results
   let selected = null;        // { layer, item }
 
@@ -87,11 +124,17 @@
     if (footprints) map.removeLayer(footprints);
     footprints = null;
     thumbLayer.clearLayers();
+    hotLayer.clearLayers();
     lastResults = null;
     selected = null;
     legend.hidden = true;
     moreResults.hidden = true;
     page = null;
+    viewGeneration++;   // an answer still on its way belongs to a view that is gone
+    showHitImagery(null);
+    clearSourceTile();
+    clearFlip();
+    downloads.hidden = true;
   }
 
   // On a narrow screen the lists are below the map: bring the map back into view when a list item moves it.
@@ -105,7 +148,9 @@
     selected = { layer, item };
     layer.setStyle(SELECTED);
     layer.bringToFront();
+    hotLayer.eachLayer((hot) => hot.bringToFront());   // the hot cells stay over the selected footprint
     item.classList.add('selected');
+    showHitImagery(layer.feature?.properties?.scene_id ?? null);
     if (zoom) { map.fitBounds(layer.getBounds(), { padding: [80, 80] }); showMapOnPhone(); }
     else item.scrollIntoView({ block: 'nearest' });
   }
@@ -156,7 +201,10 @@
     similar.addEventListener('click', (e) => {
       e.stopPropagation();
       const params = new URLSearchParams({ tile: String(p.tile_id) });
-      if (k.value !== '') params.set('k', k.value);
+      // A tile's look-alikes rank 999 deep (the tile itself is left out of 1,000).
+      if (k.value !== '') params.set('k', String(Math.min(999, Number(k.value) || 10)));
+      for (const [name, value] of paramsFromForm()) if (name !== 'q' && name !== 'k') params.set(name, value);
+      q.value = '';   // the search is by this tile now, not by the text
       history.replaceState(null, '', '?' + params.toString());
       search(params);
     });
@@ -197,6 +245,7 @@
 
   // The search shown: its parameters (without offset), its page size and the rows listed so far, for "more".
   let page = null;
+  let viewGeneration = 0;
 
   function searchStatus(body, shown) {
     statusEl.textContent = shown === 0 ? 'No tiles found.' : `${shown} tile${shown === 1 ? '' : 's'} found.`;
@@ -209,8 +258,12 @@
     clearResults();
     params = new URLSearchParams(params);
     params.delete('offset');
+    // One acquisition per place unless the address says latest=false (hybrid search re-ranks the plain ranking).
+    if (!params.has('latest') && params.get('mode') !== 'hybrid') params.set('latest', 'true');
+    if (params.has('tile')) showSourceTile(params.get('tile'));
+    const generation = viewGeneration;
     const body = await fetchApi('api/search?' + params.toString(), 'Searching…', 'search');
-    if (!body) return;
+    if (!body || generation !== viewGeneration) return;
     const features = body.features ?? [];
     searchStatus(body, features.length);
     const items = new Map();
@@ -230,8 +283,52 @@
       },
     }).addTo(map);
     drawThumbnails(body);
+    drawHotCells(features);
     listResults(features, footprints.getLayers(), items);
+    setDownloads();
+    if (sourceLayer) sourceLayer.bringToFront();   // the similar-tiles source stays visible over the results
     if (footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
+  }
+
+  // "Download": the rows listed (the same ranking, k = rows shown) as GeoJSON or GeoParquet from /api/search/download.
+  function setDownloads() {
+    if (!page || page.shown === 0) { downloads.hidden = true; return; }
+    const params = new URLSearchParams(page.params);
+    params.set('k', String(Math.min(1000, page.shown)));
+    for (const [id, format] of [['downloadGeojson', 'geojson'], ['downloadParquet', 'geoparquet']]) {
+      params.set('format', format);
+      $(id).href = 'api/search/download?' + params.toString();
+    }
+    downloads.hidden = false;
+  }
+
+  // "Similar tiles": the tile it started from, as a chip (thumbnail, id) and its footprint outlined on the map.
+  const SOURCE = { color: '#00b7ff', weight: 4, opacity: 1, dashArray: '8 5', fill: false, interactive: false, className: 'source-footprint' };
+  let sourceLayer = null;
+  function clearSourceTile() {
+    if (sourceLayer) map.removeLayer(sourceLayer);
+    sourceLayer = null;
+    sourceTileEl.replaceChildren();
+    sourceTileEl.hidden = true;
+  }
+  function showSourceTile(tileId) {
+    const img = document.createElement('img');
+    img.src = `api/tiles/${encodeURIComponent(tileId)}/thumbnail.png`;
+    img.alt = `tile ${tileId}`;
+    const label = document.createElement('span');
+    label.textContent = `similar to tile ${tileId}`;
+    sourceTileEl.replaceChildren(img, label);
+    sourceTileEl.dataset.tileId = tileId;
+    sourceTileEl.hidden = false;
+    fetch(`api/tiles/${encodeURIComponent(tileId)}`, { headers: { Accept: 'application/geo+json' } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((body) => {
+        if (!body || sourceTileEl.dataset.tileId !== tileId || sourceTileEl.hidden) return;
+        const f = (body.features ?? [])[0];
+        if (f?.properties?.caption) label.textContent += ' · ' + f.properties.caption;
+        if (f?.geometry) sourceLayer = L.geoJSON(f, { style: () => SOURCE, interactive: false }).addTo(map);
+      })
+      .catch(() => {});
   }
 
   // A list row per feature, linked to its footprint among 'layers' (the footprints drawn for these features).
@@ -261,8 +358,10 @@
     const before = new Set(footprints.getLayers());
     footprints.addData(features);
     const added = footprints.getLayers().filter((l) => !before.has(l));
+    drawHotCells(features);
     listResults(features, added, current.items);
     current.shown += features.length;
+    setDownloads();
     if (lastResults) { lastResults = { ...lastResults, features: [...(lastResults.features ?? []), ...features] }; drawThumbnails(lastResults); }
     searchStatus(body, current.shown);
     moreResults.hidden = features.length < current.pageSize;
@@ -315,6 +414,13 @@
     meta.style.paddingLeft = '4px';
     const score = p.toward_gain != null ? `toward ${p.toward_gain.toFixed(3)}` : `change ${p.distance.toFixed(3)}`;
     meta.textContent = `#${p.rank} · ${score} · overlap IoU ${p.iou.toFixed(2)} · tiles ${p.before.tile_id} → ${p.after.tile_id}`;
+    // Whether the after tile shows the toward text at all (its calibrated relevance), apart from how far it moved.
+    if (p.after_relevance != null) {
+      const match = document.createElement('div');
+      match.className = p.matches ? 'match' : 'match no-match';
+      match.textContent = `after tile ${p.matches ? 'matches' : 'does not match'} the text (relevance ${p.after_relevance.toFixed(2)})`;
+      meta.append(match);
+    }
     li.append(pair, meta);
     return li;
   }
@@ -326,6 +432,8 @@
     const features = body.features ?? [];
     const notes = body.notes ?? [];
     statusEl.textContent = features.length === 0 ? 'No changes found.' + (notes.length ? ' ' + notes.join(' ') : '') : `${features.length} pair${features.length === 1 ? '' : 's'} compared.`;
+    if (features.length > 0 && body.any_match === false) statusEl.textContent += ` No pair's after tile matches “${body.toward}” (none reaches relevance 0.5).`;
+    else if (features.length > 0 && body.relevance_note) statusEl.textContent += ` Note: ${body.relevance_note}`;
     const score = (f) => (f.properties.toward_gain ?? f.properties.distance);
     const top = Math.max(1e-6, ...features.map(score));
     const share = (f) => Math.max(0, Math.min(1, score(f) / top));
@@ -349,8 +457,38 @@
       items.set(feature, li);
       list.append(li);
     }
+    setupFlip(features);
     if (footprints.getLayers().length > 0) map.fitBounds(footprints.getBounds(), { padding: [30, 30] });
   }
+
+  // Flip: the imagery under the pairs is the after scenes' or the before scenes' (each scene's own tiles, over the
+  // others); the button swaps them (a button, so the keyboard reaches it).
+  const flipLayer = L.layerGroup().addTo(map);
+  let flipSides = null;
+  function clearFlip() {
+    flipLayer.clearLayers();
+    flipSides = null;
+    flipButton.hidden = true;
+  }
+  function showFlipSide(side) {
+    flipSides.shown = side;
+    flipLayer.clearLayers();
+    for (const id of flipSides[side]) L.tileLayer(`tiles/{z}/{x}/{y}.png?scene=${encodeURIComponent(id)}`,
+      { maxZoom: 22, tileSize: 256, className: `change-imagery ${side}-imagery`, zIndex: 3 }).addTo(flipLayer);
+    const other = side === 'after' ? 'before' : 'after';
+    flipButton.textContent = `Imagery: ${side} (${flipSides.dates[side]}) · show ${other}`;
+    flipButton.dataset.side = side;
+  }
+  function setupFlip(features) {
+    const scenes = (side) => [...new Set(features.map((f) => f.properties[side]?.scene_id).filter((id) => id != null))].slice(0, 8);
+    const dates = (side) => [...new Set(features.map((f) => (f.properties[side]?.acquired_at ?? '').slice(0, 10)).filter(Boolean))].sort();
+    const span = (d) => (d.length === 0 ? 'date unknown' : d.length === 1 ? d[0] : `${d[0]} – ${d[d.length - 1]}`);
+    if (features.length === 0) return;
+    flipSides = { before: scenes('before'), after: scenes('after'), dates: { before: span(dates('before')), after: span(dates('after')) } };
+    flipButton.hidden = false;
+    showFlipSide('after');
+  }
+  flipButton.addEventListener('click', () => { if (flipSides) showFlipSide(flipSides.shown === 'after' ? 'before' : 'after'); });
 
   changesForm.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -369,16 +507,21 @@
 
   async function heatmap(params, fit) {
     clearResults();
+    params = new URLSearchParams(params);
+    if (!params.has('latest')) params.set('latest', 'true');   // one acquisition per place, never stacked
+    const generation = viewGeneration;
     const body = await fetchApi('api/heatmap?' + params.toString(), 'Scoring tiles…', 'heat map');
-    if (!body) return;
+    if (!body || generation !== viewGeneration) return;
     const features = body.features ?? [];
     const lo = body.min_score ?? 0, hi = body.max_score ?? 1;
     const share = (f) => (hi > lo ? (f.properties.score - lo) / (hi - lo) : 1);
-    statusEl.textContent = features.length === 0 ? 'No tiles in this area.' : `${features.length} tile${features.length === 1 ? '' : 's'} scored against “${body.query}”.`;
+    const tiles = body.tiles ?? features.length;
+    statusEl.textContent = features.length === 0 ? 'No tiles in this area.' : `${tiles} tile${tiles === 1 ? '' : 's'} scored against “${body.query}”.`;
+    if (body.cell_tiles > 0) statusEl.textContent += ` ${body.cell_tiles} drawn by cell.`;
     legend.replaceChildren();
     if (features.length > 0) showRampLegend(`Similarity to “${body.query}”`, 'ramp heat', lo.toFixed(3), hi.toFixed(3));
     footprints = L.geoJSON(body, {
-      style: (f) => ({ stroke: false, fillColor: heatColour(share(f)), fillOpacity: 0.6, className: 'heat-footprint' }),
+      style: (f) => ({ stroke: false, fillColor: heatColour(share(f)), fillOpacity: 0.6, className: f.properties.row != null ? 'heat-cell' : 'heat-footprint' }),
       filter: (f) => f.geometry != null,
       onEachFeature: (feature, layer) => layer.bindTooltip(textNode(`score ${feature.properties.score.toFixed(3)} · tile ${feature.properties.tile_id}`), { sticky: true }),
     }).addTo(map);
@@ -393,9 +536,13 @@
   }
 
   heatButton.addEventListener('click', () => {
-    const params = new URLSearchParams({ q: q.value, bbox: viewBbox() });
+    // With a scene filter, that scene's tiles (zoomed onto); otherwise the view's.
+    const params = new URLSearchParams({ q: q.value });
+    if (sceneFilter) params.set('scene', sceneFilter.id); else params.set('bbox', viewBbox());
+    if (fAsOf.value.trim() !== '') params.set('as_of', fAsOf.value.trim());
+    if (whereInTile.checked) params.set('cells', '1');
     history.replaceState(null, '', '?heat=1&' + params.toString());
-    heatmap(params, false);
+    heatmap(params, sceneFilter != null);
   });
 
   // Land use: every tile of a scene with the label whose prompt is nearest (GET /api/scenes/{id}/classes), coloured
@@ -452,13 +599,37 @@
     if (k.value !== '') params.set('k', k.value);
     if (inView.checked) params.set('bbox', viewBbox());
     // The date and near filters (the API checks them and answers 400 with why).
-    for (const [name, input] of [['after', fAfter], ['before', fBefore], ['near', fNear]])
+    for (const [name, input] of [['after', fAfter], ['before', fBefore], ['near', fNear], ['as_of', fAsOf]])
       if (input.value.trim() !== '') params.set(name, input.value.trim());
+    if (sceneFilter) params.set('scene', sceneFilter.id);
+    if (whereInTile.checked) params.set('localize', '1');
+    if (hybrid.checked) params.set('mode', 'hybrid');
     return params;
   }
 
+  // The scene filter: a scene picked in the scenes list ("search here"), shown as a chip in the filters, kept in the
+  // address (scene=ID); searches and the heat map keep to its tiles, and its imagery is drawn over the others.
+  let sceneFilter = null;
+  const sceneFilterEl = $('sceneFilter'), sceneFilterImagery = L.layerGroup().addTo(map);
+  function setSceneFilter(scene) {
+    sceneFilter = scene;
+    sceneFilterImagery.clearLayers();
+    sceneFilterEl.hidden = scene == null;
+    if (!scene) return;
+    $('sceneFilterName').textContent = `scene ${scene.id}` + (scene.name ? ` · ${scene.name}` : '');
+    sceneFilterEl.title = scene.path ?? '';
+    L.tileLayer(`tiles/{z}/{x}/{y}.png?scene=${encodeURIComponent(scene.id)}`,
+      { maxZoom: 22, tileSize: 256, className: 'filter-imagery', zIndex: 2 }).addTo(sceneFilterImagery);
+  }
+  $('sceneFilterClear').addEventListener('click', () => {
+    setSceneFilter(null);
+    clearSceneSelection();   // "search here" selected it; every scene's imagery again
+    if (q.value.trim() !== '') form.requestSubmit();
+  });
+
   form.addEventListener('submit', (e) => {
     e.preventDefault();
+    updateImagery();
     const params = paramsFromForm();
     history.replaceState(null, '', '?' + params.toString());
     search(params);
@@ -470,6 +641,12 @@
   // ?classes=SCENE[&labels=a,b] opens the land-use view.
   // ?heat=1&q=TEXT&bbox=... (or &scene=ID) opens the heat map.
   const initial = new URLSearchParams(location.search);
+  fAsOf.value = initial.get('as_of') ?? '';
+  updateImagery();
+  // A search's scene filter comes back from the address (a heat map's scene is only its area).
+  if (/^\d+$/.test(initial.get('scene') ?? '') && !initial.has('heat') && (initial.has('q') || initial.has('tile'))) setSceneFilter({ id: initial.get('scene') });
+  whereInTile.checked = initial.get('localize') === '1' || initial.get('cells') === '1';
+  hybrid.checked = initial.get('mode') === 'hybrid';
   if (initial.has('heat')) {
     q.value = initial.get('q') ?? '';
     const params = new URLSearchParams(initial);
@@ -545,8 +722,22 @@
       error.title = s.error;
       li.append(error);
     }
+    if (s.id != null && s.status === 'done') {
+      const only = document.createElement('button');
+      only.type = 'button';
+      only.className = 'scene-filter';
+      only.textContent = 'search here';
+      only.title = 'Keep searches and the heat map to this scene';
+      only.addEventListener('click', (e) => {
+        e.stopPropagation();
+        setSceneFilter({ id: String(s.id), name: String(s.path ?? '').split(/[\\/]/).pop(), path: s.path });
+        selectScene(s, li);
+        if (q.value.trim() !== '') form.requestSubmit();
+      });
+      li.append(only);
+    }
     li.addEventListener('click', () => selectScene(s, li));
-    li.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectScene(s, li); } });
+    li.addEventListener('keydown', (e) => { if (e.target === li && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); selectScene(s, li); } });
     return li;
   }
 
@@ -627,5 +818,22 @@
   scenesReload.addEventListener('click', () => loadScenes(true));
   loadScenes(true);
 
-  window.rscapretMap = { map, imagery, basemap, basemapReady, sceneImagery: () => sceneImagery }; // for tests and the browser console
+  // Narrow screens: the filters and the other forms fold under "Tools", the lists under "Hide list" (map.css shows the
+  // two buttons only there); the map keeps the rest of the screen.
+  const toolsToggle = $('toolsToggle'), panelToggle = $('panelToggle');
+  toolsToggle.addEventListener('click', () => {
+    const open = document.body.classList.toggle('tools-open');
+    toolsToggle.setAttribute('aria-expanded', String(open));
+    map.invalidateSize();
+  });
+  panelToggle.addEventListener('click', () => {
+    const collapsed = document.body.classList.toggle('list-collapsed');
+    panelToggle.setAttribute('aria-expanded', String(!collapsed));
+    panelToggle.textContent = collapsed ? 'Show list' : 'Hide list';
+    map.invalidateSize();
+  });
+  new ResizeObserver(() => map.invalidateSize()).observe($('map'));
+
+  window.rscapretMap = { map, imagery, basemap, basemapReady, sceneImagery: () => sceneImagery, // for tests and the browser console
+    hitImagery, flipLayer, sceneFilter: () => sceneFilter, source: () => sourceLayer };
 })();
