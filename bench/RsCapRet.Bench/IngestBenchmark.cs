@@ -76,7 +76,7 @@ public static class IngestBenchmark
 
     /// <summary>
     /// The model alone over every tile of the scene: GDAL reads a batch (timed as "read", off the model's clock),
-    /// then the steps of <see cref="RsCapRetTileEncoder.Encode"/> run one by one, each on its own clock.
+    /// then the steps of RsCapRetTileEncoder.Encode run one by one, each on its own clock.
     /// </summary>
     private static Sample ModelOnly(RsCapRetTileEncoder encoder, string scene, TilingOptions tiling, int batchSize, bool captions, bool canResetPeak, ref int? tileCount)
     {

@@ -39,10 +39,10 @@ public sealed class JobDefinitionsPage : RazorPage
         Layout = new LayoutPage("Job definitions");
         (IReadOnlyList<JobDefinition> Definitions, string Folder)? shown;
         lock (Sync) shown = _shown;
-        WriteLiteral(shown is { } s ? Html(s.Definitions, s.Folder) : "<h1 class=\"page-header\">Job definitions</h1><p>No job definitions were read.</p>");
+        WriteLiteral(shown is { } s ? Render(s.Definitions, s.Folder) : "<h1 class=\"page-header\">Job definitions</h1><p>No job definitions were read.</p>");
     }
 
-    public static string Html(IReadOnlyList<JobDefinition> definitions, string folder)
+    public static string Render(IReadOnlyList<JobDefinition> definitions, string folder)
     {
         static string E(string? s) => WebUtility.HtmlEncode(s ?? "");
         var sb = new StringBuilder("<h1 class=\"page-header\">Job definitions</h1>");

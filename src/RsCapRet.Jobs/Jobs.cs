@@ -135,10 +135,10 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
     public Task<string> RunAsync(string root, string pattern, string modelDirectory, IngestJobOptions? options, CancellationToken ct) =>
         RunAsync(root, pattern, modelDirectory, options, null, ct);
 
-    [Queue(JobQueues.Default)]
-    [DisplayName("index {0} ({1})")]
     /// <param name="root">an archive folder, or a local STAC catalog or collection JSON (its items' raster assets are
     /// the scenes, their datetime and collection recorded on the scene; <paramref name="pattern"/> is not used then)</param>
+    [Queue(JobQueues.Default)]
+    [DisplayName("index {0} ({1})")]
     public async Task<string> RunAsync(string root, string pattern, string modelDirectory, IngestJobOptions? options, PerformContext? context, CancellationToken ct)
     {
         options ??= new IngestJobOptions();

@@ -327,7 +327,7 @@ public sealed class LlamaForCausalLM : nn.Module
     public Tensor LmHeadWeight => lm_head.weight!;
 
     /// <summary>
-    /// Appends <paramref name="rows"/> new token rows to the embedding and the LM head (e.g. [RET]), initialised
+    /// Appends new token rows (as many as the given rows) to the embedding and the LM head (e.g. [RET]), initialised
     /// from <paramref name="embeddingRows"/>/<paramref name="lmHeadRows"/> ([rows, hidden]); returns the first new id.
     /// </summary>
     public int GrowVocabulary(Tensor embeddingRows, Tensor lmHeadRows)

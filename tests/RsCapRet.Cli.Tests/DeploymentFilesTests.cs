@@ -359,7 +359,7 @@ public sealed class DeploymentFilesTests
         }
 
         /// <summary>
-        /// YAML merge keys as docker compose applies them: `<<: *app` (or a list of aliases) adds the anchored mapping's
+        /// YAML merge keys as docker compose applies them: `&lt;&lt;: *app` (or a list of aliases) adds the anchored mapping's
         /// entries that the mapping does not set itself, at every level.
         /// </summary>
         private static YamlMappingNode Merged(YamlMappingNode map)

@@ -15,7 +15,7 @@ namespace RsCapRet.Model.Tokenizers;
 /// <remarks>
 /// Text clean-up follows the reference (html unescape twice, whitespace collapsed and stripped, Python's
 /// lower-casing) except for ftfy.fix_text (out of scope), and html unescaping uses
-/// <see cref="WebUtility.HtmlDecode"/>, which knows the HTML4 named entities ("&amp;amp;", "&amp;quot;", numeric
+/// <see cref="WebUtility.HtmlDecode(string?)"/>, which knows the HTML4 named entities ("&amp;amp;", "&amp;quot;", numeric
 /// references) but not Python's full HTML5 table or entities without the trailing ';'.
 /// </remarks>
 public sealed class ClipBpeTokenizer

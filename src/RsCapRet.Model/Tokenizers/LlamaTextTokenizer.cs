@@ -80,7 +80,7 @@ public sealed class LlamaTextTokenizer
         return text.Length == 0 ? [] : _sp.EncodeToIds(text);
     }
 
-    /// <summary>SentencePiece pieces of <paramref name="text"/> ("▁There", "<0x09>", ...), "[RET]" as ordinary text.</summary>
+    /// <summary>SentencePiece pieces of <paramref name="text"/> ("▁There", "&lt;0x09&gt;", ...), "[RET]" as ordinary text.</summary>
     public IReadOnlyList<string> Pieces(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
