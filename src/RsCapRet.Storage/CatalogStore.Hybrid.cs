@@ -22,33 +22,23 @@ public sealed partial class CatalogStore
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         if (captionWeight is < 0 or > 100 || double.IsNaN(captionWeight))
             throw new ArgumentOutOfRangeException(nameof(captionWeight), captionWeight, "caption weight must be in [0, 100].");
-        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset), offset, "offset must not be negative.");
-        if ((long)offset + k > HybridRanking.DefaultDepth)
-            throw new ArgumentOutOfRangeException(nameof(offset), offset,
-                $"offset + k must be at most {HybridRanking.DefaultDepth} in hybrid mode (it re-ranks the vector ranking's first {HybridRanking.DefaultDepth} rows), got {(long)offset + k}.");
+        CheckOffset(k, offset, HybridRanking.DefaultDepth);   // the fusion re-ranks the vector ranking's first DefaultDepth rows
         if (filter.NewestPerPlace)
             throw new ArgumentException("hybrid mode does not combine with one acquisition per place; use the vector mode for that.", nameof(filter));
         await using var cmd = ReadSource.CreateCommand("""
             SELECT h.tile_id, h.scene_id, h.scene_path, h.grid_row, h.grid_col, h.px_x, h.px_y, h.px_width, h.px_height,
                    h.footprint, h.caption, h.distance, h.acquired_at, s.out_of_range
-              FROM rscapret_search_hybrid_page(query => $1, query_text => $2, k => $3, "offset" => $4, area => $5, near => $6,
-                                               radius_m => $7, acquired_after => $8, acquired_before => $9, model => $10,
-                                               scene => $11, exact => $12, caption_weight => $13, rrf_k => $14, depth => $15) h
+              FROM rscapret_search_hybrid_page(query => $1, k => $2, area => $3, near => $4, radius_m => $5,
+                                               acquired_after => $6, acquired_before => $7, model => $8, scene => $9,
+                                               exact => $10, query_text => $11, "offset" => $12, caption_weight => $13,
+                                               rrf_k => $14, depth => $15) h
               JOIN scenes s ON s.id = h.scene_id
              ORDER BY h.fused_score DESC, h.distance, h.tile_id
             """);
         cmd.Parameters.Add(new() { Value = new Vector(query) });
+        AddFilterParameters(cmd, k, filter, withModel: true);
         cmd.Parameters.Add(new() { Value = text, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(new() { Value = k });
         cmd.Parameters.Add(new() { Value = offset });
-        cmd.Parameters.Add(new() { Value = (object?)filter.Area ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
-        cmd.Parameters.Add(new() { Value = (object?)filter.Near ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
-        cmd.Parameters.Add(new() { Value = (object?)filter.RadiusMetres ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
-        cmd.Parameters.Add(new() { Value = (object?)filter.AcquiredAfter?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        cmd.Parameters.Add(new() { Value = (object?)filter.AcquiredBefore?.UtcDateTime ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        cmd.Parameters.Add(new() { Value = (object?)filter.ModelId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
-        cmd.Parameters.Add(new() { Value = (object?)filter.SceneId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
-        cmd.Parameters.Add(new() { Value = filter.Exact });
         cmd.Parameters.Add(new() { Value = captionWeight });
         cmd.Parameters.Add(new() { Value = HybridRanking.DefaultRrfK });
         cmd.Parameters.Add(new() { Value = HybridRanking.DefaultDepth });
