@@ -1,7 +1,7 @@
 # The rscapret image: the CLI (worker, serve and every other command) with GDAL, libtorch and the default model.
 #   docker build -t rscapret:cpu .                                   TorchSharp-cpu (default)
 #   docker build -t rscapret:cuda --build-arg TORCH_BACKEND=cuda .   TorchSharp-cuda-linux, for NVIDIA GPU machines
-# docker-compose.yml builds and runs it (README "Docker"). Without a Docker engine,
+# docker-compose.yml builds and runs it (docs/docker.md). Without a Docker engine,
 # tests/RsCapRet.Cli.Tests/DeploymentFilesTests.cs is the check: ENTRYPOINT/CMD and the smoke runs below go through the
 # real CLI parser, and the paths the services use must come from the COPY lines here or from their volumes.
 # linux/amd64 only: TorchSharp ships linux-x64 natives, and Directory.Build.props builds for linux-x64.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's benchmark table: every reference benchmark run twice in a row (bench/run, the product's environment),
+# The benchmark table of docs/benchmarks.md: every reference benchmark run twice in a row (bench/run, the product's environment),
 # then `compare` on the two runs. Logs go to $RSCAPRET_DATA_DIR/bench/ (default .data/bench/): NAME-1.log, NAME-2.log and
 # NAME-compare.log.
 #   bench/reference.sh [NAME...]   (default: all; names as below)

@@ -84,7 +84,7 @@ is_running() { as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; }
 
 # Settings sized from this machine, rewritten at every start (a running cluster takes them at its next start):
 # shared_buffers a quarter of memory (128 MB..8 GB) so the HNSW index and the tiles it points to stay in PostgreSQL's
-# own cache (README, "Search benchmark": with the index larger than shared_buffers, latency swings), maintenance memory
+# own cache (docs/architecture.md, "Search at scale": with the index larger than shared_buffers, latency swings), maintenance memory
 # and workers for index builds, and autoprewarm, which reloads the cached pages (the HNSW index among them) after a
 # restart instead of faulting them in query by query.
 write_tuning() {

@@ -21,12 +21,22 @@ if [ $? -ne 0 ]; then
   echo "build failed (see $LOG_DIR/build.log)" >&2; echo "0 passed, 1 failed"; exit 1
 fi
 
+# The formatting check counts as one test: the tree matches .editorconfig (dotnet format --verify-no-changes).
+if dotnet format RsCapRet.Pipeline.sln --verify-no-changes > "$LOG_DIR/format.log" 2>&1; then
+  format_passed=1; format_failed=0
+else
+  format_passed=0; format_failed=1
+  echo "format check failed (dotnet format RsCapRet.Pipeline.sln applies it; all of it in $LOG_DIR/format.log):" >&2
+  head -n 20 "$LOG_DIR/format.log" >&2
+fi
+
 dotnet test RsCapRet.Pipeline.sln -c Release --no-build -nologo 2>&1 | tee "$LOG_DIR/test.log"
 status=${PIPESTATUS[0]}
 
 # Sum the per-assembly summary lines: "Passed!  - Failed: 0, Passed: 6, Skipped: 0, Total: 6, ..."
 read -r passed failed skipped < <(grep -E '^(Passed|Failed)! +- Failed:' "$LOG_DIR/test.log" | awk -F'[:,]' '
   { f += $2; p += $4; s += $6 } END { printf "%d %d %d\n", p, f, s }')
+passed=$((passed + format_passed)); failed=$((failed + format_failed))
 assemblies=$(grep -cE '^(Passed|Failed)! +- Failed:' "$LOG_DIR/test.log")
 expected=$(find tests -name '*.Tests.csproj' | wc -l)
 if [ "$assemblies" -lt "$expected" ]; then

@@ -96,7 +96,7 @@ public static partial class ArchiveBenchmark
     private static async Task<(double Seconds, string Output)> IndexAsync(string cli, string folder, string cs)
     {
         var psi = new ProcessStartInfo("dotnet", [cli, "index-archive", folder, "--wait", "--db", cs])
-            { RedirectStandardOutput = true, RedirectStandardError = true };
+        { RedirectStandardOutput = true, RedirectStandardError = true };
         var sw = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

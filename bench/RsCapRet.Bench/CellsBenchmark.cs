@@ -3,8 +3,10 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Npgsql;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Model;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
 
@@ -183,7 +185,7 @@ public static class CellsBenchmark
                     int px = Math.Min(c * tile, size - tile), py = Math.Min(r * tile, size - tile);
                     double x0 = 500_000 + px * gsd, y0 = 5_200_000 - py * gsd, edge = tile * gsd;
                     batch.Add(new TileRecord(r, c, px, py, tile, tile, null, BenchGeometry.Box(x0, y0 - edge, x0 + edge, y0, utm), 0, null, Unit(256))
-                        { Cells = new CellVectors(7, 7, Enumerable.Range(0, 49).Select(_ => Unit(256)).ToArray()) });
+                    { Cells = new CellVectors(7, 7, Enumerable.Range(0, 49).Select(_ => Unit(256)).ToArray()) });
                 }
                 await writer.WriteAsync(batch);
             }

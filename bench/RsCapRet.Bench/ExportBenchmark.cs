@@ -46,7 +46,7 @@ public static class ExportBenchmark
                     var path = Path.Combine(dir, "export" + (f == ExportFormat.GeoParquet ? ".parquet" : f == ExportFormat.FlatGeobuf ? ".fgb" : ".geojson"));
                     if (canResetPeak) PeakRss.TryReset();
                     var start = Stopwatch.GetTimestamp();
-                    var rows = await TileExport.WriteAsync(ds, new ExportFilter(null, null, null), f, path);
+                    var rows = await TileExport.WriteAsync(new CatalogStore(ds), new ExportFilter(null, null, null), f, path);
                     var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
                     if (rows != tiles) throw new InvalidOperationException($"exported {rows} rows, expected {tiles}");
                     var extras = new List<Metric> { new("file", "MB", new FileInfo(path).Length / 1e6), new("seconds", "s", seconds) };

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Npgsql;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Model;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;

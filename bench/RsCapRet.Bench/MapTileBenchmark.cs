@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Raster;
 
 namespace RsCapRet.Bench;

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Model;
 using RsCapRet.Model.Checkpoints;
-using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using static TorchSharp.torch;
 

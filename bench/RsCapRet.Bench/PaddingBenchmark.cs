@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using RsCapRet.Core;
-using RsCapRet.Pipeline;
+using RsCapRet.Inference;
 using RsCapRet.Raster;
 using static TorchSharp.torch;
 

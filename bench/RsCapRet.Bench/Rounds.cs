@@ -116,7 +116,7 @@ public static class Rounds
 /// <summary>
 /// A fixed amount of CPU work on two threads (each a dense float kernel over an array that fits the L2 cache, then a
 /// pass over 32 MB), measured at the start of every round (the fastest of three, after a 200 ms pause). It is not the benchmark: it is the machine's speed in that
-/// round. A virtual machine drifts as a whole between runs (10-25 % on the development machine, README), more than a
+/// round. A virtual machine drifts as a whole between runs (10-25 % on the development machine, docs/benchmarks.md), more than a
 /// run's own rounds spread, so two runs' absolute figures can disagree while the machine, not the code, changed.
 /// <c>compare</c> divides each round's time (or multiplies its rate) by that round's calibration time and compares
 /// those calibrated figures beside the raw ones.
@@ -285,7 +285,7 @@ public sealed class BenchReport(string benchmark, BenchEnvironment environment)
     }
 
     // NaN is not JSON; "not measured" is null.
-    private static JsonNode? Num(double x) => double.IsFinite(x) ? JsonValue.Create(Math.Round(x, 6)) : null;
+    private static JsonValue? Num(double x) => double.IsFinite(x) ? JsonValue.Create(Math.Round(x, 6)) : null;
 }
 
 /// <summary>A malformed or incomplete command-line option.</summary>

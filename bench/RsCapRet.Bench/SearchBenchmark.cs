@@ -132,7 +132,7 @@ public static class SearchBenchmark
                 const int repeats = 50;
                 var sw = Stopwatch.StartNew();
                 for (var r = 0; r < repeats; r++)
-                    for (var q = 0; q < hits.Count; q++) RsCapRet.Pipeline.RankedHits.Score(hits[q], workload.Vectors[q], shipped);
+                    for (var q = 0; q < hits.Count; q++) RsCapRet.Queries.RankedHits.Score(hits[q], workload.Vectors[q], shipped);
                 report.Facts.Add(($"relevance alone: ms per query of {k} hits (mean of {repeats} x {queries} queries)", sw.Elapsed.TotalMilliseconds / (repeats * hits.Count)));
             }
             // Recall is a property of the index and the queries, not of the machine: measured once per ef, against
@@ -233,22 +233,22 @@ public static class SearchBenchmark
     }
 
     /// <summary>models/default's relevance calibration, loaded once (as the host caches it per model folder).</summary>
-    private static RsCapRet.Pipeline.RelevanceCalibration ShippedCalibration()
+    private static RsCapRet.Queries.RelevanceCalibration ShippedCalibration()
     {
         var folder = Path.Combine(RsCapRet.Core.RepositoryPaths.FindRoot(), "models", "default");
-        return RsCapRet.Pipeline.RelevanceCalibration.Load(folder)
-               ?? throw new BenchArgsException($"--relevance: {folder} has no {RsCapRet.Pipeline.RelevanceCalibration.FileName}");
+        return RsCapRet.Queries.RelevanceCalibration.Load(folder)
+               ?? throw new BenchArgsException($"--relevance: {folder} has no {RsCapRet.Queries.RelevanceCalibration.FileName}");
     }
 
     /// <summary>The "vector only" search followed by what a text query gets on top: each hit's calibrated relevance.</summary>
-    private static async Task<Sample> RelevanceLatencyAsync(CatalogStore store, Workload w, int k, int modelId, RsCapRet.Pipeline.RelevanceCalibration calibration)
+    private static async Task<Sample> RelevanceLatencyAsync(CatalogStore store, Workload w, int k, int modelId, RsCapRet.Queries.RelevanceCalibration calibration)
     {
         var ms = new List<double>(w.Vectors.Length);
         for (var q = 0; q < w.Vectors.Length; q++)
         {
             var sw = Stopwatch.StartNew();
             var hits = await store.SearchAsync(w.Vectors[q], k, new SearchFilter(ModelId: modelId));
-            RsCapRet.Pipeline.RankedHits.Score(hits, w.Vectors[q], calibration);
+            RsCapRet.Queries.RankedHits.Score(hits, w.Vectors[q], calibration);
             ms.Add(sw.Elapsed.TotalMilliseconds);
         }
         return new Sample(Rounds.Percentile(ms, 50), [new("p95", "ms", Rounds.Percentile(ms, 95))]);
@@ -460,7 +460,7 @@ public static class SearchBenchmark
         }
         // Settle before anything is timed: VACUUM sets the freshly copied rows' hint bits (else the first run's reads
         // set them, writing pages as they go) and the checkpoint writes the load's dirty pages out. A run right after
-        // the load was 38 % slower than the next run without this, 18 % with it (README, benchmarks).
+        // the load was 38 % slower than the next run without this, 18 % with it (docs/benchmarks.md).
         foreach (var settle in new[] { "VACUUM (ANALYZE) tiles", "VACUUM (ANALYZE) scenes", "CHECKPOINT" })
         {
             await using var cmd = ds.CreateCommand(settle);

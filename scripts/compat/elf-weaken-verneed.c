@@ -1,6 +1,6 @@
 /* Marks one version requirement (e.g. GLIBCXX_3.4.32) of an ELF64 little-endian shared library as weak
  * (VER_FLG_WEAK in .gnu.version_r), so the dynamic loader no longer refuses to load the library when the
- * system libstdc++ lacks that version. Used by torchsharp-glibcxx.sh; see the README's "Debian 12" notes.
+ * system libstdc++ lacks that version. Used by torchsharp-glibcxx.sh; see docs/debian.md.
  * usage: elf-weaken-verneed FILE VERSION   (exit 0: flagged or already weak; 1: error; 2: not found) */
 #include <elf.h>
 #include <stdio.h>

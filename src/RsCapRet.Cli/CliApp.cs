@@ -42,6 +42,12 @@ public static class CliApp
             await config.Error.WriteLineAsync(usageError);
             return CommandAction.UserError;
         }
+        // Bad settings are refused before any command runs: one line per bad value.
+        if (ConfigurationCheck.Problems() is { Count: > 0 } problems)
+        {
+            foreach (var problem in problems) await config.Error.WriteLineAsync($"error: {problem}");
+            return CommandAction.UserError;
+        }
         return await parse.InvokeAsync(config);
     }
 }

@@ -27,8 +27,7 @@ public static class RepositoryPaths
     /// <summary>The shared data/fixtures folder: $RSCAPRET_SHARED, else ../shared beside the checkout.</summary>
     public static string SharedDirectory()
     {
-        var env = Environment.GetEnvironmentVariable("RSCAPRET_SHARED");
-        if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
+        if (Configuration.EnvironmentSettings.Load<Configuration.DataPathOptions>().SharedDirectory is { } shared) return Path.GetFullPath(shared);
         return Path.GetFullPath(Path.Combine(FindRoot(), "..", "shared"));
     }
 }

@@ -6,11 +6,13 @@ using System.Text.Json.Nodes;
 namespace RsCapRet.Evaluation;
 
 /// <summary>Where the official coco-caption jars are, when the user has them (Java needed).</summary>
-public sealed record MetricOptions(string? MeteorJar = null, string? SpiceJar = null)
+public sealed record MetricOptions(
+    [property: Core.Configuration.EnvironmentVariable("RSCAPRET_METEOR_JAR")] string? MeteorJar = null,
+    [property: Core.Configuration.EnvironmentVariable("RSCAPRET_SPICE_JAR")] string? SpiceJar = null)
 {
-    public static MetricOptions FromEnvironment() => new(
-        Environment.GetEnvironmentVariable("RSCAPRET_METEOR_JAR") is { Length: > 0 } m ? m : null,
-        Environment.GetEnvironmentVariable("RSCAPRET_SPICE_JAR") is { Length: > 0 } s ? s : null);
+    public MetricOptions() : this(null, null) { }
+
+    public static MetricOptions FromEnvironment() => Core.Configuration.EnvironmentSettings.Load<MetricOptions>();
 }
 
 /// <summary>Corpus and per-image scores; METEOR/SPICE are absent (not approximated) without their jars.</summary>

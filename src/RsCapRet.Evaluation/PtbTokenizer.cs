@@ -31,7 +31,14 @@ public static partial class PtbTokenizer
             // does not remove them: "-lrb-" etc. stay in the scored text, as in coco-caption.
             var t = m.Value switch
             {
-                "(" => "-lrb-", ")" => "-rrb-", "{" => "-lcb-", "}" => "-rcb-", "[" => "-lsb-", "]" => "-rsb-", "\"" => "''", _ => m.Value,
+                "(" => "-lrb-",
+                ")" => "-rrb-",
+                "{" => "-lcb-",
+                "}" => "-rcb-",
+                "[" => "-lsb-",
+                "]" => "-rsb-",
+                "\"" => "''",
+                _ => m.Value,
             };
             if (!Removed.Contains(t)) tokens.Add(t);
         }

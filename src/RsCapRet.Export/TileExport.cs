@@ -3,21 +3,12 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using NetTopologySuite.Geometries;
-using Npgsql;
-using NpgsqlTypes;
 using ParquetSharp;
-using Pgvector;
+using RsCapRet.Storage;
 
 namespace RsCapRet.Export;
 
 public enum ExportFormat { GeoParquet, FlatGeobuf, GeoJson }
-
-/// <summary>Which tiles to export: completed scenes only, optionally one scene, one area (EPSG:4326), one model by name.</summary>
-public sealed record ExportFilter(Geometry? Area = null, long? SceneId = null, string? ModelName = null);
-
-/// <summary>One exported row: the layout public embedding datasets use (footprint, caption, time, model, 256 floats).</summary>
-public sealed record ExportRow(long TileId, byte[] FootprintWkb, Envelope Bounds, string? Caption, string Scene, DateTimeOffset? AcquiredAt,
-    string Model, float[] Embedding);
 
 /// <summary>
 /// Writes the catalogue's tiles to GeoParquet 1.1 (ParquetSharp; WKB footprints in lon/lat, the embedding as a list of
@@ -43,8 +34,8 @@ public static class TileExport
     /// <paramref name="overwrite"/>. Failures are <see cref="ExportException"/>s naming <paramref name="outPath"/> only,
     /// never the temporary files.
     /// </summary>
-    public static async Task<long> WriteAsync(NpgsqlDataSource ds, ExportFilter filter, ExportFormat format, string outPath,
-        Func<string, string>? scenePath = null, CancellationToken ct = default, bool overwrite = false)
+    public static async Task<long> WriteAsync(CatalogStore store, ExportFilter filter, ExportFormat format, string outPath,
+        Func<string, string>? scenePath = null, bool overwrite = false, CancellationToken ct = default)
     {
         var full = Path.GetFullPath(outPath);
         var dir = Path.GetDirectoryName(full) ?? throw new ExportException($"--out: {outPath} is not a file path");
@@ -68,7 +59,7 @@ public static class TileExport
             long count;
             try
             {
-                var rows = RowsAsync(ds, filter, scenePath ?? (p => p), ct);
+                var rows = store.ExportRowsAsync(filter, scenePath ?? (p => p), ct);
                 count = format switch
                 {
                     ExportFormat.GeoParquet => await WriteGeoParquetAsync(rows, tmp, ct),
@@ -100,39 +91,6 @@ public static class TileExport
     {
         try { File.Delete(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
-    }
-
-    public static async IAsyncEnumerable<ExportRow> RowsAsync(NpgsqlDataSource ds, ExportFilter filter, Func<string, string> scenePath,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
-    {
-        await using var cmd = ds.CreateCommand("""
-            SELECT t.id, ST_AsBinary(t.footprint), ST_XMin(t.footprint), ST_YMin(t.footprint), ST_XMax(t.footprint), ST_YMax(t.footprint),
-                   t.caption, s.path, s.acquired_at, m.name || ' ' || m.version, t.embedding
-              FROM tiles t JOIN scenes s ON s.id = t.scene_id JOIN models m ON m.id = t.model_id
-             WHERE s.status = 'done' AND t.footprint IS NOT NULL
-               AND ($1::geometry IS NULL OR ST_Intersects(t.footprint, $1))
-               AND ($2::bigint IS NULL OR t.scene_id = $2)
-               AND ($3::text IS NULL OR m.name = $3)
-             ORDER BY t.id
-            """);
-        cmd.Parameters.Add(new() { Value = (object?)filter.Area ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Geometry });
-        cmd.Parameters.Add(new() { Value = (object?)filter.SceneId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
-        cmd.Parameters.Add(new() { Value = (object?)filter.ModelName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        // Sequential access: each row is read from the wire as it is consumed, never the whole result at once.
-        await using var r = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
-        while (await r.ReadAsync(ct))
-        {
-            var id = r.GetInt64(0);
-            var wkb = r.GetFieldValue<byte[]>(1);
-            double minX = r.GetDouble(2), minY = r.GetDouble(3), maxX = r.GetDouble(4), maxY = r.GetDouble(5);   // in column order
-            var env = new Envelope(minX, maxX, minY, maxY);
-            var caption = r.IsDBNull(6) ? null : r.GetString(6);
-            var scene = scenePath(r.GetString(7));
-            DateTimeOffset? acquired = r.IsDBNull(8) ? null : new DateTimeOffset(r.GetDateTime(8), TimeSpan.Zero);
-            var model = r.GetString(9);
-            var embedding = r.GetFieldValue<Vector>(10).ToArray();
-            yield return new ExportRow(id, wkb, env, caption, scene, acquired, model, embedding);
-        }
     }
 
     private static async Task<long> WriteGeoParquetAsync(IAsyncEnumerable<ExportRow> rows, string path, CancellationToken ct)
@@ -174,6 +132,8 @@ public static class TileExport
     }
 
     /// <summary>GeoParquet 1.1 file metadata; no "crs" member means OGC:CRS84 (lon/lat on WGS84), which the footprints are.</summary>
+    private static readonly string[] PolygonOnly = ["Polygon"];
+
     public static string GeoMetadata(Envelope bbox) => JsonSerializer.Serialize(new Dictionary<string, object>
     {
         ["version"] = "1.1.0",
@@ -183,7 +143,7 @@ public static class TileExport
             ["geometry"] = new Dictionary<string, object>
             {
                 ["encoding"] = "WKB",
-                ["geometry_types"] = new[] { "Polygon" },
+                ["geometry_types"] = PolygonOnly,
                 ["bbox"] = bbox.IsNull ? Array.Empty<double>() : new[] { bbox.MinX, bbox.MinY, bbox.MaxX, bbox.MaxY },
             },
         },
@@ -201,7 +161,7 @@ public static class TileExport
             if (!sequence && count > 0) await stream.WriteAsync(",\n"u8.ToArray(), ct);
             using (var w = new Utf8JsonWriter(stream, options))
             {
-                RsCapRet.Storage.GeoJsonGeometry.WriteFeature(w, row.TileId, reader.Read(row.FootprintWkb), p =>
+                GeoJsonGeometry.WriteFeature(w, row.TileId, reader.Read(row.FootprintWkb), p =>
                 {
                     p.WriteNumber("tile_id", row.TileId);
                     if (row.Caption is null) p.WriteNull("caption"); else p.WriteString("caption", row.Caption);

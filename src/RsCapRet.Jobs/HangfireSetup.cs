@@ -51,16 +51,8 @@ public static class HangfireSetup
     {
         SchemaName = Schema, PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(2),
         UseSlidingInvisibilityTimeout = true,
-        InvisibilityTimeout = TimeSpan.FromSeconds(SecondsFromEnvironment("RSCAPRET_JOB_INVISIBILITY_SECONDS", 300)),
+        InvisibilityTimeout = TimeSpan.FromSeconds(Core.Configuration.EnvironmentSettings.Load<JobsOptions>().InvisibilitySeconds),
     };
-
-    internal static int SecondsFromEnvironment(string name, int fallback)
-    {
-        var text = Environment.GetEnvironmentVariable(name);
-        if (string.IsNullOrWhiteSpace(text)) return fallback;
-        return int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
-            ? s : throw new FormatException($"{name}='{text}' is not a positive number of seconds");
-    }
 }
 
 /// <summary>

@@ -35,11 +35,13 @@ public sealed class JobProgress(Action<ProgressValue>? store)
     public static ProgressValue? Read(Hangfire.Storage.IStorageConnection connection, string jobId) =>
         Read(new Dictionary<string, string> { [Parameter] = connection.GetJobParameter(jobId, Parameter) });
 
+    private static readonly JsonSerializerOptions Lenient = new() { PropertyNameCaseInsensitive = true };
+
     public static ProgressValue? Read(IDictionary<string, string>? properties)
     {
         if (properties is null || !properties.TryGetValue(Parameter, out var json) || string.IsNullOrEmpty(json)) return null;
         // Hangfire stores parameters with its own (Newtonsoft) serializer: read leniently.
-        try { return JsonSerializer.Deserialize<ProgressValue>(json, new JsonSerializerOptions { PropertyNameCaseInsensitive = true }); }
+        try { return JsonSerializer.Deserialize<ProgressValue>(json, Lenient); }
         catch (JsonException) { return null; }
     }
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using RsCapRet.Inference;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Jobs;

@@ -310,10 +310,12 @@ public sealed class BertSentenceEncoder : nn.Module
     }
 
     /// <summary>Writes config.json and model.safetensors (vocab.txt is copied by whoever supplies it).</summary>
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public void SavePretrained(string directory)
     {
         Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, "config.json"), JsonSerializer.Serialize(Config, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(directory, "config.json"), JsonSerializer.Serialize(Config, Indented));
         SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), StateTensors(), new Dictionary<string, string> { ["format"] = "pt" });
     }
 

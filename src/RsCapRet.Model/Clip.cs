@@ -395,6 +395,8 @@ public sealed class ClipModel : nn.Module
         File.WriteAllText(Path.Combine(directory, "config.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     /// <summary>Saves the vision tower (and projection) in Hugging Face CLIPVisionModelWithProjection layout.</summary>
     public void SaveVisionTower(string directory)
     {
@@ -403,11 +405,11 @@ public sealed class ClipModel : nn.Module
             .Select(p => (p.name, (Tensor)p.parameter)).ToList();
         SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
         var v = Config.Vision;
-        var json = JsonSerializer.Serialize(v with { ProjectionDim = Config.ProjectionDim }, new JsonSerializerOptions { WriteIndented = true });
+        var json = JsonSerializer.Serialize(v with { ProjectionDim = Config.ProjectionDim }, Indented);
         using var doc = JsonDocument.Parse(json);
         var dict = doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => (object)p.Value.Clone());
         dict["architectures"] = new[] { "CLIPVisionModelWithProjection" };
         dict["model_type"] = "clip_vision_model";
-        File.WriteAllText(Path.Combine(directory, "config.json"), JsonSerializer.Serialize(dict, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(directory, "config.json"), JsonSerializer.Serialize(dict, Indented));
     }
 }

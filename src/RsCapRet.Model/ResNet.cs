@@ -267,10 +267,12 @@ public sealed class ResNetVisionModel : VisionBackbone
     public IEnumerable<(string Name, Tensor Tensor)> StateTensors() =>
         named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(named_buffers().Select(b => (b.name, b.buffer)));
 
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public override void SavePretrained(string directory)
     {
         Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, "config.json"), JsonSerializer.Serialize(Config, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(directory, "config.json"), JsonSerializer.Serialize(Config, Indented));
         SafetensorsWriter.Write(Path.Combine(directory, "model.safetensors"), StateTensors(), new Dictionary<string, string> { ["format"] = "pt" });
     }
 }

@@ -37,7 +37,8 @@ public sealed record RsCapRetConfig
     [JsonPropertyName("beam_width")] public int BeamWidth { get; init; } = 1;
 
     /// <summary>The training resolution, when both "gsd" and "gsd_range" are recorded.</summary>
-    [JsonIgnore] public TrainingResolution? TrainingResolution =>
+    [JsonIgnore]
+    public TrainingResolution? TrainingResolution =>
         Gsd is { } g && GsdRange is [var min, var max] ? new TrainingResolution(g, min, max) : null;
 
     public const string FileName = "rscapret.json";
@@ -55,10 +56,13 @@ public sealed record RsCapRetConfig
     }
 
     /// <summary>A path relative to the model folder, or an imported backbone named "backbone:NAME".</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822", Justification = "Read as the config resolving the paths it names: cfg.Resolve(dir, cfg.Llm).")]
     public string Resolve(string modelDirectory, string relative) => VisionBackbones.Resolve(relative, modelDirectory);
 
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     public void Save(string modelDirectory) =>
-        File.WriteAllText(Path.Combine(modelDirectory, FileName), JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(modelDirectory, FileName), JsonSerializer.Serialize(this, Indented));
 }
 
 /// <summary>Ground sample distances (m/px) a model was trained at: its typical one and the range of its imagery.</summary>
@@ -93,6 +97,8 @@ public sealed class RsCapRetHeads : nn.Module
 public abstract record PromptSegment;
 public sealed record ImageSegment(Tensor PixelValues) : PromptSegment;
 public sealed record TextSegment(IReadOnlyList<int> TokenIds) : PromptSegment;
+/// <summary>An image given by the backbone's pooled vector [D] or [1, D] (computed once, e.g. for many prompts).</summary>
+public sealed record PooledImageSegment(Tensor Pooled) : PromptSegment;
 
 public sealed record GenerationOptions
 {
@@ -225,6 +231,10 @@ public sealed class RsCapRetModel : nn.Module
         return F.normalize(heads.ret_to_shared.forward(h.to_type(heads.ret_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>L2-normalised shared-space vectors of LLM hidden states at [RET] ([B, hidden] → [B, SharedDim]).</summary>
+    public Tensor RetVectorFromHidden(Tensor hidden) =>
+        F.normalize(heads.ret_to_shared.forward(hidden.to_type(heads.ret_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1);
+
     private Tensor RetPositions(Tensor ids)
     {
         var isRet = ids.eq(RetTokenId);
@@ -309,26 +319,6 @@ public sealed class RsCapRetModel : nn.Module
     public Tensor LogitsPerImage(Tensor imageEmbeds, Tensor retEmbeds) =>
         heads.logit_scale.to_type(imageEmbeds.dtype).exp() * matmul(imageEmbeds, retEmbeds.t());
 
-    /// <summary>InfoNCE: the mean of image->text and text->image cross-entropies with matching pairs on the diagonal.</summary>
-    public static Tensor InfoNce(Tensor logitsPerImage, Tensor? positives = null)
-    {
-        using var scope = NewDisposeScope();
-        Tensor loss;
-        if (positives is null)
-        {
-            var labels = arange(logitsPerImage.shape[0], device: logitsPerImage.device);
-            loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / Scalars.Of(2.0);
-        }
-        else
-        {
-            // Several positives per row (e.g. texts that are the same caption): the target spreads evenly over them.
-            var target = positives.to_type(logitsPerImage.dtype).to(logitsPerImage.device);
-            Tensor Direction(Tensor logits, Tensor t) => -(t / t.sum(1, keepdim: true) * F.log_softmax(logits, 1)).sum(1).mean();
-            loss = (Direction(logitsPerImage, target) + Direction(logitsPerImage.t(), target.t())) / Scalars.Of(2.0);
-        }
-        return loss.MoveToOuterDisposeScope();
-    }
-
     // ------------------------------------------------------------------------------------------ generation
 
     /// <summary>
@@ -369,7 +359,7 @@ public sealed class RsCapRetModel : nn.Module
         var (ids, retHidden) = Greedy(embeds, maxNewTokens, suppressRet: false)[0];
         float[]? vector = null;
         if (retHidden is not null)
-            vector = F.normalize(heads.ret_to_shared.forward(retHidden.to_type(heads.ret_to_shared.weight!.dtype)).to_type(ScalarType.Float32), dim: -1).cpu().data<float>().ToArray();
+            vector = RetVectorFromHidden(retHidden).cpu().data<float>().ToArray();
         return new DialogueReply(ids, vector);
     }
 
@@ -383,6 +373,7 @@ public sealed class RsCapRetModel : nn.Module
             parts.Add(seg switch
             {
                 ImageSegment img => VisualPrefix(PooledImage(img.PixelValues.dim() == 3 ? img.PixelValues.unsqueeze(0) : img.PixelValues)),
+                PooledImageSegment p => VisualPrefix((p.Pooled.dim() == 1 ? p.Pooled.unsqueeze(0) : p.Pooled).to(Device)),
                 TextSegment txt when txt.TokenIds.Count > 0 => llm.EmbedTokens(tensor(txt.TokenIds.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0)),
                 TextSegment => throw new ArgumentException("A text segment has no tokens."),
                 _ => throw new ArgumentException($"Unknown prompt segment {seg.GetType().Name}."),

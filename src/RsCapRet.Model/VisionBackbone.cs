@@ -54,7 +54,7 @@ public static class VisionBackbones
 
     /// <summary>Where imported backbones live: $RSCAPRET_BACKBONES, else models/backbones in the checkout.</summary>
     public static string BackbonesDirectory() =>
-        Environment.GetEnvironmentVariable("RSCAPRET_BACKBONES") is { Length: > 0 } env ? Path.GetFullPath(env)
+        Core.Configuration.EnvironmentSettings.Load<ModelOptions>().BackbonesDirectory is { } configured ? Path.GetFullPath(configured)
             : Path.Combine(RsCapRet.Core.RepositoryPaths.FindRoot(), "models", "backbones");
 
     /// <summary>"backbone:NAME" → the imported folder; anything else is a path relative to <paramref name="baseDirectory"/>.</summary>

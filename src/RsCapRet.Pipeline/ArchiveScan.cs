@@ -39,7 +39,7 @@ public sealed record ScanResult(IReadOnlyList<ScanDecision> Decisions, int Files
 public static class ArchiveScan
 {
     public static async Task<ScanResult> RunAsync(CatalogStore store, string root, string pattern, int modelId, string planKey,
-        Action<string>? log = null, CancellationToken ct = default, bool followLinksOutside = false)
+        Action<string>? log = null, bool followLinksOutside = false, CancellationToken ct = default)
     {
         root = Path.GetFullPath(root);
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: archive folder is not reachable");

@@ -1,4 +1,5 @@
 using System.Globalization;
+using RsCapRet.Inference;
 using RsCapRet.Model;
 using RsCapRet.Raster;
 
@@ -10,9 +11,6 @@ public sealed record ResolutionPlan(double? TargetGsd, string Note, string? Warn
     /// <summary>The tiles' resolution lies far outside the model's training range (the warning says how far).</summary>
     public bool OutOfRange => Warning is not null;
 }
-
-/// <summary>What a model needs of the tiler: its input side (the tile size) and the resolution it was trained at.</summary>
-public sealed record ModelTiling(int InputSize, TrainingResolution? Resolution);
 
 /// <summary>
 /// How a scene is tiled for a model: the requested options with the model's input size as tile size and the target

@@ -1,8 +1,9 @@
-using System.Threading.Channels;
 using System.Diagnostics;
 using System.Security.Cryptography;
+using System.Threading.Channels;
 using NetTopologySuite.Geometries;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
 
@@ -38,13 +39,7 @@ public sealed record IngestOptions
 
     public const string LeaseVariable = "RSCAPRET_SCENE_LEASE_SECONDS";
 
-    public static TimeSpan LeaseFromEnvironment()
-    {
-        var text = Environment.GetEnvironmentVariable(LeaseVariable);
-        if (string.IsNullOrWhiteSpace(text)) return TimeSpan.FromMinutes(10);
-        return int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
-            ? TimeSpan.FromSeconds(s) : throw new FormatException($"{LeaseVariable}='{text}' is not a positive number of seconds");
-    }
+    public static TimeSpan LeaseFromEnvironment() => TimeSpan.FromSeconds(Core.Configuration.EnvironmentSettings.Load<SceneClaimOptions>().LeaseSeconds);
 }
 
 public sealed record IngestResult(string Path, long? SceneId, IngestOutcome Outcome, int Tiles, int SkippedTiles,
@@ -119,7 +114,8 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             tilingPlan = TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
             if (tilingPlan.Resolution.OutOfRange)
                 return new IngestResult(path, null, IngestOutcome.SkippedOutOfRange, 0, 0, sw.Elapsed, Warning: tilingPlan.Resolution.Warning,
-                    Resolution: tilingPlan.Resolution.Note) { OutOfRange = true };
+                    Resolution: tilingPlan.Resolution.Note)
+                { OutOfRange = true };
         }
 
         var claim = await store.TryClaimSceneAsync(file, modelId, plan, revision, options.Lease, ct);
@@ -131,7 +127,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 return await ReuseAsync(held);
             if (held is { Status: SceneStatus.Ingesting })
             {
-                var left = await store.LeaseLeftAsync(held.Id, ct, options.Lease);
+                var left = await store.LeaseLeftAsync(held.Id, options.Lease, ct);
                 if (!options.WaitIfHeld)
                     return new IngestResult(path, held.Id, IngestOutcome.HeldByAnotherWorker, 0, 0, sw.Elapsed, HolderLeaseLeft: left);
                 if (!waiting)
@@ -205,7 +201,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var replaced = state?.Current is { } before && before.Id != claim.SceneId && state.Removed == false ? before.Id : (long?)null;
             return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
                 writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: resolution.Warning, Resolution: resolution.Note)
-                { Coverage = tiler.Coverage, ReplacedSceneId = replaced, OutOfRange = resolution.OutOfRange, TakenOverFrom = claim.TakenOverFrom };
+            { Coverage = tiler.Coverage, ReplacedSceneId = replaced, OutOfRange = resolution.OutOfRange, TakenOverFrom = claim.TakenOverFrom };
 
             async Task WriteBatch(List<RasterTile> batch)
             {
@@ -218,7 +214,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                     records.Add(new TileRecord(t.GridRow, t.GridCol, t.Window.X, t.Window.Y, t.Window.Width, t.Window.Height,
                         t.FootprintWgs84 is { } w ? Geometries.ToPolygon(w) : null, Geometries.ToPolygon(t.FootprintNative),
                         (float)t.NodataFraction, encoded[i].Caption, encoded[i].Embedding)
-                        { Cells = encoded[i].Cells is { } c ? new CellVectors(c.Rows, c.Cols, c.Cells) : null });
+                    { Cells = encoded[i].Cells is { } c ? new CellVectors(c.Rows, c.Cols, c.Cells) : null });
                 }
                 await writer.WriteAsync(records, work);
                 await store.HeartbeatAsync(claim, work);
@@ -245,7 +241,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var before = await store.ShowVersionAsync(file.Path, modelId, version.Id,
                 $"same bytes as scene {version.Id} ({version.Path}): shown without model work", ct);
             return new IngestResult(path, version.Id, IngestOutcome.Reused, version.TileCount, version.SkippedTiles, sw.Elapsed)
-                { ReplacedSceneId = before is { } b && b != version.Id ? b : null, ReusedFrom = version.Path };
+            { ReplacedSceneId = before is { } b && b != version.Id ? b : null, ReusedFrom = version.Path };
         }
     }
 

@@ -48,8 +48,8 @@ public static class AcquisitionTimes
     /// <summary>The file-name pattern from <see cref="PatternVariable"/>, else the default; it must have a <c>date</c> group (yyyyMMdd).</summary>
     public static Regex PatternFromEnvironment()
     {
-        var text = Environment.GetEnvironmentVariable(PatternVariable);
-        return Pattern(string.IsNullOrWhiteSpace(text) ? DefaultPattern : text, PatternVariable + "=");
+        var text = Core.Configuration.EnvironmentSettings.Load<RasterOptions>().AcquiredPattern;
+        return Pattern(text ?? DefaultPattern, PatternVariable + ": ");
     }
 
     /// <summary>The pattern, or a FormatException whose message starts with <paramref name="prefix"/> (e.g. "VARIABLE=").</summary>

@@ -124,11 +124,11 @@ public sealed class SceneMapRenderer : IDisposable
         var px = new double[n * n];
         var py = new double[n * n];
         for (var i = 0; i < n; i++)
-        for (var j = 0; j < n; j++)
-        {
-            px[i * n + j] = x0 + (j + 0.5) * (x1 - x0) / n;
-            py[i * n + j] = y1 - (i + 0.5) * (y1 - y0) / n;
-        }
+            for (var j = 0; j < n; j++)
+            {
+                px[i * n + j] = x0 + (j + 0.5) * (x1 - x0) / n;
+                py[i * n + j] = y1 - (i + 0.5) * (y1 - y0) / n;
+            }
         var ok = new bool[n * n];
         _fromMercator.TryTransform(px, py, ok);
         var (width, height, _) = _tiler.Grid;

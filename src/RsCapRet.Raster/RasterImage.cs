@@ -40,7 +40,7 @@ public static class RasterImage
             unsafe { bytes.CopyTo(new Span<byte>((void*)buffer, bytes.Length)); }
             var file = GdalNative.VSIFileFromMemBuffer(vsiPath, buffer, (ulong)bytes.Length, 0);
             if (file == IntPtr.Zero) throw new RasterException(displayName, "could not be staged in memory for GDAL");
-            GdalNative.VSIFCloseL(file);
+            _ = GdalNative.VSIFCloseL(file);
             RasterDataset ds;
             try { ds = RasterDataset.Open(vsiPath, UploadDrivers, displayName); }
             catch (RasterException e)

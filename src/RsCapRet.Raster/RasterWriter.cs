@@ -45,8 +45,8 @@ public static class RasterWriter
         {
             if (bands[i].Length != width * height) throw new ArgumentException($"Band {i + 1} has {bands[i].Length} values; {width * height} expected.");
             var band = GdalNative.GDALGetRasterBand(handle, i + 1);
-            if (nodata is { } nd) GdalNative.GDALSetRasterNoDataValue(band, nd);
-            if (colorInterpretations != null) GdalNative.GDALSetRasterColorInterpretation(band, (int)colorInterpretations[i]);
+            if (nodata is { } nd) _ = GdalNative.GDALSetRasterNoDataValue(band, nd);
+            if (colorInterpretations != null) _ = GdalNative.GDALSetRasterColorInterpretation(band, (int)colorInterpretations[i]);
             configureBand?.Invoke(band);
             var extra = GdalNative.RasterIOExtraArg.Create(ResampleAlgorithm.Nearest);
             fixed (T* p = bands[i])

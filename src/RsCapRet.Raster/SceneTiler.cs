@@ -1,4 +1,3 @@
-using System.Globalization;
 using RsCapRet.Core;
 using RsCapRet.Raster.Gdal;
 
@@ -34,28 +33,28 @@ public sealed record TilingOptions
     /// <summary>Accept scenes without a CRS (footprints are then in pixel coordinates, SRID 0, and no WGS84 footprint).</summary>
     public bool AllowMissingCrs { get; init; }
     /// <summary>Most grid tiles one scene may plan (RSCAPRET_MAX_GRID_TILES): a scene that declares a huge size fails at once.</summary>
-    public long MaxGridTiles { get; init; } = long.TryParse(Environment.GetEnvironmentVariable("RSCAPRET_MAX_GRID_TILES"), out var t) && t > 0 ? t : 250_000;
+    public long MaxGridTiles { get; init; } = Configured.MaxGridTiles;
     /// <summary>How many times finer than native a target GSD may be (upsampling beyond this invents pixels).</summary>
     public double MaxUpsampling { get; init; } = 4;
     /// <summary>
     /// Most bands GDAL may decode for each pixel (RSCAPRET_MAX_DECODED_BANDS): the chosen ones, or every band of a file
     /// that interleaves its bands by pixel (decoding one band's block decodes all of them).
     /// </summary>
-    public int MaxDecodedBands { get; init; } = PositiveFromEnvironment(MaxDecodedBandsVariable) ?? 64;
+    public int MaxDecodedBands { get; init; } = Configured.MaxDecodedBands;
     /// <summary>Most bytes one block may decode to (RSCAPRET_MAX_BLOCK_MB): every tile touching a block decodes all of it.</summary>
-    public long MaxBlockBytes { get; init; } = (PositiveFromEnvironment(MaxBlockMbVariable) ?? 256) * (1L << 20);
+    public long MaxBlockBytes { get; init; } = Configured.MaxBlockMb * (1L << 20);
     /// <summary>
     /// Most bytes the decoded bands may declare per byte of the files GDAL reads for the scene (RSCAPRET_MAX_DECODE_RATIO):
     /// deflate stops near 1000:1, so far beyond it lies a decode bomb (strips sharing one compressed blob) or an empty file.
     /// </summary>
-    public long MaxDecodeRatio { get; init; } = PositiveFromEnvironment(MaxDecodeRatioVariable) ?? 10_000;
+    public long MaxDecodeRatio { get; init; } = Configured.MaxDecodeRatio;
 
     public const string MaxDecodedBandsVariable = "RSCAPRET_MAX_DECODED_BANDS";
     public const string MaxBlockMbVariable = "RSCAPRET_MAX_BLOCK_MB";
     public const string MaxDecodeRatioVariable = "RSCAPRET_MAX_DECODE_RATIO";
 
-    private static int? PositiveFromEnvironment(string name) =>
-        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : null;
+    /// <summary>The defaults above as configured (RasterOptions, read from the environment when options are made).</summary>
+    private static RasterOptions Configured => Core.Configuration.EnvironmentSettings.Load<RasterOptions>();
     /// <summary>
     /// File-name pattern with a <c>(?&lt;date&gt;yyyyMMdd)</c> group, the last source of an acquisition time
     /// (<see cref="AcquisitionTimes"/>); default RSCAPRET_ACQUIRED_PATTERN, else NAIP's trailing _YYYYMMDD; null = none.
@@ -111,7 +110,7 @@ public sealed class SceneTiler : IDisposable
     private readonly TileGrid _grid;
 
     /// <summary>
-    /// How tiles narrower than the model input are filled. Chosen by measurement (bench/run padding, README "Edge tiles
+    /// How tiles narrower than the model input are filled. Chosen by measurement (bench/run padding, docs/cli.md "Edge tiles
     /// and small scenes"): the padding whose crops' image vectors came nearest the whole image's (mean cosine).
     /// </summary>
     public const TilePadding Padding = TilePadding.Mirror;
@@ -174,7 +173,8 @@ public sealed class SceneTiler : IDisposable
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
             nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
-            StretchRanges(ds, rgb, alpha, options, ct)) { Grid = _grid };
+            StretchRanges(ds, rgb, alpha, options, ct))
+        { Grid = _grid };
     }
 
     /// <summary>
@@ -244,13 +244,13 @@ public sealed class SceneTiler : IDisposable
         ValidPixels = CoveredPixels = 0;
         var coverage = new TileCoverage(_grid);
         for (var r = 0; r < Info.GridRows; r++)
-        for (var c = 0; c < Info.GridCols; c++)
-        {
-            var read = Read(r, c, ct);
-            coverage.Add(r, c, read.Valid, read.Content.Width, read.Content.Height, read.Tile is not null);
-            if (read.Tile is null) SkippedTiles++;
-            else yield return read.Tile;
-        }
+            for (var c = 0; c < Info.GridCols; c++)
+            {
+                var read = Read(r, c, ct);
+                coverage.Add(r, c, read.Valid, read.Content.Width, read.Content.Height, read.Tile is not null);
+                if (read.Tile is null) SkippedTiles++;
+                else yield return read.Tile;
+            }
         (ValidPixels, CoveredPixels) = coverage.Totals();
         _coverageDone = true;
     }

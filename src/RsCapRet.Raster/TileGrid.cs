@@ -100,8 +100,8 @@ internal sealed class TileCoverage
                 var (ox0, ox1) = Map(_xs[cx] - x0, _xs[cx + 1] - x0, w, outW);
                 var n = 0;
                 for (var oy = oy0; oy < oy1; oy++)
-                for (var ox = ox0; ox < ox1; ox++)
-                    if (valid[oy * outW + ox]) n++;
+                    for (var ox = ox0; ox < ox1; ox++)
+                        if (valid[oy * outW + ox]) n++;
                 var area = (double)(_xs[cx + 1] - _xs[cx]) * (_ys[cy + 1] - _ys[cy]);
                 _valid[cell] = area * n / ((ox1 - ox0) * (oy1 - oy0));
                 _counted[cell] = true;

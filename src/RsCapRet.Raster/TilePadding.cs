@@ -53,8 +53,8 @@ public static class TilePadder
                 if (n == 0) break;
                 byte[] mean = [(byte)Math.Round(r / n), (byte)Math.Round(g / n), (byte)Math.Round(b / n)];
                 for (var y = 0; y < height; y++)
-                for (var x = y < h ? w : 0; x < width; x++)
-                    mean.CopyTo(dst, (y * width + x) * 3);
+                    for (var x = y < h ? w : 0; x < width; x++)
+                        mean.CopyTo(dst, (y * width + x) * 3);
                 break;
             }
             default:

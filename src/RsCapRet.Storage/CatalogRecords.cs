@@ -1,10 +1,11 @@
 using NetTopologySuite.Geometries;
+using RsCapRet.Core;
 
 namespace RsCapRet.Storage;
 
 /// <summary>What identifies a model in the catalogue (see migrations/0002).</summary>
 public sealed record ModelIdentity(string Name, string Version, string LlmBackbone, string VisionBackbone,
-    string HeadsSha256, int SharedDim = 256);
+    string HeadsSha256, int SharedDim = SharedSpace.Dimensions);
 
 /// <summary>A scene file as the catalogue knows it before ingestion.</summary>
 public sealed record SceneFile(string Path, string ContentSha256, long SizeBytes);

@@ -2,6 +2,7 @@ using NetTopologySuite.Geometries;
 using Npgsql;
 using NpgsqlTypes;
 using Pgvector;
+using RsCapRet.Core;
 
 namespace RsCapRet.Storage;
 
@@ -43,7 +44,7 @@ public sealed partial class CatalogStore
     /// </summary>
     public async Task<ChangeResult> ChangesAsync(ChangeRequest request, CancellationToken ct = default)
     {
-        if (request.Toward is { Length: not 256 } t) throw new ArgumentException($"The toward vector has {t.Length} dimensions; 256 expected.", nameof(request));
+        if (request.Toward is { } t && t.Length != SharedSpace.Dimensions) throw new ArgumentException($"The toward vector has {t.Length} dimensions; {SharedSpace.Dimensions} expected.", nameof(request));
         await using var conn = await ReadSource.OpenConnectionAsync(ct);
         var notes = new List<string>();
         conn.Notice += (_, e) => notes.Add(e.Notice.MessageText);
@@ -102,7 +103,7 @@ public sealed partial class CatalogStore
         return rows.Select(c => c with { AfterTowardDistance = distance.TryGetValue(c.AfterTile, out var d) ? d : null }).ToList();
     }
 
-    private static object Range(TimeRange? range) => range is null
+    private static NpgsqlRange<DateTime> Range(TimeRange? range) => range is null
         ? throw new ArgumentException("before and after time ranges are required without scene ids")
         : new NpgsqlRange<DateTime>(range.From?.UtcDateTime ?? default, true, range.From is null,
                                     range.To?.UtcDateTime ?? default, false, range.To is null);

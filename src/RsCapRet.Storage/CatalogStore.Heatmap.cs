@@ -2,6 +2,7 @@ using NetTopologySuite.Geometries;
 using Npgsql;
 using NpgsqlTypes;
 using Pgvector;
+using RsCapRet.Core;
 
 namespace RsCapRet.Storage;
 
@@ -20,7 +21,7 @@ public sealed partial class CatalogStore
     /// </summary>
     public async Task<HeatmapResult> HeatmapAsync(float[] query, Geometry? area, long? sceneId, int? modelId, int maxTiles, CancellationToken ct = default)
     {
-        if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
+        if (query.Length != SharedSpace.Dimensions) throw new ArgumentException($"The query vector has {query.Length} dimensions; {SharedSpace.Dimensions} expected.", nameof(query));
         await using var cmd = ReadSource.CreateCommand("""
             SELECT tile_id, scene_id, footprint, score
               FROM rscapret_heatmap(query => $1, area => $2, scene => $3, model => $4, max_tiles => $5)

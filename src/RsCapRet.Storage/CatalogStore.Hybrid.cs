@@ -18,7 +18,7 @@ public sealed partial class CatalogStore
         double captionWeight = HybridRanking.DefaultCaptionWeight, CancellationToken ct = default)
     {
         filter ??= new SearchFilter();
-        if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
+        if (query.Length != SharedSpace.Dimensions) throw new ArgumentException($"The query vector has {query.Length} dimensions; {SharedSpace.Dimensions} expected.", nameof(query));
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         if (captionWeight is < 0 or > 100 || double.IsNaN(captionWeight))
             throw new ArgumentOutOfRangeException(nameof(captionWeight), captionWeight, "caption weight must be in [0, 100].");

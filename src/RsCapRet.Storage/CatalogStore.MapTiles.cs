@@ -15,7 +15,7 @@ public sealed partial class CatalogStore
     /// <paramref name="acquiredBefore"/> when given (the map's "as of" date: its newest acquisition is drawn on top).
     /// </summary>
     public async Task<IReadOnlyList<MapScene>> ScenesForMapAsync(double west, double south, double east, double north, long? sceneId,
-        int limit = 64, CancellationToken ct = default, DateTimeOffset? acquiredBefore = null)
+        int limit = 64, DateTimeOffset? acquiredBefore = null, CancellationToken ct = default)
     {
         await using var cmd = ReadSource.CreateCommand("""
             SELECT id, path, content_sha256, size_bytes, acquired_at FROM (

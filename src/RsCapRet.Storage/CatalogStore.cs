@@ -2,6 +2,7 @@ using NetTopologySuite.Geometries;
 using Npgsql;
 using NpgsqlTypes;
 using Pgvector;
+using RsCapRet.Core;
 
 namespace RsCapRet.Storage;
 
@@ -23,8 +24,8 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     /// <summary>Returns the id of the model, registering it on first use.</summary>
     public async Task<int> RegisterModelAsync(ModelIdentity model, CancellationToken ct = default)
     {
-        if (model.SharedDim != 256)
-            throw new ArgumentException($"Model '{model.Name}' has shared dimension {model.SharedDim}; the catalogue stores 256-d vectors.");
+        if (model.SharedDim != SharedSpace.Dimensions)
+            throw new ArgumentException($"Model '{model.Name}' has shared dimension {model.SharedDim}; the catalogue stores {SharedSpace.Dimensions}-d vectors.");
         await using var cmd = DataSource.CreateCommand("""
             INSERT INTO models (name, version, llm_backbone, vision_backbone, heads_sha256, shared_dim)
             VALUES ($1, $2, $3, $4, $5, $6)
@@ -231,7 +232,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
     /// the scene over); null when the scene is not being ingested.
     /// </summary>
     /// <param name="lease">the asking run's lease: a claim not renewed for <see cref="StaleAfter"/> of it lapses for that run sooner</param>
-    public async Task<TimeSpan?> LeaseLeftAsync(long sceneId, CancellationToken ct = default, TimeSpan? lease = null)
+    public async Task<TimeSpan?> LeaseLeftAsync(long sceneId, TimeSpan? lease = null, CancellationToken ct = default)
     {
         await using var cmd = DataSource.CreateCommand("""
             SELECT greatest(extract(epoch FROM least(lease_expires_at, updated_at + $2) - now()), 0)::double precision
@@ -333,7 +334,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
 
     /// <summary>
     /// The k tiles nearest to <paramref name="query"/> by cosine distance under <paramref name="filter"/>, through
-    /// the rscapret_search SQL function (migrations/0003, current definition 0013) that analysts use too.
+    /// the rscapret_search SQL function (migrations/functions/20_search.sql) that analysts use too.
     /// </summary>
     public Task<IReadOnlyList<TileHit>> SearchAsync(float[] query, int k, SearchFilter? filter = null,
         CancellationToken ct = default) => SearchAsync(query, k, 0, filter, ct);
@@ -349,7 +350,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
         CancellationToken ct = default)
     {
         filter ??= new SearchFilter();
-        if (query.Length != 256) throw new ArgumentException($"The query vector has {query.Length} dimensions; 256 expected.", nameof(query));
+        if (query.Length != SharedSpace.Dimensions) throw new ArgumentException($"The query vector has {query.Length} dimensions; {SharedSpace.Dimensions} expected.", nameof(query));
         if (k is < 1 or > 1000) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be between 1 and 1000.");
         CheckOffset(k, offset, MaxRankDepth);
         if (filter.NewestPerPlace) return await SearchNewestPerPlaceAsync(query, k, offset, filter, null, ct);
@@ -378,7 +379,7 @@ public sealed partial class CatalogStore(NpgsqlDataSource dataSource, NpgsqlData
 
     /// <summary>
     /// The k tiles that look most like tile <paramref name="tileId"/> (its stored image vector, its model), through
-    /// rscapret_search_by_tile (migrations/0005, current definition 0013); the tile itself is left out. Null when no completed scene has that tile.
+    /// rscapret_search_by_tile (migrations/functions/20_search.sql); the tile itself is left out. Null when no completed scene has that tile.
     /// </summary>
     public Task<IReadOnlyList<TileHit>?> SearchByTileAsync(long tileId, int k, SearchFilter? filter = null, CancellationToken ct = default) =>
         SearchByTileAsync(tileId, k, 0, filter, ct);
@@ -526,8 +527,8 @@ public sealed class SceneTileWriter : IAsyncDisposable
         foreach (var t in tiles)
         {
             if (t.Cells is not null) (withCells ??= []).Add(t);
-            if (t.Embedding.Length != 256)
-                throw new ArgumentException($"Tile ({t.GridRow},{t.GridCol}) has a {t.Embedding.Length}-d vector; 256 expected.");
+            if (t.Embedding.Length != SharedSpace.Dimensions)
+                throw new ArgumentException($"Tile ({t.GridRow},{t.GridCol}) has a {t.Embedding.Length}-d vector; {SharedSpace.Dimensions} expected.");
             await writer.StartRowAsync(ct);
             await writer.WriteAsync(_claim.SceneId, NpgsqlDbType.Bigint, ct);
             await writer.WriteAsync(_modelId, NpgsqlDbType.Integer, ct);

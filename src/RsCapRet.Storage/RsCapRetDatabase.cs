@@ -16,10 +16,10 @@ public static class RsCapRetDatabase
 
     /// <summary>
     /// RSCAPRET_DB_READ when set (searches and catalogue views then read from that server, e.g. a streaming replica;
-    /// README, "Capacity plan"), else null: everything uses the primary.
+    /// docs/architecture.md, "Capacity plan"), else null: everything uses the primary.
     /// </summary>
     public static string? ResolveReadConnectionString() =>
-        Environment.GetEnvironmentVariable(ReadConnectionStringVariable) is { Length: > 0 } read && !string.IsNullOrWhiteSpace(read) ? read : null;
+        Core.Configuration.EnvironmentSettings.Load<DatabaseOptions>().ReadConnectionString;
 
     /// <summary>
     /// RSCAPRET_DB from the environment, else the db.env that scripts/db.sh writes in RSCAPRET_DATA_DIR (a relative
@@ -28,9 +28,9 @@ public static class RsCapRetDatabase
     public static string ResolveConnectionString(string? explicitValue = null)
     {
         if (!string.IsNullOrWhiteSpace(explicitValue)) return explicitValue;
-        var env = Environment.GetEnvironmentVariable(ConnectionStringVariable);
-        if (!string.IsNullOrWhiteSpace(env)) return env;
-        var dataDir = Environment.GetEnvironmentVariable("RSCAPRET_DATA_DIR") is { Length: > 0 } data ? Path.GetFullPath(data)
+        var env = Core.Configuration.EnvironmentSettings.FromEnvironment();
+        if (Core.Configuration.EnvironmentSettings.Load<DatabaseOptions>(env).ConnectionString is { } configured) return configured;
+        var dataDir = Core.Configuration.EnvironmentSettings.Load<Core.Configuration.DataPathOptions>(env).DataDirectory is { } data ? Path.GetFullPath(data)
             : Core.RepositoryPaths.TryFindRoot() is { } root ? Path.Combine(root, ".data") : null;
         if (dataDir != null)
         {

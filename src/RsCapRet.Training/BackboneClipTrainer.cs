@@ -11,63 +11,6 @@ using F = TorchSharp.torch.nn.functional;
 namespace RsCapRet.Training;
 
 /// <summary>
-/// The dual encoder of a backbone adaptation run: an imported ResNet (only its last blocks train) and either a CLIP
-/// text tower trained from scratch or the vectors of a frozen pretrained sentence encoder, each with a linear
-/// projection into the shared space, and CLIP's learnable scale.
-/// </summary>
-public sealed class BackboneDualEncoder : nn.Module
-{
-    private readonly ResNetVisionModel vision;
-    private readonly ClipTextTransformer? text_model;
-    private readonly Linear visual_projection, text_projection;
-    private readonly Parameter logit_scale;
-
-    /// <param name="text">The text tower to train, or null when the text side is a frozen encoder's vectors of <paramref name="frozenTextWidth"/>.</param>
-    public BackboneDualEncoder(ResNetVisionModel backbone, ClipTowerConfig? text, int frozenTextWidth, int projectionDim, double logitScaleInit) : base(nameof(BackboneDualEncoder))
-    {
-        vision = backbone;
-        text_model = text is null ? null : new ClipTextTransformer(text);
-        visual_projection = nn.Linear(backbone.HiddenSize, projectionDim, hasBias: false);
-        text_projection = nn.Linear(text?.HiddenSize ?? frozenTextWidth, projectionDim, hasBias: false);
-        logit_scale = new Parameter(tensor((float)logitScaleInit));
-        RegisterComponents();
-        // The new parts start small (GPT-style); the backbone keeps its pretrained weights.
-        if (text_model is not null) TrainingRun.InitSmall(text_model);
-        TrainingRun.InitSmall(visual_projection);
-        TrainingRun.InitSmall(text_projection);
-    }
-
-    public ResNetVisionModel Vision => vision;
-    public Tensor LogitScale => logit_scale;
-
-    /// <summary>Projected image embeddings from the output of the backbone's first <paramref name="frozenBlocks"/> blocks.</summary>
-    public Tensor ImageEmbedsFrom(Tensor features, int frozenBlocks)
-    {
-        using var scope = NewDisposeScope();
-        return visual_projection.forward(vision.PooledFrom(features, frozenBlocks)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Projected text embeddings for CLIP token rows [B, T].</summary>
-    public Tensor TextEmbeds(Tensor ids)
-    {
-        using var scope = NewDisposeScope();
-        var tower = text_model ?? throw new InvalidOperationException("this dual encoder's text side is a frozen encoder's vectors");
-        return text_projection.forward(tower.Forward(ids).Pooled).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Projected text embeddings for a frozen sentence encoder's vectors [B, width].</summary>
-    public Tensor TextEmbedsFromVectors(Tensor vectors) => text_projection.forward(vectors);
-
-    /// <summary>Parameters that train, split into the backbone's and the new parts' (text tower, projections, scale).</summary>
-    public (List<(string Name, Parameter Parameter)> Backbone, List<(string Name, Parameter Parameter)> Others) TrainableParameters()
-    {
-        var all = named_parameters().Where(p => p.parameter.requires_grad).ToList();
-        return (all.Where(p => p.name.StartsWith("vision.", StringComparison.Ordinal)).ToList(),
-                all.Where(p => !p.name.StartsWith("vision.", StringComparison.Ordinal)).ToList());
-    }
-}
-
-/// <summary>
 /// Remote-sensing adaptation of an imported ResNet backbone (the paper's CLIP-Cap-4 step, with a ResNet vision tower):
 /// symmetric InfoNCE between the backbone's pooled vector and a text tower trained from scratch on the captions (or a
 /// frozen pretrained sentence encoder's vectors of them, each distinct caption embedded once, through a linear). The
@@ -190,7 +133,7 @@ public sealed class BackboneClipTrainer
         var rows = idx.Select(i => rng.Next((int)views) * count + i).ToArray();
         var features = data.Features.view([-1, .. data.Features.shape[2..]]).index_select(0, tensor(rows)).to_type(ScalarType.Float32).to(device);
         var logits = ClipModel.LogitsPerImage(model.ImageEmbedsFrom(features, frozen), TextEmbeds(model, data, idx, rng, device), model.LogitScale);
-        var loss = RsCapRetModel.InfoNce(logits);
+        var loss = Losses.InfoNce(logits);
         loss.backward();
         optimizer.step();
         using (no_grad()) model.LogitScale.clamp_(Scalars.Of(0.0), Scalars.Of(Math.Log(100)));
@@ -198,7 +141,7 @@ public sealed class BackboneClipTrainer
     }
 
     /// <summary>Projected embeddings of one of each image's reference captions (drawn from <paramref name="rng"/>).</summary>
-    private Tensor TextEmbeds(BackboneDualEncoder model, Split data, int[] idx, Random rng, Device device)
+    private static Tensor TextEmbeds(BackboneDualEncoder model, Split data, int[] idx, Random rng, Device device)
     {
         if (data.CaptionVectors is { } vectors)
         {
@@ -248,6 +191,8 @@ public sealed class BackboneClipTrainer
     }
 
     /// <summary>The adapted backbone as an ordinary ResNet folder; its config says where it came from.</summary>
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     private void Export(ResNetVisionModel backbone, string dir, int epoch, int blocks)
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
@@ -256,6 +201,6 @@ public sealed class BackboneClipTrainer
         var config = ResNetVisionModel.ReadConfig(configPath);
         var adapted = $"adapted by train-clip run '{_cfg.Name}' (epoch {epoch}; last {_cfg.TrainableBlocks} of {blocks} residual blocks trained on {string.Join(" + ", _cfg.Datasets.Select(d => d.Name))} {_cfg.TrainSplit} captions)";
         config = config with { Source = config.Source is null ? adapted : $"{config.Source}; {adapted}" };
-        File.WriteAllText(configPath, JsonSerializer.Serialize(config, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(configPath, JsonSerializer.Serialize(config, Indented));
     }
 }

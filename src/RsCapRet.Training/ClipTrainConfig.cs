@@ -119,5 +119,7 @@ public sealed record ClipTrainConfig
         }
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Indented);
 }

@@ -14,7 +14,7 @@ namespace RsCapRet.Training;
 /// <summary>Validation retrieval after an epoch (epoch 0: the model before any training step).
 /// With several validation datasets (backbone adaptation runs) the recalls are the mean over datasets, each ranked among its own images.</summary>
 public sealed record ClipEpochResult(int Epoch, int Step, double TrainLoss, double LogitScale, RecallAtK ValTextToImage, RecallAtK ValImageToText, double Seconds,
-    IReadOnlyDictionary<string, RecallAtK>? ValTextToImageByDataset = null);
+    IReadOnlyDictionary<string, RecallAtK>? ValTextToImageByDataset = null) : IEpochFigures;
 
 /// <summary>
 /// Contrastive fine-tuning of a CLIP dual encoder on captioned imagery (the paper's CLIP-RSICD / CLIP-Cap-4 step):
@@ -63,75 +63,35 @@ public sealed class ClipTrainer
             _ => Export(model, Path.Combine(_outDir, "best")), "exported to " + Path.Combine(_outDir, "best"), ct);
     }
 
-    private sealed record CheckpointState(int Epoch, int Step, List<ClipEpochResult> History);
-
     /// <summary>
-    /// The epoch loop of both contrastive trainers: resume from the checkpoint, the untrained baseline as epoch 0,
-    /// deterministic batches (a permutation per epoch), warm-up + cosine, checkpoints every checkpoint_every steps and
-    /// after each epoch, max_steps, validation after each epoch, export of the best epoch by val text->image mR (its number to <paramref name="exportBest"/>), early
-    /// stopping, and the report. <paramref name="trainStep"/> takes (batch indices, step, learning rate) and returns the loss.
+    /// The <see cref="EpochLoop{TResult}"/> of both contrastive trainers: the untrained baseline as epoch 0, warm-up +
+    /// cosine, export of the best epoch by val text->image mR (its number to <paramref name="exportBest"/>).
+    /// <paramref name="trainStep"/> takes (batch indices, step, learning rate) and returns the loss.
     /// </summary>
     internal static List<ClipEpochResult> RunEpochs(ClipTrainConfig cfg, string outDir, Action<string> log, Action<int, int>? progress,
         nn.Module model, OptimizerHelper optimizer, int trainCount, Func<Tensor> logitScale, Func<int[], int, double, double> trainStep,
         Func<(RecallAtK TextToImage, RecallAtK ImageToText, Dictionary<string, RecallAtK>? ByDataset)> validate,
         Action<int> exportBest, string exportedTo, CancellationToken ct)
     {
-        var stepsPerEpoch = trainCount / cfg.BatchSize;
-        if (stepsPerEpoch == 0) throw new InvalidOperationException($"{trainCount} training images do not fill one batch of {cfg.BatchSize}");
-        var totalSteps = stepsPerEpoch * cfg.Epochs;
-        var checkpointDir = Path.Combine(outDir, "checkpoint");
-        var resumed = TrainingRun.TryResume<CheckpointState>(checkpointDir, model, optimizer);
-        var (startEpoch, step, history) = resumed is null ? (0, 0, new List<ClipEpochResult>()) : (resumed.Epoch, resumed.Step, resumed.History);
-        if (resumed is not null) log($"resumed from {checkpointDir}: epoch {startEpoch}, step {step}");
         double Scale() => logitScale().exp().item<float>();
-        if (history.Count == 0)
+        return new EpochLoop<ClipEpochResult>
         {
-            var (t2i0, i2t0, by0) = validate();
-            history.Add(new ClipEpochResult(0, 0, double.NaN, Scale(), t2i0, i2t0, 0, by0));
-            log($"before training: val text->image {t2i0}, image->text {i2t0}");
-        }
-        var trained = history.Where(h => h.Epoch > 0).ToList();
-        var best = trained.Count == 0 ? double.NegativeInfinity : trained.Max(h => h.ValTextToImage.Mean);
-        var sinceBest = trained.Count == 0 ? 0 : trained.Count - 1 - trained.FindLastIndex(h => h.ValTextToImage.Mean == best);
-
-        for (var epoch = startEpoch; epoch < cfg.Epochs && sinceBest < cfg.EarlyStoppingPatience; epoch++)
-        {
-            var sw = Stopwatch.StartNew();
-            var order = TrainingRun.Permutation(trainCount, cfg.Seed * 1000 + epoch);
-            double sumLoss = 0; var n = 0;
-            for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
+            Settings = new EpochLoopSettings(trainCount, cfg.BatchSize, cfg.Epochs, cfg.Seed, cfg.MaxSteps, cfg.CheckpointEvery, cfg.EarlyStoppingPatience,
+                cfg.LearningRate, cfg.WarmupSteps, "cosine", cfg.MinLrRatio),
+            OutDir = outDir, Log = log, StepProgress = progress, Model = model, Optimizer = optimizer,
+            TrainStep = (idx, step, lr) => [trainStep(idx, step, lr)],
+            StepLine = s => FormattableString.Invariant(
+                $"epoch {s.Epoch} step {s.StepsDone}: loss {s.Losses[0]:F4} lr {s.LearningRate:E2} scale {Scale():F1} ({s.StepsThisEpoch * cfg.BatchSize / s.EpochElapsed.TotalSeconds:F1} images/s)"),
+            ValidateEpoch = totals =>
             {
-                ct.ThrowIfCancellationRequested();
-                if (step == cfg.MaxSteps)
-                {
-                    TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step, history));
-                    log($"stopped at max_steps {step}; checkpoint in {checkpointDir}");
-                    return history;
-                }
-                var lr = TrainingRun.LearningRate(step, cfg.LearningRate, cfg.WarmupSteps, "cosine", cfg.MinLrRatio, totalSteps);
-                var loss = trainStep(order.Skip(b * cfg.BatchSize).Take(cfg.BatchSize).ToArray(), step, lr);
-                sumLoss += loss; n++;
-                progress?.Invoke(step + 1, totalSteps);
-                if (step % 10 == 0) log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} lr {lr:E2} scale {Scale():F1} ({n * cfg.BatchSize / sw.Elapsed.TotalSeconds:F1} images/s)"));
-                if ((step + 1) % cfg.CheckpointEvery == 0) TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch, step + 1, history));
-            }
-            var (t2i, i2t, byDataset) = validate();
-            var result = new ClipEpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), Scale(), t2i, i2t, sw.Elapsed.TotalSeconds, byDataset);
-            history.Add(result);
-            log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
-            foreach (var (name, r) in byDataset ?? []) log($"  val text->image {name}: {r}");
-            if (t2i.Mean > best)
-            {
-                best = t2i.Mean; sinceBest = 0;
-                exportBest(epoch + 1);
-                log($"  new best (text->image mR {best:F2}): {exportedTo}");
-            }
-            else sinceBest++;
-            TrainingRun.SaveCheckpoint(checkpointDir, model, optimizer, new CheckpointState(epoch + 1, step, history));
-            WriteReport(outDir, history);
-        }
-        if (sinceBest >= cfg.EarlyStoppingPatience) log($"early stop: no improvement of val text->image mR for {sinceBest} epochs");
-        return history;
+                var (t2i, i2t, byDataset) = validate();
+                return new ClipEpochResult(totals.Epoch, totals.Step, totals.MeanLoss(0), Scale(), t2i, i2t, totals.Seconds, byDataset);
+            },
+            EpochLine = r => FormattableString.Invariant($"epoch {r.Epoch}: train loss {r.TrainLoss:F4}, val text->image {r.ValTextToImage}, image->text {r.ValImageToText} ({r.Seconds:F0} s)"),
+            ValidateBeforeTraining = true,
+            Export = exportBest, ExportedTo = exportedTo,
+            WriteReport = history => WriteReport(outDir, history),
+        }.Run(ct);
     }
 
     public static ClipBpeTokenizer LoadTokenizer(string directory) =>
@@ -146,7 +106,7 @@ public sealed class ClipTrainer
             var c = _cfg.ClipConfig!;
             // Pooling reads the end-of-text position, so the text tower must know the tokenizer's id for it.
             model = new ClipModel(c with { Text = c.Text with { VocabSize = tokenizer.VocabSize, EosTokenId = tokenizer.EndId } });
-            TrainingRun.InitSmall(model);
+            ModuleInit.GptStyle(model);
         }
         if (tokenizer.VocabSize > model.Config.Text.VocabSize)
             throw new InvalidOperationException($"{_cfg.TokenizerDirectory}: {tokenizer.VocabSize} tokens, but the text tower has {model.Config.Text.VocabSize}");
@@ -187,7 +147,7 @@ public sealed class ClipTrainer
         if (_cfg.Augment) pixels = TrainingRun.AugmentOverhead(pixels, rng, _cfg.MinCropScale);
         var texts = ClipEvaluator.TextBatch(idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Length)]).ToList(), device);
         var logits = ClipModel.LogitsPerImage(model.ImageEmbeds(pixels), model.TextEmbeds(texts), model.LogitScale);
-        var loss = RsCapRetModel.InfoNce(logits);
+        var loss = Losses.InfoNce(logits);
         loss.backward();
         optimizer.step();
         using (no_grad()) model.LogitScale.clamp_(Scalars.Of(0.0), Scalars.Of(Math.Log(100)));

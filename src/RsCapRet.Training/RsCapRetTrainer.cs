@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -21,7 +20,7 @@ namespace RsCapRet.Training;
 /// </summary>
 public sealed record EpochResult(int Epoch, int Step, double TrainLoss, double CaptionLoss, double ContrastiveLoss,
     double ValCaptionLoss, RecallAtK ValTextToImage, RecallAtK ValImageToText, double Seconds,
-    IReadOnlyDictionary<string, RecallAtK>? ValTextToImageByDataset = null);
+    IReadOnlyDictionary<string, RecallAtK>? ValTextToImageByDataset = null) : IEpochFigures;
 
 /// <summary>
 /// Trains RS-CapRet: captioning cross-entropy on [visual prefix][caption [RET] EOS] (half of the sequences hold two
@@ -62,6 +61,7 @@ public sealed class RsCapRetTrainer
         var device = TorchDevice.Resolve(_cfg.Device);
         manual_seed(_cfg.Seed);
         var tokenizer = LlamaTextTokenizer.Load(_cfg.Tokenizer);
+        _tokenizer = tokenizer;
         using var model = BuildModel(tokenizer, device);
         var pre = model.Preprocessor();
         var train = LoadSplit(_cfg.TrainSplit, _cfg.Datasets, tokenizer, pre, _cfg.MaxTrainImages, model, _cfg.FeatureViews);
@@ -74,61 +74,34 @@ public sealed class RsCapRetTrainer
         _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.numel()):N0} trainable");
         var optimizer = optim.Adam(trainable, _cfg.LearningRate);
 
-        var stepsPerEpoch = train.Images.Count / _cfg.BatchSize;
-        _totalSteps = stepsPerEpoch * _cfg.Epochs;
-        var checkpointDir = Path.Combine(_outDir, "checkpoint");
-        var (startEpoch, startStep, history) = TryResume(model, optimizer, checkpointDir);
-        var best = history.Count == 0 ? double.NegativeInfinity : history.Max(h => h.ValTextToImage.Mean);
-        var sinceBest = history.Count == 0 ? 0 : history.Count - 1 - history.FindLastIndex(h => h.ValTextToImage.Mean == best);
-        var step = startStep;
-        for (var epoch = startEpoch; epoch < _cfg.Epochs && sinceBest < _cfg.EarlyStoppingPatience; epoch++)
+        var bestDir = Path.Combine(_outDir, "best");
+        return new EpochLoop<EpochResult>
         {
-            var sw = Stopwatch.StartNew();
-            var order = TrainingRun.Permutation(train.Images.Count, _cfg.Seed * 1000 + epoch);
-            double sumLoss = 0, sumCap = 0, sumCon = 0;
-            var n = 0;
-            for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)
+            Settings = new EpochLoopSettings(train.Images.Count, _cfg.BatchSize, _cfg.Epochs, _cfg.Seed, _cfg.MaxSteps, _cfg.CheckpointEvery, _cfg.EarlyStoppingPatience,
+                _cfg.LearningRate, _cfg.WarmupSteps, _cfg.LrSchedule, _cfg.MinLrRatio),
+            OutDir = _outDir, Log = _log, StepProgress = StepProgress, Model = model, Optimizer = optimizer,
+            TrainStep = (idx, step, lr) =>
             {
-                ct.ThrowIfCancellationRequested();
-                if (step == _cfg.MaxSteps)
-                {
-                    SaveCheckpoint(model, optimizer, checkpointDir, epoch, step, history);
-                    _log($"stopped at max_steps {step}; checkpoint in {checkpointDir}");
-                    return history;
-                }
-                var idx = order.Skip(b * _cfg.BatchSize).Take(_cfg.BatchSize).ToArray();
-                var (loss, cap, con) = TrainStep(model, optimizer, train, idx, step, device);
-                sumLoss += loss; sumCap += cap; sumCon += con; n++;
-                StepProgress?.Invoke(step + 1, _totalSteps);
-                if (step % 10 == 0) _log(FormattableString.Invariant($"epoch {epoch + 1} step {step + 1}: loss {loss:F4} (caption {cap:F4}, contrastive {con:F4}) lr {LearningRate(step):E2}"));
-                if ((step + 1) % _cfg.CheckpointEvery == 0) SaveCheckpoint(model, optimizer, checkpointDir, epoch, step + 1, history);
-            }
-            var (valCap, t2i, i2t, byDataset) = Validate(model, val, device);
-            var result = new EpochResult(epoch + 1, step, sumLoss / Math.Max(1, n), sumCap / Math.Max(1, n), sumCon / Math.Max(1, n), valCap, t2i, i2t, sw.Elapsed.TotalSeconds,
-                byDataset.Count > 1 ? byDataset : null);
-            history.Add(result);
-            _log(FormattableString.Invariant($"epoch {epoch + 1}: train loss {result.TrainLoss:F4}, val caption loss {valCap:F4}, val text->image {t2i}, image->text {i2t} ({result.Seconds:F0} s)"));
-            if (byDataset.Count > 1)
-                foreach (var (name, r) in byDataset) _log($"  val text->image {name}: {r}");
-            if (t2i.Mean > best)
+                var (loss, cap, con) = TrainStep(model, optimizer, train, idx, step, lr, device);
+                return [loss, cap, con];
+            },
+            StepLine = s => FormattableString.Invariant(
+                $"epoch {s.Epoch} step {s.StepsDone}: loss {s.Losses[0]:F4} (caption {s.Losses[1]:F4}, contrastive {s.Losses[2]:F4}) lr {s.LearningRate:E2}"),
+            ValidateEpoch = totals =>
             {
-                best = t2i.Mean;
-                sinceBest = 0;
-                Export(model, tokenizer, Path.Combine(_outDir, "best"));
-                _log($"  new best (text->image mR {best:F2}): exported to {Path.Combine(_outDir, "best")}");
-            }
-            else sinceBest++;
-            SaveCheckpoint(model, optimizer, checkpointDir, epoch + 1, step, history);
-            WriteReport(history);
-        }
-        if (sinceBest >= _cfg.EarlyStoppingPatience) _log($"early stop: no improvement of val text->image mR for {sinceBest} epochs");
-        return history;
+                var (valCap, t2i, i2t, byDataset) = Validate(model, val, device);
+                return new EpochResult(totals.Epoch, totals.Step, totals.MeanLoss(0), totals.MeanLoss(1), totals.MeanLoss(2), valCap, t2i, i2t, totals.Seconds,
+                    byDataset.Count > 1 ? byDataset : null);
+            },
+            EpochLine = r => FormattableString.Invariant(
+                $"epoch {r.Epoch}: train loss {r.TrainLoss:F4}, val caption loss {r.ValCaptionLoss:F4}, val text->image {r.ValTextToImage}, image->text {r.ValImageToText} ({r.Seconds:F0} s)"),
+            ExportEveryEpoch = _cfg.Selection == "last",
+            Export = _ => Export(model, tokenizer, bestDir), ExportedTo = "exported to " + bestDir,
+            WriteReport = WriteReport,
+        }.Run(ct);
     }
 
-    private int _totalSteps;
-
-    private double LearningRate(int step) =>
-        TrainingRun.LearningRate(step, _cfg.LearningRate, _cfg.WarmupSteps, _cfg.LrSchedule, _cfg.MinLrRatio, _totalSteps);
+    private LlamaTextTokenizer? _tokenizer;
 
     private RsCapRetModel BuildModel(LlamaTextTokenizer tokenizer, Device device)
     {
@@ -137,19 +110,20 @@ public sealed class RsCapRetTrainer
         {
             var llmCfg = _cfg.LlmConfig! with { VocabSize = tokenizer.BaseVocabSize + 1, BosTokenId = tokenizer.BosId, EosTokenId = tokenizer.EosId };
             var llm = new LlamaForCausalLM(llmCfg);
-            TrainingRun.InitSmall(llm);
+            ModuleInit.GptStyle(llm);
             var vision = VisionBackbones.FromPretrained(VisionDirectory);
             foreach (var p in vision.parameters()) p.requires_grad = false;
             _log($"vision backbone: {vision.Architecture} from {VisionDirectory} (frozen, {vision.HiddenSize}-d pooled vectors)");
             var heads = new RsCapRetHeads(vision.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim);
             model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize);
+            if (_cfg.InitFrom is { } init) InitialiseFrom(model, init);
         }
         else if (_cfg.Mode == "full")
         {
             var llmCfg = _cfg.LlmConfig! with { VocabSize = tokenizer.BaseVocabSize + 1, BosTokenId = tokenizer.BosId, EosTokenId = tokenizer.EosId };
             var llm = new LlamaForCausalLM(llmCfg);
             var vision = new ClipVisionModel(_cfg.VisionConfig!, projectionDim: null);
-            TrainingRun.InitSmall(llm); TrainingRun.InitSmall(vision);
+            ModuleInit.GptStyle(llm); ModuleInit.GptStyle(vision);
             var heads = new RsCapRetHeads(_cfg.VisionConfig!.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim);
             model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize);
         }
@@ -181,6 +155,25 @@ public sealed class RsCapRetTrainer
         }
         model.train();
         return model;
+    }
+
+    /// <summary>Copies a trained model folder's decoder and heads into <paramref name="model"/> (same shapes required).</summary>
+    private void InitialiseFrom(RsCapRetModel model, string folder)
+    {
+        using var source = RsCapRetModel.Load(folder);
+        var weights = source.named_parameters().Where(p => !p.name.StartsWith("vision.", StringComparison.Ordinal)).ToDictionary(p => p.name, p => p.parameter);
+        var copied = 0;
+        using (no_grad())
+            foreach (var (name, p) in model.named_parameters())
+            {
+                if (name.StartsWith("vision.", StringComparison.Ordinal)) continue;
+                if (!weights.TryGetValue(name, out var w)) throw new InvalidOperationException($"init_from {folder}: it has no parameter '{name}'");
+                if (!w.shape.SequenceEqual(p.shape))
+                    throw new InvalidOperationException($"init_from {folder}: '{name}' is [{string.Join(", ", w.shape)}], the config builds [{string.Join(", ", p.shape)}]");
+                p.copy_(w);
+                copied++;
+            }
+        _log($"decoder and heads initialised from {folder} ({copied} tensors)");
     }
 
     private Split LoadSplit(string split, IEnumerable<DatasetRef> datasets, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, int? limit,
@@ -245,11 +238,11 @@ public sealed class RsCapRetTrainer
         return tensor(mask, [n, n]);
     }
 
-    private (double Loss, double Caption, double Contrastive) TrainStep(RsCapRetModel model, Adam optimizer, Split data, int[] idx, int step, Device device)
+    private (double Loss, double Caption, double Contrastive) TrainStep(RsCapRetModel model, Adam optimizer, Split data, int[] idx, int step, double lr, Device device)
     {
         using var scope = NewDisposeScope();
         var rng = new Random(TrainingRun.StepSeed(_cfg.Seed, step));
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = LearningRate(step);
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
         optimizer.zero_grad();
 
         Tensor pooled;
@@ -268,11 +261,20 @@ public sealed class RsCapRetTrainer
         }
         var chosen = idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Count)]).ToArray();
         var prefix = model.VisualPrefix(pooled);
+        var dialogues = _cfg.DialogueProbability > 0 ? Dialogues(data, idx, rng, model) : new DialogueSample?[idx.Length];
 
         // Captioning: [prefix_i][caption_i] and, with probability p, [prefix_i][caption_i][prefix_j][caption_j].
         var sequences = new List<(Tensor Embeds, long[] Labels)>();
+        var retRows = new List<(int Row, int Position, IReadOnlySet<int> Positives)>();
         for (var b = 0; b < idx.Length; b++)
         {
+            if (dialogues[b] is { } dialogue)
+            {
+                var (dEmbeds, dLabels, retPosition) = DialogueSequence(model, dialogue, prefix, device);
+                if (retPosition is { } pos && dialogue.RetPositives is { } pset) retRows.Add((b, pos, pset));
+                sequences.Add((dEmbeds, dLabels));
+                continue;
+            }
             var parts = new List<(int Image, int[] Ids)> { (b, chosen[b]) };
             if (rng.NextDouble() < _cfg.ConcatProbability) { var j = (b + 1 + rng.Next(idx.Length - 1)) % idx.Length; parts.Add((j, chosen[j])); }
             var embeds = new List<Tensor>();
@@ -308,14 +310,64 @@ public sealed class RsCapRetTrainer
         var img = F.normalize(model.Heads.image_to_shared_forward(pooled), dim: -1);
         var positives = data.CaptionGroups is { } groups ? SameGroup(idx.Select(i => groups[i]).ToList())
             : _cfg.DuplicateCaptionsArePositives ? SameCaption(chosen) : null;
-        var contrastive = RsCapRetModel.InfoNce(model.LogitsPerImage(img, ret), positives);
+        var contrastive = Losses.InfoNce(model.LogitsPerImage(img, ret), positives);
 
         var loss = captionLoss * Scalars.Of(_cfg.CaptionLossWeight) + contrastive * Scalars.Of(_cfg.ContrastiveLossWeight);
+        if (retRows.Count > 0 && _cfg.DialogueRetrievalLossWeight > 0)
+        {
+            // Dialogue [RET] vectors (hidden state where [RET] is the input, as in generation) toward the images they ask for.
+            var hiddenAtRet = stack(retRows.Select(r => output.LastHiddenState[r.Row, r.Position]).ToList());
+            var queries = model.RetVectorFromHidden(hiddenAtRet);
+            var logits = model.Heads.LogitScale.exp() * matmul(queries, img.t());
+            var dialogueRetrieval = Losses.SoftTargetTextToImage(logits, retRows.Select(r => r.Positives).ToList());
+            loss = loss + dialogueRetrieval * Scalars.Of(_cfg.DialogueRetrievalLossWeight);
+        }
         loss.backward();
         if (_cfg.Mode == "heads") MaskToRetRow(model);
         optimizer.step();
         using (no_grad()) model.Heads.LogitScale.clamp_(Scalars.Of(0.0), Scalars.Of(Math.Log(100)));
         return (loss.item<float>(), captionLoss.item<float>(), contrastive.item<float>());
+    }
+
+    /// <summary>Dialogues for a <see cref="TrainConfig.DialogueProbability"/> share of the batch, over the batch's own images.</summary>
+    private DialogueSample?[] Dialogues(Split data, int[] idx, Random rng, RsCapRetModel model)
+    {
+        var pool = idx.Select(i => new DialogueImage(DialogueGenerator.ClassOf(data.Images[i].Dataset, data.Images[i].ImagePath), data.Images[i].Captions,
+            data.CaptionGroups is { } g ? g[i] : i)).ToList();
+        var generator = new DialogueGenerator(_tokenizer!, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens);
+        return idx.Select((_, b) => rng.NextDouble() < _cfg.DialogueProbability ? generator.Generate(b, rng) : null).ToArray();
+    }
+
+    /// <summary>
+    /// A dialogue's input embeddings and next-token labels (the model's turns and image descriptions are trained, the
+    /// user's turns and bare images are context), and the position of its answer's [RET] when it has one.
+    /// </summary>
+    private static (Tensor Embeds, long[] Labels, int? RetPosition) DialogueSequence(RsCapRetModel model, DialogueSample dialogue, Tensor prefix, Device device)
+    {
+        var embeds = new List<Tensor>();
+        var labels = new List<long>();
+        int? retPosition = null;
+        void Tokens(int[] ids, bool trained, bool isAnswer)
+        {
+            if (isAnswer && Array.LastIndexOf(ids, model.RetTokenId) is var r and >= 0) retPosition = labels.Count + r;
+            embeds.Add(model.Llm.EmbedTokens(tensor(ids.Select(i => (long)i).ToArray(), device: device)));
+            for (var t = 0; t < ids.Length; t++) labels.Add(trained && t + 1 < ids.Length ? ids[t + 1] : -100L);
+        }
+        for (var t = 0; t < dialogue.Turns.Count; t++)
+        {
+            switch (dialogue.Turns[t])
+            {
+                case DialogueImageTurn image:
+                    embeds.Add(prefix[image.Image]);
+                    labels.AddRange(Enumerable.Repeat(-100L, model.Heads.PrefixTokens));
+                    if (image.Description is { } d) Tokens(d, true, false);
+                    break;
+                case DialogueTextTurn text:
+                    Tokens(text.Ids, text.Trained, t == dialogue.Turns.Count - 1);
+                    break;
+            }
+        }
+        return (cat(embeds, 0), labels.ToArray(), retPosition);
     }
 
     private static void MaskToRetRow(RsCapRetModel model)
@@ -329,7 +381,7 @@ public sealed class RsCapRetTrainer
         }
     }
 
-    private (double CaptionLoss, RecallAtK TextToImage, RecallAtK ImageToText, Dictionary<string, RecallAtK> ByDataset) Validate(RsCapRetModel model, Split val, Device device)
+    private static (double CaptionLoss, RecallAtK TextToImage, RecallAtK ImageToText, Dictionary<string, RecallAtK> ByDataset) Validate(RsCapRetModel model, Split val, Device device)
     {
         model.eval();
         try
@@ -398,18 +450,6 @@ public sealed class RsCapRetTrainer
         }
         File.Copy(_cfg.Tokenizer, Path.Combine(dir, "tokenizer.model"), true);
         model.SaveHeads(dir, config);
-    }
-
-    private void SaveCheckpoint(RsCapRetModel model, Adam optimizer, string dir, int epoch, int step, List<EpochResult> history) =>
-        TrainingRun.SaveCheckpoint(dir, model, optimizer, new CheckpointState(epoch, step, history));
-
-    private sealed record CheckpointState(int Epoch, int Step, List<EpochResult> History);
-
-    private (int Epoch, int Step, List<EpochResult> History) TryResume(RsCapRetModel model, Adam optimizer, string dir)
-    {
-        if (TrainingRun.TryResume<CheckpointState>(dir, model, optimizer) is not { } state) return (0, 0, []);
-        _log($"resumed from {dir}: epoch {state.Epoch}, step {state.Step}");
-        return (state.Epoch, state.Step, state.History);
     }
 
     private static string ByDataset(EpochResult h) =>

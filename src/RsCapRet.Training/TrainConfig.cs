@@ -77,6 +77,14 @@ public sealed record TrainConfig
     [JsonPropertyName("feature_views")] public int FeatureViews { get; init; } = 1;
     /// <summary>frozen-vision: folder of the pooled-vector cache (relative to the config file); default: "features" in the run folder.</summary>
     [JsonPropertyName("feature_cache")] public string? FeatureCache { get; init; }
+    /// <summary>frozen-vision: start from this model folder's decoder and heads (relative to the config file) instead of new weights.</summary>
+    [JsonPropertyName("init_from")] public string? InitFrom { get; init; }
+    /// <summary>Share of training sequences that are generated dialogues (<see cref="DialogueGenerator"/>) instead of captions (issue 34).</summary>
+    [JsonPropertyName("dialogue_probability")] public double DialogueProbability { get; init; }
+    /// <summary>Weight of the InfoNCE loss on the [RET] vectors of dialogue answers (toward the images they ask for).</summary>
+    [JsonPropertyName("dialogue_retrieval_loss_weight")] public double DialogueRetrievalLossWeight { get; init; } = 1;
+    /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
+    [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
     public static TrainConfig Load(string path)
     {
@@ -90,6 +98,7 @@ public sealed record TrainConfig
             Llm = cfg.Llm is null ? null : Abs(cfg.Llm),
             Vision = cfg.Vision is null ? null : cfg.Vision.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal) ? cfg.Vision : Abs(cfg.Vision),
             FeatureCache = cfg.FeatureCache is null ? null : Abs(cfg.FeatureCache),
+            InitFrom = cfg.InitFrom is null ? null : Abs(cfg.InitFrom),
         };
         cfg.Validate(path);
         return cfg;
@@ -116,9 +125,17 @@ public sealed record TrainConfig
         if (LrSchedule is not ("constant" or "cosine")) Fail($"lr_schedule must be 'constant' or 'cosine', got '{LrSchedule}'");
         if (MinLrRatio is < 0 or > 1) Fail("min_lr_ratio must be 0..1");
         if (MinCropScale is <= 0 or > 1) Fail("min_crop_scale must be in (0, 1]");
+        if (DialogueProbability is < 0 or > 1) Fail("dialogue_probability must be 0..1");
+        if (DialogueRetrievalLossWeight < 0) Fail("dialogue_retrieval_loss_weight must be non-negative");
+        if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
+        if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");
+        if (InitFrom is not null && !File.Exists(System.IO.Path.Combine(InitFrom, RsCapRetConfig.FileName)))
+            Fail($"init_from: {InitFrom} is not a model folder (no {RsCapRetConfig.FileName})");
         if (ValDatasets?.FirstOrDefault(v => Datasets.All(d => d.Name != v)) is { } unknown)
             Fail($"val_datasets names '{unknown}', which is not one of the datasets ({string.Join(", ", Datasets.Select(d => d.Name))})");
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, new JsonSerializerOptions { WriteIndented = true });
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Indented);
 }

@@ -135,16 +135,4 @@ public static class TrainingRun
         Buffer.BlockCopy(flat, 0, matrix, 0, flat.Length * sizeof(float));
         return matrix;
     }
-
-    /// <summary>GPT-style initialisation for models trained from scratch: N(0, 0.02) weights, zero biases.</summary>
-    public static void InitSmall(nn.Module module)
-    {
-        using var _ = no_grad();
-        foreach (var (name, p) in module.named_parameters())
-        {
-            if (name.EndsWith("norm.weight") || name.Contains("layer_norm") || name.Contains("layrnorm") || name.EndsWith("layernorm.weight")) continue;
-            if (name.EndsWith(".bias")) p.zero_();
-            else if (p.dim() >= 2 || name.EndsWith("class_embedding")) nn.init.normal_(p, 0, 0.02);
-        }
-    }
 }

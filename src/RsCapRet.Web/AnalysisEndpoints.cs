@@ -1,8 +1,10 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
 using Npgsql;
-using RsCapRet.Jobs;
-using RsCapRet.Pipeline;
+using RsCapRet.Inference;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Web;
@@ -13,98 +15,91 @@ namespace RsCapRet.Web;
 /// </summary>
 public static class AnalysisEndpoints
 {
-    public static void MapAnalysisEndpoints(this WebApplication app, WebContext web)
+    public static void MapAnalysisEndpoints(this IEndpointRouteBuilder endpoints)
     {
-        // What changed between two acquisitions: before/after are scene ids or date ranges (with bbox or area).
-        app.MapGet("/api/changes", async (HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
-        {
-            ChangeQuery query;
-            var q = req.Query;
-            try { query = ChangeQuery.Parse(q["before"], q["after"], q["area"], q["bbox"], q["toward"], q["k"], q["min_iou"], scenePathsAllowed: false); }
-            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            RankedChanges result;
-            try
-            {
-                result = await ChangeRunner.RunAsync(store, query, text => web.WithServingModelAsync(models,
-                    (encoder, modelId) => Task.FromResult((modelId, web.Limits.Work.EmbedTexts(encoder, [text], ct, "text")[0], (string?)encoder.Directory)), ct), ct);
-            }
-            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
-            {
-                return Results.BadRequest(new { error = e.MessageText.Replace("rscapret_changes: ", "") });
-            }
-            return Results.Text(ChangeOutput.GeoJson(result, tile => $"/api/tiles/{tile}/thumbnail.png"), "application/geo+json");
-        });
+        endpoints.MapGet("/api/changes", ChangesAsync);
+        endpoints.MapGet("/api/heatmap", HeatmapAsync);
+        endpoints.MapGet("/api/scenes/{id:long}/classes", SceneClassesAsync);
+    }
 
-        // Similarity heat map: every tile of the view (bbox) or of a scene scored against a text or a stored tile.
-        app.MapGet("/api/heatmap", async (HttpRequest req, CatalogStore store, CancellationToken ct) =>
+    /// <summary>GET /api/changes: what changed between two acquisitions; before/after are scene ids or date ranges (with bbox or area).</summary>
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ChangesAsync(HttpRequest req, CatalogStore store, ModelCache models,
+        WebContext web, CancellationToken ct)
+    {
+        var q = req.Query;
+        var query = ChangeQuery.Parse(q["before"], q["after"], q["area"], q["bbox"], q["toward"], q["k"], q["min_iou"], scenePathsAllowed: false);
+        RankedChanges result;
+        try
         {
-            HeatmapQuery query;
-            var q = req.Query;
-            // latest=true / as_of=DATE: one acquisition per place (the map page's heat map), never stacked ones.
-            (bool Newest, DateTimeOffset? AcquiredBefore) perPlace;
-            bool cells;
-            try
-            {
-                query = HeatmapQuery.Parse(q["q"], q["tile"], q["bbox"], q["scene"], q["max"]);
-                perPlace = SearchQuery.ParsePerPlace(q["latest"], q["as_of"]);
-                cells = q["cells"].ToString() switch
-                {
-                    "" or "0" or "false" => false,
-                    "1" or "true" => true,
-                    var other => throw new FormatException($"cells must be 1 or 0, got '{other}'."),
-                };
-            }
-            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            if (query.Scene is { } sceneId && await store.GetSceneAsync(sceneId, ct) is null) return Results.NotFound(new { error = $"no scene {sceneId}" });
-            int modelId;
-            float[] vector;
-            if (query.Tile is { } tileId)
-            {
-                if (await store.GetTileVectorAsync(tileId, ct) is not { } stored) return Results.NotFound(new { error = $"no tile {tileId}" });
-                (modelId, vector) = stored;
-            }
-            else
-            {
-                try { (modelId, vector) = await web.Queries.EmbedAsync(query.Text!, ct); }
-                catch (QueryQueueFullException e) { return WebContext.Busy(e); }
-                catch (ModelWorkLimitException e) { return Results.BadRequest(new { error = e.Message }); }
-            }
-            var result = perPlace.Newest
-                ? await store.HeatmapNewestPerPlaceAsync(vector, query.Area, query.Scene, modelId, query.MaxTiles, perPlace.AcquiredBefore, ct)
-                : await store.HeatmapAsync(vector, query.Area, query.Scene, modelId, query.MaxTiles, ct);
-            if (result.MoreThan is { } n)
-                return Results.BadRequest(new { error = $"the area holds more than {n} tiles: zoom in, ask for one scene, or raise max (at most {HeatmapQuery.Limit})" });
-            if (!cells) return Results.Text(HeatmapQuery.GeoJson(result, query.Text ?? $"tile {query.Tile}"), "application/geo+json");
-            // cells=1: one colour per cell, from the cells stored at ingest (--cells) by the query's model; tiles without them stay whole.
-            if (result.Tiles.Count > HeatmapQuery.MaxCellTiles)
-                return Results.BadRequest(new { error = $"cells=1 draws at most {HeatmapQuery.MaxCellTiles} tiles, the area holds {result.Tiles.Count}: zoom in" });
-            var storedCells = (await store.GetTileCellsAsync(result.Tiles.Select(t => t.TileId).ToList(), ct))
-                .Where(kv => kv.Value.ModelId == modelId).ToDictionary(kv => kv.Key, kv => kv.Value);
-            return Results.Text(HeatmapQuery.GeoJson(result, query.Text ?? $"tile {query.Tile}", storedCells, vector), "application/geo+json");
-        });
+            result = await ChangeRunner.RunAsync(store, query, text => web.WithServingModelAsync(models,
+                model => Task.FromResult((model.ModelId, web.Limits.Work.EmbedTexts(model.Encoder, [text], ct, "text")[0], (string?)model.Directory)), ct), ct);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
+        {
+            // The catalogue's own check of the two sides (rscapret_changes): a refusal of the request, not a fault.
+            return ApiProblem.BadRequest(e.MessageText.Replace("rscapret_changes: ", ""));
+        }
+        return TypedResults.Text(ChangeOutput.GeoJson(result, tile => $"/api/tiles/{tile}/thumbnail.png"), "application/geo+json");
+    }
 
-        // Zero-shot land-use classes of a scene: its stored vectors against the [RET] vectors of one prompt per label.
-        // Bounded (web.Limits.Work): labels per request, tokens per prompt after the template, tokens in all; the prompts
-        // go through the model a few at a time and the work stops at the next pass when the client hangs up.
-        app.MapGet("/api/scenes/{id:long}/classes", async (long id, HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
+    /// <summary>
+    /// GET /api/heatmap: similarity heat map, every tile of the view (bbox) or of a scene scored against a text or a
+    /// stored tile; latest=true / as_of=DATE give one acquisition per place (the map page's heat map), never stacked
+    /// ones; cells=1 one colour per stored cell.
+    /// </summary>
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> HeatmapAsync(HttpRequest req, CatalogStore store, WebContext web,
+        CancellationToken ct)
+    {
+        var q = req.Query;
+        var query = HeatmapQuery.Parse(q["q"], q["tile"], q["bbox"], q["scene"], q["max"]);
+        var perPlace = SearchQuery.ParsePerPlace(q["latest"], q["as_of"]);
+        var cells = q["cells"].ToString() switch
         {
-            LandUseQuery query;
-            var q = req.Query;
-            try
-            {
-                query = LandUseQuery.Parse(id.ToString(System.Globalization.CultureInfo.InvariantCulture), q["labels"].FirstOrDefault(), null,
-                    q["template"].FirstOrDefault(), maxLabels: web.Limits.Work.MaxPrompts);
-            }
-            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            try
-            {
-                var map = await LandUseClassifier.RunAsync(store, query, prompts => web.WithServingModelAsync(models,
-                    (encoder, modelId) => Task.FromResult<(int, IReadOnlyList<float[]>)>((modelId, web.Limits.Work.EmbedTexts(encoder, prompts, ct, "label prompt"))), ct), ct);
-                return Results.Text(map.GeoJson(), "application/geo+json");
-            }
-            catch (SceneNotFoundException e) { return Results.NotFound(new { error = e.Message }); }
-            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-        });
+            "" or "0" or "false" => false,
+            "1" or "true" => true,
+            var other => throw new FormatException($"cells must be 1 or 0, got '{other}'."),
+        };
+        if (query.Scene is { } sceneId && await store.GetSceneAsync(sceneId, ct) is null) return ApiProblem.NotFound($"no scene {sceneId}");
+        int modelId;
+        float[] vector;
+        if (query.Tile is { } tileId)
+        {
+            if (await store.GetTileVectorAsync(tileId, ct) is not { } stored) return ApiProblem.NotFound($"no tile {tileId}");
+            (modelId, vector) = stored;
+        }
+        else (modelId, vector) = await web.Queries.EmbedAsync(query.Text!, ct);
+        var result = perPlace.Newest
+            ? await store.HeatmapNewestPerPlaceAsync(vector, query.Area, query.Scene, modelId, query.MaxTiles, perPlace.AcquiredBefore, ct)
+            : await store.HeatmapAsync(vector, query.Area, query.Scene, modelId, query.MaxTiles, ct);
+        if (result.MoreThan is { } n)
+            return ApiProblem.BadRequest($"the area holds more than {n} tiles: zoom in, ask for one scene, or raise max (at most {HeatmapQuery.Limit})");
+        if (!cells) return TypedResults.Text(HeatmapQuery.GeoJson(result, query.Text ?? $"tile {query.Tile}"), "application/geo+json");
+        // cells=1: one colour per cell, from the cells stored at ingest (--cells) by the query's model; tiles without them stay whole.
+        if (result.Tiles.Count > HeatmapQuery.MaxCellTiles)
+            return ApiProblem.BadRequest($"cells=1 draws at most {HeatmapQuery.MaxCellTiles} tiles, the area holds {result.Tiles.Count}: zoom in");
+        var storedCells = (await store.GetTileCellsAsync(result.Tiles.Select(t => t.TileId).ToList(), ct))
+            .Where(kv => kv.Value.ModelId == modelId).ToDictionary(kv => kv.Key, kv => kv.Value);
+        return TypedResults.Text(HeatmapQuery.GeoJson(result, query.Text ?? $"tile {query.Tile}", storedCells, vector), "application/geo+json");
+    }
+
+    /// <summary>
+    /// GET /api/scenes/{id}/classes: zero-shot land-use classes of a scene, its stored vectors against the [RET] vectors
+    /// of one prompt per label. Bounded (web.Limits.Work): labels per request, tokens per prompt after the template,
+    /// tokens in all; the prompts go through the model a few at a time and the work stops at the next pass when the
+    /// client hangs up.
+    /// </summary>
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> SceneClassesAsync(long id, HttpRequest req, CatalogStore store,
+        ModelCache models, WebContext web, CancellationToken ct)
+    {
+        var q = req.Query;
+        var query = LandUseQuery.Parse(id.ToString(System.Globalization.CultureInfo.InvariantCulture), q["labels"].FirstOrDefault(), null,
+            q["template"].FirstOrDefault(), maxLabels: web.Limits.Work.MaxPrompts);
+        try
+        {
+            var map = await LandUseClassifier.RunAsync(store, query, prompts => web.WithServingModelAsync(models,
+                model => Task.FromResult<(int, IReadOnlyList<float[]>)>((model.ModelId, web.Limits.Work.EmbedTexts(model.Encoder, prompts, ct, "label prompt"))), ct), ct);
+            return TypedResults.Text(map.GeoJson(), "application/geo+json");
+        }
+        catch (SceneNotFoundException e) { return ApiProblem.NotFound(e.Message); }
     }
 }

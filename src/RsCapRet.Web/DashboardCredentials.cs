@@ -7,8 +7,7 @@ public sealed record DashboardCredentials(string User, string Password)
     public const string PasswordVariable = "RSCAPRET_DASHBOARD_PASSWORD";
 
     public static DashboardCredentials? FromEnvironment() =>
-        Environment.GetEnvironmentVariable(UserVariable) is { Length: > 0 } u && Environment.GetEnvironmentVariable(PasswordVariable) is { Length: > 0 } p
-            ? new DashboardCredentials(u, p) : null;
+        WebOptions.FromEnvironment() is { DashboardUser: { } u, DashboardPassword: { } p } ? new DashboardCredentials(u, p) : null;
 
     public bool Accepts(string? authorization)
     {

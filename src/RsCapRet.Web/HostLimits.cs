@@ -1,5 +1,4 @@
-using System.Globalization;
-using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 
 namespace RsCapRet.Web;
 
@@ -26,15 +25,8 @@ public sealed record HostLimits
     /// <summary>RSCAPRET_MAX_LABELS, RSCAPRET_MAX_PROMPT_TOKENS, RSCAPRET_MAX_REQUEST_TOKENS, RSCAPRET_MODEL_QUEUE, RSCAPRET_MAX_UPLOAD_BANDS.</summary>
     public static HostLimits FromEnvironment()
     {
-        static int? Positive(string name) =>
-            int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : null;
-        var d = new HostLimits();
-        return d with
-        {
-            Work = ModelWorkLimits.FromEnvironment(),
-            ModelQueue = Positive(ModelQueueVariable) ?? d.ModelQueue,
-            MaxUploadBands = Positive(MaxUploadBandsVariable) ?? d.MaxUploadBands,
-        };
+        var web = WebOptions.FromEnvironment();
+        return new HostLimits { Work = ModelWorkLimits.FromEnvironment(), ModelQueue = web.ModelQueue, MaxUploadBands = web.MaxUploadBands };
     }
 }
 

@@ -9,7 +9,8 @@ using Npgsql;
 namespace RsCapRet.Web;
 
 /// <summary>
-/// Every error the web host answers is JSON ({"error": ...}), never an empty body or a stack trace: a database that
+/// Every error the web host answers is a JSON problem (<see cref="ApiProblem"/>: application/problem+json with title,
+/// status, detail and the message as "error" too), never an empty body or a stack trace: a database that
 /// cannot be reached is a 503 with a message; any other unhandled failure a 500 that names no internals; bodiless
 /// 4xx/5xx (unknown routes, wrong methods) get their status text. A GET that fails on a connection the database
 /// dropped (a restart leaves dead connections in the pool) is retried once on a fresh connection.
@@ -37,8 +38,8 @@ public static class JsonErrors
         {
             var target = ctx.Features.Get<IHttpRequestFeature>()?.RawTarget ?? ctx.Request.Path + ctx.Request.QueryString;
             if (target.Length <= MaxUrlLength) { await next(ctx); return; }
-            ctx.Response.StatusCode = StatusCodes.Status414UriTooLong;
-            await ctx.Response.WriteAsJsonAsync(new { error = $"the request URL is {target.Length} characters long; at most {MaxUrlLength} are accepted" });
+            await ApiProblem.WriteAsync(ctx, StatusCodes.Status414UriTooLong,
+                $"the request URL is {target.Length} characters long; at most {MaxUrlLength} are accepted");
         });
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
@@ -48,9 +49,8 @@ public static class JsonErrors
                 var (status, message) = IsDatabaseOutage(error)
                     ? (StatusCodes.Status503ServiceUnavailable, "the catalogue database is not reachable; try again shortly")
                     : (StatusCodes.Status500InternalServerError, "internal error (see the server log)");
-                ctx.Response.StatusCode = status;
                 if (status == StatusCodes.Status503ServiceUnavailable) ctx.Response.Headers.RetryAfter = "5";
-                await ctx.Response.WriteAsJsonAsync(new { error = message });
+                await ApiProblem.WriteAsync(ctx, status, message);
             },
         });
         app.Use(async (ctx, next) =>
@@ -67,7 +67,7 @@ public static class JsonErrors
         {
             var response = status.HttpContext.Response;
             if (response.ContentLength is > 0 || response.ContentType is not null) return;
-            await response.WriteAsJsonAsync(new { error = ReasonPhrase(response.StatusCode) });
+            await ApiProblem.WriteAsync(status.HttpContext, response.StatusCode, ReasonPhrase(response.StatusCode));
         });
         return app;
     }

@@ -1,8 +1,10 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using RsCapRet.Jobs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using RsCapRet.Inference;
 using RsCapRet.Model;
-using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Web;
@@ -32,9 +34,9 @@ public static class LocalizeEndpoints
     /// <summary>
     /// The search's rows with their hottest cells against the same query (the text's vector from the query batcher,
     /// or the source tile's stored vector): stored cells need no model; the others are re-read and encoded by the
-    /// serving model in one batch, in the model queue. Null and the error to answer when the model cannot do it.
+    /// serving model in one batch, in the model queue. Null and the problem to answer when the model cannot do it.
     /// </summary>
-    public static async Task<(RankedHits? Ranked, IResult? Error)> WithHotCellsAsync(HttpRequest req, CatalogStore store, ModelCache models, WebContext web,
+    public static async Task<(RankedHits? Ranked, ProblemHttpResult? Problem)> WithHotCellsAsync(HttpRequest req, CatalogStore store, ModelCache models, WebContext web,
         RankedHits ranked, CancellationToken ct)
     {
         if (ranked.Hits.Count == 0) return (ranked, null);
@@ -44,78 +46,73 @@ public static class LocalizeEndpoints
         if (!string.IsNullOrEmpty(req.Query["tile"]))
         {
             var id = SearchQuery.ParseTileId(req.Query["tile"]);
-            if (await store.GetTileVectorAsync(id, ct) is not { } source) return (null, Results.NotFound(new { error = $"no tile {id}" }));
+            if (await store.GetTileVectorAsync(id, ct) is not { } source) return (null, ApiProblem.NotFound($"no tile {id}"));
             (queryModel, vector, text) = (source.ModelId, source.Vector, $"tile {id}");
         }
-        else
-        {
-            try { (queryModel, vector) = await web.Queries.EmbedAsync(text, ct); }
-            catch (QueryQueueFullException e) { return (null, WebContext.Busy(e)); }
-            catch (ModelWorkLimitException e) { return (null, Results.BadRequest(new { error = e.Message })); }
-        }
+        else (queryModel, vector) = await web.Queries.EmbedAsync(text, ct);
         var outcome = await SearchLocalizer.LocalizeAsync(store, web.SceneFiles, ranked.Hits, text, vector, queryModel, null, ct);
         if (outcome.NeedsModel)
         {
             try
             {
-                outcome = await web.WithServingModelAsync(models, (encoder, servingId) => SearchLocalizer.LocalizeAsync(store, web.SceneFiles, ranked.Hits, text,
-                    vector, queryModel, new CellEncoder(servingId, encoder.InputSize, encoder.EncodeCells), ct), ct);
+                outcome = await web.WithServingModelAsync(models, model => SearchLocalizer.LocalizeAsync(store, web.SceneFiles, ranked.Hits, text,
+                    vector, queryModel, new CellEncoder(model.ModelId, model.Encoder.InputSize, model.Encoder.EncodeCells), ct), ct);
             }
-            catch (CellVectorsNotAvailableException e) { return (null, Results.Json(new { error = e.Message }, statusCode: StatusCodes.Status501NotImplemented)); }
+            catch (CellVectorsNotAvailableException e) { return (null, ApiProblem.Result(StatusCodes.Status501NotImplemented, e.Message)); }
         }
         return (ranked with { Localized = outcome }, null);
     }
 
-    public static void MapLocalizeEndpoints(this WebApplication app, WebContext web)
+    public static void MapLocalizeEndpoints(this IEndpointRouteBuilder endpoints)
     {
-        app.MapGet("/api/tiles/{id:long}/cells", async (long id, HttpRequest req, CatalogStore store, ModelCache models, CancellationToken ct) =>
+        endpoints.MapGet("/api/tiles/{id:long}/cells", CellsAsync);
+    }
+
+    /// <summary>GET /api/tiles/{id}/cells?q=TEXT or tile=ID: the tile's cells scored against the query (see the class).</summary>
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> CellsAsync(long id, HttpRequest req, CatalogStore store, ModelCache models,
+        WebContext web, CancellationToken ct)
+    {
+        string? text = req.Query["q"];
+        long? like = null;
+        var hasTile = !string.IsNullOrEmpty(req.Query["tile"]);
+        if (hasTile && text is not null) throw new FormatException("give either q (text) or tile (a tile id), not both.");
+        if (hasTile) like = SearchQuery.ParseTileId(req.Query["tile"]);
+        else if (text is null) throw new FormatException("give q (the text to look for) or tile (a tile id).");
+        else if (string.IsNullOrWhiteSpace(text)) throw new FormatException("The query text is empty.");
+        if (id <= 0) throw new FormatException($"tile id must be positive, got {id}.");
+        try
         {
-            string? text = req.Query["q"];
-            long? like = null;
-            try
+            var result = await web.WithServingModelAsync(models, async model =>
             {
-                var hasTile = !string.IsNullOrEmpty(req.Query["tile"]);
-                if (hasTile && text is not null) throw new FormatException("give either q (text) or tile (a tile id), not both.");
-                if (hasTile) like = SearchQuery.ParseTileId(req.Query["tile"]);
-                else if (text is null) throw new FormatException("give q (the text to look for) or tile (a tile id).");
-                else if (string.IsNullOrWhiteSpace(text)) throw new FormatException("The query text is empty.");
-                if (id <= 0) throw new FormatException($"tile id must be positive, got {id}.");
-            }
-            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            try
-            {
-                var result = await web.WithServingModelAsync(models, async (encoder, modelId) =>
+                var (encoder, modelId) = (model.Encoder, model.ModelId);
+                // Cells stored at ingest (--cells) need no imagery and no image pass.
+                var stored = like is { } likeId
+                    ? await TileLocalizer.FromStoredAsync(store, id, modelId, $"tile {likeId}",
+                        async () => await store.GetTileVectorAsync(likeId, ct) is { } v && v.ModelId == modelId ? v.Vector : null, ct)
+                    : await TileLocalizer.FromStoredAsync(store, id, modelId, text!.Trim(),
+                        () => Task.FromResult<float[]?>(web.Limits.Work.EmbedTexts(encoder, [text.Trim()], ct, "query text")[0]), ct);
+                if (stored is not null) return stored;
+                if (like is { } other)
                 {
-                    // Cells stored at ingest (--cells) need no imagery and no image pass.
-                    var stored = like is { } likeId
-                        ? await TileLocalizer.FromStoredAsync(store, id, modelId, $"tile {likeId}",
-                            async () => await store.GetTileVectorAsync(likeId, ct) is { } v && v.ModelId == modelId ? v.Vector : null, ct)
-                        : await TileLocalizer.FromStoredAsync(store, id, modelId, text!.Trim(),
-                            () => Task.FromResult<float[]?>(web.Limits.Work.EmbedTexts(encoder, [text.Trim()], ct, "query text")[0]), ct);
-                    if (stored is not null) return stored;
-                    if (like is { } other)
+                    var (_, tiler, otherImage) = await TileLocalizer.ReadAsync(store, web.SceneFiles, other, encoder.InputSize, ct);
+                    tiler.Dispose();
+                    return await TileLocalizer.LocalizeAsync(store, web.SceneFiles, id, encoder.InputSize, $"tile {other}", image =>
                     {
-                        var (_, tiler, otherImage) = await TileLocalizer.ReadAsync(store, web.SceneFiles, other, encoder.InputSize, ct);
-                        tiler.Dispose();
-                        return await TileLocalizer.LocalizeAsync(store, web.SceneFiles, id, encoder.InputSize, $"tile {other}", image =>
-                        {
-                            var both = encoder.EncodeCells([image, otherImage]);
-                            return (both[0], both[1].Tile);
-                        }, ct);
-                    }
-                    // Bounded like every text the host embeds (tokens per prompt, cancellation).
-                    var vector = web.Limits.Work.EmbedTexts(encoder, [text!.Trim()], ct, "query text")[0];
-                    return await TileLocalizer.LocalizeAsync(store, web.SceneFiles, id, encoder.InputSize, text.Trim(), image => (encoder.EncodeCells([image])[0], vector), ct);
-                }, ct);
-                return Results.Text(result.GeoJson(web.ScenePaths.Name(result.Tile.ScenePath)), "application/geo+json");
-            }
-            catch (TileNotFoundException e) { return Results.NotFound(new { error = e.Message }); }
-            catch (TileImageryUnavailableException e)
-            {
-                return Results.Json(new { error = $"{web.ScenePaths.Name(e.ScenePath)}: {web.ScenePaths.Redact(e.Problem, e.ScenePath)}" }, statusCode: StatusCodes.Status410Gone);
-            }
-            catch (CellVectorsNotAvailableException e) { return Results.Json(new { error = e.Message }, statusCode: StatusCodes.Status501NotImplemented); }
-            catch (ModelWorkLimitException e) { return Results.BadRequest(new { error = e.Message }); }
-        });
+                        var both = encoder.EncodeCells([image, otherImage]);
+                        return (both[0], both[1].Tile);
+                    }, ct);
+                }
+                // Bounded like every text the host embeds (tokens per prompt, cancellation): over the limit, a 400 (BadInputFilter).
+                var vector = web.Limits.Work.EmbedTexts(encoder, [text!.Trim()], ct, "query text")[0];
+                return await TileLocalizer.LocalizeAsync(store, web.SceneFiles, id, encoder.InputSize, text.Trim(), image => (encoder.EncodeCells([image])[0], vector), ct);
+            }, ct);
+            return TypedResults.Text(result.GeoJson(web.ScenePaths.Name(result.Tile.ScenePath)), "application/geo+json");
+        }
+        catch (TileNotFoundException e) { return ApiProblem.NotFound(e.Message); }
+        catch (TileImageryUnavailableException e)
+        {
+            return ApiProblem.Result(StatusCodes.Status410Gone, $"{web.ScenePaths.Name(e.ScenePath)}: {web.ScenePaths.Redact(e.Problem, e.ScenePath)}");
+        }
+        catch (CellVectorsNotAvailableException e) { return ApiProblem.Result(StatusCodes.Status501NotImplemented, e.Message); }
     }
 }

@@ -41,7 +41,7 @@ public static class MapPageAssets
 
     private static IResult Serve(string path)
     {
-        if (!Files.Value.TryGetValue(path, out var bytes)) return Results.NotFound(new { error = $"no file {path}" });
+        if (!Files.Value.TryGetValue(path, out var bytes)) return ApiProblem.NotFound($"no file {path}");
         if (!ContentTypes.TryGetContentType(path, out var type)) type = "application/octet-stream";
         if (type.StartsWith("text/", StringComparison.Ordinal) || type.EndsWith("javascript", StringComparison.Ordinal)) type += "; charset=utf-8";
         return Results.Bytes(bytes, type);

@@ -1,6 +1,6 @@
 using System.Threading.Channels;
-using RsCapRet.Jobs;
-using RsCapRet.Pipeline;
+using RsCapRet.Inference;
+using RsCapRet.Queries;
 
 namespace RsCapRet.Web;
 
@@ -13,7 +13,7 @@ public sealed record QueryVectorOptions
     /// How long the first query of a batch waits for others to join it — only while queries come together (the last
     /// pass held more than one), so a lone query waits for nothing. bench/http-load.sh at 8 connections, with two torch
     /// threads per pass: 2.8x the requests/s of one pass per query with a 3 ms window, 1.8x with none; at 1 connection
-    /// a window that always waited cost 2.6 ms of p50. With serve's one thread per pass the gain is 1.2-1.35x (README).
+    /// a window that always waited cost 2.6 ms of p50. With serve's one thread per pass the gain is 1.2-1.35x (docs/benchmarks.md).
     /// </summary>
     public TimeSpan Window { get; init; } = TimeSpan.FromMilliseconds(3);
     /// <summary>Queries waiting at most; beyond it a request is refused with 503 and Retry-After.</summary>
@@ -26,18 +26,20 @@ public sealed record QueryVectorOptions
     /// <summary>RSCAPRET_QUERY_BATCH, RSCAPRET_QUERY_BATCH_WINDOW_MS, RSCAPRET_QUERY_QUEUE, RSCAPRET_QUERY_CACHE (defaults above).</summary>
     public static QueryVectorOptions FromEnvironment()
     {
-        static int? Int(string name) => int.TryParse(Environment.GetEnvironmentVariable(name), out var v) && v >= 0 ? v : null;
-        var d = new QueryVectorOptions();
+        var web = WebOptions.FromEnvironment();
         return new QueryVectorOptions
         {
-            MaxBatch = Math.Max(1, Int("RSCAPRET_QUERY_BATCH") ?? d.MaxBatch),
-            Window = Int("RSCAPRET_QUERY_BATCH_WINDOW_MS") is { } ms ? TimeSpan.FromMilliseconds(ms) : d.Window,
-            QueueCapacity = Math.Max(1, Int("RSCAPRET_QUERY_QUEUE") ?? d.QueueCapacity),
-            CacheEntries = Int("RSCAPRET_QUERY_CACHE") ?? d.CacheEntries,
+            MaxBatch = Math.Max(1, web.QueryBatch),
+            Window = TimeSpan.FromMilliseconds(web.QueryBatchWindowMs),
+            QueueCapacity = Math.Max(1, web.QueryQueue),
+            CacheEntries = web.QueryCache,
             Limits = ModelWorkLimits.FromEnvironment(),
         };
     }
 }
+
+/// <summary>A query text's vector, the catalogue id of the model that made it and that model's folder.</summary>
+public sealed record QueryVector(int ModelId, float[] Vector, string Directory);
 
 /// <summary>The queue of text queries is full: the caller should retry after <see cref="RetryAfterSeconds"/>.</summary>
 public sealed class QueryQueueFullException(int retryAfterSeconds)
@@ -76,6 +78,15 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
     public long Embedded => Interlocked.Read(ref _embedded);
     private long _batches, _embedded;
 
+    /// <summary>Queries waiting in the queue, not yet taken by the batching loop (for tests).</summary>
+    public int Queued => _queue.Reader.Count;
+
+    /// <summary>The host's batcher: the folder and the model id from <paramref name="serving"/>, as every other use of the model.</summary>
+    public QueryVectorBatcher(ModelCache models, ServingModel serving, QueryVectorOptions options)
+        : this(models, serving.DirectoryAsync, encoder => serving.ModelIdAsync(encoder), options)
+    {
+    }
+
     /// <param name="modelId">the catalogue id of the serving model (registered once)</param>
     public QueryVectorBatcher(ModelCache models, string modelDirectory, Func<RsCapRetTileEncoder, Task<int>> modelId, QueryVectorOptions options)
         : this(models, _ => ValueTask.FromResult(modelDirectory), modelId, options)
@@ -97,6 +108,13 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
 
     public async Task<(int ModelId, float[] Vector)> EmbedAsync(string text, CancellationToken ct)
     {
+        var embedded = await EmbedWithModelAsync(text, ct);
+        return (embedded.ModelId, embedded.Vector);
+    }
+
+    /// <summary>The text's vector with the model that made it: its catalogue id and its folder (for its relevance.json).</summary>
+    public async Task<QueryVector> EmbedWithModelAsync(string text, CancellationToken ct)
+    {
         text = text.Trim();
         if (text.Length == 0) throw new ArgumentException("The query text is empty.");
         var directory = await _modelDirectory(ct);
@@ -106,11 +124,12 @@ public sealed class QueryVectorBatcher : IAsyncDisposable
                 {
                     _recent.Remove(node);
                     _recent.AddFirst(node);
-                    return (node.Value.ModelId, node.Value.Vector);
+                    return new QueryVector(node.Value.ModelId, node.Value.Vector, directory);
                 }
         var pending = new Pending(directory, text, new TaskCompletionSource<(int, float[])>(TaskCreationOptions.RunContinuationsAsynchronously), ct);
         if (!_queue.Writer.TryWrite(pending)) throw new QueryQueueFullException(1);
-        return await pending.Done.Task.WaitAsync(ct);
+        var (modelId, vector) = await pending.Done.Task.WaitAsync(ct);
+        return new QueryVector(modelId, vector, directory);
     }
 
     private async Task LoopAsync()

@@ -15,6 +15,8 @@ namespace RsCapRet.Web;
 public static class RequestLogging
 {
     public const string Category = "RsCapRet.Web.Requests";
+    public const string ModeVariable = "RSCAPRET_REQUEST_LOG";
+    public const string SummaryVariable = "RSCAPRET_REQUEST_SUMMARY_SECONDS";
 
     /// <summary>ASP.NET Core's categories that write a line (or two) per request at information.</summary>
     public static readonly IReadOnlyList<string> PerRequestCategories =
@@ -25,21 +27,21 @@ public static class RequestLogging
 
     public static void Configure(ILoggingBuilder logging, string? setting)
     {
-        var mode = string.IsNullOrWhiteSpace(setting) ? "summary" : setting.Trim().ToLowerInvariant();
-        if (mode is not ("summary" or "debug" or "info"))
-            throw new ArgumentException($"RSCAPRET_REQUEST_LOG must be summary, debug or info, got '{setting}'");
+        var mode = ParseMode(setting) ?? throw new ArgumentException($"{ModeVariable}: must be summary, debug or info, got '{setting}'");
         if (mode != "info")
             foreach (var category in PerRequestCategories) logging.AddFilter(category, LogLevel.Warning);
         if (mode is "debug" or "info") logging.AddFilter(Category, LogLevel.Debug);
     }
 
-    public static TimeSpan? SummaryInterval()
+    /// <summary>summary, debug or info (blank: summary); null for anything else.</summary>
+    public static string? ParseMode(string? setting)
     {
-        var value = Environment.GetEnvironmentVariable("RSCAPRET_REQUEST_SUMMARY_SECONDS");
-        if (string.IsNullOrWhiteSpace(value)) return TimeSpan.FromSeconds(600);
-        return int.TryParse(value, out var s) && s >= 0 ? (s == 0 ? null : TimeSpan.FromSeconds(s))
-            : throw new ArgumentException($"RSCAPRET_REQUEST_SUMMARY_SECONDS must be a whole number of seconds, got '{value}'");
+        var mode = string.IsNullOrWhiteSpace(setting) ? "summary" : setting.Trim().ToLowerInvariant();
+        return mode is "summary" or "debug" or "info" ? mode : null;
     }
+
+    /// <summary>Every <paramref name="seconds"/> (<see cref="WebOptions.RequestSummarySeconds"/>); null: no summary.</summary>
+    public static TimeSpan? SummaryInterval(int seconds) => seconds == 0 ? null : TimeSpan.FromSeconds(seconds);
 
     /// <summary>Counts requests (and logs each at debug); a timer writes the summary.</summary>
     public static void UseRequestLogging(this WebApplication app, TimeSpan? summaryEvery)
@@ -61,7 +63,7 @@ public static class RequestLogging
         if (summaryEvery is not { } every) return;
         var timer = new Timer(_ =>
         {
-            if (counts.Take() is { Total: > 0 } c)
+            if (counts.Take() is { Total: > 0 } c && log.IsEnabled(LogLevel.Information))
                 log.LogInformation("{Total} requests in the last {Seconds:F0} s ({Client} 4xx, {Server} 5xx)", c.Total, every.TotalSeconds, c.Client, c.Server);
         }, null, every, every);
         app.Lifetime.ApplicationStopping.Register(() => timer.Dispose());

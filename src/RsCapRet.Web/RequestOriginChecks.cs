@@ -21,7 +21,7 @@ public static class RequestOriginChecks
     /// </summary>
     public static IReadOnlySet<string>? AllowedHostsFromEnvironment(bool authenticated)
     {
-        var configured = Environment.GetEnvironmentVariable(AllowedHostsVariable)?
+        var configured = WebOptions.FromEnvironment().AllowedHosts?
             .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
         if (configured.Contains("*") || (authenticated && configured.Length == 0)) return null;
         return new HashSet<string>(LoopbackNames.Concat(configured), StringComparer.OrdinalIgnoreCase);
@@ -64,7 +64,6 @@ public static class RequestOriginChecks
 
     private static Task Refuse(HttpContext ctx, int status, string message)
     {
-        ctx.Response.StatusCode = status;
-        return ctx.Response.WriteAsJsonAsync(new { error = message });
+        return ApiProblem.WriteAsync(ctx, status, message);
     }
 }

@@ -2,9 +2,12 @@ using Hangfire;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection;
-using RsCapRet.Jobs;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using RsCapRet.Inference;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Web;
@@ -13,7 +16,8 @@ namespace RsCapRet.Web;
 /// The HTTP host of `rscapret serve`: the map page at /, the Hangfire dashboard (local requests only unless basic-auth
 /// credentials are set), and the endpoint groups — search (<see cref="SearchEndpoints"/>), views of the catalogue
 /// (<see cref="AnalysisEndpoints"/>: changes, heat map, land use) and imagery (<see cref="ImageryEndpoints"/>: map
-/// tiles, thumbnails). Errors are 4xx JSON (<see cref="JsonErrors"/>); requests from other origins and hosts are
+/// tiles, thumbnails). Errors are 4xx problem details with an "error" member (<see cref="ApiProblem"/>,
+/// <see cref="JsonErrors"/>; bad parameters: <see cref="BadInputFilter"/>); requests from other origins and hosts are
 /// refused (<see cref="RequestOriginChecks"/>).
 /// </summary>
 public static class RsCapRetWebHost
@@ -26,8 +30,10 @@ public static class RsCapRetWebHost
     /// Searches use <paramref name="modelDirectory"/>; with <paramref name="followActivatedModel"/> (serve without --model
     /// or RSCAPRET_MODEL) they use the activated model instead when one is (`rscapret models activate`), following a new
     /// activation within <see cref="ServingModel.Refresh"/>, and <paramref name="modelDirectory"/> only while none is.
+    /// <paramref name="jobs"/> registers Hangfire for the dashboard and enqueueing, and a worker when the host runs one
+    /// (RsCapRet.Cli.WebHostJobs: Dashboard, DashboardAndWorker), with the host's configuration and <paramref name="connectionString"/>.
     /// </summary>
-    public static WebApplication Build(string connectionString, string urls, string modelDirectory, bool withWorker,
+    public static WebApplication Build(string connectionString, string urls, string modelDirectory, Action<IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration, string> jobs,
         DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null, TileDiskCache? tileCache = null,
         string? readConnectionString = null, bool followActivatedModel = false, TimeSpan? modelRefresh = null, HostLimits? limits = null,
         TrustedProxies? trustedProxies = null)
@@ -37,21 +43,38 @@ public static class RsCapRetWebHost
         readConnectionString ??= RsCapRetDatabase.ResolveReadConnectionString();
         scenePaths ??= ScenePathDisplay.FromEnvironment();
         var builder = WebApplication.CreateSlimBuilder();
+        // Every options class the host reads, bound from its configuration and checked before it starts (one message per bad value).
+        foreach (var add in SettingsRegistration.HostSettings) add(builder.Services, builder.Configuration);
+        var settings = Core.Configuration.EnvironmentSettings.Load<WebOptions>(builder.Configuration);
         // No line per request at information: a summary, and each request at debug (RequestLogging).
-        RequestLogging.Configure(builder.Logging, Environment.GetEnvironmentVariable("RSCAPRET_REQUEST_LOG"));
+        RequestLogging.Configure(builder.Logging, settings.RequestLog);
         builder.WebHost.UseUrls(urls);
         builder.WebHost.ConfigureKestrel(JsonErrors.ConfigureKestrel);   // over-long URLs reach UseJsonErrors
-        builder.Services.AddRsCapRetJobs(connectionString);
+        // Hangfire (the dashboard's storage, the job client, a worker when asked) as the caller registers it (RsCapRet.Cli.WebHostJobs).
+        jobs(builder.Services, builder.Configuration, connectionString);
+        builder.Services.TryAddSingleton(_ => RsCapRetDatabase.CreateDataSource(connectionString));
+        builder.Services.TryAddSingleton<ModelCache>();
         // Hangfire's dashboard validates an anti-forgery token on its POST actions when this service is registered.
         builder.Services.AddAntiforgery();
-        if (withWorker) builder.Services.AddRsCapRetWorker(JobQueues.All, 1);
         var reads = readConnectionString is null ? null : RsCapRetDatabase.CreateDataSource(readConnectionString);
         builder.Services.AddSingleton(sp => new CatalogStore(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), reads));
+        // The serving model: this folder, or the activated model's when following (re-read every couple of seconds);
+        // the one service every endpoint asks for the model and its catalogue id (ServingModel.UseAsync, the batcher).
+        builder.Services.AddSingleton(sp => new ServingModel(sp.GetRequiredService<CatalogStore>(), modelDirectory, followActivatedModel, modelRefresh,
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("RsCapRet.Web.ServingModel")));
+        // Text queries: concurrent requests share forward passes, repeated texts hit a cache (QueryVectorBatcher).
+        builder.Services.AddSingleton(sp => new WebContext(sp.GetRequiredService<ServingModel>(), scenePaths,
+            new QueryVectorBatcher(sp.GetRequiredService<ModelCache>(), sp.GetRequiredService<ServingModel>(),
+                QueryVectorOptions.FromEnvironment() with { Limits = limits.Work }), limits));
+        // Rendered map tiles: the scene endpoints' deletions and the imagery endpoints share this cache.
+        tileCache ??= TileDiskCache.FromEnvironment();
+        builder.Services.AddSingleton(tileCache);
+        builder.Services.AddSingleton(sp => new MapTileService(tileCache, sp.GetRequiredService<WebContext>().SceneFiles));
         var app = builder.Build();
         if (reads is not null) app.Lifetime.ApplicationStopped.Register(reads.Dispose);
         // Behind configured reverse proxies only: the client's address from X-Forwarded-For (the password brake's key).
         trustedProxies?.Apply(app);
-        app.UseRequestLogging(RequestLogging.SummaryInterval());
+        app.UseRequestLogging(RequestLogging.SummaryInterval(settings.RequestSummarySeconds));
         app.UseSecurityHeaders();   // CSP, nosniff, no framing, no referrer: on every response, errors included
         app.UseJsonErrors();
         // The activated model's folder is not on this machine: 503 naming the model (not a 500). The model's queue is
@@ -61,13 +84,12 @@ public static class RsCapRetWebHost
             try { await next(ctx); }
             catch (Exception e) when (NotAvailable(e) is { } missing && !ctx.Response.HasStarted)
             {
-                ctx.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
                 ctx.Response.Headers.RetryAfter = "30";
-                await ctx.Response.WriteAsJsonAsync(new { error = missing.Message });
+                await ApiProblem.WriteAsync(ctx, StatusCodes.Status503ServiceUnavailable, missing.Message);
             }
             catch (QueryQueueFullException busy) when (!ctx.Response.HasStarted)
             {
-                await WebContext.Busy(busy).ExecuteAsync(ctx);
+                await WebContext.WriteBusyAsync(ctx, busy);
             }
             catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested) { }
         });
@@ -83,9 +105,9 @@ public static class RsCapRetWebHost
                 var client = ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown";
                 if (throttle.Blocked(client) is { } left)
                 {
-                    ctx.Response.StatusCode = StatusCodes.Status429TooManyRequests;
                     ctx.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(left.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    await ctx.Response.WriteAsJsonAsync(new { error = $"too many wrong passwords from this client; retry in {Math.Ceiling(left.TotalSeconds):0} s" });
+                    await ApiProblem.WriteAsync(ctx, StatusCodes.Status429TooManyRequests,
+                        $"too many wrong passwords from this client; retry in {Math.Ceiling(left.TotalSeconds):0} s");
                     return;
                 }
                 string? authorization = ctx.Request.Headers.Authorization;
@@ -98,27 +120,23 @@ public static class RsCapRetWebHost
         }
         app.MapMapPage(); // GET /: the search page (links to /hangfire)
 
-        // Text queries: concurrent requests share forward passes, repeated texts hit a cache (QueryVectorBatcher).
-        // The serving model: this folder, or the activated model's when following (re-read every couple of seconds).
-        var serving = new ServingModel(app.Services.GetRequiredService<CatalogStore>(), modelDirectory, followActivatedModel, modelRefresh,
-            app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("RsCapRet.Web.ServingModel"));
-        var queries = new QueryVectorBatcher(app.Services.GetRequiredService<ModelCache>(), serving.DirectoryAsync,
-            encoder => serving.ModelIdAsync(encoder), QueryVectorOptions.FromEnvironment() with { Limits = limits.Work });
-        app.Lifetime.ApplicationStopping.Register(() => queries.DisposeAsync().AsTask().GetAwaiter().GetResult());
-        var web = new WebContext(serving, scenePaths, queries, limits);
-        ((IApplicationBuilder)app).Properties[WebContextKey] = web;
-        app.MapSearchEndpoints(web);
-        app.MapAnalysisEndpoints(web);
-        app.MapSceneEndpoints(web, tileCache ??= TileDiskCache.FromEnvironment());   // the imagery endpoints below share this cache
-        app.MapImageryEndpoints(web, tileCache ?? TileDiskCache.FromEnvironment());
-        app.MapLocalizeEndpoints(web);   // where in a tile: /api/tiles/{id}/cells
+        // The host stops what it started: the query loop (its waiting queries are cancelled) and the open scene files.
+        var web = app.Services.GetRequiredService<WebContext>();
+        app.Lifetime.ApplicationStopping.Register(() => web.Queries.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        app.Lifetime.ApplicationStopped.Register(app.Services.GetRequiredService<MapTileService>().Dispose);
+        // Bad parameters are 400 problems on every endpoint group (BadInputFilter): the handlers parse without try/catch.
+        var endpoints = app.MapGroup("/").AddEndpointFilter<BadInputFilter>();
+        endpoints.MapSearchEndpoints();
+        endpoints.MapAnalysisEndpoints();
+        endpoints.MapSceneEndpoints();
+        endpoints.MapImageryEndpoints();
+        endpoints.MapLocalizeEndpoints();   // where in a tile: /api/tiles/{id}/cells
+        endpoints.MapChatEndpoints();       // the map page's dialogue: POST /api/chat (issue 34)
         return app;
     }
 
-    private const string WebContextKey = "rscapret.web";
-
     /// <summary>What the endpoint groups of a host built here share (its model queue, limits...), for tests and tools.</summary>
-    public static WebContext ContextOf(WebApplication app) => (WebContext)((IApplicationBuilder)app).Properties[WebContextKey]!;
+    public static WebContext ContextOf(WebApplication app) => app.Services.GetRequiredService<WebContext>();
 
     private static ModelNotAvailableException? NotAvailable(Exception? e) => e switch
     {
@@ -145,18 +163,10 @@ public sealed class WebContext(ServingModel serving, ScenePathDisplay scenePaths
     public RegisteredSceneFiles SceneFiles { get; } = new();
 
     /// <summary>503 with Retry-After: the query queue is full (back-pressure, not an error of the request).</summary>
-    public static IResult Busy(QueryQueueFullException e)
+    public static Task WriteBusyAsync(HttpContext http, QueryQueueFullException e)
     {
-        return new BusyResult(e);
-    }
-
-    private sealed class BusyResult(QueryQueueFullException e) : IResult
-    {
-        public Task ExecuteAsync(HttpContext http)
-        {
-            http.Response.Headers.RetryAfter = e.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return Results.Json(new { error = e.Message }, statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(http);
-        }
+        http.Response.Headers.RetryAfter = e.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return ApiProblem.WriteAsync(http, StatusCodes.Status503ServiceUnavailable, e.Message);
     }
 
     /// <summary>
@@ -165,29 +175,24 @@ public sealed class WebContext(ServingModel serving, ScenePathDisplay scenePaths
     /// Each such request takes a place in <see cref="ModelWork"/> (503 when it is full) and waits for the model with
     /// <paramref name="ct"/>: a client that hangs up while it waits never gets the model.
     /// </summary>
-    public Task<T> WithServingModelAsync<T>(ModelCache models, Func<RsCapRetTileEncoder, int, Task<T>> work, CancellationToken ct) =>
-        ModelWork.RunAsync(async started =>
+    public Task<T> WithServingModelAsync<T>(ModelCache models, Func<ServedModel, Task<T>> work, CancellationToken ct) =>
+        ModelWork.RunAsync(started => serving.UseAsync(models, model =>
         {
-            var directory = await serving.DirectoryAsync(ct);
-            return await models.WithModelAsync(directory, async encoder =>
-            {
-                ct.ThrowIfCancellationRequested();
-                started();
-                return await work(encoder, await serving.ModelIdAsync(encoder, ct));
-            }, ct);
-        });
+            started();
+            return work(model);
+        }, ct));
 
     /// <summary>The query vector comes from the serving model (text or image), and only that model's tiles are searched.</summary>
     public Task<IReadOnlyList<TileHit>> SearchWithModelAsync(CatalogStore store, ModelCache models, Func<RsCapRetTileEncoder, float[]> vectorOf,
         SearchQuery query, CancellationToken ct) =>
-        WithServingModelAsync(models, (encoder, modelId) => store.SearchAsync(vectorOf(encoder), query.K, query.Offset, query.Filter with { ModelId = modelId }, ct), ct);
+        WithServingModelAsync(models, model => store.SearchAsync(vectorOf(model.Encoder), query.K, query.Offset, query.Filter with { ModelId = model.ModelId }, ct), ct);
 
-    public IResult GeoJsonResult(IReadOnlyList<TileHit> hits) =>
-        Results.Text(SearchOutput.GeoJson(Shown(hits), h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+    public ContentHttpResult GeoJsonResult(IReadOnlyList<TileHit> hits) =>
+        TypedResults.Text(SearchOutput.GeoJson(Shown(hits), h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
 
     /// <summary>Search results with relevance (issue 29): see <see cref="SearchOutput.GeoJson(RankedHits, Func{TileHit, string}?)"/>.</summary>
-    public IResult GeoJsonResult(RankedHits ranked) =>
-        Results.Text(SearchOutput.GeoJson(ranked with { Hits = Shown(ranked.Hits) }, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
+    public ContentHttpResult GeoJsonResult(RankedHits ranked) =>
+        TypedResults.Text(SearchOutput.GeoJson(ranked with { Hits = Shown(ranked.Hits) }, h => $"/api/tiles/{h.TileId}/thumbnail.png"), "application/geo+json");
 
     public IReadOnlyList<TileHit> Shown(IReadOnlyList<TileHit> hits) => hits.Select(h => h with { ScenePath = scenePaths.Name(h.ScenePath) }).ToList();
 }

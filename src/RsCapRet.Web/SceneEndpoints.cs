@@ -4,7 +4,10 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Web;
@@ -22,51 +25,56 @@ public static class SceneEndpoints
     public const int DefaultLimit = 100;
     public const int MaxLimit = 1000;
 
-    public static void MapSceneEndpoints(this WebApplication app, WebContext web, TileDiskCache tileCache)
+    public static void MapSceneEndpoints(this IEndpointRouteBuilder endpoints)
     {
-        // ?limit=&offset=&status=&bbox=&after=&before=&all= (bbox/after/before as for /api/search).
-        app.MapGet("/api/scenes", async (HttpRequest req, CatalogStore store, CancellationToken ct) =>
-        {
-            SceneListQuery query;
-            try { query = ParseList(req.Query); }
-            catch (FormatException e) { return Results.BadRequest(new { error = e.Message }); }
-            var (rows, total) = await store.ListScenesAsync(query, ct);
-            return Json(new JsonObject
-            {
-                ["scenes"] = new JsonArray(rows.Select(r => (JsonNode?)Shown(web, r, withPlan: false)).ToArray()),
-                ["total"] = total,
-                ["limit"] = query.Limit,
-                ["offset"] = query.Offset,
-            });
-        });
-
+        endpoints.MapGet("/api/scenes", ListAsync);
         // {id} is matched as text so that a malformed id is a 400 that says so, not a bare 404; /api/scenes/{id}/classes
         // (AnalysisEndpoints) has one segment more and never meets these routes.
-        app.MapGet("/api/scenes/{id}", async (string id, CatalogStore store, CancellationToken ct) =>
-        {
-            if (SceneManagement.IdOf(id) is not { } sceneId) return BadId(id);
-            var rows = await SceneManagement.FindAsync(store, sceneId.ToString(CultureInfo.InvariantCulture), ct);
-            if (rows.Count == 0) return NoScene(sceneId);
-            return Json(new JsonObject
-            {
-                ["id"] = sceneId,
-                ["scenes"] = new JsonArray(rows.Select(r => (JsonNode?)Shown(web, r, withPlan: true)).ToArray()),
-            });
-        });
+        endpoints.MapGet("/api/scenes/{id}", ShowAsync);
+        endpoints.MapDelete("/api/scenes/{id}", DeleteAsync);
+    }
 
-        app.MapDelete("/api/scenes/{id}", async (string id, CatalogStore store, CancellationToken ct) =>
+    /// <summary>GET /api/scenes?limit=&amp;offset=&amp;status=&amp;bbox=&amp;after=&amp;before=&amp;all= (bbox/after/before as for /api/search).</summary>
+    private static async Task<ContentHttpResult> ListAsync(HttpRequest req, CatalogStore store, WebContext web, CancellationToken ct)
+    {
+        var query = ParseList(req.Query);
+        var (rows, total) = await store.ListScenesAsync(query, ct);
+        return Json(new JsonObject
         {
-            if (SceneManagement.IdOf(id) is not { } sceneId) return BadId(id);
-            var (deleted, cached) = await SceneManagement.DeleteAsync(store, sceneId.ToString(CultureInfo.InvariantCulture), tileCache, ct);
-            if (deleted.Paths.Count == 0 && deleted.SceneIds.Count == 0) return NoScene(sceneId);
-            return Json(new JsonObject
-            {
-                ["id"] = sceneId,
-                ["paths"] = new JsonArray(deleted.Paths.Select(p => (JsonNode?)web.ScenePaths.Name(p)).ToArray()),
-                ["scene_ids"] = new JsonArray(deleted.SceneIds.Select(s => (JsonNode?)s).ToArray()),
-                ["tiles"] = deleted.Tiles,
-                ["cached_map_tiles"] = cached,
-            });
+            ["scenes"] = new JsonArray(rows.Select(r => (JsonNode?)Shown(web, r, withPlan: false)).ToArray()),
+            ["total"] = total,
+            ["limit"] = query.Limit,
+            ["offset"] = query.Offset,
+        });
+    }
+
+    /// <summary>GET /api/scenes/{id}: the rows of one version id, with its ingest plan.</summary>
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ShowAsync(string id, CatalogStore store, WebContext web, CancellationToken ct)
+    {
+        if (SceneManagement.IdOf(id) is not { } sceneId) return BadId(id);
+        var rows = await SceneManagement.FindAsync(store, sceneId.ToString(CultureInfo.InvariantCulture), ct);
+        if (rows.Count == 0) return NoScene(sceneId);
+        return Json(new JsonObject
+        {
+            ["id"] = sceneId,
+            ["scenes"] = new JsonArray(rows.Select(r => (JsonNode?)Shown(web, r, withPlan: true)).ToArray()),
+        });
+    }
+
+    /// <summary>DELETE /api/scenes/{id}: the version, the paths showing it, its tiles and the cached map tiles that drew it.</summary>
+    private static async Task<Results<ContentHttpResult, ProblemHttpResult>> DeleteAsync(string id, CatalogStore store, WebContext web,
+        TileDiskCache tileCache, CancellationToken ct)
+    {
+        if (SceneManagement.IdOf(id) is not { } sceneId) return BadId(id);
+        var (deleted, cached) = await SceneManagement.DeleteAsync(store, sceneId.ToString(CultureInfo.InvariantCulture), tileCache, ct);
+        if (deleted.Paths.Count == 0 && deleted.SceneIds.Count == 0) return NoScene(sceneId);
+        return Json(new JsonObject
+        {
+            ["id"] = sceneId,
+            ["paths"] = new JsonArray(deleted.Paths.Select(p => (JsonNode?)web.ScenePaths.Name(p)).ToArray()),
+            ["scene_ids"] = new JsonArray(deleted.SceneIds.Select(s => (JsonNode?)s).ToArray()),
+            ["tiles"] = deleted.Tiles,
+            ["cached_map_tiles"] = cached,
         });
     }
 
@@ -109,9 +117,9 @@ public static class SceneEndpoints
                 : $"{name} must be a whole number between {min} and {max}, got '{Shorten(text)}'.");
     }
 
-    private static IResult BadId(string id) => Results.BadRequest(new { error = $"id must be a positive scene id, got '{Shorten(id)}'." });
+    private static ProblemHttpResult BadId(string id) => ApiProblem.BadRequest($"id must be a positive scene id, got '{Shorten(id)}'.");
 
-    private static IResult NoScene(long id) => Results.NotFound(new { error = $"no scene {id} in the catalogue" });
+    private static ProblemHttpResult NoScene(long id) => ApiProblem.NotFound($"no scene {id} in the catalogue");
 
     /// <summary>An absolute path in a message: from a '/' that does not continue a word, URL or relative path, to a space or delimiter.</summary>
     private static readonly Regex AbsolutePath = new(@"(?<![\w.~:/-])/[^\s()'""\[\],;:]+", RegexOptions.CultureInvariant);
@@ -123,7 +131,7 @@ public static class SceneEndpoints
     private static string Shorten(string s) => s.Length <= 64 ? s : s[..63] + "…";
 
     // The default encoder escapes <, >, & and quotes as \uXXXX: nothing in the answer is markup even to a careless reader.
-    private static IResult Json(JsonObject body) => Results.Text(body.ToJsonString(), "application/json");
+    private static ContentHttpResult Json(JsonObject body) => TypedResults.Text(body.ToJsonString(), "application/json");
 
     /// <summary>
     /// A row as <see cref="SceneJson.ToJson"/> writes it, with the path as the host shows paths and the messages that

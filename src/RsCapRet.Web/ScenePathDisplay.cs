@@ -13,7 +13,7 @@ public sealed class ScenePathDisplay
     public ScenePathDisplay(string? archiveRoot) =>
         _root = string.IsNullOrWhiteSpace(archiveRoot) ? null : Path.TrimEndingDirectorySeparator(Path.GetFullPath(archiveRoot));
 
-    public static ScenePathDisplay FromEnvironment() => new(Environment.GetEnvironmentVariable(RootVariable));
+    public static ScenePathDisplay FromEnvironment() => new(WebOptions.FromEnvironment().ArchiveRoot);
 
     /// <summary>The scene's path below the archive root ("2020/scene.tif"), or its file name when it is not below it.</summary>
     public string Name(string path)

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using RsCapRet.Inference;
 using RsCapRet.Model;
-using RsCapRet.Pipeline;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Web;
@@ -13,12 +13,17 @@ namespace RsCapRet.Web;
 /// </summary>
 public sealed class ModelNotAvailableException(string message) : Exception(message);
 
+/// <summary>One model as <see cref="ServingModel.UseAsync{T}"/> hands it out: encoder, catalogue id and folder, taken together.</summary>
+public sealed record ServedModel(RsCapRetTileEncoder Encoder, int ModelId, string Directory);
+
 /// <summary>
 /// Which model folder the host embeds queries with. Pinned (serve --model, RSCAPRET_MODEL, or a caller that names its
 /// folder): always that one. Following: the activated model's recorded folder, else the fallback (models/default),
 /// re-read from the catalogue at most every <see cref="Refresh"/> — one small query per interval, shared by every
 /// request — so `models activate` reaches a running host without a restart. Whoever embeds a query takes the folder
 /// once and gets the vector and the model id from that one folder's model, so a switch never mixes the two.
+/// The one place the host learns which model serves and its catalogue id: model work goes through
+/// <see cref="UseAsync{T}"/>, text queries through the <see cref="QueryVectorBatcher"/> built on it.
 /// </summary>
 public sealed class ServingModel
 {
@@ -58,6 +63,22 @@ public sealed class ServingModel
         return choice.Directory ?? throw choice.Error!;
     }
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the model serving now: the folder is taken once, and the encoder loaded from it,
+    /// its catalogue id and the folder itself (its relevance.json) reach the work together, so whatever the work makes
+    /// and filters by belongs to one model even while an activation switches the host. The model is waited for with
+    /// <paramref name="ct"/>: a caller that has gone never gets it.
+    /// </summary>
+    public async Task<T> UseAsync<T>(ModelCache models, Func<ServedModel, Task<T>> work, CancellationToken ct)
+    {
+        var directory = await DirectoryAsync(ct);
+        return await models.WithModelAsync(directory, async encoder =>
+        {
+            ct.ThrowIfCancellationRequested();
+            return await work(new ServedModel(encoder, await ModelIdAsync(encoder, ct), directory));
+        }, ct);
+    }
+
     /// <summary>The catalogue id of a loaded model (registered once per identity and process).</summary>
     public async Task<int> ModelIdAsync(RsCapRetTileEncoder encoder, CancellationToken ct = default)
     {
@@ -94,8 +115,8 @@ public sealed class ServingModel
         }
         var previous = _choice;
         _choice = next;
-        if (previous is not null && previous.Directory != next.Directory && next.Directory is not null)
-            _log?.LogInformation("searches now use the model in {Directory}", next.Directory);
+        if (previous is not null && previous.Directory != next.Directory && next.Directory is not null && _log?.IsEnabled(LogLevel.Information) == true)
+            _log.LogInformation("searches now use the model in {Directory}", next.Directory);
         return next;
     }
 

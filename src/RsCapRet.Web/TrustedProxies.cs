@@ -16,7 +16,7 @@ public sealed record TrustedProxies(IReadOnlyList<IPAddress> Addresses, IReadOnl
 {
     public const string Variable = "RSCAPRET_TRUSTED_PROXIES";
 
-    public static TrustedProxies? FromEnvironment() => Parse(Environment.GetEnvironmentVariable(Variable));
+    public static TrustedProxies? FromEnvironment() => Parse(WebOptions.FromEnvironment().TrustedProxies);
 
     /// <summary>Null for an empty or unset value; a <see cref="FormatException"/> naming the variable for a bad entry.</summary>
     public static TrustedProxies? Parse(string? text)

@@ -1,5 +1,5 @@
 using RsCapRet.TestSupport;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 

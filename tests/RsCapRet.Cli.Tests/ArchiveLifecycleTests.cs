@@ -12,6 +12,9 @@ namespace RsCapRet.Cli.Tests;
 /// </summary>
 public sealed class ArchiveLifecycleTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
 {
+    private static readonly string[] FirstScanScenes = ["aerial.tif", "naip.tif", "sub/doomed.tif", "tiny.tif"];
+    private static readonly string[] SecondScanScenes = ["aerial.tif", "aerial-copy.tif", "naip.tif", "tiny-renamed.tif"];
+
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-archive-");
 
     public void Dispose() => _dir.Delete(recursive: true);
@@ -50,7 +53,7 @@ public sealed class ArchiveLifecycleTests(TestDatabase db) : IClassFixture<TestD
         Assert.True(code == 0, output + err);
         Assert.Contains("4 added", output);
         var first = await ListAsync();
-        Assert.Equal(new[] { "aerial.tif", "naip.tif", "sub/doomed.tif", "tiny.tif" }.Select(At).Order(), first.Select(s => s.GetProperty("path").GetString()).Order());
+        Assert.Equal(FirstScanScenes.Select(At).Order(), first.Select(s => s.GetProperty("path").GetString()).Order());
         Assert.All(first, s => Assert.True(s.GetProperty("coverage").GetDouble() >= 0.995, $"{s}"));
         var tiny = first.Single(s => s.GetProperty("path").GetString() == At("tiny.tif"));
         Assert.Equal(1, tiny.GetProperty("tiles").GetInt32());   // smaller than a tile, still tiled
@@ -95,7 +98,7 @@ public sealed class ArchiveLifecycleTests(TestDatabase db) : IClassFixture<TestD
         Assert.Contains($"added     {At("aerial-copy.tif")}: same bytes as scene", output);
 
         var second = await ListAsync();
-        Assert.Equal(new[] { "aerial.tif", "aerial-copy.tif", "naip.tif", "tiny-renamed.tif" }.Select(At).Order(),
+        Assert.Equal(SecondScanScenes.Select(At).Order(),
             second.Select(s => s.GetProperty("path").GetString()).Order());
         var naipNew = second.Single(s => s.GetProperty("path").GetString() == At("naip.tif"));
         Assert.NotEqual(naipOld, naipNew.GetProperty("id").GetInt64());

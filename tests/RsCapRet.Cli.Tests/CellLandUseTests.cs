@@ -3,7 +3,7 @@ using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -62,7 +62,7 @@ public sealed class CellLandUseTests(TestDatabase db, Xunit.Abstractions.ITestOu
             Assert.Equal(gt[5] / 7, ct[5], 6);
 
             // The known class map: every cell of tile (r, c) shows the mosaic image of (r, c).
-            var classOf = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!
+            var classOf = JsonSerializer.Deserialize<List<RsCapRet.Training.Datasets.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!
                 .ToDictionary(m => (m.Row, m.Col), m => LabelOfClass[m.Class]);
             var labels = LabelOfClass.Values.ToList();
             var values = new byte[42 * 42];
@@ -71,16 +71,16 @@ public sealed class CellLandUseTests(TestDatabase db, Xunit.Abstractions.ITestOu
             tiles.Read(1, new PixelWindow(0, 0, 6, 6), tileValues.AsSpan(), 6, 6);
             int cellRight = 0, tileRight = 0;
             for (var y = 0; y < 42; y++)
-            for (var x = 0; x < 42; x++)
-            {
-                var truth = labels.IndexOf(classOf[(y / 7, x / 7)]);
-                if (values[y * 42 + x] == truth) cellRight++;
-                if (tileValues[y / 7 * 6 + x / 7] == truth) tileRight++;
-            }
+                for (var x = 0; x < 42; x++)
+                {
+                    var truth = labels.IndexOf(classOf[(y / 7, x / 7)]);
+                    if (values[y * 42 + x] == truth) cellRight++;
+                    if (tileValues[y / 7 * 6 + x / 7] == truth) tileRight++;
+                }
             var (cellAccuracy, tileAccuracy) = ((double)cellRight / values.Length, (double)tileRight / values.Length);
             output.WriteLine($"demo mosaic, 12 labels: cell-resolution pixel accuracy {cellAccuracy:F3}, tile-resolution {tileAccuracy:F3} (chance 0.083)\n{run.Out}");
             // Measured with model v9: cells 0.604, tiles 0.833 (one image per tile here, so the tile's one label is the easier
-            // case; mosaics of four classes per tile are where cells win: evaluate --cells, README "Where in the tile").
+            // case; mosaics of four classes per tile are where cells win: evaluate --cells, docs/map.md "Where in the tile").
             Assert.True(cellAccuracy >= 0.45, $"cell-resolution accuracy {cellAccuracy:F3} (chance 0.083)");
         }
 

@@ -1,11 +1,11 @@
 using System.Net;
 using System.Text.Json;
-using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
-using static RsCapRet.Cli.Tests.CliRunner;
+using RsCapRet.Web;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -93,7 +93,7 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
         Assert.Contains("date ranges need an area", noArea.Err);
 
         var port = 5900 + Random.Shared.Next(300);
-        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, jobs: WebHostJobs.Dashboard);
         await app.StartAsync();
         try
         {

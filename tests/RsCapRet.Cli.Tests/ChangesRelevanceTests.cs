@@ -6,7 +6,7 @@ using RsCapRet.Core;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
 using RsCapRet.Web;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -49,7 +49,7 @@ public sealed class ChangesRelevanceTests(TestDatabase db, Xunit.Abstractions.IT
     [Fact]
     public async Task EachPairSaysWhetherItsAfterTileMatchesTheTowardText()
     {
-        var cells = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!;
+        var cells = JsonSerializer.Deserialize<List<RsCapRet.Training.Datasets.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!;
         var airplane = cells.First(c => c.Class == "airplane");
         var farmland = cells.First(c => c.Class == "agricultural");
         var after = MosaicWithCellCopied((airplane.Row, airplane.Col), (farmland.Row, farmland.Col));
@@ -125,7 +125,7 @@ public sealed class ChangesRelevanceTests(TestDatabase db, Xunit.Abstractions.IT
         // The API and the map's changes view (the host serves the shipped model, so relevance comes from its relevance.json).
         var (b, a) = (top.GetProperty("before").GetProperty("scene_id").GetInt64(), top.GetProperty("after").GetProperty("scene_id").GetInt64());
         var baseUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
-        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, Model, withWorker: false);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, Model, jobs: WebHostJobs.Dashboard);
         await app.StartAsync();
         try
         {
@@ -139,7 +139,7 @@ public sealed class ChangesRelevanceTests(TestDatabase db, Xunit.Abstractions.IT
             using var apiNone = JsonDocument.Parse(await http.GetStringAsync($"/api/changes?before={b}&after={a}&toward=freeway&k=5"));
             Assert.False(apiNone.RootElement.GetProperty("any_match").GetBoolean());
 
-            await MapPageTests.AssertBrowserToolsInstalledAsync(Root);
+            await BrowserTools.AssertInstalledAsync(Root);
             var prefix = Path.Combine(AppContext.BaseDirectory, "changes-relevance");
             var (code, stdout, errors) = await TestProcess.RunAsync("node",
                 [Path.Combine(Root, "tests", "web", "changes-relevance.mjs"), baseUrl, prefix, b.ToString(CultureInfo.InvariantCulture), a.ToString(CultureInfo.InvariantCulture)],
@@ -160,23 +160,23 @@ public sealed class ChangesRelevanceTests(TestDatabase db, Xunit.Abstractions.IT
     {
         var change = new RsCapRet.Storage.TileChange(1, 2, 10, 11, "a field", "houses", 0.3, 0.1, 0.9, null, null, null, AfterTowardDistance: 0.4);
         var result = new RsCapRet.Storage.ChangeResult([change], []);
-        var missing = Pipeline.RankedChanges.Score(result, "houses", new float[256], calibration: null);
+        var missing = Queries.RankedChanges.Score(result, "houses", new float[256], calibration: null);
         Assert.Null(missing.AnyMatch);
         Assert.Null(missing.Matches(0));
-        Assert.StartsWith("note: relevance is not available", Pipeline.ChangeOutput.Table(missing));
-        using var json = JsonDocument.Parse(Pipeline.ChangeOutput.GeoJson(missing));
+        Assert.StartsWith("note: relevance is not available", Queries.ChangeOutput.Table(missing));
+        using var json = JsonDocument.Parse(Queries.ChangeOutput.GeoJson(missing));
         Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("any_match").ValueKind);
         Assert.Contains("relevance.json", json.RootElement.GetProperty("relevance_note").GetString());
 
         // A calibration (p = σ(-5 + 10·s), no background) on the after tile's score 0.6: 0.731, a match.
-        var calibration = new Pipeline.RelevanceCalibration(-5, 10, 0, []);
-        var scored = Pipeline.RankedChanges.Score(result, "houses", new float[256], calibration);
+        var calibration = new Queries.RelevanceCalibration(-5, 10, 0, []);
+        var scored = Queries.RankedChanges.Score(result, "houses", new float[256], calibration);
         Assert.Equal(0.7311, scored.AfterRelevance[0]);
         Assert.True(scored.Matches(0));
         Assert.True(scored.AnyMatch);
         Assert.Null(scored.NoMatchLine);
-        var far = Pipeline.RankedChanges.Score(new RsCapRet.Storage.ChangeResult([change with { AfterTowardDistance = 0.7 }], []), "houses", new float[256], calibration);
+        var far = Queries.RankedChanges.Score(new RsCapRet.Storage.ChangeResult([change with { AfterTowardDistance = 0.7 }], []), "houses", new float[256], calibration);
         Assert.False(far.AnyMatch);
-        Assert.StartsWith("no pair's after tile matches \"houses\"", Pipeline.ChangeOutput.Table(far));
+        Assert.StartsWith("no pair's after tile matches \"houses\"", Queries.ChangeOutput.Table(far));
     }
 }

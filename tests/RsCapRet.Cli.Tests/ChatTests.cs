@@ -1,5 +1,7 @@
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
 
@@ -53,5 +55,42 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
         Assert.NotEmpty(retrieved);
         Assert.All(retrieved, v => Assert.Equal(1.0, Math.Sqrt(v.Sum(x => (double)x * x)), 3));
         await Assert.ThrowsAsync<ArgumentException>(() => session.AskAsync("  "));
+    }
+
+    [Fact]
+    public async Task ARetInTheAnswerRetrievesTilesThatJoinTheConversationAsImages()
+    {
+        // The shipped model answers "show me a farm" with [RET] (deterministic: greedy decoding of fixed weights).
+        var model = Path.Combine(RepositoryPaths.FindRoot(), "models", "default");
+        var store = new CatalogStore(db.DataSource);
+        using var encoder = RsCapRetTileEncoder.Load(model, "cpu");
+        await new SceneIngestor(store, encoder).IngestAsync(TestScenes.Cut(Path.Combine(_dir.FullName, "chat-ret.tif"), 672, 0));
+        var modelId = await store.RegisterModelAsync(encoder.Identity);
+        var files = new RegisteredSceneFiles();
+        var read = new List<long>();
+        var session = new ChatSession(encoder, (v, k, ct) => store.SearchAsync(v, k, new SearchFilter(ModelId: modelId), ct), k: 3)
+        {
+            TileImage = async (hit, ct) =>
+            {
+                read.Add(hit.TileId);
+                var (_, tiler, image) = await TileLocalizer.ReadAsync(store, files, hit.TileId, encoder.InputSize, ct);
+                tiler.Dispose();
+                return image;
+            },
+            Calibration = RelevanceCalibration.LoadOrExplain(model).Calibration,
+        };
+        var reply = await session.AskAsync("show me a farm");
+        Assert.True(reply.Retrieved, $"answer: {reply.Text}");
+        Assert.DoesNotContain("[RET]", reply.Text);
+        var tiles = Assert.IsType<RankedHits>(reply.Tiles);
+        Assert.Equal(3, tiles.Hits.Count);
+        Assert.All(tiles.Relevance, r => Assert.NotNull(r));            // the search's calibrated relevance
+        Assert.Equal(tiles.Hits.Select(h => h.TileId), read);              // every retrieved tile read, in rank order
+        Assert.Equal(3, reply.ImagesAdded);
+        Assert.Equal(2 + 3, session.Turns);                                // the question, the answer, three images
+        // The retrieved images are in the prompt: a follow-up is answered over them.
+        var next = await session.AskAsync("describe the second one");
+        Assert.True(next.Text.Length > 0 || next.Retrieved);
+        Assert.Equal(2 + 3 + 2 + next.ImagesAdded, session.Turns);
     }
 }

@@ -1,11 +1,11 @@
 using System.Net;
 using System.Text.Json;
-using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
-using static RsCapRet.Cli.Tests.CliRunner;
+using RsCapRet.Web;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -38,7 +38,7 @@ public sealed class ClassifyTests(TestDatabase db, Xunit.Abstractions.ITestOutpu
         var gsd = RsCapRet.Model.RsCapRetConfig.Load(model).Gsd!.Value.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
         var ingest = await Run("ingest", Mosaic, "--gsd", gsd, "--device", "cpu", "--db", db.ConnectionString);
         Assert.True(ingest.Code == 0, ingest.Out + ingest.Err);
-        var cells = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!
+        var cells = JsonSerializer.Deserialize<List<RsCapRet.Training.Datasets.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!
             .ToDictionary(c => (c.Row, c.Col), c => LabelOfClass[c.Class]);
 
         // All 40 default labels (chance: 36 / 40 = 0.9 tiles), then only the mosaic's 12 classes (chance 3).
@@ -119,7 +119,7 @@ public sealed class ClassifyTests(TestDatabase db, Xunit.Abstractions.ITestOutpu
         // The same map over HTTP, and 4xx JSON for what cannot be mapped.
         var sceneId = JsonDocument.Parse(geojson).RootElement.GetProperty("scene_id").GetInt64();
         var port = LoopbackPorts.Free();
-        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, jobs: WebHostJobs.Dashboard);
         await app.StartAsync();
         try
         {

@@ -1,7 +1,8 @@
-using RsCapRet.Web;
 using RsCapRet.Cli;
 using RsCapRet.Cli.Commands;
-using static RsCapRet.Cli.Tests.CliRunner;
+using RsCapRet.TestSupport;
+using RsCapRet.Web;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 

@@ -43,7 +43,7 @@ public sealed partial class DemoJobsTests(TestDatabase db) : IClassFixture<TestD
     }
 
     private void AssertNoDemoServerLeft() =>
-        Assert.DoesNotContain(Monitor.Servers(), s => s.Name.StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(Monitor.Servers(), s => s.Name.StartsWith(RsCapRet.Jobs.InProcessWorker.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
 
     [Fact]
     public async Task AFailedSceneJobIsReportedTheOtherScenesAreIngestedAndTheDemoExitsNonZero()

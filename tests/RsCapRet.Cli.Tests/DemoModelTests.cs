@@ -36,9 +36,9 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
             var job = Assert.Single(SucceededIngestJobs(monitor, scene));
             Assert.StartsWith("added: ingested", job.Value.Result?.ToString()?.Trim('"'));
             Assert.Contains(monitor.JobDetails(job.Key).History, h => h.StateName == ProcessingState.StateName
-                && h.Data["ServerId"].StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
+                && h.Data["ServerId"].StartsWith(RsCapRet.Jobs.InProcessWorker.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
         }
-        Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));   // stopped with the demo
+        Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(RsCapRet.Jobs.InProcessWorker.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));   // stopped with the demo
         var tiles = await TileCount();
         Assert.Equal(56L, tiles);   // 20 NAIP (5 x 4, flush edges) + 36 mosaic
 
@@ -54,7 +54,7 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
             Assert.Single(jobs, j => j.Value.Result?.ToString()?.Trim('"').StartsWith("unchanged: already ingested") == true);
         }
         Assert.Equal(tiles, await TileCount());
-        Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(DemoJobs.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
+        Assert.DoesNotContain(monitor.Servers(), s => s.Name.StartsWith(RsCapRet.Jobs.InProcessWorker.ServerNamePrefix, StringComparison.OrdinalIgnoreCase));
     }
 
     private static List<KeyValuePair<string, SucceededJobDto>> SucceededIngestJobs(IMonitoringApi monitor, string scene) =>
@@ -84,7 +84,7 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
         var model = Path.Combine(RepositoryPaths.FindRoot(), "models", "default");
         var cells = MosaicCells().ToDictionary(c => (c.Row, c.Col), c => c.Class);
         Assert.Equal(queries.Select(q => q.Class).Order(), cells.Values.Distinct().Order());
-        using var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu");
+        using var encoder = Inference.RsCapRetTileEncoder.Load(model, "cpu");
         var store = new Storage.CatalogStore(db.DataSource);
         var modelId = await store.RegisterModelAsync(encoder.Identity);
         var ingest = await new Pipeline.SceneIngestor(store, encoder).IngestAsync(Mosaic,
@@ -115,6 +115,6 @@ public sealed class DemoModelTests(TestDatabase db, Xunit.Abstractions.ITestOutp
     private static string Mosaic => Path.Combine(RepositoryPaths.FindRoot(), "samples", "scenes", "ucm_val_mosaic_epsg32610_0.3m.tif");
 
     /// <summary>The mosaic's cell index (.index.json beside the GeoTIFF).</summary>
-    private static List<DemoCommands.MosaicCell> MosaicCells() =>
-        JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!;
+    private static List<RsCapRet.Training.Datasets.MosaicCell> MosaicCells() =>
+        JsonSerializer.Deserialize<List<RsCapRet.Training.Datasets.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!;
 }

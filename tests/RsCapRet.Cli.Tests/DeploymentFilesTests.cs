@@ -9,10 +9,10 @@ using YamlDotNet.RepresentationModel;
 namespace RsCapRet.Cli.Tests;
 
 /// <summary>
-/// The Docker deployment (Dockerfile, docker-compose.yml, docker/, the README's Docker section) checked without a Docker
+/// The Docker deployment (Dockerfile, docker-compose.yml, docker/, its walkthrough docs/docker.md) checked without a Docker
 /// engine. The container's process is `dotnet rscapret.dll ARGS`, and `CliApp.RunAsync` first parses ARGS and refuses
 /// what <see cref="UsageErrors.Describe"/> finds wrong (exit 2): the same two calls here, on the arguments every service,
-/// the Dockerfile and the README's walkthrough give it, say whether the container would start its command. What the
+/// the Dockerfile and docs/docker.md's walkthrough give it, say whether the container would start its command. What the
 /// commands name must exist too: environment variables the product reads, and paths the image (Dockerfile COPY lines,
 /// minus .dockerignore) or the service's volumes provide.
 /// </summary>
@@ -89,7 +89,7 @@ public sealed class DeploymentFilesTests
             foreach (var path in args.Where(a => a.StartsWith('/')))
                 fs.Require(path, $"service {service.Name}: its command names {path}", problems);
             foreach (var (name, value) in service.Environment.Concat(image.Environment))
-                if (value.StartsWith('/') && name != "RSCAPRET_BACKBONES")   // backbones/: imported on the host, optional (README)
+                if (value.StartsWith('/') && name != "RSCAPRET_BACKBONES")   // backbones/: imported on the host, optional (docs/docker.md)
                     fs.Require(value, $"service {service.Name}: {name}={value}", problems);
 
             // The model every command uses unless told otherwise: models/default beside the binary (CommonOptions.ResolveModel).
@@ -97,7 +97,7 @@ public sealed class DeploymentFilesTests
             RequireModelFolder(fs, model, $"service {service.Name}: the model", problems);
 
             // serve registers the recurring jobs of --jobs (default ./jobs): the folder loads, and what its jobs read exists.
-            if (args.FirstOrDefault() == "serve")
+            if (args is ["serve", ..])
             {
                 var i = Array.IndexOf(args.ToArray(), "--jobs");
                 var jobs = i >= 0 && i + 1 < args.Count ? args[i + 1] : $"{image.WorkingDirectory}/jobs";
@@ -138,7 +138,7 @@ public sealed class DeploymentFilesTests
         // reads a raster with it and captions it with libtorch, so an image that cannot do either does not build.
         if (!image.FinalRuns.Any(r => Regex.IsMatch(r, @"apt-get install\b[^&;]*\b(gdal-bin|libgdal\d+)")))
             problems.Add("Dockerfile: the final stage installs no GDAL (gdal-bin or libgdalNN)");
-        if (!image.CliRuns.Any(r => r.FirstOrDefault() == "caption"))
+        if (!image.CliRuns.Any(r => r is ["caption", ..]))
             problems.Add("Dockerfile: no smoke run of `rscapret caption` (GDAL + libtorch + the default model) in the final stage");
         Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
     }
@@ -159,15 +159,15 @@ public sealed class DeploymentFilesTests
     }
 
     [Fact]
-    public void ReadmeDockerWalkthroughMatchesTheFiles()
+    public void DockerWalkthroughMatchesTheFiles()
     {
         var (compose, image) = (Compose.Load(Root), DockerImage.Load(Root));
-        var readme = File.ReadAllText(Path.Combine(Root, "README.md"));
-        var section = Regex.Match(readme, @"(?ms)^## Docker\s*$(.*?)(?=^## |\z)").Groups[1].Value;
-        Assert.False(string.IsNullOrWhiteSpace(section), "README has no \"## Docker\" section");
+        var walkthrough = "docs/docker.md";
+        var section = File.ReadAllText(Path.Combine(Root, walkthrough));
+        Assert.False(string.IsNullOrWhiteSpace(section), $"{walkthrough} is empty");
         var problems = new List<string>();
         if (!section.Contains(nameof(DeploymentFilesTests)))   // says what checks the files where no engine runs
-            problems.Add($"README's Docker section does not say that {nameof(DeploymentFilesTests)} is the check without an engine");
+            problems.Add($"{walkthrough} does not say that {nameof(DeploymentFilesTests)} is the check without an engine");
         var commands = 0;
         foreach (var line in ShellLines(section))
         {
@@ -178,29 +178,29 @@ public sealed class DeploymentFilesTests
             while (rest.Count > 1 && rest[0] is "--profile" or "-f" or "--file")
             {
                 if (rest[0] == "--profile" && !compose.Services.Any(s => s.Profiles.Contains(rest[1])))
-                    problems.Add($"README: `{line}`: no service has the profile {rest[1]}");
+                    problems.Add($"{walkthrough}: `{line}`: no service has the profile {rest[1]}");
                 rest = rest.Skip(2).ToList();
             }
             for (var i = 0; i < rest.Count; i++)
             {
                 var scale = rest[i].StartsWith("--scale=") ? rest[i]["--scale=".Length..] : rest[i] == "--scale" && i + 1 < rest.Count ? rest[i + 1] : null;
                 if (scale is not null && compose.Services.All(s => s.Name != scale.Split('=')[0]))
-                    problems.Add($"README: `{line}`: --scale names no service ({scale})");
+                    problems.Add($"{walkthrough}: `{line}`: --scale names no service ({scale})");
             }
             if (rest.FirstOrDefault() != "run") continue;
             var runArgs = rest.Skip(1).ToList();
             while (runArgs.Count > 0 && runArgs[0].StartsWith('-'))
                 runArgs = runArgs.Skip(runArgs[0] is "-e" or "--env" or "-v" or "--volume" or "-w" or "--workdir" or "-u" or "--user" or "--name" ? 2 : 1).ToList();
             var service = compose.Services.FirstOrDefault(s => s.Name == runArgs.FirstOrDefault());
-            if (service is null || service.IsDatabase) { problems.Add($"README: `{line}`: runs no service of the rscapret image"); continue; }
+            if (service is null || service.IsDatabase) { problems.Add($"{walkthrough}: `{line}`: runs no service of the rscapret image"); continue; }
             var args = runArgs.Count > 1 ? runArgs.Skip(1).ToList() : ContainerArguments(image, service, problems);
-            if (args is not null && Verdict(args) is { } error) problems.Add($"README: `{line}` exits 2 at once: {error}");
+            if (args is not null && Verdict(args) is { } error) problems.Add($"{walkthrough}: `{line}` exits 2 at once: {error}");
             var fs = new ContainerFiles(image, service);
-            foreach (var path in args?.Where(a => a.StartsWith('/')) ?? []) fs.Require(path, $"README: `{line}` names {path}", problems);
+            foreach (var path in args?.Where(a => a.StartsWith('/')) ?? []) fs.Require(path, $"{walkthrough}: `{line}` names {path}", problems);
         }
-        if (commands == 0) problems.Add("README's Docker section shows no docker compose command");
+        if (commands == 0) problems.Add($"{walkthrough} shows no docker compose command");
         foreach (var needed in new[] { "--scale worker=", "--profile gpu" })
-            if (!section.Contains(needed)) problems.Add($"README's Docker section does not show `{needed}`");
+            if (!section.Contains(needed)) problems.Add($"{walkthrough} does not show `{needed}`");
         Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
     }
 
@@ -380,21 +380,21 @@ public sealed class DeploymentFilesTests
         private static string? Scalar(YamlNode? node) => node is YamlScalarNode s ? Interpolate(s.Value ?? "") : null;
 
         /// <summary>A list, or a string split on spaces as compose splits a string command.</summary>
-        private static IReadOnlyList<string>? Words(YamlNode? node) => node switch
+        private static List<string>? Words(YamlNode? node) => node switch
         {
             YamlSequenceNode seq => seq.Children.Select(c => Scalar(c)!).ToList(),
             YamlScalarNode s => ShellWords(Scalar(s)!),
             _ => null,
         };
 
-        private static IReadOnlyDictionary<string, string> Environment(YamlNode? node) => node switch
+        private static Dictionary<string, string> Environment(YamlNode? node) => node switch
         {
             YamlMappingNode map => map.Children.ToDictionary(c => Scalar(c.Key)!, c => Scalar(c.Value) ?? ""),
             YamlSequenceNode seq => seq.Children.Select(c => Scalar(c)!.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
             _ => new Dictionary<string, string>(),
         };
 
-        private static IReadOnlyList<(string, string)> Volumes(YamlNode? node) =>
+        private static List<(string, string)> Volumes(YamlNode? node) =>
             node is not YamlSequenceNode seq ? [] : seq.Children.Select(c => c switch
             {
                 YamlMappingNode m => (Scalar(Get(m, "source")) ?? "", Scalar(Get(m, "target"))!),

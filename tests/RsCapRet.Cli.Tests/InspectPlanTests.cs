@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 using RsCapRet.Model;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 

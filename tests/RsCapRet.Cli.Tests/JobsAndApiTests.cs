@@ -5,13 +5,13 @@ using Hangfire.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
-using RsCapRet.Web;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Jobs;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
+using RsCapRet.Web;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -117,10 +117,10 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
     public async Task HttpApiValidatesInputAndServesGeoJsonAndThumbnails()
     {
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model-api"));
-        using (var encoder = Pipeline.RsCapRetTileEncoder.Load(model, "cpu"))
+        using (var encoder = Inference.RsCapRetTileEncoder.Load(model, "cpu"))
             await new Pipeline.SceneIngestor(new CatalogStore(db.DataSource), encoder).IngestAsync(SmallScene("api.tif", 300));
         var port = 5600 + Random.Shared.Next(300);
-        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, jobs: WebHostJobs.Dashboard);
         await app.StartAsync();
         try
         {

@@ -3,9 +3,9 @@ using System.Net;
 using System.Text.Json;
 using NetTopologySuite.Geometries;
 using RsCapRet.Core;
-using RsCapRet.Web;
 using RsCapRet.TestSupport;
-using static RsCapRet.Cli.Tests.CliRunner;
+using RsCapRet.Web;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -70,7 +70,7 @@ public sealed class LocalizeTests(TestDatabase db) : IClassFixture<TestDatabase>
         }
 
         var port = LoopbackPorts.Free();
-        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false, scenePaths: new ScenePathDisplay(null));
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, jobs: WebHostJobs.Dashboard, scenePaths: new ScenePathDisplay(null));
         await app.StartAsync();
         try
         {
@@ -103,7 +103,7 @@ public sealed class LocalizeTests(TestDatabase db) : IClassFixture<TestDatabase>
         finally { await app.StopAsync(); }
     }
 
-    private static Geometry Polygon(JsonElement geometry)
+    private static Polygon Polygon(JsonElement geometry)
     {
         Assert.Equal("Polygon", geometry.GetProperty("type").GetString());
         var ring = geometry.GetProperty("coordinates")[0].EnumerateArray().Select(c => new Coordinate(c[0].GetDouble(), c[1].GetDouble())).ToArray();

@@ -6,12 +6,12 @@ using Hangfire.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using RsCapRet.Cli.Commands;
+using RsCapRet.Inference;
 using RsCapRet.Jobs;
-using RsCapRet.Pipeline;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
 using RsCapRet.Web;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -105,7 +105,7 @@ public sealed class ModelUpgradeTests(TestDatabase db) : IClassFixture<TestDatab
 
         // A web host that follows the activated model (serve without --model); its fallback folder does not matter here.
         var port = LoopbackPorts.Free();
-        var app = RsCapRetWebHost.Build(cs, $"http://127.0.0.1:{port}", modelA, withWorker: false, followActivatedModel: true);
+        var app = RsCapRetWebHost.Build(cs, $"http://127.0.0.1:{port}", modelA, jobs: WebHostJobs.Dashboard, followActivatedModel: true);
         await app.StartAsync();
         try
         {

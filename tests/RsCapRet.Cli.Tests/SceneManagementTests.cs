@@ -38,7 +38,7 @@ public sealed class SceneManagementTests(TestDatabase db) : IClassFixture<TestDa
 
         // The run is a succeeded job of the dashboard, on the command's own "server", with the command's result.
         var monitoring = HangfireSetup.CreateStorage(db.ConnectionString).GetMonitoringApi();
-        var job = Assert.Single(monitoring.SucceededJobs(0, 50), j => j.Value.Job?.Args.FirstOrDefault() as string == At("aerial.tif"));
+        var job = Assert.Single(monitoring.SucceededJobs(0, 50), j => j.Value.Job?.Args is [string first, ..] && first == At("aerial.tif"));
         Assert.Equal(typeof(IngestSceneJob), job.Value.Job!.Type);
         Assert.Contains("ingested", job.Value.Result?.ToString());
 

@@ -3,11 +3,12 @@ using System.Net;
 using System.Text.Json;
 using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
-using RsCapRet.Pipeline;
+using RsCapRet.Inference;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
 using RsCapRet.Web;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -42,7 +43,7 @@ public sealed class SearchRelevanceTests(TestDatabase db, Xunit.Abstractions.ITe
         var gsd = RsCapRet.Model.RsCapRetConfig.Load(Model).Gsd!.Value.ToString("R", CultureInfo.InvariantCulture);
         var ingest = await Run("ingest", Mosaic, "--gsd", gsd, "--device", "cpu", "--db", db.ConnectionString);
         Assert.True(ingest.Code == 0, ingest.Out + ingest.Err);
-        var cells = JsonSerializer.Deserialize<List<DemoCommands.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!
+        var cells = JsonSerializer.Deserialize<List<RsCapRet.Training.Datasets.MosaicCell>>(File.ReadAllText(Path.ChangeExtension(Mosaic, ".index.json")))!
             .ToDictionary(c => (c.Row, c.Col), c => c.Class);
 
         // 1. Each class name as a query over the 36 tiles: precision and recall of relevance ≥ 0.5 (the model card's table).
@@ -106,7 +107,7 @@ public sealed class SearchRelevanceTests(TestDatabase db, Xunit.Abstractions.ITe
 
         // 4. The API: offset continues the ranking; min_relevance filters; good_match for the page's note.
         var baseUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
-        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, Model, withWorker: false);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, Model, jobs: WebHostJobs.Dashboard);
         await app.StartAsync();
         try
         {

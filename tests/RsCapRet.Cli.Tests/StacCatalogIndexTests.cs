@@ -4,7 +4,7 @@ using Microsoft.Extensions.Hosting;
 using RsCapRet.Jobs;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 

@@ -6,7 +6,7 @@ using RsCapRet.Core;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
 using RsCapRet.Web;
-using static RsCapRet.Cli.Tests.CliRunner;
+using static RsCapRet.TestSupport.CliRunner;
 
 namespace RsCapRet.Cli.Tests;
 
@@ -77,7 +77,7 @@ public sealed class StoredCellsTests(TestDatabase db) : IClassFixture<TestDataba
         // Stored cells need no imagery: with the file gone, the API still localises (search results and cells).
         File.Delete(scene);
         var port = LoopbackPorts.Free();
-        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, withWorker: false, scenePaths: new ScenePathDisplay(null));
+        var app = RsCapRetWebHost.Build(db.ConnectionString, $"http://127.0.0.1:{port}", model, jobs: WebHostJobs.Dashboard, scenePaths: new ScenePathDisplay(null));
         await app.StartAsync();
         try
         {
@@ -116,7 +116,7 @@ public sealed class StoredCellsTests(TestDatabase db) : IClassFixture<TestDataba
 
     private sealed record Localized(long TileId, double Score, Geometry Footprint, Geometry Hot, string From);
 
-    private async Task<List<Localized>> SearchLocalized(string[] common)
+    private static async Task<List<Localized>> SearchLocalized(string[] common)
     {
         var search = await Run(["search", "storage tanks", "--k", "3", "--exact", "--localize", "--format", "geojson", .. common]);
         Assert.True(search.Code == 0, search.Err);

@@ -1,11 +1,10 @@
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
-using LongTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>;
-
 using RsCapRet.Core;
 using RsCapRet.Model.Checkpoints;
 using RsCapRet.Model.Import;
 using static TorchSharp.torch;
+using LongTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>;
 
 namespace RsCapRet.Model.Tests;
 

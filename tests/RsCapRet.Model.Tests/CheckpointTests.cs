@@ -12,7 +12,7 @@ public sealed class CheckpointTests : IDisposable
     private string P(string name) => Path.Combine(_dir.FullName, name);
     private static string TinyLlama => Path.Combine(Fixtures.ParityRoot, "tiny-a", "llama");
 
-    private void CopyLlama(string to, Func<byte[], byte[]>? mutate = null, Func<string, string>? mutateConfig = null)
+    private static void CopyLlama(string to, Func<byte[], byte[]>? mutate = null, Func<string, string>? mutateConfig = null)
     {
         Directory.CreateDirectory(to);
         var cfg = File.ReadAllText(Path.Combine(TinyLlama, "config.json"));

@@ -1,5 +1,5 @@
-using TorchSharp;
 using RsCapRet.Model.Checkpoints;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace RsCapRet.Model.Tests;

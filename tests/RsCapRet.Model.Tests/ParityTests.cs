@@ -1,4 +1,5 @@
 using RsCapRet.Model.Checkpoints;
+using RsCapRet.Training;
 using static TorchSharp.torch;
 
 namespace RsCapRet.Model.Tests;
@@ -78,6 +79,6 @@ public class RsCapRetParityTests
         Fixtures.AssertClose(img, expected.Read("rscapret.image_embedding"), $"{fixture} rscapret.image_embedding");
         var logits = model.LogitsPerImage(img, ret);
         Fixtures.AssertClose(logits, expected.Read("rscapret.logits_per_image"), $"{fixture} rscapret.logits_per_image");
-        Fixtures.AssertClose(RsCapRetModel.InfoNce(logits).reshape(1), expected.Read("rscapret.infonce"), $"{fixture} rscapret.infonce");
+        Fixtures.AssertClose(Losses.InfoNce(logits).reshape(1), expected.Read("rscapret.infonce"), $"{fixture} rscapret.infonce");
     }
 }

@@ -1,12 +1,11 @@
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
-using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
-
 using RsCapRet.Core;
 using RsCapRet.Model.Checkpoints;
 using RsCapRet.Model.Import;
 using RsCapRet.Raster;
 using static TorchSharp.torch;
+using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
 
 namespace RsCapRet.Model.Tests;
 

@@ -49,7 +49,7 @@ public sealed class AcquisitionTimeTests(TestDatabase db) : IClassFixture<TestDa
 
         // A sensor key beats the TIFF tag, which is often the file's processing time.
         var sensor = Scene("sensor_20180815.tif", new Dictionary<string, string>
-            { ["TIFFTAG_DATETIME"] = "2024:01:01 00:00:00", ["ACQUISITIONDATETIME"] = "2017-06-02T09:15:00Z" });
+        { ["TIFFTAG_DATETIME"] = "2024:01:01 00:00:00", ["ACQUISITIONDATETIME"] = "2017-06-02T09:15:00Z" });
         using var tiler = SceneTiler.Open(sensor);
         Assert.Equal(new DateTimeOffset(2017, 6, 2, 9, 15, 0, TimeSpan.Zero), tiler.Info.AcquiredAt);
         Assert.Equal("ACQUISITIONDATETIME", tiler.Info.Acquisition!.Detail);

@@ -1,6 +1,8 @@
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Model;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
 using static TorchSharp.torch;
@@ -14,6 +16,8 @@ namespace RsCapRet.Pipeline.Tests;
 /// </summary>
 public sealed class CellVectorTests : IDisposable
 {
+    private static readonly string[] TwoUcmImages = ["1.jpg", "905.jpg"];
+
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-cells-");
     public void Dispose() => _dir.Delete(true);
 
@@ -51,7 +55,7 @@ public sealed class CellVectorTests : IDisposable
     public void TheMeanOfTheDefaultModelsCellsIsItsPooledImageVector()
     {
         using var encoder = RsCapRetTileEncoder.Load(Path.Combine(RepositoryPaths.FindRoot(), "models", "default"), "cpu");
-        var images = new[] { "1.jpg", "905.jpg" }
+        var images = TwoUcmImages
             .Select(f => RasterImage.ReadRgb(Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions", "images", f))).ToList();
         AssertMeanIsPooled(encoder.Model, encoder.Preprocessor.Process(images), 7, 7);
 
@@ -78,11 +82,14 @@ public sealed class CellVectorTests : IDisposable
 
 /// <summary>
 /// Issue 30's quadrant test with the shipped model on UCM-Captions val: four images of four classes per tile, the
-/// quadrant whose cells score highest for a class must hold it. Measured (README "Where in the tile"): 0.884 on 200
+/// quadrant whose cells score highest for a class must hold it. Measured (docs/map.md, "Where in the tile"): 0.884 on 200
 /// mosaics (800 decisions), chance 0.25; this smaller run (40 mosaics, another seed) must stay far above chance.
 /// </summary>
 public sealed class CellLocalizationEvaluationTests
 {
+    private static readonly string[] UcmClassNames = ["storagetanks", "agricultural", "runway"];
+    private static readonly string[] SceneClassLabels = ["storage tanks", "farmland", "runway"];
+
     [Fact]
     public void TheQuadrantHoldingAClassScoresHighestFarAboveChance()
     {
@@ -100,12 +107,14 @@ public sealed class CellLocalizationEvaluationTests
     public void QuadrantMeansWeighTheMiddleCellsByArea()
     {
         // 3 × 3 cells: the middle row and column are shared half and half.
+#pragma warning disable CA1861   // one vector per cell: a shared static array would alias all nine
         var grid = new TileCells(3, 3, [1f], Enumerable.Range(0, 9).Select(_ => new[] { 1f }).ToArray());
+#pragma warning restore CA1861
         var scores = new double[] { 1, 0, 0, 0, 0, 0, 0, 0, 0 };   // only the top-left cell scores
         var means = CellLocalizationEvaluation.QuadrantMeans(grid, scores);
         Assert.Equal(1 / 2.25, means[0], 10);   // its quadrant: 1 + 0.5 + 0.5 + 0.25 cells of area
         Assert.Equal(0, means[3], 10);
-        Assert.Equal(new[] { "storage tanks", "farmland", "runway" }, new[] { "storagetanks", "agricultural", "runway" }.Select(CellLocalizationEvaluation.LabelOf));
+        Assert.Equal(SceneClassLabels, UcmClassNames.Select(CellLocalizationEvaluation.LabelOf));
     }
 }
 
@@ -125,8 +134,8 @@ public sealed class StoredCellPlacementTests
         Assert.Equal(49 * 256 * 2, bytes.Length);
         var back = RsCapRet.Storage.CellVectors.FromHalfBytes(7, 7, 256, bytes);
         for (var k = 0; k < 49; k++)
-        for (var i = 0; i < 256; i++)
-            Assert.True(Math.Abs(back.Vectors[k][i] - vectors[k][i]) <= 1e-4, $"cell {k} dim {i}: {back.Vectors[k][i]} vs {vectors[k][i]}");
+            for (var i = 0; i < 256; i++)
+                Assert.True(Math.Abs(back.Vectors[k][i] - vectors[k][i]) <= 1e-4, $"cell {k} dim {i}: {back.Vectors[k][i]} vs {vectors[k][i]}");
     }
 
     [Theory]

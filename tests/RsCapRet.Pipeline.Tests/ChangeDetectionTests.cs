@@ -1,4 +1,5 @@
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using RsCapRet.Storage;

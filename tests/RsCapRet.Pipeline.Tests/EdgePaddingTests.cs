@@ -1,6 +1,6 @@
 using System.Text.Json;
 using RsCapRet.Core;
-using RsCapRet.Pipeline;
+using RsCapRet.Inference;
 using RsCapRet.Raster;
 using RsCapRet.TestSupport;
 using Xunit.Abstractions;
@@ -10,7 +10,7 @@ namespace RsCapRet.Pipeline.Tests;
 
 /// <summary>
 /// The padding SceneTiler gives a scene smaller than one tile keeps what the shipped model says of it: the padded
-/// tile's image vector stays near the whole image's (bench/run padding chose the padding; README "Edge tiles and small
+/// tile's image vector stays near the whole image's (bench/run padding chose the padding; docs/cli.md "Edge tiles and small
 /// scenes" has its figures).
 /// </summary>
 public sealed class EdgePaddingTests(ITestOutputHelper log) : IDisposable
@@ -61,7 +61,7 @@ public sealed class EdgePaddingTests(ITestOutputHelper log) : IDisposable
     }
 
     /// <summary>The first val image of every third UCM class.</summary>
-    private static IEnumerable<string> ValImages(int count)
+    private static List<string> ValImages(int count)
     {
         var dataset = Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions");
         using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dataset, "dataset.json")));

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Npgsql;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
@@ -14,6 +15,7 @@ namespace RsCapRet.Pipeline.Tests;
 /// </summary>
 internal sealed class ColourEncoder(int inputSize = 224, int failOnCall = -1, RsCapRet.Model.TrainingResolution? resolution = null) : ITileEncoder
 {
+    private static readonly string[] ChannelNames = ["red", "green", "blue"];
     private int _calls;
     public ModelIdentity Identity { get; } = new("colour-test", "1", "none", "none", resolution is null ? "colour" : "colour-gsd");
     public int InputSize => inputSize;
@@ -26,8 +28,7 @@ internal sealed class ColourEncoder(int inputSize = 224, int failOnCall = -1, Rs
         {
             var v = new float[256];
             for (var c = 0; c < 3; c++) v[c] = (float)t.Pixels.Where((_, i) => i % 3 == c).Average(x => (double)x) + 1;
-            var names = new[] { "red", "green", "blue" };
-            return new TileEncoding(caption ? "mostly " + names[Array.IndexOf(v, v[..3].Max())] : null, v);
+            return new TileEncoding(caption ? "mostly " + ChannelNames[Array.IndexOf(v, v[..3].Max())] : null, v);
         }).ToList();
     }
 }

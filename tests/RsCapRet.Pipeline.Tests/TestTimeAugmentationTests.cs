@@ -1,6 +1,6 @@
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Model;
-using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using static TorchSharp.torch;
 
@@ -12,11 +12,13 @@ namespace RsCapRet.Pipeline.Tests;
 /// </summary>
 public sealed class TestTimeAugmentationTests
 {
+    private static readonly string[] TwoUcmImages = ["1.jpg", "905.jpg"];
+
     [Fact]
     public void TheTtaVectorIsTheMeanOfTheDihedralViewsVectors()
     {
         using var encoder = RsCapRetTileEncoder.Load(Path.Combine(RepositoryPaths.FindRoot(), "models", "default"), "cpu");
-        var images = new[] { "1.jpg", "905.jpg" }
+        var images = TwoUcmImages
             .Select(f => RasterImage.ReadRgb(Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions", "images", f))).ToList();
         using var _ = no_grad();
         var model = encoder.Model;

@@ -1,4 +1,5 @@
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
@@ -8,6 +9,8 @@ namespace RsCapRet.Pipeline.Tests;
 
 public sealed class TileEncoderTests(TestDatabase db) : IClassFixture<TestDatabase>, IDisposable
 {
+    private static readonly string[] ThreeUcmImages = ["1.jpg", "2.jpg", "3.jpg"];
+
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-encoder-");
     public void Dispose() => _dir.Delete(true);
 
@@ -38,7 +41,7 @@ public sealed class TileEncoderTests(TestDatabase db) : IClassFixture<TestDataba
         var configPath = Path.Combine(folder, RsCapRet.Model.RsCapRetConfig.FileName);
         var config = RsCapRet.Model.RsCapRetConfig.Load(folder);
         Assert.Equal(1, config.BeamWidth);   // absent: greedy
-        var images = new[] { "1.jpg", "2.jpg", "3.jpg" }
+        var images = ThreeUcmImages
             .Select(f => RasterImage.ReadRgb(Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions", "images", f))).ToList();
         List<string> greedy;
         using (var encoder = RsCapRetTileEncoder.Load(folder, "cpu"))

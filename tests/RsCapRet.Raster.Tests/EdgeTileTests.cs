@@ -65,11 +65,11 @@ public sealed class EdgeTileTests : IDisposable
         var ys = list.SelectMany(b => new[] { b.Y0, b.Y1 }).Distinct().Order().ToArray();
         double area = 0;
         for (var i = 0; i + 1 < xs.Length; i++)
-        for (var j = 0; j + 1 < ys.Length; j++)
-        {
-            double cx = (xs[i] + xs[i + 1]) / 2, cy = (ys[j] + ys[j + 1]) / 2;
-            if (list.Any(b => b.X0 <= cx && cx <= b.X1 && b.Y0 <= cy && cy <= b.Y1)) area += (xs[i + 1] - xs[i]) * (ys[j + 1] - ys[j]);
-        }
+            for (var j = 0; j + 1 < ys.Length; j++)
+            {
+                double cx = (xs[i] + xs[i + 1]) / 2, cy = (ys[j] + ys[j + 1]) / 2;
+                if (list.Any(b => b.X0 <= cx && cx <= b.X1 && b.Y0 <= cy && cy <= b.Y1)) area += (xs[i + 1] - xs[i]) * (ys[j + 1] - ys[j]);
+            }
         return area;
     }
 
@@ -150,11 +150,11 @@ public sealed class EdgeTileTests : IDisposable
             Assert.Equal(TilePadding.Mirror, SceneTiler.Padding);
             var (w, h) = content;
             for (var k = 0; k < 3; k++)
-            for (var c = 0; c < 3; c++)
-            {
-                Assert.Equal(tile.Image[10, w - 1 - k, c], tile.Image[10, w + k, c]);
-                Assert.Equal(tile.Image[h - 1 - k, 10, c], tile.Image[h + k, 10, c]);
-            }
+                for (var c = 0; c < 3; c++)
+                {
+                    Assert.Equal(tile.Image[10, w - 1 - k, c], tile.Image[10, w + k, c]);
+                    Assert.Equal(tile.Image[h - 1 - k, 10, c], tile.Image[h + k, 10, c]);
+                }
         }
     }
 

@@ -21,7 +21,7 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
         return v;
     }
 
-    private async Task<int> ModelAsync(CatalogStore store, string hash = "abc") =>
+    private static async Task<int> ModelAsync(CatalogStore store, string hash = "abc") =>
         await store.RegisterModelAsync(new ModelIdentity("test-model", "1", "llm", "vision", hash));
 
     [Fact]

@@ -49,12 +49,12 @@ public sealed class ChangeFixture : IAsyncLifetime
         var claim = (await store.TryClaimSceneAsync(new SceneFile($"/{name}.tif", "sha-" + name, 1), model, TimeSpan.FromMinutes(5)))!;
         var tiles = new List<TileRecord>();
         for (var r = 0; r < Side; r++)
-        for (var c = 0; c < Side; c++)
-        {
-            double x = dx + c * Tile, y = dy + r * Tile;
-            tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(x, y, x + Tile, y + Tile),
-                SearchTests.Box(c, r, c + 1, r + 1), 0, $"{name} {r},{c}", vectors[r * Side + c]));
-        }
+            for (var c = 0; c < Side; c++)
+            {
+                double x = dx + c * Tile, y = dy + r * Tile;
+                tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(x, y, x + Tile, y + Tile),
+                    SearchTests.Box(c, r, c + 1, r + 1), 0, $"{name} {r},{c}", vectors[r * Side + c]));
+            }
         var footprint = SearchTests.Box(dx, dy, dx + Side * Tile, dy + Side * Tile);
         await store.CompleteSceneAsync(claim, new SceneMetadata(Side * 224, Side * 224, 3, null, 4326, footprint, acquired), tiles, model, 0);
         return claim.SceneId;

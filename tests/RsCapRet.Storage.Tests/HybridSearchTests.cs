@@ -33,13 +33,13 @@ public sealed class HybridSearchFixture : IAsyncLifetime
         var rng = new Random(31);
         var tiles = new List<TileRecord>();
         for (var r = 0; r < GridSide; r++)
-        for (var c = 0; c < GridSide; c++)
-        {
-            var v = Enumerable.Range(0, 256).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-            var caption = Captions[(r * GridSide + c) % Captions.Length];
-            tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(c * 0.01, r * 0.01, c * 0.01 + 0.01, r * 0.01 + 0.01),
-                SearchTests.Box(c, r, c + 1, r + 1, utm), 0, caption.Length == 0 ? null : caption, v));
-        }
+            for (var c = 0; c < GridSide; c++)
+            {
+                var v = Enumerable.Range(0, 256).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+                var caption = Captions[(r * GridSide + c) % Captions.Length];
+                tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(c * 0.01, r * 0.01, c * 0.01 + 0.01, r * 0.01 + 0.01),
+                    SearchTests.Box(c, r, c + 1, r + 1, utm), 0, caption.Length == 0 ? null : caption, v));
+            }
         await store.CompleteSceneAsync(claim, new SceneMetadata(GridSide * 224, GridSide * 224, 3, null, 32614, null, DateTimeOffset.UnixEpoch), tiles, ModelId, 0);
     }
 

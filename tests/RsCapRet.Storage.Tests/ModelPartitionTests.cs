@@ -30,7 +30,7 @@ public class ModelPartitionTests
     }
 
     /// <summary>A scene as a catalogue made before migration 0018 holds it (the store's statements need 0018's columns).</summary>
-    private static async Task SeedLegacySceneAsync(NpgsqlDataSource ds, string name, int modelId, IReadOnlyList<float[]> vectors, double lonOffset = 0)
+    private static async Task SeedLegacySceneAsync(NpgsqlDataSource ds, string name, int modelId, List<float[]> vectors, double lonOffset = 0)
     {
         var side = (int)Math.Ceiling(Math.Sqrt(vectors.Count));
         var sceneId = await ScalarAsync<long>(ds, """

@@ -52,7 +52,7 @@ public class PagingTests(SearchFixture fx) : IClassFixture<SearchFixture>
     {
         // Exact ranking: any depth's first rows are the same, so pages of 20 are one search of 60 cut in three. (The
         // index path is exact per depth, as above; across depths its candidate list grows with offset + k — see the
-        // README, "Paging".)
+        // docs/cli.md, "Paging".)
         var q = Query(11);
         var filter = new SearchFilter(ModelId: fx.ModelId, Exact: true);
         var all = await Store.SearchAsync(q, 60, 0, filter);

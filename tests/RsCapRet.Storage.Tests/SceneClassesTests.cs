@@ -30,14 +30,14 @@ public sealed class SceneClassesTests(TestDatabase db) : IClassFixture<TestDatab
         var tiles = new List<TileRecord>();
         var vectors = new Dictionary<(int, int), float[]>();
         for (var r = 0; r < 6; r++)
-        for (var c = 0; c < 5; c++)
-        {
-            if ((r, c) == (2, 2)) continue;   // skipped for nodata
-            var v = prompts[(r * 5 + c) % 3].Zip(ChangeFixture.RandomVector(rng), (p, n) => p + 0.03f * n).ToArray();
-            vectors[(r, c)] = v;
-            tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(c, -r - 1, c + 1, -r),
-                SearchTests.Box(c, -r - 1, c + 1, -r), 0, null, v));
-        }
+            for (var c = 0; c < 5; c++)
+            {
+                if ((r, c) == (2, 2)) continue;   // skipped for nodata
+                var v = prompts[(r * 5 + c) % 3].Zip(ChangeFixture.RandomVector(rng), (p, n) => p + 0.03f * n).ToArray();
+                vectors[(r, c)] = v;
+                tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(c, -r - 1, c + 1, -r),
+                    SearchTests.Box(c, -r - 1, c + 1, -r), 0, null, v));
+            }
         await store.CompleteSceneAsync(claim, new SceneMetadata(5 * 224, 6 * 224, 3, null, 4326, SearchTests.Box(0, -6, 5, 0), null), tiles, model, 0);
         var scene = (await store.GetSceneAsync(claim.SceneId))!;
 

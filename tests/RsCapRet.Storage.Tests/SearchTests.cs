@@ -29,14 +29,14 @@ public sealed class SearchFixture : IAsyncLifetime
         var utm = new GeometryFactory(new PrecisionModel(), 32614);
         var tiles = new List<TileRecord>();
         for (var r = 0; r < GridSide; r++)
-        for (var c = 0; c < GridSide; c++)
-        {
-            var v = new float[256];
-            for (var i = 0; i < 256; i++) v[i] = (float)(rng.NextDouble() * 2 - 1);
-            double x = lonOffset + c * 0.01, y = r * 0.01;
-            tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(x, y, x + 0.01, y + 0.01),
-                SearchTests.Box(c, r, c + 1, r + 1, utm), 0, $"{name} {r},{c}", v));
-        }
+            for (var c = 0; c < GridSide; c++)
+            {
+                var v = new float[256];
+                for (var i = 0; i < 256; i++) v[i] = (float)(rng.NextDouble() * 2 - 1);
+                double x = lonOffset + c * 0.01, y = r * 0.01;
+                tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(x, y, x + 0.01, y + 0.01),
+                    SearchTests.Box(c, r, c + 1, r + 1, utm), 0, $"{name} {r},{c}", v));
+            }
         await store.CompleteSceneAsync(claim, new SceneMetadata(GridSide * 224, GridSide * 224, 3, null, 32614, null, acquired), tiles, ModelId, 0);
         return claim.SceneId;
     }

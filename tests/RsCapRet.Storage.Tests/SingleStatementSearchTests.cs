@@ -71,16 +71,16 @@ public sealed class SingleStatementSearchFixture : IAsyncLifetime
         var tiles = new List<TileRecord>();
         var vectors = new float[side * side][];
         for (var r = 0; r < side; r++)
-        for (var c = 0; c < side; c++)
-        {
-            var i = r * side + c;
-            vectors[i] = copyFrom != null && r == c ? copyFrom[i]          // same vector under the other model
-                : i % 6 == 5 ? vectors[i - 1]                               // a duplicate: equal distances
-                : Noisy(Centres[rng.Next(Centres.Length)], rng, 0.5f);
-            double x = lonOffset + c * 0.01, y = r * 0.01;
-            tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(x, y, x + 0.01, y + 0.01),
-                SearchTests.Box(c, r, c + 1, r + 1, utm), 0, $"{name} {r},{c}", vectors[i]));
-        }
+            for (var c = 0; c < side; c++)
+            {
+                var i = r * side + c;
+                vectors[i] = copyFrom != null && r == c ? copyFrom[i]          // same vector under the other model
+                    : i % 6 == 5 ? vectors[i - 1]                               // a duplicate: equal distances
+                    : Noisy(Centres[rng.Next(Centres.Length)], rng, 0.5f);
+                double x = lonOffset + c * 0.01, y = r * 0.01;
+                tiles.Add(new TileRecord(r, c, c * 224, r * 224, 224, 224, SearchTests.Box(x, y, x + 0.01, y + 0.01),
+                    SearchTests.Box(c, r, c + 1, r + 1, utm), 0, $"{name} {r},{c}", vectors[i]));
+            }
         await store.CompleteSceneAsync(claim, new SceneMetadata(side * 224, side * 224, 3, null, 32631, null, acquired), tiles, modelId, 0);
         return (claim.SceneId, vectors);
     }

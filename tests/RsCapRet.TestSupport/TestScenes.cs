@@ -13,7 +13,8 @@ public static class TestScenes
     public static string Crop(string source, string target, int x, int y, int width, int height)
     {
         using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("gdal_translate",
-            ["-q", "-srcwin", $"{x}", $"{y}", $"{width}", $"{height}", source, target]) { RedirectStandardError = true })!;
+            ["-q", "-srcwin", $"{x}", $"{y}", $"{width}", $"{height}", source, target])
+        { RedirectStandardError = true })!;
         var err = p.StandardError.ReadToEnd();
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"gdal_translate {source}: {err}");

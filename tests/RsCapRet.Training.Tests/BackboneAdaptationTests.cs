@@ -12,6 +12,8 @@ namespace RsCapRet.Training.Tests;
 /// </summary>
 public sealed class BackboneAdaptationTests : IDisposable
 {
+    private static readonly string[] BertSpecialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-adapt-");
     public void Dispose() => _dir.Delete(true);
 
@@ -102,7 +104,7 @@ public sealed class BackboneAdaptationTests : IDisposable
         var config = new BertConfig { Architecture = "tiny", VocabSize = 0, HiddenSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 64, MaxSeqLength = 64, Pooling = pooling };
         var words = RsCapRet.Training.Datasets.KarpathyDataset.Load(Ucm, "ucm").SelectMany(i => i.Captions)
             .SelectMany(c => c.ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries)).Distinct().Order(StringComparer.Ordinal);
-        var vocab = new[] { "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" }.Concat(words).ToList();
+        var vocab = BertSpecialTokens.Concat(words).ToList();
         manual_seed(3);
         using var bert = new BertSentenceEncoder(config with { VocabSize = vocab.Count });
         bert.SavePretrained(dir);

@@ -18,8 +18,8 @@ public sealed class DuplicateCaptionContrastiveTests
     public void WithOnlyTheDiagonalItIsPlainInfoNce()
     {
         var logits = randn(5, 5, generator: new TorchSharp.torch.Generator(3));
-        var plain = RsCapRetModel.InfoNce(logits).item<float>();
-        var withPositives = RsCapRetModel.InfoNce(logits, eye(5)).item<float>();
+        var plain = Losses.InfoNce(logits).item<float>();
+        var withPositives = Losses.InfoNce(logits, eye(5)).item<float>();
         Assert.Equal(plain, withPositives, 5);
     }
 
@@ -33,8 +33,8 @@ public sealed class DuplicateCaptionContrastiveTests
         // Rows/columns 0 and 1: half the target on the own pair (log p = 2 - z), half on the duplicate (log p = -z).
         var duplicateTerm = -(0.5 * (2 - z) + 0.5 * -z);
         var expected = (2 * duplicateTerm + (z - 2)) / 3;   // same in both directions
-        Assert.Equal(expected, RsCapRetModel.InfoNce(logits, positives).item<float>(), 5);
-        Assert.True(RsCapRetModel.InfoNce(logits, positives).item<float>() > RsCapRetModel.InfoNce(logits).item<float>());
+        Assert.Equal(expected, Losses.InfoNce(logits, positives).item<float>(), 5);
+        Assert.True(Losses.InfoNce(logits, positives).item<float>() > Losses.InfoNce(logits).item<float>());
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.CommandLine;
-using RsCapRet.Pipeline;
+using RsCapRet.Inference;
+using RsCapRet.Queries;
 using RsCapRet.Raster;
 using RsCapRet.Training.Datasets;
 
@@ -53,7 +54,7 @@ public static class CalibrateCommands
                     var batch = list.Skip(s).Take(32).ToList();
                     var encoded = encoder.Encode(batch.Select(b => RasterImage.ReadRgb(b.ImagePath)).ToList(), caption: false, ct);
                     for (var i = 0; i < batch.Count; i++)
-                        images.Add(new CalibrationImage(name, batch[i].ImageId, RelevanceCalibrator.ClassOf(batch[i].ImagePath), encoded[i].Embedding,
+                        images.Add(new CalibrationImage(name, batch[i].ImageId, RelevanceCalibrator.ClassOf(name, batch[i].ImagePath), encoded[i].Embedding,
                             batch[i].Captions.Select(c => vectorOf[c]).ToList()));
                 }
                 await log.WriteLineAsync($"{name}: {list.Count} images embedded");

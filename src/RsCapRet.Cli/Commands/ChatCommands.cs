@@ -1,5 +1,7 @@
 using System.CommandLine;
+using RsCapRet.Inference;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
 
@@ -10,10 +12,12 @@ public static class ChatCommands
 {
     private const string Help = """
         /image PATH   add an image to the conversation (the model describes it)
-        /find TEXT    retrieve tiles for TEXT ([RET] appended, as in training)
+        /find TEXT    retrieve tiles for TEXT, as `search` does (no dialogue)
         /reset        forget the conversation
         /quit         leave
-        anything else is your turn: the model continues the conversation, and retrieves tiles when it answers with [RET]
+        anything else is your turn, and the model answers: "what is in this image?", "can you see a river?",
+        "show me storage tanks" (it answers with [RET] and retrieves tiles, which join the conversation as images),
+        "describe the second one", "more like the first one", "which one shows a beach?"
         """;
 
     public static Command Build()
@@ -36,6 +40,7 @@ public static class ChatCommands
             try
             {
                 Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve = null;
+                Func<TileHit, CancellationToken, Task<RsCapRet.Core.RgbImage?>>? tileImage = null;
                 if (parse.GetValue(noDb)) encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
                 else
                 {
@@ -45,8 +50,22 @@ public static class ChatCommands
                     encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
                     var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
                     retrieve = (vector, n, token) => store.SearchAsync(vector, n, new SearchFilter(ModelId: modelId), token);
+                    var files = new RegisteredSceneFiles();
+                    var size = encoder.InputSize;
+                    // Retrieved tiles join the conversation as images when their scene file is still the one ingested.
+                    tileImage = async (hit, token) =>
+                    {
+                        try
+                        {
+                            var (_, tiler, image) = await TileLocalizer.ReadAsync(store, files, hit.TileId, size, token);
+                            tiler.Dispose();
+                            return image;
+                        }
+                        catch (Exception e) when (e is TileImageryUnavailableException or TileNotFoundException) { return null; }
+                    };
                 }
-                var session = new ChatSession(encoder, retrieve, topK);
+                var session = new ChatSession(encoder, retrieve, topK)
+                { TileImage = tileImage, Calibration = RelevanceCalibration.LoadOrExplain(encoder.Directory).Calibration };
                 await output.WriteLineAsync($"chat with {encoder.Identity.Name} v{encoder.Identity.Version}; /help lists the commands");
                 while (!ct.IsCancellationRequested)
                 {
@@ -71,7 +90,8 @@ public static class ChatCommands
                             var reply = await session.AskAsync(line, ct);
                             await output.WriteLineAsync("model: " + (reply.Text.Length == 0 ? "(no text)" : reply.Text) + (reply.Retrieved ? " [RET]" : ""));
                             if (reply.Retrieved)
-                                await output.WriteAsync(retrieve is null ? "(retrieval is not available without a catalogue)\n" : SearchOutput.Table(reply.Tiles));
+                                await output.WriteAsync(reply.Tiles is not { } tiles ? "(retrieval is not available without a catalogue)\n"
+                                    : SearchOutput.Table(tiles) + (tiles.Hits.Count > 0 ? $"({reply.ImagesAdded} of {tiles.Hits.Count} tiles joined the conversation as images)\n" : ""));
                         }
                     }
                     catch (Exception e) when (e is RasterException or ArgumentException or InvalidOperationException or IOException)

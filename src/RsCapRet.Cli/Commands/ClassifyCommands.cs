@@ -1,5 +1,5 @@
 using System.CommandLine;
-using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Cli.Commands;

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using RsCapRet.Core;
-using RsCapRet.Pipeline;
+using RsCapRet.Inference;
 using RsCapRet.Storage;
+using EnvironmentSettings = RsCapRet.Core.Configuration.EnvironmentSettings;
+using ModelOptions = RsCapRet.Model.ModelOptions;
 
 namespace RsCapRet.Cli.Commands;
 
@@ -24,8 +26,7 @@ public static class CommonOptions
     public static string ResolveModel(string? value)
     {
         if (!string.IsNullOrWhiteSpace(value)) return Path.GetFullPath(value);
-        var env = Environment.GetEnvironmentVariable("RSCAPRET_MODEL");
-        if (!string.IsNullOrWhiteSpace(env)) return Path.GetFullPath(env);
+        if (EnvironmentSettings.Load<ModelOptions>().ModelDirectory is { } configured) return Path.GetFullPath(configured);
         var root = RepositoryPaths.TryFindRoot() ?? AppContext.BaseDirectory;
         return Path.Combine(root, "models", "default");
     }
@@ -34,7 +35,7 @@ public static class CommonOptions
 
     /// <summary>--model or RSCAPRET_MODEL names a model: the process uses that one, whichever model is activated.</summary>
     public static bool ModelPinned(string? value) =>
-        !string.IsNullOrWhiteSpace(value) || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("RSCAPRET_MODEL"));
+        !string.IsNullOrWhiteSpace(value) || EnvironmentSettings.Load<ModelOptions>().ModelDirectory is not null;
 
     /// <summary>
     /// The model folder searches use: --model or RSCAPRET_MODEL when given; else the activated model's recorded folder

@@ -1,10 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Jobs;
-using RsCapRet.Pipeline;
-using RsCapRet.Raster;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 using RsCapRet.Training.Datasets;
 
@@ -18,18 +17,8 @@ namespace RsCapRet.Cli.Commands;
 /// </summary>
 public static class DemoCommands
 {
-    public static readonly string[] UcmClasses =
-    [
-        "agricultural", "airplane", "baseballdiamond", "beach", "buildings", "chaparral", "denseresidential", "forest", "freeway",
-        "golfcourse", "harbor", "intersection", "mediumresidential", "mobilehomepark", "overpass", "parkinglot", "river", "runway",
-        "sparseresidential", "storagetanks", "tenniscourt",
-    ];
-
     public static readonly string[] DemoQueries =
         ["an airport with airplanes", "a baseball field", "storage tanks", "a dense residential area", "a river with trees on both sides"];
-
-    /// <summary>Cells of the demo mosaic: row, column, UCM image number and class (mosaic-index.json).</summary>
-    public sealed record MosaicCell(int Row, int Col, string Image, string Class);
 
     public static IEnumerable<Command> Build()
     {
@@ -88,7 +77,8 @@ public static class DemoCommands
             }
             // Each line runs as printed from the repository root (the rest after '#' is a shell comment); the launcher
             // builds the CLI when needed and reads .data/db.env. The similar-tiles line uses a tile from the searches above.
-            var example = (await store.SearchAsync(encoder.EmbedText("storage tanks"), 1, new SearchFilter(ModelId: modelId), ct)).FirstOrDefault();
+            var examples = await store.SearchAsync(encoder.EmbedText("storage tanks"), 1, new SearchFilter(ModelId: modelId), ct);
+            var example = examples.Count > 0 ? examples[0] : null;
             var exampleTile = example?.TileId;
             var sceneText = example?.SceneId.ToString(CultureInfo.InvariantCulture) ?? "ID";
             await output.WriteLineAsync($$"""
@@ -97,7 +87,7 @@ public static class DemoCommands
                 map, dashboard, API: ./rscapret serve --urls http://127.0.0.1:5080   # http://127.0.0.1:5080/ (search page with the map), /hangfire (jobs), /api/search?q=... (or ?tile=ID)
                 similar tiles:       ./rscapret search --tile {{exampleTile?.ToString(CultureInfo.InvariantCulture) ?? "ID"}}   # tiles that look like a tile from the tables above
                 land-use map:        ./rscapret classify {{sceneText}}   # every tile of that scene labelled zero-shot: scene-{{sceneText}}-classes.tif and .geojson here; on the map page /?classes={{sceneText}}
-                a dialogue:          ./rscapret chat   # /image PATH, then ask; the model's [RET] retrieves tiles
+                a dialogue:          ./rscapret chat   # /image PATH, then ask; its [RET] retrieves tiles (v9 knows captions, not questions: MODEL_CARD "Dialogue")
                 workers:             ./rscapret worker --queues model,default
                 """);
             var failed = outcomes.Where(o => !o.Succeeded).ToList();
@@ -119,38 +109,10 @@ public static class DemoCommands
         var mosaic = new Command("demo-mosaic", "Build a georeferenced mosaic of UCM-Captions images (illustrative coordinates)") { dataset, split, size, outFile, classes };
         CommandAction.Set(mosaic, async (parse, output, ct) =>
         {
-            var n = parse.GetValue(size);
-            var images = KarpathyDataset.Load(parse.GetValue(dataset)!, "ucm", new HashSet<string> { parse.GetValue(split)! });
-            // Round-robin over classes (UCM numbering: class = (N - 1) / 100), so every class appears.
-            var wanted = parse.GetValue(classes)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-                .Select(c => Array.IndexOf(UcmClasses, c) is var k and >= 0 ? k : throw new ArgumentException($"unknown UCM class '{c}'")).ToHashSet();
-            var byClass = images.GroupBy(i => (int.Parse(Path.GetFileNameWithoutExtension(i.ImagePath), CultureInfo.InvariantCulture) - 1) / 100)
-                .Where(g => wanted.Contains(g.Key)).OrderBy(g => g.Key)
-                .Select(g => (Class: g.Key, Images: new Queue<CaptionedImage>(g.OrderBy(i => i.ImagePath, StringComparer.Ordinal)))).ToList();
-            var chosen = new List<(CaptionedImage Image, int Class)>();
-            for (var round = 0; chosen.Count < n * n; round++)
-                for (var c = 0; c < byClass.Count && chosen.Count < n * n; c++)
-                    if (byClass[c].Images.Count > 0) chosen.Add((byClass[c].Images.Dequeue(), byClass[c].Class));
-                    else if (byClass.All(b => b.Images.Count == 0)) throw new ArgumentException("not enough images for the mosaic");
-            var rng = new Random(7);
-            chosen = chosen.OrderBy(_ => rng.Next()).ToList();
-            const int cell = 256;
-            var mosaicImage = RgbImage.Create(n * cell, n * cell);
-            var cells = new List<MosaicCell>();
-            for (var k = 0; k < chosen.Count; k++)
-            {
-                var img = RasterImage.ReadRgb(chosen[k].Image.ImagePath);
-                if (img.Width != cell || img.Height != cell) throw new InvalidDataException($"{chosen[k].Image.ImagePath}: {img.Width}x{img.Height}, 256x256 expected");
-                int r = k / n, c = k % n;
-                for (var y = 0; y < cell; y++)
-                    Array.Copy(img.Pixels, y * cell * 3, mosaicImage.Pixels, ((r * cell + y) * n * cell + c * cell) * 3, cell * 3);
-                cells.Add(new MosaicCell(r, c, Path.GetFileName(chosen[k].Image.ImagePath), UcmClasses[chosen[k].Class]));
-            }
-            // Illustrative placement: 0.3 m pixels in UTM zone 10N (EPSG:32610), San Francisco Bay area.
-            var path = parse.GetValue(outFile)!;
-            RasterWriter.WriteRgb(path, mosaicImage, [551000, 0.3, 0, 4182000, 0, -0.3], 32610, jpegQuality: 92);
-            File.WriteAllText(Path.ChangeExtension(path, ".index.json"), JsonSerializer.Serialize(cells, new JsonSerializerOptions { WriteIndented = true }));
-            await output.WriteLineAsync($"wrote {path} ({n * cell}x{n * cell} px, {cells.Count} images)");
+            var (n, path) = (parse.GetValue(size), parse.GetValue(outFile)!);
+            var cells = UcmMosaic.Write(parse.GetValue(dataset)!, parse.GetValue(split)!, n,
+                parse.GetValue(classes)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries), path);
+            await output.WriteLineAsync($"wrote {path} ({n * UcmMosaic.CellSize}x{n * UcmMosaic.CellSize} px, {cells.Count} images)");
             return 0;
         });
         return [demo, mosaic];

@@ -37,8 +37,10 @@ public static class EvaluationCommands
         var captionWeight = new Option<double>("--caption-weight") { Description = "Hybrid: the caption side's weight in the fusion (0-100)", DefaultValueFactory = _ => HybridRanking.DefaultCaptionWeight }
             .Must(v => v is >= 0 and <= 100, "must be between 0 and 100");
         var tta = new Option<int>("--tta") { Description = "Test-time augmentation: each image vector the mean of this many dihedral views (1 = none, 4 = the quarter turns, 8 = with mirrors)", DefaultValueFactory = _ => 1 }.InRange(1, 8);
+        var dialogue = new Option<bool>("--dialogue") { Description = "Instead: scripted dialogues over the split's images, phrasings seen in training and held out (intent accuracy, CIDEr of descriptions, mid-dialogue [RET] recall beside direct search, yes/no and \"which one\" accuracy)" };
+        var maxImages = new Option<int?>("--max-images") { Description = "--dialogue: only the first N images of the split start dialogues (all of them are still ranked)" }.InRange(2, 1_000_000);
         var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split (a CLIP folder as --model: retrieval only)")
-            { model, device, dataset, split, outDir, beam, clip, cells, mosaics, retrievalMode, captionWeight, tta, DbCommands.DbOption };
+            { model, device, dataset, split, outDir, beam, clip, cells, mosaics, retrievalMode, captionWeight, tta, dialogue, maxImages, DbCommands.DbOption };
         CommandAction.Set(evaluate, async (parse, output, ct) =>
         {
             var (datasetDir, splitName, outPath) = (parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(outDir));
@@ -47,7 +49,7 @@ public static class EvaluationCommands
             if (parse.GetValue(cells))
             {
                 using var cellEncoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
-                var cellReport = RsCapRet.Pipeline.CellLocalizationEvaluation.Run(cellEncoder, datasetDir, splitName, parse.GetValue(mosaics),
+                var cellReport = RsCapRet.Queries.CellLocalizationEvaluation.Run(cellEncoder, datasetDir, splitName, parse.GetValue(mosaics),
                     log: msg => parse.InvocationConfiguration.Error.WriteLine(msg));
                 if (outPath is not null)
                 {
@@ -55,6 +57,20 @@ public static class EvaluationCommands
                     await File.WriteAllTextAsync(Path.Combine(outPath, "cells.md"), cellReport.Markdown() + "\n", ct);
                 }
                 await output.WriteLineAsync(cellReport.Markdown());
+                return 0;
+            }
+            if (parse.GetValue(dialogue))
+            {
+                using var chatEncoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
+                var dialogueReport = DialogueEvaluation.Run(chatEncoder.Model, chatEncoder.Tokenizer, chatEncoder.Preprocessor,
+                    $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}", datasetDir, splitName, parse.GetValue(maxImages),
+                    log: msg => parse.InvocationConfiguration.Error.WriteLine(msg));
+                if (outPath is not null)
+                {
+                    Directory.CreateDirectory(outPath);
+                    await File.WriteAllTextAsync(Path.Combine(outPath, "dialogue.md"), dialogueReport.Markdown(), ct);
+                }
+                await output.WriteLineAsync(dialogueReport.Markdown());
                 return 0;
             }
             var clipDirs = (parse.GetValue(clip) ?? []).ToList();

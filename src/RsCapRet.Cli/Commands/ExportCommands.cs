@@ -1,6 +1,6 @@
 using System.CommandLine;
 using RsCapRet.Export;
-using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Cli.Commands;
@@ -29,7 +29,7 @@ public static class ExportCommands
             var path = parse.GetValue(output)!;
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            var rows = await TileExport.WriteAsync(ds, new ExportFilter(area, parse.GetValue(scene), parse.GetValue(modelName)), fmt, path, ct: ct, overwrite: parse.GetValue(overwrite));
+            var rows = await TileExport.WriteAsync(new CatalogStore(ds), new ExportFilter(area, parse.GetValue(scene), parse.GetValue(modelName)), fmt, path, ct: ct, overwrite: parse.GetValue(overwrite));
             await stdout.WriteLineAsync(FormattableString.Invariant($"{rows:N0} tiles written to {path} ({fmt}, {new FileInfo(path).Length / 1e6:F1} MB, {sw.Elapsed.TotalSeconds:F1} s)"));
             return 0;
         });

@@ -4,8 +4,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Jobs;
-using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
 using RsCapRet.Web;
@@ -57,7 +57,8 @@ public static class HostCommands
             // Before any model runs: libtorch gives each thread that first enters it the count set here.
             if ((parse.GetValue(torchThreads) ?? (parse.GetValue(withWorker) ? null : (int?)1)) is { } threads) TorchSharp.torch.set_num_threads(threads);
             // Without --model or RSCAPRET_MODEL the host follows `rscapret models activate` (models/default while none is activated).
-            var app = RsCapRetWebHost.Build(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)), parse.GetValue(withWorker), credentials,
+            var app = RsCapRetWebHost.Build(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)),
+                parse.GetValue(withWorker) ? WebHostJobs.DashboardAndWorker : WebHostJobs.Dashboard, credentials,
                 followActivatedModel: !CommonOptions.ModelPinned(parse.GetValue(model)));
             // Every address Kestrel may bind — --urls, ASPNETCORE_URLS/urls, Kestrel:Endpoints from any configuration
             // source — is checked before start, and the addresses actually bound are checked again after it.

@@ -75,27 +75,8 @@ public static class ModelCommands
             var from = VisionBackbones.Resolve(parse.GetValue(source)!, Directory.GetCurrentDirectory());
             var to = Path.GetFullPath(parse.GetValue(copyOut)!);
             if (Path.GetFullPath(from) == to) throw new ArgumentException($"--out: {to} is the source folder");
-            using var backbone = VisionBackbones.FromPretrained(from);
-            backbone.SavePretrained(to);
-            if (parse.GetValue(dtype) == "float16")
-            {
-                // A tensor with values beyond float16's range (±65504) stays float32: they would turn into infinities.
-                var file = Path.Combine(to, "model.safetensors");
-                var tensors = new List<(string, TorchSharp.torch.Tensor)>();
-                var kept = new List<string>();
-                using (var ckpt = RsCapRet.Model.Checkpoints.Checkpoint.Open(file))
-                    foreach (var name in ckpt.TensorNames)
-                    {
-                        var t = ckpt.Read(name);
-                        if (t.abs().max().item<float>() <= 65504f) t = t.to_type(TorchSharp.torch.ScalarType.Float16);
-                        else kept.Add(name);
-                        tensors.Add((name, t));
-                    }
-                if (kept.Count > 0) await output.WriteLineAsync($"kept float32 (values beyond float16's range): {string.Join(", ", kept)}");
-                RsCapRet.Model.Checkpoints.SafetensorsWriter.Write(file + ".tmp", tensors, new Dictionary<string, string> { ["format"] = "pt" });
-                File.Move(file + ".tmp", file, overwrite: true);
-                foreach (var (_, t) in tensors) t.Dispose();
-            }
+            var kept = VisionBackboneCopy.Write(from, to, float16: parse.GetValue(dtype) == "float16");
+            if (kept.Count > 0) await output.WriteLineAsync($"kept float32 (values beyond float16's range): {string.Join(", ", kept)}");
             await output.WriteLineAsync($"{from} -> {to} ({parse.GetValue(dtype)}, {new FileInfo(Path.Combine(to, "model.safetensors")).Length / 1e6:F1} MB)");
             return 0;
         });

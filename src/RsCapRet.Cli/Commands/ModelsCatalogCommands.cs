@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hangfire;
+using RsCapRet.Inference;
 using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
 using RsCapRet.Storage;
@@ -257,7 +258,7 @@ public static class ModelsCatalogCommands
         }
     }
 
-    private static string Span(IReadOnlyList<string> ids) => ids.Count <= 3 ? string.Join(", ", ids) : $"{ids[0]} … {ids[^1]}";
+    private static string Span(List<string> ids) => ids.Count <= 3 ? string.Join(", ", ids) : $"{ids[0]} … {ids[^1]}";
 
     private static async Task<int> ActivateIfCompleteAsync(CatalogStore store, int modelId, string name, TextWriter output, TextWriter error, CancellationToken ct)
     {

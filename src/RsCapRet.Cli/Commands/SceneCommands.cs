@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using RsCapRet.Inference;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
 using RsCapRet.Storage;
@@ -14,7 +15,7 @@ public static class SceneCommands
         var bands = new Option<string?>("--bands") { Description = "Bands for R,G,B, e.g. 4,3,2 (default: colour interpretation, else 1,2,3)" };
         bands.Validators.Add(r =>
         {
-            if (r.Tokens is [{ Value: var value }] && ParseBands(value) is null) r.AddError($"must be three band numbers such as 4,3,2, got '{value}'");
+            if (r.Tokens is [{ Value: var value }] && !BandSelection.TryParse(value, out _)) r.AddError($"{BandSelection.Rule}, got '{value}'");
         });
         return bands;
     }
@@ -58,21 +59,12 @@ public static class SceneCommands
         var tiling = new TilingOptions
         {
             Overlap = parse.GetValue(overlap), TargetGsd = parse.GetValue(gsd),
-            Bands = parse.GetValue(bands) is { Length: > 0 } b ? ParseBands(b) : null,
+            Bands = parse.GetValue(bands) is { Length: > 0 } b ? BandSelection.Parse(b, "--bands") : null,
             MaxNodataFraction = parse.GetValue(maxNodata), AllowMissingCrs = parse.GetValue(noCrs),
         };
         return parse.GetValue(acquiredPattern) is { } pattern
             ? tiling with { AcquiredNamePattern = AcquisitionTimes.Pattern(pattern) }
             : tiling;
-    }
-
-    /// <summary>"4,3,2" as three positive band numbers; null when it is not that.</summary>
-    private static int[]? ParseBands(string text)
-    {
-        var parts = text.Split(',');
-        var values = new int[parts.Length];
-        return parts.Length == 3 && parts.Select((p, i) => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i]) && values[i] > 0).All(ok => ok)
-            ? values : null;
     }
 
     /// <summary>How long an interrupted ingest may take to stop (a model batch cannot be cut short) before it is ended.</summary>
@@ -92,7 +84,7 @@ public static class SceneCommands
         {
             if (parse.GetValue(json))
             {
-                await output.WriteLineAsync(InspectJson(parse.GetValue(path)!,
+                await output.WriteLineAsync(SceneDescription.Json(parse.GetValue(path)!,
                     parse.GetValue(acquiredPattern) is { } p ? AcquisitionTimes.Pattern(p) : null));
                 return 0;
             }
@@ -100,12 +92,12 @@ public static class SceneCommands
             var modelDir = CommonOptions.ModelFolder(parse.GetValue(inspectModel));
             var scene = parse.GetValue(path)!;
             var plan = TilingPlan.For(scene, Tiling(parse, bands, overlap, gsd, maxNodata, noCrs, acquiredPattern), RsCapRetTileEncoder.TilingOf(modelDir));
-            using var tiler = SceneTiler.Open(scene, plan.Tiling);
-            await output.WriteAsync(Describe(tiler.Info, plan.Tiling.TileSize));
+            using var tiler = SceneTiler.Open(scene, plan.Tiling, ct);
+            await output.WriteAsync(SceneDescription.Text(tiler.Info, plan.Tiling.TileSize));
             await output.WriteLineAsync($"model: {modelDir} ({plan.Tiling.TileSize}-px input)");
             await output.WriteLineAsync($"resolution: {plan.Resolution.Note}");
             if (plan.Resolution.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {w}");
-            var kept = tiler.Tiles().Count();
+            var kept = tiler.Tiles(ct).Count();
             await output.WriteLineAsync($"tiles: {kept} to caption, {tiler.SkippedTiles} skipped (more than {parse.GetValue(maxNodata):P0} nodata)");
             await output.WriteLineAsync(tiler.Coverage is { } coverage
                 ? FormattableString.Invariant($"coverage: {coverage * 100:0.0} % of valid pixels ({tiler.CoveredPixels:N0} of {tiler.ValidPixels:N0} px under a kept tile)")
@@ -220,76 +212,5 @@ public static class SceneCommands
             }
         });
         return [info, ingest];
-    }
-
-    /// <summary>What GDAL reports of a raster, as JSON; the footprint is a GeoJSON polygon in WGS84 (null without a CRS).</summary>
-    public static string InspectJson(string path, System.Text.RegularExpressions.Regex? acquiredPattern = null)
-    {
-        using var ds = RasterDataset.Open(path);
-        var tiling = new TilingOptions { AllowMissingCrs = true };
-        using var tiler = SceneTiler.Open(path, acquiredPattern is null ? tiling : tiling with { AcquiredNamePattern = acquiredPattern });
-        var i = tiler.Info;
-        var gt = ds.GeoTransform;
-        var doc = new System.Text.Json.Nodes.JsonObject
-        {
-            ["path"] = System.IO.Path.GetFullPath(path),
-            ["driver"] = ds.DriverName,
-            ["width"] = ds.Width,
-            ["height"] = ds.Height,
-            ["bands"] = new System.Text.Json.Nodes.JsonArray(ds.Bands.Select(b => (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
-            {
-                ["band"] = b.Index, ["data_type"] = b.DataType.ToString(), ["color_interpretation"] = b.ColorInterpretationName,
-                ["nodata"] = b.NoData is { } nd && double.IsFinite(nd) ? nd : null, ["nodata_is_nan"] = b.NoData is { } n2 && double.IsNaN(n2),
-            }).ToArray()),
-            ["rgb_bands"] = new System.Text.Json.Nodes.JsonArray(i.RgbBands.Select(b => (System.Text.Json.Nodes.JsonNode?)b).ToArray()),
-            ["crs_epsg"] = ds.Crs?.Epsg,
-            ["crs_wkt"] = ds.Crs?.Wkt,
-            ["geotransform"] = gt is null ? null : new System.Text.Json.Nodes.JsonArray(gt.Select(v => (System.Text.Json.Nodes.JsonNode?)v).ToArray()),
-            ["pixel_size"] = gt is null ? null : new System.Text.Json.Nodes.JsonArray(Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]), Math.Sqrt(gt[2] * gt[2] + gt[5] * gt[5])),
-            ["footprint_wgs84"] = i.FootprintWgs84 is { } f ? new System.Text.Json.Nodes.JsonObject
-            {
-                ["type"] = "Polygon",
-                ["coordinates"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonArray(
-                    f.Ring.Select(p => (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonArray(p.X, p.Y)).ToArray())),
-            } : null,
-            ["acquired_at"] = i.AcquiredAt?.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
-            ["acquired_source"] = i.Acquisition?.SourceName,
-            ["acquired_from"] = i.Acquisition?.Detail,
-            ["stac_collection"] = i.Acquisition?.StacCollection,
-        };
-        return doc.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
-    }
-
-    /// <summary>Where the last column and row sit (flush with the raster's edges), or how a dimension smaller than a tile is padded.</summary>
-    private static string Edges(TileGrid g)
-    {
-        string Axis(string name, string coordinate, int count, int size, int lastStart, int overlap) =>
-            count > 1 ? FormattableString.Invariant($"last {name} flush at {coordinate}={lastStart} (overlapping its neighbour by {overlap} px)")
-            : size < g.SourceTile ? FormattableString.Invariant($"one {name} spanning all {size} px, padded from {g.OutputLength(size)} to {g.OutputTile} model px ({g.Padding.ToString().ToLowerInvariant()}; padding is not nodata)")
-            : FormattableString.Invariant($"one {name} of {size} px");
-        return Axis("column", "x", g.Cols, g.Width, g.Column(g.Cols - 1).Start, g.LastColumnOverlap) + ", "
-             + Axis("row", "y", g.Rows, g.Height, g.Row(g.Rows - 1).Start, g.LastRowOverlap);
-    }
-
-    public static string Describe(SceneInfo i, int tileSize)
-    {
-        var sb = new System.Text.StringBuilder();
-        sb.AppendLine($"file: {i.Path} ({i.Driver})");
-        sb.AppendLine($"size: {i.Width} x {i.Height} px, {i.BandCount} bands; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
-        sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
-        if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
-        sb.AppendLine(FormattableString.Invariant($"grid: {i.GridRows} rows x {i.GridCols} cols of {tileSize}-px tiles at {i.TileGsd:0.###} units/px (native {i.NativeGsd:0.###})"));
-        sb.AppendLine("edges: " + Edges(i.Grid));
-        if (i.FootprintWgs84 is { } f)
-        {
-            var xs = f.Ring.Select(p => p.X).ToArray();
-            var ys = f.Ring.Select(p => p.Y).ToArray();
-            sb.AppendLine(FormattableString.Invariant($"footprint (WGS84): lon {xs.Min():F5}..{xs.Max():F5}, lat {ys.Min():F5}..{ys.Max():F5}"));
-        }
-        sb.AppendLine(i.Acquisition is { } acq
-            ? $"acquired: {acq.Time:u} (from {acq.SourceName}: {acq.Detail}{(acq.StacCollection is { } c ? $", collection {c}" : "")})"
-            : "acquired: unknown (no date tag, STAC item or dated file name)");
-        sb.AppendLine("stretch: " + string.Join("; ", i.StretchRanges.Select((r, k) => FormattableString.Invariant($"band {i.RgbBands[k]} {r.Low:0.##}..{r.High:0.##}"))));
-        return sb.ToString();
     }
 }

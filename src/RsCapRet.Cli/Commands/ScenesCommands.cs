@@ -4,8 +4,10 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RsCapRet.Core;
+using RsCapRet.Inference;
 using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Cli.Commands;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using RsCapRet.Pipeline;
+using RsCapRet.Queries;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Cli.Commands;

@@ -131,7 +131,7 @@ public static partial class UsageErrors
     };
 
     /// <summary>The values an option accepts when it was restricted with AcceptOnlyFromAmong (they are its completions).</summary>
-    private static IReadOnlyList<string> Choices(Option option) =>
+    private static List<string> Choices(Option option) =>
         option.GetCompletions(CompletionContext.Empty).Select(c => c.Label).ToList();
 
     private static string Sentence(string description) => OneLine(description).TrimEnd('.');

@@ -179,7 +179,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
         const long page = 4096;
         var first = ((long)start + page - 1) / page * page;        // whole pages inside the range only
         var last = ((long)start + length) / page * page;
-        if (last > first) Madvise((IntPtr)first, (UIntPtr)(ulong)(last - first), MADV_DONTNEED);
+        if (last > first) _ = Madvise(new IntPtr(first), new UIntPtr((ulong)(last - first)), MADV_DONTNEED);   // advice only: a refusal changes nothing
     }
 
     public void Dispose()

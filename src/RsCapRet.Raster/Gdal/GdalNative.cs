@@ -24,8 +24,7 @@ internal static partial class GdalNative
     {
         if (name != Lib) return IntPtr.Zero;
         if (LibraryHandle != IntPtr.Zero) return LibraryHandle;
-        var over = Environment.GetEnvironmentVariable("RSCAPRET_GDAL_LIBRARY");
-        if (!string.IsNullOrWhiteSpace(over)) return LibraryHandle = NativeLibrary.Load(over);
+        if (Core.Configuration.EnvironmentSettings.Load<RasterOptions>().GdalLibrary is { } over) return LibraryHandle = NativeLibrary.Load(over);
         foreach (var candidate in Candidates)
             if (NativeLibrary.TryLoad(candidate, out var handle)) return LibraryHandle = handle;
         throw new DllNotFoundException(
@@ -166,8 +165,11 @@ internal static partial class GdalNative
 public enum ResampleAlgorithm { Nearest = 0, Bilinear = 1, Cubic = 2, CubicSpline = 3, Lanczos = 4, Average = 5, Mode = 6, Gauss = 7 }
 
 /// <summary>GDAL pixel data types (GDALDataType).</summary>
-public enum GdalDataType { Unknown = 0, Byte = 1, UInt16 = 2, Int16 = 3, UInt32 = 4, Int32 = 5, Float32 = 6, Float64 = 7,
-    CInt16 = 8, CInt32 = 9, CFloat32 = 10, CFloat64 = 11, UInt64 = 12, Int64 = 13, Int8 = 14 }
+public enum GdalDataType
+{
+    Unknown = 0, Byte = 1, UInt16 = 2, Int16 = 3, UInt32 = 4, Int32 = 5, Float32 = 6, Float64 = 7,
+    CInt16 = 8, CInt32 = 9, CFloat32 = 10, CFloat64 = 11, UInt64 = 12, Int64 = 13, Int8 = 14
+}
 
 /// <summary>GDAL colour interpretations (GDALColorInterp), the ones band choice looks at.</summary>
 public enum ColorInterpretation { Undefined = 0, Gray = 1, Palette = 2, Red = 3, Green = 4, Blue = 5, Alpha = 6 }

@@ -16,7 +16,7 @@ internal static class GdalRuntime
         // No network from GDAL unless the operator allows it (RSCAPRET_GDAL_NETWORK=1): a path or a VRT that names
         // /vsicurl/ or an http:// URL must not make the server send requests. /vsicurl/ only fetches files whose
         // extension is allowed, and every libcurl request would go through a proxy that does not exist.
-        if (Environment.GetEnvironmentVariable("RSCAPRET_GDAL_NETWORK") != "1")
+        if (!Core.Configuration.EnvironmentSettings.Load<RasterOptions>().GdalNetwork)
         {
             GdalNative.CPLSetConfigOption("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".rscapret-network-disabled");
             GdalNative.CPLSetConfigOption("GDAL_HTTP_PROXY", "127.0.0.1:9");

@@ -1,0 +1,146 @@
+using RsCapRet.Core;
+using RsCapRet.Inference;
+using RsCapRet.Model;
+using RsCapRet.Storage;
+
+namespace RsCapRet.Queries;
+
+/// <summary>
+/// What the model answered to one turn: its text; whether it emitted [RET]; the tiles retrieved then (best first,
+/// with the search's calibrated relevance when the model has a calibration, null without a catalogue); and how many of
+/// them joined the conversation as images (those whose imagery could be read), so "describe the second one" can refer
+/// to them.
+/// </summary>
+public sealed record ChatReply(string Text, bool Retrieved, RankedHits? Tiles, int ImagesAdded = 0)
+{
+    public IReadOnlyList<TileHit> Hits => Tiles?.Hits ?? [];
+}
+
+/// <summary>
+/// A dialogue over images and text (the paper's Fig. 4) in <see cref="ChatFormat"/>, the format the model was trained
+/// on: images (their visual prefix, then the model's description), user turns, and the model's answers. The model
+/// writes every answer; when it emits [RET] the hidden state there retrieves tiles from the catalogue, and the
+/// retrieved tiles join the conversation as images. The prompt keeps the newest turns that fit the LLM's context.
+/// </summary>
+public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve, int k = 3)
+{
+    private readonly List<(List<PromptSegment> Segments, int Tokens)> _history = [];
+
+    /// <summary>Reads a retrieved tile's imagery (null when it cannot be read), so it can join the conversation.</summary>
+    public Func<TileHit, CancellationToken, Task<RgbImage?>>? TileImage { get; init; }
+
+    /// <summary>The model's relevance calibration (search's), or null: retrieved tiles are then listed by score only.</summary>
+    public RelevanceCalibration? Calibration { get; init; }
+
+    public int MaxNewTokens { get; init; } = 40;
+
+    /// <summary>Turns in the prompt now (an image with its description is one turn).</summary>
+    public int Turns => _history.Count;
+
+    public void Reset() => _history.Clear();
+
+    /// <summary>Adds an image and returns the model's description of it (its caption, as ingestion writes them).</summary>
+    public string AddImage(RgbImage image) => AddImage(image, description: null);
+
+    /// <summary>
+    /// Adds an image with <paramref name="description"/> as the model's description of it (replaying a conversation),
+    /// or the model's own caption when null; returns the description.
+    /// </summary>
+    public string AddImage(RgbImage image, string? description)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var pixels = encoder.Preprocessor.Process([image]).to(encoder.Model.Device);
+        var pooled = encoder.Model.PooledImage(pixels).cpu().MoveToOuterDisposeScope();
+        int[] ids;
+        if (description is null)
+        {
+            // The model's own caption goes into the prompt as the ids it wrote (decoding and encoding again can differ).
+            var room = Math.Max(1, Math.Min(NewTokens, PromptLimit - encoder.Model.Heads.PrefixTokens - 3));   // BOS, [RET], EOS
+            var written = encoder.Model.GenerateCaptionsFromPooled(pooled, encoder.Generation with { MaxNewTokens = room })[0];
+            description = RsCapRetTileEncoder.CleanCaption(encoder.Tokenizer.Decode(written));
+            ids = [encoder.Tokenizer.BosId, .. written, encoder.Tokenizer.RetId, encoder.Tokenizer.EosId];
+        }
+        else ids = Fitted(ChatFormat.Description(encoder.Tokenizer, description.Length == 0 ? "." : description), 2, PromptLimit - encoder.Model.Heads.PrefixTokens);
+        Append([new PooledImageSegment(pooled), new TextSegment(ids)], encoder.Model.Heads.PrefixTokens + ids.Length);
+        return description;
+    }
+
+    /// <summary>Adds an image without a description (as retrieved tiles join the conversation).</summary>
+    public void AddBareImage(RgbImage image)
+    {
+        var pixels = encoder.Preprocessor.Process([image]);
+        Append([new ImageSegment(pixels)], encoder.Model.Heads.PrefixTokens);
+    }
+
+    /// <summary>
+    /// Replays an earlier answer of the model (a stateless client sends the conversation back); an answer longer than
+    /// the context allows keeps its first tokens.
+    /// </summary>
+    public void AddAnswer(string text, bool retrieved)
+    {
+        var ids = Fitted(ChatFormat.Answer(encoder.Tokenizer, text, retrieved), retrieved ? 2 : 1, PromptLimit);
+        Append([new TextSegment(ids)], ids.Length);
+    }
+
+    /// <summary>Replays an earlier user turn without answering it (its answer is replayed next).</summary>
+    public void AddUserTurn(string text)
+    {
+        var question = ChatFormat.UserTurn(encoder.Tokenizer, text);
+        Append([new TextSegment(question)], question.Length);
+    }
+
+    /// <summary>Keeps BOS, the first tokens and the last <paramref name="tail"/> ([RET] and/or EOS) within <paramref name="limit"/>.</summary>
+    private static int[] Fitted(int[] ids, int tail, int limit) =>
+        ids.Length <= limit ? ids : [.. ids[..Math.Max(1, limit - tail)], .. ids[^tail..]];
+
+    /// <summary>
+    /// A user turn: the text joins the prompt and the model writes the answer. [RET] in the answer retrieves
+    /// <c>k</c> tiles, which then join the conversation as images (when <see cref="TileImage"/> can read them).
+    /// </summary>
+    public async Task<ChatReply> AskAsync(string text, CancellationToken ct = default)
+    {
+        AddUserTurn(text);
+        var prompt = _history.SelectMany(h => h.Segments).Append(new TextSegment([encoder.Tokenizer.BosId])).ToList();
+        var reply = encoder.Model.Continue(prompt, NewTokens);
+        var retrieved = reply.RetrievalVector is not null;
+        var answerIds = reply.TokenIds.Where(t => t != encoder.Model.RetTokenId && t != encoder.Tokenizer.EosId).ToList();
+        var answer = RsCapRetTileEncoder.CleanCaption(encoder.Tokenizer.Decode(answerIds));
+        var turn = new List<int> { encoder.Tokenizer.BosId };
+        turn.AddRange(answerIds);
+        if (retrieved) turn.Add(encoder.Model.RetTokenId);
+        turn.Add(encoder.Tokenizer.EosId);
+        Append([new TextSegment(turn)], turn.Count);
+        if (!retrieved || retrieve is null) return new ChatReply(answer, retrieved, null);
+
+        var tiles = await retrieve(reply.RetrievalVector!, k, ct);
+        var added = 0;
+        if (TileImage is not null)
+            foreach (var tile in tiles)
+                if (await TileImage(tile, ct) is { } image) { AddBareImage(image); added++; }
+        return new ChatReply(answer, true, RankedHits.Score(tiles, reply.RetrievalVector!, Calibration), added);
+    }
+
+    /// <summary>Retrieval on request: the text followed by [RET], as search does (no generation).</summary>
+    public async Task<IReadOnlyList<TileHit>> FindAsync(string text, CancellationToken ct = default)
+    {
+        if (retrieve is null) throw new InvalidOperationException("No catalogue is connected: retrieval is not available.");
+        return await retrieve(encoder.EmbedText(text), k, ct);
+    }
+
+    /// <summary>
+    /// Answers are cut to about half the context, so a prompt of the other half always has room, and an answer as
+    /// long as that (with BOS and EOS around it) fits the prompt again as a turn.
+    /// </summary>
+    public int NewTokens => Math.Max(1, Math.Min(MaxNewTokens, (encoder.Model.Llm.Config.MaxPositionEmbeddings - 3) / 2));
+
+    /// <summary>The prompt's room: with the BOS that starts an answer, the answer and the [RET] pass, it fills the context.</summary>
+    private int PromptLimit => encoder.Model.Llm.Config.MaxPositionEmbeddings - 1 - NewTokens;
+
+    private void Append(List<PromptSegment> segments, int tokens)
+    {
+        if (tokens > PromptLimit) throw new ArgumentException($"The message has {tokens} tokens; the model's context leaves room for {PromptLimit}.");
+        _history.Add((segments, tokens));
+        // Oldest turns leave first so the prompt plus the answer fit the model's positions.
+        while (_history.Sum(h => h.Tokens) > PromptLimit) _history.RemoveAt(0);
+    }
+}

@@ -1,0 +1,346 @@
+using System.Text.RegularExpressions;
+using RsCapRet.Core;
+using RsCapRet.Model;
+using RsCapRet.Model.Tokenizers;
+
+namespace RsCapRet.Training;
+
+/// <summary>What a user turn asks for (issue 34).</summary>
+public enum DialogueIntent { Describe, Retrieve, Similar, YesNo, Which }
+
+/// <summary>One phrasing of an intent; held-out phrasings never appear in training and measure generalisation.</summary>
+public sealed record DialoguePhrasing(DialogueIntent Intent, string Template, bool HeldOut, bool Ordinal = false);
+
+/// <summary>An image the generator may use: its scene class (when the file name gives one), captions and caption group.</summary>
+public sealed record DialogueImage(string? ClassName, IReadOnlyList<string> Captions, int Group);
+
+/// <summary>A turn of a generated dialogue: an image of the pool (with its description when given), or tokens.</summary>
+public abstract record DialogueTurn;
+
+/// <summary>An image (index into the pool) and, when the dialogue shows it, the model's description (caption format, trained).</summary>
+public sealed record DialogueImageTurn(int Image, int[]? Description) : DialogueTurn;
+
+/// <summary>Tokens; <see cref="Trained"/> marks the model's own turns (the loss covers them).</summary>
+public sealed record DialogueTextTurn(int[] Ids, bool Trained) : DialogueTurn;
+
+/// <summary>
+/// A generated dialogue: its turns (the last is the answer), the intent and phrasing of the last user turn, the
+/// expected answer text, for [RET] answers the pool images the [RET] vector is trained toward, and the thing asked
+/// about (a class label, an object, or for <see cref="AboutCaption"/> requests a caption's text).
+/// </summary>
+public sealed record DialogueSample(DialogueIntent Intent, DialoguePhrasing Phrasing, IReadOnlyList<DialogueTurn> Turns, string Answer,
+    IReadOnlySet<int>? RetPositives, int MainImage, bool AboutCaption, string? Thing = null)
+{
+    public int TokenCount(int prefixTokens) => Turns.Sum(t => t switch
+    {
+        DialogueImageTurn i => prefixTokens + (i.Description?.Length ?? 0),
+        DialogueTextTurn x => x.Ids.Length,
+        _ => 0,
+    });
+}
+
+/// <summary>
+/// Dialogues generated from captioned images (issue 34): an image then "describe it" → a reference caption; "show me
+/// / find / where are THING" → "here they are [RET]" with the [RET] trained toward the images of THING (its class, or
+/// the image whose caption THING is); "more like this" → [RET] toward that image; "can you see THING?" → yes/no from
+/// the image's class and captions; two images → "which one shows THING?" → "the first one" / "the second one";
+/// follow-ups over several images ("describe the second one"), as after a retrieval. Every turn is in
+/// <see cref="ChatFormat"/>. Pure function of (pool, rng): training draws from the batch, evaluation from a val split.
+/// </summary>
+public sealed partial class DialogueGenerator
+{
+    /// <summary>Every phrasing; <see cref="DialoguePhrasing.HeldOut"/> ones are used only by the evaluation.</summary>
+    public static readonly IReadOnlyList<DialoguePhrasing> Phrasings =
+    [
+        new(DialogueIntent.Describe, "what is in this image?", false), new(DialogueIntent.Describe, "describe it", false),
+        new(DialogueIntent.Describe, "what is this place?", false), new(DialogueIntent.Describe, "describe this image", false),
+        new(DialogueIntent.Describe, "what do you see?", false), new(DialogueIntent.Describe, "tell me about this image", false),
+        new(DialogueIntent.Describe, "what does this image show?", false),
+        new(DialogueIntent.Describe, "can you describe this picture?", true), new(DialogueIntent.Describe, "what can you see here?", true),
+        new(DialogueIntent.Describe, "describe the {ord} one", false, true), new(DialogueIntent.Describe, "what is in the {ord} image?", false, true),
+        new(DialogueIntent.Describe, "tell me about the {ord} one", false, true), new(DialogueIntent.Describe, "what does the {ord} one show?", true, true),
+
+        new(DialogueIntent.Retrieve, "show me {thing}", false), new(DialogueIntent.Retrieve, "find {thing}", false),
+        new(DialogueIntent.Retrieve, "where are {thing}?", false), new(DialogueIntent.Retrieve, "search for {thing}", false),
+        new(DialogueIntent.Retrieve, "i am looking for {thing}", false), new(DialogueIntent.Retrieve, "show me images of {thing}", false),
+        new(DialogueIntent.Retrieve, "can you find {thing}?", true), new(DialogueIntent.Retrieve, "give me pictures of {thing}", true),
+
+        new(DialogueIntent.Similar, "more like this", false), new(DialogueIntent.Similar, "show me similar places", false),
+        new(DialogueIntent.Similar, "find similar images", false), new(DialogueIntent.Similar, "similar places please", false),
+        new(DialogueIntent.Similar, "anything else like this?", true), new(DialogueIntent.Similar, "find places that look like this", true),
+        new(DialogueIntent.Similar, "more like the {ord} one", false, true), new(DialogueIntent.Similar, "show me places like the {ord} one", false, true),
+        new(DialogueIntent.Similar, "find images similar to the {ord} one", true, true),
+
+        new(DialogueIntent.YesNo, "can you see {thing}?", false), new(DialogueIntent.YesNo, "does it show {thing}?", false),
+        new(DialogueIntent.YesNo, "is there {thing} in it?", false), new(DialogueIntent.YesNo, "any {thing} here?", false),
+        new(DialogueIntent.YesNo, "do you see {thing}?", true), new(DialogueIntent.YesNo, "does this image contain {thing}?", true),
+        new(DialogueIntent.YesNo, "can you see {thing} in the {ord} one?", false, true), new(DialogueIntent.YesNo, "does the {ord} one show {thing}?", true, true),
+
+        new(DialogueIntent.Which, "which one shows {thing}?", false), new(DialogueIntent.Which, "which image has {thing}?", false),
+        new(DialogueIntent.Which, "in which one can you see {thing}?", false), new(DialogueIntent.Which, "which of them shows {thing}?", true),
+    ];
+
+    /// <summary>Things a yes/no question can ask about: the words a user types, and caption words that mean "present".</summary>
+    private static readonly (string Label, string[] Words)[] Objects =
+    [
+        ("trees", ["tree", "trees"]), ("a river", ["river", "rivers"]), ("buildings", ["building", "buildings"]), ("cars", ["car", "cars"]),
+        ("roads", ["road", "roads", "street", "streets"]), ("a bridge", ["bridge", "bridges"]), ("a pond", ["pond", "ponds"]),
+        ("storage tanks", ["tank", "tanks"]), ("airplanes", ["plane", "planes", "airplane", "airplanes", "aircraft"]),
+        ("boats", ["boat", "boats", "ship", "ships"]), ("a baseball field", ["baseball"]), ("tennis courts", ["tennis"]),
+        ("a swimming pool", ["pool", "pools"]), ("a parking lot", ["parking"]), ("a beach", ["beach", "beaches"]),
+        ("the sea", ["sea", "ocean"]), ("a runway", ["runway", "runways"]), ("farmland", ["farmland", "farmlands", "agricultural", "cropland"]),
+        ("a forest", ["forest", "forests"]), ("grass", ["meadow", "meadows", "lawn", "lawns", "grass"]), ("a desert", ["desert"]),
+        ("mountains", ["mountain", "mountains"]), ("a church", ["church"]), ("a stadium", ["stadium"]),
+        ("a playground", ["playground", "playgrounds"]), ("a railway", ["railway", "railways", "train", "trains"]),
+        ("houses", ["house", "houses", "home", "homes"]), ("a lake", ["lake", "lakes"]), ("a golf course", ["golf"]),
+        ("a freeway", ["freeway", "freeways", "highway"]), ("a viaduct", ["viaduct", "viaducts", "overpass"]),
+    ];
+
+    private readonly LlamaTextTokenizer _tokenizer;
+    private readonly IReadOnlyList<DialogueImage> _pool;
+    private readonly HashSet<string>[] _words;
+    private readonly string[] _classes;
+    private readonly int _maxTokens, _prefixTokens;
+
+    /// <param name="tokenizer">The model's tokenizer.</param>
+    /// <param name="pool">The images dialogues may show.</param>
+    /// <param name="maxTokens">The LLM's positions: a dialogue that would not fit drops its optional turns.</param>
+    /// <param name="prefixTokens">Visual prefix tokens per image.</param>
+    public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens)
+    {
+        if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
+        _tokenizer = tokenizer;
+        _pool = pool;
+        _maxTokens = maxTokens;
+        _prefixTokens = prefixTokens;
+        _words = pool.Select(p => p.Captions.SelectMany(c => Word().Matches(c.ToLowerInvariant()).Select(m => m.Value)).ToHashSet()).ToArray();
+        _classes = pool.Select(p => p.ClassName).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToArray();
+    }
+
+    [GeneratedRegex("[a-z]+")]
+    private static partial Regex Word();
+
+    /// <summary>An image's class from its dataset and file name: RSICD's "class_N.jpg" names, UCM-Captions' numbering.</summary>
+    public static string? ClassOf(string dataset, string fileName) => SceneClassNames.ClassOf(dataset, fileName);
+
+    /// <summary>The phrasings of an intent, seen in training or held out.</summary>
+    public static IReadOnlyList<DialoguePhrasing> PhrasingsOf(DialogueIntent intent, bool heldOut, bool? ordinal = null) =>
+        Phrasings.Where(p => p.Intent == intent && p.HeldOut == heldOut && (ordinal is null || p.Ordinal == ordinal)).ToList();
+
+    /// <summary>A dialogue about pool image <paramref name="main"/> with a random intent and a seen phrasing (training).</summary>
+    public DialogueSample Generate(int main, Random rng)
+    {
+        var roll = rng.Next(10);
+        var intent = roll switch { < 2 => DialogueIntent.Describe, < 4 => DialogueIntent.Retrieve, < 5 => DialogueIntent.Similar, < 8 => DialogueIntent.YesNo, _ => DialogueIntent.Which };
+        // Ordinal follow-ups (over several images, as after a retrieval) for a third of the intents that have them.
+        var ordinal = intent is DialogueIntent.Describe or DialogueIntent.Similar or DialogueIntent.YesNo && rng.Next(3) == 0;
+        return Generate(main, intent, Pick(PhrasingsOf(intent, heldOut: false, ordinal), rng), rng);
+    }
+
+    /// <summary>
+    /// A dialogue about pool image <paramref name="main"/> whose last user turn uses <paramref name="phrasing"/>;
+    /// <paramref name="retrieveByClass"/> fixes what a retrieval asks for (the image's class, or one of its captions).
+    /// </summary>
+    public DialogueSample Generate(int main, DialogueIntent intent, DialoguePhrasing phrasing, Random rng, bool? retrieveByClass = null)
+    {
+        if (phrasing.Intent != intent) throw new ArgumentException($"phrasing '{phrasing.Template}' is not for {intent}", nameof(phrasing));
+        if (intent == DialogueIntent.Which && _pool[main].ClassName is null)
+        {
+            // "Which one shows X" needs the image's class: an image without one is described instead.
+            intent = DialogueIntent.Describe;
+            phrasing = Pick(PhrasingsOf(DialogueIntent.Describe, phrasing.HeldOut, false), rng);
+        }
+        var sample = intent switch
+        {
+            DialogueIntent.Which => Which(main, phrasing, rng),
+            _ when phrasing.Ordinal => Ordinal(main, phrasing, rng),
+            DialogueIntent.Describe => Single(main, phrasing, null, Describe(main, rng), null, rng),
+            DialogueIntent.Retrieve => Retrieve(main, phrasing, rng, retrieveByClass),
+            DialogueIntent.Similar => Single(main, phrasing, null, Answer(ChatFormat.SimilarAnswer, true), SameGroup(main), rng),
+            DialogueIntent.YesNo => YesNo(main, phrasing, rng),
+            _ => throw new ArgumentOutOfRangeException(nameof(intent), intent, null),
+        };
+        return sample;
+    }
+
+    private DialogueSample Single(int main, DialoguePhrasing phrasing, string? thing, (int[] Ids, string Text) answer, IReadOnlySet<int>? positives,
+        Random rng, bool withImage = true, bool aboutCaption = false)
+    {
+        var question = User(Fill(phrasing.Template, thing, null));
+        var turns = new List<DialogueTurn>();
+        if (withImage)
+        {
+            // Half the dialogues show the model's description first, as the chat does after an image.
+            var description = rng.Next(2) == 0 ? DescriptionOf(main, rng) : null;
+            turns.Add(new DialogueImageTurn(main, description));
+        }
+        turns.Add(new DialogueTextTurn(question, false));
+        turns.Add(new DialogueTextTurn(answer.Ids, true));
+        var sample = new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, aboutCaption, thing);
+        return Fit(sample);
+    }
+
+    private DialogueSample Retrieve(int main, DialoguePhrasing phrasing, Random rng, bool? retrieveByClass)
+    {
+        // THING is the image's class (positives: the pool's images of it) or one of its captions (positives: its group).
+        var byClass = _pool[main].ClassName is not null && (retrieveByClass ?? rng.Next(2) == 0);
+        var thing = byClass ? SceneClassNames.LabelOf(_pool[main].ClassName!) : CaptionText(_pool[main].Captions[rng.Next(_pool[main].Captions.Count)]);
+        var positives = byClass ? SameClass(main) : SameGroup(main);
+        // A retrieval request often comes first in a conversation; sometimes after an unrelated image.
+        var afterImage = rng.Next(3) == 0;
+        var other = afterImage ? OtherImage(main, rng) : main;
+        var sample = Single(other, phrasing, thing, Answer(ChatFormat.RetrievalAnswer, true), positives, rng, withImage: afterImage, aboutCaption: !byClass);
+        return sample with { MainImage = main };
+    }
+
+    private DialogueSample YesNo(int main, DialoguePhrasing phrasing, Random rng)
+    {
+        var (thing, yes) = YesNoThing(main, rng);
+        return Single(main, phrasing, thing, Answer(yes ? ChatFormat.Yes : ChatFormat.No, false), null, rng);
+    }
+
+    /// <summary>A thing the image shows (its class, or an object its captions name) or one it does not, at even odds.</summary>
+    private (string Thing, bool Yes) YesNoThing(int image, Random rng)
+    {
+        var words = _words[image];
+        if (rng.Next(2) == 0)
+        {
+            var present = Objects.Where(o => o.Words.Any(words.Contains)).Select(o => o.Label).ToList();
+            if (_pool[image].ClassName is { } c) present.Add(SceneClassNames.LabelOf(c));
+            if (present.Count > 0) return (Pick(present, rng), true);
+        }
+        // Absent: no caption of the image names it, and it is not the image's class.
+        var absent = Objects.Where(o => !o.Words.Any(words.Contains)).Select(o => o.Label)
+            .Concat(_classes.Where(c => c != _pool[image].ClassName && !LabelWords(c).Any(words.Contains)).Select(SceneClassNames.LabelOf))
+            .ToList();
+        return absent.Count > 0 ? (Pick(absent, rng), false) : (SceneClassNames.LabelOf(_pool[image].ClassName ?? "trees"), _pool[image].ClassName is not null);
+    }
+
+    /// <summary>The caption words that count as showing a yes/no object (e.g. "boats": boat, boats, ship, ships); empty for other things.</summary>
+    public static IReadOnlyList<string> ObjectWords(string label) => Objects.FirstOrDefault(o => o.Label == label).Words ?? [];
+
+    private static IEnumerable<string> LabelWords(string className) => Word().Matches(SceneClassNames.LabelOf(className)).Select(m => m.Value).Append(className);
+
+    private DialogueSample Which(int main, DialoguePhrasing phrasing, Random rng)
+    {
+        var cls = _pool[main].ClassName!;
+        var label = SceneClassNames.LabelOf(cls);
+        // The other image: another class, and none of its captions names the main image's class.
+        var candidates = Enumerable.Range(0, _pool.Count)
+            .Where(i => _pool[i].ClassName is { } c && c != cls && !LabelWords(cls).Any(_words[i].Contains)).ToList();
+        if (candidates.Count == 0) return Single(main, PhrasingsOf(DialogueIntent.Describe, phrasing.HeldOut, false)[0], null, Describe(main, rng), null, rng);
+        var other = Pick(candidates, rng);
+        var mainFirst = rng.Next(2) == 0;
+        var turns = new List<DialogueTurn>
+        {
+            new DialogueImageTurn(mainFirst ? main : other, null), new DialogueImageTurn(mainFirst ? other : main, null),
+            new DialogueTextTurn(User(Fill(phrasing.Template, label, null)), false),
+        };
+        var answer = Answer(ChatFormat.WhichAnswer(mainFirst ? 1 : 2), false);
+        turns.Add(new DialogueTextTurn(answer.Ids, true));
+        return Fit(new DialogueSample(DialogueIntent.Which, phrasing, turns, answer.Text, null, main, false, label));
+    }
+
+    /// <summary>Several images (2-3), as a retrieval shows them, then a question about one of them by its position.</summary>
+    private DialogueSample Ordinal(int main, DialoguePhrasing phrasing, Random rng)
+    {
+        var count = 2 + rng.Next(2);
+        var position = 1 + rng.Next(count);
+        var images = new List<int>();
+        while (images.Count < count - 1) { var o = OtherImage(main, rng); if (!images.Contains(o)) images.Add(o); }
+        images.Insert(position - 1, main);
+        var turns = new List<DialogueTurn>();
+        if (rng.Next(2) == 0 && _pool[main].ClassName is { } cls)
+        {
+            // As after "show me THING" → "here they are [RET]" and the retrieved tiles.
+            turns.Add(new DialogueTextTurn(User(Fill(Pick(PhrasingsOf(DialogueIntent.Retrieve, false), rng).Template, SceneClassNames.LabelOf(cls), null)), false));
+            turns.Add(new DialogueTextTurn(Answer(ChatFormat.RetrievalAnswer, true).Ids, false));
+        }
+        turns.AddRange(images.Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));
+        string? thing = null;
+        (int[] Ids, string Text) answer;
+        IReadOnlySet<int>? positives = null;
+        switch (phrasing.Intent)
+        {
+            case DialogueIntent.Describe: answer = Describe(main, rng); break;
+            case DialogueIntent.Similar: answer = Answer(ChatFormat.SimilarAnswer, true); positives = SameGroup(main); break;
+            case DialogueIntent.YesNo:
+                var (t, yes) = YesNoThing(main, rng);
+                thing = t;
+                answer = Answer(yes ? ChatFormat.Yes : ChatFormat.No, false);
+                break;
+            default: throw new ArgumentException($"{phrasing.Intent} has no ordinal form");
+        }
+        turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, position)), false));
+        turns.Add(new DialogueTextTurn(answer.Ids, true));
+        return Fit(new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, false, thing));
+    }
+
+    /// <summary>Drops the optional parts (descriptions, a leading request) until the dialogue fits the LLM's positions.</summary>
+    private DialogueSample Fit(DialogueSample sample)
+    {
+        var turns = sample.Turns.ToList();
+        while ((sample with { Turns = turns }).TokenCount(_prefixTokens) > _maxTokens)
+        {
+            var described = turns.FindIndex(t => t is DialogueImageTurn { Description: not null });
+            if (described >= 0) { turns[described] = ((DialogueImageTurn)turns[described]) with { Description = null }; continue; }
+            if (turns.Count > 2 && turns[0] is DialogueTextTurn && turns[1] is DialogueTextTurn && turns.Count > 4) { turns.RemoveRange(0, 2); continue; }
+            throw new InvalidOperationException($"a {sample.Intent} dialogue needs {(sample with { Turns = turns }).TokenCount(_prefixTokens)} positions; the model has {_maxTokens}");
+        }
+        return sample with { Turns = turns };
+    }
+
+    private (int[] Ids, string Text) Describe(int image, Random rng)
+    {
+        var caption = _pool[image].Captions[rng.Next(_pool[image].Captions.Count)];
+        return (ChatFormat.Answer(_tokenizer, Truncated(caption), false), caption);
+    }
+
+    private int[] DescriptionOf(int image, Random rng) =>
+        ChatFormat.Description(_tokenizer, Truncated(_pool[image].Captions[rng.Next(_pool[image].Captions.Count)]));
+
+    /// <summary>Captions cut to 36 pieces so an answer stays within the training's caption length.</summary>
+    private string Truncated(string caption)
+    {
+        var pieces = _tokenizer.EncodeSentencePiece(caption.Trim());
+        return pieces.Count <= 36 ? caption.Trim() : _tokenizer.Decode(pieces.Take(36));
+    }
+
+    private (int[] Ids, string Text) Answer(string text, bool retrieves) => (ChatFormat.Answer(_tokenizer, text, retrieves), text);
+
+    private int[] User(string text) => ChatFormat.UserTurn(_tokenizer, text);
+
+    private static string Fill(string template, string? thing, int? position)
+    {
+        var text = template;
+        if (text.Contains("{thing}", StringComparison.Ordinal)) text = text.Replace("{thing}", thing ?? throw new ArgumentException($"'{template}' needs a thing"), StringComparison.Ordinal);
+        if (text.Contains("{ord}", StringComparison.Ordinal))
+            text = text.Replace("{ord}", ChatFormat.Ordinal(position ?? throw new ArgumentException($"'{template}' needs a position")), StringComparison.Ordinal);
+        return text;
+    }
+
+    /// <summary>A caption as a search phrase: lower case, without "there is" / "here are" ... and its closing full stop.</summary>
+    public static string CaptionText(string caption)
+    {
+        var text = caption.Trim().TrimEnd('.', ' ').ToLowerInvariant();
+        text = Presentation().Replace(text, "");
+        return Truncate(text.Length == 0 ? caption.Trim().ToLowerInvariant() : text, 160);
+    }
+
+    [GeneratedRegex("^(there|here|this|it) (is|are|was|were) (an? )?(view of )?")]
+    private static partial Regex Presentation();
+
+    private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max];
+
+    private int OtherImage(int main, Random rng)
+    {
+        var o = rng.Next(_pool.Count - 1);
+        return o >= main ? o + 1 : o;
+    }
+
+    private HashSet<int> SameGroup(int image) => Enumerable.Range(0, _pool.Count).Where(i => _pool[i].Group == _pool[image].Group).ToHashSet();
+
+    private HashSet<int> SameClass(int image) => Enumerable.Range(0, _pool.Count).Where(i => _pool[i].ClassName == _pool[image].ClassName).ToHashSet();
+
+    private static T Pick<T>(IReadOnlyList<T> items, Random rng) => items[rng.Next(items.Count)];
+}

@@ -1,0 +1,130 @@
+using RsCapRet.Core;
+using RsCapRet.Model;
+using RsCapRet.Model.Tokenizers;
+using RsCapRet.Training.Datasets;
+
+namespace RsCapRet.Training.Tests;
+
+/// <summary>
+/// The chat format and the dialogues generated from captioned images (issue 34): every dialogue fits the model, ends
+/// with a trained answer of its intent's shape, never uses a held-out phrasing in training, and answers yes/no and
+/// "which one" from the images' classes and captions.
+/// </summary>
+public sealed class DialogueDataTests
+{
+    private static readonly LlamaTextTokenizer Tokenizer =
+        LlamaTextTokenizer.Load(Path.Combine(RepositoryPaths.FindRoot(), "models", "tokenizer", "rs-bpe-2000.model"), 2000);
+
+    private static IReadOnlyList<CaptionedImage> Train(string dataset) =>
+        KarpathyDataset.Load(Path.Combine(RepositoryPaths.SharedDirectory(), "data", dataset), dataset, new HashSet<string> { "train" });
+
+    /// <summary>A pool like a training batch: 64 images of both datasets.</summary>
+    private static (List<DialogueImage> Pool, List<CaptionedImage> Images) Pool(int seed)
+    {
+        var rng = new Random(seed);
+        var images = Train("ucm-captions").Concat(Train("rsicd")).OrderBy(_ => rng.Next()).Take(64).ToList();
+        return (images.Select((im, i) => new DialogueImage(DialogueGenerator.ClassOf(im.Dataset, im.ImagePath), im.Captions, i)).ToList(), images);
+    }
+
+    [Fact]
+    public void TurnsAreInTheChatFormat()
+    {
+        var user = ChatFormat.UserTurn(Tokenizer, "  Show me  STORAGE tanks ");
+        Assert.Equal(Tokenizer.BosId, user[0]);
+        Assert.Equal(Tokenizer.EosId, user[^1]);
+        Assert.Equal("q: show me storage tanks", Tokenizer.Decode(user));
+        Assert.DoesNotContain(Tokenizer.RetId, ChatFormat.UserTurn(Tokenizer, "find [RET] please"));   // typed [RET] is text
+        var answer = ChatFormat.Answer(Tokenizer, ChatFormat.RetrievalAnswer, retrieves: true);
+        Assert.Equal([Tokenizer.RetId, Tokenizer.EosId], answer[^2..]);
+        Assert.Equal(Tokenizer.EncodeCaptionForTraining("a river ."), ChatFormat.Description(Tokenizer, "a river ."));
+        Assert.Equal("the second one", ChatFormat.WhichAnswer(2));
+        Assert.Throws<ArgumentException>(() => ChatFormat.UserTurn(Tokenizer, "   "));
+    }
+
+    [Fact]
+    public void ClassesComeFromFileNamesOnlyWhereTheDatasetNamesThem()
+    {
+        Assert.Equal("airport", DialogueGenerator.ClassOf("rsicd", "/x/airport_12.jpg"));
+        Assert.Null(DialogueGenerator.ClassOf("rsicd", "/x/00012.jpg"));   // RSICD's numbered files have no class
+        Assert.Equal("agricultural", DialogueGenerator.ClassOf("ucm-captions", "/x/12.jpg"));
+    }
+
+    [Fact]
+    public void TrainingDialoguesFitEndWithATrainedAnswerAndNeverUseHeldOutPhrasings()
+    {
+        var (pool, _) = Pool(1);
+        var generator = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1);
+        var rng = new Random(2);
+        var seen = new HashSet<DialogueIntent>();
+        for (var n = 0; n < 3000; n++)
+        {
+            var main = rng.Next(pool.Count);
+            var d = generator.Generate(main, rng);
+            seen.Add(d.Intent);
+            Assert.False(d.Phrasing.HeldOut, d.Phrasing.Template);
+            Assert.InRange(d.TokenCount(1), 1, 128);
+            var answer = Assert.IsType<DialogueTextTurn>(d.Turns[^1]);
+            Assert.True(answer.Trained);
+            Assert.Equal(Tokenizer.BosId, answer.Ids[0]);
+            Assert.Equal(Tokenizer.EosId, answer.Ids[^1]);
+            var retrieves = answer.Ids.Contains(Tokenizer.RetId);
+            Assert.Equal(d.Intent is DialogueIntent.Retrieve or DialogueIntent.Similar, retrieves);
+            if (retrieves)
+            {
+                // The [RET] is trained toward images that include the one the dialogue is about.
+                Assert.NotNull(d.RetPositives);
+                Assert.Contains(d.MainImage, d.RetPositives!);
+            }
+            // The user's last turn is right before the answer and is not trained.
+            var question = Assert.IsType<DialogueTextTurn>(d.Turns[^2]);
+            Assert.False(question.Trained);
+            Assert.StartsWith("q: ", Tokenizer.Decode(question.Ids));
+            if (d.Intent == DialogueIntent.YesNo) Assert.Contains(d.Answer, new[] { ChatFormat.Yes, ChatFormat.No });
+        }
+        Assert.Equal(Enum.GetValues<DialogueIntent>().ToHashSet(), seen);
+    }
+
+    [Fact]
+    public void YesNoAndWhichAnswersFollowTheImagesCaptionsAndClasses()
+    {
+        var (pool, images) = Pool(3);
+        var generator = new DialogueGenerator(Tokenizer, pool, 128, 1);
+        var rng = new Random(4);
+        int yes = 0, no = 0, which = 0;
+        for (var n = 0; n < 1500; n++)
+        {
+            var main = rng.Next(pool.Count);
+            var words = string.Join(' ', images[main].Captions).ToLowerInvariant().Split([' ', '.', ','], StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+            var yn = generator.Generate(main, DialogueIntent.YesNo, DialogueGenerator.PhrasingsOf(DialogueIntent.YesNo, false, false)[0], rng);
+            var thing = yn.Thing!;
+            var classLabel = pool[main].ClassName is { } c ? SceneClassNames.LabelOf(c) : null;
+            // Yes: the image's class, or an object its captions name; no: neither.
+            var named = DialogueGenerator.ObjectWords(thing).Any(words.Contains);
+            if (yn.Answer == ChatFormat.Yes) { yes++; Assert.True(thing == classLabel || named, $"yes to '{thing}' for: {string.Join(' ', words)}"); }
+            else { no++; Assert.NotEqual(classLabel, thing); Assert.False(named, $"no to '{thing}' for: {string.Join(' ', words)}"); }
+
+            if (pool[main].ClassName is null) continue;
+            var w = generator.Generate(main, DialogueIntent.Which, DialogueGenerator.PhrasingsOf(DialogueIntent.Which, false)[0], rng);
+            if (w.Intent != DialogueIntent.Which) continue;
+            which++;
+            var shown = w.Turns.OfType<DialogueImageTurn>().Select(t => t.Image).ToList();
+            Assert.Equal(2, shown.Count);
+            Assert.Equal(ChatFormat.WhichAnswer(shown.IndexOf(main) + 1), w.Answer);
+            Assert.NotEqual(pool[shown[0]].ClassName, pool[shown[1]].ClassName);
+        }
+        Assert.True(yes > 300 && no > 300 && which > 300, $"yes {yes}, no {no}, which {which}");
+    }
+
+    [Fact]
+    public void EveryIntentHasSeenAndHeldOutPhrasings()
+    {
+        foreach (var intent in Enum.GetValues<DialogueIntent>())
+        {
+            Assert.NotEmpty(DialogueGenerator.PhrasingsOf(intent, heldOut: false, ordinal: false));
+            Assert.NotEmpty(DialogueGenerator.PhrasingsOf(intent, heldOut: true, ordinal: false));
+        }
+        // No held-out phrasing is also a seen one.
+        var seen = DialogueGenerator.Phrasings.Where(p => !p.HeldOut).Select(p => p.Template).ToHashSet();
+        Assert.DoesNotContain(DialogueGenerator.Phrasings.Where(p => p.HeldOut), p => seen.Contains(p.Template));
+    }
+}

@@ -1,0 +1,59 @@
+using RsCapRet.Core;
+using RsCapRet.Model;
+using RsCapRet.TestSupport;
+
+namespace RsCapRet.Training.Tests;
+
+/// <summary>
+/// Dialogue training (issue 34) on a tiny frozen backbone: a run continues a trained model folder (init_from) with
+/// every sequence a generated dialogue, its [RET] answers trained toward their images, and exports its last epoch.
+/// </summary>
+public sealed class DialogueTrainingTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-dialogue-");
+    public void Dispose() => _dir.Delete(true);
+
+    private static string Ucm => Path.Combine(RepositoryPaths.SharedDirectory(), "data", "ucm-captions");
+    private static string TestData(string f) => Path.Combine(RepositoryPaths.FindRoot(), "tests", "data", f);
+
+    private TrainConfig Config(string backbone) => new()
+    {
+        Mode = "frozen-vision", Datasets = [new DatasetRef("ucm-captions", Ucm)], Tokenizer = TestData("ucm-bpe-319.model"), Vision = backbone,
+        LlmConfig = new LlamaConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 2, VocabSize = 320, RmsNormEps = 1e-5, MaxPositionEmbeddings = 128 },
+        SharedDim = 16, BatchSize = 4, Epochs = 1, WarmupSteps = 2, MaxTrainImages = 16, MaxValImages = 4,
+        Device = "cpu", Threads = 1, CheckpointEvery = 1000, Seed = 3, FeatureViews = 1, FeatureCache = Path.Combine(_dir.FullName, "cache"),
+    };
+
+    [Fact]
+    public void ARunContinuesAModelFolderOnDialoguesAndExportsItsLastEpoch()
+    {
+        var backbone = TinyResNet.Save(Path.Combine(_dir.FullName, "tiny-resnet"), seed: 5, blocks: [1, 1, 1, 1]);
+        var first = Path.Combine(_dir.FullName, "captions");
+        new RsCapRetTrainer(Config(backbone), first, _ => { }).Run();
+
+        var log = new List<string>();
+        var dialogues = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", Epochs = 2, LearningRate = 1e-3 };
+        dialogues.Validate("dialogue.json");
+        var history = new RsCapRetTrainer(dialogues, Path.Combine(_dir.FullName, "dialogues"), log.Add).Run();
+        Assert.Contains(log, l => l.Contains($"decoder and heads initialised from {Path.Combine(first, "best")}"));
+        Assert.Equal(2, history.Count);
+        Assert.All(history, h => Assert.True(double.IsFinite(h.TrainLoss)));
+        // Dialogue [RET]s add their InfoNCE to the loss: the total is above caption + contrastive.
+        Assert.All(history, h => Assert.True(h.TrainLoss > h.CaptionLoss + h.ContrastiveLoss, $"{h.TrainLoss} vs {h.CaptionLoss} + {h.ContrastiveLoss}"));
+        Assert.Equal(2, log.Count(l => l.Contains("selection 'last'")));
+        using var model = RsCapRetModel.Load(Path.Combine(_dir.FullName, "dialogues", "best"));
+        using var before = RsCapRetModel.Load(Path.Combine(first, "best"));
+        Assert.False(model.Llm.LmHeadWeight.allclose(before.Llm.LmHeadWeight), "the continued run trained the decoder");
+    }
+
+    [Fact]
+    public void InitFromMustBeAModelFolderOfTheFrozenVisionMode()
+    {
+        var cfg = Config("backbone:none") with { InitFrom = _dir.FullName };
+        var e = Assert.Throws<FormatException>(() => cfg.Validate("d.json"));
+        Assert.Contains("init_from", e.Message);
+        Assert.Contains("not a model folder", e.Message);
+        Assert.Contains("dialogue_probability", Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 2 }).Validate("d.json")).Message);
+        Assert.Contains("selection", Assert.Throws<FormatException>(() => (Config("x") with { Selection = "best" }).Validate("d.json")).Message);
+    }
+}
