@@ -27,6 +27,14 @@ public sealed class NetworkNamespaceFactAttribute : FactAttribute
 }
 
 /// <summary>
+/// CrossHostWorkerTests' veth pair and namespace change the machine's network interfaces, which headless Chromium
+/// reports to pages as net::ERR_NETWORK_CHANGED: its collection runs alone, never beside the browser tests of this
+/// assembly (scripts/test.sh runs the test assemblies one after another for the same reason).
+/// </summary>
+[CollectionDefinition(nameof(NetworkChangingTests), DisableParallelization = true)]
+public sealed class NetworkChangingTests;
+
+/// <summary>
 /// Hardening round two, item 8: a worker on another host — its own network namespace, a veth pair to this one, its
 /// own host name (UTS namespace) — reaches PostgreSQL through a TCP forwarder on the host end of the pair. It loses its
 /// network in the middle of a scene (link down inside its namespace); its claim cannot be checked by process, so a
@@ -34,6 +42,7 @@ public sealed class NetworkNamespaceFactAttribute : FactAttribute
 /// worker's open tile transaction on the server, which would otherwise block its tiles for hours — and completes it
 /// with exactly its planned tiles. When the network comes back, the stale worker cannot commit anything.
 /// </summary>
+[Collection(nameof(NetworkChangingTests))]
 public sealed class CrossHostWorkerTests(TestDatabase db, Xunit.Abstractions.ITestOutputHelper log) : IClassFixture<TestDatabase>, IDisposable
 {
     /// <summary>50 x 50 tiles of the tiny model's 32 px in batches of 8: long enough to be cut off in the middle.</summary>
