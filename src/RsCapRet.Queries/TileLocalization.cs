@@ -143,6 +143,21 @@ public static class TileLocalizer
         }
     }
 
+    /// <summary>The stored tile's imagery alone (<see cref="ReadAsync"/> without the tiler).</summary>
+    public static async Task<RgbImage> ReadImageAsync(CatalogStore store, RegisteredSceneFiles files, long tileId, int size, CancellationToken ct)
+    {
+        var (_, tiler, image) = await ReadAsync(store, files, tileId, size, ct);
+        tiler.Dispose();
+        return image;
+    }
+
+    /// <summary><see cref="ReadImageAsync"/>, or null when the tile is gone or its imagery cannot be read (a chat leaves it out).</summary>
+    public static async Task<RgbImage?> TryReadImageAsync(CatalogStore store, RegisteredSceneFiles files, long tileId, int size, CancellationToken ct)
+    {
+        try { return await ReadImageAsync(store, files, tileId, size, ct); }
+        catch (Exception e) when (e is TileImageryUnavailableException or TileNotFoundException) { return null; }
+    }
+
     /// <summary>
     /// Scores the cells of tile <paramref name="tileId"/> against a query: <paramref name="encode"/> gets the tile's
     /// re-read image and gives its cell vectors and the normalised query vector (one forward pass).

@@ -120,9 +120,6 @@ public sealed partial class DialogueGenerator
     [GeneratedRegex("[a-z]+")]
     private static partial Regex Word();
 
-    /// <summary>An image's class from its dataset and file name: RSICD's "class_N.jpg" names, UCM-Captions' numbering.</summary>
-    public static string? ClassOf(string dataset, string fileName) => SceneClassNames.ClassOf(dataset, fileName);
-
     /// <summary>The phrasings of an intent, seen in training or held out.</summary>
     public static IReadOnlyList<DialoguePhrasing> PhrasingsOf(DialogueIntent intent, bool heldOut, bool? ordinal = null) =>
         Phrasings.Where(p => p.Intent == intent && p.HeldOut == heldOut && (ordinal is null || p.Ordinal == ordinal)).ToList();

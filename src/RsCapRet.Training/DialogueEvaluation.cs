@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using RsCapRet.Core;
 using RsCapRet.Evaluation;
 using RsCapRet.Model;
 using RsCapRet.Model.Tokenizers;
@@ -82,7 +83,7 @@ public static partial class DialogueEvaluation
         foreach (var p in pooled) p.Dispose();
         using var imageVectors = model.ImageEmbeddingFromPooled(allPooled).cpu();
         var vectors = Enumerable.Range(0, images.Count).Select(i => imageVectors[i].data<float>().ToArray()).ToArray();
-        var classes = images.Select(i => DialogueGenerator.ClassOf(i.Dataset, i.ImagePath)).ToArray();
+        var classes = images.Select(i => SceneClassNames.ClassOf(i.Dataset, i.ImagePath)).ToArray();
         // Each image its own group: "more like this" and caption requests target that image.
         var pool = images.Select((im, i) => new DialogueImage(classes[i], im.Captions, i)).ToList();
         var generator = new DialogueGenerator(tokenizer, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens);
@@ -135,17 +136,12 @@ public static partial class DialogueEvaluation
                         case DialogueIntent.Retrieve when sample.AboutCaption:
                             var caption = sample.Thing!;
                             dialogueRanks.Add(vector is null ? images.Count : RankOf(vector, vectors, i));
-                            using (var ids = tensor(tokenizer.EncodeForRetrieval(caption).Select(t => (long)t).ToArray()).unsqueeze(0))
-                            using (var direct = model.RetEmbedding(ids).cpu())
-                                directRanks.Add(RankOf(direct[0].data<float>().ToArray(), vectors, i));
+                            directRanks.Add(RankOf(DirectQuery(model, tokenizer, caption), vectors, i));
                             break;
                         case DialogueIntent.Retrieve:
                             classAsked++;
                             if (vector is not null) classHits += ShareOfClass(vector, vectors, classes, classes[i], exclude: null);
-                            var label = RsCapRet.Core.SceneClassNames.LabelOf(classes[i]!);
-                            using (var ids = tensor(tokenizer.EncodeForRetrieval(label).Select(t => (long)t).ToArray()).unsqueeze(0))
-                            using (var direct = model.RetEmbedding(ids).cpu())
-                                directClassHits += ShareOfClass(direct[0].data<float>().ToArray(), vectors, classes, classes[i], exclude: null);
+                            directClassHits += ShareOfClass(DirectQuery(model, tokenizer, SceneClassNames.LabelOf(classes[i]!)), vectors, classes, classes[i], exclude: null);
                             break;
                         case DialogueIntent.Similar:
                             if (classes[i] is null) break;
@@ -194,6 +190,14 @@ public static partial class DialogueEvaluation
         var reply = model.Continue(prompt, 40);
         var text = tokenizer.Decode(reply.TokenIds).Trim();
         return (string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)), reply.RetrievalVector);
+    }
+
+    /// <summary>The search's own query vector of <paramref name="text"/> (BOS text [RET]), what a dialogue's [RET] is compared with.</summary>
+    private static float[] DirectQuery(RsCapRetModel model, LlamaTextTokenizer tokenizer, string text)
+    {
+        using var ids = tensor(tokenizer.EncodeForRetrieval(text).Select(t => (long)t).ToArray()).unsqueeze(0);
+        using var vector = model.RetEmbedding(ids).cpu();
+        return vector[0].data<float>().ToArray();
     }
 
     /// <summary>0-based rank of image <paramref name="target"/> by cosine with <paramref name="query"/> (normalised vectors).</summary>

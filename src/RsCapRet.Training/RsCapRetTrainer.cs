@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using RsCapRet.Core;
 using RsCapRet.Evaluation;
 using RsCapRet.Model;
 using RsCapRet.Model.Checkpoints;
@@ -332,7 +333,7 @@ public sealed class RsCapRetTrainer
     /// <summary>Dialogues for a <see cref="TrainConfig.DialogueProbability"/> share of the batch, over the batch's own images.</summary>
     private DialogueSample?[] Dialogues(Split data, int[] idx, Random rng, RsCapRetModel model)
     {
-        var pool = idx.Select(i => new DialogueImage(DialogueGenerator.ClassOf(data.Images[i].Dataset, data.Images[i].ImagePath), data.Images[i].Captions,
+        var pool = idx.Select(i => new DialogueImage(SceneClassNames.ClassOf(data.Images[i].Dataset, data.Images[i].ImagePath), data.Images[i].Captions,
             data.CaptionGroups is { } g ? g[i] : i)).ToList();
         var generator = new DialogueGenerator(_tokenizer!, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens);
         return idx.Select((_, b) => rng.NextDouble() < _cfg.DialogueProbability ? generator.Generate(b, rng) : null).ToArray();

@@ -273,16 +273,7 @@ public static class ChatEndpoints
     private static async Task<ChatAnswer> ReplayAsync(List<Turn> turns, int k, ServedModel model, CatalogStore store, WebContext web, CancellationToken ct)
     {
         var encoder = model.Encoder;
-        async Task<RgbImage?> ReadableTile(long id, CancellationToken token)
-        {
-            try
-            {
-                var (_, tiler, image) = await TileLocalizer.ReadAsync(store, web.SceneFiles, id, encoder.InputSize, token);
-                tiler.Dispose();
-                return image;
-            }
-            catch (Exception e) when (e is TileImageryUnavailableException or TileNotFoundException) { return null; }
-        }
+        Task<RgbImage?> ReadableTile(long id, CancellationToken token) => TileLocalizer.TryReadImageAsync(store, web.SceneFiles, id, encoder.InputSize, token);
         var session = new ChatSession(encoder, (vector, n, token) => store.SearchAsync(vector, n, new SearchFilter(ModelId: model.ModelId), token), k)
         {
             TileImage = (hit, token) => ReadableTile(hit.TileId, token),
@@ -305,12 +296,7 @@ public static class ChatEndpoints
                 {
                     case TileTurn t:
                         RgbImage image;
-                        try
-                        {
-                            var (_, tiler, read) = await TileLocalizer.ReadAsync(store, web.SceneFiles, t.TileId, encoder.InputSize, ct);
-                            tiler.Dispose();
-                            image = read;
-                        }
+                        try { image = await TileLocalizer.ReadImageAsync(store, web.SceneFiles, t.TileId, encoder.InputSize, ct); }
                         catch (TileNotFoundException) { throw new ChatRefusal(StatusCodes.Status404NotFound, Field(t, "image_tile"), $"{Field(t, "image_tile")}: no tile {t.TileId}"); }
                         catch (TileImageryUnavailableException e)
                         {

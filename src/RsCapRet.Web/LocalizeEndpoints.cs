@@ -94,8 +94,7 @@ public static class LocalizeEndpoints
                 if (stored is not null) return stored;
                 if (like is { } other)
                 {
-                    var (_, tiler, otherImage) = await TileLocalizer.ReadAsync(store, web.SceneFiles, other, encoder.InputSize, ct);
-                    tiler.Dispose();
+                    var otherImage = await TileLocalizer.ReadImageAsync(store, web.SceneFiles, other, encoder.InputSize, ct);
                     return await TileLocalizer.LocalizeAsync(store, web.SceneFiles, id, encoder.InputSize, $"tile {other}", image =>
                     {
                         var both = encoder.EncodeCells([image, otherImage]);

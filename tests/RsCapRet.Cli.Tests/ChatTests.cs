@@ -73,9 +73,7 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
             TileImage = async (hit, ct) =>
             {
                 read.Add(hit.TileId);
-                var (_, tiler, image) = await TileLocalizer.ReadAsync(store, files, hit.TileId, encoder.InputSize, ct);
-                tiler.Dispose();
-                return image;
+                return await TileLocalizer.ReadImageAsync(store, files, hit.TileId, encoder.InputSize, ct);
             },
             Calibration = RelevanceCalibration.LoadOrExplain(model).Calibration,
         };

@@ -23,7 +23,7 @@ public sealed class DialogueDataTests
     {
         var rng = new Random(seed);
         var images = Train("ucm-captions").Concat(Train("rsicd")).OrderBy(_ => rng.Next()).Take(64).ToList();
-        return (images.Select((im, i) => new DialogueImage(DialogueGenerator.ClassOf(im.Dataset, im.ImagePath), im.Captions, i)).ToList(), images);
+        return (images.Select((im, i) => new DialogueImage(SceneClassNames.ClassOf(im.Dataset, im.ImagePath), im.Captions, i)).ToList(), images);
     }
 
     [Fact]
@@ -44,9 +44,9 @@ public sealed class DialogueDataTests
     [Fact]
     public void ClassesComeFromFileNamesOnlyWhereTheDatasetNamesThem()
     {
-        Assert.Equal("airport", DialogueGenerator.ClassOf("rsicd", "/x/airport_12.jpg"));
-        Assert.Null(DialogueGenerator.ClassOf("rsicd", "/x/00012.jpg"));   // RSICD's numbered files have no class
-        Assert.Equal("agricultural", DialogueGenerator.ClassOf("ucm-captions", "/x/12.jpg"));
+        Assert.Equal("airport", SceneClassNames.ClassOf("rsicd", "/x/airport_12.jpg"));
+        Assert.Null(SceneClassNames.ClassOf("rsicd", "/x/00012.jpg"));   // RSICD's numbered files have no class
+        Assert.Equal("agricultural", SceneClassNames.ClassOf("ucm-captions", "/x/12.jpg"));
     }
 
     [Fact]

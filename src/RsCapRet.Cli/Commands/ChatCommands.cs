@@ -53,16 +53,7 @@ public static class ChatCommands
                     var files = new RegisteredSceneFiles();
                     var size = encoder.InputSize;
                     // Retrieved tiles join the conversation as images when their scene file is still the one ingested.
-                    tileImage = async (hit, token) =>
-                    {
-                        try
-                        {
-                            var (_, tiler, image) = await TileLocalizer.ReadAsync(store, files, hit.TileId, size, token);
-                            tiler.Dispose();
-                            return image;
-                        }
-                        catch (Exception e) when (e is TileImageryUnavailableException or TileNotFoundException) { return null; }
-                    };
+                    tileImage = (hit, token) => TileLocalizer.TryReadImageAsync(store, files, hit.TileId, size, token);
                 }
                 var session = new ChatSession(encoder, retrieve, topK)
                 { TileImage = tileImage, Calibration = RelevanceCalibration.LoadOrExplain(encoder.Directory).Calibration };

@@ -46,8 +46,7 @@ public static class LocalizeCommands
             if (stored is not null) result = stored;
             else if (likeId is { } other)
             {
-                var (_, otherTiler, otherImage) = await TileLocalizer.ReadAsync(store, files, other, encoder.InputSize, ct);
-                otherTiler.Dispose();
+                var otherImage = await TileLocalizer.ReadImageAsync(store, files, other, encoder.InputSize, ct);
                 result = await TileLocalizer.LocalizeAsync(store, files, id, encoder.InputSize, $"tile {other}", image =>
                 {
                     var both = encoder.EncodeCells([image, otherImage]);
