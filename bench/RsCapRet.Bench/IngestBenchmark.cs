@@ -27,6 +27,8 @@ public static class IngestBenchmark
         var batchSize = a.Int("--batch", new IngestOptions().BatchSize);
         var modelDir = a.String("--model", Path.Combine(RepositoryPaths.FindRoot(), "models", "default"));
         var (warmup, rounds) = a.RoundCounts();
+        // Issue 31: image vectors as the mean of N dihedral views (test-time augmentation), N-1 more backbone passes a tile.
+        var ttaViews = a.String("--tta") is { } list ? ParseViews(list) : [];
 
         var admin = RsCapRetDatabase.ResolveConnectionString();
         const string db = "rscapret_bench_ingest";
@@ -50,6 +52,7 @@ public static class IngestBenchmark
             report.Options["captions"] = captions;
             report.Options["batch"] = batchSize;
             report.Options["model"] = Path.GetFullPath(modelDir);
+            report.Options["tta"] = ttaViews.Count > 0 ? string.Join(',', ttaViews) : null;
             report.Facts.Add(("scene", $"{scene} ({new FileInfo(scene).Length / 1e6:F1} MB on disk), {gridTiles} grid tiles of {encoder.InputSize} px; {plan.Note}"));
             Console.WriteLine($"scene: {scene}: {gridTiles} grid tiles of {encoder.InputSize} px, batch {batchSize}, captions {(captions ? "on" : "off")}; model {modelDir}");
 
@@ -57,14 +60,16 @@ public static class IngestBenchmark
             int? modelOnlyTiles = null;
             var sides = new List<Side>
             {
-                new("model only", "tiles/s", () => Task.FromResult(ModelOnly(encoder, scene, tiling, batchSize, captions, canResetPeak, ref modelOnlyTiles))),
+                new("model only", "tiles/s", () => Task.FromResult(ModelOnly(encoder, scene, tiling, batchSize, captions, 1, canResetPeak, ref modelOnlyTiles))),
                 new("pipeline", "tiles/s", () => PipelineAsync(ds, encoder, scene, batchSize, captions, canResetPeak, modelOnlyTiles)),
             };
+            foreach (var views in ttaViews)
+                sides.Add(new($"model only, TTA {views} views", "tiles/s", () => Task.FromResult(ModelOnly(encoder, scene, tiling, batchSize, captions, views, canResetPeak, ref modelOnlyTiles))));
             var results = await Rounds.RunAsync(sides, warmup, rounds);
             report.Facts.Add(("tiles per round", modelOnlyTiles?.ToString(CultureInfo.InvariantCulture)));
             if (!canResetPeak) report.Facts.Add(("peak RSS per side", "not available (the kernel refused to reset VmHWM through /proc/self/clear_refs)"));
             report.Notes.AddRange(Interpretation(results, captions));
-            report.Print(results, [new RatioSpec("pipeline", "model only")], warmup, rounds);
+            report.Print(results, [new RatioSpec("pipeline", "model only"), .. ttaViews.Select(v => new RatioSpec($"model only, TTA {v} views", "model only"))], warmup, rounds);
             await ds.DisposeAsync();
         }
         finally
@@ -79,7 +84,8 @@ public static class IngestBenchmark
     /// The model alone over every tile of the scene: GDAL reads a batch (timed as "read", off the model's clock),
     /// then the steps of RsCapRetTileEncoder.Encode run one by one, each on its own clock.
     /// </summary>
-    private static Sample ModelOnly(RsCapRetTileEncoder encoder, string scene, TilingOptions tiling, int batchSize, bool captions, bool canResetPeak, ref int? tileCount)
+    private static Sample ModelOnly(RsCapRetTileEncoder encoder, string scene, TilingOptions tiling, int batchSize, bool captions, int views, bool canResetPeak,
+        ref int? tileCount)
     {
         var rssStart = PeakRss.Current();
         if (canResetPeak) PeakRss.TryReset();
@@ -104,7 +110,8 @@ public static class IngestBenchmark
                 var pixels = encoder.Preprocessor.Process(batch);
                 preprocess += Lap(ref t);
                 var pooled = encoder.Model.PooledImage(pixels);   // one backbone pass feeds vectors and captions, as in Encode
-                var vectors = encoder.Model.ImageEmbeddingFromPooled(pooled).to_type(ScalarType.Float32).cpu();
+                var vectors = (views == 1 ? encoder.Model.ImageEmbeddingFromPooled(pooled) : encoder.Model.ImageEmbeddingViews(pixels, views, pooled))
+                    .to_type(ScalarType.Float32).cpu();
                 embed += Lap(ref t);
                 var ids = captions ? encoder.Model.GenerateCaptionsFromPooled(pooled, encoder.Generation) : null;
                 caption += Lap(ref t);
@@ -121,7 +128,7 @@ public static class IngestBenchmark
         {
             PerTile("GDAL read (off the clock)", read, tiles),
             PerTile("preprocess", preprocess, tiles),
-            PerTile("embed (backbone + head)", embed, tiles),
+            PerTile(views == 1 ? "embed (backbone + head)" : $"embed ({views} backbone passes + heads)", embed, tiles),
         };
         if (captions) extras.Add(PerTile(encoder.Generation.BeamWidth > 1 ? $"caption (beam {encoder.Generation.BeamWidth})" : "caption (greedy)", caption, tiles));
         extras.Add(PerTile("vectors/captions to .NET", results, tiles));
@@ -163,6 +170,18 @@ public static class IngestBenchmark
         };
         if (canResetPeak) extras.Add(new Metric("peak RSS", "MB", PeakRss.Peak() / 1e6));
         return new Sample(t / total, extras);
+    }
+
+    private static List<int> ParseViews(string list)
+    {
+        var views = new List<int>();
+        foreach (var part in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var v) || v is < 2 or > 8)
+                throw new BenchArgsException($"--tta: '{part}' is not a view count of 2..8 (the dihedral views; 1 is the model-only side)");
+            views.Add(v);
+        }
+        return views;
     }
 
     private static double Lap(ref long t)

@@ -51,8 +51,8 @@ Console.Error.WriteLine("""
       search  [--tiles N] [--queries Q] [--k K] [--ef 40,100] [--hybrid] [--relevance] [--keep]  vector search latency with and without a bbox per ef_search (--hybrid: and hybrid search; --relevance: and the calibrated relevance text queries get), k rows, recall@k (needs RSCAPRET_DB)
       load    [--gb 2]                                                   synthetic bf16 Llama checkpoint loaded in a fresh process per round: time, peak RSS / file size
       caption [--model DIR] [--batches 1,16] [--beams 1,B] [--round-seconds 10]  captioning throughput per batch size and beam width (default greedy and the model's beam_width B)
-      ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR]
-                                                                         pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times (needs RSCAPRET_DB)
+      ingest  [--size 4480 | --scene FILE] [--captions] [--batch 16] [--model DIR] [--tta 4,8]
+                                                                         pipeline vs model-only tiles/s on the same tiles, peak RSS per side, per-stage times; --tta: model only with image vectors the mean of N dihedral views (needs RSCAPRET_DB)
       cells   [--size 2240 | --scene FILE] [--calls 15] [--query trees] [--classify-size 20000]
                                                                          ingest vs ingest --cells tiles/s and bytes per tile; localize p50 for one tile: imagery not cached, cached, stored cells; classify --cells time on a synthetic size² scene (needs RSCAPRET_DB)
       train   [--config FILE] [--steps 10]                               samples/s of training steps, --steps per round (default: the shipped model's config)

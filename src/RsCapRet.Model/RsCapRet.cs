@@ -273,13 +273,14 @@ public sealed class RsCapRetModel : nn.Module
     /// <summary>
     /// Test-time augmentation (issue 31): the mean of the L2-normalised image vectors of the first
     /// <paramref name="views"/> dihedral views (1 = <see cref="ImageEmbedding"/>), normalised again. One backbone pass
-    /// per view.
+    /// per view; <paramref name="pooled"/>, the identity view's pooled vectors when the caller has them (for captions),
+    /// saves that view's pass.
     /// </summary>
-    public Tensor ImageEmbeddingViews(Tensor pixels, int views)
+    public Tensor ImageEmbeddingViews(Tensor pixels, int views, Tensor? pooled = null)
     {
         if (views is < 1 or > 8) throw new ArgumentOutOfRangeException(nameof(views), views, "views must be 1..8 (the dihedral views)");
         using var scope = NewDisposeScope();
-        var sum = ImageEmbedding(pixels);
+        var sum = pooled is null ? ImageEmbedding(pixels) : ImageEmbeddingFromPooled(pooled);
         for (var v = 1; v < views; v++) sum = sum + ImageEmbedding(DihedralView(pixels, v));
         return F.normalize(sum / views, dim: -1).MoveToOuterDisposeScope();
     }

@@ -20,8 +20,11 @@ public abstract record DialogueTurn;
 /// <summary>An image (index into the pool) and, when the dialogue shows it, the model's description (caption format, trained).</summary>
 public sealed record DialogueImageTurn(int Image, int[]? Description) : DialogueTurn;
 
-/// <summary>Tokens; <see cref="Trained"/> marks the model's own turns (the loss covers them).</summary>
-public sealed record DialogueTextTurn(int[] Ids, bool Trained) : DialogueTurn;
+/// <summary>
+/// Tokens; <see cref="Trained"/> marks the model's own turns (the loss covers them); a trained answer ending in [RET]
+/// has the pool images its vector is trained toward in <see cref="RetPositives"/>.
+/// </summary>
+public sealed record DialogueTextTurn(int[] Ids, bool Trained, IReadOnlySet<int>? RetPositives = null) : DialogueTurn;
 
 /// <summary>
 /// A generated dialogue: its turns (the last is the answer), the intent and phrasing of the last user turn, the
@@ -172,7 +175,7 @@ public sealed partial class DialogueGenerator
             turns.Add(new DialogueImageTurn(main, description));
         }
         turns.Add(new DialogueTextTurn(question, false));
-        turns.Add(new DialogueTextTurn(answer.Ids, true));
+        turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
         var sample = new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, aboutCaption, thing);
         return Fit(sample);
     }
@@ -223,8 +226,7 @@ public sealed partial class DialogueGenerator
         var cls = _pool[main].ClassName!;
         var label = SceneClassNames.LabelOf(cls);
         // The other image: another class, and none of its captions names the main image's class.
-        var candidates = Enumerable.Range(0, _pool.Count)
-            .Where(i => _pool[i].ClassName is { } c && c != cls && !LabelWords(cls).Any(_words[i].Contains)).ToList();
+        var candidates = Enumerable.Range(0, _pool.Count).Where(i => TellsApart(main, i)).ToList();
         if (candidates.Count == 0) return Single(main, PhrasingsOf(DialogueIntent.Describe, phrasing.HeldOut, false)[0], null, Describe(main, rng), null, rng);
         var other = Pick(candidates, rng);
         var mainFirst = rng.Next(2) == 0;
@@ -236,6 +238,69 @@ public sealed partial class DialogueGenerator
         var answer = Answer(ChatFormat.WhichAnswer(mainFirst ? 1 : 2), false);
         turns.Add(new DialogueTextTurn(answer.Ids, true));
         return Fit(new DialogueSample(DialogueIntent.Which, phrasing, turns, answer.Text, null, main, false, label));
+    }
+
+    /// <summary>"Which one shows the class of <paramref name="main"/>?" has one answer: the other image is of another class and no caption of it names that class.</summary>
+    private bool TellsApart(int main, int other) =>
+        _pool[main].ClassName is { } cls && _pool[other].ClassName is { } c && c != cls && !LabelWords(cls).Any(_words[other].Contains);
+
+    /// <summary>
+    /// A conversation: <paramref name="first"/> and up to <paramref name="followUps"/> more questions about the images
+    /// it shows (by position when it shows several), each answered and trained, as a chat goes on; after a retrieval
+    /// request without images, images of what was asked join first, as the chat adds retrieved tiles. A follow-up that
+    /// would not fit the LLM's positions ends the conversation. The sample's intent, answer and thing are the last
+    /// exchange's.
+    /// </summary>
+    public DialogueSample WithFollowUps(DialogueSample first, int followUps, Random rng)
+    {
+        var sample = first;
+        for (var f = 0; f < followUps; f++)
+        {
+            var turns = sample.Turns.ToList();
+            var images = turns.OfType<DialogueImageTurn>().Select(t => t.Image).ToList();
+            if (images.Count == 0)
+            {
+                var asked = sample.RetPositives?.ToList() ?? [];
+                var shown = (asked.Count >= 2 ? asked : Enumerable.Range(0, _pool.Count).ToList()).OrderBy(_ => rng.Next()).Take(2 + rng.Next(2)).ToList();
+                turns.AddRange(shown.Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));
+                images = shown;
+            }
+            var several = images.Count > 1;
+            var roll = rng.Next(10);
+            var intent = roll switch { < 3 => DialogueIntent.Describe, < 5 => DialogueIntent.Similar, _ => DialogueIntent.YesNo };
+            var position = several ? 1 + rng.Next(images.Count) : 1;
+            var image = images[position - 1];
+            if (images.Count == 2 && roll == 9 && TellsApart(images[0], images[1]) && TellsApart(images[1], images[0]))
+            {
+                intent = DialogueIntent.Which;
+                position = 1 + rng.Next(2);
+                image = images[position - 1];
+            }
+            var phrasing = Pick(PhrasingsOf(intent, heldOut: false, intent == DialogueIntent.Which ? false : several), rng);
+            string? thing = null;
+            (int[] Ids, string Text) answer;
+            IReadOnlySet<int>? positives = null;
+            switch (intent)
+            {
+                case DialogueIntent.Describe: answer = Describe(image, rng); break;
+                case DialogueIntent.Similar: answer = Answer(ChatFormat.SimilarAnswer, true); positives = SameGroup(image); break;
+                case DialogueIntent.Which:
+                    thing = SceneClassNames.LabelOf(_pool[image].ClassName!);
+                    answer = Answer(ChatFormat.WhichAnswer(position), false);
+                    break;
+                default:
+                    var (t, yes) = YesNoThing(image, rng);
+                    thing = t;
+                    answer = Answer(yes ? ChatFormat.Yes : ChatFormat.No, false);
+                    break;
+            }
+            turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, several && intent != DialogueIntent.Which ? position : null)), false));
+            turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
+            var next = new DialogueSample(intent, phrasing, turns, answer.Text, positives, image, false, thing);
+            if (next.TokenCount(_prefixTokens) > _maxTokens) break;
+            sample = next;
+        }
+        return sample;
     }
 
     /// <summary>Several images (2-3), as a retrieval shows them, then a question about one of them by its position.</summary>
@@ -269,7 +334,7 @@ public sealed partial class DialogueGenerator
             default: throw new ArgumentException($"{phrasing.Intent} has no ordinal form");
         }
         turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, position)), false));
-        turns.Add(new DialogueTextTurn(answer.Ids, true));
+        turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
         return Fit(new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, false, thing));
     }
 

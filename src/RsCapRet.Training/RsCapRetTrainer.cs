@@ -265,15 +265,15 @@ public sealed class RsCapRetTrainer
         var dialogues = _cfg.DialogueProbability > 0 ? Dialogues(data, idx, rng, model) : new DialogueSample?[idx.Length];
 
         // Captioning: [prefix_i][caption_i] and, with probability p, [prefix_i][caption_i][prefix_j][caption_j].
-        var sequences = new List<(Tensor Embeds, long[] Labels)>();
+        var sequences = new List<(Tensor Embeds, long[] Labels, long[]? AnswerLabels)>();
         var retRows = new List<(int Row, int Position, IReadOnlySet<int> Positives)>();
         for (var b = 0; b < idx.Length; b++)
         {
             if (dialogues[b] is { } dialogue)
             {
-                var (dEmbeds, dLabels, retPosition) = DialogueSequence(model, dialogue, prefix, device);
-                if (retPosition is { } pos && dialogue.RetPositives is { } pset) retRows.Add((b, pos, pset));
-                sequences.Add((dEmbeds, dLabels));
+                var (dEmbeds, dLabels, answerLabels, retPositions) = DialogueSequence(model, dialogue, prefix, device);
+                retRows.AddRange(retPositions.Select(r => (b, r.Position, r.Positives)));
+                sequences.Add((dEmbeds, dLabels, answerLabels));
                 continue;
             }
             var parts = new List<(int Image, int[] Ids)> { (b, chosen[b]) };
@@ -288,22 +288,25 @@ public sealed class RsCapRetTrainer
                 for (var t = 0; t < ids.Length; t++) labels.Add(t + 1 < ids.Length ? ids[t + 1] : -100L);
             }
             // The position before each text block's BOS is the last prefix token; it predicts nothing.
-            sequences.Add((cat(embeds, 0), labels.ToArray()));
+            sequences.Add((cat(embeds, 0), labels.ToArray(), null));
         }
         var maxLen = sequences.Max(s => s.Labels.Length);
         var hidden = model.Llm.EmbeddingWeight.shape[1];
         var batchEmbeds = zeros(idx.Length, maxLen, hidden, dtype: model.Llm.EmbeddingWeight.dtype, device: device);
         var mask = zeros(idx.Length, maxLen, ScalarType.Int64, device);
         var labelsAll = full(idx.Length, maxLen, Scalars.Of(-100L), ScalarType.Int64);
+        var answerLabelsAll = full(idx.Length, maxLen, Scalars.Of(-100L), ScalarType.Int64);
         for (var b = 0; b < sequences.Count; b++)
         {
             var len = sequences[b].Labels.Length;
             batchEmbeds[b, TensorIndex.Slice(0, len)] = sequences[b].Embeds;
             mask[b, TensorIndex.Slice(0, len)] = 1;
             labelsAll[b, TensorIndex.Slice(0, len)] = tensor(sequences[b].Labels);
+            if (sequences[b].AnswerLabels is { } answer) answerLabelsAll[b, TensorIndex.Slice(0, len)] = tensor(answer);
         }
         using var output = model.Llm.ForwardEmbeds(batchEmbeds, mask);
-        var captionLoss = F.cross_entropy(output.Logits.to_type(ScalarType.Float32).reshape(-1, output.Logits.shape[2]), labelsAll.to(device).reshape(-1), ignore_index: -100);
+        var flatLogits = output.Logits.to_type(ScalarType.Float32).reshape(-1, output.Logits.shape[2]);
+        var captionLoss = F.cross_entropy(flatLogits, labelsAll.to(device).reshape(-1), ignore_index: -100);
 
         // Contrastive: text-only passes [BOS caption [RET]] vs image vectors.
         var (textIds, textMask) = TokenBatch.PadRight(chosen.Select(c => (IReadOnlyList<int>)c[..^1]).ToList()); // drop EOS: ends at [RET]
@@ -314,6 +317,12 @@ public sealed class RsCapRetTrainer
         var contrastive = Losses.InfoNce(model.LogitsPerImage(img, ret), positives);
 
         var loss = captionLoss * Scalars.Of(_cfg.CaptionLossWeight) + contrastive * Scalars.Of(_cfg.ContrastiveLossWeight);
+        if (_cfg.DialogueAnswerLossWeight > 0 && sequences.Any(s => s.AnswerLabels is not null))
+        {
+            // The dialogue answers' tokens on their own: "yes" or "the first one" is one token among thousands above.
+            var answerLoss = F.cross_entropy(flatLogits, answerLabelsAll.to(device).reshape(-1), ignore_index: -100);
+            loss = loss + answerLoss * Scalars.Of(_cfg.DialogueAnswerLossWeight);
+        }
         if (retRows.Count > 0 && _cfg.DialogueRetrievalLossWeight > 0)
         {
             // Dialogue [RET] vectors (hidden state where [RET] is the input, as in generation) toward the images they ask for.
@@ -336,23 +345,33 @@ public sealed class RsCapRetTrainer
         var pool = idx.Select(i => new DialogueImage(SceneClassNames.ClassOf(data.Images[i].Dataset, data.Images[i].ImagePath), data.Images[i].Captions,
             data.CaptionGroups is { } g ? g[i] : i)).ToList();
         var generator = new DialogueGenerator(_tokenizer!, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens);
-        return idx.Select((_, b) => rng.NextDouble() < _cfg.DialogueProbability ? generator.Generate(b, rng) : null).ToArray();
+        return idx.Select((_, b) => rng.NextDouble() < _cfg.DialogueProbability
+            ? _cfg.DialogueFollowUps > 0 ? generator.WithFollowUps(generator.Generate(b, rng), rng.Next(_cfg.DialogueFollowUps + 1), rng) : generator.Generate(b, rng)
+            : null).ToArray();
     }
 
     /// <summary>
     /// A dialogue's input embeddings and next-token labels (the model's turns and image descriptions are trained, the
-    /// user's turns and bare images are context), and the position of its answer's [RET] when it has one.
+    /// user's turns and bare images are context), the labels of its answers alone, and the position of each trained
+    /// answer's [RET] with the images it is trained toward.
     /// </summary>
-    private static (Tensor Embeds, long[] Labels, int? RetPosition) DialogueSequence(RsCapRetModel model, DialogueSample dialogue, Tensor prefix, Device device)
+    private static (Tensor Embeds, long[] Labels, long[] AnswerLabels, List<(int Position, IReadOnlySet<int> Positives)> Rets) DialogueSequence(
+        RsCapRetModel model, DialogueSample dialogue, Tensor prefix, Device device)
     {
         var embeds = new List<Tensor>();
         var labels = new List<long>();
-        int? retPosition = null;
-        void Tokens(int[] ids, bool trained, bool isAnswer)
+        var answerLabels = new List<long>();
+        var rets = new List<(int, IReadOnlySet<int>)>();
+        void Tokens(int[] ids, bool trained, bool isAnswer, IReadOnlySet<int>? positives)
         {
-            if (isAnswer && Array.LastIndexOf(ids, model.RetTokenId) is var r and >= 0) retPosition = labels.Count + r;
+            if (isAnswer && positives is not null && Array.LastIndexOf(ids, model.RetTokenId) is var r and >= 0) rets.Add((labels.Count + r, positives));
             embeds.Add(model.Llm.EmbedTokens(tensor(ids.Select(i => (long)i).ToArray(), device: device)));
-            for (var t = 0; t < ids.Length; t++) labels.Add(trained && t + 1 < ids.Length ? ids[t + 1] : -100L);
+            for (var t = 0; t < ids.Length; t++)
+            {
+                var label = trained && t + 1 < ids.Length ? ids[t + 1] : -100L;
+                labels.Add(label);
+                answerLabels.Add(isAnswer ? label : -100L);
+            }
         }
         for (var t = 0; t < dialogue.Turns.Count; t++)
         {
@@ -361,14 +380,15 @@ public sealed class RsCapRetTrainer
                 case DialogueImageTurn image:
                     embeds.Add(prefix[image.Image]);
                     labels.AddRange(Enumerable.Repeat(-100L, model.Heads.PrefixTokens));
-                    if (image.Description is { } d) Tokens(d, true, false);
+                    answerLabels.AddRange(Enumerable.Repeat(-100L, model.Heads.PrefixTokens));
+                    if (image.Description is { } d) Tokens(d, true, false, null);
                     break;
                 case DialogueTextTurn text:
-                    Tokens(text.Ids, text.Trained, t == dialogue.Turns.Count - 1);
+                    Tokens(text.Ids, text.Trained, text.Trained, text.RetPositives);
                     break;
             }
         }
-        return (cat(embeds, 0), labels.ToArray(), retPosition);
+        return (cat(embeds, 0), labels.ToArray(), answerLabels.ToArray(), rets);
     }
 
     private static void MaskToRetRow(RsCapRetModel model)

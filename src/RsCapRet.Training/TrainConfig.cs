@@ -83,6 +83,13 @@ public sealed record TrainConfig
     [JsonPropertyName("dialogue_probability")] public double DialogueProbability { get; init; }
     /// <summary>Weight of the InfoNCE loss on the [RET] vectors of dialogue answers (toward the images they ask for).</summary>
     [JsonPropertyName("dialogue_retrieval_loss_weight")] public double DialogueRetrievalLossWeight { get; init; } = 1;
+    /// <summary>Up to this many follow-up questions (uniformly 0..N) continue a generated dialogue, each answer trained (issue 34).</summary>
+    [JsonPropertyName("dialogue_follow_ups")] public int DialogueFollowUps { get; init; }
+    /// <summary>
+    /// Weight of a cross-entropy over the dialogue answers' tokens alone, averaged over them (0: none): a one-token
+    /// answer ("yes", "the first one") otherwise weighs one token among a batch's thousands of caption tokens.
+    /// </summary>
+    [JsonPropertyName("dialogue_answer_loss_weight")] public double DialogueAnswerLossWeight { get; init; }
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
@@ -127,6 +134,8 @@ public sealed record TrainConfig
         if (MinCropScale is <= 0 or > 1) Fail("min_crop_scale must be in (0, 1]");
         if (DialogueProbability is < 0 or > 1) Fail("dialogue_probability must be 0..1");
         if (DialogueRetrievalLossWeight < 0) Fail("dialogue_retrieval_loss_weight must be non-negative");
+        if (DialogueFollowUps is < 0 or > 4) Fail("dialogue_follow_ups must be 0..4");
+        if (DialogueAnswerLossWeight < 0) Fail("dialogue_answer_loss_weight must be non-negative");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");
         if (InitFrom is not null && !File.Exists(System.IO.Path.Combine(InitFrom, RsCapRetConfig.FileName)))

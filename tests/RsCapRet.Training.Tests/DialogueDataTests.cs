@@ -85,6 +85,47 @@ public sealed class DialogueDataTests
     }
 
     [Fact]
+    public void FollowUpsAskAboutImagesTheConversationShowsAndStillFit()
+    {
+        var (pool, _) = Pool(5);
+        var generator = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1);
+        var rng = new Random(6);
+        int longer = 0, byPosition = 0, afterRetrieval = 0;
+        var followUpIntents = new HashSet<DialogueIntent>();
+        for (var n = 0; n < 2000; n++)
+        {
+            var first = generator.Generate(rng.Next(pool.Count), rng);
+            var d = generator.WithFollowUps(first, 3, rng);
+            Assert.InRange(d.TokenCount(1), 1, 128);
+            Assert.Equal(first.Turns, d.Turns.Take(first.Turns.Count));   // a conversation continues; it never rewrites
+            var answers = d.Turns.OfType<DialogueTextTurn>().Where(t => t.Trained).ToList();
+            if (answers.Count == 1) continue;
+            longer++;
+            followUpIntents.Add(d.Intent);
+            if (!first.Turns.OfType<DialogueImageTurn>().Any()) afterRetrieval++;
+            // Every trained answer is a whole turn; each [RET] answer carries the images its vector is trained toward.
+            foreach (var a in answers)
+            {
+                Assert.Equal(Tokenizer.BosId, a.Ids[0]);
+                Assert.Equal(Tokenizer.EosId, a.Ids[^1]);
+                Assert.Equal(a.Ids.Contains(Tokenizer.RetId), a.RetPositives is not null);
+            }
+            var shown = d.Turns.OfType<DialogueImageTurn>().Select(t => t.Image).ToList();
+            Assert.Contains(d.MainImage, shown);
+            Assert.False(d.Phrasing.HeldOut, d.Phrasing.Template);
+            // Several images: the question names a position (or asks which one); one image: it does not.
+            if (shown.Count > 1 && d.Intent != DialogueIntent.Which) { Assert.True(d.Phrasing.Ordinal, d.Phrasing.Template); byPosition++; }
+            if (shown.Count == 1) Assert.False(d.Phrasing.Ordinal, d.Phrasing.Template);
+            if (d.Intent == DialogueIntent.Similar) Assert.Contains(d.MainImage, d.RetPositives!);
+            if (d.Intent == DialogueIntent.YesNo) Assert.Contains(d.Answer, new[] { ChatFormat.Yes, ChatFormat.No });
+        }
+        Assert.True(longer > 1000 && byPosition > 100 && afterRetrieval > 50, $"longer {longer}, by position {byPosition}, after a retrieval {afterRetrieval}");
+        Assert.Equal(new[] { DialogueIntent.Describe, DialogueIntent.Similar, DialogueIntent.YesNo, DialogueIntent.Which }.ToHashSet(), followUpIntents);
+        var alone = generator.Generate(0, new Random(1));
+        Assert.Same(alone, generator.WithFollowUps(alone, 0, new Random(1)));
+    }
+
+    [Fact]
     public void YesNoAndWhichAnswersFollowTheImagesCaptionsAndClasses()
     {
         var (pool, images) = Pool(3);

@@ -32,13 +32,14 @@ public sealed class DialogueTrainingTests : IDisposable
         new RsCapRetTrainer(Config(backbone), first, _ => { }).Run();
 
         var log = new List<string>();
-        var dialogues = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", Epochs = 2, LearningRate = 1e-3 };
+        var dialogues = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", Epochs = 2, LearningRate = 1e-3,
+            DialogueFollowUps = 2, DialogueAnswerLossWeight = 1 };
         dialogues.Validate("dialogue.json");
         var history = new RsCapRetTrainer(dialogues, Path.Combine(_dir.FullName, "dialogues"), log.Add).Run();
         Assert.Contains(log, l => l.Contains($"decoder and heads initialised from {Path.Combine(first, "best")}"));
         Assert.Equal(2, history.Count);
         Assert.All(history, h => Assert.True(double.IsFinite(h.TrainLoss)));
-        // Dialogue [RET]s add their InfoNCE to the loss: the total is above caption + contrastive.
+        // Dialogue [RET]s add their InfoNCE and the answers their own cross-entropy: the total is above caption + contrastive.
         Assert.All(history, h => Assert.True(h.TrainLoss > h.CaptionLoss + h.ContrastiveLoss, $"{h.TrainLoss} vs {h.CaptionLoss} + {h.ContrastiveLoss}"));
         Assert.Equal(2, log.Count(l => l.Contains("selection 'last'")));
         using var model = RsCapRetModel.Load(Path.Combine(_dir.FullName, "dialogues", "best"));
