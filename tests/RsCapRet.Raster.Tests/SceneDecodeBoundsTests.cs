@@ -120,11 +120,15 @@ public sealed class SceneDecodeBoundsTests(ITestOutputHelper output) : IDisposab
             var full = sw.Elapsed;
             using var cts = new CancellationTokenSource(TimeSpan.FromTicks(full.Ticks / 10));
             sw.Restart();
-            Assert.Throws<OperationCanceledException>(() => read(cts.Token));
+            // A read that ends before the timer fires (a warm cache, a stalled timer thread) shows nothing: try again.
+            var cancelled = false;
+            try { read(cts.Token); }
+            catch (OperationCanceledException) { cancelled = true; }
             var stopped = sw.Elapsed;
-            attempts.Add($"whole {full.TotalMilliseconds:F0} ms, cancelled after {full.TotalMilliseconds / 10:F0} ms: stopped at {stopped.TotalMilliseconds:F0} ms");
+            attempts.Add($"whole {full.TotalMilliseconds:F0} ms, cancelled after {full.TotalMilliseconds / 10:F0} ms: " +
+                (cancelled ? $"stopped at {stopped.TotalMilliseconds:F0} ms" : $"finished at {stopped.TotalMilliseconds:F0} ms without stopping"));
             output.WriteLine($"{what}: {attempts[^1]}");
-            if (stopped < full * 0.6) return;
+            if (cancelled && stopped < full * 0.6) return;
         }
         Assert.Fail($"{what}: the cancelled read never stopped before 60 % of the whole read's time ({string.Join("; ", attempts)})");
     }
