@@ -277,23 +277,9 @@ public sealed partial class DialogueGenerator
                 image = images[position - 1];
             }
             var phrasing = Pick(PhrasingsOf(intent, heldOut: false, intent == DialogueIntent.Which ? false : several), rng);
-            string? thing = null;
-            (int[] Ids, string Text) answer;
-            IReadOnlySet<int>? positives = null;
-            switch (intent)
-            {
-                case DialogueIntent.Describe: answer = Describe(image, rng); break;
-                case DialogueIntent.Similar: answer = Answer(ChatFormat.SimilarAnswer, true); positives = SameGroup(image); break;
-                case DialogueIntent.Which:
-                    thing = SceneClassNames.LabelOf(_pool[image].ClassName!);
-                    answer = Answer(ChatFormat.WhichAnswer(position), false);
-                    break;
-                default:
-                    var (t, yes) = YesNoThing(image, rng);
-                    thing = t;
-                    answer = Answer(yes ? ChatFormat.Yes : ChatFormat.No, false);
-                    break;
-            }
+            var (answer, positives, thing) = intent == DialogueIntent.Which
+                ? (Answer(ChatFormat.WhichAnswer(position), false), null, SceneClassNames.LabelOf(_pool[image].ClassName!))
+                : AnswerAbout(image, intent, rng);
             turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, several && intent != DialogueIntent.Which ? position : null)), false));
             turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
             var next = new DialogueSample(intent, phrasing, turns, answer.Text, positives, image, false, thing);
@@ -319,23 +305,24 @@ public sealed partial class DialogueGenerator
             turns.Add(new DialogueTextTurn(Answer(ChatFormat.RetrievalAnswer, true).Ids, false));
         }
         turns.AddRange(images.Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));
-        string? thing = null;
-        (int[] Ids, string Text) answer;
-        IReadOnlySet<int>? positives = null;
-        switch (phrasing.Intent)
-        {
-            case DialogueIntent.Describe: answer = Describe(main, rng); break;
-            case DialogueIntent.Similar: answer = Answer(ChatFormat.SimilarAnswer, true); positives = SameGroup(main); break;
-            case DialogueIntent.YesNo:
-                var (t, yes) = YesNoThing(main, rng);
-                thing = t;
-                answer = Answer(yes ? ChatFormat.Yes : ChatFormat.No, false);
-                break;
-            default: throw new ArgumentException($"{phrasing.Intent} has no ordinal form");
-        }
+        var (answer, positives, thing) = AnswerAbout(main, phrasing.Intent, rng);
         turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, position)), false));
         turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
         return Fit(new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, false, thing));
+    }
+
+    /// <summary>The answer to a describe, "more like this" or yes/no question about one image: its tokens, the [RET]'s positives, the thing asked about.</summary>
+    private ((int[] Ids, string Text) Answer, IReadOnlySet<int>? Positives, string? Thing) AnswerAbout(int image, DialogueIntent intent, Random rng)
+    {
+        switch (intent)
+        {
+            case DialogueIntent.Describe: return (Describe(image, rng), null, null);
+            case DialogueIntent.Similar: return (Answer(ChatFormat.SimilarAnswer, true), SameGroup(image), null);
+            case DialogueIntent.YesNo:
+                var (thing, yes) = YesNoThing(image, rng);
+                return (Answer(yes ? ChatFormat.Yes : ChatFormat.No, false), null, thing);
+            default: throw new ArgumentException($"{intent} is not a question about one image", nameof(intent));
+        }
     }
 
     /// <summary>Drops the optional parts (descriptions, a leading request) until the dialogue fits the LLM's positions.</summary>
