@@ -57,6 +57,8 @@ internal sealed class EpochLoop<TResult> where TResult : IEpochFigures
     public required OptimizerHelper Optimizer { get; init; }
     /// <summary>One optimiser step on (batch indices, step, learning rate); returns the step's losses, the minimised one first.</summary>
     public required Func<int[], int, double, double[]> TrainStep { get; init; }
+    /// <summary>The order of the training indices in an epoch, from (epoch-specific seed); a plain shuffle when null.</summary>
+    public Func<int, int[]>? EpochOrder { get; init; }
     /// <summary>The log line of every tenth step.</summary>
     public required Func<StepReport, string> StepLine { get; init; }
     /// <summary>Validates the model and makes the epoch's result from its training figures.</summary>
@@ -99,7 +101,7 @@ internal sealed class EpochLoop<TResult> where TResult : IEpochFigures
         for (var epoch = startEpoch; epoch < s.Epochs && sinceBest < s.EarlyStoppingPatience; epoch++)
         {
             var sw = Stopwatch.StartNew();
-            var order = TrainingRun.Permutation(s.TrainCount, s.Seed * 1000 + epoch);
+            var order = EpochOrder?.Invoke(s.Seed * 1000 + epoch) ?? TrainingRun.Permutation(s.TrainCount, s.Seed * 1000 + epoch);
             double[]? sums = null;
             var n = 0;
             for (var b = step - epoch * stepsPerEpoch; b < stepsPerEpoch; b++, step++)

@@ -70,6 +70,9 @@ public sealed class RsCapRetTrainer
         var val = LoadSplit(_cfg.ValSplit, TrainingRun.ValidationDatasets(_cfg.Datasets, _cfg.ValDatasets), tokenizer, pre, _cfg.MaxValImages, model, 1);
         _log($"train: {train.Images.Count} images; val: {val.Images.Count} images; device {device}; mode {_cfg.Mode}");
         if (train.CaptionGroups is { } groups) _log($"caption groups (positives of each other): {groups.Distinct().Count()} over {train.Images.Count} images");
+        var trainClasses = _cfg.ClassBatchGroup > 1 ? train.Images.Select(i => SceneClassNames.ClassOf(i.Dataset, i.ImagePath)).ToArray() : null;
+        if (trainClasses is not null)
+            _log($"class-aware batches: runs of {_cfg.ClassBatchGroup} images of one class; {trainClasses.OfType<string>().Distinct().Count()} classes, {trainClasses.Count(c => c is null)} images without one");
 
         var trainable = model.parameters().Where(p => p.requires_grad).ToList();
         _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.numel()):N0} trainable");
@@ -81,6 +84,7 @@ public sealed class RsCapRetTrainer
             Settings = new EpochLoopSettings(train.Images.Count, _cfg.BatchSize, _cfg.Epochs, _cfg.Seed, _cfg.MaxSteps, _cfg.CheckpointEvery, _cfg.EarlyStoppingPatience,
                 _cfg.LearningRate, _cfg.WarmupSteps, _cfg.LrSchedule, _cfg.MinLrRatio),
             OutDir = _outDir, Log = _log, StepProgress = StepProgress, Model = model, Optimizer = optimizer,
+            EpochOrder = _cfg.ClassBatchGroup > 1 ? seed => TrainingRun.ClassGroupedPermutation(trainClasses!, _cfg.ClassBatchGroup, seed) : null,
             TrainStep = (idx, step, lr) =>
             {
                 var (loss, cap, con) = TrainStep(model, optimizer, train, idx, step, lr, device);

@@ -49,6 +49,11 @@ public sealed record TrainConfig
     /// </summary>
     [JsonPropertyName("caption_groups_positive")] public bool CaptionGroupsArePositives { get; init; }
     [JsonPropertyName("contrastive_loss_weight")] public double ContrastiveLossWeight { get; init; } = 1;
+    /// <summary>
+    /// Class-aware hard negatives (issue 31): batches made of runs of this many images of one scene class (from the
+    /// file names), so that a batch's negatives include images of the caption's own class; 0 or 1: plain shuffles.
+    /// </summary>
+    [JsonPropertyName("class_batch_group")] public int ClassBatchGroup { get; init; }
     [JsonPropertyName("concat_probability")] public double ConcatProbability { get; init; } = 0.5;
     [JsonPropertyName("max_caption_tokens")] public int MaxCaptionTokens { get; init; } = 40;
     [JsonPropertyName("seed")] public int Seed { get; init; } = 42;
@@ -136,6 +141,7 @@ public sealed record TrainConfig
         if (DialogueRetrievalLossWeight < 0) Fail("dialogue_retrieval_loss_weight must be non-negative");
         if (DialogueFollowUps is < 0 or > 4) Fail("dialogue_follow_ups must be 0..4");
         if (DialogueAnswerLossWeight < 0) Fail("dialogue_answer_loss_weight must be non-negative");
+        if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");
         if (InitFrom is not null && !File.Exists(System.IO.Path.Combine(InitFrom, RsCapRetConfig.FileName)))

@@ -60,6 +60,27 @@ public static class TrainingRun
         return a;
     }
 
+    /// <summary>
+    /// A permutation whose consecutive runs of <paramref name="group"/> indices share a class (class-aware hard
+    /// negatives): each class's indices are shuffled and cut into runs, and the runs shuffled; a class's last short
+    /// run and indices without a class (null) are runs of their own. A pure function of (classes, group, seed).
+    /// </summary>
+    public static int[] ClassGroupedPermutation(IReadOnlyList<string?> classes, int group, int seed)
+    {
+        var rng = new Random(seed);
+        var runs = new List<int[]>();
+        foreach (var members in Enumerable.Range(0, classes.Count).GroupBy(i => classes[i]).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var a = members.ToArray();
+            rng.Shuffle(a);
+            if (members.Key is null) runs.AddRange(a.Select(i => new[] { i }));
+            else runs.AddRange(a.Chunk(group));
+        }
+        var order = runs.ToArray();
+        rng.Shuffle(order);
+        return order.SelectMany(r => r).ToArray();
+    }
+
     /// <summary>Linear warm-up, then constant or cosine decay to <paramref name="minRatio"/> × lr at <paramref name="totalSteps"/>.</summary>
     public static double LearningRate(int step, double lr, int warmupSteps, string schedule, double minRatio, int totalSteps)
     {

@@ -74,6 +74,27 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void ClassGroupedPermutationIsAPermutationOfRunsOfOneClass()
+    {
+        // Three interleaved classes (8, 7 and 7 images) and 4 images without a class.
+        string?[] names = ["a", "b", "c"];
+        var classes = Enumerable.Range(0, 26).Select(i => i < 22 ? names[i % 3] : null).ToArray();
+        var order = TrainingRun.ClassGroupedPermutation(classes, 4, seed: 7);
+        Assert.Equal(Enumerable.Range(0, 26), order.Order());
+        Assert.Equal(order, TrainingRun.ClassGroupedPermutation(classes, 4, seed: 7));
+        Assert.NotEqual(order, TrainingRun.ClassGroupedPermutation(classes, 4, seed: 8));
+
+        // A class of n images lies in at most ceil(n / 4) maximal blocks (its runs, adjacent ones merged);
+        // a plain shuffle scatters it over many more.
+        foreach (var cls in names)
+        {
+            var blocks = order.Where((i, k) => classes[i] == cls && (k == 0 || classes[order[k - 1]] != cls)).Count();
+            var n = classes.Count(c => c == cls);
+            Assert.InRange(blocks, 1, (n + 3) / 4);
+        }
+    }
+
+    [Fact]
     public void CrashAndResumeGivesTheSameWeightsAsAnUninterruptedRun()
     {
         var straight = Path.Combine(_dir.FullName, "straight");
