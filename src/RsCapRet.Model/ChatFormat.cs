@@ -42,6 +42,20 @@ public static class ChatFormat
         _ => throw new ArgumentOutOfRangeException(nameof(position), position, $"ordinals are 1..{MaxOrdinal}"),
     };
 
+    /// <summary>The position a "the Nth one" answer names (1-based), or null for any other answer.</summary>
+    public static int? WhichPosition(string answer)
+    {
+        var words = answer.Trim().ToLowerInvariant().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        return words is ["the", var ordinal, "one"] ? PositionOf(ordinal) : null;
+    }
+
+    /// <summary>The first ordinal word of a user's text ("does the second one show ...?" → 2), or null when it names none.</summary>
+    public static int? OrdinalIn(string text) =>
+        text.ToLowerInvariant().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Select(w => PositionOf(w.Trim('?', '.', ',', '!'))).FirstOrDefault(p => p is not null);
+
+    private static int? PositionOf(string word) =>
+        Enumerable.Range(1, MaxOrdinal).Select(p => (int?)p).FirstOrDefault(p => Ordinal(p!.Value) == word);
+
     /// <summary>The user's words as the model sees them: trimmed, lower-case, spaces collapsed.</summary>
     public static string NormaliseUserText(string text)
     {

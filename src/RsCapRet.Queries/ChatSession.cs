@@ -11,9 +11,36 @@ namespace RsCapRet.Queries;
 /// them joined the conversation as images (those whose imagery could be read), so "describe the second one" can refer
 /// to them.
 /// </summary>
-public sealed record ChatReply(string Text, bool Retrieved, RankedHits? Tiles, int ImagesAdded = 0)
+public sealed record ChatReply(string Text, bool Retrieved, RankedHits? Tiles, int ImagesAdded = 0, ChatGrounding? Grounding = null)
 {
     public IReadOnlyList<TileHit> Hits => Tiles?.Hits ?? [];
+}
+
+/// <summary>
+/// How a yes/no or "which one" answer got its verdict (<see cref="GroundedAnswers"/>): the decoder's own words, the
+/// image the verdict is about (1-based among the images shown last), the cosine of the question's [RET] vector with
+/// each image shown, and for yes/no the calibrated relevance that decided it.
+/// </summary>
+public sealed record ChatGrounding(string DecoderAnswer, int Image, IReadOnlyList<double> Scores, double? Relevance)
+{
+    /// <summary>The answer the verdict gives: "the Nth one", or yes/no by the relevance.</summary>
+    public string Answer => Relevance is { } r ? (r >= GroundedAnswers.YesAtRelevance ? ChatFormat.Yes : ChatFormat.No) : ChatFormat.WhichAnswer(Image);
+
+    /// <summary>
+    /// The shared space's verdict when the decoder answered yes/no (with a calibration, about the image the question
+    /// names or the last shown) or "the Nth one" (over two or more images shown), else null: the answer stands as the
+    /// decoder wrote it. <paramref name="query"/> gives the [RET] vector of the user's words (called only when needed).
+    /// </summary>
+    public static ChatGrounding? Of(string question, string decoderAnswer, IReadOnlyList<float[]> shown, Func<float[]> query, RelevanceCalibration? calibration)
+    {
+        var yesNo = decoderAnswer is ChatFormat.Yes or ChatFormat.No;
+        if (yesNo ? shown.Count == 0 || calibration is null : ChatFormat.WhichPosition(decoderAnswer) is null || shown.Count < 2) return null;
+        var q = query();
+        var scores = shown.Select(v => (double)GroundedAnswers.Similarity(q, v)).ToList();
+        if (!yesNo) return new ChatGrounding(decoderAnswer, GroundedAnswers.MostSimilar(q, shown), scores, null);
+        var image = GroundedAnswers.YesNoTarget(question, shown.Count);
+        return new ChatGrounding(decoderAnswer, image, scores, calibration!.ForQuery(q)(1 - scores[image - 1]));
+    }
 }
 
 /// <summary>
@@ -21,10 +48,16 @@ public sealed record ChatReply(string Text, bool Retrieved, RankedHits? Tiles, i
 /// on: images (their visual prefix, then the model's description), user turns, and the model's answers. The model
 /// writes every answer; when it emits [RET] the hidden state there retrieves tiles from the catalogue, and the
 /// retrieved tiles join the conversation as images. The prompt keeps the newest turns that fit the LLM's context.
+/// When the model answers yes/no or "the Nth one", the verdict comes from the shared space (<see cref="GroundedAnswers"/>):
+/// the question's [RET] vector against the images shown last (those added since the last text turn, up to five), yes
+/// when the search's calibrated relevance is a good match; without a calibration a yes/no stays the decoder's.
 /// </summary>
 public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve, int k = 3)
 {
     private readonly List<(List<PromptSegment> Segments, int Tokens)> _history = [];
+    /// <summary>Shared-space vectors of the images added since the last text turn, in order (what "the second one" refers to).</summary>
+    private readonly List<float[]> _shown = [];
+    private bool _lastWasImage;
 
     /// <summary>Reads a retrieved tile's imagery (null when it cannot be read), so it can join the conversation.</summary>
     public Func<TileHit, CancellationToken, Task<RgbImage?>>? TileImage { get; init; }
@@ -37,7 +70,12 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     /// <summary>Turns in the prompt now (an image with its description is one turn).</summary>
     public int Turns => _history.Count;
 
-    public void Reset() => _history.Clear();
+    public void Reset()
+    {
+        _history.Clear();
+        _shown.Clear();
+        _lastWasImage = false;
+    }
 
     /// <summary>Adds an image and returns the model's description of it (its caption, as ingestion writes them).</summary>
     public string AddImage(RgbImage image) => AddImage(image, description: null);
@@ -62,14 +100,28 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         }
         else ids = Fitted(ChatFormat.Description(encoder.Tokenizer, description.Length == 0 ? "." : description), 2, PromptLimit - encoder.Model.Heads.PrefixTokens);
         Append([new PooledImageSegment(pooled), new TextSegment(ids)], encoder.Model.Heads.PrefixTokens + ids.Length);
+        Shown(pooled);
         return description;
     }
 
     /// <summary>Adds an image without a description (as retrieved tiles join the conversation).</summary>
     public void AddBareImage(RgbImage image)
     {
-        var pixels = encoder.Preprocessor.Process([image]);
-        Append([new ImageSegment(pixels)], encoder.Model.Heads.PrefixTokens);
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var pixels = encoder.Preprocessor.Process([image]).to(encoder.Model.Device);
+        var pooled = encoder.Model.PooledImage(pixels).cpu().MoveToOuterDisposeScope();
+        Append([new PooledImageSegment(pooled)], encoder.Model.Heads.PrefixTokens);
+        Shown(pooled);
+    }
+
+    /// <summary>Records an image just added: a new run of images starts after a text turn.</summary>
+    private void Shown(TorchSharp.torch.Tensor pooled)
+    {
+        if (!_lastWasImage) _shown.Clear();
+        _lastWasImage = true;
+        if (_shown.Count == ChatFormat.MaxOrdinal) return;   // answers name positions up to the fifth
+        using var vector = encoder.Model.ImageEmbeddingFromPooled(pooled).cpu();
+        _shown.Add(vector[0].data<float>().ToArray());
     }
 
     /// <summary>
@@ -80,6 +132,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     {
         var ids = Fitted(ChatFormat.Answer(encoder.Tokenizer, text, retrieved), retrieved ? 2 : 1, PromptLimit);
         Append([new TextSegment(ids)], ids.Length);
+        _lastWasImage = false;
     }
 
     /// <summary>Replays an earlier user turn without answering it (its answer is replayed next).</summary>
@@ -87,6 +140,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     {
         var question = ChatFormat.UserTurn(encoder.Tokenizer, text);
         Append([new TextSegment(question)], question.Length);
+        _lastWasImage = false;
     }
 
     /// <summary>Keeps BOS, the first tokens and the last <paramref name="tail"/> ([RET] and/or EOS) within <paramref name="limit"/>.</summary>
@@ -105,12 +159,18 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         var retrieved = reply.RetrievalVector is not null;
         var answerIds = reply.TokenIds.Where(t => t != encoder.Model.RetTokenId && t != encoder.Tokenizer.EosId).ToList();
         var answer = RsCapRetTileEncoder.CleanCaption(encoder.Tokenizer.Decode(answerIds));
+        var grounding = retrieved ? null : ChatGrounding.Of(text, answer, _shown, () => encoder.EmbedText(ChatFormat.NormaliseUserText(text)), Calibration);
+        if (grounding is not null)
+        {
+            answer = grounding.Answer;
+            answerIds = [.. encoder.Tokenizer.EncodeSentencePiece(answer)];
+        }
         var turn = new List<int> { encoder.Tokenizer.BosId };
         turn.AddRange(answerIds);
         if (retrieved) turn.Add(encoder.Model.RetTokenId);
         turn.Add(encoder.Tokenizer.EosId);
         Append([new TextSegment(turn)], turn.Count);
-        if (!retrieved || retrieve is null) return new ChatReply(answer, retrieved, null);
+        if (!retrieved || retrieve is null) return new ChatReply(answer, retrieved, null, Grounding: grounding);
 
         var tiles = await retrieve(reply.RetrievalVector!, k, ct);
         var added = 0;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.RegularExpressions;
 using RsCapRet.Core;
 using RsCapRet.Evaluation;
 using RsCapRet.Model;
@@ -14,7 +13,8 @@ namespace RsCapRet.Training;
 /// <summary>One phrasing set's figures (seen in training, or held out).</summary>
 public sealed record DialogueFigures(string Phrasings, IReadOnlyDictionary<DialogueIntent, double> IntentAccuracy, double DescribeCider,
     double FollowUpCider, RecallAtK DialogueTextToImage, RecallAtK DirectTextToImage, double ClassPrecisionAt10, double DirectClassPrecisionAt10,
-    double SimilarPrecisionAt10, double YesNoAccuracy, double WhichAccuracy, int Dialogues)
+    double SimilarPrecisionAt10, double YesNoAccuracy, double WhichAccuracy, int Dialogues, double GroundedYesNoAccuracy = double.NaN,
+    double GroundedWhichAccuracy = double.NaN)
 {
     public double MeanIntentAccuracy => IntentAccuracy.Values.Average();
 }
@@ -28,14 +28,16 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Dialogue evaluation of {Model} on {Dataset} {Split} ({Images} images; greedy answers; {Seconds:F0} s)");
         sb.AppendLine();
-        sb.AppendLine("| phrasings | dialogues | intent acc. (describe / retrieve / similar / yes-no / which) | describe CIDEr | follow-up describe CIDEr | mid-dialogue t→i mR | direct t→i mR | class P@10 dialogue / direct | similar P@10 | yes/no acc. | which acc. |");
+        sb.AppendLine("| phrasings | dialogues | intent acc. (describe / retrieve / similar / yes-no / which) | describe CIDEr | follow-up describe CIDEr | mid-dialogue t→i mR | direct t→i mR | class P@10 dialogue / direct | similar P@10 | yes/no acc. decoder / grounded | which acc. decoder / grounded |");
         sb.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var f in Figures)
         {
             var acc = string.Join(" / ", Enum.GetValues<DialogueIntent>().Select(i => f.IntentAccuracy.TryGetValue(i, out var a) ? Pct(a) : "-"));
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {f.Phrasings} | {f.Dialogues} | {acc} (mean {Pct(f.MeanIntentAccuracy)}) | {f.DescribeCider:F3} | {f.FollowUpCider:F3} | {f.DialogueTextToImage.Mean:F2} | {f.DirectTextToImage.Mean:F2} | {Pct(f.ClassPrecisionAt10)} / {Pct(f.DirectClassPrecisionAt10)} | {Pct(f.SimilarPrecisionAt10)} | {Pct(f.YesNoAccuracy)} | {Pct(f.WhichAccuracy)} |");
+                $"| {f.Phrasings} | {f.Dialogues} | {acc} (mean {Pct(f.MeanIntentAccuracy)}) | {f.DescribeCider:F3} | {f.FollowUpCider:F3} | {f.DialogueTextToImage.Mean:F2} | {f.DirectTextToImage.Mean:F2} | {Pct(f.ClassPrecisionAt10)} / {Pct(f.DirectClassPrecisionAt10)} | {Pct(f.SimilarPrecisionAt10)} | {Pct(f.YesNoAccuracy)} / {Pct(f.GroundedYesNoAccuracy)} | {Pct(f.WhichAccuracy)} / {Pct(f.GroundedWhichAccuracy)} |");
         }
+        sb.AppendLine();
+        sb.AppendLine("Grounded: the decoder's yes/no or \"the Nth one\" with its verdict from the shared space (the [RET] vector of the question against the images shown; yes when the search's calibrated relevance is at least 0.5), as the chat answers; a wrong kind of answer counts as wrong; \"-\" where the model folder has no relevance.json.");
         sb.AppendLine();
         sb.AppendLine("Examples (first image of each intent, held-out phrasings):");
         sb.AppendLine();
@@ -43,7 +45,7 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
         return sb.ToString();
     }
 
-    private static string Pct(double v) => (100 * v).ToString("F1", CultureInfo.InvariantCulture) + " %";
+    private static string Pct(double v) => double.IsNaN(v) ? "-" : (100 * v).ToString("F1", CultureInfo.InvariantCulture) + " %";
 }
 
 /// <summary>
@@ -53,17 +55,16 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
 /// "the Nth one", or a description) gives intent accuracy; descriptions are scored with CIDEr against the image's
 /// references; a mid-dialogue [RET] for one of the image's captions ranks the split's images (text→image recall,
 /// beside the direct search of the same caption); class requests and "more like this" are scored by the share of
-/// their top 10 of the image's class.
+/// their top 10 of the image's class. Yes/no and "which" are scored twice: the decoder's own verdict, and the verdict
+/// grounded in the shared space (<see cref="GroundedAnswers"/>) that the chat gives.
 /// </summary>
 public static partial class DialogueEvaluation
 {
     private static readonly DialogueIntent[] Intents = Enum.GetValues<DialogueIntent>();
 
-    [GeneratedRegex("^the (first|second|third|fourth|fifth) one$")]
-    private static partial Regex WhichAnswer();
-
     public static DialogueReport Run(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, string modelName,
-        string datasetDirectory, string split, int? maxImages = null, int seed = 34, Action<string>? log = null)
+        string datasetDirectory, string split, int? maxImages = null, int seed = 34, Action<string>? log = null,
+        Func<float[], float[], double>? relevance = null)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(datasetDirectory));
@@ -100,7 +101,7 @@ public static partial class DialogueEvaluation
             var dialogueRanks = new List<int>();
             var directRanks = new List<int>();
             double classHits = 0, directClassHits = 0, similarHits = 0;
-            int classAsked = 0, similarAsked = 0, yesNoRight = 0, yesNoAsked = 0, whichRight = 0, whichAsked = 0;
+            int classAsked = 0, similarAsked = 0, yesNoRight = 0, yesNoAsked = 0, whichRight = 0, whichAsked = 0, groundedYesNoRight = 0, groundedWhichRight = 0;
             var dialogues = 0;
             foreach (var i in evaluated)
             {
@@ -120,7 +121,7 @@ public static partial class DialogueEvaluation
                     dialogues++;
                     var kind = vector is not null ? DialogueIntent.Retrieve
                         : text is ChatFormat.Yes or ChatFormat.No ? DialogueIntent.YesNo
-                        : WhichAnswer().IsMatch(text) ? DialogueIntent.Which : DialogueIntent.Describe;
+                        : ChatFormat.WhichPosition(text) is not null ? DialogueIntent.Which : DialogueIntent.Describe;
                     var expected = sample.Intent == DialogueIntent.Similar ? DialogueIntent.Retrieve : sample.Intent;
                     // Intent accuracy is per asked intent; Similar is right when it retrieves.
                     asked[sample.Intent]++;
@@ -151,10 +152,12 @@ public static partial class DialogueEvaluation
                         case DialogueIntent.YesNo:
                             yesNoAsked++;
                             if (text == sample.Answer) yesNoRight++;
+                            if (kind == DialogueIntent.YesNo && relevance is not null && Grounded(model, tokenizer, sample, vectors, relevance) == sample.Answer) groundedYesNoRight++;
                             break;
                         case DialogueIntent.Which:
                             whichAsked++;
                             if (text == sample.Answer) whichRight++;
+                            if (kind == DialogueIntent.Which && Grounded(model, tokenizer, sample, vectors, null) == sample.Answer) groundedWhichRight++;
                             break;
                     }
                 }
@@ -168,7 +171,8 @@ public static partial class DialogueEvaluation
                 Cider(describe), Cider(followUp), RetrievalMetrics.FromRanks(dialogueRanks), RetrievalMetrics.FromRanks(directRanks),
                 classAsked == 0 ? double.NaN : classHits / classAsked, classAsked == 0 ? double.NaN : directClassHits / classAsked,
                 similarAsked == 0 ? double.NaN : similarHits / similarAsked,
-                yesNoAsked == 0 ? double.NaN : (double)yesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)whichRight / whichAsked, dialogues));
+                yesNoAsked == 0 ? double.NaN : (double)yesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)whichRight / whichAsked, dialogues,
+                yesNoAsked == 0 || relevance is null ? double.NaN : (double)groundedYesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)groundedWhichRight / whichAsked));
         }
         return new DialogueReport(modelName, name, split, evaluated.Count, figures, examples, sw.Elapsed.TotalSeconds);
     }
@@ -190,6 +194,19 @@ public static partial class DialogueEvaluation
         var reply = model.Continue(prompt, 40);
         var text = tokenizer.Decode(reply.TokenIds).Trim();
         return (string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)), reply.RetrievalVector);
+    }
+
+    /// <summary>
+    /// The chat's grounded verdict on a yes/no (with <paramref name="relevance"/>) or "which one" question (without):
+    /// the search's vector of the user's words against the vectors of the images the dialogue shows.
+    /// </summary>
+    private static string Grounded(RsCapRetModel model, LlamaTextTokenizer tokenizer, DialogueSample sample, float[][] vectors, Func<float[], float[], double>? relevance)
+    {
+        var shown = sample.Turns.OfType<DialogueImageTurn>().Select(t => vectors[t.Image]).ToList();
+        var question = tokenizer.Decode(((DialogueTextTurn)sample.Turns[^2]).Ids).Trim()[ChatFormat.UserMarker.Length..].Trim();
+        var query = DirectQuery(model, tokenizer, question);
+        if (relevance is null) return ChatFormat.WhichAnswer(GroundedAnswers.MostSimilar(query, shown));
+        return relevance(query, shown[GroundedAnswers.YesNoTarget(question, shown.Count) - 1]) >= GroundedAnswers.YesAtRelevance ? ChatFormat.Yes : ChatFormat.No;
     }
 
     /// <summary>The search's own query vector of <paramref name="text"/> (BOS text [RET]), what a dialogue's [RET] is compared with.</summary>
@@ -215,12 +232,7 @@ public static partial class DialogueEvaluation
         return top.Count(j => classes[j] == cls) / (double)top.Count;
     }
 
-    private static float Dot(float[] a, float[] b)
-    {
-        var s = 0f;
-        for (var i = 0; i < a.Length; i++) s += a[i] * b[i];
-        return s;
-    }
+    private static float Dot(float[] a, float[] b) => GroundedAnswers.Similarity(a, b);
 
     private static string Transcript(LlamaTextTokenizer tokenizer, DialogueSample sample, IReadOnlyList<CaptionedImage> images, string answer, bool retrieved)
     {

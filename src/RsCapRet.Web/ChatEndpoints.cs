@@ -81,7 +81,7 @@ public static class ChatEndpoints
     private sealed record UserTurn(int Index, string Text) : Turn(Index);
     private sealed record ModelTurn(int Index, string Text, bool Retrieved, IReadOnlyList<long> Tiles) : Turn(Index);
 
-    private sealed record ChatAnswer(string Text, bool Retrieved, RankedHits? Tiles, int ImagesAdded, string? Description);
+    private sealed record ChatAnswer(string Text, bool Retrieved, RankedHits? Tiles, int ImagesAdded, string? Description, ChatGrounding? Grounding = null);
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ChatAsync(HttpRequest req, CatalogStore store, ModelCache models,
         WebContext web, CancellationToken ct)
@@ -313,7 +313,7 @@ public static class ChatEndpoints
                         break;
                     case UserTurn q when last:
                         var reply = await session.AskAsync(q.Text, ct);
-                        return new ChatAnswer(reply.Text, reply.Retrieved, reply.Tiles, reply.ImagesAdded, null);
+                        return new ChatAnswer(reply.Text, reply.Retrieved, reply.Tiles, reply.ImagesAdded, null, reply.Grounding);
                     case UserTurn q:
                         session.AddUserTurn(q.Text);
                         break;
@@ -361,6 +361,18 @@ public static class ChatEndpoints
             if (answer.Tiles?.Note is { } note) w.WriteString("relevance_note", note);
             w.WriteNumber("images_added", answer.ImagesAdded);
             if (answer.Description is { } d) w.WriteString("description", d);
+            if (answer.Grounding is { } g)
+            {
+                // How a yes/no or "which one" verdict was reached: the decoder's words, the image, the similarities.
+                w.WriteStartObject("grounding");
+                w.WriteString("decoder_answer", g.DecoderAnswer);
+                w.WriteNumber("image", g.Image);
+                w.WriteStartArray("scores");
+                foreach (var score in g.Scores) w.WriteNumberValue(Math.Round(score, 6));
+                w.WriteEndArray();
+                if (g.Relevance is { } rel) w.WriteNumber("relevance", Math.Round(rel, 6)); else w.WriteNull("relevance");
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray());

@@ -170,6 +170,13 @@
       if (answer.retrieved && tiles.length === 0) li.append(el('div', 'no-text', 'no tiles found'));
       if (tiles.length > 0) li.append(tilesList(tiles));
       if (body.relevance_note && tiles.length > 0) li.title = body.relevance_note;
+      if (body.grounding) {
+        // A yes/no or "which one" verdict taken from the shared space: say how, as text.
+        const g = body.grounding;
+        const scores = (g.scores ?? []).map((x) => Number(x).toFixed(3)).join(' / ');
+        const relevance = typeof g.relevance === 'number' ? `, relevance ${g.relevance.toFixed(2)}` : '';
+        li.append(el('div', 'chat-grounding', `verdict from the shared space: image ${g.image} (cosine ${scores}${relevance}); the decoder wrote "${g.decoder_answer}"`));
+      }
       li.scrollIntoView({ block: 'nearest' });
     } else {
       turn.description = body.description ?? body.text ?? '';
