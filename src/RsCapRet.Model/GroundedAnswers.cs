@@ -5,13 +5,10 @@ namespace RsCapRet.Model;
 /// decoder writes the answer's kind ("yes"/"no", "the Nth one") well but, with one visual prefix token and four
 /// layers, not its verdict (chance in the dialogue evaluation); the [RET] vector of the user's words against the
 /// images' vectors is the model's own, measured grounding of text in images. The caller turns a similarity into
-/// yes/no with the search's calibrated relevance (a good match is yes).
+/// yes/no with the search's calibrated relevance.
 /// </summary>
 public static class GroundedAnswers
 {
-    /// <summary>The calibrated relevance at which a yes/no question is answered yes: the search's "good match".</summary>
-    public const double YesAtRelevance = 0.5;
-
     /// <summary>The 1-based position of the image most similar to <paramref name="query"/> (unit vectors; the first on ties).</summary>
     public static int MostSimilar(float[] query, IReadOnlyList<float[]> images)
     {

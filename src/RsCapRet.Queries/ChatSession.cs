@@ -19,12 +19,12 @@ public sealed record ChatReply(string Text, bool Retrieved, RankedHits? Tiles, i
 /// <summary>
 /// How a yes/no or "which one" answer got its verdict (<see cref="GroundedAnswers"/>): the decoder's own words, the
 /// image the verdict is about (1-based among the images shown last), the cosine of the question's [RET] vector with
-/// each image shown, and for yes/no the calibrated relevance that decided it.
+/// each image shown, and for yes/no the calibrated relevance that decided it and the relevance at which it says yes.
 /// </summary>
-public sealed record ChatGrounding(string DecoderAnswer, int Image, IReadOnlyList<double> Scores, double? Relevance)
+public sealed record ChatGrounding(string DecoderAnswer, int Image, IReadOnlyList<double> Scores, double? Relevance, double? YesAt = null)
 {
     /// <summary>The answer the verdict gives: "the Nth one", or yes/no by the relevance.</summary>
-    public string Answer => Relevance is { } r ? (r >= GroundedAnswers.YesAtRelevance ? ChatFormat.Yes : ChatFormat.No) : ChatFormat.WhichAnswer(Image);
+    public string Answer => Relevance is { } r ? (r >= YesAt ? ChatFormat.Yes : ChatFormat.No) : ChatFormat.WhichAnswer(Image);
 
     /// <summary>
     /// The shared space's verdict when the decoder answered yes/no (with a calibration, about the image the question
@@ -39,7 +39,7 @@ public sealed record ChatGrounding(string DecoderAnswer, int Image, IReadOnlyLis
         var scores = shown.Select(v => (double)GroundedAnswers.Similarity(q, v)).ToList();
         if (!yesNo) return new ChatGrounding(decoderAnswer, GroundedAnswers.MostSimilar(q, shown), scores, null);
         var image = GroundedAnswers.YesNoTarget(question, shown.Count);
-        return new ChatGrounding(decoderAnswer, image, scores, calibration!.ForQuery(q)(1 - scores[image - 1]));
+        return new ChatGrounding(decoderAnswer, image, scores, calibration!.ForQuery(q)(1 - scores[image - 1]), calibration.YesAt);
     }
 }
 
@@ -50,7 +50,8 @@ public sealed record ChatGrounding(string DecoderAnswer, int Image, IReadOnlyLis
 /// retrieved tiles join the conversation as images. The prompt keeps the newest turns that fit the LLM's context.
 /// When the model answers yes/no or "the Nth one", the verdict comes from the shared space (<see cref="GroundedAnswers"/>):
 /// the question's [RET] vector against the images shown last (those added since the last text turn, up to five), yes
-/// when the search's calibrated relevance is a good match; without a calibration a yes/no stays the decoder's.
+/// when the search's calibrated relevance reaches <see cref="RelevanceCalibration.YesAt"/>; without a calibration a
+/// yes/no stays the decoder's.
 /// </summary>
 public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve, int k = 3)
 {

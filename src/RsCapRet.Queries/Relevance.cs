@@ -75,6 +75,18 @@ public sealed class RelevanceCalibration
         return sum;
     }
 
+    /// <summary>The share of matching pairs among those it was fitted on (relevance.json's fitted_on), or null where not recorded.</summary>
+    public double? BaseRate =>
+        Document["fitted_on"] is JsonObject f && f["pairs"] is JsonValue pairs && f["matching_pairs"] is JsonValue matching && pairs.GetValue<double>() > 0
+            ? matching.GetValue<double>() / pairs.GetValue<double>() : null;
+
+    /// <summary>
+    /// The relevance at which the chat answers a yes/no question yes (issue 34): the fitted base rate, where a pair's
+    /// odds of matching equal those of a question asked at even odds (Bayes' prior shift from the fit's 3 % of
+    /// matching pairs to 1:1); <see cref="GoodMatch"/> where the file does not record its counts.
+    /// </summary>
+    public double YesAt => BaseRate ?? GoodMatch;
+
     public double Probability(double score, double mean, double sd) =>
         Sigmoid(Intercept + ScoreWeight * score + ZWeight * (score - mean) / sd);
 

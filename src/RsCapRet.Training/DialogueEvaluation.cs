@@ -37,7 +37,7 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
                 $"| {f.Phrasings} | {f.Dialogues} | {acc} (mean {Pct(f.MeanIntentAccuracy)}) | {f.DescribeCider:F3} | {f.FollowUpCider:F3} | {f.DialogueTextToImage.Mean:F2} | {f.DirectTextToImage.Mean:F2} | {Pct(f.ClassPrecisionAt10)} / {Pct(f.DirectClassPrecisionAt10)} | {Pct(f.SimilarPrecisionAt10)} | {Pct(f.YesNoAccuracy)} / {Pct(f.GroundedYesNoAccuracy)} | {Pct(f.WhichAccuracy)} / {Pct(f.GroundedWhichAccuracy)} |");
         }
         sb.AppendLine();
-        sb.AppendLine("Grounded: the decoder's yes/no or \"the Nth one\" with its verdict from the shared space (the [RET] vector of the question against the images shown; yes when the search's calibrated relevance is at least 0.5), as the chat answers; a wrong kind of answer counts as wrong; \"-\" where the model folder has no relevance.json.");
+        sb.AppendLine("Grounded: the decoder's yes/no or \"the Nth one\" with its verdict from the shared space (the [RET] vector of the question against the images shown; yes when the search's calibrated relevance reaches the calibration's yes level), as the chat answers; a wrong kind of answer counts as wrong; \"-\" where the model folder has no relevance.json.");
         sb.AppendLine();
         sb.AppendLine("Examples (first image of each intent, held-out phrasings):");
         sb.AppendLine();
@@ -64,7 +64,7 @@ public static partial class DialogueEvaluation
 
     public static DialogueReport Run(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, string modelName,
         string datasetDirectory, string split, int? maxImages = null, int seed = 34, Action<string>? log = null,
-        Func<float[], float[], double>? relevance = null)
+        Func<float[], float[], bool>? yesVerdict = null)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(datasetDirectory));
@@ -152,7 +152,7 @@ public static partial class DialogueEvaluation
                         case DialogueIntent.YesNo:
                             yesNoAsked++;
                             if (text == sample.Answer) yesNoRight++;
-                            if (kind == DialogueIntent.YesNo && relevance is not null && Grounded(model, tokenizer, sample, vectors, relevance) == sample.Answer) groundedYesNoRight++;
+                            if (kind == DialogueIntent.YesNo && yesVerdict is not null && Grounded(model, tokenizer, sample, vectors, yesVerdict) == sample.Answer) groundedYesNoRight++;
                             break;
                         case DialogueIntent.Which:
                             whichAsked++;
@@ -172,7 +172,7 @@ public static partial class DialogueEvaluation
                 classAsked == 0 ? double.NaN : classHits / classAsked, classAsked == 0 ? double.NaN : directClassHits / classAsked,
                 similarAsked == 0 ? double.NaN : similarHits / similarAsked,
                 yesNoAsked == 0 ? double.NaN : (double)yesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)whichRight / whichAsked, dialogues,
-                yesNoAsked == 0 || relevance is null ? double.NaN : (double)groundedYesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)groundedWhichRight / whichAsked));
+                yesNoAsked == 0 || yesVerdict is null ? double.NaN : (double)groundedYesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)groundedWhichRight / whichAsked));
         }
         return new DialogueReport(modelName, name, split, evaluated.Count, figures, examples, sw.Elapsed.TotalSeconds);
     }
@@ -197,16 +197,16 @@ public static partial class DialogueEvaluation
     }
 
     /// <summary>
-    /// The chat's grounded verdict on a yes/no (with <paramref name="relevance"/>) or "which one" question (without):
+    /// The chat's grounded verdict on a yes/no (with <paramref name="yesVerdict"/>) or "which one" question (without):
     /// the search's vector of the user's words against the vectors of the images the dialogue shows.
     /// </summary>
-    private static string Grounded(RsCapRetModel model, LlamaTextTokenizer tokenizer, DialogueSample sample, float[][] vectors, Func<float[], float[], double>? relevance)
+    private static string Grounded(RsCapRetModel model, LlamaTextTokenizer tokenizer, DialogueSample sample, float[][] vectors, Func<float[], float[], bool>? yesVerdict)
     {
         var shown = sample.Turns.OfType<DialogueImageTurn>().Select(t => vectors[t.Image]).ToList();
         var question = tokenizer.Decode(((DialogueTextTurn)sample.Turns[^2]).Ids).Trim()[ChatFormat.UserMarker.Length..].Trim();
         var query = DirectQuery(model, tokenizer, question);
-        if (relevance is null) return ChatFormat.WhichAnswer(GroundedAnswers.MostSimilar(query, shown));
-        return relevance(query, shown[GroundedAnswers.YesNoTarget(question, shown.Count) - 1]) >= GroundedAnswers.YesAtRelevance ? ChatFormat.Yes : ChatFormat.No;
+        if (yesVerdict is null) return ChatFormat.WhichAnswer(GroundedAnswers.MostSimilar(query, shown));
+        return yesVerdict(query, shown[GroundedAnswers.YesNoTarget(question, shown.Count) - 1]) ? ChatFormat.Yes : ChatFormat.No;
     }
 
     /// <summary>The search's own query vector of <paramref name="text"/> (BOS text [RET]), what a dialogue's [RET] is compared with.</summary>

@@ -371,6 +371,7 @@ public static class ChatEndpoints
                 foreach (var score in g.Scores) w.WriteNumberValue(Math.Round(score, 6));
                 w.WriteEndArray();
                 if (g.Relevance is { } rel) w.WriteNumber("relevance", Math.Round(rel, 6)); else w.WriteNull("relevance");
+                if (g.YesAt is { } yesAt) w.WriteNumber("yes_at", Math.Round(yesAt, 6)); else w.WriteNull("yes_at");
                 w.WriteEndObject();
             }
             w.WriteEndObject();

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using RsCapRet.Model;
 using RsCapRet.Queries;
 
@@ -49,6 +50,25 @@ public sealed class ChatGroundingTests
         Assert.Equal(2, ChatGrounding.Of("does the second one show a beach?", "no", Shown, () => Query, Calibration)!.Image);
         // A position beyond the images shown falls back to the last one.
         Assert.Equal(3, ChatGrounding.Of("does the fifth one show a beach?", "no", Shown, () => Query, Calibration)!.Image);
+    }
+
+    [Fact]
+    public void AFileThatRecordsItsCountsSaysYesAtItsBaseRate()
+    {
+        // Fitted on 1,000 pairs of which 33 matched: a question asked at even odds is a match from relevance 0.033.
+        var counted = new RelevanceCalibration(-5, 10, 0, []) { Document = JsonNode.Parse("""{"fitted_on": {"pairs": 1000, "matching_pairs": 33}}""")!.AsObject() };
+        Assert.Equal(0.033, counted.BaseRate!.Value, 9);
+        Assert.Equal(0.033, counted.YesAt, 9);
+        Assert.Null(Calibration.BaseRate);
+        Assert.Equal(RelevanceCalibration.GoodMatch, Calibration.YesAt);
+
+        // cos 0.3: relevance σ(−2) ≈ 0.12 — "no" at 0.5, "yes" at the base rate; cos 0.1: σ(−4) ≈ 0.018, "no" at both.
+        List<float[]> shown = [Unit(0.3f, MathF.Sqrt(0.91f), 0)];
+        Assert.Equal(ChatFormat.No, ChatGrounding.Of("any boats here?", "yes", shown, () => Query, Calibration)!.Answer);
+        var g = ChatGrounding.Of("any boats here?", "no", shown, () => Query, counted)!;
+        Assert.Equal(ChatFormat.Yes, g.Answer);
+        Assert.Equal(0.033, g.YesAt!.Value, 9);
+        Assert.Equal(ChatFormat.No, ChatGrounding.Of("any boats here?", "yes", Shown.Take(1).ToList(), () => Query, counted)!.Answer);
     }
 
     [Fact]

@@ -83,7 +83,7 @@ public static class ChatCommands
                             await output.WriteLineAsync("model: " + (reply.Text.Length == 0 ? "(no text)" : reply.Text) + (reply.Retrieved ? " [RET]" : ""));
                             if (reply.Grounding is { } g)
                                 await output.WriteLineAsync(FormattableString.Invariant(
-                                    $"  (verdict from the shared space: image {g.Image} of {g.Scores.Count}, cosine {string.Join(" / ", g.Scores.Select(x => x.ToString("F3", CultureInfo.InvariantCulture)))}{(g.Relevance is { } r ? $", relevance {r:F2}" : "")}; the decoder wrote '{g.DecoderAnswer}')"));
+                                    $"  (verdict from the shared space: image {g.Image} of {g.Scores.Count}, cosine {string.Join(" / ", g.Scores.Select(x => x.ToString("F3", CultureInfo.InvariantCulture)))}{(g.Relevance is { } r ? $", relevance {r:F3}, yes at {g.YesAt:F3}" : "")}; the decoder wrote '{g.DecoderAnswer}')"));
                             if (reply.Retrieved)
                                 await output.WriteAsync(reply.Tiles is not { } tiles ? "(retrieval is not available without a catalogue)\n"
                                     : SearchOutput.Table(tiles) + (tiles.Hits.Count > 0 ? $"({reply.ImagesAdded} of {tiles.Hits.Count} tiles joined the conversation as images)\n" : ""));

@@ -69,7 +69,7 @@ public static class EvaluationCommands
                 var dialogueReport = DialogueEvaluation.Run(chatEncoder.Model, chatEncoder.Tokenizer, chatEncoder.Preprocessor,
                     $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}", datasetDir, splitName, parse.GetValue(maxImages),
                     log: msg => parse.InvocationConfiguration.Error.WriteLine(msg),
-                    relevance: calibration is null ? null : (query, image) => calibration.ForQuery(query)(1 - GroundedAnswers.Similarity(query, image)));
+                    yesVerdict: calibration is null ? null : (query, image) => calibration.ForQuery(query)(1 - GroundedAnswers.Similarity(query, image)) >= calibration.YesAt);
                 if (outPath is not null)
                 {
                     Directory.CreateDirectory(outPath);

@@ -174,7 +174,7 @@
         // A yes/no or "which one" verdict taken from the shared space: say how, as text.
         const g = body.grounding;
         const scores = (g.scores ?? []).map((x) => Number(x).toFixed(3)).join(' / ');
-        const relevance = typeof g.relevance === 'number' ? `, relevance ${g.relevance.toFixed(2)}` : '';
+        const relevance = typeof g.relevance === 'number' ? `, relevance ${g.relevance.toFixed(3)}, yes at ${Number(g.yes_at).toFixed(3)}` : '';
         li.append(el('div', 'chat-grounding', `verdict from the shared space: image ${g.image} (cosine ${scores}${relevance}); the decoder wrote "${g.decoder_answer}"`));
       }
       li.scrollIntoView({ block: 'nearest' });
