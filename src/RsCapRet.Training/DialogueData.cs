@@ -22,9 +22,10 @@ public sealed record DialogueImageTurn(int Image, int[]? Description) : Dialogue
 
 /// <summary>
 /// Tokens; <see cref="Trained"/> marks the model's own turns (the loss covers them); a trained answer ending in [RET]
-/// has the pool images its vector is trained toward in <see cref="RetPositives"/>.
+/// has the pool images its vector is trained toward in <see cref="RetPositives"/>, and when it answers a request for a
+/// named thing, that thing's words in <see cref="RetQuery"/> (the search's vector of them is what the [RET] should say).
 /// </summary>
-public sealed record DialogueTextTurn(int[] Ids, bool Trained, IReadOnlySet<int>? RetPositives = null) : DialogueTurn;
+public sealed record DialogueTextTurn(int[] Ids, bool Trained, IReadOnlySet<int>? RetPositives = null, string? RetQuery = null) : DialogueTurn;
 
 /// <summary>
 /// A generated dialogue: its turns (the last is the answer), the intent and phrasing of the last user turn, the
@@ -175,7 +176,7 @@ public sealed partial class DialogueGenerator
             turns.Add(new DialogueImageTurn(main, description));
         }
         turns.Add(new DialogueTextTurn(question, false));
-        turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
+        turns.Add(new DialogueTextTurn(answer.Ids, true, positives, phrasing.Intent == DialogueIntent.Retrieve ? thing : null));
         var sample = new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, aboutCaption, thing);
         return Fit(sample);
     }

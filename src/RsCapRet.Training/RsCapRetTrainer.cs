@@ -270,13 +270,13 @@ public sealed class RsCapRetTrainer
 
         // Captioning: [prefix_i][caption_i] and, with probability p, [prefix_i][caption_i][prefix_j][caption_j].
         var sequences = new List<(Tensor Embeds, long[] Labels, long[]? AnswerLabels)>();
-        var retRows = new List<(int Row, int Position, IReadOnlySet<int> Positives)>();
+        var retRows = new List<(int Row, int Position, IReadOnlySet<int> Positives, string? Query)>();
         for (var b = 0; b < idx.Length; b++)
         {
             if (dialogues[b] is { } dialogue)
             {
                 var (dEmbeds, dLabels, answerLabels, retPositions) = DialogueSequence(model, dialogue, prefix, device);
-                retRows.AddRange(retPositions.Select(r => (b, r.Position, r.Positives)));
+                retRows.AddRange(retPositions.Select(r => (b, r.Position, r.Positives, r.Query)));
                 sequences.Add((dEmbeds, dLabels, answerLabels));
                 continue;
             }
@@ -327,14 +327,31 @@ public sealed class RsCapRetTrainer
             var answerLoss = F.cross_entropy(flatLogits, answerLabelsAll.to(device).reshape(-1), ignore_index: -100);
             loss = loss + answerLoss * Scalars.Of(_cfg.DialogueAnswerLossWeight);
         }
-        if (retRows.Count > 0 && _cfg.DialogueRetrievalLossWeight > 0)
+        if (retRows.Count > 0 && (_cfg.DialogueRetrievalLossWeight > 0 || _cfg.DialogueRetDistillWeight > 0))
         {
             // Dialogue [RET] vectors (hidden state where [RET] is the input, as in generation) toward the images they ask for.
             var hiddenAtRet = stack(retRows.Select(r => output.LastHiddenState[r.Row, r.Position]).ToList());
             var queries = model.RetVectorFromHidden(hiddenAtRet);
-            var logits = model.Heads.LogitScale.exp() * matmul(queries, img.t());
-            var dialogueRetrieval = Losses.SoftTargetTextToImage(logits, retRows.Select(r => r.Positives).ToList());
-            loss = loss + dialogueRetrieval * Scalars.Of(_cfg.DialogueRetrievalLossWeight);
+            if (_cfg.DialogueRetrievalLossWeight > 0)
+            {
+                var logits = model.Heads.LogitScale.exp() * matmul(queries, img.t());
+                var dialogueRetrieval = Losses.SoftTargetTextToImage(logits, retRows.Select(r => r.Positives).ToList());
+                loss = loss + dialogueRetrieval * Scalars.Of(_cfg.DialogueRetrievalLossWeight);
+            }
+            var named = Enumerable.Range(0, retRows.Count).Where(k => retRows[k].Query is not null).ToList();
+            if (_cfg.DialogueRetDistillWeight > 0 && named.Count > 0)
+            {
+                // Toward the search's own vector of the thing asked for, held fixed: the dialogue should not move search.
+                Tensor target;
+                using (no_grad())
+                {
+                    var (ids, idsMask) = TokenBatch.PadRight(named.Select(k => _tokenizer!.EncodeForRetrieval(retRows[k].Query!)).ToList());
+                    target = model.RetEmbedding(ids, idsMask).detach();
+                }
+                var asked = queries.index_select(0, tensor(named.Select(k => (long)k).ToArray(), device: queries.device));
+                var distill = (Scalars.Of(1.0) - (asked * target).sum(1)).mean();
+                loss = loss + distill * Scalars.Of(_cfg.DialogueRetDistillWeight);
+            }
         }
         loss.backward();
         if (_cfg.Mode == "heads") MaskToRetRow(model);
@@ -359,16 +376,16 @@ public sealed class RsCapRetTrainer
     /// user's turns and bare images are context), the labels of its answers alone, and the position of each trained
     /// answer's [RET] with the images it is trained toward.
     /// </summary>
-    private static (Tensor Embeds, long[] Labels, long[] AnswerLabels, List<(int Position, IReadOnlySet<int> Positives)> Rets) DialogueSequence(
+    private static (Tensor Embeds, long[] Labels, long[] AnswerLabels, List<(int Position, IReadOnlySet<int> Positives, string? Query)> Rets) DialogueSequence(
         RsCapRetModel model, DialogueSample dialogue, Tensor prefix, Device device)
     {
         var embeds = new List<Tensor>();
         var labels = new List<long>();
         var answerLabels = new List<long>();
-        var rets = new List<(int, IReadOnlySet<int>)>();
-        void Tokens(int[] ids, bool trained, bool isAnswer, IReadOnlySet<int>? positives)
+        var rets = new List<(int, IReadOnlySet<int>, string?)>();
+        void Tokens(int[] ids, bool trained, bool isAnswer, IReadOnlySet<int>? positives, string? query = null)
         {
-            if (isAnswer && positives is not null && Array.LastIndexOf(ids, model.RetTokenId) is var r and >= 0) rets.Add((labels.Count + r, positives));
+            if (isAnswer && positives is not null && Array.LastIndexOf(ids, model.RetTokenId) is var r and >= 0) rets.Add((labels.Count + r, positives, query));
             embeds.Add(model.Llm.EmbedTokens(tensor(ids.Select(i => (long)i).ToArray(), device: device)));
             for (var t = 0; t < ids.Length; t++)
             {
@@ -388,7 +405,7 @@ public sealed class RsCapRetTrainer
                     if (image.Description is { } d) Tokens(d, true, false, null);
                     break;
                 case DialogueTextTurn text:
-                    Tokens(text.Ids, text.Trained, text.Trained, text.RetPositives);
+                    Tokens(text.Ids, text.Trained, text.Trained, text.RetPositives, text.RetQuery);
                     break;
             }
         }

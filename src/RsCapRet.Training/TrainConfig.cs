@@ -95,6 +95,11 @@ public sealed record TrainConfig
     /// answer ("yes", "the first one") otherwise weighs one token among a batch's thousands of caption tokens.
     /// </summary>
     [JsonPropertyName("dialogue_answer_loss_weight")] public double DialogueAnswerLossWeight { get; init; }
+    /// <summary>
+    /// Weight of 1 − cosine between a dialogue's [RET] vector answering a request for a named thing and the search's
+    /// own vector of that thing's words (BOS words [RET], no gradient): the dialogue's query should say what search would.
+    /// </summary>
+    [JsonPropertyName("dialogue_ret_distill_weight")] public double DialogueRetDistillWeight { get; init; }
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
@@ -141,6 +146,7 @@ public sealed record TrainConfig
         if (DialogueRetrievalLossWeight < 0) Fail("dialogue_retrieval_loss_weight must be non-negative");
         if (DialogueFollowUps is < 0 or > 4) Fail("dialogue_follow_ups must be 0..4");
         if (DialogueAnswerLossWeight < 0) Fail("dialogue_answer_loss_weight must be non-negative");
+        if (DialogueRetDistillWeight < 0) Fail("dialogue_ret_distill_weight must be non-negative");
         if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");

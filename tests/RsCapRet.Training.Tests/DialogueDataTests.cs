@@ -75,6 +75,9 @@ public sealed class DialogueDataTests
                 Assert.NotNull(d.RetPositives);
                 Assert.Contains(d.MainImage, d.RetPositives!);
             }
+            // A request for a named thing carries its words, the search query its [RET] is distilled toward.
+            Assert.Equal(d.Intent == DialogueIntent.Retrieve ? d.Thing : null, answer.RetQuery);
+            if (d.Intent == DialogueIntent.Retrieve) Assert.False(string.IsNullOrWhiteSpace(answer.RetQuery));
             // The user's last turn is right before the answer and is not trained.
             var question = Assert.IsType<DialogueTextTurn>(d.Turns[^2]);
             Assert.False(question.Trained);

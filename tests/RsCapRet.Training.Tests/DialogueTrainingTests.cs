@@ -32,13 +32,13 @@ public sealed class DialogueTrainingTests : IDisposable
         new RsCapRetTrainer(Config(backbone), first, _ => { }).Run();
 
         var log = new List<string>();
-        var dialogues = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", Epochs = 2, LearningRate = 1e-3, DialogueFollowUps = 2, DialogueAnswerLossWeight = 1 };
+        var dialogues = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", Epochs = 2, LearningRate = 1e-3, DialogueFollowUps = 2, DialogueAnswerLossWeight = 1, DialogueRetDistillWeight = 1 };
         dialogues.Validate("dialogue.json");
         var history = new RsCapRetTrainer(dialogues, Path.Combine(_dir.FullName, "dialogues"), log.Add).Run();
         Assert.Contains(log, l => l.Contains($"decoder and heads initialised from {Path.Combine(first, "best")}"));
         Assert.Equal(2, history.Count);
         Assert.All(history, h => Assert.True(double.IsFinite(h.TrainLoss)));
-        // Dialogue [RET]s add their InfoNCE and the answers their own cross-entropy: the total is above caption + contrastive.
+        // Dialogue [RET]s add their InfoNCE and distillation, the answers their own cross-entropy: the total is above caption + contrastive.
         Assert.All(history, h => Assert.True(h.TrainLoss > h.CaptionLoss + h.ContrastiveLoss, $"{h.TrainLoss} vs {h.CaptionLoss} + {h.ContrastiveLoss}"));
         Assert.Equal(2, log.Count(l => l.Contains("selection 'last'")));
         using var model = RsCapRetModel.Load(Path.Combine(_dir.FullName, "dialogues", "best"));
@@ -55,5 +55,6 @@ public sealed class DialogueTrainingTests : IDisposable
         Assert.Contains("not a model folder", e.Message);
         Assert.Contains("dialogue_probability", Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 2 }).Validate("d.json")).Message);
         Assert.Contains("selection", Assert.Throws<FormatException>(() => (Config("x") with { Selection = "best" }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_ret_distill_weight", Assert.Throws<FormatException>(() => (Config("x") with { DialogueRetDistillWeight = -1 }).Validate("d.json")).Message);
     }
 }
