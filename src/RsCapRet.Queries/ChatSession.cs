@@ -17,38 +17,11 @@ public sealed record ChatReply(string Text, bool Retrieved, RankedHits? Tiles, i
 }
 
 /// <summary>
-/// How a yes/no or "which one" answer got its verdict (<see cref="GroundedAnswers"/>): the decoder's own words, the
-/// image the verdict is about (1-based among the images shown last), the cosine of the question's [RET] vector with
-/// each image shown, and for yes/no the calibrated relevance that decided it and the relevance at which it says yes.
-/// </summary>
-public sealed record ChatGrounding(string DecoderAnswer, int Image, IReadOnlyList<double> Scores, double? Relevance, double? YesAt = null)
-{
-    /// <summary>The answer the verdict gives: "the Nth one", or yes/no by the relevance.</summary>
-    public string Answer => Relevance is { } r ? (r >= YesAt ? ChatFormat.Yes : ChatFormat.No) : ChatFormat.WhichAnswer(Image);
-
-    /// <summary>
-    /// The shared space's verdict when the decoder answered yes/no (with a calibration, about the image the question
-    /// names or the last shown) or "the Nth one" (over two or more images shown), else null: the answer stands as the
-    /// decoder wrote it. <paramref name="query"/> gives the [RET] vector of the user's words (called only when needed).
-    /// </summary>
-    public static ChatGrounding? Of(string question, string decoderAnswer, IReadOnlyList<float[]> shown, Func<float[]> query, RelevanceCalibration? calibration)
-    {
-        var yesNo = decoderAnswer is ChatFormat.Yes or ChatFormat.No;
-        if (yesNo ? shown.Count == 0 || calibration is null : ChatFormat.WhichPosition(decoderAnswer) is null || shown.Count < 2) return null;
-        var q = query();
-        var scores = shown.Select(v => (double)GroundedAnswers.Similarity(q, v)).ToList();
-        if (!yesNo) return new ChatGrounding(decoderAnswer, GroundedAnswers.MostSimilar(q, shown), scores, null);
-        var image = GroundedAnswers.YesNoTarget(question, shown.Count);
-        return new ChatGrounding(decoderAnswer, image, scores, calibration!.ForQuery(q)(1 - scores[image - 1]), calibration.YesAt);
-    }
-}
-
-/// <summary>
 /// A dialogue over images and text (the paper's Fig. 4) in <see cref="ChatFormat"/>, the format the model was trained
 /// on: images (their visual prefix, then the model's description), user turns, and the model's answers. The model
 /// writes every answer; when it emits [RET] the hidden state there retrieves tiles from the catalogue, and the
 /// retrieved tiles join the conversation as images. The prompt keeps the newest turns that fit the LLM's context.
-/// When the model answers yes/no or "the Nth one", the verdict comes from the shared space (<see cref="GroundedAnswers"/>):
+/// When the model answers yes/no or "the Nth one", the verdict comes from the shared space (<see cref="ChatGrounding"/>):
 /// the question's [RET] vector against the images shown last (those added since the last text turn, up to five), yes
 /// when the search's calibrated relevance reaches <see cref="RelevanceCalibration.YesAt"/>; without a calibration a
 /// yes/no stays the decoder's.
@@ -58,7 +31,6 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     private readonly List<(List<PromptSegment> Segments, int Tokens)> _history = [];
     /// <summary>Shared-space vectors of the images added since the last text turn, in order (what "the second one" refers to).</summary>
     private readonly List<float[]> _shown = [];
-    private bool _lastWasImage;
 
     /// <summary>Reads a retrieved tile's imagery (null when it cannot be read), so it can join the conversation.</summary>
     public Func<TileHit, CancellationToken, Task<RgbImage?>>? TileImage { get; init; }
@@ -75,7 +47,6 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     {
         _history.Clear();
         _shown.Clear();
-        _lastWasImage = false;
     }
 
     /// <summary>Adds an image and returns the model's description of it (its caption, as ingestion writes them).</summary>
@@ -100,8 +71,9 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
             ids = [encoder.Tokenizer.BosId, .. written, encoder.Tokenizer.RetId, encoder.Tokenizer.EosId];
         }
         else ids = Fitted(ChatFormat.Description(encoder.Tokenizer, description.Length == 0 ? "." : description), 2, PromptLimit - encoder.Model.Heads.PrefixTokens);
+        var continuesRun = LastTurnIsImage;
         Append([new PooledImageSegment(pooled), new TextSegment(ids)], encoder.Model.Heads.PrefixTokens + ids.Length);
-        Shown(pooled);
+        Shown(pooled, continuesRun);
         return description;
     }
 
@@ -111,15 +83,18 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         using var scope = TorchSharp.torch.NewDisposeScope();
         var pixels = encoder.Preprocessor.Process([image]).to(encoder.Model.Device);
         var pooled = encoder.Model.PooledImage(pixels).cpu().MoveToOuterDisposeScope();
+        var continuesRun = LastTurnIsImage;
         Append([new PooledImageSegment(pooled)], encoder.Model.Heads.PrefixTokens);
-        Shown(pooled);
+        Shown(pooled, continuesRun);
     }
 
-    /// <summary>Records an image just added: a new run of images starts after a text turn.</summary>
-    private void Shown(TorchSharp.torch.Tensor pooled)
+    /// <summary>Whether the newest turn is an image (image turns start with their visual prefix, every other turn with text).</summary>
+    private bool LastTurnIsImage => _history.Count > 0 && _history[^1].Segments[0] is PooledImageSegment;
+
+    /// <summary>Records an image just added: it starts a new run of images unless it continues one.</summary>
+    private void Shown(TorchSharp.torch.Tensor pooled, bool continuesRun)
     {
-        if (!_lastWasImage) _shown.Clear();
-        _lastWasImage = true;
+        if (!continuesRun) _shown.Clear();
         if (_shown.Count == ChatFormat.MaxOrdinal) return;   // answers name positions up to the fifth
         using var vector = encoder.Model.ImageEmbeddingFromPooled(pooled).cpu();
         _shown.Add(vector[0].data<float>().ToArray());
@@ -133,7 +108,6 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     {
         var ids = Fitted(ChatFormat.Answer(encoder.Tokenizer, text, retrieved), retrieved ? 2 : 1, PromptLimit);
         Append([new TextSegment(ids)], ids.Length);
-        _lastWasImage = false;
     }
 
     /// <summary>Replays an earlier user turn without answering it (its answer is replayed next).</summary>
@@ -141,7 +115,6 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     {
         var question = ChatFormat.UserTurn(encoder.Tokenizer, text);
         Append([new TextSegment(question)], question.Length);
-        _lastWasImage = false;
     }
 
     /// <summary>Keeps BOS, the first tokens and the last <paramref name="tail"/> ([RET] and/or EOS) within <paramref name="limit"/>.</summary>

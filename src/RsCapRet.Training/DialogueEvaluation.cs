@@ -56,7 +56,7 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
 /// references; a mid-dialogue [RET] for one of the image's captions ranks the split's images (text→image recall,
 /// beside the direct search of the same caption); class requests and "more like this" are scored by the share of
 /// their top 10 of the image's class. Yes/no and "which" are scored twice: the decoder's own verdict, and the verdict
-/// grounded in the shared space (<see cref="GroundedAnswers"/>) that the chat gives.
+/// the chat gives, from the shared space (<c>ground</c>: the CLI passes the chat's own <c>ChatGrounding.Of</c>).
 /// </summary>
 public static partial class DialogueEvaluation
 {
@@ -64,7 +64,7 @@ public static partial class DialogueEvaluation
 
     public static DialogueReport Run(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, string modelName,
         string datasetDirectory, string split, int? maxImages = null, int seed = 34, Action<string>? log = null,
-        Func<float[], float[], bool>? yesVerdict = null)
+        Func<string, string, IReadOnlyList<float[]>, Func<float[]>, string?>? ground = null)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(datasetDirectory));
@@ -102,6 +102,7 @@ public static partial class DialogueEvaluation
             var directRanks = new List<int>();
             double classHits = 0, directClassHits = 0, similarHits = 0;
             int classAsked = 0, similarAsked = 0, yesNoRight = 0, yesNoAsked = 0, whichRight = 0, whichAsked = 0, groundedYesNoRight = 0, groundedWhichRight = 0;
+            var yesNoUngrounded = false;
             var dialogues = 0;
             foreach (var i in evaluated)
             {
@@ -152,12 +153,17 @@ public static partial class DialogueEvaluation
                         case DialogueIntent.YesNo:
                             yesNoAsked++;
                             if (text == sample.Answer) yesNoRight++;
-                            if (kind == DialogueIntent.YesNo && yesVerdict is not null && Grounded(model, tokenizer, sample, vectors, yesVerdict) == sample.Answer) groundedYesNoRight++;
+                            if (kind == DialogueIntent.YesNo && ground is not null)
+                            {
+                                var verdict = Grounded(model, tokenizer, sample, text, vectors, ground);
+                                yesNoUngrounded |= verdict is null;   // the chat leaves yes/no ungrounded without a calibration
+                                if (verdict == sample.Answer) groundedYesNoRight++;
+                            }
                             break;
                         case DialogueIntent.Which:
                             whichAsked++;
                             if (text == sample.Answer) whichRight++;
-                            if (kind == DialogueIntent.Which && Grounded(model, tokenizer, sample, vectors, null) == sample.Answer) groundedWhichRight++;
+                            if (kind == DialogueIntent.Which && ground is not null && Grounded(model, tokenizer, sample, text, vectors, ground) == sample.Answer) groundedWhichRight++;
                             break;
                     }
                 }
@@ -172,7 +178,8 @@ public static partial class DialogueEvaluation
                 classAsked == 0 ? double.NaN : classHits / classAsked, classAsked == 0 ? double.NaN : directClassHits / classAsked,
                 similarAsked == 0 ? double.NaN : similarHits / similarAsked,
                 yesNoAsked == 0 ? double.NaN : (double)yesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)whichRight / whichAsked, dialogues,
-                yesNoAsked == 0 || yesVerdict is null ? double.NaN : (double)groundedYesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)groundedWhichRight / whichAsked));
+                yesNoAsked == 0 || ground is null || yesNoUngrounded ? double.NaN : (double)groundedYesNoRight / yesNoAsked,
+                whichAsked == 0 || ground is null ? double.NaN : (double)groundedWhichRight / whichAsked));
         }
         return new DialogueReport(modelName, name, split, evaluated.Count, figures, examples, sw.Elapsed.TotalSeconds);
     }
@@ -197,16 +204,16 @@ public static partial class DialogueEvaluation
     }
 
     /// <summary>
-    /// The chat's grounded verdict on a yes/no (with <paramref name="yesVerdict"/>) or "which one" question (without):
-    /// the search's vector of the user's words against the vectors of the images the dialogue shows.
+    /// The chat's verdict on the decoder's yes/no or "which one" <paramref name="answer"/> (null where the chat leaves it
+    /// ungrounded): <paramref name="ground"/> given the user's words, the vectors of the images the dialogue shows, and
+    /// the search's vector of those words.
     /// </summary>
-    private static string Grounded(RsCapRetModel model, LlamaTextTokenizer tokenizer, DialogueSample sample, float[][] vectors, Func<float[], float[], bool>? yesVerdict)
+    private static string? Grounded(RsCapRetModel model, LlamaTextTokenizer tokenizer, DialogueSample sample, string answer, float[][] vectors,
+        Func<string, string, IReadOnlyList<float[]>, Func<float[]>, string?> ground)
     {
         var shown = sample.Turns.OfType<DialogueImageTurn>().Select(t => vectors[t.Image]).ToList();
         var question = tokenizer.Decode(((DialogueTextTurn)sample.Turns[^2]).Ids).Trim()[ChatFormat.UserMarker.Length..].Trim();
-        var query = DirectQuery(model, tokenizer, question);
-        if (yesVerdict is null) return ChatFormat.WhichAnswer(GroundedAnswers.MostSimilar(query, shown));
-        return yesVerdict(query, shown[GroundedAnswers.YesNoTarget(question, shown.Count) - 1]) ? ChatFormat.Yes : ChatFormat.No;
+        return ground(question, answer, shown, () => DirectQuery(model, tokenizer, question));
     }
 
     /// <summary>The search's own query vector of <paramref name="text"/> (BOS text [RET]), what a dialogue's [RET] is compared with.</summary>
@@ -232,7 +239,12 @@ public static partial class DialogueEvaluation
         return top.Count(j => classes[j] == cls) / (double)top.Count;
     }
 
-    private static float Dot(float[] a, float[] b) => GroundedAnswers.Similarity(a, b);
+    private static float Dot(float[] a, float[] b)
+    {
+        var s = 0f;
+        for (var i = 0; i < a.Length; i++) s += a[i] * b[i];
+        return s;
+    }
 
     private static string Transcript(LlamaTextTokenizer tokenizer, DialogueSample sample, IReadOnlyList<CaptionedImage> images, string answer, bool retrieved)
     {

@@ -93,8 +93,8 @@ public sealed class ChatGroundingTests
         Assert.Equal(2, ChatFormat.OrdinalIn("does the second one show trees?"));
         Assert.Equal(1, ChatFormat.OrdinalIn("what is in the first image, and the third?"));
         Assert.Null(ChatFormat.OrdinalIn("firstly, is there a beach?"));
-        Assert.Equal(2, GroundedAnswers.YesNoTarget("in the second one?", 3));
-        Assert.Equal(3, GroundedAnswers.YesNoTarget("is there a beach?", 3));
-        Assert.Throws<ArgumentOutOfRangeException>(() => GroundedAnswers.YesNoTarget("is there a beach?", 0));
+        Assert.Equal(2, ChatGrounding.YesNoTarget("in the second one?", 3));
+        Assert.Equal(3, ChatGrounding.YesNoTarget("is there a beach?", 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ChatGrounding.YesNoTarget("is there a beach?", 0));
     }
 }

@@ -63,13 +63,13 @@ public static class EvaluationCommands
             if (parse.GetValue(dialogue))
             {
                 using var chatEncoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
-                // The chat's yes/no verdicts need the search's relevance calibration; without one they are not scored.
+                // Scored as the chat answers (ChatGrounding); its yes/no verdicts need the search's relevance calibration.
                 var (calibration, calibrationNote) = RelevanceCalibration.LoadOrExplain(chatEncoder.Directory);
                 if (calibration is null) parse.InvocationConfiguration.Error.WriteLine($"grounded yes/no not scored: {calibrationNote}");
                 var dialogueReport = DialogueEvaluation.Run(chatEncoder.Model, chatEncoder.Tokenizer, chatEncoder.Preprocessor,
                     $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}", datasetDir, splitName, parse.GetValue(maxImages),
                     log: msg => parse.InvocationConfiguration.Error.WriteLine(msg),
-                    yesVerdict: calibration is null ? null : (query, image) => calibration.ForQuery(query)(1 - GroundedAnswers.Similarity(query, image)) >= calibration.YesAt);
+                    ground: (question, answer, shown, query) => ChatGrounding.Of(question, answer, shown, query, calibration)?.Answer);
                 if (outPath is not null)
                 {
                     Directory.CreateDirectory(outPath);
