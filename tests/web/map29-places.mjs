@@ -44,10 +44,11 @@ function stacked(features) {
   return n;
 }
 const sceneIds = (features) => [...new Set(features.map((f) => String(f.properties.scene_id)))].sort();
-// Waits until every imagery tile <img> of the given class has loaded.
+// Waits until every imagery tile <img> of the given class has loaded and faded in (Leaflet fades a loaded tile from
+// opacity 0 over frames that a loaded machine draws late: a screenshot before then shows the basemap through it).
 const tilesLoaded = (page, cls) => page.waitForFunction((c) => {
   const imgs = [...document.querySelectorAll(`img.leaflet-tile`)].filter((i) => i.closest('.' + c));
-  return imgs.length > 0 && imgs.every((i) => i.complete && i.classList.contains('leaflet-tile-loaded'));
+  return imgs.length > 0 && imgs.every((i) => i.complete && i.classList.contains('leaflet-tile-loaded') && getComputedStyle(i).opacity === '1');
 }, cls, { timeout: 30000 });
 
 try {
