@@ -8,8 +8,12 @@ namespace RsCapRet.Training;
 /// <summary>What a user turn asks for (issue 34).</summary>
 public enum DialogueIntent { Describe, Retrieve, Similar, YesNo, Which }
 
-/// <summary>One phrasing of an intent; held-out phrasings never appear in training and measure generalisation.</summary>
-public sealed record DialoguePhrasing(DialogueIntent Intent, string Template, bool HeldOut, bool Ordinal = false);
+/// <summary>
+/// One phrasing of an intent; held-out phrasings never appear in training and measure generalisation. Extended ones
+/// are trained only when the config asks for them (<see cref="TrainConfig.DialogueExtendedPhrasings"/>) and are not
+/// evaluated, so every run's "seen" and "held out" rows ask the same questions.
+/// </summary>
+public sealed record DialoguePhrasing(DialogueIntent Intent, string Template, bool HeldOut, bool Ordinal = false, bool Extended = false);
 
 /// <summary>An image the generator may use: its scene class (when the file name gives one), captions and caption group.</summary>
 public sealed record DialogueImage(string? ClassName, IReadOnlyList<string> Captions, int Group);
@@ -82,7 +86,42 @@ public sealed partial class DialogueGenerator
 
         new(DialogueIntent.Which, "which one shows {thing}?", false), new(DialogueIntent.Which, "which image has {thing}?", false),
         new(DialogueIntent.Which, "in which one can you see {thing}?", false), new(DialogueIntent.Which, "which of them shows {thing}?", true),
+
+        // Extended (dialogue-v13): more ways to ask, none sharing a held-out phrasing's distinctive words
+        // ("picture", "can you find", "give me", "anything else", "look like", "do you see", "contain", "which of them").
+        X(DialogueIntent.Describe, "what is shown here?"), X(DialogueIntent.Describe, "give a description of this image"),
+        X(DialogueIntent.Describe, "what kind of place is this?"), X(DialogueIntent.Describe, "explain what this image shows"),
+        X(DialogueIntent.Describe, "caption this image"), X(DialogueIntent.Describe, "what am i looking at?"),
+        X(DialogueIntent.Describe, "tell me what is in this image"), X(DialogueIntent.Describe, "what is this?"),
+        X(DialogueIntent.Describe, "summarize this scene"), X(DialogueIntent.Describe, "please describe this"),
+        X(DialogueIntent.Describe, "give a description of the {ord} image", true), X(DialogueIntent.Describe, "explain the {ord} one", true),
+        X(DialogueIntent.Describe, "what kind of place is the {ord} one?", true),
+
+        X(DialogueIntent.Retrieve, "i want to see {thing}"), X(DialogueIntent.Retrieve, "look for {thing}"),
+        X(DialogueIntent.Retrieve, "are there any images of {thing}?"), X(DialogueIntent.Retrieve, "display {thing}"),
+        X(DialogueIntent.Retrieve, "locate {thing}"), X(DialogueIntent.Retrieve, "please show {thing}"),
+        X(DialogueIntent.Retrieve, "get me {thing}"), X(DialogueIntent.Retrieve, "show {thing}"),
+        X(DialogueIntent.Retrieve, "retrieve {thing}"), X(DialogueIntent.Retrieve, "let me see {thing}"),
+        X(DialogueIntent.Retrieve, "{thing}"), X(DialogueIntent.Retrieve, "search the archive for {thing}"),
+
+        X(DialogueIntent.Similar, "show me more like this"), X(DialogueIntent.Similar, "more of these"),
+        X(DialogueIntent.Similar, "similar ones please"), X(DialogueIntent.Similar, "images like this"),
+        X(DialogueIntent.Similar, "what else is like this?"), X(DialogueIntent.Similar, "search for similar scenes"),
+        X(DialogueIntent.Similar, "other places like this"), X(DialogueIntent.Similar, "something similar"),
+        X(DialogueIntent.Similar, "places like the {ord} image", true), X(DialogueIntent.Similar, "search for ones like the {ord} one", true),
+
+        X(DialogueIntent.YesNo, "is there {thing}?"), X(DialogueIntent.YesNo, "is {thing} visible?"),
+        X(DialogueIntent.YesNo, "can {thing} be seen here?"), X(DialogueIntent.YesNo, "is {thing} present?"),
+        X(DialogueIntent.YesNo, "any sign of {thing}?"), X(DialogueIntent.YesNo, "is {thing} in this image?"),
+        X(DialogueIntent.YesNo, "has it got {thing}?"), X(DialogueIntent.YesNo, "{thing}, yes or no?"),
+        X(DialogueIntent.YesNo, "is there {thing} in the {ord} one?", true), X(DialogueIntent.YesNo, "is {thing} visible in the {ord} image?", true),
+
+        X(DialogueIntent.Which, "which image shows {thing}?"), X(DialogueIntent.Which, "which one has {thing}?"),
+        X(DialogueIntent.Which, "in which image is {thing}?"), X(DialogueIntent.Which, "which one is {thing}?"),
+        X(DialogueIntent.Which, "where is {thing}, first or second?"),
     ];
+
+    private static DialoguePhrasing X(DialogueIntent intent, string template, bool ordinal = false) => new(intent, template, false, ordinal, Extended: true);
 
     /// <summary>Things a yes/no question can ask about: the words a user types, and caption words that mean "present".</summary>
     private static readonly (string Label, string[] Words)[] Objects =
@@ -105,18 +144,21 @@ public sealed partial class DialogueGenerator
     private readonly HashSet<string>[] _words;
     private readonly string[] _classes;
     private readonly int _maxTokens, _prefixTokens;
+    private readonly bool _extended;
 
     /// <param name="tokenizer">The model's tokenizer.</param>
     /// <param name="pool">The images dialogues may show.</param>
     /// <param name="maxTokens">The LLM's positions: a dialogue that would not fit drops its optional turns.</param>
     /// <param name="prefixTokens">Visual prefix tokens per image.</param>
-    public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens)
+    /// <param name="extendedPhrasings">Whether training also draws the extended phrasings.</param>
+    public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false)
     {
         if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
         _tokenizer = tokenizer;
         _pool = pool;
         _maxTokens = maxTokens;
         _prefixTokens = prefixTokens;
+        _extended = extendedPhrasings;
         _words = pool.Select(p => p.Captions.SelectMany(c => Word().Matches(c.ToLowerInvariant()).Select(m => m.Value)).ToHashSet()).ToArray();
         _classes = pool.Select(p => p.ClassName).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToArray();
     }
@@ -124,9 +166,12 @@ public sealed partial class DialogueGenerator
     [GeneratedRegex("[a-z]+")]
     private static partial Regex Word();
 
-    /// <summary>The phrasings of an intent, seen in training or held out.</summary>
-    public static IReadOnlyList<DialoguePhrasing> PhrasingsOf(DialogueIntent intent, bool heldOut, bool? ordinal = null) =>
-        Phrasings.Where(p => p.Intent == intent && p.HeldOut == heldOut && (ordinal is null || p.Ordinal == ordinal)).ToList();
+    /// <summary>The phrasings of an intent, seen in training or held out; <paramref name="extended"/> adds the extended ones to the seen.</summary>
+    public static IReadOnlyList<DialoguePhrasing> PhrasingsOf(DialogueIntent intent, bool heldOut, bool? ordinal = null, bool extended = false) =>
+        Phrasings.Where(p => p.Intent == intent && p.HeldOut == heldOut && (extended || !p.Extended) && (ordinal is null || p.Ordinal == ordinal)).ToList();
+
+    /// <summary>The phrasings training draws from.</summary>
+    private IReadOnlyList<DialoguePhrasing> Trained(DialogueIntent intent, bool? ordinal = null) => PhrasingsOf(intent, heldOut: false, ordinal, _extended);
 
     /// <summary>A dialogue about pool image <paramref name="main"/> with a random intent and a seen phrasing (training).</summary>
     public DialogueSample Generate(int main, Random rng)
@@ -135,7 +180,7 @@ public sealed partial class DialogueGenerator
         var intent = roll switch { < 2 => DialogueIntent.Describe, < 4 => DialogueIntent.Retrieve, < 5 => DialogueIntent.Similar, < 8 => DialogueIntent.YesNo, _ => DialogueIntent.Which };
         // Ordinal follow-ups (over several images, as after a retrieval) for a third of the intents that have them.
         var ordinal = intent is DialogueIntent.Describe or DialogueIntent.Similar or DialogueIntent.YesNo && rng.Next(3) == 0;
-        return Generate(main, intent, Pick(PhrasingsOf(intent, heldOut: false, ordinal), rng), rng);
+        return Generate(main, intent, Pick(Trained(intent, ordinal), rng), rng);
     }
 
     /// <summary>
@@ -277,7 +322,7 @@ public sealed partial class DialogueGenerator
                 position = 1 + rng.Next(2);
                 image = images[position - 1];
             }
-            var phrasing = Pick(PhrasingsOf(intent, heldOut: false, intent == DialogueIntent.Which ? false : several), rng);
+            var phrasing = Pick(Trained(intent, intent == DialogueIntent.Which ? false : several), rng);
             var (answer, positives, thing) = intent == DialogueIntent.Which
                 ? (Answer(ChatFormat.WhichAnswer(position), false), null, SceneClassNames.LabelOf(_pool[image].ClassName!))
                 : AnswerAbout(image, intent, rng);
@@ -302,7 +347,7 @@ public sealed partial class DialogueGenerator
         if (rng.Next(2) == 0 && _pool[main].ClassName is { } cls)
         {
             // As after "show me THING" → "here they are [RET]" and the retrieved tiles.
-            turns.Add(new DialogueTextTurn(User(Fill(Pick(PhrasingsOf(DialogueIntent.Retrieve, false), rng).Template, SceneClassNames.LabelOf(cls), null)), false));
+            turns.Add(new DialogueTextTurn(User(Fill(Pick(Trained(DialogueIntent.Retrieve), rng).Template, SceneClassNames.LabelOf(cls), null)), false));
             turns.Add(new DialogueTextTurn(Answer(ChatFormat.RetrievalAnswer, true).Ids, false));
         }
         turns.AddRange(images.Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));

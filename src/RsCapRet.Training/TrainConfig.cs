@@ -100,6 +100,8 @@ public sealed record TrainConfig
     /// own vector of that thing's words (BOS words [RET], no gradient): the dialogue's query should say what search would.
     /// </summary>
     [JsonPropertyName("dialogue_ret_distill_weight")] public double DialogueRetDistillWeight { get; init; }
+    /// <summary>Whether generated dialogues also use the extended phrasings (about 50 more; the held-out ones stay held out).</summary>
+    [JsonPropertyName("dialogue_extended_phrasings")] public bool DialogueExtendedPhrasings { get; init; }
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 

@@ -49,19 +49,23 @@ public sealed class DialogueDataTests
         Assert.Equal("agricultural", SceneClassNames.ClassOf("ucm-captions", "/x/12.jpg"));
     }
 
-    [Fact]
-    public void TrainingDialoguesFitEndWithATrainedAnswerAndNeverUseHeldOutPhrasings()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TrainingDialoguesFitEndWithATrainedAnswerAndNeverUseHeldOutPhrasings(bool extended)
     {
         var (pool, _) = Pool(1);
-        var generator = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1);
+        var generator = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1, extendedPhrasings: extended);
         var rng = new Random(2);
         var seen = new HashSet<DialogueIntent>();
+        var extendedUsed = new HashSet<DialogueIntent>();
         for (var n = 0; n < 3000; n++)
         {
             var main = rng.Next(pool.Count);
             var d = generator.Generate(main, rng);
             seen.Add(d.Intent);
             Assert.False(d.Phrasing.HeldOut, d.Phrasing.Template);
+            if (d.Phrasing.Extended) extendedUsed.Add(d.Intent);
             Assert.InRange(d.TokenCount(1), 1, 128);
             var answer = Assert.IsType<DialogueTextTurn>(d.Turns[^1]);
             Assert.True(answer.Trained);
@@ -85,6 +89,8 @@ public sealed class DialogueDataTests
             if (d.Intent == DialogueIntent.YesNo) Assert.Contains(d.Answer, new[] { ChatFormat.Yes, ChatFormat.No });
         }
         Assert.Equal(Enum.GetValues<DialogueIntent>().ToHashSet(), seen);
+        // The extended phrasings are drawn for every intent when asked for, never otherwise.
+        Assert.Equal(extended ? seen : [], extendedUsed);
     }
 
     [Fact]
@@ -170,5 +176,12 @@ public sealed class DialogueDataTests
         // No held-out phrasing is also a seen one.
         var seen = DialogueGenerator.Phrasings.Where(p => !p.HeldOut).Select(p => p.Template).ToHashSet();
         Assert.DoesNotContain(DialogueGenerator.Phrasings.Where(p => p.HeldOut), p => seen.Contains(p.Template));
+        // Extended phrasings are seen ones, and only listed when asked for: evaluations ask the same questions as before.
+        Assert.All(DialogueGenerator.Phrasings.Where(p => p.Extended), p => Assert.False(p.HeldOut));
+        foreach (var intent in Enum.GetValues<DialogueIntent>())
+        {
+            Assert.DoesNotContain(DialogueGenerator.PhrasingsOf(intent, heldOut: false), p => p.Extended);
+            Assert.Contains(DialogueGenerator.PhrasingsOf(intent, heldOut: false, extended: true), p => p.Extended);
+        }
     }
 }

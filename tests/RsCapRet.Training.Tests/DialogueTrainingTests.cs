@@ -32,7 +32,7 @@ public sealed class DialogueTrainingTests : IDisposable
         new RsCapRetTrainer(Config(backbone), first, _ => { }).Run();
 
         var log = new List<string>();
-        var dialogues = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", Epochs = 2, LearningRate = 1e-3, DialogueFollowUps = 2, DialogueAnswerLossWeight = 1, DialogueRetDistillWeight = 1 };
+        var dialogues = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", Epochs = 2, LearningRate = 1e-3, DialogueFollowUps = 2, DialogueAnswerLossWeight = 1, DialogueRetDistillWeight = 1, DialogueExtendedPhrasings = true };
         dialogues.Validate("dialogue.json");
         var history = new RsCapRetTrainer(dialogues, Path.Combine(_dir.FullName, "dialogues"), log.Add).Run();
         Assert.Contains(log, l => l.Contains($"decoder and heads initialised from {Path.Combine(first, "best")}"));
