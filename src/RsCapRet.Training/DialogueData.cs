@@ -33,12 +33,15 @@ public sealed record DialogueTextTurn(int[] Ids, bool Trained, IReadOnlySet<int>
 
 /// <summary>
 /// A generated dialogue: its turns (the last is the answer), the intent and phrasing of the last user turn, the
-/// expected answer text, for [RET] answers the pool images the [RET] vector is trained toward, and the thing asked
-/// about (a class label, an object, or for <see cref="AboutCaption"/> requests a caption's text).
+/// expected answer text, and the thing asked about (a class label, an object, or for <see cref="AboutCaption"/>
+/// requests a caption's text).
 /// </summary>
 public sealed record DialogueSample(DialogueIntent Intent, DialoguePhrasing Phrasing, IReadOnlyList<DialogueTurn> Turns, string Answer,
-    IReadOnlySet<int>? RetPositives, int MainImage, bool AboutCaption, string? Thing = null)
+    int MainImage, bool AboutCaption, string? Thing = null)
 {
+    /// <summary>For a [RET] answer, the pool images its vector is trained toward (the answer turn's).</summary>
+    public IReadOnlySet<int>? RetPositives => (Turns[^1] as DialogueTextTurn)?.RetPositives;
+
     public int TokenCount(int prefixTokens) => Turns.Sum(t => t switch
     {
         DialogueImageTurn i => prefixTokens + (i.Description?.Length ?? 0),
@@ -222,7 +225,7 @@ public sealed partial class DialogueGenerator
         }
         turns.Add(new DialogueTextTurn(question, false));
         turns.Add(new DialogueTextTurn(answer.Ids, true, positives, phrasing.Intent == DialogueIntent.Retrieve ? thing : null));
-        var sample = new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, aboutCaption, thing);
+        var sample = new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, main, aboutCaption, thing);
         return Fit(sample);
     }
 
@@ -283,7 +286,7 @@ public sealed partial class DialogueGenerator
         };
         var answer = Answer(ChatFormat.WhichAnswer(mainFirst ? 1 : 2), false);
         turns.Add(new DialogueTextTurn(answer.Ids, true));
-        return Fit(new DialogueSample(DialogueIntent.Which, phrasing, turns, answer.Text, null, main, false, label));
+        return Fit(new DialogueSample(DialogueIntent.Which, phrasing, turns, answer.Text, main, false, label));
     }
 
     /// <summary>"Which one shows the class of <paramref name="main"/>?" has one answer: the other image is of another class and no caption of it names that class.</summary>
@@ -328,7 +331,7 @@ public sealed partial class DialogueGenerator
                 : AnswerAbout(image, intent, rng);
             turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, several && intent != DialogueIntent.Which ? position : null)), false));
             turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
-            var next = new DialogueSample(intent, phrasing, turns, answer.Text, positives, image, false, thing);
+            var next = new DialogueSample(intent, phrasing, turns, answer.Text, image, false, thing);
             if (next.TokenCount(_prefixTokens) > _maxTokens) break;
             sample = next;
         }
@@ -354,7 +357,7 @@ public sealed partial class DialogueGenerator
         var (answer, positives, thing) = AnswerAbout(main, phrasing.Intent, rng);
         turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, position)), false));
         turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
-        return Fit(new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, positives, main, false, thing));
+        return Fit(new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, main, false, thing));
     }
 
     /// <summary>The answer to a describe, "more like this" or yes/no question about one image: its tokens, the [RET]'s positives, the thing asked about.</summary>
