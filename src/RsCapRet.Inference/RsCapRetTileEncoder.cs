@@ -19,6 +19,8 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public int InputSize => Preprocessor.Size;
     public TrainingResolution? TrainingResolution { get; private init; }
     public string? Directory { get; private init; }
+    /// <summary>Whether the model folder says its decoder was trained on dialogues (rscapret.json's "dialogue").</summary>
+    public bool DialogueTrained { get; private init; }
     /// <summary>How captions are decoded: the model folder's beam_width, 32 new tokens at most.</summary>
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
 
@@ -43,6 +45,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
             TrainingResolution = cfg.TrainingResolution,
             Generation = new GenerationOptions { MaxNewTokens = 32, BeamWidth = cfg.BeamWidth },
             Directory = dir,
+            DialogueTrained = cfg.Dialogue,
         };
     }
 

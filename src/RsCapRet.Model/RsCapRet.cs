@@ -35,6 +35,8 @@ public sealed record RsCapRetConfig
     /// <summary>How the model's captions are decoded unless a caller says otherwise: 1 = greedy, more = beam search
     /// with this many beams (chosen on val by the rule in the model card); ingestion, caption and evaluate use it.</summary>
     [JsonPropertyName("beam_width")] public int BeamWidth { get; init; } = 1;
+    /// <summary>Whether the decoder was trained on generated dialogues (issue 34); a caption-only model answers questions with caption fragments.</summary>
+    [JsonPropertyName("dialogue")] public bool Dialogue { get; init; }
 
     /// <summary>The training resolution, when both "gsd" and "gsd_range" are recorded.</summary>
     [JsonIgnore]

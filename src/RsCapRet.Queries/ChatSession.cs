@@ -40,6 +40,13 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
 
     public int MaxNewTokens { get; init; } = 40;
 
+    /// <summary>What a user should know before talking to a model trained on captions only; null for a dialogue-trained one.</summary>
+    public string? ModelNote => encoder.DialogueTrained ? null : CaptionOnlyNote;
+
+    public const string CaptionOnlyNote =
+        "this model was trained on captions only: it describes images and retrieves tiles, but it has never seen a question, " +
+        "so questions get caption fragments; a model trained with dialogues (dialogue_probability in its training config) answers them";
+
     /// <summary>Turns in the prompt now (an image with its description is one turn).</summary>
     public int Turns => _history.Count;
 

@@ -483,6 +483,7 @@ public sealed class RsCapRetTrainer
             Name = _cfg.Name, Version = _cfg.Version, VisualPrefixTokens = _cfg.VisualPrefixTokens, SharedDim = _cfg.SharedDim,
             RetTokenId = model.RetTokenId, Tokenizer = "tokenizer.model", ImageSize = model.ImageSize, Gsd = _cfg.Gsd, GsdRange = _cfg.GsdRange,
             Llm = _cfg.Mode is "full" or "frozen-vision" ? "llm" : _cfg.Llm!, Vision = _cfg.Mode == "full" ? "vision" : _cfg.Vision!,
+            Dialogue = _cfg.DialogueProbability > 0,
         };
         if (FrozenVision) model.Llm.SavePretrained(Path.Combine(dir, "llm"));
         if (_cfg.Mode == "full")

@@ -29,7 +29,8 @@ namespace RsCapRet.Web;
 /// still be read; tiles deleted or unreadable since are left out). The last turn is a user turn (the model answers it)
 /// or an image (its description is the answer). Answer:
 /// <c>{"text", "retrieved", "tiles": [{"tile_id", "scene_path", "caption", "score", "relevance", "thumbnail_url",
-/// "footprint"}], "images_added", "description" (image turns)}</c>; "scene_path" is shown as search shows it.
+/// "footprint"}], "images_added", "description" (image turns), "grounding" (yes/no, "which one"), "model_note" (a
+/// caption-only model)}</c>; "scene_path" is shown as search shows it.
 /// Bounds (every one a problem naming the field in "field" and in the message): at most <see cref="MaxTurns"/> turns,
 /// <see cref="MaxImages"/> image turns, <see cref="MaxUserTextLength"/> characters per user text,
 /// <see cref="MaxModelTextLength"/> per model text or description, <see cref="MaxTilesPerAnswer"/> tiles per model
@@ -81,7 +82,11 @@ public static class ChatEndpoints
     private sealed record UserTurn(int Index, string Text) : Turn(Index);
     private sealed record ModelTurn(int Index, string Text, bool Retrieved, IReadOnlyList<long> Tiles) : Turn(Index);
 
-    private sealed record ChatAnswer(string Text, bool Retrieved, RankedHits? Tiles, int ImagesAdded, string? Description, ChatGrounding? Grounding = null);
+    private sealed record ChatAnswer(string Text, bool Retrieved, RankedHits? Tiles, int ImagesAdded, string? Description, ChatGrounding? Grounding = null)
+    {
+        /// <summary>What the user should know about the serving model (<see cref="ChatSession.ModelNote"/>).</summary>
+        public string? ModelNote { get; init; }
+    }
 
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> ChatAsync(HttpRequest req, CatalogStore store, ModelCache models,
         WebContext web, CancellationToken ct)
@@ -305,15 +310,15 @@ public static class ChatEndpoints
                         }
                         // The model describes an image again unless the client sent its earlier description back.
                         var description = session.AddImage(image, last ? null : t.Description);
-                        if (last) return new ChatAnswer(description, false, null, 1, description);
+                        if (last) return new ChatAnswer(description, false, null, 1, description) { ModelNote = session.ModelNote };
                         break;
                     case UploadTurn u:
                         var described = session.AddImage(u.Image!, last ? null : u.Description);
-                        if (last) return new ChatAnswer(described, false, null, 1, described);
+                        if (last) return new ChatAnswer(described, false, null, 1, described) { ModelNote = session.ModelNote };
                         break;
                     case UserTurn q when last:
                         var reply = await session.AskAsync(q.Text, ct);
-                        return new ChatAnswer(reply.Text, reply.Retrieved, reply.Tiles, reply.ImagesAdded, null, reply.Grounding);
+                        return new ChatAnswer(reply.Text, reply.Retrieved, reply.Tiles, reply.ImagesAdded, null, reply.Grounding) { ModelNote = session.ModelNote };
                     case UserTurn q:
                         session.AddUserTurn(q.Text);
                         break;
@@ -374,6 +379,7 @@ public static class ChatEndpoints
                 if (g.YesAt is { } yesAt) w.WriteNumber("yes_at", Math.Round(yesAt, 6)); else w.WriteNull("yes_at");
                 w.WriteEndObject();
             }
+            if (answer.ModelNote is { } modelNote) w.WriteString("model_note", modelNote);
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray());

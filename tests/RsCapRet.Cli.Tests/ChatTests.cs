@@ -1,5 +1,7 @@
+using System.Text.Json.Nodes;
 using RsCapRet.Core;
 using RsCapRet.Inference;
+using RsCapRet.Model;
 using RsCapRet.Pipeline;
 using RsCapRet.Queries;
 using RsCapRet.Storage;
@@ -38,6 +40,29 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
         Assert.Contains("unknown command '/bogus'", text);
         Assert.Contains("(conversation cleared)", text);
         Assert.DoesNotContain("never read", text);
+    }
+
+    [Fact]
+    public async Task ACaptionOnlyModelIsNamedAsSuchAtTheStartAndADialogueTrainedOneIsNot()
+    {
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model-note"));
+        var script = Path.Combine(_dir.FullName, "question.txt");
+        await File.WriteAllLinesAsync(script, ["what is in this image?"]);
+        async Task<string> ChatAsync()
+        {
+            var (output, error) = (new StringWriter(), new StringWriter());
+            var code = await CliApp.RunAsync(["chat", "--model", model, "--device", "cpu", "--script", script, "--no-db"], output, error);
+            Assert.True(code == 0, error.ToString() + output);
+            return output.ToString();
+        }
+        var captionOnly = await ChatAsync();
+        Assert.Contains("\nnote: " + ChatSession.CaptionOnlyNote + "\n", captionOnly);
+        Assert.True(captionOnly.IndexOf("note: ", StringComparison.Ordinal) < captionOnly.IndexOf("> what is in", StringComparison.Ordinal));
+        var config = Path.Combine(model, RsCapRetConfig.FileName);
+        var json = JsonNode.Parse(await File.ReadAllTextAsync(config))!.AsObject();
+        json["dialogue"] = true;
+        await File.WriteAllTextAsync(config, json.ToJsonString());
+        Assert.DoesNotContain("note: ", await ChatAsync());
     }
 
     [Fact]

@@ -44,6 +44,9 @@ public sealed class DialogueTrainingTests : IDisposable
         using var model = RsCapRetModel.Load(Path.Combine(_dir.FullName, "dialogues", "best"));
         using var before = RsCapRetModel.Load(Path.Combine(first, "best"));
         Assert.False(model.Llm.LmHeadWeight.allclose(before.Llm.LmHeadWeight), "the continued run trained the decoder");
+        // The folder says it was trained on dialogues (the chat names caption-only models); the first run's does not.
+        Assert.True(RsCapRetConfig.Load(Path.Combine(_dir.FullName, "dialogues", "best")).Dialogue);
+        Assert.False(RsCapRetConfig.Load(Path.Combine(first, "best")).Dialogue);
     }
 
     [Fact]

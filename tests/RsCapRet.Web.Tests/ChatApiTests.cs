@@ -72,6 +72,8 @@ public sealed class ChatApiTests(TestDatabase db) : IClassFixture<TestDatabase>,
         {
             // A first question.
             var first = await OkAsync(http, new { turns = new object[] { new { user = "show me a farm" } }, k = 2 });
+            // The tiny model was trained on captions only, and every answer says so.
+            Assert.Equal(ChatSession.CaptionOnlyNote, first.GetProperty("model_note").GetString());
             if (first.GetProperty("retrieved").GetBoolean())
             {
                 var hits = first.GetProperty("tiles").EnumerateArray().ToList();

@@ -76,6 +76,9 @@ public sealed class MapPageChatTests(TestDatabase db) : IClassFixture<TestDataba
         Assert.Equal(["user", "model", "image_tile", "user"], f.GetProperty("followUpTurns").EnumerateArray().Select(t => t.GetString()!));
         // user, model, tile, user, model, upload: the page's conversation.
         Assert.Equal(6, f.GetProperty("desktopTurns").GetInt32());
+        // Both models here were trained on captions only: the page says so once, as text.
+        Assert.Equal(1, f.GetProperty("notes").GetInt32());
+        Assert.Equal("Note: " + ChatSession.CaptionOnlyNote, f.GetProperty("noteText").GetString());
         Assert.True(File.Exists(prefix + "-1400.png") && File.Exists(prefix + "-390.png"));
         return f;
     }

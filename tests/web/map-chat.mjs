@@ -100,6 +100,9 @@ try {
   check(typeof uploadTurn.image_upload === 'string' && uploadTurn.image_upload.length > 100, 'the upload was not sent as base64');
   facts.imageBubbles = await page.locator('#chatTranscript .chat-image img').count();
   facts.transcriptItems = await page.locator('#chatTranscript > li').count();
+  // A caption-only model's note: once per conversation, however many answers.
+  facts.notes = await page.locator('#chatTranscript .chat-note').count();
+  facts.noteText = facts.notes > 0 ? await page.textContent('#chatTranscript .chat-note') : null;
   facts.desktopTurns = (await page.evaluate(() => window.rscapretChat.turns())).length;
   await imageryLoaded(page);
   await page.screenshot({ path: `${prefix}-1400.png` });

@@ -59,6 +59,7 @@ public static class ChatCommands
                 var session = new ChatSession(encoder, retrieve, topK)
                 { TileImage = tileImage, Calibration = RelevanceCalibration.LoadOrExplain(encoder.Directory).Calibration };
                 await output.WriteLineAsync($"chat with {encoder.Identity.Name} v{encoder.Identity.Version}; /help lists the commands");
+                if (session.ModelNote is { } note) await output.WriteLineAsync("note: " + note);
                 while (!ct.IsCancellationRequested)
                 {
                     if (input is null) await output.WriteAsync("> ");

@@ -19,6 +19,7 @@
   const chatLayer = map ? L.layerGroup().addTo(map) : null;   // the tile selected from the transcript
 
   let turns = [];        // the conversation as the server is sent it
+  let noteShown = false; // the serving model's note (a caption-only model) is shown once per conversation
   let busy = false;
   let selectedItem = null;
 
@@ -51,6 +52,7 @@
   $('chatReset').addEventListener('click', () => {
     if (busy) return;
     turns = [];
+    noteShown = false;
     if (chatLayer) chatLayer.clearLayers();
     selectedItem = null;
     statusEl.textContent = '';
@@ -181,6 +183,10 @@
     } else {
       turn.description = body.description ?? body.text ?? '';
       append(bubble('chat-model', 'model', turn.description));
+    }
+    if (body.model_note && !noteShown) {
+      noteShown = true;
+      append(el('li', 'chat-note', 'Note: ' + body.model_note));
     }
     return true;
   }
