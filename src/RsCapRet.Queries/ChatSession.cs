@@ -66,8 +66,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     public string AddImage(RgbImage image, string? description)
     {
         using var scope = TorchSharp.torch.NewDisposeScope();
-        var pixels = encoder.Preprocessor.Process([image]).to(encoder.Model.Device);
-        var pooled = encoder.Model.PooledImage(pixels).cpu().MoveToOuterDisposeScope();
+        var pooled = PooledOf(image);
         int[] ids;
         if (description is null)
         {
@@ -78,9 +77,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
             ids = [encoder.Tokenizer.BosId, .. written, encoder.Tokenizer.RetId, encoder.Tokenizer.EosId];
         }
         else ids = Fitted(ChatFormat.Description(encoder.Tokenizer, description.Length == 0 ? "." : description), 2, PromptLimit - encoder.Model.Heads.PrefixTokens);
-        var continuesRun = LastTurnIsImage;
-        Append([new PooledImageSegment(pooled), new TextSegment(ids)], encoder.Model.Heads.PrefixTokens + ids.Length);
-        Shown(pooled, continuesRun);
+        AppendImage(pooled, ids);
         return description;
     }
 
@@ -88,19 +85,23 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     public void AddBareImage(RgbImage image)
     {
         using var scope = TorchSharp.torch.NewDisposeScope();
-        var pixels = encoder.Preprocessor.Process([image]).to(encoder.Model.Device);
-        var pooled = encoder.Model.PooledImage(pixels).cpu().MoveToOuterDisposeScope();
-        var continuesRun = LastTurnIsImage;
-        Append([new PooledImageSegment(pooled)], encoder.Model.Heads.PrefixTokens);
-        Shown(pooled, continuesRun);
+        AppendImage(PooledOf(image), description: null);
     }
 
-    /// <summary>Whether the newest turn is an image (image turns start with their visual prefix, every other turn with text).</summary>
-    private bool LastTurnIsImage => _history.Count > 0 && _history[^1].Segments[0] is PooledImageSegment;
+    /// <summary>The image's pooled backbone vector on the CPU, kept past the caller's dispose scope (the prompt holds it).</summary>
+    private TorchSharp.torch.Tensor PooledOf(RgbImage image) =>
+        encoder.Model.PooledImage(encoder.Preprocessor.Process([image]).to(encoder.Model.Device)).cpu().MoveToOuterDisposeScope();
 
-    /// <summary>Records an image just added: it starts a new run of images unless it continues one.</summary>
-    private void Shown(TorchSharp.torch.Tensor pooled, bool continuesRun)
+    /// <summary>
+    /// Appends an image turn (its visual prefix, then its description when given) and records its shared-space vector
+    /// as shown: an image right after another continues their run, any other starts a new one.
+    /// </summary>
+    private void AppendImage(TorchSharp.torch.Tensor pooled, int[]? description)
     {
+        var continuesRun = _history.Count > 0 && _history[^1].Segments[0] is PooledImageSegment;   // image turns start with their prefix
+        var prefix = encoder.Model.Heads.PrefixTokens;
+        if (description is null) Append([new PooledImageSegment(pooled)], prefix);
+        else Append([new PooledImageSegment(pooled), new TextSegment(description)], prefix + description.Length);
         if (!continuesRun) _shown.Clear();
         if (_shown.Count == ChatFormat.MaxOrdinal) return;   // answers name positions up to the fifth
         using var vector = encoder.Model.ImageEmbeddingFromPooled(pooled).cpu();
