@@ -178,10 +178,45 @@ public sealed class BertEncoder : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor bias)
+    public int Count => layer.Count;
+
+    /// <summary>Layers <paramref name="from"/> (inclusive) to <paramref name="to"/> (exclusive; default: all) over x.</summary>
+    public Tensor Forward(Tensor x, Tensor bias, int from = 0, int? to = null)
     {
-        foreach (var l in layer) x = l.Forward(x, bias);
+        for (var i = from; i < (to ?? layer.Count); i++) x = layer[i].Forward(x, bias);
         return x;
+    }
+
+    public IReadOnlyList<BertLayer> Layers(int from) => layer.Skip(from).ToList();
+}
+
+/// <summary>
+/// The last layers of a sentence encoder and its pooling, as a module of their own so that a backbone adaptation can
+/// train them over hidden states that the frozen layers below computed once per caption. It shares its layers with
+/// the encoder it came from.
+/// </summary>
+public sealed class BertTopLayers : nn.Module
+{
+    private readonly ModuleList<BertLayer> layer;
+    private readonly BertConfig _config;
+
+    public BertTopLayers(IEnumerable<BertLayer> layers, BertConfig config) : base(nameof(BertTopLayers))
+    {
+        layer = nn.ModuleList(layers.ToArray());
+        _config = config;
+        RegisterComponents();
+    }
+
+    public int Count => layer.Count;
+
+    /// <summary>Sentence vectors [B, H] from the hidden states [B, T, H] entering these layers and the mask [B, T].</summary>
+    public Tensor Pooled(Tensor hidden, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        var x = hidden;
+        var bias = BertSentenceEncoder.AttentionBias(mask);
+        foreach (var l in layer) x = l.Forward(x, bias);
+        return BertSentenceEncoder.Pool(x, mask, _config).MoveToOuterDisposeScope();
     }
 }
 
@@ -209,13 +244,29 @@ public sealed class BertSentenceEncoder : nn.Module
     }
 
     /// <summary>Last hidden states [B, T, H] for token rows and their attention mask (1 real, 0 padding), both [B, T].</summary>
-    public Tensor LastHiddenState(Tensor ids, Tensor mask)
+    public Tensor LastHiddenState(Tensor ids, Tensor mask) => HiddenAfter(ids, mask, encoder.Count);
+
+    /// <summary>Hidden states [B, T, H] after the embeddings and the first <paramref name="layers"/> layers.</summary>
+    public Tensor HiddenAfter(Tensor ids, Tensor mask, int layers)
     {
         using var scope = NewDisposeScope();
         using var types = zeros_like(ids);
-        var bias = ((1 - mask.to_type(ScalarType.Float32)) * -1e9f).view(ids.shape[0], 1, 1, ids.shape[1]);
-        return encoder.Forward(embeddings.Forward(ids, types), bias).MoveToOuterDisposeScope();
+        return encoder.Forward(embeddings.Forward(ids, types), AttentionBias(mask), 0, layers).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The last <paramref name="count"/> layers and the pooling, their parameters set to train.</summary>
+    public BertTopLayers TopLayers(int count)
+    {
+        if (count < 1 || count > encoder.Count) throw new ArgumentOutOfRangeException(nameof(count), $"{count}: the encoder has {encoder.Count} layers");
+        var top = new BertTopLayers(encoder.Layers(encoder.Count - count), Config);
+        foreach (var p in top.parameters()) p.requires_grad = true;
+        return top;
+    }
+
+    public int LayerCount => encoder.Count;
+
+    /// <summary>[B, 1, 1, T]: 0 for real tokens, a large negative for padding.</summary>
+    internal static Tensor AttentionBias(Tensor mask) => ((1 - mask.to_type(ScalarType.Float32)) * -1e9f).view(mask.shape[0], 1, 1, mask.shape[1]);
 
     /// <summary>
     /// Sentence vectors [B, H]: the mean of the last hidden states over the mask, or the [CLS] token's, as the config's
@@ -224,15 +275,19 @@ public sealed class BertSentenceEncoder : nn.Module
     public Tensor Pooled(Tensor ids, Tensor mask)
     {
         using var scope = NewDisposeScope();
-        var hidden = LastHiddenState(ids, mask);
+        return Pool(LastHiddenState(ids, mask), mask, Config).MoveToOuterDisposeScope();
+    }
+
+    internal static Tensor Pool(Tensor hidden, Tensor mask, BertConfig config)
+    {
         Tensor pooled;
-        if (Config.Pooling == "cls") pooled = hidden.select(1, 0);
+        if (config.Pooling == "cls") pooled = hidden.select(1, 0);
         else
         {
             var m = mask.to_type(ScalarType.Float32).unsqueeze(-1);
             pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);
         }
-        return (Config.Normalize ? F.normalize(pooled, dim: -1) : pooled).MoveToOuterDisposeScope();
+        return config.Normalize ? F.normalize(pooled, dim: -1) : pooled;
     }
 
     /// <summary>WordPiece ids with [CLS] and [SEP], cut to max_seq_length.</summary>

@@ -30,6 +30,13 @@ public sealed record ClipTrainConfig
     /// trains on the text side.
     /// </summary>
     [JsonPropertyName("text_encoder")] public string? TextEncoder { get; init; }
+    /// <summary>
+    /// How many of <see cref="TextEncoder"/>'s last layers train (0: none, the encoder stays frozen). The layers below
+    /// run once per distinct caption and their hidden states are kept; the pooling and projection follow the trained layers.
+    /// </summary>
+    [JsonPropertyName("text_encoder_trainable_layers")] public int TextEncoderTrainableLayers { get; init; }
+    /// <summary>Learning rate of the text encoder's trained layers (default: <see cref="BackboneLearningRate"/>, then <see cref="LearningRate"/>).</summary>
+    [JsonPropertyName("text_encoder_learning_rate")] public double? TextEncoderLearningRate { get; init; }
     [JsonPropertyName("projection_dim")] public int ProjectionDim { get; init; } = 256;
     [JsonPropertyName("logit_scale_init_value")] public double LogitScaleInit { get; init; } = 2.6592;
     /// <summary>How many of the backbone's last residual blocks train; the blocks before them run once per image and view.</summary>
@@ -101,6 +108,10 @@ public sealed record ClipTrainConfig
             if (TrainableBlocks < 1) Fail("trainable_blocks must be at least 1");
             if (FeatureViews is < 1 or > 8) Fail("feature_views must be 1..8 (the dihedral transforms)");
             if (BackboneLearningRate is <= 0) Fail("backbone_learning_rate must be positive");
+            if (TextEncoderTrainableLayers < 0) Fail("text_encoder_trainable_layers must be 0 or more");
+            if (TextEncoderLearningRate is <= 0) Fail("text_encoder_learning_rate must be positive");
+            if (TextEncoder is null && (TextEncoderTrainableLayers > 0 || TextEncoderLearningRate is not null))
+                Fail("'text_encoder_trainable_layers' and 'text_encoder_learning_rate' belong with 'text_encoder'");
             if (ProjectionDim < 1) Fail("projection_dim must be positive");
         }
         else if (TextConfig is not null) Fail("'text_config' belongs with 'vision_backbone' (with 'clip_config' the text tower is its text_config)");

@@ -98,10 +98,10 @@ public sealed class BackboneAdaptationTests : IDisposable
     }
 
     /// <summary>A tiny BERT sentence encoder folder (random weights) whose vocab.txt holds the UCM captions' words.</summary>
-    private string TinyTextEncoder(string pooling = "mean")
+    private string TinyTextEncoder(string pooling = "mean", int layers = 1)
     {
         var dir = Path.Combine(_dir.FullName, "tiny-bert");
-        var config = new BertConfig { Architecture = "tiny", VocabSize = 0, HiddenSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 64, MaxSeqLength = 64, Pooling = pooling };
+        var config = new BertConfig { Architecture = "tiny", VocabSize = 0, HiddenSize = 24, NumHiddenLayers = layers, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 64, MaxSeqLength = 64, Pooling = pooling };
         var words = RsCapRet.Training.Datasets.KarpathyDataset.Load(Ucm, "ucm").SelectMany(i => i.Captions)
             .SelectMany(c => c.ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries)).Distinct().Order(StringComparer.Ordinal);
         var vocab = BertSpecialTokens.Concat(words).ToList();
@@ -132,6 +132,54 @@ public sealed class BackboneAdaptationTests : IDisposable
         Assert.Equal(before, File.ReadAllBytes(Path.Combine(encoder, "model.safetensors")));
     }
 
+    [Theory]
+    [InlineData("mean")]
+    [InlineData("cls")]
+    public void TheEncodersLastLayersOverItsKeptHiddenStatesGiveItsSentenceVectors(string pooling)
+    {
+        using var encoder = BertSentenceEncoder.FromPretrained(TinyTextEncoder(pooling, layers: 3));
+        string[] captions = ["many buildings and green trees are around a playground .", "a river .", "some cars are parked in a parking lot near a road ."];
+        var (ids, mask) = encoder.Batch(captions);
+        using var whole = encoder.Pooled(ids, mask);
+        using var top = encoder.TopLayers(2);
+        using var _ = no_grad();
+        // Each caption's hidden states computed alone (no padding), then padded as a training batch pads them.
+        for (var i = 0; i < captions.Length; i++)
+        {
+            var (one, oneMask) = encoder.Batch([captions[i]]);
+            using var hidden = encoder.HiddenAfter(one, oneMask, 1);
+            var width = ids.shape[1];
+            using var padded = zeros(1, width, encoder.HiddenSize);
+            padded.narrow(1, 0, hidden.shape[1]).copy_(hidden);
+            using var pooled = top.Pooled(padded, mask.narrow(0, i, 1));
+            Assert.True(allclose(pooled, whole.narrow(0, i, 1), rtol: 1e-4, atol: 1e-5), $"caption {i}: {(pooled - whole.narrow(0, i, 1)).abs().max().item<float>()}");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => encoder.TopLayers(4));
+    }
+
+    [Fact]
+    public void TheTextEncodersLastLayersTrainWhenAskedAndStartWhereTheFrozenEncoderIs()
+    {
+        var encoder = TinyTextEncoder(layers: 2);
+        var before = File.ReadAllBytes(Path.Combine(encoder, "model.safetensors"));
+        var frozen = Config(TinyBackbone()) with { TextConfig = null, Tokenizer = null, TextEncoder = encoder };
+        var frozenHistory = new ClipTrainer(frozen, Path.Combine(_dir.FullName, "frozen"), _ => { }).Run();
+        var log = new List<string>();
+        var training = frozen with { TextEncoderTrainableLayers = 1, TextEncoderLearningRate = 0.01 };
+        training.Validate("adapt.json");
+        var history = new ClipTrainer(training, Path.Combine(_dir.FullName, "run"), log.Add).Run();
+        Assert.Contains(log, l => l.Contains($"text encoder {encoder} (mean pooling), last 1 of 2 layers train ("));
+        Assert.Contains(log, l => l.StartsWith("train: ") && l.Contains("distinct captions of 40 through the text encoder's frozen first 1 layers"));
+        // Before training both runs rank the same: the kept hidden states through the last layer are the frozen vectors.
+        Assert.Equal(frozenHistory[0].ValTextToImage, history[0].ValTextToImage);
+        // Then the text layer trains (same seed, same batches: only it differs) and the encoder's folder is untouched.
+        Assert.NotEqual(frozenHistory[1].TrainLoss, history[1].TrainLoss);
+        Assert.Equal(before, File.ReadAllBytes(Path.Combine(encoder, "model.safetensors")));
+        var tooMany = Assert.Throws<InvalidOperationException>(() => new ClipTrainer(frozen with { TextEncoderTrainableLayers = 3 }, Path.Combine(_dir.FullName, "x"), _ => { }).Run());
+        Assert.Contains("text_encoder_trainable_layers 3", tooMany.Message);
+        Assert.Contains("has 2 layers", tooMany.Message);
+    }
+
     [Fact]
     public void TheArcticAdaptationIsTheMiniLmOneWithOnlyTheTextSideChanged()
     {
@@ -156,6 +204,13 @@ public sealed class BackboneAdaptationTests : IDisposable
         Assert.Contains("exactly one of 'text_config'", e.Message);
         e = Assert.Throws<FormatException>(() => (good with { VisionBackbone = null, ClipConfig = new ClipConfig(), TextConfig = null, TextEncoder = "x" }).Validate(path));
         Assert.Contains("'text_encoder' belongs with 'vision_backbone'", e.Message);
+        e = Assert.Throws<FormatException>(() => (good with { TextEncoderTrainableLayers = 2 }).Validate(path));
+        Assert.Contains("'text_encoder_trainable_layers' and 'text_encoder_learning_rate' belong with 'text_encoder'", e.Message);
+        var withEncoder = good with { TextConfig = null, Tokenizer = null, TextEncoder = "backbone:all-minilm-l6-v2" };
+        e = Assert.Throws<FormatException>(() => (withEncoder with { TextEncoderTrainableLayers = -1 }).Validate(path));
+        Assert.Contains("text_encoder_trainable_layers must be 0 or more", e.Message);
+        e = Assert.Throws<FormatException>(() => (withEncoder with { TextEncoderLearningRate = 0 }).Validate(path));
+        Assert.Contains("text_encoder_learning_rate must be positive", e.Message);
         e = Assert.Throws<FormatException>(() => (good with { TrainableBlocks = 0 }).Validate(path));
         Assert.Contains("trainable_blocks", e.Message);
         var tooMany = Assert.Throws<InvalidOperationException>(() => new ClipTrainer(good with { TrainableBlocks = 6 }, Path.Combine(_dir.FullName, "x"), _ => { }).Run());
