@@ -44,8 +44,9 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     public string? ModelNote => encoder.DialogueTrained ? null : CaptionOnlyNote;
 
     public const string CaptionOnlyNote =
-        "this model was trained on captions only: it describes images and retrieves tiles, but it has never seen a question, " +
-        "so questions get caption fragments; a model trained with dialogues (dialogue_probability in its training config) answers them";
+        "this model was trained on captions only: it describes the images you add and searches for what you ask to see " +
+        "(\"show me storage tanks\"), but it was never taught to answer questions, so a question such as \"is there a runway?\" " +
+        "or \"which one shows trees?\" gets a caption fragment, not an answer";
 
     /// <summary>Turns in the prompt now (an image with its description is one turn).</summary>
     public int Turns => _history.Count;
