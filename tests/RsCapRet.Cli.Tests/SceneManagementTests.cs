@@ -80,6 +80,22 @@ public sealed class SceneManagementTests(TestDatabase db) : IClassFixture<TestDa
     }
 
     [Fact]
+    public async Task AnAllNodataSceneIsShownAsHavingNoValidPixels()
+    {
+        // A window past the raster's edge: gdal_translate-style crops of it are nodata throughout.
+        RsCapRet.Raster.RasterWriter.WriteGeoTiff(At("blank.tif"), 450, 301, [new byte[450 * 301], new byte[450 * 301], new byte[450 * 301]],
+            [500000, 0.5, 0, 5200000, 0, -0.5], 32614, nodata: 0);
+        var (code, output, err) = await Cli("ingest", At("blank.tif"));
+        Assert.True(code == 0, err);
+        var shown = await Cli("scenes", "show", At("blank.tif"));
+        Assert.True(shown.Code == 0, shown.Err);
+        Assert.Contains("status: empty", shown.Out);
+        Assert.Contains("coverage none (no valid pixels: the raster is nodata throughout)", shown.Out);
+        Assert.DoesNotContain("ingested before coverage was recorded", shown.Out);
+        Assert.Equal(JsonValueKind.Null, (await ShowAsync(At("blank.tif")))[0].GetProperty("coverage").ValueKind);
+    }
+
+    [Fact]
     public async Task ScenesAreShownDeletedRetriedAndPruned()
     {
         TestScenes.Crop(TestScenes.Shared("neon_OSBS_029_utm17n_0.1m.tif"), At("a.tif"), 40, 30, 260, 240);
