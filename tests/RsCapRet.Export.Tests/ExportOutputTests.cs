@@ -52,16 +52,16 @@ public sealed class ExportOutputTests(TestDatabase db) : IClassFixture<TestDatab
         Assert.True(ingest.Code == 0, ingest.Err);
         var outDir = Directory.CreateDirectory(Path.Combine(_dir.FullName, "out")).FullName;
 
-        // The report's name (X.flatgeobuf), a made-up extension and none at all, in every format.
+        // The report's name (X.flatgeobuf), a made-up extension and none at all, in every format; -o as GDAL's utilities spell it.
         var written = new List<string>();
-        foreach (var (format, name) in new[]
+        foreach (var (format, name, option) in new[]
                  {
-                     ("flatgeobuf", "tiles.flatgeobuf"), ("flatgeobuf", "tiles-fgb"), ("geoparquet", "tiles.data"), ("geoparquet", "tiles-parquet"),
-                     ("geojson", "tiles.json.out"),
+                     ("flatgeobuf", "tiles.flatgeobuf", "--out"), ("flatgeobuf", "tiles-fgb", "--out"), ("geoparquet", "tiles.data", "--out"),
+                     ("geoparquet", "tiles-parquet", "-o"), ("geojson", "tiles.json.out", "-o"),
                  })
         {
             var path = Path.Combine(outDir, name);
-            var run = await CliRunner.Run("export", "--format", format, "--out", path, "--db", db.ConnectionString);
+            var run = await CliRunner.Run("export", "--format", format, option, path, "--db", db.ConnectionString);
             Assert.True(run.Code == 0, $"{format} to {name}: {run.Err}");
             Assert.True(File.Exists(path), $"{name} is not a file");
             written.Add(name);

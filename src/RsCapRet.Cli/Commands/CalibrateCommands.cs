@@ -17,7 +17,7 @@ public static class CalibrateCommands
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var dataset = new Option<string[]>("--dataset") { Description = "Karpathy-style dataset folder(s) (dataset.json + images/); repeat for several", Required = true, AllowMultipleArgumentsPerToken = false };
         var split = new Option<string>("--split") { Description = "The split to fit on: validation data, never test", DefaultValueFactory = _ => "val" };
-        var outFile = new Option<string?>("--out") { Description = "Write the calibration here instead of <model>/relevance.json" };
+        var outFile = new Option<string?>("--out", "-o") { Description = "Write the calibration here instead of <model>/relevance.json" };
         var report = new Option<string?>("--report") { Description = "Also write the report (Markdown) to this file" };
         var seed = new Option<int>("--seed") { Description = "Seed of the halves and the background sample", DefaultValueFactory = _ => 29 };
         var background = new Option<int>("--background") { Description = "Background images stored with the calibration", DefaultValueFactory = _ => RelevanceCalibrator.DefaultBackground }.InRange(2, 2048);

@@ -17,7 +17,7 @@ public static class ClassifyCommands
         var labels = new Option<string?>("--labels") { Description = "Comma-separated labels (default: the UCM and RSICD scene classes)" };
         var labelsFile = new Option<string?>("--labels-file") { Description = "A file of labels, one per line (# starts a comment)" };
         var template = new Option<string?>("--template") { Description = $"The prompt of a label, with {{label}} in it (default \"{LandUseQuery.DefaultTemplate}\")" };
-        var output = new Option<string?>("--out") { Description = "Write X.tif and X.geojson beside it (--out X.tif; a name without .tif gets both extensions; default: scene-ID-classes.tif/.geojson in the current folder)" };
+        var output = new Option<string?>("--out", "-o") { Description = "Write X.tif and X.geojson beside it (--out X.tif; a name without .tif gets both extensions; default: scene-ID-classes.tif/.geojson in the current folder)" };
         var cells = new Option<bool>("--cells")
         {
             Description = "Also write X-cells.tif: every cell (7x7 per tile) labelled, 7 times finer than the tile grid, same colours and labels " +

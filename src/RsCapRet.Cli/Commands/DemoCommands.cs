@@ -100,7 +100,7 @@ public static class DemoCommands
         var dataset = new Option<string>("--dataset") { Description = "UCM-Captions folder (dataset.json + images/)", Required = true };
         var split = new Option<string>("--split") { Description = "Split to draw images from", DefaultValueFactory = _ => "val" };
         var size = new Option<int>("--size") { Description = "Cells per side", DefaultValueFactory = _ => 6 };
-        var outFile = new Option<string>("--out") { Description = "GeoTIFF to write (a .index.json is written beside it)", Required = true };
+        var outFile = new Option<string>("--out", "-o") { Description = "GeoTIFF to write (a .index.json is written beside it)", Required = true };
         var classes = new Option<string>("--classes")
         {
             Description = "UCM classes to draw from, round-robin (size*size cells)",

@@ -24,7 +24,7 @@ public static class EvaluationCommands
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var dataset = new Option<string>("--dataset") { Description = "Karpathy-style dataset folder (dataset.json + images/)", Required = true };
         var split = new Option<string>("--split") { Description = "Split to evaluate", DefaultValueFactory = _ => "test" };
-        var outDir = new Option<string?>("--out") { Description = "Write captions.json, scores.json and report.md here" };
+        var outDir = new Option<string?>("--out", "-o") { Description = "Write captions.json, scores.json and report.md here" };
         var beam = new Option<int?>("--beam") { Description = "Beam width (1 = greedy; default: the model's beam_width)" }.InRange(1, 16);
         var clip = new Option<string[]>("--clip") { Description = "CLIP dual-encoder folder(s) (Hugging Face CLIPModel + vocab.json/merges.txt) whose retrieval is reported beside the model's", AllowMultipleArgumentsPerToken = false };
         var cells = new Option<bool>("--cells") { Description = "Instead: the quadrant test of cell vectors (mosaics of four images of different classes per tile; does the quadrant scoring highest for a class hold it)" };

@@ -18,7 +18,7 @@ public static class ExportCommands
         var bbox = new Option<string?>("--bbox") { Description = "Only tiles intersecting minLon,minLat,maxLon,maxLat (WGS84)" };
         var scene = new Option<long?>("--scene") { Description = "Only this scene's tiles (its id)" };
         var modelName = new Option<string?>("--model") { Description = "Only tiles of the model with this name (as `rscapret db status` lists models)" };
-        var output = new Option<string>("--out") { Description = "The file to write, any name (an existing file is refused unless --overwrite)", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "The file to write, any name (an existing file is refused unless --overwrite)", Required = true };
         var overwrite = new Option<bool>("--overwrite", "--force") { Description = "Replace the --out file when it exists" };
         var cmd = new Command("export", "Write the catalogue's tiles to GeoParquet, FlatGeobuf or GeoJSON (footprints, captions, times, 256-d embeddings)")
             { format, bbox, scene, modelName, output, overwrite, DbCommands.DbOption };

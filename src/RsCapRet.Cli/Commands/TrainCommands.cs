@@ -20,7 +20,7 @@ public static class TrainCommands
     private static Command BuildTrainClip()
     {
         var config = new Option<string>("--config") { Description = "CLIP training config (JSON; see models/configs/clip-*.json)", Required = true };
-        var outDir = new Option<string>("--out") { Description = "Run folder: checkpoints, history.csv, training.svg, best/ (CLIPModel) and best/vision/ (for RS-CapRet)", Required = true };
+        var outDir = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, history.csv, training.svg, best/ (CLIPModel) and best/vision/ (for RS-CapRet)", Required = true };
         var cmd = new Command("train-clip", "Contrastive fine-tuning of a CLIP dual encoder on captioned imagery (resumable)") { config, outDir };
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
@@ -38,7 +38,7 @@ public static class TrainCommands
     private static Command BuildTrain()
     {
         var config = new Option<string>("--config") { Description = "Training config (JSON; see models/configs/)", Required = true };
-        var outDir = new Option<string>("--out") { Description = "Run folder: checkpoints, history.csv, training.svg, best/ (the exported model)", Required = true };
+        var outDir = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, history.csv, training.svg, best/ (the exported model)", Required = true };
         var cmd = new Command("train", "Train an RS-CapRet model (resumable: re-run the same command after a crash)") { config, outDir };
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
