@@ -207,8 +207,6 @@ public sealed class BertTopLayers : nn.Module
         RegisterComponents();
     }
 
-    public int Count => layer.Count;
-
     /// <summary>Sentence vectors [B, H] from the hidden states [B, T, H] entering these layers and the mask [B, T].</summary>
     public Tensor Pooled(Tensor hidden, Tensor mask)
     {

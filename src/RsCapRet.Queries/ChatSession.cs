@@ -41,7 +41,9 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     public int MaxNewTokens { get; init; } = 40;
 
     /// <summary>What a user should know before talking to a model trained on captions only; null for a dialogue-trained one.</summary>
-    public string? ModelNote => encoder.DialogueTrained ? null : CaptionOnlyNote;
+    public string? ModelNote => NoteFor(encoder);
+
+    public static string? NoteFor(RsCapRetTileEncoder model) => model.DialogueTrained ? null : CaptionOnlyNote;
 
     public const string CaptionOnlyNote =
         "this model was trained on captions only: it describes the images you add and searches for what you ask to see " +

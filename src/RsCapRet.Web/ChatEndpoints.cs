@@ -100,7 +100,9 @@ public static class ChatEndpoints
             foreach (var t in turns.OfType<TileTurn>())
                 if (await store.GetTileAsync(t.TileId, ct) is null)
                     throw new ChatRefusal(StatusCodes.Status404NotFound, Field(t, "image_tile"), $"{Field(t, "image_tile")}: no tile {t.TileId}");
-            var answer = await web.WithServingModelAsync(models, model => ReplayAsync(turns, k, model, store, web, ct), ct);
+            // Every answer says what the user should know about the model, whichever turn it answers.
+            var answer = await web.WithServingModelAsync(models,
+                async model => (await ReplayAsync(turns, k, model, store, web, ct)) with { ModelNote = ChatSession.NoteFor(model.Encoder) }, ct);
             return TypedResults.Text(Json(answer, web), "application/json");
         }
         catch (ChatRefusal r)
@@ -284,64 +286,58 @@ public static class ChatEndpoints
             TileImage = (hit, token) => ReadableTile(hit.TileId, token),
             Calibration = RelevanceCalibration.LoadOrExplain(model.Directory).Calibration,
         };
-        // Every answer says what the user should know about the model, whichever turn it answers.
-        return (await AnswerAsync()) with { ModelNote = session.ModelNote };
-
-        async Task<ChatAnswer> AnswerAsync()
+        for (var i = 0; i < turns.Count; i++)
         {
-            for (var i = 0; i < turns.Count; i++)
+            var turn = turns[i];
+            var last = i == turns.Count - 1;
+            string field = turn switch
             {
-                var turn = turns[i];
-                var last = i == turns.Count - 1;
-                string field = turn switch
+                TileTurn => Field(turn, turn is TileTurn { Description: not null } ? "description" : "image_tile"),
+                UploadTurn u => Field(turn, u.Description is not null ? "description" : "image_upload"),
+                UserTurn => Field(turn, "user"),
+                _ => Field(turn, "model"),
+            };
+            try
+            {
+                switch (turn)
                 {
-                    TileTurn => Field(turn, turn is TileTurn { Description: not null } ? "description" : "image_tile"),
-                    UploadTurn u => Field(turn, u.Description is not null ? "description" : "image_upload"),
-                    UserTurn => Field(turn, "user"),
-                    _ => Field(turn, "model"),
-                };
-                try
-                {
-                    switch (turn)
-                    {
-                        case TileTurn t:
-                            RgbImage image;
-                            try { image = await TileLocalizer.ReadImageAsync(store, web.SceneFiles, t.TileId, encoder.InputSize, ct); }
-                            catch (TileNotFoundException) { throw new ChatRefusal(StatusCodes.Status404NotFound, Field(t, "image_tile"), $"{Field(t, "image_tile")}: no tile {t.TileId}"); }
-                            catch (TileImageryUnavailableException e)
-                            {
-                                throw new ChatRefusal(StatusCodes.Status410Gone, Field(t, "image_tile"),
-                                    $"{Field(t, "image_tile")}: the imagery of tile {t.TileId} cannot be read: {web.ScenePaths.Name(e.ScenePath)}: {web.ScenePaths.Redact(e.Problem, e.ScenePath)}");
-                            }
-                            // The model describes an image again unless the client sent its earlier description back.
-                            var description = session.AddImage(image, last ? null : t.Description);
-                            if (last) return new ChatAnswer(description, false, null, 1, description);
-                            break;
-                        case UploadTurn u:
-                            var described = session.AddImage(u.Image!, last ? null : u.Description);
-                            if (last) return new ChatAnswer(described, false, null, 1, described);
-                            break;
-                        case UserTurn q when last:
-                            var reply = await session.AskAsync(q.Text, ct);
-                            return new ChatAnswer(reply.Text, reply.Retrieved, reply.Tiles, reply.ImagesAdded, null, reply.Grounding);
-                        case UserTurn q:
-                            session.AddUserTurn(q.Text);
-                            break;
-                        case ModelTurn m:
-                            session.AddAnswer(m.Text, m.Retrieved);
-                            foreach (var id in m.Tiles)
-                                if (await ReadableTile(id, ct) is { } tileImage) session.AddBareImage(tileImage);
-                            break;
-                    }
-                }
-                catch (ArgumentException e) when (e is not TileNotFoundException)
-                {
-                    // Over the model's context, or text the chat format refuses: the turn's fault, named.
-                    throw Bad(field, e.Message);
+                    case TileTurn t:
+                        RgbImage image;
+                        try { image = await TileLocalizer.ReadImageAsync(store, web.SceneFiles, t.TileId, encoder.InputSize, ct); }
+                        catch (TileNotFoundException) { throw new ChatRefusal(StatusCodes.Status404NotFound, Field(t, "image_tile"), $"{Field(t, "image_tile")}: no tile {t.TileId}"); }
+                        catch (TileImageryUnavailableException e)
+                        {
+                            throw new ChatRefusal(StatusCodes.Status410Gone, Field(t, "image_tile"),
+                                $"{Field(t, "image_tile")}: the imagery of tile {t.TileId} cannot be read: {web.ScenePaths.Name(e.ScenePath)}: {web.ScenePaths.Redact(e.Problem, e.ScenePath)}");
+                        }
+                        // The model describes an image again unless the client sent its earlier description back.
+                        var description = session.AddImage(image, last ? null : t.Description);
+                        if (last) return new ChatAnswer(description, false, null, 1, description);
+                        break;
+                    case UploadTurn u:
+                        var described = session.AddImage(u.Image!, last ? null : u.Description);
+                        if (last) return new ChatAnswer(described, false, null, 1, described);
+                        break;
+                    case UserTurn q when last:
+                        var reply = await session.AskAsync(q.Text, ct);
+                        return new ChatAnswer(reply.Text, reply.Retrieved, reply.Tiles, reply.ImagesAdded, null, reply.Grounding);
+                    case UserTurn q:
+                        session.AddUserTurn(q.Text);
+                        break;
+                    case ModelTurn m:
+                        session.AddAnswer(m.Text, m.Retrieved);
+                        foreach (var id in m.Tiles)
+                            if (await ReadableTile(id, ct) is { } tileImage) session.AddBareImage(tileImage);
+                        break;
                 }
             }
-            throw new InvalidOperationException("unreachable: the last turn is checked to be a user turn or an image");
+            catch (ArgumentException e) when (e is not TileNotFoundException)
+            {
+                // Over the model's context, or text the chat format refuses: the turn's fault, named.
+                throw Bad(field, e.Message);
+            }
         }
+        throw new InvalidOperationException("unreachable: the last turn is checked to be a user turn or an image");
     }
 
     private static string Json(ChatAnswer answer, WebContext web)
