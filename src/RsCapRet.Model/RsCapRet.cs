@@ -37,6 +37,11 @@ public sealed record RsCapRetConfig
     [JsonPropertyName("beam_width")] public int BeamWidth { get; init; } = 1;
     /// <summary>Whether the decoder was trained on generated dialogues (issue 34); a caption-only model answers questions with caption fragments.</summary>
     [JsonPropertyName("dialogue")] public bool Dialogue { get; init; }
+    /// <summary>
+    /// The frozen sentence encoder that reads each user turn (issue 34), e.g. "backbone:all-minilm-l6-v2", or null: its
+    /// sentence vector, through the heads' turn_reading, is one input position before the turn's tokens.
+    /// </summary>
+    [JsonPropertyName("turn_encoder")] public string? TurnEncoder { get; init; }
 
     /// <summary>The training resolution, when both "gsd" and "gsd_range" are recorded.</summary>
     [JsonIgnore]
@@ -70,21 +75,31 @@ public sealed record RsCapRetConfig
 /// <summary>Ground sample distances (m/px) a model was trained at: its typical one and the range of its imagery.</summary>
 public sealed record TrainingResolution(double Gsd, double Min, double Max);
 
-/// <summary>The trainable RS-CapRet heads: visual prefix, image->shared, [RET]->shared, logit scale.</summary>
+/// <summary>
+/// The trainable RS-CapRet heads: visual prefix, image->shared, [RET]->shared, logit scale, and for a model that reads
+/// user turns (a turn reading dimension above 0) turn_reading, a sentence vector -> one input position.
+/// </summary>
 public sealed class RsCapRetHeads : nn.Module
 {
     internal readonly Linear visual_prefix, image_to_shared, ret_to_shared;
+    internal readonly Linear? turn_reading;
     internal readonly Parameter logit_scale;
     public int PrefixTokens { get; }
     public int LlmHidden { get; }
 
-    public RsCapRetHeads(int visionHidden, int llmHidden, int prefixTokens, int sharedDim) : base(nameof(RsCapRetHeads))
+    public RsCapRetHeads(int visionHidden, int llmHidden, int prefixTokens, int sharedDim, int turnReadingDim = 0) : base(nameof(RsCapRetHeads))
     {
         PrefixTokens = prefixTokens;
         LlmHidden = llmHidden;
         visual_prefix = nn.Linear(visionHidden, prefixTokens * llmHidden);
         image_to_shared = nn.Linear(visionHidden, sharedDim);
         ret_to_shared = nn.Linear(llmHidden, sharedDim);
+        if (turnReadingDim > 0)
+        {
+            turn_reading = nn.Linear(turnReadingDim, llmHidden);
+            // Starts at zero: a model initialised from a caption-only one begins where it was.
+            using (no_grad()) { turn_reading.weight!.zero_(); turn_reading.bias!.zero_(); }
+        }
         logit_scale = new Parameter(tensor(new[] { (float)Math.Log(1 / 0.07) }));
         RegisterComponents();
     }
@@ -101,6 +116,8 @@ public sealed record ImageSegment(Tensor PixelValues) : PromptSegment;
 public sealed record TextSegment(IReadOnlyList<int> TokenIds) : PromptSegment;
 /// <summary>An image given by the backbone's pooled vector [D] or [1, D] (computed once, e.g. for many prompts).</summary>
 public sealed record PooledImageSegment(Tensor Pooled) : PromptSegment;
+/// <summary>A user turn's reading: the turn encoder's sentence vector of its words, as one position (models that read turns).</summary>
+public sealed record TurnReadingSegment(string Text) : PromptSegment;
 
 public sealed record GenerationOptions
 {
@@ -124,6 +141,7 @@ public sealed class RsCapRetModel : nn.Module
     internal readonly LlamaForCausalLM llm;
     internal readonly VisionBackbone vision;
     internal readonly RsCapRetHeads heads;
+    internal readonly BertSentenceEncoder? turn_encoder;
 
     public int RetTokenId { get; }
     public int BosTokenId => llm.Config.BosTokenId;
@@ -134,16 +152,39 @@ public sealed class RsCapRetModel : nn.Module
     public VisionBackbone Vision => vision;
     public RsCapRetHeads Heads => heads;
 
-    public RsCapRetModel(LlamaForCausalLM llm, VisionBackbone vision, RsCapRetHeads heads, int retTokenId) : base(nameof(RsCapRetModel))
+    /// <summary>Whether each user turn is read by the turn encoder as one more input position (<see cref="TurnReadingSegment"/>).</summary>
+    public bool ReadsTurns => turn_encoder is not null;
+
+    public RsCapRetModel(LlamaForCausalLM llm, VisionBackbone vision, RsCapRetHeads heads, int retTokenId, BertSentenceEncoder? turnEncoder = null)
+        : base(nameof(RsCapRetModel))
     {
         this.llm = llm;
         this.vision = vision;
         this.heads = heads;
+        turn_encoder = turnEncoder;
         RetTokenId = retTokenId;
         if (retTokenId < 0 || retTokenId >= llm.VocabSize)
             throw new ArgumentOutOfRangeException(nameof(retTokenId), retTokenId, $"[RET] id must be inside the LLM vocabulary (0..{llm.VocabSize - 1}).");
+        if ((turnEncoder is null) != (heads.turn_reading is null))
+            throw new ArgumentException("A turn encoder and the heads' turn_reading come together.", nameof(turnEncoder));
+        if (turnEncoder is not null && heads.turn_reading!.weight!.shape[1] != turnEncoder.HiddenSize)
+            throw new ArgumentException($"turn_reading reads {heads.turn_reading.weight.shape[1]}-d vectors; the turn encoder gives {turnEncoder.HiddenSize}-d.", nameof(turnEncoder));
+        if (turnEncoder is not null)
+            foreach (var p in turnEncoder.parameters()) p.requires_grad = false;
         RegisterComponents();
     }
+
+    /// <summary>The frozen turn encoder's sentence vectors [N, D] of user turns' words (no gradient), on the model's device.</summary>
+    public Tensor TurnSentenceVectors(IReadOnlyList<string> texts)
+    {
+        if (turn_encoder is null) throw new InvalidOperationException("This model does not read user turns (its rscapret.json names no turn_encoder).");
+        using var _ = no_grad();
+        return turn_encoder.Embed(texts).to(Device);
+    }
+
+    /// <summary>Turn readings [N, hidden]: sentence vectors through turn_reading, in the decoder's embedding dtype.</summary>
+    public Tensor TurnReadings(Tensor sentenceVectors) =>
+        heads.turn_reading!.forward(sentenceVectors.to_type(heads.turn_reading.weight!.dtype)).to_type(llm.EmbeddingWeight.dtype);
 
     /// <summary>
     /// Loads a model folder: rscapret.json, the backbones it names, and heads.safetensors (heads plus, when
@@ -158,9 +199,10 @@ public sealed class RsCapRetModel : nn.Module
         using var ckpt = Checkpoint.Open(headsPath);
         if (cfg.RetTokenId == llm.VocabSize)
             llm.GrowVocabulary(ckpt.Read("ret_embedding", ScalarType.Float32), ckpt.Read("ret_lm_head", ScalarType.Float32));
-        var heads = new RsCapRetHeads(vision.HiddenSize, llm.Config.HiddenSize, cfg.VisualPrefixTokens, cfg.SharedDim);
+        var turnEncoder = cfg.TurnEncoder is { } t ? BertSentenceEncoder.FromPretrained(cfg.Resolve(modelDirectory, t)) : null;
+        var heads = new RsCapRetHeads(vision.HiddenSize, llm.Config.HiddenSize, cfg.VisualPrefixTokens, cfg.SharedDim, turnEncoder?.HiddenSize ?? 0);
         ckpt.LoadInto(heads);
-        var model = new RsCapRetModel(llm, vision, heads, cfg.RetTokenId);
+        var model = new RsCapRetModel(llm, vision, heads, cfg.RetTokenId, turnEncoder);
         model.eval();
         return (RsCapRetModel)model.to(dtype).to(device ?? CPU);
     }
@@ -379,6 +421,7 @@ public sealed class RsCapRetModel : nn.Module
                 PooledImageSegment p => VisualPrefix((p.Pooled.dim() == 1 ? p.Pooled.unsqueeze(0) : p.Pooled).to(Device)),
                 TextSegment txt when txt.TokenIds.Count > 0 => llm.EmbedTokens(tensor(txt.TokenIds.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0)),
                 TextSegment => throw new ArgumentException("A text segment has no tokens."),
+                TurnReadingSegment turn => TurnReadings(TurnSentenceVectors([turn.Text])).unsqueeze(0),
                 _ => throw new ArgumentException($"Unknown prompt segment {seg.GetType().Name}."),
             });
         return cat(parts, 1).MoveToOuterDisposeScope();

@@ -121,11 +121,15 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         Append([new TextSegment(ids)], ids.Length);
     }
 
-    /// <summary>Replays an earlier user turn without answering it (its answer is replayed next).</summary>
+    /// <summary>
+    /// Replays an earlier user turn without answering it (its answer is replayed next); a model that reads turns gets
+    /// the turn's reading before its tokens, as in training.
+    /// </summary>
     public void AddUserTurn(string text)
     {
         var question = ChatFormat.UserTurn(encoder.Tokenizer, text);
-        Append([new TextSegment(question)], question.Length);
+        if (encoder.Model.ReadsTurns) Append([new TurnReadingSegment(ChatFormat.NormaliseUserText(text)), new TextSegment(question)], question.Length + 1);
+        else Append([new TextSegment(question)], question.Length);
     }
 
     /// <summary>Keeps BOS, the first tokens and the last <paramref name="tail"/> ([RET] and/or EOS) within <paramref name="limit"/>.</summary>

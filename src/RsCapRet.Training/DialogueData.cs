@@ -28,8 +28,10 @@ public sealed record DialogueImageTurn(int Image, int[]? Description) : Dialogue
 /// Tokens; <see cref="Trained"/> marks the model's own turns (the loss covers them); a trained answer ending in [RET]
 /// has the pool images its vector is trained toward in <see cref="RetPositives"/>, and when it answers a request for a
 /// named thing, that thing's words in <see cref="RetQuery"/> (the search's vector of them is what the [RET] should say).
+/// A user turn carries its words in <see cref="UserText"/> (what a model that reads turns reads).
 /// </summary>
-public sealed record DialogueTextTurn(int[] Ids, bool Trained, IReadOnlySet<int>? RetPositives = null, string? RetQuery = null) : DialogueTurn;
+public sealed record DialogueTextTurn(int[] Ids, bool Trained, IReadOnlySet<int>? RetPositives = null, string? RetQuery = null, string? UserText = null)
+    : DialogueTurn;
 
 /// <summary>
 /// A generated dialogue: its turns (the last is the answer), the intent and phrasing of the last user turn, the
@@ -42,10 +44,11 @@ public sealed record DialogueSample(DialogueIntent Intent, DialoguePhrasing Phra
     /// <summary>For a [RET] answer, the pool images its vector is trained toward (the answer turn's).</summary>
     public IReadOnlySet<int>? RetPositives => (Turns[^1] as DialogueTextTurn)?.RetPositives;
 
-    public int TokenCount(int prefixTokens) => Turns.Sum(t => t switch
+    /// <summary>Positions the dialogue takes; <paramref name="readingTokens"/> (0 or 1) more before each user turn for a model that reads turns.</summary>
+    public int TokenCount(int prefixTokens, int readingTokens = 0) => Turns.Sum(t => t switch
     {
         DialogueImageTurn i => prefixTokens + (i.Description?.Length ?? 0),
-        DialogueTextTurn x => x.Ids.Length,
+        DialogueTextTurn x => x.Ids.Length + (x.UserText is null ? 0 : readingTokens),
         _ => 0,
     });
 }
@@ -146,7 +149,7 @@ public sealed partial class DialogueGenerator
     private readonly IReadOnlyList<DialogueImage> _pool;
     private readonly HashSet<string>[] _words;
     private readonly string[] _classes;
-    private readonly int _maxTokens, _prefixTokens;
+    private readonly int _maxTokens, _prefixTokens, _readingTokens;
     private readonly bool _extended;
 
     /// <param name="tokenizer">The model's tokenizer.</param>
@@ -154,8 +157,11 @@ public sealed partial class DialogueGenerator
     /// <param name="maxTokens">The LLM's positions: a dialogue that would not fit drops its optional turns.</param>
     /// <param name="prefixTokens">Visual prefix tokens per image.</param>
     /// <param name="extendedPhrasings">Whether training also draws the extended phrasings.</param>
-    public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false)
+    /// <param name="readsTurns">Whether the model reads each user turn as one more position (it counts against <paramref name="maxTokens"/>).</param>
+    public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false,
+        bool readsTurns = false)
     {
+        _readingTokens = readsTurns ? 1 : 0;
         if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
         _tokenizer = tokenizer;
         _pool = pool;
@@ -223,7 +229,7 @@ public sealed partial class DialogueGenerator
             var description = rng.Next(2) == 0 ? DescriptionOf(main, rng) : null;
             turns.Add(new DialogueImageTurn(main, description));
         }
-        turns.Add(new DialogueTextTurn(question, false));
+        turns.Add(question);
         turns.Add(new DialogueTextTurn(answer.Ids, true, positives, phrasing.Intent == DialogueIntent.Retrieve ? thing : null));
         var sample = new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, main, aboutCaption, thing);
         return Fit(sample);
@@ -282,7 +288,7 @@ public sealed partial class DialogueGenerator
         var turns = new List<DialogueTurn>
         {
             new DialogueImageTurn(mainFirst ? main : other, null), new DialogueImageTurn(mainFirst ? other : main, null),
-            new DialogueTextTurn(User(Fill(phrasing.Template, label, null)), false),
+            User(Fill(phrasing.Template, label, null)),
         };
         var answer = Answer(ChatFormat.WhichAnswer(mainFirst ? 1 : 2), false);
         turns.Add(new DialogueTextTurn(answer.Ids, true));
@@ -329,10 +335,10 @@ public sealed partial class DialogueGenerator
             var (answer, positives, thing) = intent == DialogueIntent.Which
                 ? (Answer(ChatFormat.WhichAnswer(position), false), null, SceneClassNames.LabelOf(_pool[image].ClassName!))
                 : AnswerAbout(image, intent, rng);
-            turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, several && intent != DialogueIntent.Which ? position : null)), false));
+            turns.Add(User(Fill(phrasing.Template, thing, several && intent != DialogueIntent.Which ? position : null)));
             turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
             var next = new DialogueSample(intent, phrasing, turns, answer.Text, image, false, thing);
-            if (next.TokenCount(_prefixTokens) > _maxTokens) break;
+            if (next.TokenCount(_prefixTokens, _readingTokens) > _maxTokens) break;
             sample = next;
         }
         return sample;
@@ -350,12 +356,12 @@ public sealed partial class DialogueGenerator
         if (rng.Next(2) == 0 && _pool[main].ClassName is { } cls)
         {
             // As after "show me THING" → "here they are [RET]" and the retrieved tiles.
-            turns.Add(new DialogueTextTurn(User(Fill(Pick(Trained(DialogueIntent.Retrieve), rng).Template, SceneClassNames.LabelOf(cls), null)), false));
+            turns.Add(User(Fill(Pick(Trained(DialogueIntent.Retrieve), rng).Template, SceneClassNames.LabelOf(cls), null)));
             turns.Add(new DialogueTextTurn(Answer(ChatFormat.RetrievalAnswer, true).Ids, false));
         }
         turns.AddRange(images.Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));
         var (answer, positives, thing) = AnswerAbout(main, phrasing.Intent, rng);
-        turns.Add(new DialogueTextTurn(User(Fill(phrasing.Template, thing, position)), false));
+        turns.Add(User(Fill(phrasing.Template, thing, position)));
         turns.Add(new DialogueTextTurn(answer.Ids, true, positives));
         return Fit(new DialogueSample(phrasing.Intent, phrasing, turns, answer.Text, main, false, thing));
     }
@@ -378,12 +384,12 @@ public sealed partial class DialogueGenerator
     private DialogueSample Fit(DialogueSample sample)
     {
         var turns = sample.Turns.ToList();
-        while ((sample with { Turns = turns }).TokenCount(_prefixTokens) > _maxTokens)
+        while ((sample with { Turns = turns }).TokenCount(_prefixTokens, _readingTokens) > _maxTokens)
         {
             var described = turns.FindIndex(t => t is DialogueImageTurn { Description: not null });
             if (described >= 0) { turns[described] = ((DialogueImageTurn)turns[described]) with { Description = null }; continue; }
             if (turns.Count > 2 && turns[0] is DialogueTextTurn && turns[1] is DialogueTextTurn && turns.Count > 4) { turns.RemoveRange(0, 2); continue; }
-            throw new InvalidOperationException($"a {sample.Intent} dialogue needs {(sample with { Turns = turns }).TokenCount(_prefixTokens)} positions; the model has {_maxTokens}");
+            throw new InvalidOperationException($"a {sample.Intent} dialogue needs {(sample with { Turns = turns }).TokenCount(_prefixTokens, _readingTokens)} positions; the model has {_maxTokens}");
         }
         return sample with { Turns = turns };
     }
@@ -406,7 +412,7 @@ public sealed partial class DialogueGenerator
 
     private (int[] Ids, string Text) Answer(string text, bool retrieves) => (ChatFormat.Answer(_tokenizer, text, retrieves), text);
 
-    private int[] User(string text) => ChatFormat.UserTurn(_tokenizer, text);
+    private DialogueTextTurn User(string text) => new(ChatFormat.UserTurn(_tokenizer, text), false, UserText: ChatFormat.NormaliseUserText(text));
 
     private static string Fill(string template, string? thing, int? position)
     {

@@ -87,7 +87,7 @@ public static partial class DialogueEvaluation
         var classes = images.Select(i => SceneClassNames.ClassOf(i.Dataset, i.ImagePath)).ToArray();
         // Each image its own group: "more like this" and caption requests target that image.
         var pool = images.Select((im, i) => new DialogueImage(classes[i], im.Captions, i)).ToList();
-        var generator = new DialogueGenerator(tokenizer, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens);
+        var generator = new DialogueGenerator(tokenizer, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens, readsTurns: model.ReadsTurns);
         var evaluated = Enumerable.Range(0, maxImages is { } m ? Math.Min(m, images.Count) : images.Count).ToList();
 
         var figures = new List<DialogueFigures>();
@@ -195,7 +195,11 @@ public static partial class DialogueEvaluation
                 prompt.Add(new PooledImageSegment(pooled[image.Image]));
                 if (image.Description is { } d) prompt.Add(new TextSegment(d));
             }
-            else if (turn is DialogueTextTurn words) prompt.Add(new TextSegment(words.Ids));
+            else if (turn is DialogueTextTurn words)
+            {
+                if (model.ReadsTurns && words.UserText is { } userText) prompt.Add(new TurnReadingSegment(userText));
+                prompt.Add(new TextSegment(words.Ids));
+            }
         }
         prompt.Add(new TextSegment([tokenizer.BosId]));
         var reply = model.Continue(prompt, 40);

@@ -119,8 +119,15 @@ public sealed class RsCapRetTrainer
             var vision = VisionBackbones.FromPretrained(VisionDirectory);
             foreach (var p in vision.parameters()) p.requires_grad = false;
             _log($"vision backbone: {vision.Architecture} from {VisionDirectory} (frozen, {vision.HiddenSize}-d pooled vectors)");
-            var heads = new RsCapRetHeads(vision.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim);
-            model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize);
+            BertSentenceEncoder? turnEncoder = null;
+            if (_cfg.DialogueTurnEncoder is { } te)
+            {
+                var dir = VisionBackbones.Resolve(te, Directory.GetCurrentDirectory());
+                turnEncoder = BertSentenceEncoder.FromPretrained(dir);
+                _log($"turn encoder: {turnEncoder.Config.Architecture} from {dir} (frozen, {turnEncoder.HiddenSize}-d sentence vectors read before each user turn)");
+            }
+            var heads = new RsCapRetHeads(vision.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim, turnEncoder?.HiddenSize ?? 0);
+            model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize, turnEncoder);
             if (_cfg.InitFrom is { } init) InitialiseFrom(model, init);
         }
         else if (_cfg.Mode == "full")
@@ -162,16 +169,21 @@ public sealed class RsCapRetTrainer
         return model;
     }
 
-    /// <summary>Copies a trained model folder's decoder and heads into <paramref name="model"/> (same shapes required).</summary>
+    /// <summary>
+    /// Copies a trained model folder's decoder and heads into <paramref name="model"/> (same shapes required); a turn
+    /// reading the folder's model lacks keeps its zero start.
+    /// </summary>
     private void InitialiseFrom(RsCapRetModel model, string folder)
     {
         using var source = RsCapRetModel.Load(folder);
-        var weights = source.named_parameters().Where(p => !p.name.StartsWith("vision.", StringComparison.Ordinal)).ToDictionary(p => p.name, p => p.parameter);
+        static bool Frozen(string name) => name.StartsWith("vision.", StringComparison.Ordinal) || name.StartsWith("turn_encoder.", StringComparison.Ordinal);
+        var weights = source.named_parameters().Where(p => !Frozen(p.name)).ToDictionary(p => p.name, p => p.parameter);
         var copied = 0;
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())
             {
-                if (name.StartsWith("vision.", StringComparison.Ordinal)) continue;
+                if (Frozen(name)) continue;
+                if (!weights.ContainsKey(name) && name.StartsWith("heads.turn_reading.", StringComparison.Ordinal) && !source.ReadsTurns) continue;
                 if (!weights.TryGetValue(name, out var w)) throw new InvalidOperationException($"init_from {folder}: it has no parameter '{name}'");
                 if (!w.shape.SequenceEqual(p.shape))
                     throw new InvalidOperationException($"init_from {folder}: '{name}' is [{string.Join(", ", w.shape)}], the config builds [{string.Join(", ", p.shape)}]");
@@ -267,6 +279,7 @@ public sealed class RsCapRetTrainer
         var chosen = idx.Select(i => data.Captions[i][rng.Next(data.Captions[i].Count)]).ToArray();
         var prefix = model.VisualPrefix(pooled);
         var dialogues = _cfg.DialogueProbability > 0 ? Dialogues(data, idx, rng, model) : new DialogueSample?[idx.Length];
+        var readings = model.ReadsTurns ? TurnReadings(model, dialogues) : null;
 
         // Captioning: [prefix_i][caption_i] and, with probability p, [prefix_i][caption_i][prefix_j][caption_j].
         var sequences = new List<(Tensor Embeds, long[] Labels, long[]? AnswerLabels)>();
@@ -275,7 +288,7 @@ public sealed class RsCapRetTrainer
         {
             if (dialogues[b] is { } dialogue)
             {
-                var (dEmbeds, dLabels, answerLabels, retPositions) = DialogueSequence(model, dialogue, prefix, device);
+                var (dEmbeds, dLabels, answerLabels, retPositions) = DialogueSequence(model, dialogue, prefix, readings, device);
                 retRows.AddRange(retPositions.Select(r => (b, r.Position, r.Positives, r.Query)));
                 sequences.Add((dEmbeds, dLabels, answerLabels));
                 continue;
@@ -360,12 +373,33 @@ public sealed class RsCapRetTrainer
         return (loss.item<float>(), captionLoss.item<float>(), contrastive.item<float>());
     }
 
+    /// <summary>The frozen turn encoder's vectors of user turns met so far (CPU): most are asked again and again.</summary>
+    private readonly Dictionary<string, Tensor> _turnVectors = new(StringComparer.Ordinal);
+
+    /// <summary>Each distinct user turn of the batch's dialogues → its reading [hidden] (trained through turn_reading).</summary>
+    private Dictionary<string, Tensor> TurnReadings(RsCapRetModel model, DialogueSample?[] dialogues)
+    {
+        var texts = dialogues.OfType<DialogueSample>().SelectMany(d => d.Turns).OfType<DialogueTextTurn>().Select(t => t.UserText).OfType<string>()
+            .Distinct(StringComparer.Ordinal).ToList();
+        if (texts.Count == 0) return [];
+        var missing = texts.Where(t => !_turnVectors.ContainsKey(t)).ToList();
+        if (missing.Count > 0)
+        {
+            using var vectors = model.TurnSentenceVectors(missing).cpu();
+            for (var i = 0; i < missing.Count; i++) _turnVectors[missing[i]] = vectors[i].clone().DetachFromDisposeScope();
+        }
+        var device = model.Device;
+        var readings = model.TurnReadings(stack(texts.Select(t => _turnVectors[t]).ToList()).to(device));
+        return texts.Select((t, i) => (t, readings[i])).ToDictionary(x => x.t, x => x.Item2, StringComparer.Ordinal);
+    }
+
     /// <summary>Dialogues for a <see cref="TrainConfig.DialogueProbability"/> share of the batch, over the batch's own images.</summary>
     private DialogueSample?[] Dialogues(Split data, int[] idx, Random rng, RsCapRetModel model)
     {
         var pool = idx.Select(i => new DialogueImage(SceneClassNames.ClassOf(data.Images[i].Dataset, data.Images[i].ImagePath), data.Images[i].Captions,
             data.CaptionGroups is { } g ? g[i] : i)).ToList();
-        var generator = new DialogueGenerator(_tokenizer!, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens, _cfg.DialogueExtendedPhrasings);
+        var generator = new DialogueGenerator(_tokenizer!, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens, _cfg.DialogueExtendedPhrasings,
+            model.ReadsTurns);
         return idx.Select((_, b) => rng.NextDouble() < _cfg.DialogueProbability
             ? _cfg.DialogueFollowUps > 0 ? generator.WithFollowUps(generator.Generate(b, rng), rng.Next(_cfg.DialogueFollowUps + 1), rng) : generator.Generate(b, rng)
             : null).ToArray();
@@ -374,10 +408,11 @@ public sealed class RsCapRetTrainer
     /// <summary>
     /// A dialogue's input embeddings and next-token labels (the model's turns and image descriptions are trained, the
     /// user's turns and bare images are context), the labels of its answers alone, and the position of each trained
-    /// answer's [RET] with the images it is trained toward.
+    /// answer's [RET] with the images it is trained toward. With <paramref name="readings"/>, each user turn is preceded by
+    /// its reading, one position that predicts nothing.
     /// </summary>
     private static (Tensor Embeds, long[] Labels, long[] AnswerLabels, List<(int Position, IReadOnlySet<int> Positives, string? Query)> Rets) DialogueSequence(
-        RsCapRetModel model, DialogueSample dialogue, Tensor prefix, Device device)
+        RsCapRetModel model, DialogueSample dialogue, Tensor prefix, Dictionary<string, Tensor>? readings, Device device)
     {
         var embeds = new List<Tensor>();
         var labels = new List<long>();
@@ -405,6 +440,12 @@ public sealed class RsCapRetTrainer
                     if (image.Description is { } d) Tokens(d, true, false, null);
                     break;
                 case DialogueTextTurn text:
+                    if (readings is not null && text.UserText is { } words)
+                    {
+                        embeds.Add(readings[words].unsqueeze(0));
+                        labels.Add(-100L);
+                        answerLabels.Add(-100L);
+                    }
                     Tokens(text.Ids, text.Trained, text.Trained, text.RetPositives, text.RetQuery);
                     break;
             }
@@ -483,7 +524,7 @@ public sealed class RsCapRetTrainer
             Name = _cfg.Name, Version = _cfg.Version, VisualPrefixTokens = _cfg.VisualPrefixTokens, SharedDim = _cfg.SharedDim,
             RetTokenId = model.RetTokenId, Tokenizer = "tokenizer.model", ImageSize = model.ImageSize, Gsd = _cfg.Gsd, GsdRange = _cfg.GsdRange,
             Llm = _cfg.Mode is "full" or "frozen-vision" ? "llm" : _cfg.Llm!, Vision = _cfg.Mode == "full" ? "vision" : _cfg.Vision!,
-            Dialogue = _cfg.DialogueProbability > 0,
+            Dialogue = _cfg.DialogueProbability > 0, TurnEncoder = _cfg.DialogueTurnEncoder,
         };
         if (FrozenVision) model.Llm.SavePretrained(Path.Combine(dir, "llm"));
         if (_cfg.Mode == "full")

@@ -102,6 +102,11 @@ public sealed record TrainConfig
     [JsonPropertyName("dialogue_ret_distill_weight")] public double DialogueRetDistillWeight { get; init; }
     /// <summary>Whether generated dialogues also use the extended phrasings (about 50 more; the held-out ones stay held out).</summary>
     [JsonPropertyName("dialogue_extended_phrasings")] public bool DialogueExtendedPhrasings { get; init; }
+    /// <summary>
+    /// A frozen sentence encoder ("backbone:all-minilm-l6-v2") whose vector of each user turn, through a trained linear
+    /// map, is one input position before the turn's tokens, so unseen phrasings land near seen ones; null for none.
+    /// </summary>
+    [JsonPropertyName("dialogue_turn_encoder")] public string? DialogueTurnEncoder { get; init; }
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
@@ -118,6 +123,8 @@ public sealed record TrainConfig
             Vision = cfg.Vision is null ? null : cfg.Vision.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal) ? cfg.Vision : Abs(cfg.Vision),
             FeatureCache = cfg.FeatureCache is null ? null : Abs(cfg.FeatureCache),
             InitFrom = cfg.InitFrom is null ? null : Abs(cfg.InitFrom),
+            DialogueTurnEncoder = cfg.DialogueTurnEncoder is null || cfg.DialogueTurnEncoder.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal)
+                ? cfg.DialogueTurnEncoder : Abs(cfg.DialogueTurnEncoder),
         };
         cfg.Validate(path);
         return cfg;
@@ -149,6 +156,8 @@ public sealed record TrainConfig
         if (DialogueFollowUps is < 0 or > 4) Fail("dialogue_follow_ups must be 0..4");
         if (DialogueAnswerLossWeight < 0) Fail("dialogue_answer_loss_weight must be non-negative");
         if (DialogueRetDistillWeight < 0) Fail("dialogue_ret_distill_weight must be non-negative");
+        if (DialogueTurnEncoder is not null && DialogueProbability == 0) Fail("dialogue_turn_encoder reads user turns: it needs dialogue_probability above 0");
+        if (DialogueTurnEncoder is not null && Mode != "frozen-vision") Fail("dialogue_turn_encoder is for mode frozen-vision");
         if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");

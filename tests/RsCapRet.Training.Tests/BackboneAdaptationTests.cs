@@ -12,8 +12,6 @@ namespace RsCapRet.Training.Tests;
 /// </summary>
 public sealed class BackboneAdaptationTests : IDisposable
 {
-    private static readonly string[] BertSpecialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-adapt-");
     public void Dispose() => _dir.Delete(true);
 
@@ -98,19 +96,11 @@ public sealed class BackboneAdaptationTests : IDisposable
     }
 
     /// <summary>A tiny BERT sentence encoder folder (random weights) whose vocab.txt holds the UCM captions' words.</summary>
-    private string TinyTextEncoder(string pooling = "mean", int layers = 1)
-    {
-        var dir = Path.Combine(_dir.FullName, "tiny-bert");
-        var config = new BertConfig { Architecture = "tiny", VocabSize = 0, HiddenSize = 24, NumHiddenLayers = layers, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 64, MaxSeqLength = 64, Pooling = pooling };
-        var words = RsCapRet.Training.Datasets.KarpathyDataset.Load(Ucm, "ucm").SelectMany(i => i.Captions)
-            .SelectMany(c => c.ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries)).Distinct().Order(StringComparer.Ordinal);
-        var vocab = BertSpecialTokens.Concat(words).ToList();
-        manual_seed(3);
-        using var bert = new BertSentenceEncoder(config with { VocabSize = vocab.Count });
-        bert.SavePretrained(dir);
-        File.WriteAllLines(Path.Combine(dir, "vocab.txt"), vocab);
-        return dir;
-    }
+    private string TinyTextEncoder(string pooling = "mean", int layers = 1) =>
+        RsCapRet.TestSupport.TinyTextEncoder.Save(Path.Combine(_dir.FullName, "tiny-bert"), UcmWords(), pooling, layers);
+
+    public static IEnumerable<string> UcmWords() => RsCapRet.Training.Datasets.KarpathyDataset.Load(Ucm, "ucm").SelectMany(i => i.Captions)
+        .SelectMany(c => c.ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
     [Theory]
     [InlineData("mean")]   // all-MiniLM-L6-v2

@@ -42,6 +42,28 @@ public sealed class DialogueDataTests
     }
 
     [Fact]
+    public void UserTurnsCarryTheirWordsAndAModelThatReadsThemCountsOnePositionMoreForEach()
+    {
+        var (pool, _) = Pool(4);
+        // A context that tight makes dialogues drop their optional turns: one that reads turns must drop more.
+        var plain = new DialogueGenerator(Tokenizer, pool, maxTokens: 48, prefixTokens: 1);
+        var reading = new DialogueGenerator(Tokenizer, pool, maxTokens: 48, prefixTokens: 1, readsTurns: true);
+        for (var i = 0; i < 200; i++)
+        {
+            var sample = reading.WithFollowUps(reading.Generate(i % pool.Count, new Random(i)), 2, new Random(i + 1));
+            var users = sample.Turns.OfType<DialogueTextTurn>().Where(t => !t.Trained && t.UserText is not null).ToList();
+            Assert.NotEmpty(users);
+            foreach (var user in users)
+                Assert.Equal($"{ChatFormat.UserMarker} {user.UserText}", Tokenizer.Decode(user.Ids));
+            // Answers carry no user words; every user turn does.
+            Assert.All(sample.Turns.OfType<DialogueTextTurn>().Where(t => t.Trained), t => Assert.Null(t.UserText));
+            Assert.Equal(sample.TokenCount(1) + users.Count, sample.TokenCount(1, readingTokens: 1));
+            Assert.True(sample.TokenCount(1, 1) <= 48, $"{sample.TokenCount(1, 1)} positions");
+            Assert.True(plain.WithFollowUps(plain.Generate(i % pool.Count, new Random(i)), 2, new Random(i + 1)).TokenCount(1) <= 48);
+        }
+    }
+
+    [Fact]
     public void ClassesComeFromFileNamesOnlyWhereTheDatasetNamesThem()
     {
         Assert.Equal("airport", SceneClassNames.ClassOf("rsicd", "/x/airport_12.jpg"));

@@ -50,6 +50,45 @@ public sealed class DialogueTrainingTests : IDisposable
     }
 
     [Fact]
+    public void ARunThatReadsUserTurnsTrainsTheReadingFromZeroAndItsFolderNamesTheEncoder()
+    {
+        var backbone = TinyResNet.Save(Path.Combine(_dir.FullName, "tiny-resnet"), seed: 5, blocks: [1, 1, 1, 1]);
+        var first = Path.Combine(_dir.FullName, "captions");
+        new RsCapRetTrainer(Config(backbone), first, _ => { }).Run();
+        var words = DialogueGenerator.Phrasings.SelectMany(p => p.Template.Split(' ')).Concat(BackboneAdaptationTests.UcmWords());
+        var encoder = TinyTextEncoder.Save(Path.Combine(_dir.FullName, "tiny-bert"), words);
+        var encoderBytes = File.ReadAllBytes(Path.Combine(encoder, "model.safetensors"));
+
+        var log = new List<string>();
+        var cfg = Config(backbone) with { InitFrom = Path.Combine(first, "best"), DialogueProbability = 1, Selection = "last", LearningRate = 1e-3, DialogueFollowUps = 2, DialogueTurnEncoder = encoder };
+        cfg.Validate("dialogue.json");
+        var history = new RsCapRetTrainer(cfg, Path.Combine(_dir.FullName, "reading"), log.Add).Run();
+        Assert.All(history, h => Assert.True(double.IsFinite(h.TrainLoss)));
+        Assert.Contains(log, l => l.StartsWith($"turn encoder: tiny from {encoder} (frozen, 24-d"));
+        // The caption-only folder has no reading: it starts at zero and the run trains it; the encoder stays as it was.
+        Assert.Contains(log, l => l.Contains("decoder and heads initialised from"));
+        Assert.Equal(encoderBytes, File.ReadAllBytes(Path.Combine(encoder, "model.safetensors")));
+        var folder = Path.Combine(_dir.FullName, "reading", "best");
+        Assert.Equal(encoder, RsCapRetConfig.Load(folder).TurnEncoder);
+        using var model = RsCapRetModel.Load(folder);
+        Assert.True(model.ReadsTurns);
+        var reading = model.named_parameters().Single(p => p.name == "heads.turn_reading.weight").parameter;
+        Assert.True(reading.abs().sum().item<float>() > 0, "the reading trained away from zero");
+        Assert.Equal([32L, 24L], reading.shape);   // the decoder's width from the encoder's
+        using var caption = RsCapRetModel.Load(Path.Combine(first, "best"));
+        Assert.False(caption.ReadsTurns);
+
+        // A reading in a prompt is the encoder's sentence vector through the trained map: one position of the decoder's width.
+        using var prompt = model.EmbedPrompt([new TurnReadingSegment("find trees")]);
+        using var direct = model.TurnReadings(model.TurnSentenceVectors(["find trees"]));
+        Assert.Equal([1L, 1L, 32L], prompt.shape);
+        Assert.True(prompt[0].allclose(direct, rtol: 1e-5, atol: 1e-6));
+        Assert.False(prompt[0].allclose(model.TurnReadings(model.TurnSentenceVectors(["describe it"])), rtol: 1e-3, atol: 1e-4), "different words read differently");
+        var e = Assert.Throws<InvalidOperationException>(() => caption.EmbedPrompt([new TurnReadingSegment("find trees")]));
+        Assert.Contains("turn_encoder", e.Message);
+    }
+
+    [Fact]
     public void InitFromMustBeAModelFolderOfTheFrozenVisionMode()
     {
         var cfg = Config("backbone:none") with { InitFrom = _dir.FullName };
@@ -59,5 +98,7 @@ public sealed class DialogueTrainingTests : IDisposable
         Assert.Contains("dialogue_probability", Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 2 }).Validate("d.json")).Message);
         Assert.Contains("selection", Assert.Throws<FormatException>(() => (Config("x") with { Selection = "best" }).Validate("d.json")).Message);
         Assert.Contains("dialogue_ret_distill_weight", Assert.Throws<FormatException>(() => (Config("x") with { DialogueRetDistillWeight = -1 }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_turn_encoder reads user turns: it needs dialogue_probability above 0",
+            Assert.Throws<FormatException>(() => (Config("x") with { DialogueTurnEncoder = "backbone:all-minilm-l6-v2" }).Validate("d.json")).Message);
     }
 }
