@@ -222,7 +222,7 @@ public sealed class BertTopLayers : nn.Module
 /// A BERT encoder in Hugging Face BertModel's parameter layout (without the pooler, which sentence-transformers'
 /// mean and CLS pooling do not use) and its WordPiece tokenizer: a sentence-transformers model such as
 /// all-MiniLM-L6-v2 or snowflake-arctic-embed-xs, imported from ONNX by
-/// <see cref="Import.BertOnnxImporter"/>. Frozen text features for training runs; not part of a shipped model.
+/// <see cref="Import.BertOnnxImporter"/>. Frozen text features for training runs, and the reading of user turns of a dialogue model that names one (<see cref="RsCapRetConfig.TurnEncoder"/>).
 /// </summary>
 public sealed class BertSentenceEncoder : nn.Module
 {

@@ -50,6 +50,9 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         "(\"show me storage tanks\"), but it was never taught to answer questions, so a question such as \"is there a runway?\" " +
         "or \"which one shows trees?\" gets a caption fragment, not an answer";
 
+    /// <summary>The conversation as the model is given it: the segments of the turns that fit, oldest first.</summary>
+    public IReadOnlyList<PromptSegment> Prompt => [.. _history.SelectMany(h => h.Segments)];
+
     /// <summary>Turns in the prompt now (an image with its description is one turn).</summary>
     public int Turns => _history.Count;
 
@@ -143,7 +146,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     public async Task<ChatReply> AskAsync(string text, CancellationToken ct = default)
     {
         AddUserTurn(text);
-        var prompt = _history.SelectMany(h => h.Segments).Append(new TextSegment([encoder.Tokenizer.BosId])).ToList();
+        List<PromptSegment> prompt = [.. Prompt, new TextSegment([encoder.Tokenizer.BosId])];
         var reply = encoder.Model.Continue(prompt, NewTokens);
         var retrieved = reply.RetrievalVector is not null;
         var answerIds = reply.TokenIds.Where(t => t != encoder.Model.RetTokenId && t != encoder.Tokenizer.EosId).ToList();

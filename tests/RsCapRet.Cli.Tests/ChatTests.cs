@@ -83,6 +83,41 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
     }
 
     [Fact]
+    public async Task AModelThatReadsTurnsIsToldEachTurnAsItWasTrained()
+    {
+        var reader = TinyTextEncoder.Save(Path.Combine(_dir.FullName, "tiny-bert"), "a farm find river show me the with fields describe it".Split(' '));
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "reading"), turnEncoder: reader);
+        using var encoder = RsCapRetTileEncoder.Load(model, "cpu");
+        Assert.True(encoder.Model.ReadsTurns);
+        var session = new ChatSession(encoder, retrieve: null) { MaxNewTokens = 8 };
+        var first = await session.AskAsync("Find a  river");
+        var second = await session.AskAsync("describe it");
+
+        // The training format (RsCapRetTrainer.DialogueSequence): each user turn's reading, then its tokens; the answer after BOS.
+        var tok = encoder.Tokenizer;
+        List<PromptSegment> Turn(string words) => [new TurnReadingSegment(words), new TextSegment(ChatFormat.UserTurn(tok, words))];
+        int[] Ids(IEnumerable<PromptSegment> prompt) =>
+            [.. encoder.Model.Continue([.. prompt, new TextSegment([tok.BosId])], session.NewTokens).TokenIds.Where(t => t != encoder.Model.RetTokenId && t != tok.EosId)];
+        string Answer(IEnumerable<PromptSegment> prompt) => RsCapRetTileEncoder.CleanCaption(tok.Decode(Ids(prompt)));
+        Assert.Equal(Answer(Turn("find a river")), first.Text);
+        // The answer joins the prompt as the ids the model wrote.
+        int[] firstAnswer = [tok.BosId, .. Ids(Turn("find a river")), .. first.Retrieved ? new[] { encoder.Model.RetTokenId } : [], tok.EosId];
+        Assert.Equal(Answer([.. Turn("find a river"), new TextSegment(firstAnswer), .. Turn("describe it")]), second.Text);
+        // The session's prompt is that format: a reading before each user turn's tokens.
+        Assert.Equal(["reading:find a river", "user", "answer", "reading:describe it", "user", "answer"],
+            session.Prompt.Select(p => p switch
+            {
+                TurnReadingSegment r => "reading:" + r.Text,
+                TextSegment t when t.TokenIds.SequenceEqual(ChatFormat.UserTurn(tok, "find a river")) || t.TokenIds.SequenceEqual(ChatFormat.UserTurn(tok, "describe it")) => "user",
+                _ => "answer",
+            }));
+        // A reading is one position the decoder attends to: the next token's scores change with it.
+        using var withReading = encoder.Model.Llm.ForwardEmbeds(encoder.Model.EmbedPrompt(Turn("find a river")));
+        using var without = encoder.Model.Llm.ForwardEmbeds(encoder.Model.EmbedPrompt([new TextSegment(ChatFormat.UserTurn(tok, "find a river"))]));
+        Assert.False(withReading.Logits.select(1, -1).allclose(without.Logits.select(1, -1), rtol: 1e-4, atol: 1e-5));
+    }
+
+    [Fact]
     public async Task ARetInTheAnswerRetrievesTilesThatJoinTheConversationAsImages()
     {
         // The shipped model answers "show me a farm" with [RET] (deterministic: greedy decoding of fixed weights).
