@@ -69,6 +69,12 @@ public static class ChatFormat
     public static int[] UserTurn(LlamaTextTokenizer tokenizer, string text) =>
         [tokenizer.BosId, .. tokenizer.EncodeSentencePiece($"{UserMarker} {NormaliseUserText(text)}"), tokenizer.EosId];
 
+    /// <summary>
+    /// A user turn with its words left out: BOS, "q:", EOS. Training shows it with the turn's reading, so a model that
+    /// reads turns learns to answer from the reading (<c>dialogue_turn_word_dropout</c>).
+    /// </summary>
+    public static int[] UserTurnWithoutWords(LlamaTextTokenizer tokenizer) => [tokenizer.BosId, .. tokenizer.EncodeSentencePiece(UserMarker), tokenizer.EosId];
+
     /// <summary>An answer's tokens: BOS, the text, [RET] when it retrieves, EOS.</summary>
     public static int[] Answer(LlamaTextTokenizer tokenizer, string text, bool retrieves)
     {

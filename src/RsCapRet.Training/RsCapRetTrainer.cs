@@ -280,6 +280,9 @@ public sealed class RsCapRetTrainer
         var prefix = model.VisualPrefix(pooled);
         var dialogues = _cfg.DialogueProbability > 0 ? Dialogues(data, idx, rng, model) : new DialogueSample?[idx.Length];
         var readings = model.ReadsTurns ? TurnReadings(model, dialogues) : null;
+        if (_cfg.DialogueTurnWordDropout > 0)
+            for (var b = 0; b < dialogues.Length; b++)
+                if (dialogues[b] is { } d) dialogues[b] = WithoutSomeWords(d, rng);
 
         // Captioning: [prefix_i][caption_i] and, with probability p, [prefix_i][caption_i][prefix_j][caption_j].
         var sequences = new List<(Tensor Embeds, long[] Labels, long[]? AnswerLabels)>();
@@ -391,6 +394,17 @@ public sealed class RsCapRetTrainer
         var device = model.Device;
         var readings = model.TurnReadings(stack(texts.Select(t => _turnVectors[t]).ToList()).to(device));
         return texts.Select((t, i) => (t, readings[i])).ToDictionary(x => x.t, x => x.Item2, StringComparer.Ordinal);
+    }
+
+    /// <summary>The dialogue with each user turn's words left out at <see cref="TrainConfig.DialogueTurnWordDropout"/> (its reading stays).</summary>
+    private DialogueSample WithoutSomeWords(DialogueSample dialogue, Random rng)
+    {
+        var bare = ChatFormat.UserTurnWithoutWords(_tokenizer!);
+        return dialogue with
+        {
+            Turns = [.. dialogue.Turns.Select(t => t is DialogueTextTurn { UserText: not null } user && rng.NextDouble() < _cfg.DialogueTurnWordDropout
+                ? user with { Ids = bare } : t)],
+        };
     }
 
     /// <summary>Dialogues for a <see cref="TrainConfig.DialogueProbability"/> share of the batch, over the batch's own images.</summary>

@@ -107,6 +107,12 @@ public sealed record TrainConfig
     /// map, is one input position before the turn's tokens, so unseen phrasings land near seen ones; null for none.
     /// </summary>
     [JsonPropertyName("dialogue_turn_encoder")] public string? DialogueTurnEncoder { get; init; }
+
+    /// <summary>
+    /// With a turn encoder: the share of training user turns shown without their words (BOS "q:" EOS after the
+    /// reading), so the decoder has to answer from the reading, which is all that carries to phrasings it never saw.
+    /// </summary>
+    [JsonPropertyName("dialogue_turn_word_dropout")] public double DialogueTurnWordDropout { get; init; }
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
@@ -158,6 +164,8 @@ public sealed record TrainConfig
         if (DialogueRetDistillWeight < 0) Fail("dialogue_ret_distill_weight must be non-negative");
         if (DialogueTurnEncoder is not null && DialogueProbability == 0) Fail("dialogue_turn_encoder reads user turns: it needs dialogue_probability above 0");
         if (DialogueTurnEncoder is not null && Mode != "frozen-vision") Fail("dialogue_turn_encoder is for mode frozen-vision");
+        if (DialogueTurnWordDropout is < 0 or >= 1) Fail("dialogue_turn_word_dropout must be 0 or more and below 1");
+        if (DialogueTurnWordDropout > 0 && DialogueTurnEncoder is null) Fail("dialogue_turn_word_dropout leaves the reading alone: it needs dialogue_turn_encoder");
         if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");

@@ -39,6 +39,11 @@ public sealed class DialogueDataTests
         Assert.Equal(Tokenizer.EncodeCaptionForTraining("a river ."), ChatFormat.Description(Tokenizer, "a river ."));
         Assert.Equal("the second one", ChatFormat.WhichAnswer(2));
         Assert.Throws<ArgumentException>(() => ChatFormat.UserTurn(Tokenizer, "   "));
+        // A turn without its words is the same turn's marker: BOS, the pieces of "q:", EOS.
+        var bare = ChatFormat.UserTurnWithoutWords(Tokenizer);
+        Assert.Equal(bare[..^1], user[..(bare.Length - 1)]);
+        Assert.Equal(Tokenizer.EosId, bare[^1]);
+        Assert.Equal(ChatFormat.UserMarker, Tokenizer.Decode(bare));
     }
 
     [Fact]

@@ -86,6 +86,10 @@ public sealed class DialogueTrainingTests : IDisposable
         Assert.False(prompt[0].allclose(model.TurnReadings(model.TurnSentenceVectors(["describe it"])), rtol: 1e-3, atol: 1e-4), "different words read differently");
         var e = Assert.Throws<InvalidOperationException>(() => caption.EmbedPrompt([new TurnReadingSegment("find trees")]));
         Assert.Contains("turn_encoder", e.Message);
+
+        // Leaving some turns' words out (the reading alone says what was asked) changes what the run learns.
+        var dropped = new RsCapRetTrainer(cfg with { DialogueTurnWordDropout = 0.5 }, Path.Combine(_dir.FullName, "dropped"), _ => { }).Run();
+        Assert.NotEqual(history[0].TrainLoss, dropped[0].TrainLoss);
     }
 
     [Fact]
@@ -100,5 +104,9 @@ public sealed class DialogueTrainingTests : IDisposable
         Assert.Contains("dialogue_ret_distill_weight", Assert.Throws<FormatException>(() => (Config("x") with { DialogueRetDistillWeight = -1 }).Validate("d.json")).Message);
         Assert.Contains("dialogue_turn_encoder reads user turns: it needs dialogue_probability above 0",
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueTurnEncoder = "backbone:all-minilm-l6-v2" }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_turn_word_dropout leaves the reading alone: it needs dialogue_turn_encoder",
+            Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnWordDropout = 0.3 }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_turn_word_dropout must be",
+            Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnEncoder = "e", DialogueTurnWordDropout = 1 }).Validate("d.json")).Message);
     }
 }
