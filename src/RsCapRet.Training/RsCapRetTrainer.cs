@@ -74,9 +74,17 @@ public sealed class RsCapRetTrainer
         if (trainClasses is not null)
             _log($"class-aware batches: runs of {_cfg.ClassBatchGroup} images of one class; {trainClasses.OfType<string>().Distinct().Count()} classes, {trainClasses.Count(c => c is null)} images without one");
 
-        var trainable = model.parameters().Where(p => p.requires_grad).ToList();
-        _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.numel()):N0} trainable");
-        var optimizer = optim.Adam(trainable, _cfg.LearningRate);
+        var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.parameter.numel()):N0} trainable");
+        // The turn reading may learn at its own rate (the schedule scales each group's from its start).
+        static bool Reading(string name) => name.StartsWith("heads.turn_reading.", StringComparison.Ordinal);
+        var readingLr = _cfg.DialogueTurnReadingLearningRate ?? _cfg.LearningRate;
+        List<Adam.ParamGroup> paramGroups = [new(trainable.Where(p => !Reading(p.name)).Select(p => p.parameter), new Adam.Options { LearningRate = _cfg.LearningRate })];
+        if (trainable.Any(p => Reading(p.name)))
+            paramGroups.Add(new(trainable.Where(p => Reading(p.name)).Select(p => p.parameter), new Adam.Options { LearningRate = readingLr }));
+        var optimizer = optim.Adam(paramGroups, _cfg.LearningRate);
+        _lrScale = [1.0, readingLr / _cfg.LearningRate];
+        if (_cfg.DialogueTurnReadingLearningRate is not null) _log(FormattableString.Invariant($"turn reading learning rate {readingLr:E2} ({_lrScale[1]:0.##}× learning_rate)"));
 
         var bestDir = Path.Combine(_outDir, "best");
         return new EpochLoop<EpochResult>
@@ -107,6 +115,7 @@ public sealed class RsCapRetTrainer
     }
 
     private LlamaTextTokenizer? _tokenizer;
+    private double[] _lrScale = [1.0, 1.0];
 
     private RsCapRetModel BuildModel(LlamaTextTokenizer tokenizer, Device device)
     {
@@ -259,7 +268,8 @@ public sealed class RsCapRetTrainer
     {
         using var scope = NewDisposeScope();
         var rng = new Random(TrainingRun.StepSeed(_cfg.Seed, step));
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+        var group = 0;
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr * _lrScale[group++];
         optimizer.zero_grad();
 
         Tensor pooled;

@@ -113,6 +113,9 @@ public sealed record TrainConfig
     /// reading), so the decoder has to answer from the reading, which is all that carries to phrasings it never saw.
     /// </summary>
     [JsonPropertyName("dialogue_turn_word_dropout")] public double DialogueTurnWordDropout { get; init; }
+
+    /// <summary>The learning rate of the turn reading (a new map starting at zero), when it should differ from learning_rate; the schedule scales both.</summary>
+    [JsonPropertyName("dialogue_turn_reading_learning_rate")] public double? DialogueTurnReadingLearningRate { get; init; }
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
@@ -166,6 +169,8 @@ public sealed record TrainConfig
         if (DialogueTurnEncoder is not null && Mode != "frozen-vision") Fail("dialogue_turn_encoder is for mode frozen-vision");
         if (DialogueTurnWordDropout is < 0 or >= 1) Fail("dialogue_turn_word_dropout must be 0 or more and below 1");
         if (DialogueTurnWordDropout > 0 && DialogueTurnEncoder is null) Fail("dialogue_turn_word_dropout leaves the reading alone: it needs dialogue_turn_encoder");
+        if (DialogueTurnReadingLearningRate is <= 0) Fail("dialogue_turn_reading_learning_rate must be positive");
+        if (DialogueTurnReadingLearningRate is not null && DialogueTurnEncoder is null) Fail("dialogue_turn_reading_learning_rate is the turn reading's: it needs dialogue_turn_encoder");
         if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");

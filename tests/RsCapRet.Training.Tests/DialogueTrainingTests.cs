@@ -90,6 +90,14 @@ public sealed class DialogueTrainingTests : IDisposable
         // Leaving some turns' words out (the reading alone says what was asked) changes what the run learns.
         var dropped = new RsCapRetTrainer(cfg with { DialogueTurnWordDropout = 0.5 }, Path.Combine(_dir.FullName, "dropped"), _ => { }).Run();
         Assert.NotEqual(history[0].TrainLoss, dropped[0].TrainLoss);
+
+        // The reading at its own learning rate (the rest's unchanged) moves further from its zero start.
+        var fastLog = new List<string>();
+        new RsCapRetTrainer(cfg with { DialogueTurnReadingLearningRate = 1e-2 }, Path.Combine(_dir.FullName, "fast"), fastLog.Add).Run();
+        Assert.Contains("turn reading learning rate 1.00E-002 (10× learning_rate)", fastLog);
+        using var fast = RsCapRetModel.Load(Path.Combine(_dir.FullName, "fast", "best"));
+        var fastReading = fast.named_parameters().Single(p => p.name == "heads.turn_reading.weight").parameter;
+        Assert.True(fastReading.norm().item<float>() > 2 * reading.norm().item<float>(), $"{fastReading.norm().item<float>()} vs {reading.norm().item<float>()}");
     }
 
     [Fact]
@@ -106,6 +114,8 @@ public sealed class DialogueTrainingTests : IDisposable
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueTurnEncoder = "backbone:all-minilm-l6-v2" }).Validate("d.json")).Message);
         Assert.Contains("dialogue_turn_word_dropout leaves the reading alone: it needs dialogue_turn_encoder",
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnWordDropout = 0.3 }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_turn_reading_learning_rate is the turn reading's: it needs dialogue_turn_encoder",
+            Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnReadingLearningRate = 1e-3 }).Validate("d.json")).Message);
         Assert.Contains("dialogue_turn_word_dropout must be",
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnEncoder = "e", DialogueTurnWordDropout = 1 }).Validate("d.json")).Message);
     }
