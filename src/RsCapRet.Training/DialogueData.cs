@@ -161,12 +161,12 @@ public sealed partial class DialogueGenerator
     public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false,
         bool readsTurns = false)
     {
-        _readingTokens = readsTurns ? 1 : 0;
         if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
         _tokenizer = tokenizer;
         _pool = pool;
         _maxTokens = maxTokens;
         _prefixTokens = prefixTokens;
+        _readingTokens = readsTurns ? 1 : 0;
         _extended = extendedPhrasings;
         _words = pool.Select(p => p.Captions.SelectMany(c => Word().Matches(c.ToLowerInvariant()).Select(m => m.Value)).ToHashSet()).ToArray();
         _classes = pool.Select(p => p.ClassName).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToArray();

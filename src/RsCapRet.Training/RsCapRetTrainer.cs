@@ -78,13 +78,11 @@ public sealed class RsCapRetTrainer
         _log($"parameters: {model.parameters().Sum(p => p.numel()):N0} total, {trainable.Sum(p => p.parameter.numel()):N0} trainable");
         // The turn reading may learn at its own rate (the schedule scales each group's from its start).
         static bool Reading(string name) => name.StartsWith("heads.turn_reading.", StringComparison.Ordinal);
-        var readingLr = _cfg.DialogueTurnReadingLearningRate ?? _cfg.LearningRate;
         List<Adam.ParamGroup> paramGroups = [new(trainable.Where(p => !Reading(p.name)).Select(p => p.parameter), new Adam.Options { LearningRate = _cfg.LearningRate })];
         if (trainable.Any(p => Reading(p.name)))
-            paramGroups.Add(new(trainable.Where(p => Reading(p.name)).Select(p => p.parameter), new Adam.Options { LearningRate = readingLr }));
+            paramGroups.Add(new(trainable.Where(p => Reading(p.name)).Select(p => p.parameter), new Adam.Options { LearningRate = _cfg.LearningRate * ReadingLrScale }));
         var optimizer = optim.Adam(paramGroups, _cfg.LearningRate);
-        _lrScale = [1.0, readingLr / _cfg.LearningRate];
-        if (_cfg.DialogueTurnReadingLearningRate is not null) _log(FormattableString.Invariant($"turn reading learning rate {readingLr:E2} ({_lrScale[1]:0.##}× learning_rate)"));
+        if (_cfg.DialogueTurnReadingLearningRate is { } readingLr) _log(FormattableString.Invariant($"turn reading learning rate {readingLr:E2} ({ReadingLrScale:0.##}× learning_rate)"));
 
         var bestDir = Path.Combine(_outDir, "best");
         return new EpochLoop<EpochResult>
@@ -115,7 +113,8 @@ public sealed class RsCapRetTrainer
     }
 
     private LlamaTextTokenizer? _tokenizer;
-    private double[] _lrScale = [1.0, 1.0];
+    /// <summary>The turn reading's learning rate over the rest's (its Adam group is the second, when the model reads turns).</summary>
+    private double ReadingLrScale => (_cfg.DialogueTurnReadingLearningRate ?? _cfg.LearningRate) / _cfg.LearningRate;
 
     private RsCapRetModel BuildModel(LlamaTextTokenizer tokenizer, Device device)
     {
@@ -268,8 +267,7 @@ public sealed class RsCapRetTrainer
     {
         using var scope = NewDisposeScope();
         var rng = new Random(TrainingRun.StepSeed(_cfg.Seed, step));
-        var group = 0;
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr * _lrScale[group++];
+        foreach (var (g, i) in optimizer.ParamGroups.Select((g, i) => (g, i))) g.LearningRate = i == 0 ? lr : lr * ReadingLrScale;
         optimizer.zero_grad();
 
         Tensor pooled;

@@ -124,16 +124,17 @@ public sealed record TrainConfig
         var cfg = ModelConfigs.Read<TrainConfig>(path);
         var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         string Abs(string p) => System.IO.Path.IsPathRooted(p) ? p : System.IO.Path.GetFullPath(System.IO.Path.Combine(dir, Expand(p)));
+        // A backbone named "backbone:NAME" stays a name; anything else is a path.
+        string? NamedOrAbs(string? p) => p is null || p.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal) ? p : Abs(p);
         cfg = cfg with
         {
             Datasets = cfg.Datasets.Select(d => d with { Path = Abs(d.Path) }).ToArray(),
             Tokenizer = Abs(cfg.Tokenizer),
             Llm = cfg.Llm is null ? null : Abs(cfg.Llm),
-            Vision = cfg.Vision is null ? null : cfg.Vision.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal) ? cfg.Vision : Abs(cfg.Vision),
+            Vision = NamedOrAbs(cfg.Vision),
             FeatureCache = cfg.FeatureCache is null ? null : Abs(cfg.FeatureCache),
             InitFrom = cfg.InitFrom is null ? null : Abs(cfg.InitFrom),
-            DialogueTurnEncoder = cfg.DialogueTurnEncoder is null || cfg.DialogueTurnEncoder.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal)
-                ? cfg.DialogueTurnEncoder : Abs(cfg.DialogueTurnEncoder),
+            DialogueTurnEncoder = NamedOrAbs(cfg.DialogueTurnEncoder),
         };
         cfg.Validate(path);
         return cfg;
