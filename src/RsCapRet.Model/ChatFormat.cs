@@ -21,6 +21,13 @@ public static class ChatFormat
     /// <summary>The answer a retrieval turn is trained to write before its [RET].</summary>
     public const string RetrievalAnswer = "here they are";
 
+    /// <summary>
+    /// The retrieval answer that names what it searches for ("here they are: storage tanks"), for a model trained so
+    /// (<see cref="RsCapRetConfig.RetrievalAnswerNamesThing"/>): its [RET] then follows the thing's words, as the
+    /// search's own query does, and the user reads what the model understood.
+    /// </summary>
+    public static string RetrievalAnswerNaming(string thing) => $"{RetrievalAnswer}: {thing.Trim()}";
+
     /// <summary>The answer a "more like this" turn is trained to write before its [RET].</summary>
     public const string SimilarAnswer = "here are similar places";
 

@@ -42,6 +42,8 @@ public sealed record RsCapRetConfig
     /// sentence vector, through the heads' turn_reading, is one input position before the turn's tokens.
     /// </summary>
     [JsonPropertyName("turn_encoder")] public string? TurnEncoder { get; init; }
+    /// <summary>Whether a retrieval answer was trained to name what it searches for before its [RET] (<see cref="ChatFormat.RetrievalAnswerNaming"/>).</summary>
+    [JsonPropertyName("retrieval_answer_names_thing")] public bool RetrievalAnswerNamesThing { get; init; }
 
     /// <summary>The training resolution, when both "gsd" and "gsd_range" are recorded.</summary>
     [JsonIgnore]

@@ -55,7 +55,7 @@ public sealed record DialogueSample(DialogueIntent Intent, DialoguePhrasing Phra
 
 /// <summary>
 /// Dialogues generated from captioned images (issue 34): an image then "describe it" → a reference caption; "show me
-/// / find / where are THING" → "here they are [RET]" with the [RET] trained toward the images of THING (its class, or
+/// / find / where are THING" → "here they are [RET]" (or "here they are: THING [RET]") with the [RET] trained toward the images of THING (its class, or
 /// the image whose caption THING is); "more like this" → [RET] toward that image; "can you see THING?" → yes/no from
 /// the image's class and captions; two images → "which one shows THING?" → "the first one" / "the second one";
 /// follow-ups over several images ("describe the second one"), as after a retrieval. Every turn is in
@@ -150,7 +150,7 @@ public sealed partial class DialogueGenerator
     private readonly HashSet<string>[] _words;
     private readonly string[] _classes;
     private readonly int _maxTokens, _prefixTokens, _readingTokens;
-    private readonly bool _extended;
+    private readonly bool _extended, _namesThing;
 
     /// <param name="tokenizer">The model's tokenizer.</param>
     /// <param name="pool">The images dialogues may show.</param>
@@ -158,8 +158,9 @@ public sealed partial class DialogueGenerator
     /// <param name="prefixTokens">Visual prefix tokens per image.</param>
     /// <param name="extendedPhrasings">Whether training also draws the extended phrasings.</param>
     /// <param name="readsTurns">Whether the model reads each user turn as one more position (it counts against <paramref name="maxTokens"/>).</param>
+    /// <param name="retrievalAnswerNamesThing">Whether a retrieval answer names what it searches for (<see cref="ChatFormat.RetrievalAnswerNaming"/>).</param>
     public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false,
-        bool readsTurns = false)
+        bool readsTurns = false, bool retrievalAnswerNamesThing = false)
     {
         if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
         _tokenizer = tokenizer;
@@ -168,6 +169,7 @@ public sealed partial class DialogueGenerator
         _prefixTokens = prefixTokens;
         _readingTokens = readsTurns ? 1 : 0;
         _extended = extendedPhrasings;
+        _namesThing = retrievalAnswerNamesThing;
         _words = pool.Select(p => p.Captions.SelectMany(c => Word().Matches(c.ToLowerInvariant()).Select(m => m.Value)).ToHashSet()).ToArray();
         _classes = pool.Select(p => p.ClassName).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToArray();
     }
@@ -244,7 +246,7 @@ public sealed partial class DialogueGenerator
         // A retrieval request often comes first in a conversation; sometimes after an unrelated image.
         var afterImage = rng.Next(3) == 0;
         var other = afterImage ? OtherImage(main, rng) : main;
-        var sample = Single(other, phrasing, thing, Answer(ChatFormat.RetrievalAnswer, true), positives, rng, withImage: afterImage, aboutCaption: !byClass);
+        var sample = Single(other, phrasing, thing, RetrievalAnswer(thing), positives, rng, withImage: afterImage, aboutCaption: !byClass);
         return sample with { MainImage = main };
     }
 
@@ -357,7 +359,7 @@ public sealed partial class DialogueGenerator
         {
             // As after "show me THING" → "here they are [RET]" and the retrieved tiles.
             turns.Add(User(Fill(Pick(Trained(DialogueIntent.Retrieve), rng).Template, SceneClassNames.LabelOf(cls), null)));
-            turns.Add(new DialogueTextTurn(Answer(ChatFormat.RetrievalAnswer, true).Ids, false));
+            turns.Add(new DialogueTextTurn(RetrievalAnswer(SceneClassNames.LabelOf(cls)).Ids, false));
         }
         turns.AddRange(images.Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));
         var (answer, positives, thing) = AnswerAbout(main, phrasing.Intent, rng);
@@ -403,14 +405,18 @@ public sealed partial class DialogueGenerator
     private int[] DescriptionOf(int image, Random rng) =>
         ChatFormat.Description(_tokenizer, Truncated(_pool[image].Captions[rng.Next(_pool[image].Captions.Count)]));
 
-    /// <summary>Captions cut to 36 pieces so an answer stays within the training's caption length.</summary>
-    private string Truncated(string caption)
+    /// <summary>Captions cut to 36 pieces (or <paramref name="maxPieces"/>) so an answer stays within the training's caption length.</summary>
+    private string Truncated(string caption, int maxPieces = 36)
     {
         var pieces = _tokenizer.EncodeSentencePiece(caption.Trim());
-        return pieces.Count <= 36 ? caption.Trim() : _tokenizer.Decode(pieces.Take(36));
+        return pieces.Count <= maxPieces ? caption.Trim() : _tokenizer.Decode(pieces.Take(maxPieces));
     }
 
     private (int[] Ids, string Text) Answer(string text, bool retrieves) => (ChatFormat.Answer(_tokenizer, text, retrieves), text);
+
+    /// <summary>"here they are [RET]", or naming the thing (cut to 32 pieces, so the answer and its [RET] fit the 40 tokens the chat lets it write).</summary>
+    private (int[] Ids, string Text) RetrievalAnswer(string thing) =>
+        Answer(_namesThing ? ChatFormat.RetrievalAnswerNaming(Truncated(thing, 32)) : ChatFormat.RetrievalAnswer, true);
 
     private DialogueTextTurn User(string text) => new(ChatFormat.UserTurn(_tokenizer, text), false, UserText: ChatFormat.NormaliseUserText(text));
 

@@ -64,7 +64,7 @@ public static partial class DialogueEvaluation
 
     public static DialogueReport Run(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, string modelName,
         string datasetDirectory, string split, int? maxImages = null, int seed = 34, Action<string>? log = null,
-        Func<string, string, IReadOnlyList<float[]>, Func<float[]>, string?>? ground = null)
+        Func<string, string, IReadOnlyList<float[]>, Func<float[]>, string?>? ground = null, bool retrievalAnswerNamesThing = false)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(datasetDirectory));
@@ -87,7 +87,8 @@ public static partial class DialogueEvaluation
         var classes = images.Select(i => SceneClassNames.ClassOf(i.Dataset, i.ImagePath)).ToArray();
         // Each image its own group: "more like this" and caption requests target that image.
         var pool = images.Select((im, i) => new DialogueImage(classes[i], im.Captions, i)).ToList();
-        var generator = new DialogueGenerator(tokenizer, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens, readsTurns: model.ReadsTurns);
+        var generator = new DialogueGenerator(tokenizer, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens, readsTurns: model.ReadsTurns,
+            retrievalAnswerNamesThing: retrievalAnswerNamesThing);
         var evaluated = Enumerable.Range(0, maxImages is { } m ? Math.Min(m, images.Count) : images.Count).ToList();
 
         var figures = new List<DialogueFigures>();

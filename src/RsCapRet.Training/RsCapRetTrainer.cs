@@ -421,7 +421,7 @@ public sealed class RsCapRetTrainer
         var pool = idx.Select(i => new DialogueImage(SceneClassNames.ClassOf(data.Images[i].Dataset, data.Images[i].ImagePath), data.Images[i].Captions,
             data.CaptionGroups is { } g ? g[i] : i)).ToList();
         var generator = new DialogueGenerator(_tokenizer!, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens, _cfg.DialogueExtendedPhrasings,
-            model.ReadsTurns);
+            model.ReadsTurns, _cfg.DialogueRetrievalAnswerNamesThing);
         return idx.Select((_, b) => rng.NextDouble() < _cfg.DialogueProbability
             ? _cfg.DialogueFollowUps > 0 ? generator.WithFollowUps(generator.Generate(b, rng), rng.Next(_cfg.DialogueFollowUps + 1), rng) : generator.Generate(b, rng)
             : null).ToArray();
@@ -546,7 +546,7 @@ public sealed class RsCapRetTrainer
             Name = _cfg.Name, Version = _cfg.Version, VisualPrefixTokens = _cfg.VisualPrefixTokens, SharedDim = _cfg.SharedDim,
             RetTokenId = model.RetTokenId, Tokenizer = "tokenizer.model", ImageSize = model.ImageSize, Gsd = _cfg.Gsd, GsdRange = _cfg.GsdRange,
             Llm = _cfg.Mode is "full" or "frozen-vision" ? "llm" : _cfg.Llm!, Vision = _cfg.Mode == "full" ? "vision" : _cfg.Vision!,
-            Dialogue = _cfg.DialogueProbability > 0, TurnEncoder = _cfg.DialogueTurnEncoder,
+            Dialogue = _cfg.DialogueProbability > 0, TurnEncoder = _cfg.DialogueTurnEncoder, RetrievalAnswerNamesThing = _cfg.DialogueRetrievalAnswerNamesThing,
         };
         if (FrozenVision) model.Llm.SavePretrained(Path.Combine(dir, "llm"));
         if (_cfg.Mode == "full")

@@ -116,6 +116,13 @@ public sealed record TrainConfig
 
     /// <summary>The learning rate of the turn reading (a new map starting at zero), when it should differ from learning_rate; the schedule scales both.</summary>
     [JsonPropertyName("dialogue_turn_reading_learning_rate")] public double? DialogueTurnReadingLearningRate { get; init; }
+
+    /// <summary>
+    /// Whether a retrieval answer names what it searches for before its [RET] ("here they are: storage tanks"): the
+    /// [RET] then follows the thing's words, as the search's own query does. Recorded in the model folder.
+    /// </summary>
+    [JsonPropertyName("dialogue_retrieval_answer_names_thing")] public bool DialogueRetrievalAnswerNamesThing { get; init; }
+
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
@@ -171,6 +178,7 @@ public sealed record TrainConfig
         if (DialogueTurnWordDropout is < 0 or >= 1) Fail("dialogue_turn_word_dropout must be 0 or more and below 1");
         if (DialogueTurnWordDropout > 0 && DialogueTurnEncoder is null) Fail("dialogue_turn_word_dropout leaves the reading alone: it needs dialogue_turn_encoder");
         if (DialogueTurnReadingLearningRate is <= 0) Fail("dialogue_turn_reading_learning_rate must be positive");
+        if (DialogueRetrievalAnswerNamesThing && DialogueProbability == 0) Fail("dialogue_retrieval_answer_names_thing shapes dialogue answers: it needs dialogue_probability above 0");
         if (DialogueTurnReadingLearningRate is not null && DialogueTurnEncoder is null) Fail("dialogue_turn_reading_learning_rate is the turn reading's: it needs dialogue_turn_encoder");
         if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");

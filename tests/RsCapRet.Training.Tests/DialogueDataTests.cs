@@ -121,6 +121,47 @@ public sealed class DialogueDataTests
     }
 
     [Fact]
+    public void ARetrievalAnswerCanNameWhatItSearchesForAndStillFitsTheChatsAnswerLength()
+    {
+        var (pool, _) = Pool(7);
+        var naming = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1, retrievalAnswerNamesThing: true);
+        var plain = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1);
+        var phrasing = DialogueGenerator.PhrasingsOf(DialogueIntent.Retrieve, heldOut: false, ordinal: false)[0];
+        int byCaption = 0, byClass = 0, cut = 0;
+        for (var n = 0; n < 400; n++)
+        {
+            var main = n % pool.Count;
+            var d = naming.Generate(main, DialogueIntent.Retrieve, phrasing, new Random(n), retrieveByClass: n % 2 == 0);
+            var answer = (DialogueTextTurn)d.Turns[^1];
+            Assert.Equal([Tokenizer.RetId, Tokenizer.EosId], answer.Ids[^2..]);
+            // The answer is "here they are: THING": the thing's words (cut to 32 pieces), then [RET], as the search's query ends.
+            var written = Tokenizer.Decode(answer.Ids[1..^2]);
+            Assert.StartsWith(ChatFormat.RetrievalAnswer + ":", written);
+            var thing = d.Thing!;
+            var pieces = Tokenizer.EncodeSentencePiece(thing);
+            var named = pieces.Count <= 32 ? thing : Tokenizer.Decode(pieces.Take(32));
+            if (pieces.Count > 32) cut++;
+            Assert.Equal(Tokenizer.Decode(Tokenizer.EncodeSentencePiece(ChatFormat.RetrievalAnswerNaming(named))), written);
+            // What the chat lets the model write after BOS (40 tokens) holds the whole answer and its [RET].
+            Assert.InRange(answer.Ids.Length - 2, 1, 40);
+            // The [RET] is still distilled toward the search's vector of the whole thing.
+            Assert.Equal(thing, answer.RetQuery);
+            if (d.AboutCaption) byCaption++; else byClass++;
+            // Without the option the same dialogue answers as before.
+            var before = plain.Generate(main, DialogueIntent.Retrieve, phrasing, new Random(n), retrieveByClass: n % 2 == 0);
+            Assert.Equal(ChatFormat.Answer(Tokenizer, ChatFormat.RetrievalAnswer, true), ((DialogueTextTurn)before.Turns[^1]).Ids);
+            Assert.Equal(before.Thing, d.Thing);
+        }
+        Assert.True(byCaption > 100 && byClass > 50, $"by caption {byCaption}, by class {byClass}");
+        // A retrieval in a conversation's context names its thing too, as the model wrote it.
+        var contexts = Enumerable.Range(0, 300).Select(n => naming.Generate(n % pool.Count, DialogueIntent.Describe,
+                DialogueGenerator.PhrasingsOf(DialogueIntent.Describe, false, ordinal: true)[0], new Random(n)))
+            .SelectMany(d => d.Turns.OfType<DialogueTextTurn>().Where(t => !t.Trained && t.UserText is null)).ToList();
+        Assert.NotEmpty(contexts);
+        Assert.All(contexts, t => Assert.StartsWith(ChatFormat.RetrievalAnswer + ":", Tokenizer.Decode(t.Ids)));
+    }
+
+    [Fact]
     public void FollowUpsAskAboutImagesTheConversationShowsAndStillFit()
     {
         var (pool, _) = Pool(5);

@@ -69,7 +69,8 @@ public static class EvaluationCommands
                 var dialogueReport = DialogueEvaluation.Run(chatEncoder.Model, chatEncoder.Tokenizer, chatEncoder.Preprocessor,
                     $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}", datasetDir, splitName, parse.GetValue(maxImages),
                     log: msg => parse.InvocationConfiguration.Error.WriteLine(msg),
-                    ground: (question, answer, shown, query) => ChatGrounding.Of(question, answer, shown, query, calibration)?.Answer);
+                    ground: (question, answer, shown, query) => ChatGrounding.Of(question, answer, shown, query, calibration)?.Answer,
+                    retrievalAnswerNamesThing: RsCapRetConfig.Load(chatEncoder.Directory).RetrievalAnswerNamesThing);
                 if (outPath is not null)
                 {
                     Directory.CreateDirectory(outPath);
