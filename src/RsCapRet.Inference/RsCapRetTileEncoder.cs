@@ -21,6 +21,8 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public string? Directory { get; private init; }
     /// <summary>Whether the model folder says its decoder was trained on dialogues (rscapret.json's "dialogue").</summary>
     public bool DialogueTrained { get; private init; }
+    /// <summary>Whether its retrieval answers name what they search for (rscapret.json's "retrieval_answer_names_thing").</summary>
+    public bool RetrievalAnswerNamesThing { get; private init; }
     /// <summary>How captions are decoded: the model folder's beam_width, 32 new tokens at most.</summary>
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
 
@@ -46,6 +48,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
             Generation = new GenerationOptions { MaxNewTokens = 32, BeamWidth = cfg.BeamWidth },
             Directory = dir,
             DialogueTrained = cfg.Dialogue,
+            RetrievalAnswerNamesThing = cfg.RetrievalAnswerNamesThing,
         };
     }
 

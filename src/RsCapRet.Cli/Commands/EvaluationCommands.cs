@@ -70,7 +70,7 @@ public static class EvaluationCommands
                     $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}", datasetDir, splitName, parse.GetValue(maxImages),
                     log: msg => parse.InvocationConfiguration.Error.WriteLine(msg),
                     ground: (question, answer, shown, query) => ChatGrounding.Of(question, answer, shown, query, calibration)?.Answer,
-                    retrievalAnswerNamesThing: RsCapRetConfig.Load(chatEncoder.Directory).RetrievalAnswerNamesThing);
+                    retrievalAnswerNamesThing: chatEncoder.RetrievalAnswerNamesThing);
                 if (outPath is not null)
                 {
                     Directory.CreateDirectory(outPath);
