@@ -297,15 +297,17 @@ public sealed class BertSentenceEncoder : nn.Module
     }
 
     /// <summary>Token rows padded with 0 ([PAD]) and their mask, for <paramref name="texts"/>.</summary>
-    public (Tensor Ids, Tensor Mask) Batch(IReadOnlyList<string> texts, Device? device = null)
+    public (Tensor Ids, Tensor Mask) Batch(IReadOnlyList<string> texts, Device? device = null) => Batch(texts.Select(Encode).ToArray(), device);
+
+    /// <summary>Already encoded rows (<see cref="Encode"/>) padded with 0 ([PAD]) and their mask.</summary>
+    public static (Tensor Ids, Tensor Mask) Batch(IReadOnlyList<int[]> rows, Device? device = null)
     {
-        var rows = texts.Select(Encode).ToArray();
         var width = rows.Max(r => r.Length);
-        var ids = new long[rows.Length * width];
-        var mask = new long[rows.Length * width];
-        for (var i = 0; i < rows.Length; i++)
+        var ids = new long[rows.Count * width];
+        var mask = new long[rows.Count * width];
+        for (var i = 0; i < rows.Count; i++)
             for (var j = 0; j < rows[i].Length; j++) { ids[i * width + j] = rows[i][j]; mask[i * width + j] = 1; }
-        return (tensor(ids, [rows.Length, width], device: device), tensor(mask, [rows.Length, width], device: device));
+        return (tensor(ids, [rows.Count, width], device: device), tensor(mask, [rows.Count, width], device: device));
     }
 
     /// <summary>Sentence vectors [N, H] (CPU, float32) for <paramref name="texts"/>, in batches of similar length.</summary>

@@ -118,8 +118,12 @@ public sealed record ImageSegment(Tensor PixelValues) : PromptSegment;
 public sealed record TextSegment(IReadOnlyList<int> TokenIds) : PromptSegment;
 /// <summary>An image given by the backbone's pooled vector [D] or [1, D] (computed once, e.g. for many prompts).</summary>
 public sealed record PooledImageSegment(Tensor Pooled) : PromptSegment;
-/// <summary>A user turn's reading: the turn encoder's sentence vector of its words, as one position (models that read turns).</summary>
-public sealed record TurnReadingSegment(string Text) : PromptSegment;
+/// <summary>
+/// A user turn's reading: the turn encoder's sentence vector of its words, as one position (models that read turns).
+/// <see cref="SentenceVector"/>, when given (<see cref="RsCapRetModel.TurnSentenceVector"/>), spares encoding the words
+/// again each time the prompt is embedded, as a chat does at every answer.
+/// </summary>
+public sealed record TurnReadingSegment(string Text, float[]? SentenceVector = null) : PromptSegment;
 
 public sealed record GenerationOptions
 {
@@ -182,6 +186,13 @@ public sealed class RsCapRetModel : nn.Module
         if (turn_encoder is null) throw new InvalidOperationException("This model does not read user turns (its rscapret.json names no turn_encoder).");
         using var _ = no_grad();
         return turn_encoder.Embed(texts).to(Device);
+    }
+
+    /// <summary>The frozen turn encoder's sentence vector of one user turn's words (what a <see cref="TurnReadingSegment"/> reads).</summary>
+    public float[] TurnSentenceVector(string text)
+    {
+        using var vector = TurnSentenceVectors([text]).cpu();
+        return vector[0].data<float>().ToArray();
     }
 
     /// <summary>Turn readings [N, hidden]: sentence vectors through turn_reading, in the decoder's embedding dtype.</summary>
@@ -423,6 +434,7 @@ public sealed class RsCapRetModel : nn.Module
                 PooledImageSegment p => VisualPrefix((p.Pooled.dim() == 1 ? p.Pooled.unsqueeze(0) : p.Pooled).to(Device)),
                 TextSegment txt when txt.TokenIds.Count > 0 => llm.EmbedTokens(tensor(txt.TokenIds.Select(i => (long)i).ToArray(), device: Device).unsqueeze(0)),
                 TextSegment => throw new ArgumentException("A text segment has no tokens."),
+                TurnReadingSegment { SentenceVector: { } v } => TurnReadings(tensor(v, device: Device).unsqueeze(0)).unsqueeze(0),
                 TurnReadingSegment turn => TurnReadings(TurnSentenceVectors([turn.Text])).unsqueeze(0),
                 _ => throw new ArgumentException($"Unknown prompt segment {seg.GetType().Name}."),
             });

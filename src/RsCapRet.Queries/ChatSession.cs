@@ -131,7 +131,12 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     public void AddUserTurn(string text)
     {
         var question = ChatFormat.UserTurn(encoder.Tokenizer, text);
-        if (encoder.Model.ReadsTurns) Append([new TurnReadingSegment(ChatFormat.NormaliseUserText(text)), new TextSegment(question)], question.Length + 1);
+        if (encoder.Model.ReadsTurns)
+        {
+            // The turn's sentence vector once: the prompt is embedded again at every answer.
+            var words = ChatFormat.NormaliseUserText(text);
+            Append([new TurnReadingSegment(words, encoder.Model.TurnSentenceVector(words)), new TextSegment(question)], question.Length + 1);
+        }
         else Append([new TextSegment(question)], question.Length);
     }
 

@@ -159,7 +159,8 @@ public sealed class BackboneClipTrainer
     {
         using var _ = no_grad();
         var device = encoder.parameters().First().device;
-        var lengths = texts.Select(t => (long)encoder.Encode(t).Length).ToArray();
+        var encoded = texts.Select(encoder.Encode).ToArray();   // once: the lengths place each text, the rows feed the batches
+        var lengths = encoded.Select(e => (long)e.Length).ToArray();
         var tokens = new (long Start, long Count)[texts.Count];
         for (long i = 0, start = 0; i < texts.Count; start += lengths[i], i++) tokens[i] = (start, lengths[i]);
         var hidden = zeros(lengths.Sum() + 1, encoder.HiddenSize);
@@ -168,7 +169,7 @@ public sealed class BackboneClipTrainer
         {
             using var scope = NewDisposeScope();
             var chunk = order.Skip(s).Take(batchSize).ToArray();
-            var (ids, mask) = encoder.Batch(chunk.Select(i => texts[i]).ToList(), device);
+            var (ids, mask) = BertSentenceEncoder.Batch(chunk.Select(i => encoded[i]).ToList(), device);
             var h = encoder.HiddenAfter(ids, mask, layers).cpu();
             for (var j = 0; j < chunk.Length; j++)
                 hidden.narrow(0, tokens[chunk[j]].Start, tokens[chunk[j]].Count).copy_(h[j].narrow(0, 0, tokens[chunk[j]].Count));

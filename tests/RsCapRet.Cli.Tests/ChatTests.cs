@@ -111,6 +111,13 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
                 TextSegment t when t.TokenIds.SequenceEqual(ChatFormat.UserTurn(tok, "find a river")) || t.TokenIds.SequenceEqual(ChatFormat.UserTurn(tok, "describe it")) => "user",
                 _ => "answer",
             }));
+        // The chat encodes each turn's words once: its reading carries their vector, and embeds as when read afresh.
+        var reading = session.Prompt.OfType<TurnReadingSegment>().First();
+        Assert.Equal(encoder.Model.TurnSentenceVector("find a river"), reading.SentenceVector);
+        using var cached = encoder.Model.EmbedPrompt([reading]);
+        using var fresh = encoder.Model.EmbedPrompt([reading with { SentenceVector = null }]);
+        Assert.True(cached.allclose(fresh, rtol: 1e-5, atol: 1e-6));
+        Assert.True(cached.abs().max().item<float>() > 0);
         // A reading is one position the decoder attends to: the next token's scores change with it.
         using var withReading = encoder.Model.Llm.ForwardEmbeds(encoder.Model.EmbedPrompt(Turn("find a river")));
         using var without = encoder.Model.Llm.ForwardEmbeds(encoder.Model.EmbedPrompt([new TextSegment(ChatFormat.UserTurn(tok, "find a river"))]));
