@@ -53,6 +53,7 @@ public static class SceneJson
         ["tiles"] = s.Tiles,
         ["skipped_tiles"] = s.SkippedTiles,
         ["coverage"] = s.Coverage,
+        ["coverage_state"] = s.CoverageState,
         ["model"] = s.Model,
         ["model_id"] = s.ModelId,
         ["warnings"] = new System.Text.Json.Nodes.JsonArray(s.Warnings.Select(w => (System.Text.Json.Nodes.JsonNode?)w).ToArray()),

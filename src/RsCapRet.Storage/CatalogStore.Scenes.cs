@@ -8,7 +8,15 @@ namespace RsCapRet.Storage;
 public sealed record SceneListing(long? Id, string Path, string Status, int? Version, DateTimeOffset? AcquiredAt, int Tiles,
     int SkippedTiles, double? Coverage, string Model, int ModelId, IReadOnlyList<string> Warnings, bool OutOfRange,
     string? Error, string? Decision, long? PendingId, string? PendingStatus, DateTimeOffset UpdatedAt, DateTimeOffset? RemovedAt,
-    double[]? Bbox, long SizeBytes, string? ContentSha256, double? TileGsd, string? Plan);
+    double[]? Bbox, long SizeBytes, string? ContentSha256, double? TileGsd, string? Plan)
+{
+    /// <summary>
+    /// What <see cref="Coverage"/> says, decided here once for every reader (CLI, API, map): "measured"; "no_valid_pixels"
+    /// (an empty scene without it: ingestion measures coverage over valid pixels, and it had none); or "not_measured"
+    /// (a version ingested before coverage was recorded).
+    /// </summary>
+    public string CoverageState => Coverage is not null ? "measured" : Status == "empty" ? "no_valid_pixels" : "not_measured";
+}
 
 /// <summary>Filters of <see cref="CatalogStore.ListScenesAsync"/>.</summary>
 public sealed record SceneListQuery

@@ -92,7 +92,9 @@ public sealed class SceneManagementTests(TestDatabase db) : IClassFixture<TestDa
         Assert.Contains("status: empty", shown.Out);
         Assert.Contains("coverage none (no valid pixels: the raster is nodata throughout)", shown.Out);
         Assert.DoesNotContain("ingested before coverage was recorded", shown.Out);
-        Assert.Equal(JsonValueKind.Null, (await ShowAsync(At("blank.tif")))[0].GetProperty("coverage").ValueKind);
+        var json = (await ShowAsync(At("blank.tif")))[0];
+        Assert.Equal(JsonValueKind.Null, json.GetProperty("coverage").ValueKind);
+        Assert.Equal("no_valid_pixels", json.GetProperty("coverage_state").GetString());
     }
 
     [Fact]

@@ -106,6 +106,7 @@ public sealed class SceneApiTests(TestDatabase db) : IClassFixture<TestDatabase>
             Assert.Equal("2018-08-15T00:00:00.0000000Z", e.GetProperty("acquired_at").GetString());
             Assert.True(e.GetProperty("tiles").GetInt32() > 0);
             Assert.InRange(e.GetProperty("coverage").GetDouble(), 0.5, 1.0);
+            Assert.Equal("measured", e.GetProperty("coverage_state").GetString());
             Assert.False(e.GetProperty("out_of_range").GetBoolean());
             Assert.Equal(4, e.GetProperty("bbox").GetArrayLength());
             Assert.False(e.TryGetProperty("plan", out _));   // the list leaves plans to GET /api/scenes/{id}

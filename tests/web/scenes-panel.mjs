@@ -55,7 +55,9 @@ async function checkRows(page, api) {
     check(r.oor === (s.out_of_range ? 1 : 0), `row ${i + 1} out-of-range flag`);
     check(r.meta.includes(s.acquired_at ? s.acquired_at.slice(0, 10) : 'date unknown'), `row ${i + 1} date in '${r.meta}'`);
     check(r.meta.includes(`${s.tiles} tile`), `row ${i + 1} tiles in '${r.meta}'`);
-    check(r.meta.includes(s.coverage == null ? 'coverage not measured' : `coverage ${(s.coverage * 100).toFixed(1)}%`), `row ${i + 1} coverage in '${r.meta}'`);
+    const coverage = { measured: `coverage ${(Number(s.coverage) * 100).toFixed(1)}%`, no_valid_pixels: 'no valid pixels (nodata throughout)' }[s.coverage_state] ?? 'coverage not measured';
+    check(['measured', 'no_valid_pixels', 'not_measured'].includes(s.coverage_state), `row ${i + 1} coverage_state '${s.coverage_state}'`);
+    check(r.meta.includes(coverage), `row ${i + 1} coverage in '${r.meta}'`);
     check(r.warnings.length === s.warnings.length && s.warnings.every((w, j) => r.warnings[j].endsWith(w)), `row ${i + 1} warnings ${JSON.stringify(r.warnings)}`);
     if (s.status === 'failed') check(r.error === 'error: ' + s.error, `row ${i + 1} error '${r.error}'`);
   });

@@ -114,10 +114,12 @@ public static class ScenesCommands
                     await output.WriteLineAsync($"  status: {r.Status}" + (r.Version is { } v ? $", version {v}" : "") + $", model {r.Model}");
                     await output.WriteLineAsync($"  acquired: {r.AcquiredAt?.UtcDateTime.ToString("u", CultureInfo.InvariantCulture) ?? "unknown"}");
                     await output.WriteLineAsync($"  tiles: {r.Tiles} stored, {r.SkippedTiles} skipped (nodata); coverage " +
-                                                (r.Coverage is { } c ? c.ToString("P2", CultureInfo.InvariantCulture)
-                                                    // Ingestion measures coverage over valid pixels: an empty scene without it had none.
-                                                    : r.Status == "empty" ? "none (no valid pixels: the raster is nodata throughout)"
-                                                    : "not measured (ingested before coverage was recorded)"));
+                                                (r.CoverageState switch
+                                                {
+                                                    "measured" => r.Coverage!.Value.ToString("P2", CultureInfo.InvariantCulture),
+                                                    "no_valid_pixels" => "none (no valid pixels: the raster is nodata throughout)",
+                                                    _ => "not measured (ingested before coverage was recorded)",
+                                                }));
                     if (r.TileGsd is { } g) await output.WriteLineAsync(FormattableString.Invariant($"  tile resolution: {g:0.###} units/px") + (r.OutOfRange ? " (out of the model's range)" : ""));
                     await output.WriteLineAsync($"  file: {r.SizeBytes:N0} bytes, sha256 {r.ContentSha256 ?? "-"}");
                     if (r.Plan is { } plan) await output.WriteLineAsync($"  plan: {plan}");

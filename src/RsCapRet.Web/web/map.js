@@ -705,8 +705,9 @@
       s.id != null ? `scene ${s.id}` : 'no version yet',
       s.acquired_at ? String(s.acquired_at).slice(0, 10) : 'date unknown',
       `${tiles} tile${tiles === 1 ? '' : 's'}`,
-      typeof s.coverage === 'number' ? `coverage ${(s.coverage * 100).toFixed(1)}%`
-        : s.status === 'empty' ? 'no valid pixels (nodata throughout)' : 'coverage not measured',
+      // The server decides what a missing coverage means (SceneListing.CoverageState).
+      s.coverage_state === 'measured' && typeof s.coverage === 'number' ? `coverage ${(s.coverage * 100).toFixed(1)}%`
+        : s.coverage_state === 'no_valid_pixels' ? 'no valid pixels (nodata throughout)' : 'coverage not measured',
     ].join(' · ');
     li.append(head, meta);
     for (const w of s.warnings ?? []) {
