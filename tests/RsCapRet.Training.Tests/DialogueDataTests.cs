@@ -127,7 +127,7 @@ public sealed class DialogueDataTests
         var naming = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1, retrievalAnswerNamesThing: true);
         var plain = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1);
         var phrasing = DialogueGenerator.PhrasingsOf(DialogueIntent.Retrieve, heldOut: false, ordinal: false)[0];
-        int byCaption = 0, byClass = 0, cut = 0;
+        int byCaption = 0, byClass = 0;
         for (var n = 0; n < 400; n++)
         {
             var main = n % pool.Count;
@@ -140,7 +140,6 @@ public sealed class DialogueDataTests
             var thing = d.Thing!;
             var pieces = Tokenizer.EncodeSentencePiece(thing);
             var named = pieces.Count <= 32 ? thing : Tokenizer.Decode(pieces.Take(32));
-            if (pieces.Count > 32) cut++;
             Assert.Equal(Tokenizer.Decode(Tokenizer.EncodeSentencePiece(ChatFormat.RetrievalAnswerNaming(named))), written);
             // What the chat lets the model write after BOS (40 tokens) holds the whole answer and its [RET].
             Assert.InRange(answer.Ids.Length - 2, 1, 40);
@@ -153,6 +152,16 @@ public sealed class DialogueDataTests
             Assert.Equal(before.Thing, d.Thing);
         }
         Assert.True(byCaption > 100 && byClass > 50, $"by caption {byCaption}, by class {byClass}");
+        // A caption longer than 32 pieces is named cut, and answer and [RET] still fit.
+        var longCaption = string.Join(' ', Enumerable.Repeat("qz xv", 30));
+        var longPool = new List<DialogueImage> { new(null, [longCaption], 0), new(null, ["a river ."], 1) };
+        var cutAnswer = (DialogueTextTurn)new DialogueGenerator(Tokenizer, longPool, 512, 1, retrievalAnswerNamesThing: true)
+            .Generate(0, DialogueIntent.Retrieve, phrasing, new Random(1)).Turns[^1];
+        Assert.Equal(DialogueGenerator.CaptionText(longCaption), cutAnswer.RetQuery);
+        Assert.True(Tokenizer.EncodeSentencePiece(cutAnswer.RetQuery!).Count > 32);
+        var cutThing = Tokenizer.Decode(Tokenizer.EncodeSentencePiece(cutAnswer.RetQuery!).Take(32));
+        Assert.Equal(Tokenizer.Decode(Tokenizer.EncodeSentencePiece(ChatFormat.RetrievalAnswerNaming(cutThing))), Tokenizer.Decode(cutAnswer.Ids[1..^2]));
+        Assert.InRange(cutAnswer.Ids.Length - 1, 1, 40);   // what the model writes after BOS: the answer, [RET], EOS
         // A retrieval in a conversation's context names its thing too, as the model wrote it.
         var contexts = Enumerable.Range(0, 300).Select(n => naming.Generate(n % pool.Count, DialogueIntent.Describe,
                 DialogueGenerator.PhrasingsOf(DialogueIntent.Describe, false, ordinal: true)[0], new Random(n)))

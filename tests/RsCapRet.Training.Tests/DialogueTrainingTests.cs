@@ -93,8 +93,11 @@ public sealed class DialogueTrainingTests : IDisposable
 
         // The reading at its own learning rate (the rest's unchanged) moves further from its zero start.
         var fastLog = new List<string>();
-        new RsCapRetTrainer(cfg with { DialogueTurnReadingLearningRate = 1e-2 }, Path.Combine(_dir.FullName, "fast"), fastLog.Add).Run();
+        new RsCapRetTrainer(cfg with { DialogueTurnReadingLearningRate = 1e-2, DialogueRetrievalAnswerNamesThing = true }, Path.Combine(_dir.FullName, "fast"), fastLog.Add).Run();
         Assert.Contains("turn reading learning rate 1.00E-002 (10× learning_rate)", fastLog);
+        // The folder records how its retrieval answers were trained, for evaluate --dialogue's context turns.
+        Assert.True(RsCapRetConfig.Load(Path.Combine(_dir.FullName, "fast", "best")).RetrievalAnswerNamesThing);
+        Assert.False(RsCapRetConfig.Load(Path.Combine(_dir.FullName, "reading", "best")).RetrievalAnswerNamesThing);
         using var fast = RsCapRetModel.Load(Path.Combine(_dir.FullName, "fast", "best"));
         var fastReading = fast.named_parameters().Single(p => p.name == "heads.turn_reading.weight").parameter;
         Assert.True(fastReading.norm().item<float>() > 2 * reading.norm().item<float>(), $"{fastReading.norm().item<float>()} vs {reading.norm().item<float>()}");
@@ -116,6 +119,8 @@ public sealed class DialogueTrainingTests : IDisposable
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnWordDropout = 0.3 }).Validate("d.json")).Message);
         Assert.Contains("dialogue_turn_reading_learning_rate is the turn reading's: it needs dialogue_turn_encoder",
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnReadingLearningRate = 1e-3 }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_retrieval_answer_names_thing shapes dialogue answers: it needs dialogue_probability above 0",
+            Assert.Throws<FormatException>(() => (Config("x") with { DialogueRetrievalAnswerNamesThing = true }).Validate("d.json")).Message);
         Assert.Contains("dialogue_turn_word_dropout must be",
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnEncoder = "e", DialogueTurnWordDropout = 1 }).Validate("d.json")).Message);
     }
