@@ -57,9 +57,9 @@ public sealed record DialogueSample(DialogueIntent Intent, DialoguePhrasing Phra
 /// Dialogues generated from captioned images (issue 34): an image then "describe it" → a reference caption; "show me
 /// / find / where are THING" → "here they are [RET]" (or "here they are: THING [RET]") with the [RET] trained toward
 /// the images of THING (its class, or the image whose caption THING is); "more like this" → [RET] toward that image;
-/// "can you see THING?" → yes/no from the image's class and captions; two images → "which one shows THING?" → "the first one" / "the second one";
-/// follow-ups over several images ("describe the second one"), as after a retrieval. Every turn is in
-/// <see cref="ChatFormat"/>. Pure function of (pool, rng): training draws from the batch, evaluation from a val split.
+/// "can you see THING?" → yes/no from the image's class and captions; two images → "which one shows THING?" → "the
+/// first one" / "the second one"; follow-ups over several images ("describe the second one"), as after a retrieval.
+/// Every turn is in <see cref="ChatFormat"/>. Pure function of (pool, rng): training draws from the batch, evaluation from a val split.
 /// </summary>
 public sealed partial class DialogueGenerator
 {

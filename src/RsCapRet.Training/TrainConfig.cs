@@ -178,8 +178,8 @@ public sealed record TrainConfig
         if (DialogueTurnWordDropout is < 0 or >= 1) Fail("dialogue_turn_word_dropout must be 0 or more and below 1");
         if (DialogueTurnWordDropout > 0 && DialogueTurnEncoder is null) Fail("dialogue_turn_word_dropout leaves the reading alone: it needs dialogue_turn_encoder");
         if (DialogueTurnReadingLearningRate is <= 0) Fail("dialogue_turn_reading_learning_rate must be positive");
-        if (DialogueRetrievalAnswerNamesThing && DialogueProbability == 0) Fail("dialogue_retrieval_answer_names_thing shapes dialogue answers: it needs dialogue_probability above 0");
         if (DialogueTurnReadingLearningRate is not null && DialogueTurnEncoder is null) Fail("dialogue_turn_reading_learning_rate is the turn reading's: it needs dialogue_turn_encoder");
+        if (DialogueRetrievalAnswerNamesThing && DialogueProbability == 0) Fail("dialogue_retrieval_answer_names_thing shapes dialogue answers: it needs dialogue_probability above 0");
         if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");
