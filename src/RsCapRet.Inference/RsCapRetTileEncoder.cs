@@ -23,6 +23,20 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public bool DialogueTrained { get; private init; }
     /// <summary>Whether its retrieval answers name what they search for (rscapret.json's "retrieval_answer_names_thing").</summary>
     public bool RetrievalAnswerNamesThing { get; private init; }
+    /// <summary>The version of the folder's chat adapter (rscapret.json's "chat"), or null when the chat talks with <see cref="Model"/>.</summary>
+    public string? ChatAdapterVersion { get; private init; }
+
+    private RsCapRetModel? _chatModel;
+    private string? _chatDevice;
+    private bool _chatBf16;
+
+    /// <summary>
+    /// The model the chat talks with: the folder's chat adapter merged into a copy of the decoder, loaded on first use
+    /// (ingestion and search never need it); <see cref="Model"/> itself when the folder has no adapter.
+    /// </summary>
+    public RsCapRetModel ChatModel => ChatAdapterVersion is null || Directory is null ? Model
+        : _chatModel ??= RsCapRetModel.LoadChat(Directory, TorchDevice.Resolve(_chatDevice), _chatBf16 ? ScalarType.BFloat16 : ScalarType.Float32);
+
     /// <summary>How captions are decoded: the model folder's beam_width, 32 new tokens at most.</summary>
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
 
@@ -38,6 +52,8 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"{modelDirectory}: model folder does not exist");
         var cfg = RsCapRetConfig.Load(dir);
         var dev = TorchDevice.Resolve(device);
+        // A chat adapter's config is read now, so a broken one is reported when the folder loads, not mid-conversation.
+        var chat = cfg.Chat is { } c ? ChatAdapterConfig.Load(cfg.Resolve(dir, c)) : null;
         var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)
@@ -47,8 +63,10 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
             TrainingResolution = cfg.TrainingResolution,
             Generation = new GenerationOptions { MaxNewTokens = 32, BeamWidth = cfg.BeamWidth },
             Directory = dir,
-            DialogueTrained = cfg.Dialogue,
-            RetrievalAnswerNamesThing = cfg.RetrievalAnswerNamesThing,
+            DialogueTrained = chat is not null || cfg.Dialogue,
+            RetrievalAnswerNamesThing = chat?.RetrievalAnswerNamesThing ?? cfg.RetrievalAnswerNamesThing,
+            ChatAdapterVersion = chat?.Version,
+            _chatDevice = device, _chatBf16 = bf16,
         };
     }
 
@@ -193,5 +211,9 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         string.Join(' ', new string(text.Where(c => !char.IsControl(c) || char.IsWhiteSpace(c)).ToArray())
             .Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        _chatModel?.Dispose();
+        Model.Dispose();
+    }
 }

@@ -132,16 +132,16 @@ internal static class Rotary
 
 public sealed class LlamaAttention : nn.Module
 {
-    private readonly Linear q_proj, k_proj, v_proj, o_proj;
+    private readonly AdaptableLinear q_proj, k_proj, v_proj, o_proj;
     private readonly int _heads, _kvHeads, _headDim;
 
     public LlamaAttention(LlamaConfig c) : base(nameof(LlamaAttention))
     {
         _heads = c.NumAttentionHeads; _kvHeads = c.KeyValueHeads; _headDim = c.HeadDim;
-        q_proj = nn.Linear(c.HiddenSize, _heads * _headDim, hasBias: false);
-        k_proj = nn.Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: false);
-        v_proj = nn.Linear(c.HiddenSize, _kvHeads * _headDim, hasBias: false);
-        o_proj = nn.Linear(_heads * _headDim, c.HiddenSize, hasBias: false);
+        q_proj = new AdaptableLinear(c.HiddenSize, _heads * _headDim);
+        k_proj = new AdaptableLinear(c.HiddenSize, _kvHeads * _headDim);
+        v_proj = new AdaptableLinear(c.HiddenSize, _kvHeads * _headDim);
+        o_proj = new AdaptableLinear(_heads * _headDim, c.HiddenSize);
         RegisterComponents();
     }
 
@@ -176,13 +176,13 @@ public sealed class LlamaAttention : nn.Module
 
 public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
-    private readonly Linear gate_proj, up_proj, down_proj;
+    private readonly AdaptableLinear gate_proj, up_proj, down_proj;
 
     public LlamaMlp(LlamaConfig c) : base(nameof(LlamaMlp))
     {
-        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
-        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: false);
-        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: false);
+        gate_proj = new AdaptableLinear(c.HiddenSize, c.IntermediateSize);
+        up_proj = new AdaptableLinear(c.HiddenSize, c.IntermediateSize);
+        down_proj = new AdaptableLinear(c.IntermediateSize, c.HiddenSize);
         RegisterComponents();
     }
 
@@ -311,6 +311,8 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <summary>Writes config.json and model.safetensors in Hugging Face LlamaForCausalLM layout.</summary>
     public void SavePretrained(string directory)
     {
+        // An adapted decoder's own weights are not what it computes: its adapters are saved apart (AdapterTensors).
+        if (AdaptableLayers().Any(l => l.Layer.HasAdapter)) throw new InvalidOperationException("This decoder carries low-rank adapters; save them apart, not as a Llama folder.");
         Directory.CreateDirectory(directory);
         var config = Config with { Architectures = ["LlamaForCausalLM"] };
         var json = JsonSerializer.SerializeToNode(config)!.AsObject();
@@ -341,6 +343,46 @@ public sealed class LlamaForCausalLM : nn.Module
         lm_head.weight = new Parameter(head, requires_grad: lm_head.weight!.requires_grad);
         Config = Config with { VocabSize = newSize };
         return first;
+    }
+
+    /// <summary>The decoder's projections that can carry a low-rank adapter, by parameter prefix ("model.layers.0.self_attn.q_proj").</summary>
+    public IEnumerable<(string Name, AdaptableLinear Layer)> AdaptableLayers() =>
+        named_modules().Where(m => m.module is AdaptableLinear).Select(m => (m.name, (AdaptableLinear)m.module));
+
+    /// <summary>
+    /// Freezes every weight of the decoder and attaches a trainable low-rank adapter to each attention and MLP
+    /// projection (embeddings, norms and the LM head stay as they are); returns the adapters' parameter count.
+    /// </summary>
+    public long AddLowRankAdapters(int rank, double alpha, long seed)
+    {
+        foreach (var p in parameters()) p.requires_grad = false;
+        using var generator = new Generator((ulong)seed);
+        foreach (var (_, layer) in AdaptableLayers()) layer.AddAdapter(rank, alpha, generator);
+        return AdapterTensors().Sum(t => t.Tensor.numel());
+    }
+
+    /// <summary>The adapters' A and B matrices by parameter name ("….q_proj.lora_a"), as a chat adapter file stores them.</summary>
+    public IReadOnlyList<(string Name, Tensor Tensor)> AdapterTensors() =>
+        [.. named_parameters().Where(p => p.name.EndsWith(".lora_a", StringComparison.Ordinal) || p.name.EndsWith(".lora_b", StringComparison.Ordinal))
+            .Select(p => (p.name, (Tensor)p.parameter))];
+
+    /// <summary>
+    /// Merges saved adapters into the weights: for every adaptable layer, <paramref name="read"/> gives its A and B
+    /// (by "NAME.lora_a"/"NAME.lora_b"); a layer without them stays as it is. Returns the layers merged.
+    /// </summary>
+    public int MergeAdapters(Func<string, Tensor?> read, double alpha)
+    {
+        var merged = 0;
+        foreach (var (name, layer) in AdaptableLayers())
+        {
+            var a = read(name + ".lora_a");
+            var b = read(name + ".lora_b");
+            if (a is null && b is null) continue;
+            if (a is null || b is null) throw new ArgumentException($"{name}: the adapter has only one of its two matrices");
+            layer.Merge(a, b, alpha);
+            merged++;
+        }
+        return merged;
     }
 
     /// <summary>Forward pass over token ids.</summary>

@@ -44,6 +44,11 @@ public sealed record RsCapRetConfig
     [JsonPropertyName("turn_encoder")] public string? TurnEncoder { get; init; }
     /// <summary>Whether a retrieval answer was trained to name what it searches for before its [RET] (<see cref="ChatFormat.RetrievalAnswerNaming"/>).</summary>
     [JsonPropertyName("retrieval_answer_names_thing")] public bool RetrievalAnswerNamesThing { get; init; }
+    /// <summary>
+    /// A chat adapter folder (<see cref="ChatAdapterConfig"/>), or null: the chat then talks with this decoder. Ingestion
+    /// and search never use it.
+    /// </summary>
+    [JsonPropertyName("chat")] public string? Chat { get; init; }
 
     /// <summary>The training resolution, when both "gsd" and "gsd_range" are recorded.</summary>
     [JsonIgnore]
@@ -203,7 +208,28 @@ public sealed class RsCapRetModel : nn.Module
     /// Loads a model folder: rscapret.json, the backbones it names, and heads.safetensors (heads plus, when
     /// [RET] is a new token, its embedding and LM-head rows).
     /// </summary>
-    public static RsCapRetModel Load(string modelDirectory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    public static RsCapRetModel Load(string modelDirectory, Device? device = null, ScalarType dtype = ScalarType.Float32) =>
+        Load(modelDirectory, chat: null, device, dtype);
+
+    /// <summary>
+    /// The model the chat talks with: the folder's model with its chat adapter (rscapret.json's "chat") merged into the
+    /// decoder and its [RET] projection and turn reading in place of the folder's; the folder's model itself when it
+    /// names no adapter. Image vectors and the visual prefix are the folder's.
+    /// </summary>
+    public static RsCapRetModel LoadChat(string modelDirectory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        var cfg = RsCapRetConfig.Load(modelDirectory);
+        if (cfg.Chat is null) return Load(modelDirectory, device, dtype);
+        var chatDirectory = cfg.Resolve(modelDirectory, cfg.Chat);
+        var chat = ChatAdapterConfig.Load(chatDirectory);
+        var sha = HeadsSha256(modelDirectory);
+        if (!string.Equals(chat.BaseHeadsSha256, sha, StringComparison.OrdinalIgnoreCase))
+            throw new CheckpointException(Path.Combine(chatDirectory, ChatAdapterConfig.FileName),
+                $"was trained on the model whose heads hash {chat.BaseHeadsSha256[..12]}…, not this folder's ({sha[..12]}…): an adapter only fits the decoder it adapts");
+        return Load(modelDirectory, (chatDirectory, chat), device, dtype);
+    }
+
+    private static RsCapRetModel Load(string modelDirectory, (string Directory, ChatAdapterConfig Config)? chat, Device? device, ScalarType dtype)
     {
         var cfg = RsCapRetConfig.Load(modelDirectory);
         var llm = LlamaForCausalLM.FromPretrained(cfg.Resolve(modelDirectory, cfg.Llm));
@@ -212,9 +238,19 @@ public sealed class RsCapRetModel : nn.Module
         using var ckpt = Checkpoint.Open(headsPath);
         if (cfg.RetTokenId == llm.VocabSize)
             llm.GrowVocabulary(ckpt.Read("ret_embedding", ScalarType.Float32), ckpt.Read("ret_lm_head", ScalarType.Float32));
-        var turnEncoder = cfg.TurnEncoder is { } t ? BertSentenceEncoder.FromPretrained(cfg.Resolve(modelDirectory, t)) : null;
+        var turnEncoderName = chat is { } c ? c.Config.TurnEncoder : cfg.TurnEncoder;
+        var turnEncoder = turnEncoderName is { } t ? BertSentenceEncoder.FromPretrained(cfg.Resolve(chat?.Directory ?? modelDirectory, t)) : null;
         var heads = new RsCapRetHeads(vision.HiddenSize, llm.Config.HiddenSize, cfg.VisualPrefixTokens, cfg.SharedDim, turnEncoder?.HiddenSize ?? 0);
-        ckpt.LoadInto(heads);
+        if (chat is { } adapter)
+        {
+            using var weights = Checkpoint.Open(Path.Combine(adapter.Directory, adapter.Config.Weights));
+            var merged = llm.MergeAdapters(name => weights.Contains(name) ? weights.Read(name, ScalarType.Float32) : null, adapter.Config.Alpha);
+            if (merged == 0) throw new CheckpointException(weights.Location, "holds no adapter of this decoder's layers");
+            // The image side (visual prefix, image projection, scale) is the base's; the [RET] projection and turn reading the chat's.
+            ckpt.LoadInto(heads, skip: heads.named_parameters().Select(p => p.name).Where(ChatAdapterConfig.IsChatHead).ToHashSet());
+            weights.LoadInto(heads, prefix: "heads.", skip: heads.named_parameters().Select(p => p.name).Where(n => !ChatAdapterConfig.IsChatHead(n)).ToHashSet());
+        }
+        else ckpt.LoadInto(heads);
         var model = new RsCapRetModel(llm, vision, heads, cfg.RetTokenId, turnEncoder);
         model.eval();
         return (RsCapRetModel)model.to(dtype).to(device ?? CPU);

@@ -29,6 +29,12 @@ public sealed record ChatReply(string Text, bool Retrieved, RankedHits? Tiles, i
 public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve, int k = 3)
 {
     private readonly List<(List<PromptSegment> Segments, int Tokens)> _history = [];
+
+    /// <summary>
+    /// The model that writes the answers: the folder's chat adapter when it has one, else its model. Search's own
+    /// vectors (/find, the grounding's query) stay the folder's model's (<see cref="RsCapRetTileEncoder.EmbedText"/>).
+    /// </summary>
+    private RsCapRetModel Chat => encoder.ChatModel;
     /// <summary>Shared-space vectors of the images added since the last text turn, in order (what "the second one" refers to).</summary>
     private readonly List<float[]> _shown = [];
 
@@ -77,12 +83,12 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         if (description is null)
         {
             // The model's own caption goes into the prompt as the ids it wrote (decoding and encoding again can differ).
-            var room = Math.Max(1, Math.Min(NewTokens, PromptLimit - encoder.Model.Heads.PrefixTokens - 3));   // BOS, [RET], EOS
-            var written = encoder.Model.GenerateCaptionsFromPooled(pooled, encoder.Generation with { MaxNewTokens = room })[0];
+            var room = Math.Max(1, Math.Min(NewTokens, PromptLimit - Chat.Heads.PrefixTokens - 3));   // BOS, [RET], EOS
+            var written = Chat.GenerateCaptionsFromPooled(pooled, encoder.Generation with { MaxNewTokens = room })[0];
             description = RsCapRetTileEncoder.CleanCaption(encoder.Tokenizer.Decode(written));
             ids = [encoder.Tokenizer.BosId, .. written, encoder.Tokenizer.RetId, encoder.Tokenizer.EosId];
         }
-        else ids = Fitted(ChatFormat.Description(encoder.Tokenizer, description.Length == 0 ? "." : description), 2, PromptLimit - encoder.Model.Heads.PrefixTokens);
+        else ids = Fitted(ChatFormat.Description(encoder.Tokenizer, description.Length == 0 ? "." : description), 2, PromptLimit - Chat.Heads.PrefixTokens);
         AppendImage(pooled, ids);
         return description;
     }
@@ -105,7 +111,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     private void AppendImage(TorchSharp.torch.Tensor pooled, int[]? description)
     {
         var continuesRun = _history.Count > 0 && _history[^1].Segments[0] is PooledImageSegment;   // image turns start with their prefix
-        var prefix = encoder.Model.Heads.PrefixTokens;
+        var prefix = Chat.Heads.PrefixTokens;
         if (description is null) Append([new PooledImageSegment(pooled)], prefix);
         else Append([new PooledImageSegment(pooled), new TextSegment(description)], prefix + description.Length);
         if (!continuesRun) _shown.Clear();
@@ -131,11 +137,11 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     public void AddUserTurn(string text)
     {
         var question = ChatFormat.UserTurn(encoder.Tokenizer, text);
-        if (encoder.Model.ReadsTurns)
+        if (Chat.ReadsTurns)
         {
             // The turn's sentence vector once: the prompt is embedded again at every answer.
             var words = ChatFormat.NormaliseUserText(text);
-            Append([new TurnReadingSegment(words, encoder.Model.TurnSentenceVector(words)), new TextSegment(question)], question.Length + 1);
+            Append([new TurnReadingSegment(words, Chat.TurnSentenceVector(words)), new TextSegment(question)], question.Length + 1);
         }
         else Append([new TextSegment(question)], question.Length);
     }
@@ -152,9 +158,9 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     {
         AddUserTurn(text);
         List<PromptSegment> prompt = [.. Prompt, new TextSegment([encoder.Tokenizer.BosId])];
-        var reply = encoder.Model.Continue(prompt, NewTokens);
+        var reply = Chat.Continue(prompt, NewTokens);
         var retrieved = reply.RetrievalVector is not null;
-        var answerIds = reply.TokenIds.Where(t => t != encoder.Model.RetTokenId && t != encoder.Tokenizer.EosId).ToList();
+        var answerIds = reply.TokenIds.Where(t => t != Chat.RetTokenId && t != encoder.Tokenizer.EosId).ToList();
         var answer = RsCapRetTileEncoder.CleanCaption(encoder.Tokenizer.Decode(answerIds));
         var grounding = retrieved ? null : ChatGrounding.Of(text, answer, _shown, () => encoder.EmbedText(ChatFormat.NormaliseUserText(text)), Calibration);
         if (grounding is not null)
@@ -164,7 +170,7 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
         }
         var turn = new List<int> { encoder.Tokenizer.BosId };
         turn.AddRange(answerIds);
-        if (retrieved) turn.Add(encoder.Model.RetTokenId);
+        if (retrieved) turn.Add(Chat.RetTokenId);
         turn.Add(encoder.Tokenizer.EosId);
         Append([new TextSegment(turn)], turn.Count);
         if (!retrieved || retrieve is null) return new ChatReply(answer, retrieved, null, Grounding: grounding);
@@ -188,10 +194,10 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
     /// Answers are cut to about half the context, so a prompt of the other half always has room, and an answer as
     /// long as that (with BOS and EOS around it) fits the prompt again as a turn.
     /// </summary>
-    public int NewTokens => Math.Max(1, Math.Min(MaxNewTokens, (encoder.Model.Llm.Config.MaxPositionEmbeddings - 3) / 2));
+    public int NewTokens => Math.Max(1, Math.Min(MaxNewTokens, (Chat.Llm.Config.MaxPositionEmbeddings - 3) / 2));
 
     /// <summary>The prompt's room: with the BOS that starts an answer, the answer and the [RET] pass, it fills the context.</summary>
-    private int PromptLimit => encoder.Model.Llm.Config.MaxPositionEmbeddings - 1 - NewTokens;
+    private int PromptLimit => Chat.Llm.Config.MaxPositionEmbeddings - 1 - NewTokens;
 
     private void Append(List<PromptSegment> segments, int tokens)
     {

@@ -64,8 +64,12 @@ public static partial class DialogueEvaluation
 
     public static DialogueReport Run(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, string modelName,
         string datasetDirectory, string split, int? maxImages = null, int seed = 34, Action<string>? log = null,
-        Func<string, string, IReadOnlyList<float[]>, Func<float[]>, string?>? ground = null, bool retrievalAnswerNamesThing = false)
+        Func<string, string, IReadOnlyList<float[]>, Func<float[]>, string?>? ground = null, bool retrievalAnswerNamesThing = false,
+        RsCapRetModel? searchModel = null)
     {
+        // The chat answers; image vectors and direct queries are the search's (a folder's model beside its chat adapter).
+        var search = searchModel ?? model;
+        search.eval();
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(datasetDirectory));
         var images = KarpathyDataset.Load(datasetDirectory, name, new HashSet<string> { split });
@@ -77,12 +81,12 @@ public static partial class DialogueEvaluation
         {
             var batch = images.Skip(s).Take(32).ToList();
             using var scope = NewDisposeScope();
-            pooled.Add(model.PooledImage(pre.Process(batch.Select(b => RasterImage.ReadRgb(b.ImagePath)).ToList())).cpu().MoveToOuterDisposeScope());
+            pooled.Add(search.PooledImage(pre.Process(batch.Select(b => RasterImage.ReadRgb(b.ImagePath)).ToList())).cpu().MoveToOuterDisposeScope());
             log?.Invoke($"images {Math.Min(s + 32, images.Count)}/{images.Count}");
         }
         using var allPooled = cat(pooled, 0);
         foreach (var p in pooled) p.Dispose();
-        using var imageVectors = model.ImageEmbeddingFromPooled(allPooled).cpu();
+        using var imageVectors = search.ImageEmbeddingFromPooled(allPooled).cpu();
         var vectors = Enumerable.Range(0, images.Count).Select(i => imageVectors[i].data<float>().ToArray()).ToArray();
         var classes = images.Select(i => SceneClassNames.ClassOf(i.Dataset, i.ImagePath)).ToArray();
         // Each image its own group: "more like this" and caption requests target that image.
@@ -139,12 +143,12 @@ public static partial class DialogueEvaluation
                         case DialogueIntent.Retrieve when sample.AboutCaption:
                             var caption = sample.Thing!;
                             dialogueRanks.Add(vector is null ? images.Count : RankOf(vector, vectors, i));
-                            directRanks.Add(RankOf(DirectQuery(model, tokenizer, caption), vectors, i));
+                            directRanks.Add(RankOf(DirectQuery(search, tokenizer, caption), vectors, i));
                             break;
                         case DialogueIntent.Retrieve:
                             classAsked++;
                             if (vector is not null) classHits += ShareOfClass(vector, vectors, classes, classes[i], exclude: null);
-                            directClassHits += ShareOfClass(DirectQuery(model, tokenizer, SceneClassNames.LabelOf(classes[i]!)), vectors, classes, classes[i], exclude: null);
+                            directClassHits += ShareOfClass(DirectQuery(search, tokenizer, SceneClassNames.LabelOf(classes[i]!)), vectors, classes, classes[i], exclude: null);
                             break;
                         case DialogueIntent.Similar:
                             if (classes[i] is null) break;
@@ -156,7 +160,7 @@ public static partial class DialogueEvaluation
                             if (text == sample.Answer) yesNoRight++;
                             if (kind == DialogueIntent.YesNo && ground is not null)
                             {
-                                var verdict = Grounded(model, tokenizer, sample, text, vectors, ground);
+                                var verdict = Grounded(search, tokenizer, sample, text, vectors, ground);
                                 yesNoUngrounded |= verdict is null;   // the chat leaves yes/no ungrounded without a calibration
                                 if (verdict == sample.Answer) groundedYesNoRight++;
                             }
@@ -164,7 +168,7 @@ public static partial class DialogueEvaluation
                         case DialogueIntent.Which:
                             whichAsked++;
                             if (text == sample.Answer) whichRight++;
-                            if (kind == DialogueIntent.Which && ground is not null && Grounded(model, tokenizer, sample, text, vectors, ground) == sample.Answer) groundedWhichRight++;
+                            if (kind == DialogueIntent.Which && ground is not null && Grounded(search, tokenizer, sample, text, vectors, ground) == sample.Answer) groundedWhichRight++;
                             break;
                     }
                 }

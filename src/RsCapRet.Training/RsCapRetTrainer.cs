@@ -85,6 +85,7 @@ public sealed class RsCapRetTrainer
         if (_cfg.DialogueTurnReadingLearningRate is { } readingLr) _log(FormattableString.Invariant($"turn reading learning rate {readingLr:E2} ({ReadingLrScale:0.##}× learning_rate)"));
 
         var bestDir = Path.Combine(_outDir, "best");
+        using var searchModel = _searchModel;
         return new EpochLoop<EpochResult>
         {
             Settings = new EpochLoopSettings(train.Images.Count, _cfg.BatchSize, _cfg.Epochs, _cfg.Seed, _cfg.MaxSteps, _cfg.CheckpointEvery, _cfg.EarlyStoppingPatience,
@@ -137,6 +138,7 @@ public sealed class RsCapRetTrainer
             var heads = new RsCapRetHeads(vision.HiddenSize, llmCfg.HiddenSize, _cfg.VisualPrefixTokens, _cfg.SharedDim, turnEncoder?.HiddenSize ?? 0);
             model = new RsCapRetModel(llm, vision, heads, tokenizer.BaseVocabSize, turnEncoder);
             if (_cfg.InitFrom is { } init) InitialiseFrom(model, init);
+            if (_cfg.DialogueChatAdapterRank is { } rank) AdaptForChat(model, rank, _cfg.InitFrom!, device);
         }
         else if (_cfg.Mode == "full")
         {
@@ -175,6 +177,22 @@ public sealed class RsCapRetTrainer
         }
         model.train();
         return model;
+    }
+
+    /// <summary>init_from's model, frozen, when a chat adapter trains: its [RET] vectors are the distillation's targets.</summary>
+    private RsCapRetModel? _searchModel;
+
+    /// <summary>
+    /// Attaches low-rank adapters to the decoder (which freezes it) and leaves only the chat's heads ([RET] projection,
+    /// turn reading) trainable; loads init_from again, frozen, as the search whose vectors the chat's [RET] should match.
+    /// </summary>
+    private void AdaptForChat(RsCapRetModel model, int rank, string init, Device device)
+    {
+        var count = model.Llm.AddLowRankAdapters(rank, alpha: rank, _cfg.Seed);
+        foreach (var (name, p) in model.Heads.named_parameters()) p.requires_grad = ChatAdapterConfig.IsChatHead(name);
+        _searchModel = RsCapRetModel.Load(init, device);
+        foreach (var p in _searchModel.parameters()) p.requires_grad = false;
+        _log($"chat adapter: rank {rank} on {model.Llm.AdaptableLayers().Count()} projections ({count:N0} parameters); decoder, embeddings and image side frozen at {init}, which stays the search");
     }
 
     /// <summary>
@@ -365,12 +383,13 @@ public sealed class RsCapRetTrainer
             var named = Enumerable.Range(0, retRows.Count).Where(k => retRows[k].Query is not null).ToList();
             if (_cfg.DialogueRetDistillWeight > 0 && named.Count > 0)
             {
-                // Toward the search's own vector of the thing asked for, held fixed: the dialogue should not move search.
+                // Toward the search's own vector of the thing asked for, held fixed: the dialogue should not move search
+                // (with a chat adapter, init_from's frozen search is the target).
                 Tensor target;
                 using (no_grad())
                 {
                     var (ids, idsMask) = TokenBatch.PadRight(named.Select(k => _tokenizer!.EncodeForRetrieval(retRows[k].Query!)).ToList());
-                    target = model.RetEmbedding(ids, idsMask).detach();
+                    target = (_searchModel ?? model).RetEmbedding(ids, idsMask).detach();
                 }
                 var asked = queries.index_select(0, tensor(named.Select(k => (long)k).ToArray(), device: queries.device));
                 var distill = (Scalars.Of(1.0) - (asked * target).sum(1)).mean();
@@ -540,6 +559,11 @@ public sealed class RsCapRetTrainer
     private void Export(RsCapRetModel model, LlamaTextTokenizer tokenizer, string dir)
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        if (_cfg.DialogueChatAdapterRank is { } rank)
+        {
+            ExportChatAdapter(model, rank, dir);
+            return;
+        }
         Directory.CreateDirectory(dir);
         var config = new RsCapRetConfig
         {
@@ -556,6 +580,38 @@ public sealed class RsCapRetTrainer
         }
         File.Copy(_cfg.Tokenizer, Path.Combine(dir, "tokenizer.model"), true);
         model.SaveHeads(dir, config);
+    }
+
+    /// <summary>
+    /// init_from's folder as it is (its search and captions, its catalogue identity) with the trained adapter in chat/
+    /// and rscapret.json naming it; a chat adapter init_from had is replaced.
+    /// </summary>
+    private void ExportChatAdapter(RsCapRetModel model, int rank, string dir)
+    {
+        var init = Path.GetFullPath(_cfg.InitFrom!);
+        var baseConfig = RsCapRetConfig.Load(init);
+        CopyFolder(init, dir, skip: baseConfig.Chat is { } old ? Path.GetFullPath(baseConfig.Resolve(init, old)) : null);
+        // Parts named outside init_from's folder are named by their full path, so the copy still finds them.
+        string Kept(string p) => p.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal) || Path.GetFullPath(baseConfig.Resolve(init, p)).StartsWith(init + Path.DirectorySeparatorChar, StringComparison.Ordinal)
+            ? p : Path.GetFullPath(baseConfig.Resolve(init, p));
+        var config = baseConfig with
+        {
+            Llm = Kept(baseConfig.Llm), Vision = Kept(baseConfig.Vision), Tokenizer = Kept(baseConfig.Tokenizer), Heads = Kept(baseConfig.Heads), Chat = "chat",
+        };
+        config.Save(dir);
+        new ChatAdapterConfig
+        {
+            Version = _cfg.Version, Rank = rank, Alpha = rank, BaseHeadsSha256 = RsCapRetModel.HeadsSha256(init),
+            TurnEncoder = _cfg.DialogueTurnEncoder, RetrievalAnswerNamesThing = _cfg.DialogueRetrievalAnswerNamesThing,
+        }.Write(Path.Combine(dir, "chat"), model);
+    }
+
+    private static void CopyFolder(string from, string to, string? skip)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var sub in Directory.GetDirectories(from))
+            if (!string.Equals(Path.GetFullPath(sub), skip, StringComparison.Ordinal)) CopyFolder(sub, Path.Combine(to, Path.GetFileName(sub)), skip);
     }
 
     private static string ByDataset(EpochResult h) =>

@@ -123,6 +123,14 @@ public sealed record TrainConfig
     /// </summary>
     [JsonPropertyName("dialogue_retrieval_answer_names_thing")] public bool DialogueRetrievalAnswerNamesThing { get; init; }
 
+    /// <summary>
+    /// With init_from: train a chat adapter of this rank instead of the decoder — low-rank updates of its projections,
+    /// its own [RET] projection and turn reading, everything else frozen — so the exported folder is init_from's model
+    /// (search and captions unchanged, same catalogue identity) with a chat/ adapter; distillation targets come from
+    /// init_from's frozen decoder. Null: the decoder itself trains.
+    /// </summary>
+    [JsonPropertyName("dialogue_chat_adapter_rank")] public int? DialogueChatAdapterRank { get; init; }
+
     /// <summary>Which epoch is exported as "best": "val-mr" (the best mean val text→image mR) or "last".</summary>
     [JsonPropertyName("selection")] public string Selection { get; init; } = "val-mr";
 
@@ -180,6 +188,12 @@ public sealed record TrainConfig
         if (DialogueTurnReadingLearningRate is <= 0) Fail("dialogue_turn_reading_learning_rate must be positive");
         if (DialogueTurnReadingLearningRate is not null && DialogueTurnEncoder is null) Fail("dialogue_turn_reading_learning_rate is the turn reading's: it needs dialogue_turn_encoder");
         if (DialogueRetrievalAnswerNamesThing && DialogueProbability == 0) Fail("dialogue_retrieval_answer_names_thing shapes dialogue answers: it needs dialogue_probability above 0");
+        if (DialogueChatAdapterRank is { } rank)
+        {
+            if (rank is < 1 or > 256) Fail("dialogue_chat_adapter_rank must be 1..256");
+            if (InitFrom is null) Fail("dialogue_chat_adapter_rank adapts a trained model's decoder: it needs init_from");
+            if (DialogueProbability == 0) Fail("dialogue_chat_adapter_rank trains the chat: it needs dialogue_probability above 0");
+        }
         if (ClassBatchGroup < 0 || ClassBatchGroup > BatchSize / 2) Fail($"class_batch_group must be 0..{BatchSize / 2} (half of batch_size)");
         if (Selection is not ("val-mr" or "last")) Fail($"selection must be 'val-mr' or 'last', got '{Selection}'");
         if (InitFrom is not null && Mode != "frozen-vision") Fail("init_from is for frozen-vision mode");

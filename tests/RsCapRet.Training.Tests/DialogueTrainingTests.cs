@@ -1,6 +1,7 @@
 using RsCapRet.Core;
 using RsCapRet.Model;
 using RsCapRet.TestSupport;
+using TorchSharp;
 
 namespace RsCapRet.Training.Tests;
 
@@ -104,6 +105,67 @@ public sealed class DialogueTrainingTests : IDisposable
     }
 
     [Fact]
+    public void AChatAdapterRunLeavesTheSearchAsItWasAndItsFolderLoadsTheChatApart()
+    {
+        var backbone = TinyResNet.Save(Path.Combine(_dir.FullName, "tiny-resnet"), seed: 5, blocks: [1, 1, 1, 1]);
+        var first = Path.Combine(_dir.FullName, "captions", "best");
+        new RsCapRetTrainer(Config(backbone), Path.Combine(_dir.FullName, "captions"), _ => { }).Run();
+        var words = DialogueGenerator.Phrasings.SelectMany(p => p.Template.Split(' ')).Concat(BackboneAdaptationTests.UcmWords());
+        var encoder = TinyTextEncoder.Save(Path.Combine(_dir.FullName, "tiny-bert"), words);
+
+        var log = new List<string>();
+        var cfg = Config(backbone) with
+        {
+            InitFrom = first, DialogueProbability = 0.5, Selection = "last", LearningRate = 1e-2, DialogueFollowUps = 1, DialogueRetDistillWeight = 1,
+            DialogueTurnEncoder = encoder, DialogueChatAdapterRank = 4, Version = "chat-test",
+        };
+        cfg.Validate("chat.json");
+        var history = new RsCapRetTrainer(cfg, Path.Combine(_dir.FullName, "chat"), log.Add).Run();
+        Assert.All(history, h => Assert.True(double.IsFinite(h.TrainLoss)));
+        // One layer: q, k, v, o, gate, up, down; rank 4 over 32-d in and out (64-d for the MLP's middle).
+        Assert.Contains(log, l => l.StartsWith("chat adapter: rank 4 on 7 projections (", StringComparison.Ordinal) && l.Contains("which stays the search"));
+
+        // The folder is init_from's model, byte for byte where search and captions come from: same catalogue identity.
+        var folder = Path.Combine(_dir.FullName, "chat", "best");
+        Assert.Equal(RsCapRetModel.HeadsSha256(first), RsCapRetModel.HeadsSha256(folder));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(first, "llm", "model.safetensors")), File.ReadAllBytes(Path.Combine(folder, "llm", "model.safetensors")));
+        var config = RsCapRetConfig.Load(folder);
+        Assert.Equal("chat", config.Chat);
+        Assert.Null(config.TurnEncoder);
+        var adapter = ChatAdapterConfig.Load(Path.Combine(folder, "chat"));
+        Assert.Equal((4, 4.0, "chat-test", encoder), (adapter.Rank, adapter.Alpha, adapter.Version, adapter.TurnEncoder));
+        Assert.Equal(RsCapRetModel.HeadsSha256(first), adapter.BaseHeadsSha256);
+
+        using var search = RsCapRetModel.Load(folder);
+        using var chat = RsCapRetModel.LoadChat(folder);
+        Assert.False(search.ReadsTurns);
+        Assert.True(chat.ReadsTurns);
+        using var before = RsCapRetModel.Load(first);
+        var ids = torch.tensor(new long[] { before.BosTokenId, 5, 6, 7, before.RetTokenId }).unsqueeze(0);
+        Assert.True(search.RetEmbedding(ids).allclose(before.RetEmbedding(ids)), "search's [RET] is init_from's");
+        Assert.False(chat.RetEmbedding(ids).allclose(search.RetEmbedding(ids), rtol: 1e-3, atol: 1e-4), "the chat's [RET] trained");
+        using var pooled = torch.randn(2, search.Vision.HiddenSize);
+        Assert.True(chat.ImageEmbeddingFromPooled(pooled).allclose(search.ImageEmbeddingFromPooled(pooled)), "image vectors are the search's");
+        Assert.True(chat.VisualPrefix(pooled).allclose(search.VisualPrefix(pooled)), "the visual prefix is the search's");
+
+        // The chat's decoder is the search's plus (alpha / rank)·B·A from the adapter file (stored in float16).
+        using (var weights = RsCapRet.Model.Checkpoints.Checkpoint.Open(Path.Combine(folder, "chat", adapter.Weights)))
+        {
+            const string layer = "model.layers.0.mlp.down_proj";
+            var delta = torch.matmul(weights.Read(layer + ".lora_b", torch.ScalarType.Float32), weights.Read(layer + ".lora_a", torch.ScalarType.Float32));
+            Assert.True(delta.abs().max().item<float>() > 0, "the adapter trained away from its zero start");
+            static torch.Tensor W(RsCapRetModel m) => m.named_parameters().Single(p => p.name == "llm." + layer + ".weight").parameter;
+            Assert.True(W(chat).allclose(W(search) + delta, rtol: 1e-5, atol: 1e-6));
+        }
+
+        // An adapter only loads on the model it was trained on.
+        File.WriteAllText(Path.Combine(folder, "chat", ChatAdapterConfig.FileName),
+            System.Text.Json.JsonSerializer.Serialize(adapter with { BaseHeadsSha256 = new string('0', 64) }));
+        var e = Assert.Throws<RsCapRet.Model.Checkpoints.CheckpointException>(() => RsCapRetModel.LoadChat(folder));
+        Assert.Contains("an adapter only fits the decoder it adapts", e.Message);
+    }
+
+    [Fact]
     public void InitFromMustBeAModelFolderOfTheFrozenVisionMode()
     {
         var cfg = Config("backbone:none") with { InitFrom = _dir.FullName };
@@ -121,6 +183,10 @@ public sealed class DialogueTrainingTests : IDisposable
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnReadingLearningRate = 1e-3 }).Validate("d.json")).Message);
         Assert.Contains("dialogue_retrieval_answer_names_thing shapes dialogue answers: it needs dialogue_probability above 0",
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueRetrievalAnswerNamesThing = true }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_chat_adapter_rank adapts a trained model's decoder: it needs init_from",
+            Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueChatAdapterRank = 8 }).Validate("d.json")).Message);
+        Assert.Contains("dialogue_chat_adapter_rank must be 1..256",
+            Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueChatAdapterRank = 0 }).Validate("d.json")).Message);
         Assert.Contains("dialogue_turn_word_dropout must be",
             Assert.Throws<FormatException>(() => (Config("x") with { DialogueProbability = 1, DialogueTurnEncoder = "e", DialogueTurnWordDropout = 1 }).Validate("d.json")).Message);
     }

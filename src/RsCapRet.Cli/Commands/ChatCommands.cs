@@ -58,7 +58,8 @@ public static class ChatCommands
                 }
                 var session = new ChatSession(encoder, retrieve, topK)
                 { TileImage = tileImage, Calibration = RelevanceCalibration.LoadOrExplain(encoder.Directory).Calibration };
-                await output.WriteLineAsync($"chat with {encoder.Identity.Name} v{encoder.Identity.Version}; /help lists the commands");
+                var adapter = encoder.ChatAdapterVersion is { } v ? $" (its chat adapter v{v} answers; search is the model's)" : "";
+                await output.WriteLineAsync($"chat with {encoder.Identity.Name} v{encoder.Identity.Version}{adapter}; /help lists the commands");
                 if (session.ModelNote is { } note) await output.WriteLineAsync("note: " + note);
                 while (!ct.IsCancellationRequested)
                 {

@@ -66,11 +66,12 @@ public static class EvaluationCommands
                 // Scored as the chat answers (ChatGrounding); its yes/no verdicts need the search's relevance calibration.
                 var (calibration, calibrationNote) = RelevanceCalibration.LoadOrExplain(chatEncoder.Directory);
                 if (calibration is null) parse.InvocationConfiguration.Error.WriteLine($"grounded yes/no not scored: {calibrationNote}");
-                var dialogueReport = DialogueEvaluation.Run(chatEncoder.Model, chatEncoder.Tokenizer, chatEncoder.Preprocessor,
-                    $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}", datasetDir, splitName, parse.GetValue(maxImages),
+                var chatName = chatEncoder.ChatAdapterVersion is { } adapter ? $" with chat adapter v{adapter}" : "";
+                var dialogueReport = DialogueEvaluation.Run(chatEncoder.ChatModel, chatEncoder.Tokenizer, chatEncoder.Preprocessor,
+                    $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}{chatName}", datasetDir, splitName, parse.GetValue(maxImages),
                     log: msg => parse.InvocationConfiguration.Error.WriteLine(msg),
                     ground: (question, answer, shown, query) => ChatGrounding.Of(question, answer, shown, query, calibration)?.Answer,
-                    retrievalAnswerNamesThing: chatEncoder.RetrievalAnswerNamesThing);
+                    retrievalAnswerNamesThing: chatEncoder.RetrievalAnswerNamesThing, searchModel: chatEncoder.Model);
                 if (outPath is not null)
                 {
                     Directory.CreateDirectory(outPath);
