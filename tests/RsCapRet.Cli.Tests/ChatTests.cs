@@ -125,6 +125,57 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
     }
 
     [Fact]
+    public async Task AFolderWithAChatAdapterAnswersWithItAndSearchesWithItsOwnModel()
+    {
+        var folder = TinyModelFolder.Create(Path.Combine(_dir.FullName, "adapted"));
+        // A chat adapter as a run writes it (RsCapRetTrainer.ExportChatAdapter): random updates, a changed [RET] projection.
+        using (var trained = RsCapRetModel.Load(folder))
+        {
+            trained.Llm.AddLowRankAdapters(rank: 2, alpha: 2, seed: 5);
+            using (TorchSharp.torch.no_grad())
+            {
+                foreach (var (name, t) in trained.Llm.AdapterTensors().Where(t => t.Name.EndsWith(".lora_b", StringComparison.Ordinal))) t.normal_(0, 0.5);
+                foreach (var (name, p) in trained.Heads.named_parameters().Where(p => p.name.StartsWith("ret_to_shared.", StringComparison.Ordinal))) p.add_(TorchSharp.torch.randn_like(p));
+            }
+            new ChatAdapterConfig { Version = "adapter-test", Rank = 2, Alpha = 2, BaseHeadsSha256 = RsCapRetModel.HeadsSha256(folder) }
+                .Write(Path.Combine(folder, "chat"), trained);
+        }
+        var config = RsCapRetConfig.Load(folder);
+        (config with { Chat = "chat" }).Save(folder);
+
+        using var encoder = RsCapRetTileEncoder.Load(folder, "cpu");
+        Assert.Equal("adapter-test", encoder.ChatAdapterVersion);
+        Assert.True(encoder.DialogueTrained);                 // the chat was trained on dialogues though the model was not
+        Assert.Null(ChatSession.NoteFor(encoder));
+        Assert.NotSame(encoder.Model, encoder.ChatModel);
+        var searched = new List<float[]>();
+        var session = new ChatSession(encoder, (v, k, ct) => { searched.Add(v); return Task.FromResult<IReadOnlyList<TileHit>>([]); }) { MaxNewTokens = 8 };
+
+        // The answer is the adapter's: the chat model's continuation of the turn, not the folder's model's.
+        var reply = await session.AskAsync("show me a farm");
+        var tok = encoder.Tokenizer;
+        List<PromptSegment> prompt = [new TextSegment(ChatFormat.UserTurn(tok, "show me a farm")), new TextSegment([tok.BosId])];
+        string Answer(RsCapRetModel m) => RsCapRetTileEncoder.CleanCaption(tok.Decode(
+            [.. m.Continue(prompt, session.NewTokens).TokenIds.Where(t => t != m.RetTokenId && t != tok.EosId)]));
+        Assert.Equal(Answer(encoder.ChatModel), reply.Text);
+        using var chatLogits = encoder.ChatModel.Llm.ForwardEmbeds(encoder.ChatModel.EmbedPrompt(prompt));
+        using var modelLogits = encoder.Model.Llm.ForwardEmbeds(encoder.Model.EmbedPrompt(prompt));
+        Assert.False(chatLogits.Logits.allclose(modelLogits.Logits, rtol: 1e-3, atol: 1e-4), "the adapter changes what the decoder computes");
+
+        // /find is search: the folder's own [RET] vector of the words, not the chat's.
+        await session.FindAsync("a farm");
+        Assert.Equal(encoder.EmbedText("a farm"), searched[^1]);
+        using var ids = TorchSharp.torch.tensor(tok.EncodeForRetrieval("a farm").Select(t => (long)t).ToArray()).unsqueeze(0);
+        Assert.False(encoder.ChatModel.RetEmbedding(ids).allclose(encoder.Model.RetEmbedding(ids), rtol: 1e-3, atol: 1e-4));
+
+        // A broken adapter is reported when the folder loads, naming its file.
+        File.WriteAllText(Path.Combine(folder, "chat", ChatAdapterConfig.FileName), "{\"format\": \"something-else\"}");
+        var e = Assert.Throws<RsCapRet.Model.Checkpoints.CheckpointException>(() => RsCapRetTileEncoder.Load(folder, "cpu"));
+        Assert.Contains(Path.Combine("chat", ChatAdapterConfig.FileName), e.Message);
+        Assert.Contains("format", e.Message);
+    }
+
+    [Fact]
     public async Task ARetInTheAnswerRetrievesTilesThatJoinTheConversationAsImages()
     {
         // The shipped model answers "show me a farm" with [RET] (deterministic: greedy decoding of fixed weights).
