@@ -596,7 +596,11 @@ public sealed class RsCapRetTrainer
             ? p : Path.GetFullPath(baseConfig.Resolve(init, p));
         var config = baseConfig with
         {
-            Llm = Kept(baseConfig.Llm), Vision = Kept(baseConfig.Vision), Tokenizer = Kept(baseConfig.Tokenizer), Heads = Kept(baseConfig.Heads), Chat = "chat",
+            Llm = Kept(baseConfig.Llm),
+            Vision = Kept(baseConfig.Vision),
+            Tokenizer = Kept(baseConfig.Tokenizer),
+            Heads = Kept(baseConfig.Heads),
+            Chat = "chat",
         };
         config.Save(dir);
         new ChatAdapterConfig

@@ -116,8 +116,15 @@ public sealed class DialogueTrainingTests : IDisposable
         var log = new List<string>();
         var cfg = Config(backbone) with
         {
-            InitFrom = first, DialogueProbability = 0.5, Selection = "last", LearningRate = 1e-2, DialogueFollowUps = 1, DialogueRetDistillWeight = 1,
-            DialogueTurnEncoder = encoder, DialogueChatAdapterRank = 4, Version = "chat-test",
+            InitFrom = first,
+            DialogueProbability = 0.5,
+            Selection = "last",
+            LearningRate = 1e-2,
+            DialogueFollowUps = 1,
+            DialogueRetDistillWeight = 1,
+            DialogueTurnEncoder = encoder,
+            DialogueChatAdapterRank = 4,
+            Version = "chat-test",
         };
         cfg.Validate("chat.json");
         var history = new RsCapRetTrainer(cfg, Path.Combine(_dir.FullName, "chat"), log.Add).Run();
