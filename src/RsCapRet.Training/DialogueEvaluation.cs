@@ -14,10 +14,16 @@ namespace RsCapRet.Training;
 public sealed record DialogueFigures(string Phrasings, IReadOnlyDictionary<DialogueIntent, double> IntentAccuracy, double DescribeCider,
     double FollowUpCider, RecallAtK DialogueTextToImage, RecallAtK DirectTextToImage, double ClassPrecisionAt10, double DirectClassPrecisionAt10,
     double SimilarPrecisionAt10, double YesNoAccuracy, double WhichAccuracy, int Dialogues, double GroundedYesNoAccuracy = double.NaN,
-    double GroundedWhichAccuracy = double.NaN)
+    double GroundedWhichAccuracy = double.NaN, IReadOnlyList<CaptionRequestFigures>? CaptionRequests = null)
 {
     public double MeanIntentAccuracy => IntentAccuracy.Values.Average();
 }
+
+/// <summary>
+/// Requests for one of an image's captions in one phrasing: how many were answered with [RET] (a request answered
+/// otherwise counts as the last rank in the mid-dialogue mR), and over those that were, the mid-dialogue and direct mR.
+/// </summary>
+public sealed record CaptionRequestFigures(string Phrasing, int Asked, int Retrieved, RecallAtK DialogueWhereRetrieved, RecallAtK DirectWhereRetrieved);
 
 /// <summary>The scripted-dialogue evaluation of a model on a dataset split, and one transcript per intent as examples.</summary>
 public sealed record DialogueReport(string Model, string Dataset, string Split, int Images, IReadOnlyList<DialogueFigures> Figures,
@@ -36,6 +42,15 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
             sb.AppendLine(CultureInfo.InvariantCulture,
                 $"| {f.Phrasings} | {f.Dialogues} | {acc} (mean {Pct(f.MeanIntentAccuracy)}) | {f.DescribeCider:F3} | {f.FollowUpCider:F3} | {f.DialogueTextToImage.Mean:F2} | {f.DirectTextToImage.Mean:F2} | {Pct(f.ClassPrecisionAt10)} / {Pct(f.DirectClassPrecisionAt10)} | {Pct(f.SimilarPrecisionAt10)} | {Pct(f.YesNoAccuracy)} / {Pct(f.GroundedYesNoAccuracy)} | {Pct(f.WhichAccuracy)} / {Pct(f.GroundedWhichAccuracy)} |");
         }
+        sb.AppendLine();
+        sb.AppendLine("Caption requests by phrasing (a request not answered with [RET] counts as the last rank above; here, the mR over those that were):");
+        sb.AppendLine();
+        sb.AppendLine("| phrasings | phrasing | asked | answered with [RET] | mid-dialogue t→i mR / direct, where it retrieved |");
+        sb.AppendLine("| --- | --- | --- | --- | --- |");
+        foreach (var f in Figures)
+            foreach (var c in f.CaptionRequests ?? [])
+                sb.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {f.Phrasings} | {c.Phrasing} | {c.Asked} | {Pct((double)c.Retrieved / c.Asked)} | {(c.Retrieved == 0 ? "-" : $"{c.DialogueWhereRetrieved.Mean:F2} / {c.DirectWhereRetrieved.Mean:F2}")} |");
         sb.AppendLine();
         sb.AppendLine("Grounded: the decoder's yes/no or \"the Nth one\" with its verdict from the shared space (the [RET] vector of the question against the images shown; yes when the search's calibrated relevance reaches the calibration's yes level), as the chat answers; a wrong kind of answer counts as wrong; \"-\" where the model folder has no relevance.json.");
         sb.AppendLine();
@@ -104,6 +119,7 @@ public static partial class DialogueEvaluation
             var describe = new Dictionary<string, string>();
             var followUp = new Dictionary<string, string>();
             var dialogueRanks = new List<int>();
+            var byPhrasing = new SortedDictionary<string, (int Asked, List<int> Dialogue, List<int> Direct)>(StringComparer.Ordinal);
             var directRanks = new List<int>();
             double classHits = 0, directClassHits = 0, similarHits = 0;
             int classAsked = 0, similarAsked = 0, yesNoRight = 0, yesNoAsked = 0, whichRight = 0, whichAsked = 0, groundedYesNoRight = 0, groundedWhichRight = 0;
@@ -142,8 +158,12 @@ public static partial class DialogueEvaluation
                             break;
                         case DialogueIntent.Retrieve when sample.AboutCaption:
                             var caption = sample.Thing!;
+                            var direct = RankOf(DirectQuery(search, tokenizer, caption), vectors, i);
                             dialogueRanks.Add(vector is null ? images.Count : RankOf(vector, vectors, i));
-                            directRanks.Add(RankOf(DirectQuery(search, tokenizer, caption), vectors, i));
+                            directRanks.Add(direct);
+                            if (!byPhrasing.TryGetValue(sample.Phrasing.Template, out var stat)) stat = (0, [], []);
+                            if (vector is not null) { stat.Dialogue.Add(dialogueRanks[^1]); stat.Direct.Add(direct); }
+                            byPhrasing[sample.Phrasing.Template] = stat with { Asked = stat.Asked + 1 };
                             break;
                         case DialogueIntent.Retrieve:
                             classAsked++;
@@ -184,7 +204,9 @@ public static partial class DialogueEvaluation
                 similarAsked == 0 ? double.NaN : similarHits / similarAsked,
                 yesNoAsked == 0 ? double.NaN : (double)yesNoRight / yesNoAsked, whichAsked == 0 ? double.NaN : (double)whichRight / whichAsked, dialogues,
                 yesNoAsked == 0 || ground is null || yesNoUngrounded ? double.NaN : (double)groundedYesNoRight / yesNoAsked,
-                whichAsked == 0 || ground is null ? double.NaN : (double)groundedWhichRight / whichAsked));
+                whichAsked == 0 || ground is null ? double.NaN : (double)groundedWhichRight / whichAsked,
+                [.. byPhrasing.Select(kv => new CaptionRequestFigures(kv.Key, kv.Value.Asked, kv.Value.Dialogue.Count,
+                    RetrievalMetrics.FromRanks(kv.Value.Dialogue), RetrievalMetrics.FromRanks(kv.Value.Direct)))]));
         }
         return new DialogueReport(modelName, name, split, evaluated.Count, figures, examples, sw.Elapsed.TotalSeconds);
     }

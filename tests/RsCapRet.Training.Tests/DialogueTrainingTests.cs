@@ -165,6 +165,22 @@ public sealed class DialogueTrainingTests : IDisposable
             Assert.True(W(chat).allclose(W(search) + delta, rtol: 1e-5, atol: 1e-6));
         }
 
+        // evaluate --dialogue: the chat answers, direct queries are the search's; caption requests are listed by phrasing.
+        var tokenizer = RsCapRet.Model.Tokenizers.LlamaTextTokenizer.Load(Path.Combine(folder, "tokenizer.model"), search.RetTokenId);
+        var report = DialogueEvaluation.Run(chat, tokenizer, search.Preprocessor(), "adapted", Ucm, "val", maxImages: 3, searchModel: search);
+        var chatAsSearch = DialogueEvaluation.Run(chat, tokenizer, search.Preprocessor(), "adapted", Ucm, "val", maxImages: 3);
+        Assert.Equal(["seen in training", "held out"], report.Figures.Select(f => f.Phrasings));
+        Assert.All(report.Figures, f =>
+        {
+            // One caption request per image and phrasing set; where none retrieved, the mR counts them as the last rank.
+            Assert.Equal(3, f.CaptionRequests!.Sum(c => c.Asked));
+            Assert.All(f.CaptionRequests!, c => Assert.InRange(c.Retrieved, 0, c.Asked));
+        });
+        // The chat's answers do not depend on which model the direct queries come from.
+        Assert.Equal(chatAsSearch.Figures.Select(f => f.DialogueTextToImage), report.Figures.Select(f => f.DialogueTextToImage));
+        Assert.Equal(chatAsSearch.Figures.Select(f => f.CaptionRequests!.Sum(c => c.Retrieved)), report.Figures.Select(f => f.CaptionRequests!.Sum(c => c.Retrieved)));
+        Assert.Contains("| held out | " + report.Figures[1].CaptionRequests![0].Phrasing + " | ", report.Markdown());
+
         // An adapter only loads on the model it was trained on.
         File.WriteAllText(Path.Combine(folder, "chat", ChatAdapterConfig.FileName),
             System.Text.Json.JsonSerializer.Serialize(adapter with { BaseHeadsSha256 = new string('0', 64) }));
