@@ -244,7 +244,9 @@ public sealed class RsCapRetModel : nn.Module
         if (chat is { } adapter)
         {
             using var weights = Checkpoint.Open(Path.Combine(adapter.Directory, adapter.Config.Weights));
-            var merged = llm.MergeAdapters(name => weights.Contains(name) ? weights.Read(name, ScalarType.Float32) : null, adapter.Config.Alpha);
+            int merged;
+            using (NewDisposeScope())   // the A and B matrices read go once merged
+                merged = llm.MergeAdapters(name => weights.Contains(name) ? weights.Read(name, ScalarType.Float32) : null, adapter.Config.Alpha);
             if (merged == 0) throw new CheckpointException(weights.Location, "holds no adapter of this decoder's layers");
             // The image side (visual prefix, image projection, scale) is the base's; the [RET] projection and turn reading the chat's.
             ckpt.LoadInto(heads, skip: heads.named_parameters().Select(p => p.name).Where(ChatAdapterConfig.IsChatHead).ToHashSet());
