@@ -54,6 +54,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         var dev = TorchDevice.Resolve(device);
         // A chat adapter's config is read now, so a broken one is reported when the folder loads, not mid-conversation.
         var chat = cfg.Chat is { } c ? ChatAdapterConfig.Load(cfg.Resolve(dir, c)) : null;
+        if (chat?.TurnEncoder is { } turnEncoder) BertSentenceEncoder.CheckExists(cfg.Resolve(cfg.Resolve(dir, cfg.Chat!), turnEncoder));
         var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)

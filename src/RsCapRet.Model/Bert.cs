@@ -344,16 +344,20 @@ public sealed class BertSentenceEncoder : nn.Module
         return BertTokenizer.Create(vocabPath, new BertOptions { LowerCaseBeforeTokenization = config.DoLowerCase });
     }
 
+    /// <summary>Throws, saying how to import it, when a text encoder folder is missing (without loading it).</summary>
+    public static void CheckExists(string directory)
+    {
+        if (Directory.Exists(directory)) return;
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
+        var hint = Import.BertOnnxImporter.Sources.ContainsKey(name)
+            ? $" — import it with `rscapret import-backbone {name} --out {directory}` (scripts/bootstrap.sh does this)" : "";
+        throw new CheckpointException(directory, "text encoder folder does not exist" + hint);
+    }
+
     /// <summary>Loads a folder written by <see cref="SavePretrained"/> (eval mode, frozen).</summary>
     public static BertSentenceEncoder FromPretrained(string directory, Device? device = null)
     {
-        if (!Directory.Exists(directory))
-        {
-            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
-            var hint = Import.BertOnnxImporter.Sources.ContainsKey(name)
-                ? $" — import it with `rscapret import-backbone {name} --out {directory}` (scripts/bootstrap.sh does this)" : "";
-            throw new CheckpointException(directory, "text encoder folder does not exist" + hint);
-        }
+        CheckExists(directory);
         var cfg = ReadConfig(Path.Combine(directory, "config.json"));
         var model = new BertSentenceEncoder(cfg);
         using (var ckpt = Checkpoint.Open(directory))

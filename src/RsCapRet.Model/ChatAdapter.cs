@@ -37,6 +37,7 @@ public sealed record ChatAdapterConfig
         if (cfg.Rank < 1) throw new CheckpointException(path, "rank must be at least 1");
         if (!(cfg.Alpha > 0)) throw new CheckpointException(path, "alpha must be positive");
         if (cfg.BaseHeadsSha256.Length != 64) throw new CheckpointException(path, "base_heads_sha256 must name the heads file it was trained on");
+        if (!File.Exists(Path.Combine(chatDirectory, cfg.Weights))) throw new CheckpointException(path, $"names weights '{cfg.Weights}', which are not in {chatDirectory}");
         return cfg;
     }
 

@@ -168,7 +168,11 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
         using var ids = TorchSharp.torch.tensor(tok.EncodeForRetrieval("a farm").Select(t => (long)t).ToArray()).unsqueeze(0);
         Assert.False(encoder.ChatModel.RetEmbedding(ids).allclose(encoder.Model.RetEmbedding(ids), rtol: 1e-3, atol: 1e-4));
 
-        // A broken adapter is reported when the folder loads, naming its file.
+        // A broken adapter is reported when the folder loads, naming its file: missing weights, a wrong format.
+        var adapterFile = Path.Combine(folder, "chat", "adapter.safetensors");
+        File.Move(adapterFile, adapterFile + ".moved");
+        Assert.Contains("names weights 'adapter.safetensors', which are not in",
+            Assert.Throws<RsCapRet.Model.Checkpoints.CheckpointException>(() => RsCapRetTileEncoder.Load(folder, "cpu")).Message);
         File.WriteAllText(Path.Combine(folder, "chat", ChatAdapterConfig.FileName), "{\"format\": \"something-else\"}");
         var e = Assert.Throws<RsCapRet.Model.Checkpoints.CheckpointException>(() => RsCapRetTileEncoder.Load(folder, "cpu"));
         Assert.Contains(Path.Combine("chat", ChatAdapterConfig.FileName), e.Message);
