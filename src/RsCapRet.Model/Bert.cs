@@ -345,14 +345,8 @@ public sealed class BertSentenceEncoder : nn.Module
     }
 
     /// <summary>Throws, saying how to import it, when a text encoder folder is missing (without loading it).</summary>
-    public static void CheckExists(string directory)
-    {
-        if (Directory.Exists(directory)) return;
-        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
-        var hint = Import.BertOnnxImporter.Sources.ContainsKey(name)
-            ? $" — import it with `rscapret import-backbone {name} --out {directory}` (scripts/bootstrap.sh does this)" : "";
-        throw new CheckpointException(directory, "text encoder folder does not exist" + hint);
-    }
+    public static void CheckExists(string directory) =>
+        Import.ImportedFolders.Require(directory, "text encoder", Import.BertOnnxImporter.Sources.ContainsKey);
 
     /// <summary>Loads a folder written by <see cref="SavePretrained"/> (eval mode, frozen).</summary>
     public static BertSentenceEncoder FromPretrained(string directory, Device? device = null)

@@ -85,14 +85,8 @@ public static class VisionBackbones
         };
     }
 
-    private static void RequireFolder(string directory)
-    {
-        if (Directory.Exists(directory)) return;
-        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(directory));
-        var hint = Import.ResNetOnnxImporter.Sources.ContainsKey(name)
-            ? $" — import it with `rscapret import-backbone {name} --out {directory}` (scripts/bootstrap.sh does this)" : "";
-        throw new CheckpointException(directory, "vision backbone folder does not exist" + hint);
-    }
+    private static void RequireFolder(string directory) =>
+        Import.ImportedFolders.Require(directory, "vision backbone", Import.ResNetOnnxImporter.Sources.ContainsKey);
 
     /// <summary>"resnet" for the project's ResNet layout, "clip" for a Hugging Face CLIP vision checkpoint.</summary>
     public static string FamilyOf(string directory)
