@@ -27,7 +27,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public string? ChatAdapterVersion { get; private init; }
 
     private RsCapRetModel? _chatModel;
-    private string? _chatDevice;
+    private Device? _chatDevice;
     private bool _chatBf16;
 
     /// <summary>
@@ -35,7 +35,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     /// (ingestion and search never need it); <see cref="Model"/> itself when the folder has no adapter.
     /// </summary>
     public RsCapRetModel ChatModel => ChatAdapterVersion is null || Directory is null ? Model
-        : _chatModel ??= RsCapRetModel.LoadChat(Directory, TorchDevice.Resolve(_chatDevice), _chatBf16 ? ScalarType.BFloat16 : ScalarType.Float32);
+        : _chatModel ??= RsCapRetModel.LoadChat(Directory, _chatDevice, _chatBf16 ? ScalarType.BFloat16 : ScalarType.Float32);
 
     /// <summary>How captions are decoded: the model folder's beam_width, 32 new tokens at most.</summary>
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };
@@ -53,8 +53,9 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         var cfg = RsCapRetConfig.Load(dir);
         var dev = TorchDevice.Resolve(device);
         // A chat adapter's config is read now, so a broken one is reported when the folder loads, not mid-conversation.
-        var chat = cfg.Chat is { } c ? ChatAdapterConfig.Load(cfg.Resolve(dir, c)) : null;
-        if (chat?.TurnEncoder is { } turnEncoder) BertSentenceEncoder.CheckExists(cfg.Resolve(cfg.Resolve(dir, cfg.Chat!), turnEncoder));
+        var chatDirectory = cfg.Chat is { } c ? cfg.Resolve(dir, c) : null;
+        var chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
+        if (chat?.TurnEncoder is { } turnEncoder) BertSentenceEncoder.CheckExists(cfg.Resolve(chatDirectory!, turnEncoder));
         var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)
@@ -67,7 +68,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
             DialogueTrained = chat is not null || cfg.Dialogue,
             RetrievalAnswerNamesThing = chat?.RetrievalAnswerNamesThing ?? cfg.RetrievalAnswerNamesThing,
             ChatAdapterVersion = chat?.Version,
-            _chatDevice = device, _chatBf16 = bf16,
+            _chatDevice = dev, _chatBf16 = bf16,
         };
     }
 

@@ -249,8 +249,9 @@ public sealed class RsCapRetModel : nn.Module
                 merged = llm.MergeAdapters(name => weights.Contains(name) ? weights.Read(name, ScalarType.Float32) : null, adapter.Config.Alpha);
             if (merged == 0) throw new CheckpointException(weights.Location, "holds no adapter of this decoder's layers");
             // The image side (visual prefix, image projection, scale) is the base's; the [RET] projection and turn reading the chat's.
-            ckpt.LoadInto(heads, skip: heads.named_parameters().Select(p => p.name).Where(ChatAdapterConfig.IsChatHead).ToHashSet());
-            weights.LoadInto(heads, prefix: "heads.", skip: heads.named_parameters().Select(p => p.name).Where(n => !ChatAdapterConfig.IsChatHead(n)).ToHashSet());
+            var chatHeads = heads.named_parameters().Select(p => p.name).Where(ChatAdapterConfig.IsChatHead).ToHashSet();
+            ckpt.LoadInto(heads, skip: chatHeads);
+            weights.LoadInto(heads, prefix: "heads.", skip: heads.named_parameters().Select(p => p.name).Except(chatHeads).ToHashSet());
         }
         else ckpt.LoadInto(heads);
         var model = new RsCapRetModel(llm, vision, heads, cfg.RetTokenId, turnEncoder);

@@ -592,8 +592,12 @@ public sealed class RsCapRetTrainer
         var baseConfig = RsCapRetConfig.Load(init);
         CopyFolder(init, dir, skip: baseConfig.Chat is { } old ? Path.GetFullPath(baseConfig.Resolve(init, old)) : null);
         // Parts named outside init_from's folder are named by their full path, so the copy still finds them.
-        string Kept(string p) => p.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal) || Path.GetFullPath(baseConfig.Resolve(init, p)).StartsWith(init + Path.DirectorySeparatorChar, StringComparison.Ordinal)
-            ? p : Path.GetFullPath(baseConfig.Resolve(init, p));
+        string Kept(string p)
+        {
+            if (p.StartsWith(VisionBackbones.NamedPrefix, StringComparison.Ordinal)) return p;
+            var full = Path.GetFullPath(baseConfig.Resolve(init, p));
+            return full.StartsWith(init + Path.DirectorySeparatorChar, StringComparison.Ordinal) ? p : full;
+        }
         var config = baseConfig with
         {
             Llm = Kept(baseConfig.Llm),
