@@ -9,11 +9,14 @@ namespace RsCapRet.Training;
 public enum DialogueIntent { Describe, Retrieve, Similar, YesNo, Which }
 
 /// <summary>
-/// One phrasing of an intent; held-out phrasings never appear in training and measure generalisation. Extended ones
-/// are trained only when the config asks for them (<see cref="TrainConfig.DialogueExtendedPhrasings"/>) and are not
-/// evaluated, so every run's "seen" and "held out" rows ask the same questions.
+/// One phrasing of an intent; held-out phrasings never appear in training and measure generalisation. Extended and
+/// question-form ones are trained only when the config asks for them (<see cref="TrainConfig.DialogueExtendedPhrasings"/>,
+/// <see cref="TrainConfig.DialogueQuestionPhrasings"/>) and are not evaluated, so every run's "seen" and "held out" rows
+/// ask the same questions. <see cref="LaterHeldOut"/> ones (held out, written with dialogue-v22 beside the question-form
+/// set) are a second probe, evaluated in a row of their own.
 /// </summary>
-public sealed record DialoguePhrasing(DialogueIntent Intent, string Template, bool HeldOut, bool Ordinal = false, bool Extended = false);
+public sealed record DialoguePhrasing(DialogueIntent Intent, string Template, bool HeldOut, bool Ordinal = false, bool Extended = false,
+    bool Question = false, bool LaterHeldOut = false);
 
 /// <summary>An image the generator may use: its scene class (when the file name gives one), captions and caption group.</summary>
 public sealed record DialogueImage(string? ClassName, IReadOnlyList<string> Captions, int Group);
@@ -125,9 +128,34 @@ public sealed partial class DialogueGenerator
         X(DialogueIntent.Which, "which image shows {thing}?"), X(DialogueIntent.Which, "which one has {thing}?"),
         X(DialogueIntent.Which, "in which image is {thing}?"), X(DialogueIntent.Which, "which one is {thing}?"),
         X(DialogueIntent.Which, "where is {thing}, first or second?"),
+
+        // Question-form (dialogue-v22): requests asked as questions, after held-out "can you find {thing}?" was answered
+        // yes/no in a quarter of the dialogues; none uses "can you", "find" or a later held-out phrasing's words.
+        Q(DialogueIntent.Retrieve, "could you show me {thing}?"), Q(DialogueIntent.Retrieve, "would you search for {thing}?"),
+        Q(DialogueIntent.Retrieve, "could you look for {thing}?"), Q(DialogueIntent.Retrieve, "are you able to locate {thing}?"),
+        Q(DialogueIntent.Retrieve, "could you display {thing}?"), Q(DialogueIntent.Retrieve, "would you show me images of {thing}?"),
+        Q(DialogueIntent.Retrieve, "may i see {thing}?"), Q(DialogueIntent.Retrieve, "will you search the archive for {thing}?"),
+        Q(DialogueIntent.Similar, "could you show me similar places?"), Q(DialogueIntent.Similar, "are there more places like this?"),
+        Q(DialogueIntent.Similar, "would you search for places like this?"),
+        Q(DialogueIntent.YesNo, "are there {thing} in it?"), Q(DialogueIntent.YesNo, "would you say it has {thing}?"),
+        Q(DialogueIntent.YesNo, "does it have {thing}?"), Q(DialogueIntent.YesNo, "is this image showing {thing}?"),
+        Q(DialogueIntent.YesNo, "could there be {thing} here?"), Q(DialogueIntent.YesNo, "are you able to spot {thing} here?"),
+        Q(DialogueIntent.YesNo, "does the {ord} one have {thing}?", true), Q(DialogueIntent.YesNo, "could there be {thing} in the {ord} image?", true),
+
+        // Held out, written with dialogue-v22 beside the question-form set: a probe none of that set was written against.
+        L(DialogueIntent.Describe, "how would you describe this scene?"), L(DialogueIntent.Describe, "what is here?"),
+        L(DialogueIntent.Describe, "what is shown in the {ord} image?", true),
+        L(DialogueIntent.Retrieve, "do you have images of {thing}?"), L(DialogueIntent.Retrieve, "pull up {thing}"),
+        L(DialogueIntent.Retrieve, "is it possible to find {thing}?"),
+        L(DialogueIntent.Similar, "what other places resemble this?"), L(DialogueIntent.Similar, "more of this kind"),
+        L(DialogueIntent.YesNo, "is {thing} shown here?"), L(DialogueIntent.YesNo, "would i find {thing} here?"),
+        L(DialogueIntent.YesNo, "is {thing} shown in the {ord} one?", true),
+        L(DialogueIntent.Which, "which one contains {thing}?"), L(DialogueIntent.Which, "which of the two has {thing}?"),
     ];
 
     private static DialoguePhrasing X(DialogueIntent intent, string template, bool ordinal = false) => new(intent, template, false, ordinal, Extended: true);
+    private static DialoguePhrasing Q(DialogueIntent intent, string template, bool ordinal = false) => new(intent, template, false, ordinal, Question: true);
+    private static DialoguePhrasing L(DialogueIntent intent, string template, bool ordinal = false) => new(intent, template, true, ordinal, LaterHeldOut: true);
 
     /// <summary>Things a yes/no question can ask about: the words a user types, and caption words that mean "present".</summary>
     private static readonly (string Label, string[] Words)[] Objects =
@@ -150,7 +178,7 @@ public sealed partial class DialogueGenerator
     private readonly HashSet<string>[] _words;
     private readonly string[] _classes;
     private readonly int _maxTokens, _prefixTokens, _readingTokens;
-    private readonly bool _extended, _namesThing;
+    private readonly bool _extended, _questions, _namesThing;
 
     /// <param name="tokenizer">The model's tokenizer.</param>
     /// <param name="pool">The images dialogues may show.</param>
@@ -159,9 +187,11 @@ public sealed partial class DialogueGenerator
     /// <param name="extendedPhrasings">Whether training also draws the extended phrasings.</param>
     /// <param name="readsTurns">Whether the model reads each user turn as one more position (it counts against <paramref name="maxTokens"/>).</param>
     /// <param name="retrievalAnswerNamesThing">Whether a retrieval answer names what it searches for (<see cref="ChatFormat.RetrievalAnswerNaming"/>).</param>
+    /// <param name="questionPhrasings">Whether training also draws the question-form phrasings.</param>
     public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false,
-        bool readsTurns = false, bool retrievalAnswerNamesThing = false)
+        bool readsTurns = false, bool retrievalAnswerNamesThing = false, bool questionPhrasings = false)
     {
+        _questions = questionPhrasings;
         if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
         _tokenizer = tokenizer;
         _pool = pool;
@@ -177,12 +207,18 @@ public sealed partial class DialogueGenerator
     [GeneratedRegex("[a-z]+")]
     private static partial Regex Word();
 
-    /// <summary>The phrasings of an intent, seen in training or held out; <paramref name="extended"/> adds the extended ones to the seen.</summary>
-    public static IReadOnlyList<DialoguePhrasing> PhrasingsOf(DialogueIntent intent, bool heldOut, bool? ordinal = null, bool extended = false) =>
-        Phrasings.Where(p => p.Intent == intent && p.HeldOut == heldOut && (extended || !p.Extended) && (ordinal is null || p.Ordinal == ordinal)).ToList();
+    /// <summary>
+    /// The phrasings of an intent, seen in training or held out; <paramref name="extended"/> and <paramref name="questions"/>
+    /// add those sets to the seen; <paramref name="later"/> picks the held-out phrasings written with dialogue-v22 instead of the first.
+    /// </summary>
+    public static IReadOnlyList<DialoguePhrasing> PhrasingsOf(DialogueIntent intent, bool heldOut, bool? ordinal = null, bool extended = false,
+        bool questions = false, bool later = false) =>
+        Phrasings.Where(p => p.Intent == intent && p.HeldOut == heldOut && (ordinal is null || p.Ordinal == ordinal)
+            && (heldOut ? p.LaterHeldOut == later : (extended || !p.Extended) && (questions || !p.Question))).ToList();
 
     /// <summary>The phrasings training draws from.</summary>
-    private IReadOnlyList<DialoguePhrasing> Trained(DialogueIntent intent, bool? ordinal = null) => PhrasingsOf(intent, heldOut: false, ordinal, _extended);
+    private IReadOnlyList<DialoguePhrasing> Trained(DialogueIntent intent, bool? ordinal = null) =>
+        PhrasingsOf(intent, heldOut: false, ordinal, _extended, _questions);
 
     /// <summary>A dialogue about pool image <paramref name="main"/> with a random intent and a seen phrasing (training).</summary>
     public DialogueSample Generate(int main, Random rng)
@@ -205,7 +241,7 @@ public sealed partial class DialogueGenerator
         {
             // "Which one shows X" needs the image's class: an image without one is described instead.
             intent = DialogueIntent.Describe;
-            phrasing = Pick(PhrasingsOf(DialogueIntent.Describe, phrasing.HeldOut, false), rng);
+            phrasing = Pick(PhrasingsOf(DialogueIntent.Describe, phrasing.HeldOut, false, later: phrasing.LaterHeldOut), rng);
         }
         var sample = intent switch
         {
@@ -284,7 +320,7 @@ public sealed partial class DialogueGenerator
         var label = SceneClassNames.LabelOf(cls);
         // The other image: another class, and none of its captions names the main image's class.
         var candidates = Enumerable.Range(0, _pool.Count).Where(i => TellsApart(main, i)).ToList();
-        if (candidates.Count == 0) return Single(main, PhrasingsOf(DialogueIntent.Describe, phrasing.HeldOut, false)[0], null, Describe(main, rng), null, rng);
+        if (candidates.Count == 0) return Single(main, PhrasingsOf(DialogueIntent.Describe, phrasing.HeldOut, false, later: phrasing.LaterHeldOut)[0], null, Describe(main, rng), null, rng);
         var other = Pick(candidates, rng);
         var mainFirst = rng.Next(2) == 0;
         var turns = new List<DialogueTurn>

@@ -65,8 +65,8 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
 
 /// <summary>
 /// <c>rscapret evaluate --dialogue</c> (issue 34): for every image of a split, scripted dialogues of each intent
-/// (<see cref="DialogueGenerator"/> over the split, fixed seed), once with phrasings seen in training and once with
-/// held-out ones. The model answers greedily after BOS, as the chat does; the answer's kind (a [RET], yes/no,
+/// (<see cref="DialogueGenerator"/> over the split, fixed seed), once with phrasings seen in training, once with
+/// held-out ones and once with the held-out ones written later (<see cref="DialoguePhrasing.LaterHeldOut"/>). The model answers greedily after BOS, as the chat does; the answer's kind (a [RET], yes/no,
 /// "the Nth one", or a description) gives intent accuracy; descriptions are scored with CIDEr against the image's
 /// references; a mid-dialogue [RET] for one of the image's captions ranks the split's images (text→image recall,
 /// beside the direct search of the same caption); class requests and "more like this" are scored by the share of
@@ -76,6 +76,10 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
 public static partial class DialogueEvaluation
 {
     private static readonly DialogueIntent[] Intents = Enum.GetValues<DialogueIntent>();
+
+    /// <summary>The report's rows: phrasings seen in training, held out, and held out since dialogue-v22 (a second probe).</summary>
+    private static readonly (bool HeldOut, bool Later, string Name)[] PhrasingRows =
+        [(false, false, "seen in training"), (true, false, "held out"), (true, true, "held out, written with v22")];
 
     public static DialogueReport Run(RsCapRetModel model, LlamaTextTokenizer tokenizer, ImagePreprocessor pre, string modelName,
         string datasetDirectory, string split, int? maxImages = null, int seed = 34, Action<string>? log = null,
@@ -112,7 +116,7 @@ public static partial class DialogueEvaluation
 
         var figures = new List<DialogueFigures>();
         var examples = new List<string>();
-        foreach (var heldOut in new[] { false, true })
+        foreach (var (heldOut, later, rowName) in PhrasingRows)
         {
             var correct = Intents.ToDictionary(i => i, _ => 0);
             var asked = Intents.ToDictionary(i => i, _ => 0);
@@ -127,7 +131,8 @@ public static partial class DialogueEvaluation
             var dialogues = 0;
             foreach (var i in evaluated)
             {
-                var rng = new Random(seed * 100_003 + i * 2 + (heldOut ? 1 : 0));
+                // The first two rows draw as they did before the later held-out row existed, so older reports stay comparable.
+                var rng = new Random(seed * 100_003 + i * 2 + (heldOut ? 1 : 0) + (later ? 50_000_000 : 0));
                 var plans = new List<(DialogueIntent Intent, bool Ordinal, bool? ByClass)>
                 {
                     (DialogueIntent.Describe, false, null), (DialogueIntent.Describe, true, null), (DialogueIntent.Retrieve, false, false),
@@ -136,7 +141,7 @@ public static partial class DialogueEvaluation
                 if (classes[i] is not null) { plans.Add((DialogueIntent.Retrieve, false, true)); plans.Add((DialogueIntent.Which, false, null)); }
                 foreach (var (intent, ordinal, byClass) in plans)
                 {
-                    var phrasings = DialogueGenerator.PhrasingsOf(intent, heldOut, ordinal);
+                    var phrasings = DialogueGenerator.PhrasingsOf(intent, heldOut, ordinal, later: later);
                     if (phrasings.Count == 0) continue;
                     var sample = generator.Generate(i, intent, phrasings[rng.Next(phrasings.Count)], rng, byClass);
                     var (text, vector) = Answer(model, tokenizer, sample, allPooled);
@@ -148,7 +153,7 @@ public static partial class DialogueEvaluation
                     // Intent accuracy is per asked intent; Similar is right when it retrieves.
                     asked[sample.Intent]++;
                     if (kind == expected) correct[sample.Intent]++;
-                    if (heldOut && examples.Count < Intents.Length + 2 && i == evaluated[0])
+                    if (heldOut && !later && examples.Count < Intents.Length + 2 && i == evaluated[0])
                         examples.Add(Transcript(tokenizer, sample, images, text, vector is not null));
                     var id = images[i].ImageId;
                     switch (sample.Intent)
@@ -192,12 +197,12 @@ public static partial class DialogueEvaluation
                             break;
                     }
                 }
-                if (i % 50 == 0) log?.Invoke($"{(heldOut ? "held-out" : "seen")} phrasings: image {i + 1}/{evaluated.Count}");
+                if (i % 50 == 0) log?.Invoke($"{rowName}: image {i + 1}/{evaluated.Count}");
             }
             var refs = evaluated.ToDictionary(i => images[i].ImageId, i => images[i].Captions);
             double Cider(Dictionary<string, string> cands) => cands.Count == 0 ? double.NaN
                 : CaptionScorer.Score(refs.Where(r => cands.ContainsKey(r.Key)).ToDictionary(), cands, new MetricOptions()).Corpus["CIDEr"];
-            figures.Add(new DialogueFigures(heldOut ? "held out" : "seen in training",
+            figures.Add(new DialogueFigures(rowName,
                 Intents.Where(x => asked[x] > 0).ToDictionary(x => x, x => (double)correct[x] / asked[x]),
                 Cider(describe), Cider(followUp), RetrievalMetrics.FromRanks(dialogueRanks), RetrievalMetrics.FromRanks(directRanks),
                 classAsked == 0 ? double.NaN : classHits / classAsked, classAsked == 0 ? double.NaN : directClassHits / classAsked,

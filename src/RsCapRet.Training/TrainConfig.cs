@@ -102,6 +102,8 @@ public sealed record TrainConfig
     [JsonPropertyName("dialogue_ret_distill_weight")] public double DialogueRetDistillWeight { get; init; }
     /// <summary>Whether generated dialogues also use the extended phrasings (about 50 more; the held-out ones stay held out).</summary>
     [JsonPropertyName("dialogue_extended_phrasings")] public bool DialogueExtendedPhrasings { get; init; }
+    /// <summary>Whether generated dialogues also use the question-form phrasings ("could you show me THING?", "does it have THING?").</summary>
+    [JsonPropertyName("dialogue_question_phrasings")] public bool DialogueQuestionPhrasings { get; init; }
     /// <summary>
     /// A frozen sentence encoder ("backbone:all-minilm-l6-v2") whose vector of each user turn, through a trained linear
     /// map, is one input position before the turn's tokens, so unseen phrasings land near seen ones; null for none.

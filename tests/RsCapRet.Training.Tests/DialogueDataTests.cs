@@ -77,15 +77,17 @@ public sealed class DialogueDataTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void TrainingDialoguesFitEndWithATrainedAnswerAndNeverUseHeldOutPhrasings(bool extended)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void TrainingDialoguesFitEndWithATrainedAnswerAndNeverUseHeldOutPhrasings(bool extended, bool questions)
     {
         var (pool, _) = Pool(1);
-        var generator = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1, extendedPhrasings: extended);
+        var generator = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1, extendedPhrasings: extended, questionPhrasings: questions);
         var rng = new Random(2);
         var seen = new HashSet<DialogueIntent>();
         var extendedUsed = new HashSet<DialogueIntent>();
+        var questionsUsed = new HashSet<DialogueIntent>();
         for (var n = 0; n < 3000; n++)
         {
             var main = rng.Next(pool.Count);
@@ -93,6 +95,7 @@ public sealed class DialogueDataTests
             seen.Add(d.Intent);
             Assert.False(d.Phrasing.HeldOut, d.Phrasing.Template);
             if (d.Phrasing.Extended) extendedUsed.Add(d.Intent);
+            if (d.Phrasing.Question) questionsUsed.Add(d.Intent);
             Assert.InRange(d.TokenCount(1), 1, 128);
             var answer = Assert.IsType<DialogueTextTurn>(d.Turns[^1]);
             Assert.True(answer.Trained);
@@ -118,6 +121,8 @@ public sealed class DialogueDataTests
         Assert.Equal(Enum.GetValues<DialogueIntent>().ToHashSet(), seen);
         // The extended phrasings are drawn for every intent when asked for, never otherwise.
         Assert.Equal(extended ? seen : [], extendedUsed);
+        // So are the question-form ones, for the intents that have them.
+        Assert.Equal(questions ? [DialogueIntent.Retrieve, DialogueIntent.Similar, DialogueIntent.YesNo] : [], questionsUsed.Order().ToArray());
     }
 
     [Fact]
@@ -257,8 +262,18 @@ public sealed class DialogueDataTests
         Assert.All(DialogueGenerator.Phrasings.Where(p => p.Extended), p => Assert.False(p.HeldOut));
         foreach (var intent in Enum.GetValues<DialogueIntent>())
         {
-            Assert.DoesNotContain(DialogueGenerator.PhrasingsOf(intent, heldOut: false), p => p.Extended);
+            Assert.DoesNotContain(DialogueGenerator.PhrasingsOf(intent, heldOut: false), p => p.Extended || p.Question);
             Assert.Contains(DialogueGenerator.PhrasingsOf(intent, heldOut: false, extended: true), p => p.Extended);
+            // The later held-out set is a row of its own for every intent; the first held-out row asks what it always asked.
+            Assert.NotEmpty(DialogueGenerator.PhrasingsOf(intent, heldOut: true, ordinal: false, later: true));
+            Assert.All(DialogueGenerator.PhrasingsOf(intent, heldOut: true, later: true), p => Assert.True(p.LaterHeldOut));
+            Assert.DoesNotContain(DialogueGenerator.PhrasingsOf(intent, heldOut: true), p => p.LaterHeldOut);
         }
+        // The question-form set was written after "can you find {thing}?" failed: it keeps clear of that phrasing's
+        // words, as of the later held-out set's distinctive ones, so both rows still measure phrasings never trained.
+        var questions = DialogueGenerator.Phrasings.Where(p => p.Question).ToList();
+        Assert.All(questions, p => Assert.False(p.HeldOut || p.Extended));
+        foreach (var words in new[] { "can you", "find", "do you have", "pull up", "is it possible", "resemble", "shown", "this kind", "which", "contain" })
+            Assert.DoesNotContain(questions, p => p.Template.Contains(words, StringComparison.Ordinal));
     }
 }
