@@ -166,11 +166,13 @@ public class CatalogStoreTests(TestDatabase db) : IClassFixture<TestDatabase>
         var left = await store.LeaseLeftAsync(holder.SceneId);
         Assert.InRange(left!.Value.TotalSeconds, 290, 300);
 
-        // ...but takes it once the holder's own (short) lease has lapsed without a renewal.
-        var shortHolder = (await store.TryClaimSceneAsync(file with { ContentSha256 = "sha-holder-short" }, modelId, TimeSpan.FromMilliseconds(200)))!;
+        // ...but takes it once the holder's own (short) lease has lapsed without a renewal. Five seconds: long enough
+        // that a loaded machine cannot let it lapse between the renewal and the next claim.
+        var shortHolder = (await store.TryClaimSceneAsync(file with { ContentSha256 = "sha-holder-short" }, modelId, TimeSpan.FromSeconds(5)))!;
         await store.HeartbeatAsync(shortHolder);
         Assert.Null(await store.TryClaimSceneAsync(file with { ContentSha256 = "sha-holder-short" }, modelId, TimeSpan.FromMinutes(5)));
-        await Task.Delay(400);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (await store.LeaseLeftAsync(shortHolder.SceneId) != TimeSpan.Zero && DateTime.UtcNow < deadline) await Task.Delay(100);
         Assert.Equal(TimeSpan.Zero, await store.LeaseLeftAsync(shortHolder.SceneId));
         Assert.NotNull(await store.TryClaimSceneAsync(file with { ContentSha256 = "sha-holder-short" }, modelId, TimeSpan.FromMinutes(5)));
     }
