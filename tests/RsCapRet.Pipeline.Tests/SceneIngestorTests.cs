@@ -34,21 +34,26 @@ internal sealed class ColourEncoder(int inputSize = 224, int failOnCall = -1, Rs
 }
 
 /// <summary>
-/// The colour encoder behind a batch that takes <paramref name="batchTime"/> and, like a model's forward pass, cannot be
-/// interrupted; <see cref="BatchStarted"/> completes when the first batch begins.
+/// The colour encoder behind a batch that runs until the test lets it finish (<see cref="Finish"/>) and, like a model's
+/// forward pass, cannot be interrupted; <see cref="BatchStarted"/> completes when the first batch begins.
 /// </summary>
-internal sealed class SlowEncoder(TimeSpan batchTime) : ITileEncoder
+internal sealed class SlowEncoder : ITileEncoder, IDisposable
 {
     private readonly ColourEncoder _inner = new();
+    private readonly ManualResetEventSlim _finish = new();
     public TaskCompletionSource BatchStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public ModelIdentity Identity => _inner.Identity;
     public int InputSize => _inner.InputSize;
     public RsCapRet.Model.TrainingResolution? TrainingResolution => null;
 
+    public void Finish() => _finish.Set();
+    public void Dispose() => _finish.Dispose();
+
     public IReadOnlyList<TileEncoding> Encode(IReadOnlyList<RgbImage> tiles, bool caption, CancellationToken ct)
     {
         BatchStarted.TrySetResult();
-        Thread.Sleep(batchTime);
+        // Deliberately deaf to ct: a forward pass cannot be interrupted.
+        if (!_finish.Wait(TimeSpan.FromMinutes(5), CancellationToken.None)) throw new TimeoutException("the test never let the batch finish");
         return _inner.Encode(tiles, caption, ct);
     }
 }
@@ -211,14 +216,16 @@ public sealed class SceneIngestorTests(TestDatabase db) : IClassFixture<TestData
         var path = UniqueCopyOf(Naip, "naip-slow.tif");
         // Seconds, not milliseconds: a renewal every lease/3 must keep up on a loaded 2-core CI machine (a 600 ms
         // lease lapsed there while test assemblies ran in parallel).
-        var encoder = new SlowEncoder(TimeSpan.FromSeconds(8));
+        using var encoder = new SlowEncoder();
         var lease = TimeSpan.FromSeconds(3);
         var ingest = new SceneIngestor(store, encoder).IngestAsync(path, new IngestOptions { BatchSize = 20, Lease = lease });
         await encoder.BatchStarted.Task;
-        await Task.Delay(TimeSpan.FromSeconds(6.5));   // two leases into the one batch: only a timed renewal keeps the scene
+        // Two leases into the one batch (it runs until Finish): only a timed renewal keeps the scene.
+        await Task.Delay(TimeSpan.FromSeconds(6.5));
 
         var file = await SceneIngestor.DescribeFileAsync(path);
         Assert.Null(await store.TryClaimSceneAsync(file, await store.RegisterModelAsync(encoder.Identity), DefaultPlan(encoder), 1, lease));
+        encoder.Finish();
         var result = await ingest;
         Assert.Equal(IngestOutcome.Ingested, result.Outcome);
         Assert.Equal(20, await CountTiles(result.SceneId!.Value));
@@ -229,7 +236,7 @@ public sealed class SceneIngestorTests(TestDatabase db) : IClassFixture<TestData
     {
         var store = new CatalogStore(db.DataSource);
         var path = UniqueCopyOf(Naip, "naip-cancel.tif");
-        var encoder = new SlowEncoder(TimeSpan.FromSeconds(4));
+        using var encoder = new SlowEncoder();
         using var cancel = new CancellationTokenSource();
         var ingest = new SceneIngestor(store, encoder).IngestAsync(path,
             new IngestOptions { BatchSize = 20, CancelReason = () => "cancelled (SIGINT)" }, ct: cancel.Token);
@@ -238,14 +245,15 @@ public sealed class SceneIngestorTests(TestDatabase db) : IClassFixture<TestData
         var modelId = await store.RegisterModelAsync(encoder.Identity);
         await cancel.CancelAsync();
 
-        // Released while the batch is still running, not when it ends (nor when a ten-minute lease lapses).
-        var released = Stopwatch.StartNew();
+        // Released while the batch is still running (it runs until Finish), not when it ends (nor when a ten-minute lease lapses).
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
         SceneRow? row;
-        while ((row = await store.FindSceneAsync(file.ContentSha256, modelId))!.Status == SceneStatus.Ingesting && released.Elapsed < TimeSpan.FromSeconds(3))
+        while ((row = await store.FindSceneAsync(file.ContentSha256, modelId))!.Status == SceneStatus.Ingesting && DateTime.UtcNow < deadline)
             await Task.Delay(50);
         Assert.False(ingest.IsCompleted);
         Assert.Equal((SceneStatus.Failed, "cancelled (SIGINT)"), (row.Status, row.Error));
 
+        encoder.Finish();
         var stopped = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ingest);
         Assert.Equal("cancelled (SIGINT)", stopped.Message);
         Assert.Equal(0, await CountTiles(row.Id));
@@ -259,13 +267,14 @@ public sealed class SceneIngestorTests(TestDatabase db) : IClassFixture<TestData
         var store = new CatalogStore(db.DataSource);
         var path = UniqueCopyOf(Naip, "naip-held.tif");
         var ingestor = new SceneIngestor(store, new ColourEncoder());
-        // A holder that died: its claim stays until its own two-second lease lapses.
+        // A holder that died: its claim stays until its own lease lapses (six seconds: a loaded machine's slow first
+        // attempt still finds it held, with time left to wait for).
         var file = await SceneIngestor.DescribeFileAsync(path);
-        var holder = (await store.TryClaimSceneAsync(file, await store.RegisterModelAsync(new ColourEncoder().Identity), DefaultPlan(new ColourEncoder()), 1, TimeSpan.FromSeconds(2)))!;
+        var holder = (await store.TryClaimSceneAsync(file, await store.RegisterModelAsync(new ColourEncoder().Identity), DefaultPlan(new ColourEncoder()), 1, TimeSpan.FromSeconds(6)))!;
 
         var held = await ingestor.IngestAsync(path, new IngestOptions { Lease = TimeSpan.FromMinutes(10) });
         Assert.Equal((IngestOutcome.HeldByAnotherWorker, holder.SceneId), (held.Outcome, held.SceneId!.Value));
-        Assert.InRange(held.HolderLeaseLeft!.Value.TotalSeconds, 0.5, 2);
+        Assert.InRange(held.HolderLeaseLeft!.Value.TotalSeconds, 1, 6);
 
         var notes = new List<string>();
         var waited = Stopwatch.StartNew();

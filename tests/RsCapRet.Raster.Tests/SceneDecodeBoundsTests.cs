@@ -21,7 +21,7 @@ public sealed class SceneDecodeBoundsTests(ITestOutputHelper output) : IDisposab
         var sw = Stopwatch.StartNew();
         var e = Assert.Throws<RasterException>(() => SceneTiler.Open(path, options).Dispose());
         output.WriteLine($"{new FileInfo(path).Length:N0} bytes, refused in {sw.Elapsed.TotalMilliseconds:F0} ms: {e.Message}");
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"refusing {Path.GetFileName(path)} took {sw.Elapsed}");
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"refusing {Path.GetFileName(path)} took {sw.Elapsed}");
         Assert.Contains(Path.GetFileName(path), e.Message);
         return e;
     }
