@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using RsCapRet.Core;
 using RsCapRet.Model;
 using RsCapRet.Model.Tokenizers;
@@ -29,13 +30,41 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     private RsCapRetModel? _chatModel;
     private Device? _chatDevice;
     private bool _chatBf16;
+    private readonly Lock _chatLoad = new();
 
     /// <summary>
     /// The model the chat talks with: the folder's chat adapter merged into a copy of the decoder, loaded on first use
-    /// (ingestion and search never need it); <see cref="Model"/> itself when the folder has no adapter.
+    /// (ingestion and search never need it) and once however many requests ask at the same time; <see cref="Model"/>
+    /// itself when the folder has no adapter.
     /// </summary>
-    public RsCapRetModel ChatModel => ChatAdapterVersion is null || Directory is null ? Model
-        : _chatModel ??= RsCapRetModel.LoadChat(Directory, _chatDevice, _chatBf16 ? ScalarType.BFloat16 : ScalarType.Float32);
+    public RsCapRetModel ChatModel
+    {
+        get
+        {
+            if (ChatAdapterVersion is null || Directory is null) return Model;
+            lock (_chatLoad) return _chatModel ??= LoadChatOutsideDisposeScopes(Directory);
+        }
+    }
+
+    /// <summary>
+    /// Loads the chat model on a thread of its own: the first chat turn can come inside a caller's dispose scope (a
+    /// turn's work runs in one), and the model's tensors would be freed with it; a dispose scope belongs to its thread.
+    /// </summary>
+    private RsCapRetModel LoadChatOutsideDisposeScopes(string directory)
+    {
+        RsCapRetModel? loaded = null;
+        ExceptionDispatchInfo? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { loaded = RsCapRetModel.LoadChat(directory, _chatDevice, _chatBf16 ? ScalarType.BFloat16 : ScalarType.Float32); }
+            catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
+        })
+        { Name = "chat model load" };
+        thread.Start();
+        thread.Join();
+        failure?.Throw();
+        return loaded!;
+    }
 
     /// <summary>How captions are decoded: the model folder's beam_width, 32 new tokens at most.</summary>
     public GenerationOptions Generation { get; init; } = new() { MaxNewTokens = 32 };

@@ -168,6 +168,19 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
         using var ids = TorchSharp.torch.tensor(tok.EncodeForRetrieval("a farm").Select(t => (long)t).ToArray()).unsqueeze(0);
         Assert.False(encoder.ChatModel.RetEmbedding(ids).allclose(encoder.Model.RetEmbedding(ids), rtol: 1e-3, atol: 1e-4));
 
+        // The chat model loads on the first turn that needs it, also when that turn is an image, whose work runs in a
+        // dispose scope: the conversation goes on after it (the model's tensors were once freed with that scope).
+        using (var fresh = RsCapRetTileEncoder.Load(folder, "cpu"))
+        {
+            var imageFirst = new ChatSession(fresh, (v, k, ct) => Task.FromResult<IReadOnlyList<TileHit>>([])) { MaxNewTokens = 8 };
+            var grey = RgbImage.Create(64, 64);
+            Array.Fill(grey.Pixels, (byte)128);
+            imageFirst.AddImage(grey);
+            var afterImage = await imageFirst.AskAsync("what is in this image?");
+            Assert.NotNull(afterImage.Text);
+            Assert.Equal(Answer(fresh.ChatModel), Answer(encoder.ChatModel));   // the same adapter, intact
+        }
+
         // A broken adapter is reported when the folder loads, naming its file: missing weights, a wrong format.
         var adapterFile = Path.Combine(folder, "chat", "adapter.safetensors");
         File.Move(adapterFile, adapterFile + ".moved");
