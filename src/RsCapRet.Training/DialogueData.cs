@@ -191,7 +191,6 @@ public sealed partial class DialogueGenerator
     public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false,
         bool readsTurns = false, bool retrievalAnswerNamesThing = false, bool questionPhrasings = false)
     {
-        _questions = questionPhrasings;
         if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
         _tokenizer = tokenizer;
         _pool = pool;
@@ -199,6 +198,7 @@ public sealed partial class DialogueGenerator
         _prefixTokens = prefixTokens;
         _readingTokens = readsTurns ? 1 : 0;
         _extended = extendedPhrasings;
+        _questions = questionPhrasings;
         _namesThing = retrievalAnswerNamesThing;
         _words = pool.Select(p => p.Captions.SelectMany(c => Word().Matches(c.ToLowerInvariant()).Select(m => m.Value)).ToHashSet()).ToArray();
         _classes = pool.Select(p => p.ClassName).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToArray();

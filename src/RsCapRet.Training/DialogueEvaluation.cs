@@ -66,8 +66,9 @@ public sealed record DialogueReport(string Model, string Dataset, string Split, 
 /// <summary>
 /// <c>rscapret evaluate --dialogue</c> (issue 34): for every image of a split, scripted dialogues of each intent
 /// (<see cref="DialogueGenerator"/> over the split, fixed seed), once with phrasings seen in training, once with
-/// held-out ones and once with the held-out ones written later (<see cref="DialoguePhrasing.LaterHeldOut"/>). The model answers greedily after BOS, as the chat does; the answer's kind (a [RET], yes/no,
-/// "the Nth one", or a description) gives intent accuracy; descriptions are scored with CIDEr against the image's
+/// held-out ones and once with the held-out ones written later (<see cref="DialoguePhrasing.LaterHeldOut"/>). The
+/// model answers greedily after BOS, as the chat does; the answer's kind (a [RET], yes/no, "the Nth one", or a
+/// description) gives intent accuracy; descriptions are scored with CIDEr against the image's
 /// references; a mid-dialogue [RET] for one of the image's captions ranks the split's images (text→image recall,
 /// beside the direct search of the same caption); class requests and "more like this" are scored by the share of
 /// their top 10 of the image's class. Yes/no and "which" are scored twice: the decoder's own verdict, and the verdict
