@@ -1,4 +1,3 @@
-using System.Globalization;
 using RsCapRet.Inference;
 using RsCapRet.Model;
 using RsCapRet.Raster;
@@ -35,24 +34,28 @@ public static class ResolutionPolicy
     /// <summary>How far past the training range's coarse end a scene may be before it is warned about.</summary>
     public const double FarCoarserFactor = 2.0;
 
-    /// <summary>The plan for a scene file: its native pixel size and CRS units against the model's training range.</summary>
+    /// <summary>The plan for a scene file: its native pixel size in metres against the model's training range.</summary>
     public static ResolutionPlan PlanFor(string path, double? requested, TrainingResolution? model)
     {
         using var ds = RasterDataset.Open(path);
-        return Plan(ds.PixelSize, ds.IsProjected, requested, model);
+        var plan = Plan(ds.MetresPerPixel ?? ds.PixelSize, ds.MetresPerPixel is not null, requested, model);
+        // Degrees become metres through the ellipsoid at the scene's centre: say so, as GDAL's tools would not.
+        return ds.Crs is { IsGeographic: true } && ds.MetresPerPixel is not null
+            ? plan with { Note = plan.Note + "; metres measured from the CRS's degrees at the scene's centre latitude" }
+            : plan;
     }
 
-    /// <param name="nativeGsd">the scene's pixel size in CRS units</param>
-    /// <param name="metres">whether those units are metres (projected CRS); degrees cannot be compared</param>
-    /// <param name="requested">--gsd, when given</param>
+    /// <param name="nativeGsd">the scene's pixel size in metres (<see cref="RasterDataset.MetresPerPixel"/>), else in the file's units</param>
+    /// <param name="metres">whether it is in metres; a file whose CRS gives no way to metres cannot be compared</param>
+    /// <param name="requested">--gsd, when given (metres where <paramref name="metres"/>)</param>
     public static ResolutionPlan Plan(double nativeGsd, bool metres, double? requested, TrainingResolution? model)
     {
-        static string M(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
+        static string M(double v) => SceneDescription.Gsd(v);
         if (model is null)
             return new(requested, requested is { } r0 ? $"tiles at {M(r0)} units/px (--gsd)" : $"tiles at the native {M(nativeGsd)} units/px (the model records no training resolution)", null);
         var range = $"{M(model.Min)}–{M(model.Max)} m/px";
         if (!metres)
-            return new(requested, $"tiles at {(requested is { } r1 ? M(r1) + " (--gsd)" : "the native " + M(nativeGsd))} CRS units/px; the CRS is not in metres, so the model's training range ({range}) cannot be compared", null);
+            return new(requested, $"tiles at {(requested is { } r1 ? M(r1) + " (--gsd)" : "the native " + M(nativeGsd))} units/px; the file's CRS gives no way to metres, so the model's training range ({range}) cannot be compared", null);
         double? target = requested ?? (nativeGsd < model.Min ? model.Gsd : null);
         var tileGsd = target ?? nativeGsd;
         var note = requested is not null ? $"tiles at {M(tileGsd)} m/px (--gsd; the model was trained at {range})"

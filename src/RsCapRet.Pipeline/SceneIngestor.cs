@@ -192,7 +192,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             }
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
-                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.TileGsd, resolution.Warning,
+                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.GsdInMetres ? info.TileGsd : null, resolution.Warning,
                 info.Acquisition?.SourceName, info.Acquisition?.StacCollection, tiler.Coverage, resolution.OutOfRange);
             await writer.CompleteAsync(meta, tiler.SkippedTiles, work);
             var covered = tiler.Coverage is { } cov ? $", coverage {cov:P1}" : "";

@@ -15,7 +15,17 @@ public sealed record RasterBandInfo(int Index, GdalDataType DataType, ColorInter
 }
 
 /// <summary>A coordinate reference system: WKT, and the EPSG code where GDAL can identify one.</summary>
-public sealed record CrsInfo(string Wkt, int? Epsg);
+public sealed record CrsInfo(string Wkt, int? Epsg)
+{
+    /// <summary>Whether coordinates are angles (longitude, latitude) rather than lengths.</summary>
+    public bool IsGeographic { get; init; }
+    /// <summary>Metres per coordinate unit of a projected CRS (0.3048 for international feet); null when not known.</summary>
+    public double? MetresPerUnit { get; init; }
+    /// <summary>Radians per coordinate unit of a geographic CRS (π/180 for degrees).</summary>
+    public double? RadiansPerUnit { get; init; }
+    /// <summary>The ellipsoid's semi-major axis (metres) and inverse flattening (0 for a sphere), for a geographic CRS.</summary>
+    public (double SemiMajor, double InverseFlattening)? Ellipsoid { get; init; }
+}
 
 /// <summary>
 /// A raster file opened read-only through GDAL: size, bands, geotransform, CRS and windowed reads.
@@ -36,8 +46,16 @@ public sealed class RasterDataset : IDisposable
     /// <summary>Ground sample distance along x in CRS units per pixel (1 without a geotransform: pixel coordinates).</summary>
     public double PixelSize => GeoTransform is { } gt ? Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]) : 1;
 
-    /// <summary>Whether the CRS is projected (units of metres in practice); a geographic CRS measures pixels in degrees.</summary>
-    public bool IsProjected => Crs is { } crs && !crs.Wkt.TrimStart().StartsWith("GEOG", StringComparison.OrdinalIgnoreCase);
+    /// <summary>
+    /// Ground sample distance in metres per pixel: a projected CRS's pixel size times its unit (feet become metres); a
+    /// geographic CRS's angles measured on its ellipsoid at the scene's centre latitude (the side of a square of the
+    /// pixel's ground area there, as a degree of longitude is shorter than one of latitude). Null without a CRS, a
+    /// geotransform or units GDAL knows: the pixel size is then in the file's own units.
+    /// </summary>
+    public double? MetresPerPixel => PixelMetres is var (column, row) ? Math.Sqrt(column * row) : null;
+
+    /// <summary>A pixel's ground size in metres along a column step and a row step (see <see cref="MetresPerPixel"/>).</summary>
+    public (double Column, double Row)? PixelMetres => GroundSampleDistance.PixelMetres(GeoTransform, Crs, Width, Height);
     public string DriverName { get; }
 
     private RasterDataset(string path, SafeDatasetHandle handle)
@@ -272,6 +290,36 @@ public sealed class RasterDataset : IDisposable
         var borrowed = GdalNative.GDALGetSpatialRef(handle);
         if (borrowed == IntPtr.Zero) return null;
         using var srs = SpatialReference.CloneOf(borrowed);
-        return new CrsInfo(srs.ToWkt(), srs.Epsg());
+        return srs.Describe();
+    }
+}
+
+/// <summary>How many metres a pixel spans on the ground, from a geotransform and its CRS's units.</summary>
+public static class GroundSampleDistance
+{
+    /// <summary>
+    /// A pixel's ground size in metres along a column step and along a row step: a projected CRS's lengths times its
+    /// unit; a geographic CRS's angles on its ellipsoid at the raster's centre latitude. Null when the units are unknown.
+    /// </summary>
+    public static (double Column, double Row)? PixelMetres(double[]? gt, CrsInfo? crs, int width, int height)
+    {
+        if (gt is null || crs is null) return null;
+        double perUnitX, perUnitY;
+        if (crs.IsGeographic && crs.RadiansPerUnit is > 0 and var rad && crs.Ellipsoid is var (a, inverseFlattening) && a > 0)
+        {
+            var lat = (gt[3] + gt[4] * width / 2 + gt[5] * height / 2) * rad;
+            if (!(Math.Abs(lat) < Math.PI / 2)) return null;
+            var f = inverseFlattening > 0 ? 1 / inverseFlattening : 0;
+            var e2 = f * (2 - f);
+            var w = 1 - e2 * Math.Sin(lat) * Math.Sin(lat);
+            perUnitX = a / Math.Sqrt(w) * Math.Cos(lat) * rad;        // a parallel's radius: prime vertical × cos φ
+            perUnitY = a * (1 - e2) / Math.Pow(w, 1.5) * rad;         // the meridian's radius of curvature
+        }
+        else if (!crs.IsGeographic && crs.MetresPerUnit is > 0 and var metres)
+            perUnitX = perUnitY = metres;
+        else return null;
+        var column = Math.Sqrt(Math.Pow(gt[1] * perUnitX, 2) + Math.Pow(gt[4] * perUnitY, 2));
+        var row = Math.Sqrt(Math.Pow(gt[2] * perUnitX, 2) + Math.Pow(gt[5] * perUnitY, 2));
+        return column is > 0 and < double.PositiveInfinity && row is > 0 and < double.PositiveInfinity ? (column, row) : null;
     }
 }

@@ -50,13 +50,16 @@ public static class SceneDescription
     /// <summary>Where the last column and row sit (flush with the raster's edges), or how a dimension smaller than a tile is padded.</summary>
     private static string Edges(TileGrid g)
     {
-        string Axis(string name, string coordinate, int count, int size, int lastStart, int overlap) =>
+        string Axis(string name, string coordinate, int count, int size, int tile, int output, int lastStart, int overlap) =>
             count > 1 ? FormattableString.Invariant($"last {name} flush at {coordinate}={lastStart} (overlapping its neighbour by {overlap} px)")
-            : size < g.SourceTile ? FormattableString.Invariant($"one {name} spanning all {size} px, padded from {g.OutputLength(size)} to {g.OutputTile} model px ({g.Padding.ToString().ToLowerInvariant()}; padding is not nodata)")
+            : size < tile ? FormattableString.Invariant($"one {name} spanning all {size} px, padded from {output} to {g.OutputTile} model px ({g.Padding.ToString().ToLowerInvariant()}; padding is not nodata)")
             : FormattableString.Invariant($"one {name} of {size} px");
-        return Axis("column", "x", g.Cols, g.Width, g.Column(g.Cols - 1).Start, g.LastColumnOverlap) + ", "
-             + Axis("row", "y", g.Rows, g.Height, g.Row(g.Rows - 1).Start, g.LastRowOverlap);
+        return Axis("column", "x", g.Cols, g.Width, g.SourceTile, g.OutputWidth(g.Width), g.Column(g.Cols - 1).Start, g.LastColumnOverlap) + ", "
+             + Axis("row", "y", g.Rows, g.Height, g.SourceTileY, g.OutputHeight(g.Height), g.Row(g.Rows - 1).Start, g.LastRowOverlap);
     }
+
+    /// <summary>A pixel size with three decimals, or four significant digits when smaller (a file's degrees).</summary>
+    public static string Gsd(double v) => v.ToString(Math.Abs(v) >= 0.01 || v == 0 ? "0.###" : "G4", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The raster and its tile grid in lines of text (what `inspect` prints before the model's plan).</summary>
     public static string Text(SceneInfo i, int tileSize)
@@ -66,7 +69,9 @@ public static class SceneDescription
         sb.AppendLine($"size: {i.Width} x {i.Height} px, {i.BandCount} bands; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
         sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
         if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
-        sb.AppendLine(FormattableString.Invariant($"grid: {i.GridRows} rows x {i.GridCols} cols of {tileSize}-px tiles at {i.TileGsd:0.###} units/px (native {i.NativeGsd:0.###})"));
+        var units = i.GsdInMetres ? "m/px" : "units/px";
+        var approx = i.Crs is { IsGeographic: true } && i.GsdInMetres ? ", measured at the scene's centre latitude" : "";
+        sb.AppendLine($"grid: {i.GridRows} rows x {i.GridCols} cols of {tileSize}-px tiles at {Gsd(i.TileGsd)} {units} (native {Gsd(i.NativeGsd)}{approx})");
         sb.AppendLine("edges: " + Edges(i.Grid));
         if (i.FootprintWgs84 is { } f)
         {

@@ -21,7 +21,7 @@ public sealed record TilingOptions
     public int TileSize { get; init; } = 224;
     /// <summary>Overlap between neighbouring tiles, in output pixels.</summary>
     public int Overlap { get; init; }
-    /// <summary>Ground sample distance (CRS units per pixel, metres for projected CRSs) tiles are resampled to; null = native.</summary>
+    /// <summary>Ground sample distance tiles are resampled to, in metres per pixel (the file's own units when its CRS has none: <see cref="RasterDataset.MetresPerPixel"/>); null = native.</summary>
     public double? TargetGsd { get; init; }
     /// <summary>1-based band numbers for R, G, B (e.g. 4,3,2); null = from colour interpretation, else bands 1-3.</summary>
     public IReadOnlyList<int>? Bands { get; init; }
@@ -82,6 +82,8 @@ public sealed record SceneInfo(string Path, string Driver, int Width, int Height
     IReadOnlyList<(double Low, double High)> StretchRanges)
 {
     public DateTimeOffset? AcquiredAt => Acquisition?.Time;
+    /// <summary>Whether <see cref="NativeGsd"/> and <see cref="TileGsd"/> are metres (<see cref="RasterDataset.MetresPerPixel"/>); else the file's own units.</summary>
+    public bool GsdInMetres { get; init; }
     /// <summary>Where the tiles lie: flush edges, padding of dimensions smaller than a tile.</summary>
     public required TileGrid Grid { get; init; }
 }
@@ -150,15 +152,23 @@ public sealed class SceneTiler : IDisposable
                 throw new RasterException(path, $"band {b} has data type {ds.Bands[b - 1].DataType}, which cannot be shown as an image");
 
         var gt = ds.GeoTransform ?? [0, 1, 0, 0, 0, 1];
-        var nativeGsd = ds.PixelSize;
-        var scale = options.TargetGsd is { } target ? target / nativeGsd : 1.0;
-        _grid = new TileGrid(ds.Width, ds.Height, Math.Max(1, (int)Math.Round(options.TileSize * scale)),
-            Math.Max(1, (int)Math.Round((options.TileSize - options.Overlap) * scale)), options.TileSize, Padding);
+        // Metres wherever the CRS says how (degrees and feet converted), so --gsd and the model's range mean metres.
+        var metres = ds.MetresPerPixel;
+        var nativeGsd = metres ?? ds.PixelSize;
+        var units = metres is null ? "units/px" : "m/px";
+        var tileGsd = options.TargetGsd ?? nativeGsd;
+        // Per axis, so a tile is square on the ground where pixels are not (degrees away from the equator).
+        var (scaleX, scaleY) = ds.PixelMetres is var (column, row) ? (tileGsd / column, tileGsd / row) : (tileGsd / nativeGsd, tileGsd / nativeGsd);
+        static int Px(double v) => Math.Max(1, (int)Math.Round(v));
+        _grid = new TileGrid(ds.Width, ds.Height, Px(options.TileSize * scaleX), Px((options.TileSize - options.Overlap) * scaleX), options.TileSize, Padding)
+        {
+            SourceTileY = Px(options.TileSize * scaleY), SourceStrideY = Px((options.TileSize - options.Overlap) * scaleY),
+        };
         var cols = _grid.Cols;
         var rows = _grid.Rows;
         // Bounded work: checked before anything is read (statistics, tiles).
         if (options.TargetGsd is { } t && t < nativeGsd / options.MaxUpsampling)
-            throw new RasterException(path, FormattableString.Invariant($"--gsd {t:G4} is more than {options.MaxUpsampling:G3}x finer than the native {nativeGsd:G4} units/px (upsampling only invents pixels); use --gsd {nativeGsd / options.MaxUpsampling:G4} or coarser"));
+            throw new RasterException(path, FormattableString.Invariant($"--gsd {t:G4} is more than {options.MaxUpsampling:G3}x finer than the native {nativeGsd:G4} {units} (upsampling only invents pixels); use --gsd {nativeGsd / options.MaxUpsampling:G4} or coarser"));
         if ((long)rows * cols > options.MaxGridTiles)
             throw new RasterException(path, FormattableString.Invariant($"{ds.Width}x{ds.Height} px would be {(long)rows * cols:N0} tiles of {options.TileSize} px, more than the limit of {options.MaxGridTiles:N0} per scene (raise RSCAPRET_MAX_GRID_TILES, or pass a coarser --gsd)"));
         CheckDecodeBounds(ds, rgb, alpha, options);
@@ -172,9 +182,9 @@ public sealed class SceneTiler : IDisposable
         }
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
-            nativeGsd, nativeGsd * scale, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
+            nativeGsd, tileGsd, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
             StretchRanges(ds, rgb, alpha, options, ct))
-        { Grid = _grid };
+        { Grid = _grid, GsdInMetres = metres is not null };
     }
 
     /// <summary>
@@ -263,11 +273,11 @@ public sealed class SceneTiler : IDisposable
     {
         if (row < 0 || row >= Info.GridRows || col < 0 || col >= Info.GridCols)
             throw new ArgumentOutOfRangeException(nameof(row), $"Tile ({row},{col}) is outside the {Info.GridRows}x{Info.GridCols} grid.");
-        int n = _options.TileSize, source = _grid.SourceTile;
+        int n = _options.TileSize, sourceX = _grid.SourceTile, sourceY = _grid.SourceTileY;
         var window = _grid.Window(row, col);
         // The window fills the matching share of the model input; the rest (a dimension smaller than a tile) is padding.
-        int outW = _grid.OutputLength(window.Width), outH = _grid.OutputLength(window.Height);
-        var resample = source == n ? ResampleAlgorithm.Nearest : source > n ? ResampleAlgorithm.Average : ResampleAlgorithm.Bilinear;
+        int outW = _grid.OutputWidth(window.Width), outH = _grid.OutputHeight(window.Height);
+        var resample = sourceX == n && sourceY == n ? ResampleAlgorithm.Nearest : Math.Max(sourceX, sourceY) > n ? ResampleAlgorithm.Average : ResampleAlgorithm.Bilinear;
 
         var (rgb, valid) = ReadStretched(window, outW, outH, resample, ct);
         var invalid = 0;

@@ -54,6 +54,23 @@ internal sealed class SpatialReference : IDisposable
                && int.TryParse(GdalNative.Utf8(GdalNative.OSRGetAuthorityCode(Handle, null)), out var code) ? code : null;
     }
 
+    /// <summary>The CRS as <see cref="CrsInfo"/>: WKT, EPSG code and the units that turn coordinates into metres.</summary>
+    public CrsInfo Describe()
+    {
+        var geographic = GdalNative.OSRIsGeographic(Handle) != 0;
+        var projected = GdalNative.OSRIsProjected(Handle) != 0;
+        double? metresPerUnit = projected ? GdalNative.OSRGetLinearUnits(Handle, out _) : null;
+        double? radiansPerUnit = geographic ? GdalNative.OSRGetAngularUnits(Handle, out _) : null;
+        (double, double)? ellipsoid = null;
+        if (geographic)
+        {
+            var a = GdalNative.OSRGetSemiMajor(Handle, out var e1);
+            var inverseFlattening = GdalNative.OSRGetInvFlattening(Handle, out var e2);
+            if (e1 == 0 && e2 == 0) ellipsoid = (a, inverseFlattening);
+        }
+        return new CrsInfo(ToWkt(), Epsg()) { IsGeographic = geographic, MetresPerUnit = metresPerUnit, RadiansPerUnit = radiansPerUnit, Ellipsoid = ellipsoid };
+    }
+
     public void Dispose() => Handle.Dispose();
 }
 

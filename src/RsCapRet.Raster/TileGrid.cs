@@ -6,29 +6,36 @@ namespace RsCapRet.Raster;
 /// Where a scene's tiles lie in its pixels. Columns start every <see cref="SourceStride"/> px from the left; the last
 /// column sits flush with the right edge (it starts at width - <see cref="SourceTile"/>, overlapping its neighbour),
 /// and likewise the last row with the bottom, so every tile is a real window. A dimension smaller than one tile gets
-/// one tile spanning all of it, padded up to <see cref="OutputTile"/> model pixels with <see cref="Padding"/>.
+/// one tile spanning all of it, padded up to <see cref="OutputTile"/> model pixels with <see cref="Padding"/>. Rows
+/// may span other pixel counts than columns (<see cref="SourceTileY"/>): pixels that are not square on the ground, as
+/// a geographic CRS's degrees away from the equator, still make tiles square on the ground.
 /// </summary>
 /// <param name="Width">raster width in px</param>
 /// <param name="Height">raster height in px</param>
-/// <param name="SourceTile">a tile's edge in raster px (the model's input size at the tile GSD)</param>
-/// <param name="SourceStride">distance between tile origins in raster px (tile minus overlap)</param>
+/// <param name="SourceTile">a tile's width in raster px (the model's input size at the tile GSD)</param>
+/// <param name="SourceStride">distance between column origins in raster px (tile minus overlap)</param>
 /// <param name="OutputTile">a tile's edge in model px</param>
 /// <param name="Padding">how a tile narrower than the model input is filled</param>
 public sealed record TileGrid(int Width, int Height, int SourceTile, int SourceStride, int OutputTile, TilePadding Padding)
 {
+    /// <summary>A tile's height in raster px (<see cref="SourceTile"/> unless the pixels are not square on the ground).</summary>
+    public int SourceTileY { get; init; } = SourceTile;
+    /// <summary>Distance between row origins in raster px.</summary>
+    public int SourceStrideY { get; init; } = SourceStride;
+
     public int Cols => Count(Width, SourceTile, SourceStride);
-    public int Rows => Count(Height, SourceTile, SourceStride);
+    public int Rows => Count(Height, SourceTileY, SourceStrideY);
 
     /// <summary>Tiles along a dimension: the last one flush, so an exact multiple gets no extra tile.</summary>
     public static int Count(int size, int tile, int stride) => size <= tile ? 1 : (size - tile + stride - 1) / stride + 1;
 
     /// <summary>Start and length in raster px of column <paramref name="col"/>.</summary>
-    public (int Start, int Length) Column(int col) => Span(col, Width);
+    public (int Start, int Length) Column(int col) => Span(col, Width, SourceTile, SourceStride);
 
     /// <summary>Start and length in raster px of row <paramref name="row"/>.</summary>
-    public (int Start, int Length) Row(int row) => Span(row, Height);
+    public (int Start, int Length) Row(int row) => Span(row, Height, SourceTileY, SourceStrideY);
 
-    private (int, int) Span(int i, int size) => (Math.Min(i * SourceStride, Math.Max(0, size - SourceTile)), Math.Min(SourceTile, size));
+    private static (int, int) Span(int i, int size, int tile, int stride) => (Math.Min(i * stride, Math.Max(0, size - tile)), Math.Min(tile, size));
 
     /// <summary>The real pixels of tile (<paramref name="row"/>, <paramref name="col"/>): always inside the raster.</summary>
     public PixelWindow Window(int row, int col)
@@ -38,15 +45,20 @@ public sealed record TileGrid(int Width, int Height, int SourceTile, int SourceS
         return new PixelWindow(x, y, w, h);
     }
 
-    /// <summary>Model px that <paramref name="length"/> raster px fill: the whole tile, or their share of it (the rest is padding).</summary>
-    public int OutputLength(int length) =>
-        length >= SourceTile ? OutputTile : Math.Clamp((int)Math.Round((double)length / SourceTile * OutputTile), 1, OutputTile);
+    /// <summary>Model px that <paramref name="width"/> raster px fill: the whole tile, or their share of it (the rest is padding).</summary>
+    public int OutputWidth(int width) => Output(width, SourceTile);
+
+    /// <summary>Model px that <paramref name="height"/> raster px fill.</summary>
+    public int OutputHeight(int height) => Output(height, SourceTileY);
+
+    private int Output(int length, int tile) =>
+        length >= tile ? OutputTile : Math.Clamp((int)Math.Round((double)length / tile * OutputTile), 1, OutputTile);
 
     /// <summary>How many raster px the last column shares with the one before it (0 with one column).</summary>
     public int LastColumnOverlap => Cols < 2 ? 0 : Column(Cols - 2).Start + SourceTile - Column(Cols - 1).Start;
 
     /// <summary>How many raster px the last row shares with the one before it (0 with one row).</summary>
-    public int LastRowOverlap => Rows < 2 ? 0 : Row(Rows - 2).Start + SourceTile - Row(Rows - 1).Start;
+    public int LastRowOverlap => Rows < 2 ? 0 : Row(Rows - 2).Start + SourceTileY - Row(Rows - 1).Start;
 }
 
 /// <summary>

@@ -145,7 +145,7 @@ public sealed class EdgeTileTests : IDisposable
             // Of the real pixels only (padding is not nodata): exactly at the native GSD, near it when resampled.
             if (gsd is null) Assert.Equal(realNodata, tile.NodataFraction, 9);
             else Assert.InRange(tile.NodataFraction, 0, 3 * realNodata);
-            Assert.Equal(content, (tiler.Info.Grid.OutputLength(150), tiler.Info.Grid.OutputLength(120)));
+            Assert.Equal(content, (tiler.Info.Grid.OutputWidth(150), tiler.Info.Grid.OutputHeight(120)));
             // Mirror padding (SceneTiler.Padding): beyond the real pixels, their reflection at the edge.
             Assert.Equal(TilePadding.Mirror, SceneTiler.Padding);
             var (w, h) = content;
@@ -215,7 +215,7 @@ public sealed class EdgeTileTests : IDisposable
         Assert.Equal(24, overlap.LastColumnOverlap);
         var small = new TileGrid(100, 50, 224, 224, 224, TilePadding.Mirror);
         Assert.Equal(new PixelWindow(0, 0, 100, 50), small.Window(0, 0));
-        Assert.Equal((100, 50), (small.OutputLength(100), small.OutputLength(50)));
+        Assert.Equal((100, 50), (small.OutputWidth(100), small.OutputHeight(50)));
     }
 
     [Fact]

@@ -202,7 +202,7 @@ public sealed class SceneTilerTests : IDisposable
     public void TargetGsdFarFinerThanNativeIsRefused()
     {
         var e = Assert.Throws<RasterException>(() => SceneTiler.Open(RasterDatasetTests.NaipSample, new TilingOptions { TargetGsd = 1e-9 }));
-        Assert.Contains("--gsd 1E-09 is more than 4x finer than the native 5 units/px", e.Message);
+        Assert.Contains("--gsd 1E-09 is more than 4x finer than the native 5 m/px", e.Message);
         using var ok = SceneTiler.Open(RasterDatasetTests.NaipSample, new TilingOptions { TargetGsd = 2.5 });
         Assert.Equal(2.5, ok.Info.TileGsd, 6);
     }

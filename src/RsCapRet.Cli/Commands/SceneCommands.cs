@@ -23,7 +23,7 @@ public static class SceneCommands
     public static Option<int> OverlapOption() =>
         new Option<int>("--overlap") { Description = "Tile overlap in model pixels", DefaultValueFactory = _ => 0 }.Must(v => v >= 0, "must be 0 or more");
     public static Option<double?> GsdOption() =>
-        new Option<double?>("--gsd") { Description = "Resample tiles to this ground sample distance (CRS units/px, metres for projected CRSs)" }
+        new Option<double?>("--gsd") { Description = "Resample tiles to this ground sample distance in metres/px (a CRS in degrees or feet is converted; a file without a CRS: its own units)" }
             .Must(v => v > 0 && double.IsFinite(v), "must be a positive number");
     public static Option<double> MaxNodataOption() =>
         new Option<double>("--max-nodata") { Description = "Skip tiles with more nodata than this fraction", DefaultValueFactory = _ => 0.5 }

@@ -120,7 +120,7 @@ public static class ScenesCommands
                                                     "no_valid_pixels" => "none (no valid pixels: the raster is nodata throughout)",
                                                     _ => "not measured (ingested before coverage was recorded)",
                                                 }));
-                    if (r.TileGsd is { } g) await output.WriteLineAsync(FormattableString.Invariant($"  tile resolution: {g:0.###} units/px") + (r.OutOfRange ? " (out of the model's range)" : ""));
+                    if (r.TileGsd is { } g) await output.WriteLineAsync(FormattableString.Invariant($"  tile resolution: {Raster.SceneDescription.Gsd(g)} m/px") + (r.OutOfRange ? " (out of the model's range)" : ""));
                     await output.WriteLineAsync($"  file: {r.SizeBytes:N0} bytes, sha256 {r.ContentSha256 ?? "-"}");
                     if (r.Plan is { } plan) await output.WriteLineAsync($"  plan: {plan}");
                     if (r.Decision is { } d) await output.WriteLineAsync($"  last decision: {d}");

@@ -144,6 +144,14 @@ internal static partial class GdalNative
     [LibraryImport(Lib)] public static partial void OSRSetAxisMappingStrategy(SafeSpatialReferenceHandle srs, int strategy);
     [LibraryImport(Lib)] public static partial int OSRExportToWkt(SafeSpatialReferenceHandle srs, out IntPtr wkt);
     [LibraryImport(Lib)] public static partial int OSRAutoIdentifyEPSG(SafeSpatialReferenceHandle srs);
+    [LibraryImport(Lib)] public static partial int OSRIsGeographic(SafeSpatialReferenceHandle srs);
+    [LibraryImport(Lib)] public static partial int OSRIsProjected(SafeSpatialReferenceHandle srs);
+    /// <summary>Metres per linear unit of a projected CRS (1 for metres, 0.3048 for feet).</summary>
+    [LibraryImport(Lib)] public static partial double OSRGetLinearUnits(SafeSpatialReferenceHandle srs, out IntPtr name);
+    /// <summary>Radians per angular unit of a geographic CRS (π/180 for degrees).</summary>
+    [LibraryImport(Lib)] public static partial double OSRGetAngularUnits(SafeSpatialReferenceHandle srs, out IntPtr name);
+    [LibraryImport(Lib)] public static partial double OSRGetSemiMajor(SafeSpatialReferenceHandle srs, out int err);
+    [LibraryImport(Lib)] public static partial double OSRGetInvFlattening(SafeSpatialReferenceHandle srs, out int err);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial IntPtr OSRGetAuthorityName(SafeSpatialReferenceHandle srs, string? targetKey);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
