@@ -145,7 +145,7 @@ public static class ArchiveScan
             IEnumerable<string> files, subfolders;
             try
             {
-                files = Directory.EnumerateFiles(folder, pattern).ToList();
+                files = Directory.EnumerateFiles(folder).Where(f => FilePattern.Matches(pattern, Path.GetFileName(f))).ToList();
                 subfolders = Directory.EnumerateDirectories(folder).ToList();
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }   // unreadable folder: its files are not there
@@ -171,5 +171,27 @@ public static class ArchiveScan
     }
 
     private static bool MatchesPattern(string root, string path, string pattern) =>
-        path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) && FileSystemName.MatchesSimpleExpression(pattern, Path.GetFileName(path));
+        path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) && FilePattern.Matches(pattern, Path.GetFileName(path));
+}
+
+/// <summary>
+/// An archive scan's file pattern: wildcards (`*`, `?`) matched without regard to case, as archives name the same
+/// format `.tif` and `.TIF` (Landsat's bands); several patterns separated by commas (`*.tif,*.tiff,*.jp2`).
+/// </summary>
+public static class FilePattern
+{
+    /// <summary>What `index-archive` scans when no --pattern is given.</summary>
+    public const string Default = "*.tif,*.tiff";
+
+    public static IReadOnlyList<string> Parts(string pattern) =>
+        pattern.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public static bool Matches(string pattern, string fileName) =>
+        Parts(pattern).Any(p => FileSystemName.MatchesSimpleExpression(p, fileName, ignoreCase: true));
+
+    /// <summary>Why a --pattern is not usable, or null: empty, or a part naming a folder.</summary>
+    public static string? Problem(string pattern) =>
+        Parts(pattern).Count == 0 ? "must name at least one file pattern, such as *.tif"
+        : Parts(pattern).FirstOrDefault(p => p.Contains('/')) is { } withFolder ? $"'{withFolder}' names a folder; a pattern matches file names only (the scan goes through every folder)"
+        : null;
 }

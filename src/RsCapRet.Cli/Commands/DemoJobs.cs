@@ -78,12 +78,14 @@ public static class DemoJobs
             var report = worker.ReadScanReport(scanId);
             if (report is null) { await error.WriteLineAsync($"error: scan job {scanId} left no report"); return 1; }
             pending = report.Decisions.Where(d => d.JobId is not null).Select(d => d.JobId!).ToList();
-            var failed = 0;
+            int failed = 0, jobsFailed = 0, jobsDone = 0;
+            // GDAL's messages start with the file's path, which the line already names.
+            string Without(string path, string? text) => text is { } t && t.StartsWith(path, StringComparison.Ordinal) ? t[path.Length..].TrimStart(':', ' ') : text ?? "";
             foreach (var d in report.Decisions)
             {
                 if (d.JobId is null)
                 {
-                    if (d.Decision == "failed") { failed++; await error.WriteLineAsync($"failed    {d.Path}: {d.Detail}"); }
+                    if (d.Decision == "failed") { failed++; await error.WriteLineAsync($"failed    {d.Path}: {Without(d.Path, d.Detail)}"); }
                     else if (d.Decision == "moved") await output.WriteLineAsync($"moved     {d.Path} (from {d.From}; same bytes, no model work)");
                     else await output.WriteLineAsync($"{d.Decision,-9} {d.Path}" + (d.Decision == "removed" ? ": gone from the archive, out of search"
                         : d.Decision == "skipped" ? $": {d.Detail}" : ""));
@@ -95,11 +97,12 @@ public static class DemoJobs
                 if (!outcome.Succeeded)
                 {
                     failed++;
+                    jobsFailed++;
                     bar.Clear();
-                    var why = outcome.Failure is { } f && f.StartsWith(d.Path, StringComparison.Ordinal) ? f[d.Path.Length..].TrimStart(':', ' ') : outcome.Failure;
-                    await error.WriteLineAsync($"failed    {d.Path}: {why} (job {d.JobId})");
+                    await error.WriteLineAsync($"failed    {d.Path}: {Without(d.Path, outcome.Failure)} (job {d.JobId})");
                     continue;
                 }
+                jobsDone++;
                 if (outcome.Report is not { } ingest) { await output.WriteLineAsync($"{d.Decision,-9} {d.Path} (job {d.JobId} succeeded)"); continue; }
                 var r = ingest.Result;
                 var decision = IngestSceneJob.DecisionOf(r) is var word && word == "added" && d.Decision == "changed" ? "changed" : IngestSceneJob.DecisionOf(r);
@@ -107,7 +110,8 @@ public static class DemoJobs
                                             (r.Coverage is { } c ? $", coverage {c.ToString("P1", System.Globalization.CultureInfo.InvariantCulture)}" : ""));
                 if (r.Warning is { } w) await output.WriteLineAsync($"  warning: {w}");
             }
-            await output.WriteLineAsync(report.Summary + (failed > 0 ? $"; {failed} failed" : ""));
+            // The scan's counts are its decisions; what the ingest jobs then did is said apart from them.
+            await output.WriteLineAsync(report.Summary + (jobsDone + jobsFailed > 0 ? $" (of them {jobsDone} succeeded, {jobsFailed} failed)" : ""));
             return failed;
         }
         catch (Exception e)

@@ -86,13 +86,13 @@ public static class HostCommands
         var what = new Argument<string>("job") { Description = "ingest (paths are scene files) or index (path is an archive folder)" };
         what.AcceptOnlyFromAmong("ingest", "index");
         var paths = new Argument<string[]>("paths") { Arity = ArgumentArity.OneOrMore };
-        var pattern = new Option<string>("--pattern") { Description = "File pattern for index", DefaultValueFactory = _ => "*.tif" };
+        var pattern = PatternOption();
         var model2 = CommonOptions.Model();
         var enqueue = new Command("enqueue", "Queue ingest or archive-index jobs for the workers") { what, paths, pattern, model2, DbCommands.DbOption };
         CommandAction.Set(enqueue, (parse, output, ct) =>
             Enqueue(parse, output, parse.GetValue(what)!, parse.GetValue(paths)!, parse.GetValue(pattern)!, parse.GetValue(model2), ct));
         var archive = new Argument<string>("folder") { Description = "Archive folder to scan, or a local STAC catalog or collection JSON (its items' assets are the scenes)" };
-        var pattern2 = new Option<string>("--pattern") { Description = "File pattern", DefaultValueFactory = _ => "*.tif" };
+        var pattern2 = PatternOption();
         var model3 = CommonOptions.Model();
         var waitScan = new Option<bool>("--wait")
         {
@@ -134,6 +134,20 @@ public static class HostCommands
             }
         });
         return [worker, serve, enqueue, indexArchive];
+    }
+
+    private static Option<string> PatternOption()
+    {
+        var pattern = new Option<string>("--pattern")
+        {
+            Description = "File names to scan (wildcards, any case; several separated by commas, e.g. \"*.tif,*.jp2\")",
+            DefaultValueFactory = _ => Pipeline.FilePattern.Default,
+        };
+        pattern.Validators.Add(r =>
+        {
+            if (r.Tokens is [{ Value: var value }] && Pipeline.FilePattern.Problem(value) is { } problem) r.AddError(problem);
+        });
+        return pattern;
     }
 
     private static async Task<int> Enqueue(ParseResult parse, TextWriter output, string kind, IEnumerable<string> paths, string pattern, string? model, CancellationToken ct,
