@@ -55,7 +55,7 @@ public static class ResolutionPolicy
             return new(requested, requested is { } r0 ? $"tiles at {M(r0)} units/px (--gsd)" : $"tiles at the native {M(nativeGsd)} units/px (the model records no training resolution)", null);
         var range = $"{M(model.Min)}–{M(model.Max)} m/px";
         if (!metres)
-            return new(requested, $"tiles at {(requested is { } r1 ? M(r1) + " (--gsd)" : "the native " + M(nativeGsd))} units/px; the file's CRS gives no way to metres, so the model's training range ({range}) cannot be compared", null);
+            return new(requested, $"tiles at {(requested is { } r1 ? M(r1) + " (--gsd)" : "the native " + M(nativeGsd))} units/px; the file gives its pixels no size in metres (no CRS, or units GDAL does not know), so the model's training range ({range}) cannot be compared", null);
         double? target = requested ?? (nativeGsd < model.Min ? model.Gsd : null);
         var tileGsd = target ?? nativeGsd;
         var note = requested is not null ? $"tiles at {M(tileGsd)} m/px (--gsd; the model was trained at {range})"
