@@ -51,10 +51,12 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
 
     public static string? NoteFor(RsCapRetTileEncoder model) => model.DialogueTrained ? null : CaptionOnlyNote;
 
+    // Measured by `evaluate --dialogue` on UCM val (model card, Dialogue): mid-dialogue mR 21.1 against 50.6 direct.
     public const string CaptionOnlyNote =
-        "this model was trained on captions only: it describes the images you add and searches for what you ask to see " +
-        "(\"show me storage tanks\"), but it was never taught to answer questions, so a question such as \"is there a runway?\" " +
-        "or \"which one shows trees?\" gets a caption fragment, not an answer";
+        "this model was trained on captions only: it describes the images you add, but it was never taught to converse, " +
+        "so a question such as \"is there a runway?\" gets a caption fragment, not an answer, and a request such as " +
+        "\"show me storage tanks\" retrieves from the words it writes itself, seldom what was asked; to search, use " +
+        "/find TEXT (the command line) or the search box (the map page)";
 
     /// <summary>The conversation as the model is given it: the segments of the turns that fit, oldest first.</summary>
     public IReadOnlyList<PromptSegment> Prompt => [.. _history.SelectMany(h => h.Segments)];
