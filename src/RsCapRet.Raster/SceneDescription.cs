@@ -33,6 +33,8 @@ public static class SceneDescription
             ["crs_wkt"] = ds.Crs?.Wkt,
             ["geotransform"] = gt is null ? null : new JsonArray(gt.Select(v => (JsonNode?)v).ToArray()),
             ["pixel_size"] = gt is null ? null : new JsonArray(Math.Sqrt(gt[1] * gt[1] + gt[4] * gt[4]), Math.Sqrt(gt[2] * gt[2] + gt[5] * gt[5])),
+            // The same steps on the ground (a geographic CRS's at the centre latitude); null where the units are unknown.
+            ["pixel_size_metres"] = ds.PixelMetres is var (column, row) ? new JsonArray(column, row) : null,
             ["footprint_wgs84"] = i.FootprintWgs84 is { } f ? new JsonObject
             {
                 ["type"] = "Polygon",

@@ -33,6 +33,8 @@ public sealed class GroundSampleDistanceTests : IDisposable
         Assert.Equal(lonDegreeMetres * step, column, lonDegreeMetres * step * 1e-3);
         Assert.Equal(latDegreeMetres * step, row, latDegreeMetres * step * 1e-3);
         Assert.Equal(Math.Sqrt(column * row), ds.MetresPerPixel!.Value, 12);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(SceneDescription.Json(path))!;
+        Assert.Equal([column, row], json["pixel_size_metres"]!.AsArray().Select(v => v!.GetValue<double>()));
     }
 
     [Fact]
@@ -52,6 +54,7 @@ public sealed class GroundSampleDistanceTests : IDisposable
         RasterWriter.WriteGeoTiff(path, 32, 32, [band, band, band], [0, 2, 0, 0, 0, -2]);
         using var ds = RasterDataset.Open(path);
         Assert.Null(ds.MetresPerPixel);
+        Assert.Null(System.Text.Json.Nodes.JsonNode.Parse(SceneDescription.Json(path))!["pixel_size_metres"]);
         using var tiler = SceneTiler.Open(path, new TilingOptions { TileSize = 8, AllowMissingCrs = true });
         Assert.False(tiler.Info.GsdInMetres);
         Assert.Equal(2, tiler.Info.NativeGsd);
