@@ -86,7 +86,8 @@ public static class ArchiveScan
         }
 
         // Gone: catalogued paths under the folder that the pattern covers and that are no longer there.
-        var gone = catalogued.Values.Where(c => !onDisk.Contains(c.Path) && MatchesPattern(root, c.Path, pattern)
+        var covered = new FilePattern(pattern);
+        var gone = catalogued.Values.Where(c => !onDisk.Contains(c.Path) && MatchesPattern(root, c.Path, covered)
                                                 && !skippedFolders.Any(f => c.Path.StartsWith(f.Folder + "/", StringComparison.Ordinal))).ToList();
         foreach (var (path, sha) in newFiles)
         {
@@ -123,6 +124,7 @@ public static class ArchiveScan
     /// </summary>
     public static IEnumerable<string> FilesUnder(string root, string pattern, bool followLinksOutside = false, Action<(string, string)>? skipped = null)
     {
+        var matcher = new FilePattern(pattern);
         var read = new HashSet<string>(StringComparer.Ordinal);
         var realRoot = RealPath(Path.GetFullPath(root)).TrimEnd('/') + "/";
         var folders = new Stack<(string Path, int Depth)>();
@@ -145,7 +147,7 @@ public static class ArchiveScan
             IEnumerable<string> files, subfolders;
             try
             {
-                files = Directory.EnumerateFiles(folder).Where(f => FilePattern.Matches(pattern, Path.GetFileName(f))).ToList();
+                files = Directory.EnumerateFiles(folder).Where(f => matcher.Matches(Path.GetFileName(f))).ToList();
                 subfolders = Directory.EnumerateDirectories(folder).ToList();
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }   // unreadable folder: its files are not there
@@ -170,28 +172,29 @@ public static class ArchiveScan
         return real;
     }
 
-    private static bool MatchesPattern(string root, string path, string pattern) =>
-        path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) && FilePattern.Matches(pattern, Path.GetFileName(path));
+    private static bool MatchesPattern(string root, string path, FilePattern pattern) =>
+        path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) && pattern.Matches(Path.GetFileName(path));
 }
 
 /// <summary>
 /// An archive scan's file pattern: wildcards (`*`, `?`) matched without regard to case, as archives name the same
-/// format `.tif` and `.TIF` (Landsat's bands); several patterns separated by commas (`*.tif,*.tiff,*.jp2`).
+/// format `.tif` and `.TIF` (Landsat's bands); several patterns separated by commas (`*.tif,*.tiff,*.jp2`). Parsed
+/// once per scan, matched against every file name.
 /// </summary>
-public static class FilePattern
+public sealed class FilePattern(string pattern)
 {
     /// <summary>What `index-archive` scans when no --pattern is given.</summary>
     public const string Default = "*.tif,*.tiff";
 
-    public static IReadOnlyList<string> Parts(string pattern) =>
-        pattern.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    private readonly string[] _parts = Parts(pattern);
 
-    public static bool Matches(string pattern, string fileName) =>
-        Parts(pattern).Any(p => FileSystemName.MatchesSimpleExpression(p, fileName, ignoreCase: true));
+    public bool Matches(string fileName) => _parts.Any(p => FileSystemName.MatchesSimpleExpression(p, fileName, ignoreCase: true));
+
+    private static string[] Parts(string pattern) => pattern.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>Why a --pattern is not usable, or null: empty, or a part naming a folder.</summary>
     public static string? Problem(string pattern) =>
-        Parts(pattern).Count == 0 ? "must name at least one file pattern, such as *.tif"
-        : Parts(pattern).FirstOrDefault(p => p.Contains('/')) is { } withFolder ? $"'{withFolder}' names a folder; a pattern matches file names only (the scan goes through every folder)"
+        Parts(pattern) is var parts && parts.Length == 0 ? "must name at least one file pattern, such as *.tif"
+        : parts.FirstOrDefault(p => p.Contains('/')) is { } withFolder ? $"'{withFolder}' names a folder; a pattern matches file names only (the scan goes through every folder)"
         : null;
 }
