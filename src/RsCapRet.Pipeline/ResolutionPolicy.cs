@@ -38,9 +38,10 @@ public static class ResolutionPolicy
     public static ResolutionPlan PlanFor(string path, double? requested, TrainingResolution? model)
     {
         using var ds = RasterDataset.Open(path);
-        var plan = Plan(ds.MetresPerPixel ?? ds.PixelSize, ds.MetresPerPixel is not null, requested, model);
+        var metres = ds.MetresPerPixel;
+        var plan = Plan(metres ?? ds.PixelSize, metres is not null, requested, model);
         // Degrees become metres through the ellipsoid at the scene's centre: say so, as GDAL's tools would not.
-        return ds.Crs is { IsGeographic: true } && ds.MetresPerPixel is not null
+        return ds.Crs is { IsGeographic: true } && metres is not null
             ? plan with { Note = plan.Note + "; metres measured from the CRS's degrees at the scene's centre latitude" }
             : plan;
     }
