@@ -70,26 +70,18 @@ public static class SearchEndpoints
         return TypedResults.File(parquet.ToArray(), "application/vnd.apache.parquet", name + ".parquet");
     }
 
-    /// <summary>POST /api/search/image: image-to-image with an uploaded image (the request body: PNG, JPEG, TIFF...), filters in the query string.</summary>
+    /// <summary>
+    /// POST /api/search/image: image-to-image with an uploaded image (PNG, JPEG, TIFF, WebP: the request body, or the
+    /// first file of a multipart form), the filters of GET /api/search in the query string.
+    /// </summary>
     private static async Task<Results<ContentHttpResult, ProblemHttpResult>> SearchByImageAsync(HttpRequest req, CatalogStore store, ModelCache models,
         WebContext web, CancellationToken ct)
     {
         var q = req.Query;
         var query = SearchQuery.Parse(null, q["k"], q["bbox"], q["near"], q["after"], q["before"], q["exact"] == "true", textRequired: false,
-            offset: q["offset"]);
-        var tooLarge = ApiProblem.Result(StatusCodes.Status413PayloadTooLarge, $"the image is larger than {MaxUploadBytes / 1_000_000} MB");
-        if (req.ContentLength is > MaxUploadBytes) return tooLarge;
-        // The upload stays in memory and is opened from there by the image drivers only (RasterImage.ReadUploadedRgb):
-        // never a path on disk, never a format that can name other files or URLs.
-        using var body = new MemoryStream();
-        var buffer = new byte[81920];
-        int n;
-        while ((n = await req.Body.ReadAsync(buffer, ct)) > 0)
-        {
-            if (body.Length + n > MaxUploadBytes) return tooLarge;
-            body.Write(buffer, 0, n);
-        }
-        if (body.Length == 0) return ApiProblem.BadRequest("the request body is empty: send the image as the body");
+            offset: q["offset"], scene: q["scene"], latest: q["latest"], asOf: q["as_of"]);
+        var (upload, refused) = await ReadUploadAsync(req, ct);
+        if (refused is not null) return refused;
         // Decoded within a time budget and the request's cancellation (a client that hangs up stops the decoding),
         // after the declared size and bands are checked.
         RgbImage image;
@@ -97,7 +89,7 @@ public static class SearchEndpoints
         budget.CancelAfter(UploadDecodeBudget);
         try
         {
-            image = RasterImage.ReadUploadedRgb(body.GetBuffer().AsSpan(0, (int)body.Length), MaxUploadPixels, maxSide: 4096,
+            image = RasterImage.ReadUploadedRgb(upload, MaxUploadPixels, maxSide: 4096,
                 maxBands: web.Limits.MaxUploadBands, ct: budget.Token);
         }
         catch (RasterException e) when (e.Message.Contains("more than the limit"))
@@ -112,6 +104,62 @@ public static class SearchEndpoints
         }
         var imageHits = await web.SearchWithModelAsync(store, models, encoder => encoder.EmbedImage(image), query, ct);
         return web.GeoJsonResult(RankedHits.Without(imageHits, RelevanceCalibration.NotTextNote, query.Offset));
+    }
+
+    /// <summary>
+    /// The uploaded image's bytes, at most <see cref="MaxUploadBytes"/>, kept in memory: the request body, or the first
+    /// file of a multipart/form-data body (an HTML form, `curl -F image=@scene.png`); other form fields are skipped.
+    /// </summary>
+    private static async Task<(ArraySegment<byte> Upload, ProblemHttpResult? Problem)> ReadUploadAsync(HttpRequest req, CancellationToken ct)
+    {
+        var tooLarge = ApiProblem.Result(StatusCodes.Status413PayloadTooLarge, $"the image is larger than {MaxUploadBytes / 1_000_000} MB");
+        var source = req.Body;
+        if (req.HasFormContentType)
+        {
+            var boundary = Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(req.ContentType, out var type)
+                           && type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
+                ? Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(type.Boundary).Value : null;
+            if (string.IsNullOrEmpty(boundary))
+                return (default, ApiProblem.BadRequest("a form upload must be multipart/form-data with the image as a file field (curl -F image=@scene.png), or send the image itself as the body"));
+            // The form's overhead is small; the file itself is held to the upload limit below.
+            if (req.ContentLength is > MaxUploadBytes + 1_000_000) return (default, tooLarge);
+            var reader = new Microsoft.AspNetCore.WebUtilities.MultipartReader(boundary, req.Body) { BodyLengthLimit = MaxUploadBytes + 1 };
+            Stream? file = null;
+            try
+            {
+                while (file is null && await reader.ReadNextSectionAsync(ct) is { } section)
+                    if (Microsoft.Net.Http.Headers.ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+                        && (disposition.FileName.HasValue || disposition.FileNameStar.HasValue))
+                        file = section.Body;
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                return (default, ApiProblem.BadRequest("the multipart form cannot be read: " + e.Message));
+            }
+            if (file is null) return (default, ApiProblem.BadRequest("the form has no file field: send the image as a file (curl -F image=@scene.png)"));
+            source = file;
+        }
+        else if (req.ContentLength is > MaxUploadBytes) return (default, tooLarge);
+        using var body = new MemoryStream();
+        var buffer = new byte[81920];
+        try
+        {
+            int n;
+            while ((n = await source.ReadAsync(buffer, ct)) > 0)
+            {
+                if (body.Length + n > MaxUploadBytes) return (default, tooLarge);
+                body.Write(buffer, 0, n);
+            }
+        }
+        catch (Exception e) when (source != req.Body && e is InvalidDataException or IOException)
+        {
+            // A form cut off before its closing boundary, or a file over the form reader's limit.
+            return (default, ApiProblem.BadRequest("the multipart form cannot be read: " + e.Message));
+        }
+        if (body.Length == 0)
+            return (default, ApiProblem.BadRequest(req.HasFormContentType ? "the form's file is empty" : "the request body is empty: send the image as the body"));
+        // The stream's own buffer, not a copy: disposing a MemoryStream leaves it readable.
+        return (new ArraySegment<byte>(body.GetBuffer(), 0, (int)body.Length), null);
     }
 
     /// <summary>GET /api/tiles/{id}: one stored tile as a GeoJSON feature.</summary>

@@ -17,6 +17,8 @@ public sealed class AcquisitionSearchTests(TestDatabase db) : IClassFixture<Test
     {
         var older = TestScenes.SmallScene(_dir.FullName, "m_4709963_se_14_060_20180815.tif", 0);
         var newer = TestScenes.SmallScene(_dir.FullName, "m_4709963_se_14_060_20200831.tif", 80);
+        // A 2019 acquisition of the 2018 scene's ground (other content): one acquisition per place keeps it over 2018.
+        var sameGround = TestScenes.SmallScene(_dir.FullName, "m_4709963_se_14_060_20190701.tif", 0, contentOffset: 40);
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
 
         var inspect = await Run("inspect", older);
@@ -35,7 +37,7 @@ public sealed class AcquisitionSearchTests(TestDatabase db) : IClassFixture<Test
         Assert.NotEqual(0, bad.Code);
         Assert.Contains("--acquired-pattern: '_(\\d{8})' has no (?<date>...) group", bad.Err);
 
-        foreach (var scene in new[] { older, newer })
+        foreach (var scene in new[] { older, newer, sameGround })
         {
             var ingest = await Run("ingest", scene, "--model", model, "--device", "cpu", "--db", db.ConnectionString);
             Assert.True(ingest.Code == 0, ingest.Out + ingest.Err);
@@ -53,5 +55,30 @@ public sealed class AcquisitionSearchTests(TestDatabase db) : IClassFixture<Test
         Assert.True(before.Code == 0, before.Err);
         Assert.Contains("20180815", before.Out);
         Assert.DoesNotContain("20200831", before.Out);
+
+        // One acquisition per place (the map's latest / as_of): --latest hides 2018 under 2019; --as-of 2018-12-31
+        // shows the ground as it was then (2018, and 2020's other ground not yet acquired); --scene keeps one scene.
+        var latest = await Run("search", "fields", "--latest", "--k", "50", "--format", "geojson", "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+        Assert.True(latest.Code == 0, latest.Err);
+        Assert.Contains("20190701", latest.Out);
+        Assert.Contains("20200831", latest.Out);
+        Assert.DoesNotContain("20180815", latest.Out);
+        var asOf = await Run("search", "fields", "--as-of", "2018-12-31", "--k", "50", "--format", "geojson", "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+        Assert.True(asOf.Code == 0, asOf.Err);
+        Assert.Contains("20180815", asOf.Out);
+        Assert.DoesNotContain("20190701", asOf.Out);
+        Assert.DoesNotContain("20200831", asOf.Out);
+        var sceneId = System.Text.Json.JsonDocument.Parse(asOf.Out).RootElement.GetProperty("features")[0].GetProperty("properties").GetProperty("scene_id").GetInt64();
+        var oneScene = await Run("search", "fields", "--scene", sceneId.ToString(System.Globalization.CultureInfo.InvariantCulture), "--k", "50", "--format", "geojson",
+            "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+        Assert.True(oneScene.Code == 0, oneScene.Err);
+        Assert.Contains("20180815", oneScene.Out);
+        Assert.DoesNotContain("20190701", oneScene.Out);
+        var hybridLatest = await Run("search", "fields", "--latest", "--mode", "hybrid", "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+        Assert.Equal(2, hybridLatest.Code);
+        Assert.Contains("--mode hybrid does not combine with --latest", hybridLatest.Err);
+        var badDate = await Run("search", "fields", "--as-of", "last year", "--model", model, "--device", "cpu", "--db", db.ConnectionString);
+        Assert.Equal(2, badDate.Code);
+        Assert.Contains("as_of must be a date", badDate.Err);
     }
 }

@@ -178,6 +178,43 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             Assert.Equal(HttpStatusCode.OK, byImage.StatusCode);
             using (var imageDoc = JsonDocument.Parse(await byImage.Content.ReadAsStringAsync()))
                 Assert.Contains(tileId, imageDoc.RootElement.GetProperty("features").EnumerateArray().Select(f => f.GetProperty("id").GetInt64()));
+            // The same upload as a file of a multipart form (curl -F image=@..., an HTML form) ranks the same tiles;
+            // a form without a file, or not multipart, is a 400 that says how to send it.
+            using (var form = new MultipartFormDataContent { { new StringContent("a note"), "comment" }, { new ByteArrayContent(png), "image", "tile.png" } })
+            {
+                var byForm = await http.PostAsync("/api/search/image?k=3", form);
+                Assert.Equal(HttpStatusCode.OK, byForm.StatusCode);
+                var fromBody = await (await http.PostAsync("/api/search/image?k=3", new ByteArrayContent(png))).Content.ReadAsStringAsync();
+                Assert.Equal(fromBody, await byForm.Content.ReadAsStringAsync());
+            }
+            using (var noFile = new MultipartFormDataContent { { new StringContent("a note"), "comment" } })
+            {
+                var response = await http.PostAsync("/api/search/image", noFile);
+                Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+                Assert.Contains("no file field", await response.Content.ReadAsStringAsync());
+            }
+            // A form cut off inside its file (no closing boundary) is a 400 as well, not a 500.
+            var cutOff = new ByteArrayContent("--XYZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\u0089PNG"u8.ToArray());
+            cutOff.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data; boundary=XYZ");
+            var cut = await http.PostAsync("/api/search/image", cutOff);
+            Assert.Equal(HttpStatusCode.BadRequest, cut.StatusCode);
+            Assert.Contains("multipart form cannot be read", await cut.Content.ReadAsStringAsync());
+            var urlEncoded = await http.PostAsync("/api/search/image", new FormUrlEncodedContent([new("image", "x")]));
+            Assert.Equal(HttpStatusCode.BadRequest, urlEncoded.StatusCode);
+            Assert.Contains("multipart/form-data", await urlEncoded.Content.ReadAsStringAsync());
+            // The filters of GET /api/search apply to uploads too: scene= keeps that scene's tiles (none of another scene).
+            var sceneId = first.GetProperty("properties").GetProperty("scene_id").GetInt64();
+            foreach (var (scene, expected) in new[] { (sceneId, 3), (sceneId + 1000, 0) })
+            {
+                var filtered = await http.PostAsync($"/api/search/image?k=3&scene={scene}&latest=true", new ByteArrayContent(png));
+                Assert.Equal(HttpStatusCode.OK, filtered.StatusCode);
+                using var filteredDoc = JsonDocument.Parse(await filtered.Content.ReadAsStringAsync());
+                var scenes = filteredDoc.RootElement.GetProperty("features").EnumerateArray().Select(f => f.GetProperty("properties").GetProperty("scene_id").GetInt64()).ToList();
+                Assert.Equal(expected, scenes.Count);
+                Assert.All(scenes, s => Assert.Equal(sceneId, s));
+            }
+            Assert.Equal(HttpStatusCode.BadRequest, (await http.PostAsync("/api/search/image?scene=abc", new ByteArrayContent(png))).StatusCode);
+            Assert.Equal(HttpStatusCode.BadRequest, (await http.PostAsync("/api/search/image?as_of=yesterday", new ByteArrayContent(png))).StatusCode);
             var garbage = await http.PostAsync("/api/search/image", new ByteArrayContent("not an image"u8.ToArray()));
             Assert.Equal(HttpStatusCode.BadRequest, garbage.StatusCode);
             Assert.Contains("cannot be read", await garbage.Content.ReadAsStringAsync());

@@ -6,7 +6,7 @@ using RsCapRet.Storage;
 namespace RsCapRet.Cli.Commands;
 
 /// <summary>
-/// `rscapret search "text" | --tile ID | --image FILE [--bbox ...] [--near ...] [--after ...] [--k 10] [--format table|geojson]`:
+/// `rscapret search "text" | --tile ID | --image FILE [--bbox ...] [--near ...] [--after ...] [--scene ID] [--latest] [--k 10] [--format table|geojson]`:
 /// text-to-image through the [RET] vector, or image-to-image from a stored tile or an image file.
 /// </summary>
 public static class SearchCommands
@@ -20,6 +20,10 @@ public static class SearchCommands
         var near = new Option<string?>("--near") { Description = "lon,lat,metres: tiles within that distance of the point" };
         var after = new Option<string?>("--after") { Description = "Only scenes acquired on or after this date" };
         var before = new Option<string?>("--before") { Description = "Only scenes acquired before this date" };
+        var scene = new Option<long?>("--scene") { Description = "Only this scene's tiles (its id, as `scenes list` shows it)" }
+            .Must(v => v is > 0, "must be a positive scene id");
+        var latest = new Option<bool>("--latest") { Description = "One acquisition per place: where scenes overlap, only the newest one's tiles (scenes without a date count as oldest)" };
+        var asOf = new Option<string?>("--as-of") { Description = "One acquisition per place as it was on this date: the newest acquired on or before it (implies --latest)" };
         var k = new Option<int?>("--k") { Description = $"Number of results (1-{SearchQuery.MaxK}, default 10)" }
             .Must(v => v is >= 1 and <= SearchQuery.MaxK, $"must be 1..{SearchQuery.MaxK}");
         var offset = new Option<int?>("--offset") { Description = $"Skip this many rows of the ranking (paging: --offset 5 --k 5 is rows 6-10 of --k 10; offset + k at most {CatalogStore.MaxRankDepth})" }
@@ -45,7 +49,7 @@ public static class SearchCommands
             .Must(v => v is >= 0 and <= 100, "must be between 0 and 100");
         var (model, device) = (CommonOptions.Model(), CommonOptions.Device());
         var cmd = new Command("search", "Find tiles by text, with optional spatial and time filters")
-            { text, tile, image, bbox, near, after, before, k, offset, minRelevance, format, exact, localize, mode, captionWeight, model, device, DbCommands.DbOption };
+            { text, tile, image, bbox, near, after, before, scene, latest, asOf, k, offset, minRelevance, format, exact, localize, mode, captionWeight, model, device, DbCommands.DbOption };
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
             var (textValue, tileValue, imageValue) = (parse.GetValue(text), parse.GetValue(tile), parse.GetValue(image));
@@ -54,9 +58,12 @@ public static class SearchCommands
             var query = SearchQuery.Parse(textValue, parse.GetValue(k)?.ToString(System.Globalization.CultureInfo.InvariantCulture), parse.GetValue(bbox), parse.GetValue(near),
                 parse.GetValue(after), parse.GetValue(before), parse.GetValue(exact), textRequired: false,
                 offset: parse.GetValue(offset)?.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                minRelevance: parse.GetValue(minRelevance)?.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+                minRelevance: parse.GetValue(minRelevance)?.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+                scene: parse.GetValue(scene)?.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                latest: parse.GetValue(latest) ? "true" : null, asOf: parse.GetValue(asOf));
             var hybrid = RsCapRet.Core.HybridRanking.ParseMode(parse.GetValue(mode)!) == RsCapRet.Core.RetrievalMode.Hybrid;
             if (hybrid && textValue is null) throw new ArgumentException("--mode hybrid ranks by a query text: not with --tile or --image");
+            if (hybrid && query.Filter.NewestPerPlace) throw new ArgumentException("--mode hybrid does not combine with --latest or --as-of (one acquisition per place)");
             var localized = parse.GetValue(localize);
             if (localized && query.K > SearchLocalizer.MaxRows) throw new ArgumentException($"--localize takes --k {SearchLocalizer.MaxRows} at most, got {query.K}");
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
