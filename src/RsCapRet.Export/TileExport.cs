@@ -28,6 +28,14 @@ public static class TileExport
         _ => throw new FormatException($"--format must be geoparquet, flatgeobuf or geojson, got '{value}'"),
     };
 
+    /// <summary>The format's name as its specification spells it (GeoJSON, not the enum's GeoJson).</summary>
+    public static string FormatName(ExportFormat format) => format switch
+    {
+        ExportFormat.GeoParquet => "GeoParquet",
+        ExportFormat.FlatGeobuf => "FlatGeobuf",
+        _ => "GeoJSON",
+    };
+
     /// <summary>
     /// Writes the rows to <paramref name="outPath"/>, whatever its extension, through a hidden temporary file beside it
     /// (renamed at the end, removed on failure); returns the row count. An existing file is refused unless

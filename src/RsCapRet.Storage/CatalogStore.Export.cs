@@ -14,6 +14,27 @@ public sealed record ExportRow(long TileId, byte[] FootprintWkb, Envelope Bounds
 public sealed partial class CatalogStore
 {
     /// <summary>
+    /// Tiles of completed scenes that an export leaves out because they have no footprint (scenes without
+    /// georeferencing, e.g. a plain JPEG), and how many scenes hold them; an area filter leaves them out anyway.
+    /// </summary>
+    public async Task<(long Tiles, long Scenes)> CountTilesWithoutFootprintAsync(ExportFilter filter, CancellationToken ct = default)
+    {
+        if (filter.Area is not null) return (0, 0);
+        await using var cmd = ReadSource.CreateCommand("""
+            SELECT count(*), count(DISTINCT t.scene_id)
+              FROM tiles t JOIN scenes s ON s.id = t.scene_id JOIN models m ON m.id = t.model_id
+             WHERE s.status = 'done' AND t.footprint IS NULL
+               AND ($1::bigint IS NULL OR t.scene_id = $1)
+               AND ($2::text IS NULL OR m.name = $2)
+            """);
+        cmd.Parameters.Add(new() { Value = (object?)filter.SceneId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        cmd.Parameters.Add(new() { Value = (object?)filter.ModelName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        return (r.GetInt64(0), r.GetInt64(1));
+    }
+
+    /// <summary>
     /// The tiles of completed scenes that pass <paramref name="filter"/>, in id order, from one database cursor read as
     /// it is consumed (memory stays flat whatever the catalogue's size); <paramref name="scenePath"/> maps each
     /// scene's stored path to the one exported.

@@ -44,6 +44,29 @@ public sealed class ExportOutputTests(TestDatabase db) : IClassFixture<TestDatab
     }
 
     [Fact]
+    public async Task TilesWithoutAFootprintAreNamedNotDroppedSilently()
+    {
+        // A plain PNG indexed with --no-crs is searchable, but a map file has no place for its tile: the export says so.
+        var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model-plain"));
+        var plain = Path.Combine(_dir.FullName, "plain.png");
+        var image = Core.RgbImage.Create(64, 64);
+        for (var i = 0; i < image.Pixels.Length; i++) image.Pixels[i] = (byte)(i * 7 % 251);
+        await File.WriteAllBytesAsync(plain, Raster.PngEncoder.Encode(image));
+        var ingest = await CliRunner.Run("ingest", plain, "--no-crs", "--model", model, "--device", "cpu", "--no-captions", "--db", db.ConnectionString);
+        Assert.True(ingest.Code == 0, ingest.Err);
+        var export = await CliRunner.Run("export", "--format", "geojson", "--out", Path.Combine(_dir.FullName, "all.geojson"), "--db", db.ConnectionString);
+        Assert.True(export.Code == 0, export.Err);
+        Assert.Contains(" tiles written to ", export.Out);
+        Assert.Contains("(GeoJSON, ", export.Out);
+        Assert.Matches(@"^note: [1-9]\d* tiles? of 1 scene without georeferencing \(no footprint\) (is|are) not in the file$", export.Err.Trim());
+        // An area filter leaves such tiles out by definition: no note then.
+        var inArea = await CliRunner.Run("export", "--format", "geojson", "--bbox", "-100,46,-98,48", "--out", Path.Combine(_dir.FullName, "area.geojson"),
+            "--db", db.ConnectionString);
+        Assert.True(inArea.Code == 0, inArea.Err);
+        Assert.Equal("", inArea.Err.Trim());
+    }
+
+    [Fact]
     public async Task AnyFileNameWorksExistingFilesAreKeptAndUnwritableOutputsFailInOneLine()
     {
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));

@@ -29,8 +29,15 @@ public static class ExportCommands
             var path = parse.GetValue(output)!;
             await using var ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            var rows = await TileExport.WriteAsync(new CatalogStore(ds), new ExportFilter(area, parse.GetValue(scene), parse.GetValue(modelName)), fmt, path, ct: ct, overwrite: parse.GetValue(overwrite));
-            await stdout.WriteLineAsync(FormattableString.Invariant($"{rows:N0} tiles written to {path} ({fmt}, {new FileInfo(path).Length / 1e6:F1} MB, {sw.Elapsed.TotalSeconds:F1} s)"));
+            var store = new CatalogStore(ds);
+            var filter = new ExportFilter(area, parse.GetValue(scene), parse.GetValue(modelName));
+            var rows = await TileExport.WriteAsync(store, filter, fmt, path, ct: ct, overwrite: parse.GetValue(overwrite));
+            await stdout.WriteLineAsync(FormattableString.Invariant($"{rows:N0} tiles written to {path} ({TileExport.FormatName(fmt)}, {new FileInfo(path).Length / 1e6:F1} MB, {sw.Elapsed.TotalSeconds:F1} s)"));
+            // Searchable tiles a map file cannot hold: said, so a count that differs from `scenes list` is explained.
+            var (unplaced, unplacedScenes) = await store.CountTilesWithoutFootprintAsync(filter, ct);
+            if (unplaced > 0)
+                await parse.InvocationConfiguration.Error.WriteLineAsync(FormattableString.Invariant(
+                    $"note: {unplaced:N0} tile{(unplaced == 1 ? "" : "s")} of {unplacedScenes:N0} scene{(unplacedScenes == 1 ? "" : "s")} without georeferencing (no footprint) {(unplaced == 1 ? "is" : "are")} not in the file"));
             return 0;
         });
         return cmd;
