@@ -68,12 +68,12 @@ public static class SceneDescription
     {
         var sb = new StringBuilder();
         sb.AppendLine($"file: {i.Path} ({i.Driver})");
-        sb.AppendLine($"size: {i.Width} x {i.Height} px, {i.BandCount} bands; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
+        sb.AppendLine($"size: {i.Width} x {i.Height} px, {Count(i.BandCount, "band")}; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
         sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
         if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
         var units = i.GsdInMetres ? "m/px" : "units/px";
         var approx = i.Crs is { IsGeographic: true } && i.GsdInMetres ? ", measured at the scene's centre latitude" : "";
-        sb.AppendLine($"grid: {i.GridRows} rows x {i.GridCols} cols of {tileSize}-px tiles at {Gsd(i.TileGsd)} {units} (native {Gsd(i.NativeGsd)}{approx})");
+        sb.AppendLine($"grid: {Count(i.GridRows, "row")} x {Count(i.GridCols, "col")} of {tileSize}-px tiles at {Gsd(i.TileGsd)} {units} (native {Gsd(i.NativeGsd)}{approx})");
         sb.AppendLine("edges: " + Edges(i.Grid));
         if (i.FootprintWgs84 is { } f)
         {
@@ -84,7 +84,10 @@ public static class SceneDescription
         sb.AppendLine(i.Acquisition is { } acq
             ? $"acquired: {acq.Time:u} (from {acq.SourceName}: {acq.Detail}{(acq.StacCollection is { } c ? $", collection {c}" : "")})"
             : "acquired: unknown (no date tag, STAC item or dated file name)");
-        sb.AppendLine("stretch: " + string.Join("; ", i.StretchRanges.Select((r, k) => FormattableString.Invariant($"band {i.RgbBands[k]} {r.Low:0.##}..{r.High:0.##}"))));
+        // A grey scene's one band stands for R, G and B: its range once.
+        sb.AppendLine("stretch: " + string.Join("; ", i.StretchRanges.Select((r, k) => FormattableString.Invariant($"band {i.RgbBands[k]} {r.Low:0.##}..{r.High:0.##}")).Distinct()));
         return sb.ToString();
     }
+
+    private static string Count(int n, string noun) => $"{n} {noun}{(n == 1 ? "" : "s")}";
 }

@@ -37,7 +37,7 @@ public sealed class InspectPlanTests(TestDatabase db) : IClassFixture<TestDataba
         {
             var inspect = await Run("inspect", scene, "--model", model);
             Assert.True(inspect.Code == 0, inspect.Err);
-            var grid = Regex.Match(inspect.Out, @"^grid: (\d+) rows x (\d+) cols of (\d+)-px tiles at ([\d.]+) m/px", RegexOptions.Multiline);
+            var grid = Regex.Match(inspect.Out, @"^grid: (\d+) rows? x (\d+) cols? of (\d+)-px tiles at ([\d.]+) m/px", RegexOptions.Multiline);
             Assert.True(grid.Success, inspect.Out);
             var resolution = Regex.Match(inspect.Out, @"^resolution: (.+)$", RegexOptions.Multiline).Groups[1].Value.TrimEnd('\r');
             var toCaption = Regex.Match(inspect.Out, @"^tiles: (\d+) to caption", RegexOptions.Multiline).Groups[1].Value;
