@@ -132,6 +132,31 @@ try {
   await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n && document.querySelector('#status').textContent !== 'Searching…', similarIds.length);
   check(new URL(page.url()).searchParams.get('tile') === String(firstId), 'the tile search is kept in the address: ' + page.url());
 
+  // "By image": the first result's own thumbnail as an image of the user's, posted to /api/search/image; its tile is
+  // among the answer, listed like any search, with the image as the source chip and no download of a POST.
+  const thumbBytes = await (await page.request.get(baseUrl + `/api/tiles/${firstId}/thumbnail.png`)).body();
+  const [uploadResponse] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/api/search/image') && r.request().method() === 'POST'),
+    page.setInputFiles('#byImage', { name: 'mine.png', mimeType: 'image/png', buffer: thumbBytes }),
+  ]);
+  check(uploadResponse.status() === 200, `image search answered HTTP ${uploadResponse.status()}`);
+  check(new URL(uploadResponse.url()).searchParams.get('latest') === 'true', 'the image search keeps one acquisition per place: ' + uploadResponse.url());
+  const uploadIds = (await uploadResponse.json()).features.map((f) => f.properties.tile_id);
+  check(uploadIds.includes(firstId), `the image search of tile ${firstId}'s thumbnail finds it: ${uploadIds}`);
+  await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n && document.querySelector('#status').textContent !== 'Searching…', uploadIds.length);
+  check((await page.textContent('#sourceTile')).includes('similar to your image mine.png'), 'the source chip names the uploaded image');
+  check(await page.locator('#sourceTile img').evaluate((i) => i.complete && i.naturalWidth > 0), 'the source chip shows the uploaded image');
+  check(await page.locator('#downloads').isHidden(), 'no download link for an image search');
+  check(!new URL(page.url()).searchParams.has('tile') && !new URL(page.url()).searchParams.has('q'), 'the address no longer names the earlier search: ' + page.url());
+  // Not an image: the API's 400 is shown as text, nothing listed.
+  await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/api/search/image')),
+    page.setInputFiles('#byImage', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not an image') }),
+  ]);
+  await page.waitForSelector('#error:not([hidden])');
+  check((await page.textContent('#error')).includes('cannot be read'), 'a file that is not an image: ' + await page.textContent('#error'));
+  check(await page.locator('#results li').count() === 0, 'nothing listed after a refused image');
+
   // "similar tiles" emptied the box (issue 29); "limit to map view" sends the view's bbox.
   check(await page.inputValue('#q') === '', 'similar tiles left the text in the box');
   await page.fill('#q', query);

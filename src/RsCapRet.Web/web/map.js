@@ -222,11 +222,11 @@
   }
 
   // GET an API answer as JSON while the status line says what is happening; null (and the error shown) on failure.
-  async function fetchApi(url, busy, what) {
+  async function fetchApi(url, busy, what, init = {}) {
     statusEl.textContent = busy;
     let response, body;
     try {
-      response = await fetch(url, { headers: { Accept: 'application/geo+json, application/json' } });
+      response = await fetch(url, { ...init, headers: { Accept: 'application/geo+json, application/json', ...(init.headers ?? {}) } });
       const text = await response.text();
       try { body = JSON.parse(text); } catch { body = { error: text || response.statusText }; }
     } catch (e) {
@@ -254,21 +254,29 @@
       statusEl.textContent += ' No good match: nothing reaches relevance 0.5; the nearest are shown.';
   }
 
-  async function search(params) {
+  // One page of a search: GET /api/search, or with an image of the user's (a File) POST /api/search/image.
+  function fetchPage(params, upload, busy) {
+    if (!upload) return fetchApi('api/search?' + params.toString(), busy, 'search');
+    return fetchApi('api/search/image?' + params.toString(), busy, 'image search',
+      { method: 'POST', body: upload, headers: { 'Content-Type': upload.type || 'application/octet-stream' } });
+  }
+
+  async function search(params, upload = null) {
     clearResults();
     params = new URLSearchParams(params);
     params.delete('offset');
     // One acquisition per place unless the address says latest=false (hybrid search re-ranks the plain ranking).
     if (!params.has('latest') && params.get('mode') !== 'hybrid') params.set('latest', 'true');
     if (params.has('tile')) showSourceTile(params.get('tile'));
+    if (upload) showSourceImage(upload);
     const generation = viewGeneration;
-    const body = await fetchApi('api/search?' + params.toString(), 'Searching…', 'search');
+    const body = await fetchPage(params, upload, 'Searching…');
     if (!body || generation !== viewGeneration) return;
     const features = body.features ?? [];
     searchStatus(body, features.length);
     const items = new Map();
     const pageSize = Number(params.get('k') ?? 10) || 10;
-    page = { params, pageSize, shown: features.length, items };
+    page = { params, pageSize, shown: features.length, items, upload };
     moreResults.hidden = features.length < pageSize;
     footprints = L.geoJSON(body, {
       style: () => ({ ...FOOTPRINT, className: 'footprint' }),
@@ -292,7 +300,8 @@
 
   // "Download": the rows listed (the same ranking, k = rows shown) as GeoJSON or GeoParquet from /api/search/download.
   function setDownloads() {
-    if (!page || page.shown === 0) { downloads.hidden = true; return; }
+    // An image search's page is a POST of the image: no address to download it from.
+    if (!page || page.shown === 0 || page.upload) { downloads.hidden = true; return; }
     const params = new URLSearchParams(page.params);
     params.set('k', String(Math.min(1000, page.shown)));
     for (const [id, format] of [['downloadGeojson', 'geojson'], ['downloadParquet', 'geoparquet']]) {
@@ -331,6 +340,21 @@
       .catch(() => {});
   }
 
+  // "By image": the user's image as the chip (an object URL of the file, never sent anywhere but the search).
+  let sourceImageUrl = null;
+  function showSourceImage(file) {
+    if (sourceImageUrl) URL.revokeObjectURL(sourceImageUrl);
+    sourceImageUrl = URL.createObjectURL(file);
+    const img = document.createElement('img');
+    img.src = sourceImageUrl;
+    img.alt = 'your image';
+    const label = document.createElement('span');
+    label.textContent = `similar to your image ${file.name}`;
+    sourceTileEl.replaceChildren(img, label);
+    delete sourceTileEl.dataset.tileId;
+    sourceTileEl.hidden = false;
+  }
+
   // A list row per feature, linked to its footprint among 'layers' (the footprints drawn for these features).
   function listResults(features, layers, items) {
     const layersById = new Map();
@@ -351,7 +375,7 @@
     const params = new URLSearchParams(current.params);
     params.set('offset', String(current.shown));
     moreResults.disabled = true;
-    const body = await fetchApi('api/search?' + params.toString(), 'Loading more…', 'search');
+    const body = await fetchPage(params, current.upload, 'Loading more…');
     moreResults.disabled = false;
     if (!body || page !== current) return;
     const features = body.features ?? [];
@@ -633,6 +657,23 @@
     const params = paramsFromForm();
     history.replaceState(null, '', '?' + params.toString());
     search(params);
+  });
+
+  // "By image": tiles that look like an image of the user's (POST /api/search/image), with the form's k and filters.
+  // The image cannot live in the address, so the address drops the text search; "more" posts it again.
+  const byImage = $('byImage');
+  byImage.addEventListener('change', () => {
+    const file = byImage.files?.[0];
+    byImage.value = '';   // choosing the same file again searches again
+    if (!file) return;
+    if (file.size > 20_000_000) { clearResults(); showError(`${file.name} is larger than 20 MB, the upload limit.`); return; }
+    updateImagery();
+    const params = paramsFromForm();
+    // Text-only parameters: the image is the query; "where in the tile" and caption matching need a text.
+    for (const name of ['q', 'localize', 'mode']) params.delete(name);
+    q.value = '';
+    history.replaceState(null, '', location.pathname);
+    search(params, file);
   });
 
   // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (the filters fill their inputs).
