@@ -14,23 +14,17 @@ public sealed class SceneDescriptionTests : IDisposable
         return path;
     }
 
-    [Fact]
-    public void OneBandOneTileSceneReadsInTheSingular()
+    [Theory]
+    // One band, one tile: singular, and the grey band's stretch once (not for R, G and B).
+    [InlineData(40, 30, 1, "size: 40 x 30 px, 1 band; RGB from bands 1,1,1\n", "grid: 1 row x 1 col of 64-px tiles", "stretch: band 1 0..255\n")]
+    [InlineData(200, 140, 3, "size: 200 x 140 px, 3 bands; RGB from bands 1,2,3\n", "grid: 3 rows x 4 cols of 64-px tiles",
+        "stretch: band 1 0..255; band 2 0..255; band 3 0..255\n")]
+    public void CountsAgreeWithTheirNumber(int width, int height, int bands, string size, string grid, string stretch)
     {
-        using var tiler = SceneTiler.Open(Write("grey.tif", 40, 30, 1), new TilingOptions { TileSize = 64 });
+        using var tiler = SceneTiler.Open(Write($"scene-{bands}.tif", width, height, bands), new TilingOptions { TileSize = 64 });
         var text = SceneDescription.Text(tiler.Info, 64);
-        Assert.Contains("size: 40 x 30 px, 1 band; RGB from bands 1,1,1\n", text);
-        Assert.Contains("grid: 1 row x 1 col of 64-px tiles", text);
-        Assert.Contains("stretch: band 1 0..255\n", text);   // once, not for R, G and B
-    }
-
-    [Fact]
-    public void SeveralBandsAndTilesReadInThePlural()
-    {
-        using var tiler = SceneTiler.Open(Write("rgb.tif", 200, 140, 3), new TilingOptions { TileSize = 64 });
-        var text = SceneDescription.Text(tiler.Info, 64);
-        Assert.Contains("size: 200 x 140 px, 3 bands; RGB from bands 1,2,3\n", text);
-        Assert.Contains("grid: 3 rows x 4 cols of 64-px tiles", text);
-        Assert.Contains("stretch: band 1 0..255; band 2 0..255; band 3 0..255\n", text);
+        Assert.Contains(size, text);
+        Assert.Contains(grid, text);
+        Assert.Contains(stretch, text);
     }
 }
