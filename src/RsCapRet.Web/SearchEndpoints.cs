@@ -113,37 +113,31 @@ public static class SearchEndpoints
     private static async Task<(ArraySegment<byte> Upload, ProblemHttpResult? Problem)> ReadUploadAsync(HttpRequest req, CancellationToken ct)
     {
         var tooLarge = ApiProblem.Result(StatusCodes.Status413PayloadTooLarge, $"the image is larger than {MaxUploadBytes / 1_000_000} MB");
-        var source = req.Body;
-        if (req.HasFormContentType)
+        // Only multipart/form-data is read as a form; any other body is the image (curl --data-binary labels it x-www-form-urlencoded).
+        var multipart = Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(req.ContentType, out var type)
+                        && type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase);
+        using var body = new MemoryStream();
+        try
         {
-            var boundary = Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(req.ContentType, out var type)
-                           && type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
-                ? Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(type.Boundary).Value : null;
-            if (string.IsNullOrEmpty(boundary))
-                return (default, ApiProblem.BadRequest("a form upload must be multipart/form-data with the image as a file field (curl -F image=@scene.png), or send the image itself as the body"));
-            // The form's overhead is small; the file itself is held to the upload limit below.
-            if (req.ContentLength is > MaxUploadBytes + 1_000_000) return (default, tooLarge);
-            var reader = new Microsoft.AspNetCore.WebUtilities.MultipartReader(boundary, req.Body) { BodyLengthLimit = MaxUploadBytes + 1 };
-            Stream? file = null;
-            try
+            var source = req.Body;
+            if (multipart)
             {
+                var boundary = Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(type!.Boundary).Value;
+                if (string.IsNullOrEmpty(boundary))
+                    return (default, ApiProblem.BadRequest("a multipart/form-data upload needs a boundary in its Content-Type (curl -F image=@scene.png sets one), or send the image itself as the body"));
+                // The form's overhead is small; the file itself is held to the upload limit below.
+                if (req.ContentLength is > MaxUploadBytes + 1_000_000) return (default, tooLarge);
+                var reader = new Microsoft.AspNetCore.WebUtilities.MultipartReader(boundary, req.Body) { BodyLengthLimit = MaxUploadBytes + 1 };
+                Stream? file = null;
                 while (file is null && await reader.ReadNextSectionAsync(ct) is { } section)
                     if (Microsoft.Net.Http.Headers.ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
                         && (disposition.FileName.HasValue || disposition.FileNameStar.HasValue))
                         file = section.Body;
+                if (file is null) return (default, ApiProblem.BadRequest("the form has no file field: send the image as a file (curl -F image=@scene.png)"));
+                source = file;
             }
-            catch (Exception e) when (e is InvalidDataException or IOException)
-            {
-                return (default, ApiProblem.BadRequest("the multipart form cannot be read: " + e.Message));
-            }
-            if (file is null) return (default, ApiProblem.BadRequest("the form has no file field: send the image as a file (curl -F image=@scene.png)"));
-            source = file;
-        }
-        else if (req.ContentLength is > MaxUploadBytes) return (default, tooLarge);
-        using var body = new MemoryStream();
-        var buffer = new byte[81920];
-        try
-        {
+            else if (req.ContentLength is > MaxUploadBytes) return (default, tooLarge);
+            var buffer = new byte[81920];
             int n;
             while ((n = await source.ReadAsync(buffer, ct)) > 0)
             {
@@ -151,13 +145,13 @@ public static class SearchEndpoints
                 body.Write(buffer, 0, n);
             }
         }
-        catch (Exception e) when (source != req.Body && e is InvalidDataException or IOException)
+        catch (Exception e) when (multipart && e is InvalidDataException or IOException)
         {
-            // A form cut off before its closing boundary, or a file over the form reader's limit.
+            // A form cut off before its closing boundary, or a part over the form reader's limit.
             return (default, ApiProblem.BadRequest("the multipart form cannot be read: " + e.Message));
         }
         if (body.Length == 0)
-            return (default, ApiProblem.BadRequest(req.HasFormContentType ? "the form's file is empty" : "the request body is empty: send the image as the body"));
+            return (default, ApiProblem.BadRequest(multipart ? "the form's file is empty" : "the request body is empty: send the image as the body"));
         // The stream's own buffer, not a copy: disposing a MemoryStream leaves it readable.
         return (new ArraySegment<byte>(body.GetBuffer(), 0, (int)body.Length), null);
     }

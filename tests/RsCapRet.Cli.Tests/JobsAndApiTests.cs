@@ -179,7 +179,7 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             using (var imageDoc = JsonDocument.Parse(await byImage.Content.ReadAsStringAsync()))
                 Assert.Contains(tileId, imageDoc.RootElement.GetProperty("features").EnumerateArray().Select(f => f.GetProperty("id").GetInt64()));
             // The same upload as a file of a multipart form (curl -F image=@..., an HTML form) ranks the same tiles;
-            // a form without a file, or not multipart, is a 400 that says how to send it.
+            // a form without a file, or without a boundary, is a 400 that says how to send it.
             using (var form = new MultipartFormDataContent { { new StringContent("a note"), "comment" }, { new ByteArrayContent(png), "image", "tile.png" } })
             {
                 var byForm = await http.PostAsync("/api/search/image?k=3", form);
@@ -199,9 +199,16 @@ public sealed class JobsAndApiTests(TestDatabase db) : IClassFixture<TestDatabas
             var cut = await http.PostAsync("/api/search/image", cutOff);
             Assert.Equal(HttpStatusCode.BadRequest, cut.StatusCode);
             Assert.Contains("multipart form cannot be read", await cut.Content.ReadAsStringAsync());
-            var urlEncoded = await http.PostAsync("/api/search/image", new FormUrlEncodedContent([new("image", "x")]));
-            Assert.Equal(HttpStatusCode.BadRequest, urlEncoded.StatusCode);
-            Assert.Contains("multipart/form-data", await urlEncoded.Content.ReadAsStringAsync());
+            // curl --data-binary @tile.png labels the image x-www-form-urlencoded: it is still the image, not a form.
+            var labelledAsForm = new ByteArrayContent(png);
+            labelledAsForm.Headers.TryAddWithoutValidation("Content-Type", "application/x-www-form-urlencoded");
+            var asCurlSends = await http.PostAsync("/api/search/image?k=3", labelledAsForm);
+            Assert.Equal(HttpStatusCode.OK, asCurlSends.StatusCode);
+            var noBoundary = new ByteArrayContent(png);
+            noBoundary.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data");
+            var unbounded = await http.PostAsync("/api/search/image", noBoundary);
+            Assert.Equal(HttpStatusCode.BadRequest, unbounded.StatusCode);
+            Assert.Contains("needs a boundary", await unbounded.Content.ReadAsStringAsync());
             // The filters of GET /api/search apply to uploads too: scene= keeps that scene's tiles (none of another scene).
             var sceneId = first.GetProperty("properties").GetProperty("scene_id").GetInt64();
             foreach (var (scene, expected) in new[] { (sceneId, 3), (sceneId + 1000, 0) })
