@@ -24,8 +24,20 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     public bool DialogueTrained { get; private init; }
     /// <summary>Whether its retrieval answers name what they search for (rscapret.json's "retrieval_answer_names_thing").</summary>
     public bool RetrievalAnswerNamesThing { get; private init; }
-    /// <summary>The version of the folder's chat adapter (rscapret.json's "chat"), or null when the chat talks with <see cref="Model"/>.</summary>
+    /// <summary>
+    /// The version of the chat adapter the chat talks with (one given apart from the folder, else rscapret.json's
+    /// "chat"), or null when the chat talks with <see cref="Model"/>.
+    /// </summary>
     public string? ChatAdapterVersion { get; private init; }
+    /// <summary>The chat adapter's folder, or null.</summary>
+    public string? ChatAdapterDirectory { get; private init; }
+    /// <summary>What the chat adapter's evaluation measured (its chat.json's "quality"), or null.</summary>
+    public string? ChatAdapterQuality { get; private init; }
+    /// <summary>
+    /// Why a chat adapter given apart from the folder was left out (it was trained on another model), or null; the chat
+    /// then talks with the folder's own.
+    /// </summary>
+    public string? ChatAdapterSkipped { get; private init; }
 
     private RsCapRetModel? _chatModel;
     private Device? _chatDevice;
@@ -41,8 +53,8 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     {
         get
         {
-            if (ChatAdapterVersion is null || Directory is null) return Model;
-            lock (_chatLoad) return _chatModel ??= LoadChatOutsideDisposeScopes(Directory);
+            if (ChatAdapterDirectory is null || Directory is null) return Model;
+            lock (_chatLoad) return _chatModel ??= LoadChatOutsideDisposeScopes(Directory, ChatAdapterDirectory);
         }
     }
 
@@ -50,13 +62,13 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     /// Loads the chat model on a thread of its own: the first chat turn can come inside a caller's dispose scope (a
     /// turn's work runs in one), and the model's tensors would be freed with it; a dispose scope belongs to its thread.
     /// </summary>
-    private RsCapRetModel LoadChatOutsideDisposeScopes(string directory)
+    private RsCapRetModel LoadChatOutsideDisposeScopes(string directory, string chatDirectory)
     {
         RsCapRetModel? loaded = null;
         ExceptionDispatchInfo? failure = null;
         var thread = new Thread(() =>
         {
-            try { loaded = RsCapRetModel.LoadChat(directory, _chatDevice, _chatBf16 ? ScalarType.BFloat16 : ScalarType.Float32); }
+            try { loaded = RsCapRetModel.LoadChat(directory, _chatDevice, _chatBf16 ? ScalarType.BFloat16 : ScalarType.Float32, chatDirectory); }
             catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
         })
         { Name = "chat model load" };
@@ -74,16 +86,38 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         Model = model; Tokenizer = tokenizer; Preprocessor = pre; Identity = identity;
     }
 
-    /// <summary>Loads a model folder (rscapret.json + backbones + heads + tokenizer) on <paramref name="device"/>.</summary>
-    public static RsCapRetTileEncoder Load(string modelDirectory, string? device = "auto", bool bf16 = false)
+    /// <summary>
+    /// Loads a model folder (rscapret.json + backbones + heads + tokenizer) on <paramref name="device"/>. The chat talks
+    /// with <paramref name="chatAdapter"/> when given (a chat adapter folder shipped apart, `--chat-adapter`), else with
+    /// the folder's own adapter. An adapter trained on another model is an error, or with
+    /// <paramref name="skipUnfittingChatAdapter"/> (a server whose model can be switched) left out and said in
+    /// <see cref="ChatAdapterSkipped"/>.
+    /// </summary>
+    public static RsCapRetTileEncoder Load(string modelDirectory, string? device = "auto", bool bf16 = false, string? chatAdapter = null,
+        bool skipUnfittingChatAdapter = false)
     {
         var dir = Path.GetFullPath(modelDirectory);
         if (!System.IO.Directory.Exists(dir)) throw new DirectoryNotFoundException($"{modelDirectory}: model folder does not exist");
         var cfg = RsCapRetConfig.Load(dir);
         var dev = TorchDevice.Resolve(device);
         // A chat adapter's config is read now, so a broken one is reported when the folder loads, not mid-conversation.
-        var chatDirectory = cfg.Chat is { } c ? cfg.Resolve(dir, c) : null;
+        string? skipped = null;
+        var chatDirectory = chatAdapter is not null ? Path.GetFullPath(chatAdapter) : cfg.Chat is { } c ? cfg.Resolve(dir, c) : null;
+        if (chatAdapter is not null && !System.IO.Directory.Exists(chatDirectory))
+            throw new DirectoryNotFoundException($"{chatAdapter}: chat adapter folder does not exist");
         var chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
+        if (chat is not null && chatAdapter is not null)
+        {
+            var heads = RsCapRetModel.HeadsSha256(dir);
+            if (!skipUnfittingChatAdapter) chat.RequireFits(chatDirectory!, heads);
+            else if (chat.MismatchWith(heads) is { } problem)
+            {
+                // The model's own adapter (if any) stays; the one given apart is named with why it was left out.
+                skipped = $"the chat adapter {chatAdapter} is not used with this model: it {problem}";
+                chatDirectory = cfg.Chat is { } own ? cfg.Resolve(dir, own) : null;
+                chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
+            }
+        }
         if (chat?.TurnEncoder is { } turnEncoder) BertSentenceEncoder.CheckExists(cfg.Resolve(chatDirectory!, turnEncoder));
         var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
@@ -97,6 +131,9 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
             DialogueTrained = chat is not null || cfg.Dialogue,
             RetrievalAnswerNamesThing = chat?.RetrievalAnswerNamesThing ?? cfg.RetrievalAnswerNamesThing,
             ChatAdapterVersion = chat?.Version,
+            ChatAdapterDirectory = chat is null ? null : chatDirectory,
+            ChatAdapterQuality = chat?.Quality,
+            ChatAdapterSkipped = skipped,
             _chatDevice = dev, _chatBf16 = bf16,
         };
     }

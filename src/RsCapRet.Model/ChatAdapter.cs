@@ -25,6 +25,8 @@ public sealed record ChatAdapterConfig
     [JsonPropertyName("retrieval_answer_names_thing")] public bool RetrievalAnswerNamesThing { get; init; }
     /// <summary>The adapters (decoder tensor names + ".lora_a"/".lora_b") and "heads.*" tensors that replace the base heads'.</summary>
     [JsonPropertyName("weights")] public string Weights { get; init; } = "adapter.safetensors";
+    /// <summary>What its evaluation measured, in a line (said when a chat starts with it), or null.</summary>
+    [JsonPropertyName("quality")] public string? Quality { get; init; }
 
     public const string FileName = "chat.json";
     public const string FormatName = "rscapret-chat-adapter";
@@ -39,6 +41,17 @@ public sealed record ChatAdapterConfig
         if (cfg.BaseHeadsSha256.Length != 64) throw new CheckpointException(path, "base_heads_sha256 must name the heads file it was trained on");
         if (!File.Exists(Path.Combine(chatDirectory, cfg.Weights))) throw new CheckpointException(path, $"names weights '{cfg.Weights}', which are not in {chatDirectory}");
         return cfg;
+    }
+
+    /// <summary>Null when the adapter was trained on the model whose heads hash <paramref name="headsSha256"/>, else why it does not fit.</summary>
+    public string? MismatchWith(string headsSha256) =>
+        string.Equals(BaseHeadsSha256, headsSha256, StringComparison.OrdinalIgnoreCase) ? null
+            : $"was trained on the model whose heads hash {BaseHeadsSha256[..12]}…, not this folder's ({headsSha256[..12]}…): an adapter only fits the decoder it adapts";
+
+    /// <summary>Throws, naming chat.json, when the adapter was not trained on the model whose heads hash <paramref name="headsSha256"/>.</summary>
+    public void RequireFits(string chatDirectory, string headsSha256)
+    {
+        if (MismatchWith(headsSha256) is { } problem) throw new CheckpointException(Path.Combine(chatDirectory, FileName), problem);
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };

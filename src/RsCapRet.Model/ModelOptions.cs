@@ -13,6 +13,13 @@ public sealed class ModelOptions
     [EnvironmentVariable("RSCAPRET_DEVICE")]
     public string Device { get; init; } = "auto";
 
+    /// <summary>
+    /// A chat adapter folder the chat talks with instead of the model folder's own (models/chat-adapters/...); null:
+    /// the folder's. Search and captions never use it.
+    /// </summary>
+    [EnvironmentVariable("RSCAPRET_CHAT_ADAPTER")]
+    public string? ChatAdapterDirectory { get; init; }
+
     /// <summary>Where imported backbones live; null: models/backbones in the checkout.</summary>
     [EnvironmentVariable("RSCAPRET_BACKBONES")]
     public string? BackbonesDirectory { get; init; }

@@ -212,20 +212,18 @@ public sealed class RsCapRetModel : nn.Module
         Load(modelDirectory, chat: null, device, dtype);
 
     /// <summary>
-    /// The model the chat talks with: the folder's model with its chat adapter (rscapret.json's "chat") merged into the
-    /// decoder and its [RET] projection and turn reading in place of the folder's; the folder's model itself when it
-    /// names no adapter. Image vectors and the visual prefix are the folder's.
+    /// The model the chat talks with: the folder's model with a chat adapter merged into the decoder and its [RET]
+    /// projection and turn reading in place of the folder's. The adapter is <paramref name="chatDirectory"/> when given
+    /// (one shipped apart from the folder, `--chat-adapter`), else the folder's own (rscapret.json's "chat"); the
+    /// folder's model itself when there is none. Image vectors and the visual prefix are the folder's.
     /// </summary>
-    public static RsCapRetModel LoadChat(string modelDirectory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    public static RsCapRetModel LoadChat(string modelDirectory, Device? device = null, ScalarType dtype = ScalarType.Float32, string? chatDirectory = null)
     {
         var cfg = RsCapRetConfig.Load(modelDirectory);
-        if (cfg.Chat is null) return Load(modelDirectory, device, dtype);
-        var chatDirectory = cfg.Resolve(modelDirectory, cfg.Chat);
+        chatDirectory ??= cfg.Chat is { } c ? cfg.Resolve(modelDirectory, c) : null;
+        if (chatDirectory is null) return Load(modelDirectory, device, dtype);
         var chat = ChatAdapterConfig.Load(chatDirectory);
-        var sha = HeadsSha256(modelDirectory);
-        if (!string.Equals(chat.BaseHeadsSha256, sha, StringComparison.OrdinalIgnoreCase))
-            throw new CheckpointException(Path.Combine(chatDirectory, ChatAdapterConfig.FileName),
-                $"was trained on the model whose heads hash {chat.BaseHeadsSha256[..12]}…, not this folder's ({sha[..12]}…): an adapter only fits the decoder it adapts");
+        chat.RequireFits(chatDirectory, HeadsSha256(modelDirectory));
         return Load(modelDirectory, (chatDirectory, chat), device, dtype);
     }
 

@@ -46,10 +46,20 @@ public sealed class ChatSession(RsCapRetTileEncoder encoder, Func<float[], int, 
 
     public int MaxNewTokens { get; init; } = 40;
 
-    /// <summary>What a user should know before talking to a model trained on captions only; null for a dialogue-trained one.</summary>
+    /// <summary>
+    /// What a user should know before talking: a chat adapter left out and why, what the adapter's evaluation measured,
+    /// and that a model trained on captions only does not converse; null when there is nothing to say.
+    /// </summary>
     public string? ModelNote => NoteFor(encoder);
 
-    public static string? NoteFor(RsCapRetTileEncoder model) => model.DialogueTrained ? null : CaptionOnlyNote;
+    public static string? NoteFor(RsCapRetTileEncoder model)
+    {
+        List<string> notes = [];
+        if (model.ChatAdapterSkipped is { } skipped) notes.Add(skipped);
+        if (model.ChatAdapterQuality is { } quality) notes.Add($"the chat adapter v{model.ChatAdapterVersion} answers: {quality}");
+        if (!model.DialogueTrained) notes.Add(CaptionOnlyNote);
+        return notes.Count == 0 ? null : string.Join("; ", notes);
+    }
 
     // Measured by `evaluate --dialogue` on UCM val (model card, Dialogue): mid-dialogue mR 21.1 against 50.6 direct.
     public const string CaptionOnlyNote =

@@ -36,7 +36,7 @@ public static class RsCapRetWebHost
     public static WebApplication Build(string connectionString, string urls, string modelDirectory, Action<IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration, string> jobs,
         DashboardCredentials? credentials = null, ScenePathDisplay? scenePaths = null, TileDiskCache? tileCache = null,
         string? readConnectionString = null, bool followActivatedModel = false, TimeSpan? modelRefresh = null, HostLimits? limits = null,
-        TrustedProxies? trustedProxies = null)
+        TrustedProxies? trustedProxies = null, string? chatAdapter = null)
     {
         limits ??= HostLimits.FromEnvironment();
         trustedProxies ??= TrustedProxies.FromEnvironment();
@@ -53,6 +53,8 @@ public static class RsCapRetWebHost
         // Hangfire (the dashboard's storage, the job client, a worker when asked) as the caller registers it (RsCapRet.Cli.WebHostJobs).
         jobs(builder.Services, builder.Configuration, connectionString);
         builder.Services.TryAddSingleton(_ => RsCapRetDatabase.CreateDataSource(connectionString));
+        // The chat's adapter: the one given (serve --chat-adapter), else RSCAPRET_CHAT_ADAPTER, else each model folder's own.
+        if (chatAdapter is not null) builder.Services.TryAddSingleton(_ => new ModelCache(chatAdapter: chatAdapter));
         builder.Services.TryAddSingleton<ModelCache>();
         // Hangfire's dashboard validates an anti-forgery token on its POST actions when this service is registered.
         builder.Services.AddAntiforgery();

@@ -1,9 +1,11 @@
 using System.Text.Json.Nodes;
+using RsCapRet.Cli.Commands;
 using RsCapRet.Core;
 using RsCapRet.Inference;
 using RsCapRet.Model;
 using RsCapRet.Pipeline;
 using RsCapRet.Queries;
+using RsCapRet.Raster;
 using RsCapRet.Storage;
 using RsCapRet.TestSupport;
 
@@ -190,6 +192,107 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
         var e = Assert.Throws<RsCapRet.Model.Checkpoints.CheckpointException>(() => RsCapRetTileEncoder.Load(folder, "cpu"));
         Assert.Contains(Path.Combine("chat", ChatAdapterConfig.FileName), e.Message);
         Assert.Contains("format", e.Message);
+    }
+
+    [Fact]
+    public async Task AChatAdapterShippedApartAnswersOnlyForTheModelItWasTrainedOn()
+    {
+        var folder = TinyModelFolder.Create(Path.Combine(_dir.FullName, "base"));
+        var adapterDir = Path.Combine(_dir.FullName, "adapters", "apart");
+        using (var trained = RsCapRetModel.Load(folder))
+        {
+            trained.Llm.AddLowRankAdapters(rank: 2, alpha: 2, seed: 5);
+            using (TorchSharp.torch.no_grad())
+                foreach (var (_, t) in trained.Llm.AdapterTensors().Where(t => t.Name.EndsWith(".lora_b", StringComparison.Ordinal))) t.normal_(0, 0.5);
+            new ChatAdapterConfig { Version = "apart", Rank = 2, Alpha = 2, BaseHeadsSha256 = RsCapRetModel.HeadsSha256(folder), Quality = "a test adapter, measured nothing" }
+                .Write(adapterDir, trained);
+        }
+        Assert.Null(RsCapRetConfig.Load(folder).Chat);   // the model folder names no adapter: it is given apart
+
+        using (var encoder = RsCapRetTileEncoder.Load(folder, "cpu", chatAdapter: adapterDir))
+        {
+            Assert.Equal("apart", encoder.ChatAdapterVersion);
+            Assert.True(encoder.DialogueTrained);
+            Assert.Equal("the chat adapter vapart answers: a test adapter, measured nothing", ChatSession.NoteFor(encoder));
+            var tok = encoder.Tokenizer;
+            List<PromptSegment> prompt = [new TextSegment(ChatFormat.UserTurn(tok, "show me a farm")), new TextSegment([tok.BosId])];
+            using var chatLogits = encoder.ChatModel.Llm.ForwardEmbeds(encoder.ChatModel.EmbedPrompt(prompt));
+            using var modelLogits = encoder.Model.Llm.ForwardEmbeds(encoder.Model.EmbedPrompt(prompt));
+            Assert.False(chatLogits.Logits.allclose(modelLogits.Logits, rtol: 1e-3, atol: 1e-4), "the adapter given apart writes the chat's answers");
+        }
+
+        var script = Path.Combine(_dir.FullName, "apart.txt");
+        await File.WriteAllLinesAsync(script, ["what is in this image?"]);
+        async Task<(int Code, string Out, string Err)> ChatAsync(string model, string adapter)
+        {
+            var (output, error) = (new StringWriter(), new StringWriter());
+            var code = await CliApp.RunAsync(["chat", "--model", model, "--device", "cpu", "--script", script, "--no-db", "--chat-adapter", adapter], output, error);
+            return (code, output.ToString(), error.ToString());
+        }
+        var (ok, text, err) = await ChatAsync(folder, adapterDir);
+        Assert.True(ok == 0, err + text);
+        Assert.Contains("(its chat adapter vapart answers; search is the model's)", text);
+        Assert.Contains("\nnote: the chat adapter vapart answers: a test adapter, measured nothing\n", text);
+        Assert.DoesNotContain(ChatSession.CaptionOnlyNote, text);
+        Assert.Contains("> what is in this image?\nmodel: ", text);
+
+        // Another model (other heads): the command refuses the adapter, naming its chat.json and why.
+        var other = TinyModelFolder.Create(Path.Combine(_dir.FullName, "other"), seed: 99);
+        Assert.NotEqual(RsCapRetModel.HeadsSha256(folder), RsCapRetModel.HeadsSha256(other));
+        var (refused, _, why) = await ChatAsync(other, adapterDir);
+        Assert.Equal(CommandAction.UserError, refused);
+        Assert.Contains(Path.Combine(adapterDir, ChatAdapterConfig.FileName), why);
+        Assert.Contains("an adapter only fits the decoder it adapts", why);
+        var (missing, _, gone) = await ChatAsync(folder, Path.Combine(_dir.FullName, "no-such-adapter"));
+        Assert.Equal(CommandAction.UserError, missing);
+        Assert.Contains("no-such-adapter: chat adapter folder does not exist", gone);
+
+        // A server's models (serve --chat-adapter): a model the adapter does not fit keeps its own chat, and its note says why.
+        using (var cache = new ModelCache("cpu", adapterDir))
+        {
+            Assert.Equal("apart", cache.Get(folder).ChatAdapterVersion);
+            var served = cache.Get(other);
+            Assert.Null(served.ChatAdapterVersion);
+            Assert.Same(served.Model, served.ChatModel);
+            var note = ChatSession.NoteFor(served)!;
+            Assert.StartsWith($"the chat adapter {adapterDir} is not used with this model: it was trained on the model whose heads hash", note);
+            Assert.EndsWith(ChatSession.CaptionOnlyNote, note);
+        }
+
+        // Only the dialogue evaluation talks with a chat adapter.
+        var evalError = new StringWriter();
+        Assert.Equal(CommandAction.UserError, await CliApp.RunAsync(
+            ["evaluate", "--model", folder, "--dataset", "x", "--split", "val", "--chat-adapter", adapterDir], new StringWriter(), evalError));
+        Assert.Contains("--chat-adapter: only the dialogue evaluation (--dialogue) talks with a chat adapter", evalError.ToString());
+    }
+
+    [Fact]
+    public async Task TheShippedChatAdapterFitsTheDefaultModelAndAnswersInTheKindAsked()
+    {
+        var root = RepositoryPaths.FindRoot();
+        var model = Path.Combine(root, "models", "default");
+        var adapter = Path.Combine(root, "models", "chat-adapters", "dialogue-v23");
+        var config = ChatAdapterConfig.Load(adapter);
+        Assert.Null(config.MismatchWith(RsCapRetModel.HeadsSha256(model)));   // retraining the default needs a new adapter
+        Assert.False(string.IsNullOrWhiteSpace(config.Quality));
+        Assert.Null(RsCapRetConfig.Load(model).Chat);                          // not the default's: its rule was not met
+
+        using var encoder = RsCapRetTileEncoder.Load(model, "cpu", chatAdapter: adapter);
+        var searched = new List<float[]>();
+        var session = new ChatSession(encoder, (v, k, ct) => { searched.Add(v); return Task.FromResult<IReadOnlyList<TileHit>>([]); })
+        { Calibration = RelevanceCalibration.LoadOrExplain(model).Calibration };
+        // Greedy decoding of fixed weights: UCM val 989.jpg is a golf course (never trained on).
+        var description = session.AddImage(RasterImage.ReadRgb(UcmImage(989)));
+        Assert.Contains("golf course", description);
+        var yesNo = await session.AskAsync("is there a river?");
+        Assert.Equal("no", yesNo.Text);
+        Assert.NotNull(yesNo.Grounding);                                       // the verdict from the shared space
+        var described = await session.AskAsync("what is in this image?");
+        Assert.False(described.Retrieved);
+        Assert.Contains("golf course", described.Text);
+        var request = await session.AskAsync("show me storage tanks");
+        Assert.True(request.Retrieved, $"answer: {request.Text}");
+        Assert.Single(searched);                                               // its [RET] searched once
     }
 
     [Fact]

@@ -27,8 +27,9 @@ public static class ChatCommands
         var k = new Option<int>("--k") { Description = "Tiles shown per retrieval", DefaultValueFactory = _ => 3 }.InRange(1, 50);
         var script = new Option<string?>("--script") { Description = "Read the turns from this file instead of the terminal (one per line)" };
         var noDb = new Option<bool>("--no-db") { Description = "No catalogue: dialogue only, retrieval is not available" };
+        var chatAdapter = CommonOptions.ChatAdapter();
         var cmd = new Command("chat", "Talk with the model over images and text; [RET] in its answers retrieves tiles from the catalogue")
-            { model, device, k, script, noDb, DbCommands.DbOption };
+            { model, device, k, script, noDb, chatAdapter, DbCommands.DbOption };
         CommandAction.Set(cmd, async (parse, output, ct) =>
         {
             var topK = parse.GetValue(k);
@@ -42,13 +43,14 @@ public static class ChatCommands
             {
                 Func<float[], int, CancellationToken, Task<IReadOnlyList<TileHit>>>? retrieve = null;
                 Func<TileHit, CancellationToken, Task<RsCapRet.Core.RgbImage?>>? tileImage = null;
-                if (parse.GetValue(noDb)) encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false);
+                var adapterFolder = CommonOptions.ResolveChatAdapter(parse.GetValue(chatAdapter));
+                if (parse.GetValue(noDb)) encoder = CommonOptions.LoadEncoder(parse.GetValue(model), parse.GetValue(device)!, false, adapterFolder);
                 else
                 {
                     ds = await RsCapRetDatabase.OpenAsync(RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption)), ct: ct);
                     var store = new CatalogStore(ds);
                     // With a catalogue: --model / RSCAPRET_MODEL, else the activated model, else models/default.
-                    encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct);
+                    encoder = await CommonOptions.LoadServingEncoderAsync(parse.GetValue(model), parse.GetValue(device)!, false, store, ct, adapterFolder);
                     var modelId = await store.RegisterModelAsync(encoder.Identity, ct);
                     retrieve = (vector, n, token) => store.SearchAsync(vector, n, new SearchFilter(ModelId: modelId), token);
                     var files = new RegisteredSceneFiles();

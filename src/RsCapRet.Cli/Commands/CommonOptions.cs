@@ -21,6 +21,16 @@ public static class CommonOptions
         DefaultValueFactory = _ => "auto",
     };
 
+    public static Option<string?> ChatAdapter() => new("--chat-adapter")
+    {
+        Description = "Chat adapter folder the chat talks with instead of the model folder's own, e.g. models/chat-adapters/dialogue-v23 " +
+                      "(search and captions never use it); default $RSCAPRET_CHAT_ADAPTER, else the model folder's",
+    };
+
+    /// <summary>--chat-adapter, else RSCAPRET_CHAT_ADAPTER, else null (the model folder's own chat).</summary>
+    public static string? ResolveChatAdapter(string? value) =>
+        !string.IsNullOrWhiteSpace(value) ? value : EnvironmentSettings.Load<ModelOptions>().ChatAdapterDirectory;
+
     public static Option<bool> Bf16() => new("--bf16") { Description = "Run the model in bfloat16 (GPU inference)" };
 
     public static string ResolveModel(string? value)
@@ -31,7 +41,8 @@ public static class CommonOptions
         return Path.Combine(root, "models", "default");
     }
 
-    public static RsCapRetTileEncoder LoadEncoder(string? model, string device, bool bf16) => RsCapRetTileEncoder.Load(ModelFolder(model), device, bf16);
+    public static RsCapRetTileEncoder LoadEncoder(string? model, string device, bool bf16, string? chatAdapter = null) =>
+        RsCapRetTileEncoder.Load(ModelFolder(model), device, bf16, chatAdapter);
 
     /// <summary>--model or RSCAPRET_MODEL names a model: the process uses that one, whichever model is activated.</summary>
     public static bool ModelPinned(string? value) =>
@@ -53,8 +64,9 @@ public static class CommonOptions
     }
 
     /// <summary>Loads the model searches use (<see cref="ServingModelFolderAsync"/>).</summary>
-    public static async Task<RsCapRetTileEncoder> LoadServingEncoderAsync(string? model, string device, bool bf16, CatalogStore store, CancellationToken ct) =>
-        RsCapRetTileEncoder.Load(await ServingModelFolderAsync(model, store, ct), device, bf16);
+    public static async Task<RsCapRetTileEncoder> LoadServingEncoderAsync(string? model, string device, bool bf16, CatalogStore store, CancellationToken ct,
+        string? chatAdapter = null) =>
+        RsCapRetTileEncoder.Load(await ServingModelFolderAsync(model, store, ct), device, bf16, chatAdapter);
 
     /// <summary>The model folder --model or its default names, checked to be one.</summary>
     public static string ModelFolder(string? model)

@@ -88,6 +88,7 @@ public static class DemoCommands
                 similar tiles:       ./rscapret search --tile {{exampleTile?.ToString(CultureInfo.InvariantCulture) ?? "ID"}}   # tiles that look like a tile from the tables above
                 land-use map:        ./rscapret classify {{sceneText}}   # every tile of that scene labelled zero-shot: scene-{{sceneText}}-classes.tif and .geojson here; on the map page /?classes={{sceneText}}
                 a dialogue:          ./rscapret chat   # /image PATH, then ask; its [RET] retrieves tiles (v9 knows captions, not questions: MODEL_CARD "Dialogue")
+                one that answers:    ./rscapret chat --chat-adapter models/chat-adapters/dialogue-v23   # a candidate chat adapter, not the default: it misses one figure of its rule (its README)
                 workers:             ./rscapret worker --queues model,default
                 """);
             var failed = outcomes.Where(o => !o.Succeeded).ToList();

@@ -39,14 +39,17 @@ public static class EvaluationCommands
             .Must(v => v is >= 0 and <= 100, "must be between 0 and 100");
         var tta = new Option<int>("--tta") { Description = "Test-time augmentation: each image vector the mean of this many dihedral views (1 = none, 4 = the quarter turns, 8 = with mirrors)", DefaultValueFactory = _ => 1 }.InRange(1, 8);
         var dialogue = new Option<bool>("--dialogue") { Description = "Instead: scripted dialogues over the split's images, phrasings seen in training and held out (intent accuracy, CIDEr of descriptions, mid-dialogue [RET] recall beside direct search, yes/no and \"which one\" accuracy)" };
+        var chatAdapter = CommonOptions.ChatAdapter();
         var maxImages = new Option<int?>("--max-images") { Description = "--dialogue: only the first N images of the split start dialogues (all of them are still ranked)" }.InRange(2, 1_000_000);
         var evaluate = new Command("evaluate", "Caption and retrieval benchmark of a model on a dataset split (a CLIP folder as --model: retrieval only)")
-            { model, device, dataset, split, outDir, beam, clip, cells, mosaics, retrievalMode, captionWeight, tta, dialogue, maxImages, DbCommands.DbOption };
+            { model, device, dataset, split, outDir, beam, clip, cells, mosaics, retrievalMode, captionWeight, tta, dialogue, maxImages, chatAdapter, DbCommands.DbOption };
         CommandAction.Set(evaluate, async (parse, output, ct) =>
         {
             var (datasetDir, splitName, outPath) = (parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(outDir));
             var dev = TorchDevice.Resolve(parse.GetValue(device)!);
             var modelDir = parse.GetValue(model);
+            if (parse.GetValue(chatAdapter) is not null && !parse.GetValue(dialogue))
+                throw new ArgumentException("--chat-adapter: only the dialogue evaluation (--dialogue) talks with a chat adapter; captions and retrieval are the model's");
             if (parse.GetValue(cells))
             {
                 using var cellEncoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
@@ -62,7 +65,7 @@ public static class EvaluationCommands
             }
             if (parse.GetValue(dialogue))
             {
-                using var chatEncoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false);
+                using var chatEncoder = CommonOptions.LoadEncoder(modelDir, parse.GetValue(device)!, false, CommonOptions.ResolveChatAdapter(parse.GetValue(chatAdapter)));
                 // Scored as the chat answers (ChatGrounding); its yes/no verdicts need the search's relevance calibration.
                 var (calibration, calibrationNote) = RelevanceCalibration.LoadOrExplain(chatEncoder.Directory);
                 if (calibration is null) parse.InvocationConfiguration.Error.WriteLine($"grounded yes/no not scored: {calibrationNote}");

@@ -45,13 +45,20 @@ public static class HostCommands
                           "PostgreSQL and the HTTP stack, and one thread per pass served 1.3-1.4x the searches/s of libtorch's default on 2 cores " +
                           "(bench/http-load.sh); with --with-worker, libtorch's default (every core), which ingestion wants",
         }.InRange(1, 256);
-        var serve = new Command("serve", "Search page (/), dashboard (/hangfire) and HTTP API (/api/search, /api/tiles/{id}, thumbnails)") { urls, withWorker, model, torchThreads, JobsDir, DbCommands.DbOption };
+        var chatAdapter = CommonOptions.ChatAdapter();
+        var serve = new Command("serve", "Search page (/), dashboard (/hangfire) and HTTP API (/api/search, /api/tiles/{id}, thumbnails)")
+            { urls, withWorker, model, torchThreads, chatAdapter, JobsDir, DbCommands.DbOption };
         CommandAction.Set(serve, async (parse, output, ct) =>
         {
             var credentials = DashboardCredentials.FromEnvironment();
             // Refuse before touching the database, from what the environment configures (the host's own sources are checked below).
             var environment = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddEnvironmentVariables().AddEnvironmentVariables("ASPNETCORE_").Build();
             DashboardCredentials.RequireForPublicBindings(DashboardCredentials.ConfiguredUrls(environment, parse.GetValue(urls)!), credentials);
+            // A chat adapter that cannot load is refused now, naming its file, not at the first chat turn.
+            var adapterFolder = CommonOptions.ResolveChatAdapter(parse.GetValue(chatAdapter)) is { } a ? Path.GetFullPath(a) : null;
+            var adapter = adapterFolder is null ? null
+                : Directory.Exists(adapterFolder) ? RsCapRet.Model.ChatAdapterConfig.Load(adapterFolder)
+                : throw new DirectoryNotFoundException($"{adapterFolder}: chat adapter folder does not exist");
             var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
             await MigrationRunner.ApplyAsync(cs, ct: ct);
             // Before any model runs: libtorch gives each thread that first enters it the count set here.
@@ -59,7 +66,7 @@ public static class HostCommands
             // Without --model or RSCAPRET_MODEL the host follows `rscapret models activate` (models/default while none is activated).
             var app = RsCapRetWebHost.Build(cs, parse.GetValue(urls)!, CommonOptions.ResolveModel(parse.GetValue(model)),
                 parse.GetValue(withWorker) ? WebHostJobs.DashboardAndWorker : WebHostJobs.Dashboard, credentials,
-                followActivatedModel: !CommonOptions.ModelPinned(parse.GetValue(model)));
+                followActivatedModel: !CommonOptions.ModelPinned(parse.GetValue(model)), chatAdapter: adapterFolder);
             // Every address Kestrel may bind — --urls, ASPNETCORE_URLS/urls, Kestrel:Endpoints from any configuration
             // source — is checked before start, and the addresses actually bound are checked again after it.
             DashboardCredentials.RequireForPublicBindings(DashboardCredentials.ConfiguredUrls(app.Configuration, parse.GetValue(urls)!), credentials);
@@ -78,6 +85,8 @@ public static class HostCommands
             await app.StartAsync(ct);
             try { DashboardCredentials.RequireForPublicBindings(app.Urls, credentials); }
             catch { await app.StopAsync(CancellationToken.None); throw; }
+            if (adapter is not null)
+                await output.WriteLineAsync($"chat: the chat adapter v{adapter.Version} ({adapterFolder}) answers for the model it was trained on; search is the model's");
             await output.WriteLineAsync($"search page: {app.Urls.First()}/   dashboard: {app.Urls.First()}/hangfire   API: {app.Urls.First()}/api/search?q=...");
             await app.WaitForShutdownAsync(ct);
             return 0;
