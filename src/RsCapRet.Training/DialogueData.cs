@@ -178,7 +178,7 @@ public sealed partial class DialogueGenerator
     private readonly HashSet<string>[] _words;
     private readonly string[] _classes;
     private readonly int _maxTokens, _prefixTokens, _readingTokens;
-    private readonly bool _extended, _questions, _namesThing;
+    private readonly bool _extended, _questions, _namesThing, _followUpRequests;
 
     /// <param name="tokenizer">The model's tokenizer.</param>
     /// <param name="pool">The images dialogues may show.</param>
@@ -188,8 +188,9 @@ public sealed partial class DialogueGenerator
     /// <param name="readsTurns">Whether the model reads each user turn as one more position (it counts against <paramref name="maxTokens"/>).</param>
     /// <param name="retrievalAnswerNamesThing">Whether a retrieval answer names what it searches for (<see cref="ChatFormat.RetrievalAnswerNaming"/>).</param>
     /// <param name="questionPhrasings">Whether training also draws the question-form phrasings.</param>
+    /// <param name="followUpRequests">Whether a follow-up may also ask to retrieve something new (<see cref="WithFollowUps"/>).</param>
     public DialogueGenerator(LlamaTextTokenizer tokenizer, IReadOnlyList<DialogueImage> pool, int maxTokens, int prefixTokens, bool extendedPhrasings = false,
-        bool readsTurns = false, bool retrievalAnswerNamesThing = false, bool questionPhrasings = false)
+        bool readsTurns = false, bool retrievalAnswerNamesThing = false, bool questionPhrasings = false, bool followUpRequests = false)
     {
         if (pool.Count < 2) throw new ArgumentException("dialogues need a pool of at least two images", nameof(pool));
         _tokenizer = tokenizer;
@@ -200,6 +201,7 @@ public sealed partial class DialogueGenerator
         _extended = extendedPhrasings;
         _questions = questionPhrasings;
         _namesThing = retrievalAnswerNamesThing;
+        _followUpRequests = followUpRequests;
         _words = pool.Select(p => p.Captions.SelectMany(c => Word().Matches(c.ToLowerInvariant()).Select(m => m.Value)).ToHashSet()).ToArray();
         _classes = pool.Select(p => p.ClassName).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToArray();
     }
@@ -350,13 +352,22 @@ public sealed partial class DialogueGenerator
         for (var f = 0; f < followUps; f++)
         {
             var turns = sample.Turns.ToList();
-            var images = turns.OfType<DialogueImageTurn>().Select(t => t.Image).ToList();
+            // Positions ("the second one") count the images shown last, as the chat's do.
+            var images = LastImageRun(turns);
             if (images.Count == 0)
             {
                 var asked = sample.RetPositives?.ToList() ?? [];
                 var shown = (asked.Count >= 2 ? asked : Enumerable.Range(0, _pool.Count).ToList()).OrderBy(_ => rng.Next()).Take(2 + rng.Next(2)).ToList();
                 turns.AddRange(shown.Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));
                 images = shown;
+            }
+            // Asking for something new after talking about an image: the request is answered with [RET] toward what it
+            // asks for, and (when the conversation goes on) images of it join, as the chat adds the retrieved tiles.
+            if (_followUpRequests && rng.Next(4) == 0)
+            {
+                if (RequestAfter(turns, images, more: f + 1 < followUps, rng) is not { } request) break;
+                sample = request;
+                continue;
             }
             var several = images.Count > 1;
             var roll = rng.Next(10);
@@ -380,6 +391,37 @@ public sealed partial class DialogueGenerator
             sample = next;
         }
         return sample;
+    }
+
+    /// <summary>The images of the conversation's last run of image turns (those the next question's positions count).</summary>
+    private static List<int> LastImageRun(List<DialogueTurn> turns)
+    {
+        var run = new List<int>();
+        for (var t = turns.Count - 1; t >= 0 && (turns[t] is DialogueImageTurn || run.Count == 0); t--)
+            if (turns[t] is DialogueImageTurn image) run.Insert(0, image.Image);
+        return run;
+    }
+
+    /// <summary>
+    /// A follow-up that asks to retrieve something the images shown are not (a class or a caption of another image),
+    /// answered with [RET] toward it; with <paramref name="more"/>, 2-3 of its images join after the answer. Null
+    /// when it would not fit.
+    /// </summary>
+    private DialogueSample? RequestAfter(List<DialogueTurn> turns, List<int> shown, bool more, Random rng)
+    {
+        var target = OtherImage(shown[0], rng);
+        while (shown.Contains(target)) target = OtherImage(shown[0], rng);
+        var byClass = _pool[target].ClassName is not null && rng.Next(2) == 0;
+        var thing = byClass ? SceneClassNames.LabelOf(_pool[target].ClassName!) : CaptionText(_pool[target].Captions[rng.Next(_pool[target].Captions.Count)]);
+        var positives = byClass ? SameClass(target) : SameGroup(target);
+        var phrasing = Pick(Trained(DialogueIntent.Retrieve), rng);
+        var answer = RetrievalAnswer(thing);
+        var next = turns.ToList();
+        next.Add(User(Fill(phrasing.Template, thing, null)));
+        next.Add(new DialogueTextTurn(answer.Ids, true, positives, thing));
+        if (more) next.AddRange(positives.OrderBy(_ => rng.Next()).Take(2 + rng.Next(2)).Select(i => (DialogueTurn)new DialogueImageTurn(i, null)));
+        var sample = new DialogueSample(DialogueIntent.Retrieve, phrasing, next, answer.Text, target, !byClass, thing);
+        return sample.TokenCount(_prefixTokens, _readingTokens) > _maxTokens ? null : sample;
     }
 
     /// <summary>Several images (2-3), as a retrieval shows them, then a question about one of them by its position.</summary>

@@ -440,7 +440,7 @@ public sealed class RsCapRetTrainer
         var pool = idx.Select(i => new DialogueImage(SceneClassNames.ClassOf(data.Images[i].Dataset, data.Images[i].ImagePath), data.Images[i].Captions,
             data.CaptionGroups is { } g ? g[i] : i)).ToList();
         var generator = new DialogueGenerator(_tokenizer!, pool, model.Llm.Config.MaxPositionEmbeddings, model.Heads.PrefixTokens, _cfg.DialogueExtendedPhrasings,
-            model.ReadsTurns, _cfg.DialogueRetrievalAnswerNamesThing, _cfg.DialogueQuestionPhrasings);
+            model.ReadsTurns, _cfg.DialogueRetrievalAnswerNamesThing, _cfg.DialogueQuestionPhrasings, _cfg.DialogueFollowUpRequests);
         return idx.Select((_, b) => rng.NextDouble() < _cfg.DialogueProbability
             ? _cfg.DialogueFollowUps > 0 ? generator.WithFollowUps(generator.Generate(b, rng), rng.Next(_cfg.DialogueFollowUps + 1), rng) : generator.Generate(b, rng)
             : null).ToArray();

@@ -91,6 +91,12 @@ public sealed record TrainConfig
     /// <summary>Up to this many follow-up questions (uniformly 0..N) continue a generated dialogue, each answer trained (issue 34).</summary>
     [JsonPropertyName("dialogue_follow_ups")] public int DialogueFollowUps { get; init; }
     /// <summary>
+    /// Whether a follow-up may also ask to retrieve something new (a quarter of them), answered with [RET] toward it,
+    /// its images joining after: without it no [RET] request ever follows an exchange, and the chat reads one as
+    /// "more like this" (issue 34, dialogue-v24).
+    /// </summary>
+    [JsonPropertyName("dialogue_follow_up_requests")] public bool DialogueFollowUpRequests { get; init; }
+    /// <summary>
     /// Weight of a cross-entropy over the dialogue answers' tokens alone, averaged over them (0: none): a one-token
     /// answer ("yes", "the first one") otherwise weighs one token among a batch's thousands of caption tokens.
     /// </summary>
@@ -181,6 +187,7 @@ public sealed record TrainConfig
         if (DialogueProbability is < 0 or > 1) Fail("dialogue_probability must be 0..1");
         if (DialogueRetrievalLossWeight < 0) Fail("dialogue_retrieval_loss_weight must be non-negative");
         if (DialogueFollowUps is < 0 or > 4) Fail("dialogue_follow_ups must be 0..4");
+        if (DialogueFollowUpRequests && DialogueFollowUps == 0) Fail("dialogue_follow_up_requests are follow-ups: they need dialogue_follow_ups above 0");
         if (DialogueAnswerLossWeight < 0) Fail("dialogue_answer_loss_weight must be non-negative");
         if (DialogueRetDistillWeight < 0) Fail("dialogue_ret_distill_weight must be non-negative");
         if (DialogueTurnEncoder is not null && DialogueProbability == 0) Fail("dialogue_turn_encoder reads user turns: it needs dialogue_probability above 0");

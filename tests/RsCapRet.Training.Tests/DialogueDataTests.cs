@@ -217,6 +217,53 @@ public sealed class DialogueDataTests
     }
 
     [Fact]
+    public void FollowUpRequestsRetrieveSomethingNewAfterAnExchangeAndLaterQuestionsCountTheNewImages()
+    {
+        var (pool, _) = Pool(5);
+        var generator = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1, followUpRequests: true);
+        var rng = new Random(8);
+        int requests = 0, afterRequest = 0;
+        for (var n = 0; n < 2000; n++)
+        {
+            var first = generator.Generate(rng.Next(pool.Count), rng);
+            var d = generator.WithFollowUps(first, 2, rng);
+            Assert.InRange(d.TokenCount(1), 1, 128);
+            Assert.Equal(first.Turns, d.Turns.Take(first.Turns.Count));
+            var turns = d.Turns.ToList();
+            for (var t = first.Turns.Count; t < turns.Count; t++)
+            {
+                if (turns[t] is not DialogueTextTurn { Trained: true } answer || !answer.Ids.Contains(Tokenizer.RetId)) continue;
+                var question = Assert.IsType<DialogueTextTurn>(turns[t - 1]);
+                if (answer.RetQuery is null) continue;   // "more like this" follow-ups carry no query
+                requests++;
+                // A request after an exchange: an earlier answer was trained; the [RET] is pulled toward the words asked for.
+                Assert.Contains(turns.Take(t - 1), x => x is DialogueTextTurn { Trained: true });
+                Assert.Contains(answer.RetQuery[..Math.Min(20, answer.RetQuery.Length)], question.UserText!, StringComparison.Ordinal);
+                Assert.NotNull(answer.RetPositives);
+                // Images that join after it are images of what it asked for; a later question's positions count them.
+                var joined = turns.Skip(t + 1).TakeWhile(x => x is DialogueImageTurn).Cast<DialogueImageTurn>().Select(i => i.Image).ToList();
+                Assert.All(joined, i => Assert.Contains(i, answer.RetPositives!));
+                if (joined.Count > 0 && t + 1 + joined.Count < turns.Count)
+                {
+                    afterRequest++;
+                    if (d.Intent is not DialogueIntent.Retrieve and not DialogueIntent.Which && d.Phrasing.Ordinal)
+                        Assert.Contains(d.MainImage, joined);
+                }
+            }
+        }
+        Assert.True(requests > 100 && afterRequest > 30, $"requests {requests}, questions after one {afterRequest}");
+        // Off (every earlier config), a follow-up never asks to retrieve something new.
+        var plain = new DialogueGenerator(Tokenizer, pool, maxTokens: 128, prefixTokens: 1);
+        var rng2 = new Random(8);
+        for (var n = 0; n < 500; n++)
+        {
+            var first = plain.Generate(rng2.Next(pool.Count), rng2);
+            var d = plain.WithFollowUps(first, 2, rng2);
+            Assert.DoesNotContain(d.Turns.Skip(first.Turns.Count), x => x is DialogueTextTurn { RetQuery: not null });
+        }
+    }
+
+    [Fact]
     public void YesNoAndWhichAnswersFollowTheImagesCaptionsAndClasses()
     {
         var (pool, images) = Pool(3);
