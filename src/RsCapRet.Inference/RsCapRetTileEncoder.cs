@@ -1,6 +1,7 @@
 using System.Runtime.ExceptionServices;
 using RsCapRet.Core;
 using RsCapRet.Model;
+using RsCapRet.Model.Checkpoints;
 using RsCapRet.Model.Tokenizers;
 using RsCapRet.Storage;
 using static TorchSharp.torch;
@@ -34,8 +35,8 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     /// <summary>What the chat adapter's evaluation measured (its chat.json's "quality"), or null.</summary>
     public string? ChatAdapterQuality { get; private init; }
     /// <summary>
-    /// Why a chat adapter given apart from the folder was left out (it was trained on another model), or null; the chat
-    /// then talks with the folder's own.
+    /// Why a chat adapter given apart from the folder was left out (trained on another model, missing, broken), or null;
+    /// the chat then talks with the folder's own.
     /// </summary>
     public string? ChatAdapterSkipped { get; private init; }
 
@@ -89,8 +90,8 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     /// <summary>
     /// Loads a model folder (rscapret.json + backbones + heads + tokenizer) on <paramref name="device"/>. The chat talks
     /// with <paramref name="chatAdapter"/> when given (a chat adapter folder shipped apart, `--chat-adapter`), else with
-    /// the folder's own adapter. An adapter trained on another model is an error, or with
-    /// <paramref name="skipUnfittingChatAdapter"/> (a server whose model can be switched) left out and said in
+    /// the folder's own adapter. An adapter that is missing, broken or trained on another model is an error, or with
+    /// <paramref name="skipUnfittingChatAdapter"/> (a server or worker whose model can be switched) left out and said in
     /// <see cref="ChatAdapterSkipped"/>.
     /// </summary>
     public static RsCapRetTileEncoder Load(string modelDirectory, string? device = "auto", bool bf16 = false, string? chatAdapter = null,
@@ -102,22 +103,23 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         var dev = TorchDevice.Resolve(device);
         // A chat adapter's config is read now, so a broken one is reported when the folder loads, not mid-conversation.
         string? skipped = null;
-        var chatDirectory = chatAdapter is not null ? Path.GetFullPath(chatAdapter) : cfg.Chat is { } c ? cfg.Resolve(dir, c) : null;
-        if (chatAdapter is not null && !System.IO.Directory.Exists(chatDirectory))
-            throw new DirectoryNotFoundException($"{chatAdapter}: chat adapter folder does not exist");
-        var chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
-        if (chat is not null && chatAdapter is not null)
+        var chatDirectory = cfg.Chat is { } c ? cfg.Resolve(dir, c) : null;
+        if (chatAdapter is not null)
         {
-            var heads = RsCapRetModel.HeadsSha256(dir);
-            if (!skipUnfittingChatAdapter) chat.RequireFits(chatDirectory!, heads);
-            else if (chat.MismatchWith(heads) is { } problem)
+            try
             {
-                // The model's own adapter (if any) stays; the one given apart is named with why it was left out.
-                skipped = $"the chat adapter {chatAdapter} is not used with this model: it {problem}";
-                chatDirectory = cfg.Chat is { } own ? cfg.Resolve(dir, own) : null;
-                chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
+                var given = Path.GetFullPath(chatAdapter);
+                if (!System.IO.Directory.Exists(given)) throw new DirectoryNotFoundException($"{chatAdapter}: chat adapter folder does not exist");
+                ChatAdapterConfig.Load(given).RequireFits(given, RsCapRetModel.HeadsSha256(dir));
+                chatDirectory = given;
+            }
+            catch (Exception e) when (skipUnfittingChatAdapter && e is CheckpointException or IOException or InvalidDataException)
+            {
+                // A process whose model can change (serve, workers) keeps the model's own chat and says why.
+                skipped = $"the chat adapter {chatAdapter} is not used with this model: {e.Message}";
             }
         }
+        var chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
         if (chat?.TurnEncoder is { } turnEncoder) BertSentenceEncoder.CheckExists(cfg.Resolve(chatDirectory!, turnEncoder));
         var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);

@@ -255,8 +255,15 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
             Assert.Null(served.ChatAdapterVersion);
             Assert.Same(served.Model, served.ChatModel);
             var note = ChatSession.NoteFor(served)!;
-            Assert.StartsWith($"the chat adapter {adapterDir} is not used with this model: it was trained on the model whose heads hash", note);
+            Assert.StartsWith($"the chat adapter {adapterDir} is not used with this model: {Path.Combine(adapterDir, ChatAdapterConfig.FileName)}: was trained on the model whose heads hash", note);
             Assert.EndsWith(ChatSession.CaptionOnlyNote, note);
+        }
+        // A worker or server given a missing adapter (RSCAPRET_CHAT_ADAPTER mistyped) still ingests and searches; the chat says why.
+        using (var cache = new ModelCache("cpu", Path.Combine(_dir.FullName, "typo")))
+        {
+            var served = cache.Get(folder);
+            Assert.Null(served.ChatAdapterVersion);
+            Assert.Contains("typo: chat adapter folder does not exist", ChatSession.NoteFor(served));
         }
 
         // Only the dialogue evaluation talks with a chat adapter.
