@@ -120,7 +120,17 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
             }
         }
         var chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
-        if (chat?.TurnEncoder is { } turnEncoder) BertSentenceEncoder.CheckExists(cfg.Resolve(chatDirectory!, turnEncoder));
+        if (chat?.TurnEncoder is { } turnEncoder)
+        {
+            try { BertSentenceEncoder.CheckExists(cfg.Resolve(chatDirectory!, turnEncoder)); }
+            catch (CheckpointException e) when (skipUnfittingChatAdapter || chatAdapter is null)
+            {
+                // Its turn reader is an imported backbone (scripts/bootstrap.sh): without it captions, ingestion and search
+                // still work, and the chat talks with the model's own decoder and says why.
+                skipped = $"the chat adapter v{chat.Version} is not used: {e.Message}";
+                (chatDirectory, chat) = (null, null);
+            }
+        }
         var model = RsCapRetModel.Load(dir, dev, bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
         var tokenizer = LlamaTextTokenizer.Load(cfg.Resolve(dir, cfg.Tokenizer), model.RetTokenId);
         if (tokenizer.BosId != model.BosTokenId || tokenizer.EosId != model.EosTokenId)

@@ -14,7 +14,7 @@ public sealed class ModelOptions
     public string Device { get; init; } = "auto";
 
     /// <summary>
-    /// A chat adapter folder the chat talks with instead of the model folder's own (models/chat-adapters/...); null:
+    /// A chat adapter folder the chat talks with instead of the model folder's own (a training run's chat/); null:
     /// the folder's. Search and captions never use it.
     /// </summary>
     [EnvironmentVariable("RSCAPRET_CHAT_ADAPTER")]

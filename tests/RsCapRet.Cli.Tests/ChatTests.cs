@@ -266,6 +266,27 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
             Assert.Contains("typo: chat adapter folder does not exist", ChatSession.NoteFor(served));
         }
 
+        // An adapter whose turn reader (an imported backbone) is not on this machine: given to chat, an error naming the
+        // folder and how to import it; a model folder's own, or given to a server, left out with why (ingestion and
+        // search never need it: the Docker image's smoke run captions without the imported backbones).
+        var withReader = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(adapterDir, ChatAdapterConfig.FileName)))!.AsObject();
+        withReader["turn_encoder"] = "backbone:no-such-encoder";
+        await File.WriteAllTextAsync(Path.Combine(adapterDir, ChatAdapterConfig.FileName), withReader.ToJsonString());
+        Assert.Contains("text encoder folder does not exist", Assert.Throws<RsCapRet.Model.Checkpoints.CheckpointException>(
+            () => RsCapRetTileEncoder.Load(folder, "cpu", chatAdapter: adapterDir)).Message);
+        using (var cache = new ModelCache("cpu", adapterDir))
+            Assert.Contains("text encoder folder does not exist", cache.Get(folder).ChatAdapterSkipped);
+        CopyFolder(adapterDir, Path.Combine(folder, "chat"));
+        (RsCapRetConfig.Load(folder) with { Chat = "chat" }).Save(folder);
+        using (var own = RsCapRetTileEncoder.Load(folder, "cpu"))
+        {
+            Assert.Null(own.ChatAdapterVersion);
+            Assert.Same(own.Model, own.ChatModel);
+            Assert.StartsWith("the chat adapter vapart is not used: ", own.ChatAdapterSkipped);
+            Assert.Contains("text encoder folder does not exist", ChatSession.NoteFor(own));
+            Assert.EndsWith(ChatSession.CaptionOnlyNote, ChatSession.NoteFor(own));
+        }
+
         // Only the dialogue evaluation talks with a chat adapter.
         var evalError = new StringWriter();
         Assert.Equal(CommandAction.UserError, await CliApp.RunAsync(
@@ -274,32 +295,34 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
     }
 
     [Fact]
-    public async Task TheShippedChatAdapterFitsTheDefaultModelAndAnswersInTheKindAsked()
+    public async Task TheDefaultModelsChatAdapterFitsItAndAnswersInTheKindAskedAfterAnExchangeToo()
     {
-        var root = RepositoryPaths.FindRoot();
-        var model = Path.Combine(root, "models", "default");
-        var adapter = Path.Combine(root, "models", "chat-adapters", "dialogue-v23");
-        var config = ChatAdapterConfig.Load(adapter);
-        Assert.Null(config.MismatchWith(RsCapRetModel.HeadsSha256(model)));   // retraining the default needs a new adapter
-        Assert.False(string.IsNullOrWhiteSpace(config.Quality));
-        Assert.Null(RsCapRetConfig.Load(model).Chat);                          // not the default's: its rule was not met
+        var model = Path.Combine(RepositoryPaths.FindRoot(), "models", "default");
+        Assert.Equal("chat", RsCapRetConfig.Load(model).Chat);
+        Assert.Null(ChatAdapterConfig.Load(Path.Combine(model, "chat")).MismatchWith(RsCapRetModel.HeadsSha256(model)));   // retraining the heads needs a new adapter
 
-        using var encoder = RsCapRetTileEncoder.Load(model, "cpu", chatAdapter: adapter);
+        using var encoder = RsCapRetTileEncoder.Load(model, "cpu");
+        Assert.Equal("24", encoder.ChatAdapterVersion);
+        Assert.Null(ChatSession.NoteFor(encoder));
         var searched = new List<float[]>();
         var session = new ChatSession(encoder, (v, k, ct) => { searched.Add(v); return Task.FromResult<IReadOnlyList<TileHit>>([]); })
         { Calibration = RelevanceCalibration.LoadOrExplain(model).Calibration };
         // Greedy decoding of fixed weights: UCM val 989.jpg is a golf course (never trained on).
-        var description = session.AddImage(RasterImage.ReadRgb(UcmImage(989)));
-        Assert.Contains("golf course", description);
+        Assert.Contains("golf course", session.AddImage(RasterImage.ReadRgb(UcmImage(989))));
         var yesNo = await session.AskAsync("is there a river?");
         Assert.Equal("no", yesNo.Text);
         Assert.NotNull(yesNo.Grounding);                                       // the verdict from the shared space
         var described = await session.AskAsync("what is in this image?");
         Assert.False(described.Retrieved);
         Assert.Contains("golf course", described.Text);
+        // A request after that exchange asks for what it names, not for more like the image (candidates before v24).
         var request = await session.AskAsync("show me storage tanks");
         Assert.True(request.Retrieved, $"answer: {request.Text}");
-        Assert.Single(searched);                                               // its [RET] searched once
+        Assert.Equal(ChatFormat.RetrievalAnswer, request.Text);
+        Assert.Single(searched);
+        var query = encoder.EmbedText("storage tanks");
+        var cosine = searched[0].Zip(query, (a, b) => a * b).Sum() / Math.Sqrt(searched[0].Sum(a => a * a) * query.Sum(b => b * b));
+        Assert.True(cosine > 0.8f, $"its [RET] is near the search's own vector of the words: cosine {cosine:F3}");
     }
 
     [Fact]
@@ -335,5 +358,11 @@ public sealed class ChatTests(TestDatabase db) : IClassFixture<TestDatabase>, ID
         var next = await session.AskAsync("describe the second one");
         Assert.True(next.Text.Length > 0 || next.Retrieved);
         Assert.Equal(2 + 3 + 2 + next.ImagesAdded, session.Turns);
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
     }
 }

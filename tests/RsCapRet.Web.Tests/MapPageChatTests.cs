@@ -29,9 +29,12 @@ public sealed class MapPageChatTests(TestDatabase db) : IClassFixture<TestDataba
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
         var f = await RunPageAsync(model, TestScenes.SmallScene(_dir.FullName, "chat-page.tif", 500), "map-chat", retrieves: false);
         Assert.False(f.GetProperty("firstRetrieved").GetBoolean());
+        // Trained on captions only: the page says so once, as text.
+        Assert.Equal(1, f.GetProperty("notes").GetInt32());
+        Assert.Equal("Note: " + ChatSession.CaptionOnlyNote, f.GetProperty("noteText").GetString());
     }
 
-    /// <summary>The shipped model, which answers "show me a farm" with [RET]: retrieved tiles listed with thumbnails, one selected on the map.</summary>
+    /// <summary>The shipped model (its chat adapter), which answers "show me a farm" with [RET]: retrieved tiles listed with thumbnails, one selected on the map.</summary>
     [Fact]
     public async Task RetrievedTilesAreListedAndSelectOnTheMap()
     {
@@ -41,6 +44,8 @@ public sealed class MapPageChatTests(TestDatabase db) : IClassFixture<TestDataba
         Assert.True(f.GetProperty("firstRetrieved").GetBoolean());
         Assert.Equal(3, f.GetProperty("transcriptTiles").GetInt32());
         Assert.Equal(1, f.GetProperty("selectedOnMap").GetInt32());
+        // Its chat adapter was trained on dialogues: no note.
+        Assert.Equal(0, f.GetProperty("notes").GetInt32());
     }
 
     private async Task<JsonElement> RunPageAsync(string model, string scene, string shots, bool retrieves)
@@ -76,9 +81,6 @@ public sealed class MapPageChatTests(TestDatabase db) : IClassFixture<TestDataba
         Assert.Equal(["user", "model", "image_tile", "user"], f.GetProperty("followUpTurns").EnumerateArray().Select(t => t.GetString()!));
         // user, model, tile, user, model, upload: the page's conversation.
         Assert.Equal(6, f.GetProperty("desktopTurns").GetInt32());
-        // Both models here were trained on captions only: the page says so once, as text.
-        Assert.Equal(1, f.GetProperty("notes").GetInt32());
-        Assert.Equal("Note: " + ChatSession.CaptionOnlyNote, f.GetProperty("noteText").GetString());
         Assert.True(File.Exists(prefix + "-1400.png") && File.Exists(prefix + "-390.png"));
         return f;
     }

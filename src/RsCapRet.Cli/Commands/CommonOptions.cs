@@ -23,7 +23,7 @@ public static class CommonOptions
 
     public static Option<string?> ChatAdapter() => new("--chat-adapter")
     {
-        Description = "Chat adapter folder the chat talks with instead of the model folder's own, e.g. models/chat-adapters/dialogue-v23 " +
+        Description = "Chat adapter folder (chat.json + weights, as a training run's chat/) the chat talks with instead of the model folder's own " +
                       "(search and captions never use it); default $RSCAPRET_CHAT_ADAPTER, else the model folder's",
     };
 

@@ -87,8 +87,7 @@ public static class DemoCommands
                 map, dashboard, API: ./rscapret serve --urls http://127.0.0.1:5080   # http://127.0.0.1:5080/ (search page with the map), /hangfire (jobs), /api/search?q=... (or ?tile=ID)
                 similar tiles:       ./rscapret search --tile {{exampleTile?.ToString(CultureInfo.InvariantCulture) ?? "ID"}}   # tiles that look like a tile from the tables above
                 land-use map:        ./rscapret classify {{sceneText}}   # every tile of that scene labelled zero-shot: scene-{{sceneText}}-classes.tif and .geojson here; on the map page /?classes={{sceneText}}
-                a dialogue:          ./rscapret chat   # /image PATH, then ask; its [RET] retrieves tiles (v9 knows captions, not questions: MODEL_CARD "Dialogue")
-                one that answers:    ./rscapret chat --chat-adapter models/chat-adapters/dialogue-v23   # a candidate chat adapter, not the default: it misses one figure of its rule (its README)
+                a dialogue:          ./rscapret chat   # /image PATH, then ask: "is there a river?", "show me storage tanks", "describe the second one"; its [RET] retrieves tiles
                 workers:             ./rscapret worker --queues model,default
                 """);
             var failed = outcomes.Where(o => !o.Succeeded).ToList();

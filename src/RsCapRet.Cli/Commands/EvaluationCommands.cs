@@ -69,6 +69,7 @@ public static class EvaluationCommands
                 // Scored as the chat answers (ChatGrounding); its yes/no verdicts need the search's relevance calibration.
                 var (calibration, calibrationNote) = RelevanceCalibration.LoadOrExplain(chatEncoder.Directory);
                 if (calibration is null) parse.InvocationConfiguration.Error.WriteLine($"grounded yes/no not scored: {calibrationNote}");
+                if (chatEncoder.ChatAdapterSkipped is { } skipped) parse.InvocationConfiguration.Error.WriteLine($"note: {skipped}; the model's own decoder is evaluated");
                 var chatName = chatEncoder.ChatAdapterVersion is { } adapter ? $" with chat adapter v{adapter}" : "";
                 var dialogueReport = DialogueEvaluation.Run(chatEncoder.ChatModel, chatEncoder.Tokenizer, chatEncoder.Preprocessor,
                     $"{chatEncoder.Identity.Name} v{chatEncoder.Identity.Version}{chatName}", datasetDir, splitName, parse.GetValue(maxImages),
