@@ -35,8 +35,9 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
     /// <summary>What the chat adapter's evaluation measured (its chat.json's "quality"), or null.</summary>
     public string? ChatAdapterQuality { get; private init; }
     /// <summary>
-    /// Why a chat adapter given apart from the folder was left out (trained on another model, missing, broken), or null;
-    /// the chat then talks with the folder's own.
+    /// Why a chat adapter was left out, or null: one given apart (trained on another model, missing, broken; the
+    /// folder's own is used instead), or any whose turn reader is not imported here (the chat then talks with
+    /// <see cref="Model"/>).
     /// </summary>
     public string? ChatAdapterSkipped { get; private init; }
 
@@ -127,7 +128,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
             {
                 // Its turn reader is an imported backbone (scripts/bootstrap.sh): without it captions, ingestion and search
                 // still work, and the chat talks with the model's own decoder and says why.
-                skipped = $"the chat adapter v{chat.Version} is not used: {e.Message}";
+                skipped = (skipped is null ? "" : skipped + "; ") + $"the chat adapter v{chat.Version} is not used: {e.Message}";
                 (chatDirectory, chat) = (null, null);
             }
         }
