@@ -150,6 +150,8 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var (tiling, resolution) = tilingPlan ?? TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
             using var tiler = SceneTiler.Open(path, tiling, work);   // a cancelled run stops GDAL mid-read
             var info = tiler.Info;
+            // A scene smaller than a quarter of a tile is warned about as a far-off resolution is: stored, listed, printed.
+            var warning = info.Grid.SmallTileWarning is { } small ? (resolution.Warning is { } w ? $"{w}; {small}" : small) : resolution.Warning;
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
                 $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
@@ -192,7 +194,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             }
 
             var meta = new SceneMetadata(info.Width, info.Height, info.BandCount, info.Crs?.Wkt, info.Crs?.Epsg,
-                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.GsdInMetres ? info.TileGsd : null, resolution.Warning,
+                info.FootprintWgs84 is { } f ? Geometries.ToPolygon(f) : null, info.AcquiredAt, info.GsdInMetres ? info.TileGsd : null, warning,
                 info.Acquisition?.SourceName, info.Acquisition?.StacCollection, tiler.Coverage, resolution.OutOfRange);
             await writer.CompleteAsync(meta, tiler.SkippedTiles, work);
             var covered = tiler.Coverage is { } cov ? $", coverage {cov:P1}" : "";
@@ -200,7 +202,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
                 $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata){covered}, {sw.Elapsed.TotalSeconds:F1} s"));
             var replaced = state?.Current is { } before && before.Id != claim.SceneId && state.Removed == false ? before.Id : (long?)null;
             return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
-                writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: resolution.Warning, Resolution: resolution.Note)
+                writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: warning, Resolution: resolution.Note)
             { Coverage = tiler.Coverage, ReplacedSceneId = replaced, OutOfRange = resolution.OutOfRange, TakenOverFrom = claim.TakenOverFrom };
 
             async Task WriteBatch(List<RasterTile> batch)

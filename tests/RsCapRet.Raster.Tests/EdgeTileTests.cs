@@ -218,6 +218,21 @@ public sealed class EdgeTileTests : IDisposable
         Assert.Equal((100, 50), (small.OutputWidth(100), small.OutputHeight(50)));
     }
 
+    [Theory]
+    [InlineData(448, 300, 224, null)]            // every tile whole
+    [InlineData(150, 120, 224, null)]            // 36 % of the input: the padding measurement's 150x120 keeps 0.82 of the cosine
+    [InlineData(112, 112, 224, null)]            // exactly a quarter
+    [InlineData(10, 10, 224, "the scene is 10 x 10 px, so each tile holds only 10 x 10 of the model's 224 x 224 px and the rest is mirror padding: captions and search results on it are unreliable")]
+    [InlineData(2000, 30, 224, "the scene is 2000 x 30 px, so each tile holds only 224 x 30 of the model's 224 x 224 px")]   // a long strip
+    [InlineData(7, 7, 7, null)]                  // 7 px resampled to a whole 224-px tile (a coarse tile GSD): not padding
+    public void ATileThatIsMostlyPaddingIsWarnedAbout(int width, int height, int sourceTile, string? warning)
+    {
+        var grid = new TileGrid(width, height, sourceTile, sourceTile, 224, TilePadding.Mirror);
+        if (warning is null) Assert.Null(grid.SmallTileWarning);
+        else Assert.StartsWith(warning, grid.SmallTileWarning);
+        Assert.Equal(warning is null, grid.ContentShare >= TileGrid.SmallContentShare);
+    }
+
     [Fact]
     public void PaddingModesFillBeyondTheContent()
     {
