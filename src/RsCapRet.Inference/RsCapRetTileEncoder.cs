@@ -105,14 +105,15 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
         // A chat adapter's config is read now, so a broken one is reported when the folder loads, not mid-conversation.
         string? skipped = null;
         var chatDirectory = cfg.Chat is { } c ? cfg.Resolve(dir, c) : null;
+        ChatAdapterConfig? chat = null;
         if (chatAdapter is not null)
         {
             try
             {
                 var given = Path.GetFullPath(chatAdapter);
-                if (!System.IO.Directory.Exists(given)) throw new DirectoryNotFoundException($"{chatAdapter}: chat adapter folder does not exist");
-                ChatAdapterConfig.Load(given).RequireFits(given, RsCapRetModel.HeadsSha256(dir));
-                chatDirectory = given;
+                var givenConfig = ChatAdapterConfig.LoadFolder(given);
+                givenConfig.RequireFits(given, RsCapRetModel.HeadsSha256(dir));
+                (chatDirectory, chat) = (given, givenConfig);
             }
             catch (Exception e) when (skipUnfittingChatAdapter && e is CheckpointException or IOException or InvalidDataException)
             {
@@ -120,7 +121,7 @@ public sealed class RsCapRetTileEncoder : ITileEncoder, IDisposable
                 skipped = $"the chat adapter {chatAdapter} is not used with this model: {e.Message}";
             }
         }
-        var chat = chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
+        chat ??= chatDirectory is null ? null : ChatAdapterConfig.Load(chatDirectory);
         if (chat?.TurnEncoder is { } turnEncoder)
         {
             try { BertSentenceEncoder.CheckExists(cfg.Resolve(chatDirectory!, turnEncoder)); }

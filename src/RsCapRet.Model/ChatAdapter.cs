@@ -43,6 +43,10 @@ public sealed record ChatAdapterConfig
         return cfg;
     }
 
+    /// <summary>An adapter folder named on its own (`--chat-adapter`, RSCAPRET_CHAT_ADAPTER): a missing folder is said as such.</summary>
+    public static ChatAdapterConfig LoadFolder(string chatDirectory) => Directory.Exists(chatDirectory)
+        ? Load(chatDirectory) : throw new DirectoryNotFoundException($"{chatDirectory}: chat adapter folder does not exist");
+
     /// <summary>Null when the adapter was trained on the model whose heads hash <paramref name="headsSha256"/>, else why it does not fit.</summary>
     public string? MismatchWith(string headsSha256) =>
         string.Equals(BaseHeadsSha256, headsSha256, StringComparison.OrdinalIgnoreCase) ? null

@@ -52,14 +52,14 @@ public sealed record TileGrid(int Width, int Height, int SourceTile, int SourceS
     public int OutputHeight(int height) => Output(height, SourceTileY);
 
     /// <summary>The share of the model's input a tile's real pixels fill: 1 unless the scene is narrower or lower than a tile.</summary>
-    public double ContentShare => (double)OutputWidth(Math.Min(Width, SourceTile)) * OutputHeight(Math.Min(Height, SourceTileY)) / ((double)OutputTile * OutputTile);
+    public double ContentShare => (double)OutputWidth(Width) * OutputHeight(Height) / ((double)OutputTile * OutputTile);
 
     /// <summary>Below this share a tile is mostly padding (docs/cli.md: a 64 x 64 px crop keeps 0.56 of the whole image's cosine, 112 x 112 0.80).</summary>
     public const double SmallContentShare = 0.25;
 
     /// <summary>Why the scene's tiles are mostly padding, or null when they fill at least a quarter of the model's input.</summary>
     public string? SmallTileWarning => ContentShare >= SmallContentShare ? null : string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"the scene is {Width} x {Height} px, so each tile holds only {OutputWidth(Math.Min(Width, SourceTile))} x {OutputHeight(Math.Min(Height, SourceTileY))} of the model's {OutputTile} x {OutputTile} px and the rest is {Padding.ToString().ToLowerInvariant()} padding: captions and search results on it are unreliable");
+        $"the scene is {Width} x {Height} px, so each tile holds only {OutputWidth(Width)} x {OutputHeight(Height)} of the model's {OutputTile} x {OutputTile} px and the rest is {Padding.ToString().ToLowerInvariant()} padding: captions and search results on it are unreliable");
 
     private int Output(int length, int tile) =>
         length >= tile ? OutputTile : Math.Clamp((int)Math.Round((double)length / tile * OutputTile), 1, OutputTile);

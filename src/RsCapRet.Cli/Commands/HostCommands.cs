@@ -56,9 +56,7 @@ public static class HostCommands
             DashboardCredentials.RequireForPublicBindings(DashboardCredentials.ConfiguredUrls(environment, parse.GetValue(urls)!), credentials);
             // A chat adapter that cannot load is refused now, naming its file, not at the first chat turn.
             var adapterFolder = CommonOptions.ResolveChatAdapter(parse.GetValue(chatAdapter)) is { } a ? Path.GetFullPath(a) : null;
-            var adapter = adapterFolder is null ? null
-                : Directory.Exists(adapterFolder) ? RsCapRet.Model.ChatAdapterConfig.Load(adapterFolder)
-                : throw new DirectoryNotFoundException($"{adapterFolder}: chat adapter folder does not exist");
+            var adapter = adapterFolder is null ? null : RsCapRet.Model.ChatAdapterConfig.LoadFolder(adapterFolder);
             var cs = RsCapRetDatabase.ResolveConnectionString(parse.GetValue(DbCommands.DbOption));
             await MigrationRunner.ApplyAsync(cs, ct: ct);
             // Before any model runs: libtorch gives each thread that first enters it the count set here.
