@@ -56,6 +56,7 @@ public static class RsCapRetWebHost
         // The chat's adapter: the one given (serve --chat-adapter), else RSCAPRET_CHAT_ADAPTER, else each model folder's own.
         if (chatAdapter is not null) builder.Services.TryAddSingleton(_ => new ModelCache(chatAdapter: chatAdapter));
         builder.Services.TryAddSingleton<ModelCache>();
+        builder.Services.TryAddSingleton(TimeProvider.System);   // the auth brake's clock (a test's own through `jobs`)
         // Hangfire's dashboard validates an anti-forgery token on its POST actions when this service is registered.
         builder.Services.AddAntiforgery();
         var reads = readConnectionString is null ? null : RsCapRetDatabase.CreateDataSource(readConnectionString);
@@ -101,7 +102,8 @@ public static class RsCapRetWebHost
         {
             // Wrong passwords are braked per client address (AuthThrottle): 429 with Retry-After, the delay doubling.
             var throttle = new AuthThrottle(limits.Auth,
-                app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("RsCapRet.Web.Auth"));
+                app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("RsCapRet.Web.Auth"),
+                app.Services.GetRequiredService<TimeProvider>());
             app.Use(async (ctx, next) =>
             {
                 var client = ctx.Connection.RemoteIpAddress?.ToString() ?? "unknown";

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using RsCapRet.Cli;
 using RsCapRet.Core;
 using RsCapRet.Inference;
@@ -114,7 +116,11 @@ public sealed class PageSecurityTests(TestDatabase db) : IClassFixture<TestDatab
         var model = TinyModelFolder.Create(Path.Combine(_dir.FullName, "model"));
         var baseUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
         var limits = new HostLimits { Auth = new AuthThrottleOptions { FreeFailures = 5, FirstDelay = TimeSpan.FromSeconds(1), MaxDelay = TimeSpan.FromSeconds(8) } };
-        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, model, jobs: WebHostJobs.Dashboard, credentials: new DashboardCredentials("ops", "s3cret"), limits: limits);
+        // The brake's clock is a fake one, moved by the test: a loaded machine's slow requests never outlast a block.
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var app = RsCapRetWebHost.Build(db.ConnectionString, baseUrl, model,
+            jobs: (services, configuration, connection) => { WebHostJobs.Dashboard(services, configuration, connection); services.AddSingleton<TimeProvider>(clock); },
+            credentials: new DashboardCredentials("ops", "s3cret"), limits: limits);
         await app.StartAsync();
         try
         {
@@ -151,15 +157,17 @@ public sealed class PageSecurityTests(TestDatabase db) : IClassFixture<TestDatab
             var wait = blocked.Headers.RetryAfter!.Delta!.Value;
             Assert.InRange(wait.TotalSeconds, 1, 1);   // the first block: 1 s
 
-            // After it: one more wrong password blocks for twice as long.
-            await Task.Delay(wait + TimeSpan.FromMilliseconds(200));
+            // Just before its end still blocked; after it, one more wrong password blocks for twice as long.
+            clock.Advance(wait - TimeSpan.FromMilliseconds(100));
+            Assert.Equal(HttpStatusCode.TooManyRequests, (await Try("s3cret")).StatusCode);
+            clock.Advance(TimeSpan.FromMilliseconds(200));
             Assert.Equal(HttpStatusCode.Unauthorized, (await Try("wrong-again")).StatusCode);
             var longer = await Try("s3cret");
             Assert.Equal(HttpStatusCode.TooManyRequests, longer.StatusCode);
             Assert.InRange(longer.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 2, 2);
 
             // The right password after the block: answered, and the count starts again.
-            await Task.Delay(TimeSpan.FromSeconds(2.2));
+            clock.Advance(TimeSpan.FromSeconds(2.2));
             Assert.Equal(HttpStatusCode.OK, (await Try("s3cret")).StatusCode);
             for (var i = 0; i < 4; i++) Assert.Equal(HttpStatusCode.Unauthorized, (await Try($"again{i}")).StatusCode);
         }
