@@ -4,6 +4,7 @@ using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.Storage;
 using Npgsql;
+using RsCapRet.Core;
 using RsCapRet.Inference;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
@@ -57,7 +58,7 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
                 jobs.Enqueue<IngestSceneJob>(j => j.RunAsync(asset, modelDirectory, itemOptions, null, CancellationToken.None));
                 queued++;
             }
-            var summary = $"{seen} STAC items seen, {queued} ingest jobs queued";
+            var summary = $"{Counted.Of(seen, "STAC item")} seen, {Counted.Of(queued, "ingest job")} queued";
             // A malformed item fails alone: the scan goes on, and the job's result names each such item and its problem.
             return failed.Count == 0 ? summary : $"{summary}, {failed.Count} items failed: {string.Join("; ", failed)}";
         }
@@ -76,7 +77,7 @@ public sealed class IndexArchiveJob(NpgsqlDataSource dataSource, IBackgroundJobC
             lines.Add(new ScanJobLine(d.Path, d.Word, d.Detail, d.From, jobId));
         }
         var queuedCount = lines.Count(l => l.JobId is not null);
-        var text = $"{scan.Summary}; {queuedCount} ingest jobs queued";
+        var text = $"{scan.Summary}; {Counted.Of(queuedCount, "ingest job")} queued";
         JobPageView.SetParameter(context, ReportParameter, new ScanJobReport(text, lines, scan.Files, scan.Hashed));
         progress.Report(scan.Files, scan.Files, "files", text, force: true);
         // The result is the summary and the files that failed (the dashboard draws every decision from the report).

@@ -4,6 +4,7 @@ using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.Storage;
 using Npgsql;
+using RsCapRet.Core;
 using RsCapRet.Inference;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
@@ -44,7 +45,7 @@ public sealed class IngestSceneJob(NpgsqlDataSource dataSource, ModelCache model
             throw new TransientJobException($"{path}: scene {result.SceneId} is being ingested by another worker; retrying later");
         // Kept in the job storage beside the progress, so whoever waits on the job (the demo) can print what a direct ingest prints.
         JobPageView.SetParameter(context, ReportParameter, new IngestJobReport(result, messages));
-        return $"{DecisionOf(result)}: {result.OutcomeText}, scene {result.SceneId}, {result.Tiles} tiles, {result.SkippedTiles} skipped" +
+        return $"{DecisionOf(result)}: {result.OutcomeText}, scene {result.SceneId}, {Counted.Of(result.Tiles, "tile")}, {result.SkippedTiles} skipped" +
                (result.Coverage is { } c ? $", coverage {c:P1}" : "") + $", {result.Elapsed.TotalSeconds:F1} s";
     }
 

@@ -1,4 +1,5 @@
 using System.IO.Enumeration;
+using RsCapRet.Core;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Pipeline;
@@ -26,7 +27,7 @@ public sealed record ScanResult(IReadOnlyList<ScanDecision> Decisions, int Files
 {
     public IEnumerable<ScanDecision> ToIngest => Decisions.Where(d => d.Kind is ScanDecisionKind.Added or ScanDecisionKind.Changed);
 
-    public string Summary => $"{Files} files seen ({Hashed} hashed): " + string.Join(", ",
+    public string Summary => $"{Counted.Of(Files, "file")} seen ({Hashed} hashed): " + string.Join(", ",
         Enum.GetValues<ScanDecisionKind>().Select(k => $"{Decisions.Count(d => d.Kind == k)} {k.ToString().ToLowerInvariant()}"));
 }
 

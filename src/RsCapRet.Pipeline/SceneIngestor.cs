@@ -199,7 +199,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             await writer.CompleteAsync(meta, tiler.SkippedTiles, work);
             var covered = tiler.Coverage is { } cov ? $", coverage {cov:P1}" : "";
             progress?.Invoke(new IngestProgress(path, writer.Count, tiler.SkippedTiles, gridTiles,
-                $"{path}: {writer.Count} tiles stored, {tiler.SkippedTiles} skipped (nodata){covered}, {sw.Elapsed.TotalSeconds:F1} s"));
+                $"{path}: {Counted.Of(writer.Count, "tile")} stored, {tiler.SkippedTiles} skipped (nodata){covered}, {sw.Elapsed.TotalSeconds:F1} s"));
             var replaced = state?.Current is { } before && before.Id != claim.SceneId && state.Removed == false ? before.Id : (long?)null;
             return new IngestResult(path, claim.SceneId, writer.Count > 0 ? IngestOutcome.Ingested : IngestOutcome.Empty,
                 writer.Count, tiler.SkippedTiles, sw.Elapsed, Warning: warning, Resolution: resolution.Note)

@@ -53,7 +53,7 @@ public sealed class ChangesCommandTests(TestDatabase db) : IClassFixture<TestDat
 
         var status = await Run("db", "status", "--db", db.ConnectionString);
         Assert.True(status.Code == 0, status.Err);
-        Assert.Contains("catalogue: 1 models, scenes done 2, 8 tiles", status.Out);
+        Assert.Contains("catalogue: 1 model, scenes done 2, 8 tiles", status.Out);
         Assert.Matches(@"settings: shared_buffers \S+, maintenance_work_mem \S+, max_parallel_maintenance_workers \d+, autoprewarm (on|off)", status.Out);
         Assert.Matches(@"index tiles_embedding_hnsw: [\d.]+ MiB = [\d.]+ % of shared_buffers \(\d+ MiB\)", status.Out);
         // The one model's partition and its own graph (migrations/0016; attaching the partition named it _idx).

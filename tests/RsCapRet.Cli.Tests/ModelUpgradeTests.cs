@@ -207,7 +207,7 @@ public sealed class ModelUpgradeJobTests(TestDatabase db) : IClassFixture<TestDa
 
         var reindex = await Run("reindex", "--model", modelB, "--activate-when-done", "--db", cs);
         Assert.True(reindex.Code == 0, reindex.Err);
-        Assert.Contains("queued 1 ingest jobs", reindex.Out);
+        Assert.Contains("queued 1 ingest job ", reindex.Out);
         Assert.Contains("activates tiny-test@2 once every current path has a complete version with it", reindex.Out);
         var idB = await store.RegisterModelAsync(RsCapRetTileEncoder.IdentityOf(modelB));
         Assert.Null(await store.ActiveModelAsync());   // queued, not run: nothing switched yet

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using RsCapRet.Core;
 using RsCapRet.Storage;
 
 namespace RsCapRet.Cli.Commands;
@@ -49,7 +50,7 @@ public static class DbCommands
     /// </summary>
     private static async Task WriteCatalogueAsync(CatalogueStatus c, TextWriter output)
     {
-        await output.WriteLineAsync(FormattableString.Invariant($"catalogue: {c.Models} models, scenes {c.Scenes}, {c.Tiles:N0} tiles"));
+        await output.WriteLineAsync(FormattableString.Invariant($"catalogue: {Counted.Of(c.Models, "model")}, scenes {c.Scenes}, {Counted.Of(c.Tiles, "tile", format: "N0")}"));
         var settings = c.Settings;
         await output.WriteLineAsync($"settings: shared_buffers {settings.SharedBuffers}, maintenance_work_mem {settings.MaintenanceWorkMem}, " +
             $"max_parallel_maintenance_workers {settings.MaxParallelMaintenanceWorkers}, autoprewarm {(settings.Autoprewarm ? "on (cached pages reloaded after a restart)" : "off")}");

@@ -1,3 +1,4 @@
+using RsCapRet.Core;
 using RsCapRet.Inference;
 using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
@@ -106,7 +107,7 @@ public static class DemoJobs
                 if (outcome.Report is not { } ingest) { await output.WriteLineAsync($"{d.Decision,-9} {d.Path} (job {d.JobId} succeeded)"); continue; }
                 var r = ingest.Result;
                 var decision = IngestSceneJob.DecisionOf(r) is var word && word == "added" && d.Decision == "changed" ? "changed" : IngestSceneJob.DecisionOf(r);
-                await output.WriteLineAsync($"{decision,-9} {d.Path}: {r.OutcomeText}, scene {r.SceneId}, {r.Tiles} tiles ({r.SkippedTiles} skipped)" +
+                await output.WriteLineAsync($"{decision,-9} {d.Path}: {r.OutcomeText}, scene {r.SceneId}, {Counted.Of(r.Tiles, "tile")} ({r.SkippedTiles} skipped)" +
                                             (r.Coverage is { } c ? $", coverage {c.ToString("P1", System.Globalization.CultureInfo.InvariantCulture)}" : ""));
                 if (r.Warning is { } w) await output.WriteLineAsync($"  warning: {w}");
             }
@@ -150,7 +151,7 @@ public static class DemoJobs
         }
         foreach (var message in report.Messages) bar.Report(new IngestProgress(outcome.Path, 0, 0, 0, message));
         var r = report.Result;
-        await output.WriteLineAsync($"{name}: {r.OutcomeText}, {r.Tiles} tiles ({r.SkippedTiles} skipped), scene {r.SceneId}" + (r.Resolution is { } res ? $"; {res}" : ""));
+        await output.WriteLineAsync($"{name}: {r.OutcomeText}, {Counted.Of(r.Tiles, "tile")} ({r.SkippedTiles} skipped), scene {r.SceneId}" + (r.Resolution is { } res ? $"; {res}" : ""));
         if (r.Warning is { } w) await output.WriteLineAsync($"  warning: {w}");
     }
 }

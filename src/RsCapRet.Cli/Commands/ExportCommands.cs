@@ -1,4 +1,5 @@
 using System.CommandLine;
+using RsCapRet.Core;
 using RsCapRet.Export;
 using RsCapRet.Queries;
 using RsCapRet.Storage;
@@ -32,7 +33,7 @@ public static class ExportCommands
             var store = new CatalogStore(ds);
             var filter = new ExportFilter(area, parse.GetValue(scene), parse.GetValue(modelName));
             var rows = await TileExport.WriteAsync(store, filter, fmt, path, ct: ct, overwrite: parse.GetValue(overwrite));
-            await stdout.WriteLineAsync(FormattableString.Invariant($"{rows:N0} tiles written to {path} ({TileExport.FormatName(fmt)}, {new FileInfo(path).Length / 1e6:F1} MB, {sw.Elapsed.TotalSeconds:F1} s)"));
+            await stdout.WriteLineAsync(FormattableString.Invariant($"{Counted.Of(rows, "tile", format: "N0")} written to {path} ({TileExport.FormatName(fmt)}, {new FileInfo(path).Length / 1e6:F1} MB, {sw.Elapsed.TotalSeconds:F1} s)"));
             // Searchable tiles a map file cannot hold: said, so a count that differs from `scenes list` is explained.
             var (unplaced, unplacedScenes) = await store.CountTilesWithoutFootprintAsync(filter, ct);
             if (unplaced > 0)

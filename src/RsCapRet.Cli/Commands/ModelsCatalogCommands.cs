@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hangfire;
+using RsCapRet.Core;
 using RsCapRet.Inference;
 using RsCapRet.Jobs;
 using RsCapRet.Pipeline;
@@ -227,7 +228,7 @@ public static class ModelsCatalogCommands
             {
                 var client = new BackgroundJobClient(HangfireSetup.CreateStorage(cs));
                 var ids = todo.Select(t => client.Enqueue<IngestSceneJob>(j => j.RunAsync(t.Path, dir, t.Options, null, CancellationToken.None))).ToList();
-                await output.WriteLineAsync($"queued {ids.Count} ingest jobs ({Span(ids)}) for `rscapret worker` (progress: /hangfire of `rscapret serve`)");
+                await output.WriteLineAsync($"queued {Counted.Of(ids.Count, "ingest job")} ({Span(ids)}) for `rscapret worker` (progress: /hangfire of `rscapret serve`)");
                 if (activate)
                 {
                     var job = client.Enqueue<ActivateWhenReindexedJob>(j => j.RunAsync(modelId, null, CancellationToken.None));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using RsCapRet.Core;
 using RsCapRet.Inference;
 using RsCapRet.Pipeline;
 using RsCapRet.Raster;
@@ -173,7 +174,7 @@ public static class SceneCommands
                             await error.WriteLineAsync($"error: {why}");
                             continue;
                         }
-                        var line = $"{p}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles, {r.SkippedTiles} skipped" +
+                        var line = $"{p}: {r.OutcomeText} (scene {r.SceneId}, {Counted.Of(r.Tiles, "tile")}, {r.SkippedTiles} skipped" +
                                    (r.Coverage is { } cov ? $", coverage {cov.ToString("P1", CultureInfo.InvariantCulture)}" : "") + ")" + (r.Resolution is { } res ? $"; {res}" : "") +
                                    (r.TakenOverFrom is { } from ? $"; taken over from {from}" : "");
                         record?.Succeed(line);

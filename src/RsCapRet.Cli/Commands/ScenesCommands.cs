@@ -152,7 +152,7 @@ public static class ScenesCommands
                 if (deleted.Paths.Count == 0 && deleted.SceneIds.Count == 0)
                     throw new ArgumentException($"{name}: no such scene in the catalogue (see `rscapret scenes list --all`)");
                 await output.WriteLineAsync($"deleted {deleted.Paths.Count} path(s), {deleted.SceneIds.Count} version(s) " +
-                                            $"({string.Join(", ", deleted.SceneIds)}), {deleted.Tiles} tiles, {cached} cached map tiles");
+                                            $"({string.Join(", ", deleted.SceneIds)}), {Counted.Of(deleted.Tiles, "tile")}, {cached} cached map tiles");
                 foreach (var p in deleted.Paths) await output.WriteLineAsync($"  {p}");
                 return 0;
             }
@@ -186,7 +186,7 @@ public static class ScenesCommands
                     try
                     {
                         var r = await models.WithModelAsync(modelDir, encoder => new SceneIngestor(store, encoder).IngestAsync(path, options, ct: ct), ct);
-                        await output.WriteLineAsync($"{path}: {r.OutcomeText} (scene {r.SceneId}, {r.Tiles} tiles) — failed before: {lastError}");
+                        await output.WriteLineAsync($"{path}: {r.OutcomeText} (scene {r.SceneId}, {Counted.Of(r.Tiles, "tile")}) — failed before: {lastError}");
                     }
                     catch (Exception e) when (e is not OperationCanceledException && e is not OutOfMemoryException)
                     {
@@ -214,7 +214,7 @@ public static class ScenesCommands
             {
                 var store = await CatalogConnection.OpenAsync(parse, owned, ct);
                 var (pruned, cached) = await SceneManagement.PruneAsync(store, TimeSpan.FromDays(parse.GetValue(olderThan)), TileDiskCache.FromEnvironment(), ct);
-                await output.WriteLineAsync($"pruned {pruned.Versions} version(s) ({pruned.Tiles} tiles) and {pruned.Paths} path(s); {cached} cached map tiles dropped");
+                await output.WriteLineAsync($"pruned {pruned.Versions} version(s) ({Counted.Of(pruned.Tiles, "tile")}) and {pruned.Paths} path(s); {cached} cached map tiles dropped");
                 return 0;
             }
             finally { foreach (var o in owned) await o.DisposeAsync(); }
