@@ -127,6 +127,11 @@ internal static partial class GdalNative
     [LibraryImport(Lib)] public static partial IntPtr GDALCreateColorTable(int paletteInterpretation);
     [LibraryImport(Lib)] public static partial void GDALDestroyColorTable(IntPtr colorTable);
     [LibraryImport(Lib)] public static partial void GDALSetColorEntry(IntPtr colorTable, int index, in ColorEntry entry);
+    /// <summary>The band's colour table, owned by the band (never destroyed by the caller); null for none.</summary>
+    [LibraryImport(Lib)] public static partial IntPtr GDALGetRasterColorTable(IntPtr band);
+    [LibraryImport(Lib)] public static partial int GDALGetColorEntryCount(IntPtr colorTable);
+    /// <summary>Entry <paramref name="index"/> as RGB whatever the palette's interpretation (gray, CMYK, HLS); 0 when it fails.</summary>
+    [LibraryImport(Lib)] public static partial int GDALGetColorEntryAsRGB(IntPtr colorTable, int index, out ColorEntry entry);
     [LibraryImport(Lib)] public static partial IntPtr GDALGetMaskBand(IntPtr band);
     [LibraryImport(Lib)] public static partial void GDALGetBlockSize(IntPtr band, out int xSize, out int ySize);
     /// <summary>The files a dataset reads (a string list to free with <see cref="CSLDestroy"/>; null for none).</summary>

@@ -1,0 +1,107 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+using System.Text;
+using RsCapRet.Core;
+using RsCapRet.Raster;
+
+namespace RsCapRet.Raster.Tests;
+
+/// <summary>Paletted images (8-bit PNGs from web optimisers, colour-table TIFFs) as a query or chat image: read through their colour table.</summary>
+public sealed class PalettedImageTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-palette-");
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private static readonly (byte R, byte G, byte B)[] Colours = [(0, 0, 0), (255, 0, 0), (200, 100, 40)];
+
+    /// <summary>8 x 8, a checkerboard of entries 0 and 2 on the left half, entry 1 on the right half.</summary>
+    private static byte[] Indices()
+    {
+        var indices = new byte[64];
+        for (var y = 0; y < 8; y++)
+            for (var x = 0; x < 8; x++)
+                indices[y * 8 + x] = x >= 4 ? (byte)1 : (byte)((x + y) % 2 == 0 ? 0 : 2);
+        return indices;
+    }
+
+    [Fact]
+    public void APalettedPngIsReadThroughItsColourTableAndItsColoursAveragedWhenReduced()
+    {
+        var png = PalettedPng(8, 8, Indices(), Colours);
+        var full = RasterImage.ReadUploadedRgb(png, 1_000_000, 4096, "logo.png");
+        Assert.Equal((8, 8), (full.Width, full.Height));
+        Assert.Equal((0, 0, 0), Pixel(full, 0, 0));
+        Assert.Equal((200, 100, 40), Pixel(full, 0, 1));
+        Assert.Equal((255, 0, 0), Pixel(full, 0, 7));
+
+        // Reduced to 2 x 2: each output pixel averages the colours of its 4 x 4 block, never an index between two
+        // entries (the mean of indices 0 and 2 would be entry 1, red).
+        var reduced = RasterImage.ReadUploadedRgb(png, 1_000_000, 2, "logo.png");
+        Assert.Equal((2, 2), (reduced.Width, reduced.Height));
+        Assert.Equal((100, 50, 20), Pixel(reduced, 0, 0));
+        Assert.Equal((100, 50, 20), Pixel(reduced, 1, 0));
+        Assert.Equal((255, 0, 0), Pixel(reduced, 1, 1));
+    }
+
+    [Fact]
+    public void AColourTableTiffReadsAsItsColours()
+    {
+        var path = Path.Combine(_dir.FullName, "classes.tif");
+        RasterWriter.WriteClassMap(path, 8, 8, Indices(), [0, 1, 0, 0, 0, -1], null, ["a", "b", "c"], Colours);
+        var image = RasterImage.ReadRgb(path);
+        Assert.Equal((200, 100, 40), Pixel(image, 1, 0));
+        Assert.Equal((255, 0, 0), Pixel(image, 5, 5));
+        // Ingest still asks for RGB: a scene's tiles are resampled, which indices cannot be.
+        var e = Assert.Throws<RasterException>(() => SceneTiler.Open(path, new TilingOptions { TileSize = 8, AllowMissingCrs = true }));
+        Assert.Contains("is a paletted image", e.Message);
+    }
+
+    private static (int, int, int) Pixel(RgbImage image, int row, int col) => (image[row, col, 0], image[row, col, 1], image[row, col, 2]);
+
+    /// <summary>A minimal PNG of colour type 3 (palette), bit depth 8: IHDR, PLTE, one IDAT, IEND.</summary>
+    internal static byte[] PalettedPng(int width, int height, byte[] indices, IReadOnlyList<(byte R, byte G, byte B)> palette)
+    {
+        using var png = new MemoryStream();
+        png.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        var header = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(header, width);
+        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), height);
+        header[8] = 8;   // bit depth
+        header[9] = 3;   // colour type: palette
+        Chunk(png, "IHDR", header);
+        Chunk(png, "PLTE", palette.SelectMany(c => new[] { c.R, c.G, c.B }).ToArray());
+        using var raw = new MemoryStream();
+        using (var z = new ZLibStream(raw, CompressionLevel.Optimal, leaveOpen: true))
+            for (var y = 0; y < height; y++)
+            {
+                z.WriteByte(0);   // filter: none
+                z.Write(indices, y * width, width);
+            }
+        Chunk(png, "IDAT", raw.ToArray());
+        Chunk(png, "IEND", []);
+        return png.ToArray();
+    }
+
+    private static void Chunk(Stream png, string type, byte[] data)
+    {
+        var length = new byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(length, data.Length);
+        png.Write(length);
+        var typed = Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
+        png.Write(typed);
+        var crc = new byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32(typed));
+        png.Write(crc);
+    }
+
+    private static uint Crc32(byte[] bytes)
+    {
+        var crc = 0xFFFFFFFFu;
+        foreach (var b in bytes)
+        {
+            crc ^= b;
+            for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+        }
+        return ~crc;
+    }
+}
