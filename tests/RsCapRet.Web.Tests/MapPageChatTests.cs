@@ -81,6 +81,11 @@ public sealed class MapPageChatTests(TestDatabase db) : IClassFixture<TestDataba
         Assert.Equal(["user", "model", "image_tile", "user"], f.GetProperty("followUpTurns").EnumerateArray().Select(t => t.GetString()!));
         // user, model, tile, user, model, upload: the page's conversation.
         Assert.Equal(6, f.GetProperty("desktopTurns").GetInt32());
+        // An image dropped on the panel joined it too (outlined while dragged), and started no image search.
+        Assert.True(f.GetProperty("panelOutlinedWhileDragging").GetBoolean());
+        Assert.False(f.GetProperty("outlineAfterDrop").GetBoolean());
+        Assert.Equal(7, f.GetProperty("afterDropTurns").GetInt32());
+        Assert.Equal(0, f.GetProperty("imageSearchesAfterDrop").GetInt32());
         Assert.True(File.Exists(prefix + "-1400.png") && File.Exists(prefix + "-390.png"));
         return f;
     }

@@ -1,12 +1,13 @@
 // Issue 34 on the map page in headless Chromium (Debian's): the chat panel. At 1400x900: open it, ask "show me a
 // farm", see the model's answer in the transcript; search, "Chat about this tile" on a result (an image turn the model
-// describes), ask about it (the page sends the conversation back with the description), add an uploaded image; a
-// retrieved tile, when the model retrieved, selects its footprint on the map. At 390x844 (a phone): "Chat" under
+// describes), ask about it (the page sends the conversation back with the description), add an uploaded image, then
+// drop one on the panel (it joins the conversation; no image search starts); a retrieved tile, when the model retrieved, selects its footprint on the map. At 390x844 (a phone): "Chat" under
 // "Tools", the same question answered. No console errors, no 4xx/5xx answers anywhere.
 //   node tests/web/map-chat.mjs <baseUrl> <screenshotPrefix> <uploadImage> [retrieves]
 // With "retrieves" (a model that answers "show me a farm" with [RET]) the first answer must list tiles, and a click on
 // one must select its footprint on the map.
 // Screenshots: <prefix>-1400.png, <prefix>-390.png. Prints one JSON line of facts (MapPageChatTests.cs checks them) or exits 1.
+import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const [baseUrl, prefix, uploadImage, mode] = process.argv.slice(2);
@@ -27,7 +28,10 @@ async function openPage(width, height, label) {
   page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`${label}: console: ${m.text()}`); });
   page.on('response', (r) => { if (r.status() >= 400) problems.push(`${label}: HTTP ${r.status()} for ${r.url()}`); });
-  page.on('request', (r) => { if (r.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(r.postData() ?? '{}')); });
+  page.on('request', (r) => {
+    if (r.url().endsWith('/api/chat')) chatBodies.push(JSON.parse(r.postData() ?? '{}'));
+    if (r.url().includes('/api/search/image')) facts.imageSearches = (facts.imageSearches ?? 0) + 1;
+  });
   await page.goto(baseUrl + '/');
   await page.waitForFunction(() => window.rscapretMap && window.rscapretChat);
   return page;
@@ -104,6 +108,23 @@ try {
   facts.notes = await page.locator('#chatTranscript .chat-note').count();
   facts.noteText = facts.notes > 0 ? await page.textContent('#chatTranscript .chat-note') : null;
   facts.desktopTurns = (await page.evaluate(() => window.rscapretChat.turns())).length;
+
+  at('desktop: drop an image on the panel');
+  const dropped = await page.evaluateHandle((b64) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'dropped.png', { type: 'image/png' }));
+    return transfer;
+  }, readFileSync(uploadImage).toString('base64'));
+  const addressBefore = page.url();
+  await page.dispatchEvent('#chatTranscript', 'dragenter', { dataTransfer: dropped });
+  facts.panelOutlinedWhileDragging = await page.evaluate(() => document.body.classList.contains('dropping'));
+  await chat(page, () => page.dispatchEvent('#chatTranscript', 'drop', { dataTransfer: dropped }));
+  const dropTurn = chatBodies[chatBodies.length - 1].turns.at(-1);
+  check(typeof dropTurn.image_upload === 'string' && dropTurn.image_upload.length > 100, 'the dropped image was not sent as base64');
+  check(page.url() === addressBefore, 'the drop navigated away: ' + page.url());
+  facts.outlineAfterDrop = await page.evaluate(() => document.body.classList.contains('dropping'));
+  facts.afterDropTurns = (await page.evaluate(() => window.rscapretChat.turns())).length;
+  facts.imageSearchesAfterDrop = facts.imageSearches ?? 0;
   await imageryLoaded(page);
   await page.screenshot({ path: `${prefix}-1400.png` });
   await page.close();

@@ -156,6 +156,37 @@ try {
   await page.waitForSelector('#error:not([hidden])');
   check((await page.textContent('#error')).includes('cannot be read'), 'a file that is not an image: ' + await page.textContent('#error'));
   check(await page.locator('#results li').count() === 0, 'nothing listed after a refused image');
+  // Dropped on the map, an image searches by it as "By image" does (the browser does not open it in place of the
+  // page); a file that is no image is refused in the page, never sent.
+  const dropFile = (bytes, name, type) => page.evaluateHandle(([b64, n, t]) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], n, { type: t }));
+    return transfer;
+  }, [bytes.toString('base64'), name, type]);
+  const droppedPng = await dropFile(thumbBytes, 'dropped.png', 'image/png');
+  const dragTaken = await page.evaluate((transfer) => {
+    const over = new DragEvent('dragover', { dataTransfer: transfer, bubbles: true, cancelable: true });
+    document.getElementById('map').dispatchEvent(over);
+    return over.defaultPrevented;
+  }, droppedPng);
+  check(dragTaken, 'a file dragged over the map is left to the browser, which would open it in place of the page');
+  const [dropResponse] = await Promise.all([
+    page.waitForResponse((r) => r.url().includes('/api/search/image')),
+    page.dispatchEvent('#map', 'drop', { dataTransfer: droppedPng }),
+  ]);
+  check(dropResponse.status() === 200, `the dropped image's search answered HTTP ${dropResponse.status()}`);
+  const dropIds = (await dropResponse.json()).features.map((f) => f.properties.tile_id);
+  check(dropIds.includes(firstId), `the dropped thumbnail of tile ${firstId} finds it: ${dropIds}`);
+  await page.waitForFunction((n) => document.querySelectorAll('#results li').length === n && document.querySelector('#status').textContent !== 'Searching…', dropIds.length);
+  check((await page.textContent('#sourceTile')).includes('similar to your image dropped.png'), 'the source chip names the dropped image');
+  let searchesAfter = 0;
+  const countSearches = (r) => { if (r.url().includes('/api/search')) searchesAfter++; };
+  page.on('request', countSearches);
+  await page.dispatchEvent('#map', 'drop', { dataTransfer: await dropFile(Buffer.from('%PDF-1.4'), 'report.pdf', 'application/pdf') });
+  await page.waitForFunction(() => !document.querySelector('#error').hidden && document.querySelector('#error').textContent.includes('report.pdf'));
+  check((await page.textContent('#error')).includes('report.pdf is not a PNG, JPEG, TIFF or WebP image'), 'a dropped PDF: ' + await page.textContent('#error'));
+  page.off('request', countSearches);
+  check(searchesAfter === 0, `a dropped PDF was sent to a search (${searchesAfter} requests)`);
 
   // "similar tiles" emptied the box (issue 29); "limit to map view" sends the view's bbox.
   check(await page.inputValue('#q') === '', 'similar tiles left the text in the box');

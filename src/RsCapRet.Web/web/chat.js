@@ -237,13 +237,22 @@
   imageInput.addEventListener('change', async () => {
     const file = imageInput.files?.[0];
     imageInput.value = '';
-    if (!file || busy) return;
+    if (file) await addImageFile(file);
+  });
+  // An image file dropped on the panel joins the conversation (map.js leaves drops here to it).
+  panel.addEventListener('drop', async (e) => {
+    const file = e.dataTransfer?.files?.[0];
+    if (file) { e.preventDefault(); await addImageFile(file); }
+  });
+
+  async function addImageFile(file) {
+    if (busy) return;
     let encoded;
     try { encoded = await encodeUpload(file); } catch (e) { append(el('li', 'chat-error', `${file.name}: ${e.message}`)); return; }
     const li = append(encoded.preview ? imageBubble(encoded.preview, file.name) : el('li', 'chat-image', file.name));
     if (!encoded.preview) li.prepend(el('span', 'who', 'image'));
     await send({ image_upload: encoded.base64 });
-  });
+  }
 
   // "Chat about this tile" on every search result (rows map.js lists; change pairs are not single tiles).
   const results = $('results');

@@ -662,10 +662,15 @@
   // "By image": tiles that look like an image of the user's (POST /api/search/image), with the form's k and filters.
   // The image cannot live in the address, so the address drops the text search; "more" posts it again.
   const byImage = $('byImage');
+  const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/tiff', 'image/webp'];
   byImage.addEventListener('change', () => {
     const file = byImage.files?.[0];
     byImage.value = '';   // choosing the same file again searches again
-    if (!file) return;
+    if (file) searchByImage(file);
+  });
+  function searchByImage(file) {
+    // A type the browser knows and that is not an image we read (a PDF, a zip): said here, without an upload.
+    if (file.type && !IMAGE_TYPES.includes(file.type)) { clearResults(); showError(`${file.name} is not a PNG, JPEG, TIFF or WebP image.`); return; }
     if (file.size > 20_000_000) { clearResults(); showError(`${file.name} is larger than 20 MB, the upload limit.`); return; }
     updateImagery();
     const params = paramsFromForm();
@@ -674,6 +679,27 @@
     q.value = '';
     history.replaceState(null, '', location.pathname);
     search(params, file);
+  }
+
+  // An image file dropped on the page searches by it (over the chat panel it joins the conversation: chat.js). Without
+  // this the browser would open the dropped file in place of the page, and the map's state would be lost.
+  const dragsFiles = (e) => [...(e.dataTransfer?.types ?? [])].includes('Files');
+  let dragDepth = 0;
+  document.addEventListener('dragenter', (e) => { if (dragsFiles(e)) { dragDepth++; document.body.classList.add('dropping'); } });
+  document.addEventListener('dragleave', (e) => { if (dragsFiles(e) && --dragDepth <= 0) { dragDepth = 0; document.body.classList.remove('dropping'); } });
+  document.addEventListener('dragover', (e) => {
+    if (!dragsFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  document.addEventListener('drop', (e) => {
+    dragDepth = 0;
+    document.body.classList.remove('dropping');
+    if (!dragsFiles(e)) return;
+    e.preventDefault();
+    if (e.target instanceof Element && e.target.closest('#chatPanel')) return;
+    const file = e.dataTransfer.files?.[0];
+    if (file) searchByImage(file);
   });
 
   // Opening the page with ?q=...[&k=&bbox=&near=&after=&before=] runs that search (the filters fill their inputs).
