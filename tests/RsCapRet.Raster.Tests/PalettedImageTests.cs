@@ -1,8 +1,6 @@
-using System.Buffers.Binary;
-using System.IO.Compression;
-using System.Text;
 using RsCapRet.Core;
 using RsCapRet.Raster;
+using RsCapRet.TestSupport;
 
 namespace RsCapRet.Raster.Tests;
 
@@ -27,7 +25,7 @@ public sealed class PalettedImageTests : IDisposable
     [Fact]
     public void APalettedPngIsReadThroughItsColourTableAndItsColoursAveragedWhenReduced()
     {
-        var png = PalettedPng(8, 8, Indices(), Colours);
+        var png = CraftedPngs.Paletted(8, 8, Indices(), Colours);
         var full = RasterImage.ReadUploadedRgb(png, 1_000_000, 4096, "logo.png");
         Assert.Equal((8, 8), (full.Width, full.Height));
         Assert.Equal((0, 0, 0), Pixel(full, 0, 0));
@@ -57,51 +55,4 @@ public sealed class PalettedImageTests : IDisposable
     }
 
     private static (int, int, int) Pixel(RgbImage image, int row, int col) => (image[row, col, 0], image[row, col, 1], image[row, col, 2]);
-
-    /// <summary>A minimal PNG of colour type 3 (palette), bit depth 8: IHDR, PLTE, one IDAT, IEND.</summary>
-    internal static byte[] PalettedPng(int width, int height, byte[] indices, IReadOnlyList<(byte R, byte G, byte B)> palette)
-    {
-        using var png = new MemoryStream();
-        png.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
-        var header = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(header, width);
-        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), height);
-        header[8] = 8;   // bit depth
-        header[9] = 3;   // colour type: palette
-        Chunk(png, "IHDR", header);
-        Chunk(png, "PLTE", palette.SelectMany(c => new[] { c.R, c.G, c.B }).ToArray());
-        using var raw = new MemoryStream();
-        using (var z = new ZLibStream(raw, CompressionLevel.Optimal, leaveOpen: true))
-            for (var y = 0; y < height; y++)
-            {
-                z.WriteByte(0);   // filter: none
-                z.Write(indices, y * width, width);
-            }
-        Chunk(png, "IDAT", raw.ToArray());
-        Chunk(png, "IEND", []);
-        return png.ToArray();
-    }
-
-    private static void Chunk(Stream png, string type, byte[] data)
-    {
-        var length = new byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(length, data.Length);
-        png.Write(length);
-        var typed = Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
-        png.Write(typed);
-        var crc = new byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32(typed));
-        png.Write(crc);
-    }
-
-    private static uint Crc32(byte[] bytes)
-    {
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in bytes)
-        {
-            crc ^= b;
-            for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
-        }
-        return ~crc;
-    }
 }

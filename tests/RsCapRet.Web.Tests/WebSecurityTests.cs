@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Compression;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -214,47 +212,8 @@ internal static class TestImages
         return path;
     }
 
-    /// <summary>A PNG whose header declares <paramref name="width"/> x <paramref name="height"/> RGB pixels, with a token IDAT.</summary>
-    public static byte[] PngHeaderOnly(int width, int height)
-    {
-        using var output = new MemoryStream();
-        output.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
-        var ihdr = new byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
-        ihdr[8] = 8; ihdr[9] = 2;   // 8-bit RGB
-        Chunk(output, "IHDR", ihdr);
-        using (var z = new MemoryStream())
-        {
-            using (var zl = new ZLibStream(z, CompressionLevel.Fastest, leaveOpen: true)) zl.Write(new byte[1 + width * 3]);   // one row
-            Chunk(output, "IDAT", z.ToArray());
-        }
-        Chunk(output, "IEND", []);
-        return output.ToArray();
-    }
-
-    private static void Chunk(Stream s, string type, byte[] data)
-    {
-        var len = new byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(len, data.Length);
-        s.Write(len);
-        var typed = Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
-        s.Write(typed);
-        var crc = new byte[4];
-        BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32(typed));
-        s.Write(crc);
-    }
-
-    private static uint Crc32(byte[] bytes)
-    {
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in bytes)
-        {
-            crc ^= b;
-            for (var k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-        }
-        return ~crc;
-    }
+    /// <summary>A PNG whose header declares <paramref name="width"/> x <paramref name="height"/> RGB pixels, with one row of them.</summary>
+    public static byte[] PngHeaderOnly(int width, int height) => CraftedPngs.Write(width, height, 2, new byte[1 + width * 3]);
 }
 
 /// <summary>The web host's errors are JSON: unknown routes, wrong methods, a database outage, a dropped pooled connection.</summary>
