@@ -9,7 +9,7 @@ public static class RasterImage
 {
     /// <summary>
     /// Reads the whole image as RGB (1-band images replicated; paletted ones through their colour table; alpha ignored;
-    /// no stretch for Byte data). With <paramref name="maxSide"/>, larger images are read downsampled by GDAL so the
+    /// no stretch for Byte data). With <paramref name="maxSide"/>, larger images are read reduced by GDAL (averaging) so the
     /// longer side fits it.
     /// </summary>
     public static RgbImage ReadRgb(string path, int? maxSide = null)
@@ -76,8 +76,10 @@ public static class RasterImage
                 throw new RasterException(path, $"band {b} is {ds.Bands[b - 1].DataType}; images for the model must be 8-bit (use a scene ingest for other types)");
         var image = RgbImage.Create(w, h);
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
+        // Reduced: GDAL averages the pixels under each output pixel (nearest would alias roofs and fields into noise).
+        var resample = w < ds.Width || h < ds.Height ? ResampleAlgorithm.Average : ResampleAlgorithm.Nearest;
         for (var c = 0; c < 3; c++)
-            ds.Read(rgb[c], full, image.Pixels.AsSpan(c), w, h, pixelStride: 3, ct: ct);
+            ds.Read(rgb[c], full, image.Pixels.AsSpan(c), w, h, resample, pixelStride: 3, ct: ct);
         return image;
     }
 

@@ -4,8 +4,11 @@ using RsCapRet.TestSupport;
 
 namespace RsCapRet.Raster.Tests;
 
-/// <summary>Paletted images (8-bit PNGs from web optimisers, colour-table TIFFs) as a query or chat image: read through their colour table.</summary>
-public sealed class PalettedImageTests : IDisposable
+/// <summary>
+/// Images given as a search query or to the chat: paletted ones (8-bit PNGs from web optimisers, colour-table TIFFs)
+/// read through their colour table, and large ones reduced by averaging.
+/// </summary>
+public sealed class QueryImageTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-palette-");
     public void Dispose() => _dir.Delete(recursive: true);
@@ -52,6 +55,20 @@ public sealed class PalettedImageTests : IDisposable
         // Ingest still asks for RGB: a scene's tiles are resampled, which indices cannot be.
         var e = Assert.Throws<RasterException>(() => SceneTiler.Open(path, new TilingOptions { TileSize = 8, AllowMissingCrs = true }));
         Assert.Contains("is a paletted image", e.Message);
+    }
+
+    [Fact]
+    public void ALargeImageIsReducedByAveragingNotBySkippingPixels()
+    {
+        // 8 x 8 RGB, a one-pixel checkerboard of black and white: reduced to 4 x 4 it is mid-grey everywhere (nearest
+        // would keep one of the two, all black or all white).
+        var rows = new byte[8 * (1 + 8 * 3)];
+        for (var y = 0; y < 8; y++)
+            for (var x = 0; x < 8; x++)
+                rows.AsSpan(y * (1 + 24) + 1 + x * 3, 3).Fill((x + y) % 2 == 0 ? (byte)0 : (byte)255);
+        var reduced = RasterImage.ReadUploadedRgb(CraftedPngs.Write(8, 8, 2, rows), 1_000_000, 4, "checker.png");
+        Assert.Equal((4, 4), (reduced.Width, reduced.Height));
+        Assert.All(reduced.Pixels, v => Assert.InRange(v, 126, 129));
     }
 
     private static (int, int, int) Pixel(RgbImage image, int row, int col) => (image[row, col, 0], image[row, col, 1], image[row, col, 2]);
