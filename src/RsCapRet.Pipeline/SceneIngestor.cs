@@ -154,7 +154,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var warning = info.Grid.SmallTileWarning is { } small ? (resolution.Warning is { } w ? $"{w}; {small}" : small) : resolution.Warning;
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
-                $"{path}: {info.Width}x{info.Height} px, {info.BandCount} bands, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
+                $"{path}: {info.Width}x{info.Height} px, {Counted.Of(info.BandCount, "band")}, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +
                 $"{info.GridRows}x{info.GridCols} tiles of {tiling.TileSize} px; {resolution.Note}"));
             // Tiles stream into the scene's open transaction batch by batch: memory does not grow with the scene.
             await using var writer = await store.BeginSceneTilesAsync(claim, modelId, work);

@@ -203,16 +203,16 @@ public sealed class RasterDataset : IDisposable
     private static int ContinueUnlessCancelled(double complete, IntPtr message, IntPtr data) =>
         GCHandle.FromIntPtr(data).Target is StrongBox<CancellationToken> { Value.IsCancellationRequested: true } ? 0 : 1;
 
-    /// <summary>Band <paramref name="band"/>'s colour table as RGB entries (index = pixel value); null when it has none.</summary>
-    public IReadOnlyList<(byte R, byte G, byte B)>? ColorTable(int band)
+    /// <summary>Band <paramref name="band"/>'s colour table as RGB entries with alpha (index = pixel value); null when it has none.</summary>
+    public IReadOnlyList<PaletteEntry>? ColorTable(int band)
     {
         if (band < 1 || band > Bands.Count) throw new ArgumentOutOfRangeException(nameof(band), band, $"{Path} has bands 1..{Bands.Count}.");
         var table = GdalNative.GDALGetRasterColorTable(GdalNative.GDALGetRasterBand(_handle, band));
         if (table == IntPtr.Zero) return null;
-        var entries = new (byte, byte, byte)[GdalNative.GDALGetColorEntryCount(table)];
+        static byte Byte(short v) => (byte)Math.Clamp((int)v, 0, 255);
+        var entries = new PaletteEntry[GdalNative.GDALGetColorEntryCount(table)];
         for (var i = 0; i < entries.Length; i++)
-            if (GdalNative.GDALGetColorEntryAsRGB(table, i, out var e) != 0)
-                entries[i] = ((byte)Math.Clamp((int)e.C1, 0, 255), (byte)Math.Clamp((int)e.C2, 0, 255), (byte)Math.Clamp((int)e.C3, 0, 255));
+            if (GdalNative.GDALGetColorEntryAsRGB(table, i, out var e) != 0) entries[i] = new PaletteEntry(Byte(e.C1), Byte(e.C2), Byte(e.C3), Byte(e.C4));
         return entries;
     }
 

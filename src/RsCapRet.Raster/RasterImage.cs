@@ -83,44 +83,15 @@ public static class RasterImage
         return image;
     }
 
-    /// <summary>Pixels from one supersampled read at most per output pixel side when a paletted image is reduced.</summary>
-    private const int PaletteSupersampling = 4;
-    /// <summary>Indices held at once (64 MB): a large output is sampled more thinly rather than allocating more.</summary>
-    private const long PaletteMaxSamples = 16_000_000;
-
     /// <summary>
-    /// A paletted image (8-bit PNGs from web optimisers, GIF-like TIFFs) through its colour table. Indices are not
-    /// resampled (averaging two indices gives a third, unrelated colour; GDAL itself falls back to nearest): they are
-    /// read at up to <see cref="PaletteSupersampling"/>² samples per output pixel, looked up, and the colours averaged.
-    /// Entries' alpha is ignored, as the alpha band of an RGBA image is.
+    /// A paletted image (8-bit PNGs from web optimisers, GIF-like TIFFs) through its colour table, the colours of a
+    /// reduced image averaged (<see cref="PaletteReads"/>). Entries' alpha is ignored, as the alpha band of an RGBA image is.
     /// </summary>
     private static RgbImage ReadPaletted(RasterDataset ds, RasterBandInfo band, string path, int w, int h, CancellationToken ct)
     {
         var table = ds.ColorTable(band.Index) ?? throw new RasterException(path, $"band {band.Index} is paletted but has no colour table");
-        var k = Math.Max(1, Math.Min(Math.Min(PaletteSupersampling, (int)Math.Sqrt(PaletteMaxSamples / ((double)w * h))),
-            Math.Min(ds.Width / w, ds.Height / h)));
-        int sw = w * k, sh = h * k;
-        var indices = new int[sw * sh];
-        ds.Read(band.Index, new PixelWindow(0, 0, ds.Width, ds.Height), indices.AsSpan(), sw, sh, ct: ct);
         var image = RgbImage.Create(w, h);
-        for (var y = 0; y < h; y++)
-            for (var x = 0; x < w; x++)
-            {
-                int r = 0, g = 0, b = 0;
-                for (var dy = 0; dy < k; dy++)
-                    for (var dx = 0; dx < k; dx++)
-                    {
-                        var i = indices[(y * k + dy) * sw + x * k + dx];
-                        // A value beyond the table (a damaged file) shows black rather than failing the image.
-                        if (i < 0 || i >= table.Count) continue;
-                        r += table[i].R; g += table[i].G; b += table[i].B;
-                    }
-                var o = (y * w + x) * 3;
-                int n = k * k;
-                image.Pixels[o] = (byte)((r + n / 2) / n);
-                image.Pixels[o + 1] = (byte)((g + n / 2) / n);
-                image.Pixels[o + 2] = (byte)((b + n / 2) / n);
-            }
+        PaletteReads.Read(ds, band.Index, table, new PixelWindow(0, 0, ds.Width, ds.Height), w, h, image.Pixels, [], transparentIsMissing: false, ct);
         return image;
     }
 }

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using RsCapRet.Core;
 
 namespace RsCapRet.Raster;
 
@@ -29,6 +30,7 @@ public static class SceneDescription
                 ["nodata"] = b.NoData is { } nd && double.IsFinite(nd) ? nd : null, ["nodata_is_nan"] = b.NoData is { } n2 && double.IsNaN(n2),
             }).ToArray()),
             ["rgb_bands"] = new JsonArray(i.RgbBands.Select(b => (JsonNode?)b).ToArray()),
+            ["palette_entries"] = i.PaletteEntries,
             ["crs_epsg"] = ds.Crs?.Epsg,
             ["crs_wkt"] = ds.Crs?.Wkt,
             ["geotransform"] = gt is null ? null : new JsonArray(gt.Select(v => (JsonNode?)v).ToArray()),
@@ -68,12 +70,12 @@ public static class SceneDescription
     {
         var sb = new StringBuilder();
         sb.AppendLine($"file: {i.Path} ({i.Driver})");
-        sb.AppendLine($"size: {i.Width} x {i.Height} px, {Count(i.BandCount, "band")}; RGB from bands {string.Join(",", i.RgbBands)}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
+        sb.AppendLine($"size: {i.Width} x {i.Height} px, {Counted.Of(i.BandCount, "band")}; RGB from bands {string.Join(",", i.RgbBands)}{(i.PaletteEntries is { } p ? $" (paletted: through its colour table of {Counted.Of(p, "entry", "entries")})" : "")}{(i.AlphaBand is { } a ? $", alpha band {a}" : "")}");
         sb.AppendLine($"crs: {(i.Crs is null ? "none" : i.Crs.Epsg is { } e ? $"EPSG:{e}" : "custom (no EPSG code)")}");
         if (i.GeoTransform is { } gt) sb.AppendLine(FormattableString.Invariant($"origin: ({gt[0]}, {gt[3]}), pixel size ({gt[1]}, {gt[5]}), rotation ({gt[2]}, {gt[4]})"));
         var units = i.GsdInMetres ? "m/px" : "units/px";
         var approx = i.Crs is { IsGeographic: true } && i.GsdInMetres ? ", measured at the scene's centre latitude" : "";
-        sb.AppendLine($"grid: {Count(i.GridRows, "row")} x {Count(i.GridCols, "col")} of {tileSize}-px tiles at {Gsd(i.TileGsd)} {units} (native {Gsd(i.NativeGsd)}{approx})");
+        sb.AppendLine($"grid: {Counted.Of(i.GridRows, "row")} x {Counted.Of(i.GridCols, "col")} of {tileSize}-px tiles at {Gsd(i.TileGsd)} {units} (native {Gsd(i.NativeGsd)}{approx})");
         sb.AppendLine("edges: " + Edges(i.Grid));
         if (i.FootprintWgs84 is { } f)
         {
@@ -89,5 +91,4 @@ public static class SceneDescription
         return sb.ToString();
     }
 
-    private static string Count(int n, string noun) => $"{n} {noun}{(n == 1 ? "" : "s")}";
 }

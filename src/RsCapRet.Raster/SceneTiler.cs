@@ -84,6 +84,8 @@ public sealed record SceneInfo(string Path, string Driver, int Width, int Height
     public DateTimeOffset? AcquiredAt => Acquisition?.Time;
     /// <summary>Whether <see cref="NativeGsd"/> and <see cref="TileGsd"/> are metres (<see cref="RasterDataset.MetresPerPixel"/>); else the file's own units.</summary>
     public bool GsdInMetres { get; init; }
+    /// <summary>The colour table's entries when the RGB bands are one paletted band read through it; else null.</summary>
+    public int? PaletteEntries { get; init; }
     /// <summary>Where the tiles lie: flush edges, padding of dimensions smaller than a tile.</summary>
     public required TileGrid Grid { get; init; }
 }
@@ -110,6 +112,8 @@ public sealed class SceneTiler : IDisposable
     private readonly CoordinateTransform? _toWgs84;
     private readonly int _srid;
     private readonly TileGrid _grid;
+    /// <summary>The colour table the tiles are read through (a paletted scene); null otherwise.</summary>
+    private readonly IReadOnlyList<PaletteEntry>? _palette;
 
     /// <summary>
     /// How tiles narrower than the model input are filled. Chosen by measurement (bench/run padding, docs/cli.md "Edge tiles
@@ -147,6 +151,7 @@ public sealed class SceneTiler : IDisposable
             throw new RasterException(path, "has no geotransform, so its tiles cannot be placed on the map (pass --no-crs to index it in pixel coordinates)");
 
         var (rgb, alpha) = ChooseBands(ds, options.Bands);
+        _palette = PaletteOf(ds, rgb);
         foreach (var b in rgb.Distinct())
             if (ds.Bands[b - 1].DataType is GdalDataType.CInt16 or GdalDataType.CInt32 or GdalDataType.CFloat32 or GdalDataType.CFloat64 or GdalDataType.Unknown)
                 throw new RasterException(path, $"band {b} has data type {ds.Bands[b - 1].DataType}, which cannot be shown as an image");
@@ -184,7 +189,7 @@ public sealed class SceneTiler : IDisposable
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
             nativeGsd, tileGsd, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
             StretchRanges(ds, rgb, alpha, options, ct))
-        { Grid = _grid, GsdInMetres = metres is not null };
+        { Grid = _grid, GsdInMetres = metres is not null, PaletteEntries = _palette?.Count };
     }
 
     /// <summary>
@@ -315,6 +320,12 @@ public sealed class SceneTiler : IDisposable
             else _ds.ReadMask(b, clipped, mask, outW, outH, ct);
             for (var k = 0; k < mask.Length; k++) if (mask[k] == 0) valid[k] = false;
         }
+        if (_palette is not null)
+        {
+            // Transparent entries are missing data, as an alpha band's zeros are.
+            PaletteReads.Read(_ds, Info.RgbBands[0], _palette, clipped, outW, outH, rgb, valid, transparentIsMissing: true, ct);
+            return (rgb, valid);
+        }
         for (var channel = 0; channel < 3; channel++)
         {
             _ds.Read(Info.RgbBands[channel], clipped, values.AsSpan(), outW, outH, resample, ct: ct);
@@ -368,6 +379,11 @@ public sealed class SceneTiler : IDisposable
     {
         var clipped = Clip(window);
         var image = RgbImage.Create(size, size);
+        if (_palette is not null)
+        {
+            PaletteReads.Read(_ds, Info.RgbBands[0], _palette, clipped, size, size, image.Pixels, [], transparentIsMissing: true, default);
+            return image;
+        }
         var values = new float[size * size];
         for (var channel = 0; channel < 3; channel++)
         {
@@ -448,6 +464,9 @@ public sealed class SceneTiler : IDisposable
         {
             foreach (var b in requested)
                 if (b < 1 || b > ds.Bands.Count) throw new RasterException(ds.Path, $"has no band {b} (it has {ds.Bands.Count})");
+            // A paletted band is a colour picture on its own: it cannot be one channel of three.
+            if (requested.Distinct().Count() > 1 && requested.FirstOrDefault(b => ds.Bands[b - 1].ColorInterpretation == ColorInterpretation.Palette) is > 0 and var p)
+                throw new RasterException(ds.Path, $"band {p} is paletted: choose it alone (--bands {p}) or expand it first (gdal_translate -expand rgb)");
             return (requested.ToArray(), alpha);
         }
         int? Find(ColorInterpretation ci) => ds.Bands.FirstOrDefault(b => b.ColorInterpretation == ci)?.Index;
@@ -455,9 +474,17 @@ public sealed class SceneTiler : IDisposable
             return ([r, g, bl], alpha);
         var data = ds.Bands.Where(b => !b.IsAlpha).Select(b => b.Index).ToArray();
         if (data.Length == 0) throw new RasterException(ds.Path, "has only alpha bands");
-        if (ds.Bands[data[0] - 1].ColorInterpretation == ColorInterpretation.Palette)
-            throw new RasterException(ds.Path, "is a paletted image; expand it to RGB first (gdal_translate -expand rgb)");
+        // A paletted band: its colour table gives the three channels (PaletteOf).
+        if (ds.Bands[data[0] - 1].ColorInterpretation == ColorInterpretation.Palette) return ([data[0], data[0], data[0]], alpha);
         return (data.Length >= 3 ? data[..3] : [data[0], data[0], data[0]], alpha);
+    }
+
+    /// <summary>The colour table the chosen bands are read through: one paletted band chosen for all three; else null.</summary>
+    internal static IReadOnlyList<PaletteEntry>? PaletteOf(RasterDataset ds, IReadOnlyList<int> rgb)
+    {
+        if (rgb.Distinct().Count() != 1 || ds.Bands[rgb[0] - 1].ColorInterpretation != ColorInterpretation.Palette) return null;
+        return ds.ColorTable(rgb[0]) is { Count: > 0 } table ? table
+            : throw new RasterException(ds.Path, $"band {rgb[0]} is paletted but has no colour table");
     }
 
     /// <summary>
@@ -467,7 +494,9 @@ public sealed class SceneTiler : IDisposable
     private static IReadOnlyList<(double, double)> StretchRanges(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, TilingOptions options,
         CancellationToken ct)
     {
-        var stretch = options.Stretch == StretchMode.Auto
+        // Colours from a colour table are shown as they are: a stretch would apply to the indices.
+        var stretch = PaletteOf(ds, rgb) is not null ? StretchMode.None
+            : options.Stretch == StretchMode.Auto
             ? rgb.All(b => ds.Bands[b - 1].DataType == GdalDataType.Byte) ? StretchMode.None : StretchMode.Percentile
             : options.Stretch;
         if (stretch == StretchMode.None) return rgb.Select(_ => (0.0, 255.0)).ToArray();

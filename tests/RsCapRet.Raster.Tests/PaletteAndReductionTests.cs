@@ -5,10 +5,10 @@ using RsCapRet.TestSupport;
 namespace RsCapRet.Raster.Tests;
 
 /// <summary>
-/// Images given as a search query or to the chat: paletted ones (8-bit PNGs from web optimisers, colour-table TIFFs)
-/// read through their colour table, and large ones reduced by averaging.
+/// Paletted rasters (8-bit PNGs from web optimisers, colour-table TIFFs), as a query or chat image and as a scene, read
+/// through their colour table with reduced pixels averaging colours; and query images reduced by averaging.
 /// </summary>
-public sealed class QueryImageTests : IDisposable
+public sealed class PaletteAndReductionTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("rscapret-palette-");
     public void Dispose() => _dir.Delete(recursive: true);
@@ -52,9 +52,45 @@ public sealed class QueryImageTests : IDisposable
         var image = RasterImage.ReadRgb(path);
         Assert.Equal((200, 100, 40), Pixel(image, 1, 0));
         Assert.Equal((255, 0, 0), Pixel(image, 5, 5));
-        // Ingest still asks for RGB: a scene's tiles are resampled, which indices cannot be.
-        var e = Assert.Throws<RasterException>(() => SceneTiler.Open(path, new TilingOptions { TileSize = 8, AllowMissingCrs = true }));
-        Assert.Contains("is a paletted image", e.Message);
+    }
+
+    [Fact]
+    public void APalettedSceneIsTiledThroughItsColourTableWithTransparentEntriesAsNodata()
+    {
+        // 16 x 16: the left half the checkerboard of entries 0 and 2, the top right entry 1, the bottom right nodata
+        // (255, a transparent entry in the class map's table).
+        var classes = new byte[256];
+        for (var y = 0; y < 16; y++)
+            for (var x = 0; x < 16; x++)
+                classes[y * 16 + x] = x < 8 ? (byte)((x + y) % 2 == 0 ? 0 : 2) : y < 8 ? (byte)1 : (byte)255;
+        var path = Path.Combine(_dir.FullName, "paletted-scene.tif");
+        RasterWriter.WriteClassMap(path, 16, 16, classes, [0, 1, 0, 16, 0, -1], null, ["a", "b", "c"], Colours);
+
+        using (var native = SceneTiler.Open(path, new TilingOptions { TileSize = 8, AllowMissingCrs = true }))
+        {
+            Assert.Equal([1, 1, 1], native.Info.RgbBands);
+            Assert.Equal(256, native.Info.PaletteEntries);
+            Assert.All(native.Info.StretchRanges, r => Assert.Equal((0.0, 255.0), r));   // colours as they are
+            var first = native.ReadTile(0, 0)!;
+            Assert.Equal((0, 0, 0), Pixel(first.Image, 0, 0));
+            Assert.Equal((200, 100, 40), Pixel(first.Image, 0, 1));
+            Assert.Equal((255, 0, 0), Pixel(native.ReadTile(0, 1)!.Image, 3, 3));
+            Assert.Null(native.ReadTile(1, 1));   // all nodata: skipped
+            Assert.Contains("paletted: through its colour table of 256 entries", SceneDescription.Text(native.Info, 8));
+            // A thumbnail of the whole scene (8 x 8): averaged colours, black where only nodata lies.
+            var thumbnail = native.ReadWindow(new PixelWindow(0, 0, 16, 16), 8);
+            Assert.Equal((100, 50, 20), Pixel(thumbnail, 0, 0));
+            Assert.Equal((255, 0, 0), Pixel(thumbnail, 0, 7));
+            Assert.Equal((0, 0, 0), Pixel(thumbnail, 7, 7));
+        }
+
+        // At twice the pixel size one tile covers the scene: each pixel averages the colours of its 2 x 2 source pixels.
+        using var reduced = SceneTiler.Open(path, new TilingOptions { TileSize = 8, AllowMissingCrs = true, TargetGsd = 2 });
+        var tile = Assert.Single(reduced.Tiles());
+        Assert.Equal((100, 50, 20), Pixel(tile.Image, 0, 0));
+        Assert.Equal((255, 0, 0), Pixel(tile.Image, 0, 7));
+        Assert.Equal((0, 0, 0), Pixel(tile.Image, 7, 7));
+        Assert.Equal(0.25, tile.NodataFraction, 6);
     }
 
     [Fact]
