@@ -8,13 +8,14 @@ public readonly record struct PaletteEntry(byte R, byte G, byte B, byte A);
 
 /// <summary>
 /// A paletted band read as colours. Indices are never resampled (the mean of two indices is a third, unrelated entry;
-/// GDAL itself falls back to nearest on paletted bands): a reduced window is read at up to <see cref="Supersampling"/>²
-/// samples per output pixel, each looked up, and the colours averaged; an enlarged one repeats its pixels.
+/// GDAL itself falls back to nearest on paletted bands): a reduced window is read at <see cref="Supersampling"/>²
+/// nearest samples per output pixel (fewer for a very large output), each looked up, and the colours averaged; an
+/// enlarged one repeats its pixels.
 /// </summary>
 internal static class PaletteReads
 {
     /// <summary>Samples per output pixel side at most.</summary>
-    public const int Supersampling = 4;
+    public const int Supersampling = 8;
     /// <summary>Indices held at once (64 MB): a large output is sampled more thinly rather than allocating more.</summary>
     public const long MaxSamples = 16_000_000;
 
@@ -27,8 +28,10 @@ internal static class PaletteReads
     public static void Read(RasterDataset ds, int band, IReadOnlyList<PaletteEntry> table, PixelWindow window, int outW, int outH,
         Span<byte> rgb, Span<bool> valid, bool transparentIsMissing, CancellationToken ct)
     {
-        var k = Math.Max(1, Math.Min(Math.Min(Supersampling, (int)Math.Sqrt(MaxSamples / ((double)outW * outH))),
-            Math.Min(window.Width / outW, window.Height / outH)));
+        // Reduced by any ratio, 1.37 included: k x k nearest samples per output pixel spread over the source pixels under
+        // it in about their shares (reading only whole multiples would fall back to nearest below a ratio of 2).
+        var reduced = window.Width > outW || window.Height > outH;
+        var k = reduced ? Math.Max(1, Math.Min(Supersampling, (int)Math.Sqrt(MaxSamples / ((double)outW * outH)))) : 1;
         int sw = outW * k, sh = outH * k;
         var indices = new int[sw * sh];
         ds.Read(band, window, indices.AsSpan(), sw, sh, ResampleAlgorithm.Nearest, ct: ct);

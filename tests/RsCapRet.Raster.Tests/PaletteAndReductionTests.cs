@@ -42,6 +42,16 @@ public sealed class PaletteAndReductionTests : IDisposable
         Assert.Equal((100, 50, 20), Pixel(reduced, 0, 0));
         Assert.Equal((100, 50, 20), Pixel(reduced, 1, 0));
         Assert.Equal((255, 0, 0), Pixel(reduced, 1, 1));
+
+        // By a ratio under two (12 px to 8): each pixel still mixes the entries under it, about half and half, where
+        // a plain nearest read would keep one entry (0 or 200 in red).
+        var board = new byte[144];
+        for (var i = 0; i < board.Length; i++) board[i] = (byte)((i / 12 + i % 12) % 2 == 0 ? 0 : 2);
+        var mixed = RasterImage.ReadUploadedRgb(CraftedPngs.Paletted(12, 12, board, Colours), 1_000_000, 8, "board.png");
+        Assert.Equal((8, 8), (mixed.Width, mixed.Height));
+        for (var y = 0; y < 8; y++)
+            for (var x = 0; x < 8; x++)
+                Assert.InRange(mixed[y, x, 0], 70, 130);
     }
 
     [Fact]
