@@ -89,7 +89,9 @@ public static class RasterImage
     /// </summary>
     private static RgbImage ReadPaletted(RasterDataset ds, RasterBandInfo band, string path, int w, int h, CancellationToken ct)
     {
-        var table = ds.ColorTable(band.Index) ?? throw new RasterException(path, $"band {band.Index} is paletted but has no colour table");
+        // Named as the caller names it: an upload's dataset path is an internal /vsimem/ one.
+        var table = ds.ColorTable(band.Index) is { Count: > 0 } t ? t
+            : throw new RasterException(path, $"band {band.Index} is paletted but has no colour table");
         var image = RgbImage.Create(w, h);
         PaletteReads.Read(ds, band.Index, table, new PixelWindow(0, 0, ds.Width, ds.Height), w, h, image.Pixels, [], transparentIsMissing: false, ct);
         return image;

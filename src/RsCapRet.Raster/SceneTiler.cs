@@ -188,7 +188,7 @@ public sealed class SceneTiler : IDisposable
         var full = new PixelWindow(0, 0, ds.Width, ds.Height);
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
             nativeGsd, tileGsd, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
-            StretchRanges(ds, rgb, alpha, options, ct))
+            StretchRanges(ds, rgb, alpha, options, paletted: _palette is not null, ct))
         { Grid = _grid, GsdInMetres = metres is not null, PaletteEntries = _palette?.Count };
     }
 
@@ -492,10 +492,10 @@ public sealed class SceneTiler : IDisposable
     /// excluding nodata, masked and NaN pixels.
     /// </summary>
     private static IReadOnlyList<(double, double)> StretchRanges(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, TilingOptions options,
-        CancellationToken ct)
+        bool paletted, CancellationToken ct)
     {
         // Colours from a colour table are shown as they are: a stretch would apply to the indices.
-        var stretch = PaletteOf(ds, rgb) is not null ? StretchMode.None
+        var stretch = paletted ? StretchMode.None
             : options.Stretch == StretchMode.Auto
             ? rgb.All(b => ds.Bands[b - 1].DataType == GdalDataType.Byte) ? StretchMode.None : StretchMode.Percentile
             : options.Stretch;
