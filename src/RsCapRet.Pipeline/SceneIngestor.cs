@@ -150,8 +150,10 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var (tiling, resolution) = tilingPlan ?? TilingPlan.For(path, options.Tiling, new ModelTiling(encoder.InputSize, encoder.TrainingResolution));
             using var tiler = SceneTiler.Open(path, tiling, work);   // a cancelled run stops GDAL mid-read
             var info = tiler.Info;
-            // A scene smaller than a quarter of a tile is warned about as a far-off resolution is: stored, listed, printed.
-            var warning = info.Grid.SmallTileWarning is { } small ? (resolution.Warning is { } w ? $"{w}; {small}" : small) : resolution.Warning;
+            // A scene smaller than a quarter of a tile, or one with an undeclared collar, is warned about as a far-off
+            // resolution is: stored, listed, printed.
+            var warnings = new[] { resolution.Warning, info.Grid.SmallTileWarning, info.CollarWarning }.OfType<string>().ToArray();
+            var warning = warnings.Length == 0 ? null : string.Join("; ", warnings);
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,
                 $"{path}: {info.Width}x{info.Height} px, {Counted.Of(info.BandCount, "band")}, EPSG:{info.Crs?.Epsg?.ToString() ?? "?"}, " +

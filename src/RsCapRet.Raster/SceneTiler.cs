@@ -86,6 +86,8 @@ public sealed record SceneInfo(string Path, string Driver, int Width, int Height
     public bool GsdInMetres { get; init; }
     /// <summary>The colour table's entries when the RGB bands are one paletted band read through it; else null.</summary>
     public int? PaletteEntries { get; init; }
+    /// <summary>Black corners with no nodata declared (a collar GDAL reads as data); null otherwise.</summary>
+    public string? CollarWarning { get; init; }
     /// <summary>Where the tiles lie: flush edges, padding of dimensions smaller than a tile.</summary>
     public required TileGrid Grid { get; init; }
 }
@@ -189,7 +191,29 @@ public sealed class SceneTiler : IDisposable
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
             nativeGsd, tileGsd, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
             StretchRanges(ds, rgb, alpha, options, paletted: _palette is not null, ct))
-        { Grid = _grid, GsdInMetres = metres is not null, PaletteEntries = _palette?.Count };
+        { Grid = _grid, GsdInMetres = metres is not null, PaletteEntries = _palette?.Count, CollarWarning = _palette is null ? CollarWarning(ds, rgb, alpha, ct) : null };
+    }
+
+    /// <summary>
+    /// A warped or rotated scene's collar: when all four corner pixels are 0 in every chosen band and the file declares
+    /// no nodata, mask or alpha, GDAL reads the collar as data, so its tiles would be captioned and searched as black
+    /// ground. Four one-pixel reads per band.
+    /// </summary>
+    private static string? CollarWarning(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, CancellationToken ct)
+    {
+        var bands = rgb.Distinct().ToArray();
+        if (alpha is not null || ds.Width < 2 || ds.Height < 2) return null;
+        if (bands.Any(b => ds.Bands[b - 1].NoData is not null || (ds.Bands[b - 1].MaskFlags & GdalNative.GMF_ALL_VALID) == 0)) return null;
+        var value = new double[1];
+        foreach (var (x, y) in new[] { (0, 0), (ds.Width - 1, 0), (0, ds.Height - 1), (ds.Width - 1, ds.Height - 1) })
+            foreach (var b in bands)
+            {
+                ds.Read(b, new PixelWindow(x, y, 1, 1), value.AsSpan(), 1, 1, ct: ct);
+                if (value[0] != 0) return null;
+            }
+        return "its four corners are black (0 in every band) and it declares no nodata: if that is a collar around the image " +
+               "(a warped or rotated scene), declare it (gdal_translate -a_nodata 0 IN.tif OUT.tif) or the collar is captioned " +
+               "and searched as black ground";
     }
 
     /// <summary>

@@ -99,6 +99,7 @@ public static class SceneCommands
             await output.WriteLineAsync($"resolution: {plan.Resolution.Note}");
             if (plan.Resolution.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {w}");
             if (tiler.Info.Grid.SmallTileWarning is { } small) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {small}");
+            if (tiler.Info.CollarWarning is { } collar) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {collar}");
             var kept = tiler.Tiles(ct).Count();
             await output.WriteLineAsync($"tiles: {kept} to caption, {tiler.SkippedTiles} skipped (more than {parse.GetValue(maxNodata):P0} nodata)");
             await output.WriteLineAsync(tiler.Coverage is { } coverage
