@@ -246,7 +246,8 @@
   });
 
   async function addImageFile(file) {
-    if (busy) return;
+    // The file input is disabled while the model answers; a drop is not, so it says why it was not added.
+    if (busy) { statusEl.textContent = `Answering… add ${file.name} again after the answer.`; return; }
     let encoded;
     try { encoded = await encodeUpload(file); } catch (e) { append(el('li', 'chat-error', `${file.name}: ${e.message}`)); return; }
     const li = append(encoded.preview ? imageBubble(encoded.preview, file.name) : el('li', 'chat-image', file.name));
