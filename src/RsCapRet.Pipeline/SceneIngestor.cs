@@ -152,7 +152,7 @@ public sealed class SceneIngestor(CatalogStore store, ITileEncoder encoder)
             var info = tiler.Info;
             // A scene smaller than a quarter of a tile, or one with an undeclared collar, is warned about as a far-off
             // resolution is: stored, listed, printed.
-            var warnings = new[] { resolution.Warning, info.Grid.SmallTileWarning, info.CollarWarning }.OfType<string>().ToArray();
+            var warnings = new[] { resolution.Warning }.OfType<string>().Concat(tiler.Warnings(work)).ToArray();
             var warning = warnings.Length == 0 ? null : string.Join("; ", warnings);
             var gridTiles = info.GridRows * info.GridCols;
             progress?.Invoke(new IngestProgress(path, 0, 0, gridTiles,

@@ -90,5 +90,4 @@ public static class SceneDescription
         sb.AppendLine("stretch: " + string.Join("; ", i.StretchRanges.Select((r, k) => FormattableString.Invariant($"band {i.RgbBands[k]} {r.Low:0.##}..{r.High:0.##}")).Distinct()));
         return sb.ToString();
     }
-
 }

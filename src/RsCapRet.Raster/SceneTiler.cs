@@ -86,8 +86,6 @@ public sealed record SceneInfo(string Path, string Driver, int Width, int Height
     public bool GsdInMetres { get; init; }
     /// <summary>The colour table's entries when the RGB bands are one paletted band read through it; else null.</summary>
     public int? PaletteEntries { get; init; }
-    /// <summary>Black corners with no nodata declared (a collar GDAL reads as data); null otherwise.</summary>
-    public string? CollarWarning { get; init; }
     /// <summary>Where the tiles lie: flush edges, padding of dimensions smaller than a tile.</summary>
     public required TileGrid Grid { get; init; }
 }
@@ -191,8 +189,15 @@ public sealed class SceneTiler : IDisposable
         Info = new SceneInfo(path, ds.DriverName, ds.Width, ds.Height, ds.Bands.Count, rgb, alpha, ds.Crs, ds.GeoTransform,
             nativeGsd, tileGsd, rows, cols, NativeFootprint(full), Wgs84Footprint(full), AcquisitionTimes.Find(ds, path, options.AcquiredNamePattern, options.StacItem),
             StretchRanges(ds, rgb, alpha, options, paletted: _palette is not null, ct))
-        { Grid = _grid, GsdInMetres = metres is not null, PaletteEntries = _palette?.Count, CollarWarning = _palette is null ? CollarWarning(ds, rgb, alpha, ct) : null };
+        { Grid = _grid, GsdInMetres = metres is not null, PaletteEntries = _palette?.Count };
     }
+
+    /// <summary>
+    /// What makes this scene's tiles unreliable, read when asked (ingestion and inspect; a map tile or thumbnail opens
+    /// the scene without it): tiles that are mostly padding (<see cref="TileGrid.SmallTileWarning"/>), an undeclared collar.
+    /// </summary>
+    public IReadOnlyList<string> Warnings(CancellationToken ct = default) =>
+        new[] { _grid.SmallTileWarning, _palette is null ? CollarWarning(_ds, Info.RgbBands, Info.AlphaBand, ct) : null }.OfType<string>().ToArray();
 
     /// <summary>
     /// A warped or rotated scene's collar: when all four corner pixels are 0 in every chosen band and the file declares
@@ -201,8 +206,8 @@ public sealed class SceneTiler : IDisposable
     /// </summary>
     private static string? CollarWarning(RasterDataset ds, IReadOnlyList<int> rgb, int? alpha, CancellationToken ct)
     {
-        var bands = rgb.Distinct().ToArray();
         if (alpha is not null || ds.Width < 2 || ds.Height < 2) return null;
+        var bands = rgb.Distinct().ToArray();
         if (bands.Any(b => ds.Bands[b - 1].NoData is not null || (ds.Bands[b - 1].MaskFlags & GdalNative.GMF_ALL_VALID) == 0)) return null;
         var value = new double[1];
         foreach (var (x, y) in new[] { (0, 0), (ds.Width - 1, 0), (0, ds.Height - 1), (ds.Width - 1, ds.Height - 1) })

@@ -30,16 +30,17 @@ public sealed class CollarWarningTests : IDisposable
     {
         using (var tiler = SceneTiler.Open(Scene("collar.tif", collar: true), new TilingOptions { TileSize = 16 }))
         {
-            Assert.Contains("its four corners are black", tiler.Info.CollarWarning);
-            Assert.Contains("gdal_translate -a_nodata 0", tiler.Info.CollarWarning);
+            var warning = Assert.Single(tiler.Warnings());
+            Assert.Contains("its four corners are black", warning);
+            Assert.Contains("gdal_translate -a_nodata 0", warning);
         }
         // Declared: the collar is nodata, nothing to warn about.
         using (var declared = SceneTiler.Open(Scene("declared.tif", collar: true, nodata: 0), new TilingOptions { TileSize = 16 }))
-            Assert.Null(declared.Info.CollarWarning);
+            Assert.Empty(declared.Warnings());
         // One corner that is not black: an image, not a collar.
         using (var lit = SceneTiler.Open(Scene("lit.tif", collar: true, corner: 7), new TilingOptions { TileSize = 16 }))
-            Assert.Null(lit.Info.CollarWarning);
+            Assert.Empty(lit.Warnings());
         using (var plain = SceneTiler.Open(Scene("plain.tif", collar: false), new TilingOptions { TileSize = 16 }))
-            Assert.Null(plain.Info.CollarWarning);
+            Assert.Empty(plain.Warnings());
     }
 }

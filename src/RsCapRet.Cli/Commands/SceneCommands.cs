@@ -98,8 +98,7 @@ public static class SceneCommands
             await output.WriteLineAsync($"model: {modelDir} ({plan.Tiling.TileSize}-px input)");
             await output.WriteLineAsync($"resolution: {plan.Resolution.Note}");
             if (plan.Resolution.Warning is { } w) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {w}");
-            if (tiler.Info.Grid.SmallTileWarning is { } small) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {small}");
-            if (tiler.Info.CollarWarning is { } collar) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {collar}");
+            foreach (var warning in tiler.Warnings(ct)) await parse.InvocationConfiguration.Error.WriteLineAsync($"warning: {scene}: {warning}");
             var kept = tiler.Tiles(ct).Count();
             await output.WriteLineAsync($"tiles: {kept} to caption, {tiler.SkippedTiles} skipped (more than {parse.GetValue(maxNodata):P0} nodata)");
             await output.WriteLineAsync(tiler.Coverage is { } coverage
